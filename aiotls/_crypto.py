@@ -1,0 +1,212 @@
+"""The only module that imports ``cryptography.hazmat``.
+
+It provides, backed by OpenSSL through ``cryptography``:
+
+* :class:`AEADCipher` -- AES-GCM / ChaCha20-Poly1305 / AES-CCM objects with the
+  interface tlslite's record layer expects (``seal``/``open``, ``name``,
+  ``tagLength``...), so the engine can use them in place of tlslite's pure-Python
+  ciphers.  ``open`` returns ``None`` on authentication failure, as tlslite wants.
+* :class:`ECDHGroup` -- X25519, X448 and NIST-curve ECDHE key shares.
+* key and certificate loading (PEM, encrypted PEM, DER) and key/certificate matching.
+
+Errors are raised as ``ValueError``; the engine translates them into TLS alerts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from cryptography import x509
+from cryptography.exceptions import InvalidTag, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa, x448, x25519
+from cryptography.hazmat.primitives.ciphers.aead import AESCCM, AESGCM, ChaCha20Poly1305
+
+PrivateKey = (
+    rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey
+)
+
+# --- AEAD ------------------------------------------------------------------------------------
+
+_AEAD_FACTORIES: dict[str, Callable[[bytes], Any]] = {
+    "aes128gcm": AESGCM,
+    "aes256gcm": AESGCM,
+    "chacha20-poly1305": ChaCha20Poly1305,
+    "aes128ccm": AESCCM,
+    "aes256ccm": AESCCM,
+    "aes128ccm_8": lambda key: AESCCM(key, tag_length=8),
+    "aes256ccm_8": lambda key: AESCCM(key, tag_length=8),
+}
+
+
+class AEADCipher:
+    """An AEAD cipher object, shaped like tlslite's ``AESGCM``/``CHACHA20_POLY1305``."""
+
+    isBlockCipher = False  # noqa: N815 - tlslite's attribute names
+    isAEAD = True  # noqa: N815
+    nonceLength = 12  # noqa: N815
+    implementation = "openssl"
+
+    __slots__ = ("_aead", "key", "name", "tagLength")
+
+    def __init__(self, name: str, key: bytes | bytearray) -> None:
+        self.name = name
+        self.key = bytes(key)
+        self.tagLength = 8 if name.endswith("_8") else 16
+        self._aead = _AEAD_FACTORIES[name](self.key)
+
+    def seal(self, nonce: bytes | bytearray, plaintext: bytes | bytearray,
+             data: bytes | bytearray) -> bytearray:
+        """Encrypt and authenticate ``plaintext`` with additional data ``data``."""
+        return bytearray(self._aead.encrypt(bytes(nonce), bytes(plaintext), bytes(data)))
+
+    def open(self, nonce: bytes | bytearray, ciphertext: bytes | bytearray,
+             data: bytes | bytearray) -> bytearray | None:
+        """Decrypt and verify; ``None`` if the tag does not match."""
+        try:
+            return bytearray(self._aead.decrypt(bytes(nonce), bytes(ciphertext), bytes(data)))
+        except InvalidTag:
+            return None
+
+
+# --- key exchange ----------------------------------------------------------------------------
+
+_NIST_CURVES: dict[str, type[ec.EllipticCurve]] = {
+    "secp256r1": ec.SECP256R1,
+    "secp384r1": ec.SECP384R1,
+    "secp521r1": ec.SECP521R1,
+}
+KEX_GROUPS = frozenset({"x25519", "x448", *_NIST_CURVES})
+
+
+class ECDHGroup:
+    """Ephemeral (EC)DH for one named group: make a key share, compute the shared secret."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        if name not in KEX_GROUPS:
+            raise ValueError(f"unsupported key-exchange group {name!r}")
+        self.name = name
+
+    def generate(self) -> Any:
+        """A fresh private key for this group."""
+        if self.name == "x25519":
+            return x25519.X25519PrivateKey.generate()
+        if self.name == "x448":
+            return x448.X448PrivateKey.generate()
+        return ec.generate_private_key(_NIST_CURVES[self.name]())
+
+    @staticmethod
+    def public_bytes(private: Any) -> bytearray:
+        """The key share to send: raw for X25519/X448, an uncompressed point for NIST curves."""
+        public = private.public_key()
+        if isinstance(public, ec.EllipticCurvePublicKey):
+            return bytearray(public.public_bytes(serialization.Encoding.X962,
+                                                 serialization.PublicFormat.UncompressedPoint))
+        return bytearray(public.public_bytes_raw())
+
+    def shared_secret(self, private: Any, peer_share: bytes | bytearray) -> bytearray:
+        """ECDH with the peer's share; ``ValueError`` if the share is invalid."""
+        share = bytes(peer_share)
+        try:
+            if self.name == "x25519":
+                if len(share) != 32:
+                    raise ValueError("X25519 key share must be 32 bytes")
+                secret = private.exchange(x25519.X25519PublicKey.from_public_bytes(share))
+            elif self.name == "x448":
+                if len(share) != 56:
+                    raise ValueError("X448 key share must be 56 bytes")
+                secret = private.exchange(x448.X448PublicKey.from_public_bytes(share))
+            else:
+                if not share or share[0] != 4:
+                    raise ValueError("only uncompressed EC points are allowed")
+                peer = ec.EllipticCurvePublicKey.from_encoded_point(_NIST_CURVES[self.name](), share)
+                secret = private.exchange(ec.ECDH(), peer)
+        except (ValueError, UnsupportedAlgorithm) as exc:
+            raise ValueError(f"invalid {self.name} key share: {exc}") from None
+        if not any(secret):
+            raise ValueError(f"{self.name} shared secret is all zero")
+        return bytearray(secret)
+
+
+# --- keys and certificates -------------------------------------------------------------------
+
+
+def load_private_key(data: bytes, password: bytes | None) -> PrivateKey:
+    """Load a PEM (possibly encrypted) or DER private key."""
+    loaders = (serialization.load_pem_private_key, serialization.load_der_private_key)
+    if b"-----BEGIN" in data:
+        loaders = (serialization.load_pem_private_key,)
+    last: Exception | None = None
+    for loader in loaders:
+        try:
+            key = loader(data, password)
+        except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+            last = exc
+            continue
+        if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+                          | ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey):
+            raise ValueError(f"unsupported private key type {type(key).__name__}")
+        return key
+    raise ValueError(str(last) if last else "no private key found")
+
+
+def private_key_pkcs8_pem(key: PrivateKey) -> str:
+    """The key as unencrypted PKCS#8 PEM text (what tlslite's parser reads)."""
+    if isinstance(key, rsa.RSAPrivateKey):
+        fmt = serialization.PrivateFormat.TraditionalOpenSSL
+    else:
+        fmt = serialization.PrivateFormat.PKCS8
+    return key.private_bytes(serialization.Encoding.PEM, fmt,
+                             serialization.NoEncryption()).decode("ascii")
+
+
+def key_description(key: Any) -> str:
+    """A short human description of a public or private key: ``RSA-2048``, ``ECDSA-P256``..."""
+    if isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
+        return f"RSA-{key.key_size}"
+    if isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
+        return f"ECDSA-{key.curve.name}"
+    if isinstance(key, ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey):
+        return "Ed25519"
+    if isinstance(key, ed448.Ed448PrivateKey | ed448.Ed448PublicKey):
+        return "Ed448"
+    return type(key).__name__
+
+
+def rsa_key_bits(key: Any) -> int | None:
+    """RSA modulus size in bits, or ``None`` for non-RSA keys."""
+    if isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
+        return int(key.key_size)
+    return None
+
+
+def key_matches_certificate(key: PrivateKey, cert: x509.Certificate) -> bool:
+    """True if ``key`` is the private half of ``cert``'s public key."""
+    pub = cert.public_key()
+    fmt = serialization.PublicFormat.SubjectPublicKeyInfo
+    der = serialization.Encoding.DER
+    return bool(key.public_key().public_bytes(der, fmt) == pub.public_bytes(der, fmt))
+
+
+def certificate_is_self_issued_and_signed(cert: x509.Certificate) -> bool:
+    """True if the certificate names itself as issuer and its signature verifies with its own key."""
+    if cert.issuer != cert.subject:
+        return False
+    try:
+        cert.verify_directly_issued_by(cert)
+    except (ValueError, TypeError, UnsupportedAlgorithm, Exception):  # InvalidSignature et al.
+        return False
+    return True
+
+
+def fingerprint_sha256(cert: x509.Certificate) -> str:
+    """Colon-separated SHA-256 fingerprint of a certificate."""
+    return cert.fingerprint(hashes.SHA256()).hex(":").upper()
+
+
+def der_bytes(cert: x509.Certificate) -> bytes:
+    """The DER encoding of a certificate."""
+    return cert.public_bytes(serialization.Encoding.DER)

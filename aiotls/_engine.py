@@ -1,0 +1,634 @@
+"""The handshake engine: tlslite-ng driven without a socket.  The only importer of tlslite.
+
+Theory of operation
+-------------------
+tlslite-ng is written for sockets.  Its ``*Async`` methods return generators that
+yield ``0`` when they want to read and ``1`` when they want to write, and they
+read through ``sock.recv()`` and write through ``sock.send()``/``sendall()``.  We
+give it a :class:`_MemorySocket`:
+
+* ``recv()`` hands out bytes from an inbox and raises ``OSError(EWOULDBLOCK)``
+  when the inbox is empty, which tlslite turns into "yield 0".  (A bare
+  ``BlockingIOError()`` would crash it: it reads ``args[0]``.)
+* ``send()``/``sendall()`` append to an outbox and never block, so "yield 1"
+  never happens.
+
+The connection layer above frames whole TLS records out of the byte stream and
+only then puts them in the inbox.  A tlslite generator that yields 0 is
+therefore always suspended at a record boundary, holding no half-read record in
+its local variables, and can be resumed later or dropped safely.
+
+Generators in play: the handshake generator until it finishes, then a
+``readAsync()`` generator per batch of application data (it also handles
+NewSessionTicket, KeyUpdate and close_notify, and may write replies).
+Application writes call ``writeAsync()`` to completion at once.
+
+Per-connection seams (private tlslite API; the version is pinned and the seams
+are tested):
+
+* :class:`_RecordLayer` overrides ``_getCipherSettings`` so AEAD ciphers come from
+  ``cryptography`` (OpenSSL) instead of tlslite's pure Python (0.2 MB/s).
+* :class:`_TLSLiteConnection._getKEX` gives TLS 1.3 key shares from ``cryptography``.
+* ``_check_certchain_with_settings`` (server certificates; client certificates in
+  TLS 1.2), ``_serverSendTickets`` (client certificates in TLS 1.3) and
+  ``_serverFinished`` (missing client certificate in TLS 1.2) run aiotls's
+  certificate verification inside the handshake, before any Finished or ticket.
+* ``_shutdown`` keeps the record protection in place so that alerts sent after
+  an error are encrypted like the rest of the traffic.
+"""
+
+from __future__ import annotations
+
+import datetime
+import errno
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from typing import Any
+
+from tlslite import HandshakeSettings
+from tlslite import TLSConnection as _TLSLiteBase
+from tlslite.constants import AlertDescription as _TLAlert
+from tlslite.constants import AlertLevel, CipherSuite, ExtensionType, GroupName
+from tlslite.errors import (
+    TLSAbruptCloseError,
+    TLSBadRecordMAC,
+    TLSDecodeError,
+    TLSDecryptionFailed,
+    TLSHandshakeFailure,
+    TLSIllegalParameterException,
+    TLSInsufficientSecurity,
+    TLSLocalAlert,
+    TLSProtocolException,
+    TLSRecordOverflow,
+    TLSRemoteAlert,
+    TLSUnexpectedMessage,
+    TLSUnknownPSKIdentity,
+)
+from tlslite.messages import Alert, ServerHello
+from tlslite.recordlayer import RecordLayer
+from tlslite.utils.cipherfactory import createAESCCM, createAESCCM_8, createAESGCM, createCHACHA20
+from tlslite.utils.keyfactory import parsePEMKey
+from tlslite.x509 import X509
+from tlslite.x509certchain import X509CertChain
+
+from . import _crypto, _verify
+from .context import SUITES_BY_ID, TLSContext
+from .errors import (
+    AlertDescription,
+    CertificateError,
+    PeerMisbehaved,
+    TLSConfigurationError,
+    TLSError,
+    error_for_received_alert,
+    error_for_sent_alert,
+)
+
+_VERSION_TUPLES = {"TLSv1": (3, 1), "TLSv1.1": (3, 2), "TLSv1.2": (3, 3), "TLSv1.3": (3, 4)}
+_VERSION_NAMES = {v: k for k, v in _VERSION_TUPLES.items()}
+_CERT_REQUIRED, _CERT_OPTIONAL = 2, 1
+
+WANT_READ = 0
+
+
+# --- the in-memory socket --------------------------------------------------------------------
+
+
+class _MemorySocket:
+    """What tlslite sees as its socket: an inbox of whole records and an outbox."""
+
+    __slots__ = ("discard", "inbox", "outbox")
+
+    def __init__(self) -> None:
+        self.inbox = bytearray()
+        self.outbox = bytearray()
+        #: Once we have sent close_notify nothing more may go out; later writes are dropped.
+        self.discard = False
+
+    def recv(self, bufsize: int) -> bytes:
+        if not self.inbox:
+            raise OSError(errno.EWOULDBLOCK, "no data")
+        chunk = bytes(self.inbox[:bufsize])
+        del self.inbox[:bufsize]
+        return chunk
+
+    def send(self, data: bytes | bytearray) -> int:
+        if not self.discard:
+            self.outbox += data
+        return len(data)
+
+    def sendall(self, data: bytes | bytearray) -> None:
+        self.send(data)
+
+    def close(self) -> None:
+        pass
+
+    def shutdown(self, how: int) -> None:
+        pass
+
+    def settimeout(self, value: float | None) -> None:
+        pass
+
+    def gettimeout(self) -> float | None:
+        return None
+
+    def getsockname(self) -> tuple[str, int]:
+        return ("0.0.0.0", 0)
+
+    def getpeername(self) -> tuple[str, int]:
+        return ("0.0.0.0", 0)
+
+
+# --- cryptography-backed primitives in tlslite's shapes --------------------------------------
+
+_AEAD_FUNCS = {createAESGCM: "gcm", createAESCCM: "ccm", createAESCCM_8: "ccm_8"}
+
+
+class _RecordLayer(RecordLayer):  # type: ignore[misc]
+    """tlslite's record layer with AEAD ciphers from ``cryptography``."""
+
+    @staticmethod
+    def _getCipherSettings(cipherSuite: int) -> tuple[int, int, Any]:  # noqa: N802, N803
+        key_len, iv_len, func = RecordLayer._getCipherSettings(cipherSuite)
+        name: str | None = None
+        if func in _AEAD_FUNCS:
+            size = "128" if key_len == 16 else "256"
+            kind = _AEAD_FUNCS[func]
+            name = f"aes{size}{kind}"
+        elif func is createCHACHA20 and cipherSuite in CipherSuite.chacha20Suites:
+            name = "chacha20-poly1305"
+        if name is None:
+            return key_len, iv_len, func  # legacy CBC / draft ciphers stay on tlslite's code
+
+        def create(key: bytes, implementations: Any = None, _name: str = name) -> _crypto.AEADCipher:
+            return _crypto.AEADCipher(_name, key)
+
+        return key_len, iv_len, create
+
+
+class _KeyExchange:
+    """tlslite's ``RawDHKeyExchange`` interface over :class:`aiotls._crypto.ECDHGroup`."""
+
+    def __init__(self, group: int, version: tuple[int, int]) -> None:
+        self.group = group
+        self.version = version
+        self._impl = _crypto.ECDHGroup(GroupName.toStr(group))
+
+    def get_random_private_key(self) -> Any:
+        return self._impl.generate()
+
+    def calc_public_value(self, private: Any, point_format: str = "uncompressed") -> bytearray:
+        return self._impl.public_bytes(private)
+
+    def calc_shared_key(self, private: Any, peer_share: bytearray,
+                        valid_point_formats: Any = None) -> bytearray:
+        try:
+            return self._impl.shared_secret(private, peer_share)
+        except ValueError as exc:
+            raise TLSIllegalParameterException(str(exc)) from None
+
+
+# --- verification policy ---------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Policy:
+    """What to verify about the peer's certificate on one connection."""
+
+    trust: _verify.TrustStore
+    peer_role: str  # "server" or "client": the role of the certificate being checked
+    hostname: str | None
+    mode: int
+    now: Callable[[], datetime.datetime]
+
+    def verify(self, chain: list[bytes]) -> None:
+        if not chain and self.mode != _CERT_REQUIRED:
+            return
+        _verify.verify_chain(chain, trust=self.trust, role=self.peer_role,
+                             hostname=self.hostname, now=self.now())
+
+
+def _chain_der(chain: Any) -> list[bytes]:
+    if chain is None:
+        return []
+    return [bytes(c.bytes) for c in chain.x509List]
+
+
+class _TLSLiteConnection(_TLSLiteBase):  # type: ignore[misc]
+    """tlslite's TLSConnection with aiotls's per-connection seams."""
+
+    _aiotls_policy: _Policy | None = None
+    _aiotls_error: TLSError | None = None
+
+    @staticmethod
+    def _getKEX(group: int, version: tuple[int, int]) -> Any:  # noqa: N802
+        if GroupName.toStr(group) in _crypto.KEX_GROUPS:
+            return _KeyExchange(group, version)
+        return _TLSLiteBase._getKEX(group, version)
+
+    def _aiotls_verify(self, chain: list[bytes], missing_alert: int) -> Generator[int, None, None]:
+        policy = self._aiotls_policy
+        if policy is None:
+            return
+        try:
+            policy.verify(chain)
+        except CertificateError as err:
+            if not chain:
+                err.alert = AlertDescription(missing_alert)
+                err.alert_number = missing_alert
+            self._aiotls_error = err
+            yield from self._sendError(err.alert_number, err.what)
+
+    def _check_certchain_with_settings(self, cert_chain: Any, settings: Any) -> Generator[Any, None, None]:
+        result: Any = None
+        for result in super()._check_certchain_with_settings(cert_chain, settings):
+            if result in (0, 1):
+                yield result
+            else:
+                break
+        public_key = result
+        yield from self._aiotls_verify(_chain_der(cert_chain), _TLAlert.bad_certificate)
+        yield public_key
+
+    def _serverFinished(self, *args: Any, **kwargs: Any) -> Generator[Any, None, None]:  # noqa: N802
+        # TLS 1.2 server: the client sent no certificate although one is required.
+        chain = args[8] if len(args) > 8 else kwargs.get("client_cert_chain")
+        policy = self._aiotls_policy
+        if policy is not None and not _chain_der(chain):
+            yield from self._aiotls_verify([], _TLAlert.handshake_failure)
+        yield from super()._serverFinished(*args, **kwargs)
+
+    def _serverSendTickets(self, settings: Any) -> Generator[Any, None, None]:  # noqa: N802
+        # TLS 1.3 server: the client's Certificate/CertificateVerify/Finished were checked by
+        # tlslite; verify the chain before the handshake is declared done or tickets are issued.
+        if self.version >= (3, 4) and self._aiotls_policy is not None:
+            chain = _chain_der(self.session.clientCertChain if self.session else None)
+            yield from self._aiotls_verify(chain, _TLAlert.certificate_required)
+        yield from super()._serverSendTickets(settings)
+
+    def _clientGetServerHello(self, *args: Any, **kwargs: Any) -> Generator[Any, None, None]:  # noqa: N802
+        # tlslite's requireExtendedMasterSecret also fires for TLS 1.3 (which has no such
+        # extension), so the client enforces RFC 7627 for TLS 1.2 itself, right after ServerHello.
+        result: Any = None
+        for result in super()._clientGetServerHello(*args, **kwargs):
+            if result in (0, 1):
+                yield result
+            else:
+                break
+        if (isinstance(result, ServerHello) and tuple(self.version) <= (3, 3)
+                and not result.getExtension(ExtensionType.extended_master_secret)):
+            yield from self._sendError(
+                _TLAlert.handshake_failure,
+                "the server does not support the extended master secret extension (RFC 7627), "
+                "which aiotls requires for TLS 1.2",
+            )
+        yield result
+
+    def _shutdown(self, resumable: bool) -> None:
+        # Unlike tlslite, keep the record layer keyed: a later alert must stay encrypted.
+        self.closed = True
+        if not resumable and self.session:
+            self.session.resumable = False
+
+
+# --- per-context cached configuration ------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Prepared:
+    generation: int
+    client_settings: Any
+    server_settings: Any
+    cert_chain: Any
+    private_key: Any
+    alpn: list[bytearray] | None
+
+
+def _settings(ctx: TLSContext) -> Any:
+    suites = ctx._suites
+    s = HandshakeSettings()
+    s.cipherNames = list(dict.fromkeys(x.cipher for x in suites))
+    s.macNames = list(dict.fromkeys(x.mac for x in suites))
+    kexes = list(dict.fromkeys(x.kex for x in suites if x.kex))
+    s.keyExchangeNames = kexes or ["ecdhe_ecdsa", "ecdhe_rsa"]
+    lo = _VERSION_TUPLES[_version_name(ctx.minimum_version)]
+    hi = _VERSION_TUPLES[_version_name(ctx.maximum_version)]
+    if not kexes:  # only TLS 1.3 suites chosen
+        lo = max(lo, (3, 4))
+    if not any(x.kex is None for x in suites):  # only TLS 1.2-and-older suites chosen
+        hi = min(hi, (3, 3))
+    if lo > hi:
+        raise TLSConfigurationError(
+            f"no protocol version left: minimum {_VERSION_NAMES.get(lo)} > maximum "
+            f"{_VERSION_NAMES.get(hi)} (after matching the chosen cipher suites)",
+            hint="widen minimum_version/maximum_version or choose suites for those versions",
+        )
+    s.minVersion, s.maxVersion = lo, hi
+    s.eccCurves = list(ctx._groups)
+    s.keyShares = [ctx._groups[0]]
+    s.dhGroups = []
+    s.use_heartbeat_extension = False
+    s.useExtendedMasterSecret = True
+    s.requireExtendedMasterSecret = False  # enforced per role, see _prepare()
+    s.minKeySize = 2048
+    s.rsaSigHashes = ["sha512", "sha384", "sha256"]
+    s.ecdsaSigHashes = ["sha512", "sha384", "sha256"]
+    s.dsaSigHashes = []
+    s.certificate_compression_send = []
+    s.certificate_compression_receive = []
+    s.ticketKeys = []
+    s.ticket_count = 0
+    s.cipherImplementations = ["python"]
+    try:
+        return s.validate()
+    except (ValueError, TypeError) as exc:
+        raise TLSConfigurationError(f"invalid TLS settings: {exc}") from None
+
+
+def _parse_x509(der: bytes) -> Any:
+    cert = X509()
+    cert.parseBinary(bytearray(der))
+    return cert
+
+
+def _version_name(v: Any) -> str:
+    return {1: "TLSv1", 2: "TLSv1.1", 3: "TLSv1.2", 4: "TLSv1.3"}[int(v) - 0x300]
+
+
+def _prepare(ctx: TLSContext) -> _Prepared:
+    cached: _Prepared | None = getattr(ctx, "_engine_cache", None)
+    if cached is not None and cached.generation == ctx._generation:
+        return cached
+    client_settings = _settings(ctx)
+    server_settings = _settings(ctx)
+    server_settings.requireExtendedMasterSecret = True
+    chain = key = None
+    if ctx._chain_der and ctx._key is not None:
+        chain = X509CertChain([_parse_x509(d) for d in ctx._chain_der])
+        key = parsePEMKey(_crypto.private_key_pkcs8_pem(ctx._key), private=True,
+                          implementations=["python"])
+    alpn = [bytearray(p.encode("ascii")) for p in ctx._alpn] or None
+    prepared = _Prepared(ctx._generation, client_settings, server_settings, chain, key, alpn)
+    ctx._engine_cache = prepared  # type: ignore[attr-defined]
+    return prepared
+
+
+# --- the engine ------------------------------------------------------------------------------
+
+
+class Engine:
+    """One TLS connection's protocol engine; used only by :class:`aiotls.TLSConnection`."""
+
+    def __init__(
+        self,
+        ctx: TLSContext,
+        *,
+        server_side: bool,
+        server_hostname: str | None,
+        now: Callable[[], datetime.datetime],
+    ) -> None:
+        prepared = _prepare(ctx)
+        self.server_side = server_side
+        self.server_hostname = server_hostname
+        self._sock = _MemorySocket()
+        tl = _TLSLiteConnection(self._sock)
+        tl._recordLayer = _RecordLayer(tl.sock)
+        tl.closeSocket = False
+        self._tl = tl
+        self.handshake_done = False
+        self.failed = False
+        verify_mode = int(ctx.verify_mode)
+        if verify_mode != 0:
+            tl._aiotls_policy = _Policy(
+                trust=ctx._trust,
+                peer_role="client" if server_side else "server",
+                hostname=server_hostname if (ctx.check_hostname and not server_side) else None,
+                mode=_CERT_REQUIRED if (not server_side or verify_mode == _CERT_REQUIRED)
+                else _CERT_OPTIONAL,
+                now=now,
+            )
+        self.verified = tl._aiotls_policy is not None
+        self._reader: Generator[Any, None, None] | None = None
+        if server_side:
+            if prepared.cert_chain is None:
+                raise TLSConfigurationError(
+                    "a server-side connection needs a certificate",
+                    cause="the context has no certificate chain loaded",
+                    hint="call load_cert_chain(certfile, keyfile) on the server context",
+                )
+            self._gen = tl.handshakeServerAsync(
+                certChain=prepared.cert_chain, privateKey=prepared.private_key,
+                reqCert=verify_mode != 0, settings=prepared.server_settings, alpn=prepared.alpn,
+            )
+        else:
+            sni = server_hostname
+            if sni is not None and not isinstance(_verify.parse_hostname(sni), _verify.DNSName):
+                sni = None  # RFC 6066: no IP literals in SNI
+            self._gen = tl.handshakeClientCert(
+                certChain=prepared.cert_chain, privateKey=prepared.private_key,
+                settings=prepared.client_settings, serverName=sni, alpn=prepared.alpn,
+                async_=True,
+            )
+
+    # --- I/O with the connection layer -------------------------------------------------------
+
+    def feed(self, record: bytes | bytearray | memoryview) -> None:
+        """Queue one whole TLS record (header included)."""
+        self._sock.inbox += record
+
+    def take_output(self) -> bytes:
+        out = bytes(self._sock.outbox)
+        self._sock.outbox.clear()
+        return out
+
+    def has_output(self) -> bool:
+        return bool(self._sock.outbox)
+
+    def _has_input(self) -> bool:
+        return bool(self._sock.inbox) or bool(self._tl.sock._read_buffer)
+
+    # --- driving -----------------------------------------------------------------------------
+
+    def step_handshake(self) -> bool:
+        """Advance the handshake; True once it has completed."""
+        status, _ = self._drive(self._gen)
+        if status == WANT_READ:
+            return False
+        self.handshake_done = True
+        return True
+
+    def read(self) -> bytes | None:
+        """Decrypt the next batch of application data.
+
+        Returns data, ``b""`` when the peer sent close_notify, or ``None`` when more
+        records are needed.
+        """
+        if self._reader is None:
+            if not self._has_input():
+                return None
+            self._reader = self._tl.readAsync()
+        status, value = self._drive(self._reader)
+        if status == WANT_READ:
+            return None
+        self._reader = None
+        return bytes(value) if value is not None else b""
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self._drive(self._tl.writeAsync(data))
+
+    def close_notify(self) -> None:
+        """Send close_notify; nothing is sent after it."""
+        self._flush_queue()
+        self._send_alert(_TLAlert.close_notify, AlertLevel.warning)
+        self._sock.discard = True
+
+    def fail(self, alert: int | None) -> None:
+        """Abort: send a fatal alert (if given and none was sent yet), then go quiet."""
+        if not self.failed:
+            self.failed = True
+            if alert is not None:
+                self._flush_queue()
+                self._send_alert(alert, AlertLevel.fatal)
+            self._sock.discard = True
+        self._tl.closed = True
+
+    def _flush_queue(self) -> None:
+        try:
+            self._tl.sock.flush()
+        finally:
+            self._tl.sock.buffer_writes = False
+
+    def _send_alert(self, description: int, level: int) -> None:
+        try:
+            for _ in self._tl._sendMsg(Alert().create(description, level)):
+                pass
+        except Exception:  # noqa: BLE001 - a broken record layer: nothing more can be sent
+            self._sock.discard = True
+
+    def _drive(self, gen: Any) -> tuple[int, Any]:
+        """Run a tlslite generator until it wants input (WANT_READ) or produces a result."""
+        try:
+            for result in gen:
+                if result == 0 and isinstance(result, int):
+                    return WANT_READ, None
+                if result == 1 and isinstance(result, int):
+                    continue  # "would block on write": cannot happen with our socket
+                return 1, result
+            return 1, None
+        except TLSError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every tlslite failure becomes an aiotls error
+            raise self._translate(exc) from None
+
+    def _translate(self, exc: BaseException) -> TLSError:
+        """Turn a tlslite exception into an aiotls error, sending an alert if tlslite did not."""
+        during = not self.handshake_done
+        if isinstance(exc, TLSLocalAlert):
+            self.failed = True
+            self._sock.discard = True
+            if self._tl._aiotls_error is not None:
+                return self._tl._aiotls_error
+            detail = exc.message or ""
+            return error_for_sent_alert(exc.description, _clean_detail(detail))
+        if isinstance(exc, TLSRemoteAlert):
+            self.failed = True
+            self._sock.discard = True
+            return error_for_received_alert(exc.description, during_handshake=during)
+        alert, detail = _ALERT_FOR_EXCEPTION.get(type(exc), (None, ""))
+        if alert is None:
+            for cls, (a, d) in _ALERT_FOR_EXCEPTION.items():
+                if isinstance(exc, cls):
+                    alert, detail = a, d
+                    break
+        if alert is None and isinstance(exc, SyntaxError):  # tlslite's codec.DecodeError
+            alert, detail = _TLAlert.decode_error, "malformed message"
+        if isinstance(exc, TLSAbruptCloseError):
+            alert, detail = None, "connection closed"
+        if alert is None and not isinstance(exc, TLSAbruptCloseError):
+            self.fail(_TLAlert.internal_error)
+            return TLSError(
+                f"internal error in the TLS engine: {type(exc).__name__}: {exc}",
+                cause="a bug in aiotls or tlslite-ng, possibly triggered by unusual peer input",
+                hint="please report it with the handshake trace (python -m aiotls diagnose)",
+                alert=AlertDescription.internal_error, code="internal-error",
+            )
+        self.fail(alert)
+        text = str(exc) or detail
+        err = error_for_sent_alert(alert, _clean_detail(f"{detail}: {text}" if text != detail
+                                                        else detail)) if alert is not None \
+            else PeerMisbehaved(text)
+        return err
+
+    # --- introspection -----------------------------------------------------------------------
+
+    @property
+    def version(self) -> str | None:
+        v = tuple(self._tl.version) if self._tl.version else None
+        return _VERSION_NAMES.get(v) if v else None  # type: ignore[arg-type]
+
+    def cipher_suite(self) -> int | None:
+        session = self._tl.session
+        return int(session.cipherSuite) if session is not None and session.cipherSuite else None
+
+    def cipher_openssl_name(self) -> tuple[str, int] | None:
+        sid = self.cipher_suite()
+        if sid is None:
+            return None
+        suite = SUITES_BY_ID.get(sid)
+        if suite is not None:
+            return suite.openssl_name, suite.bits
+        return CipherSuite.ietfNames.get(sid, f"0x{sid:04X}"), 0
+
+    def group(self) -> str | None:
+        curve = self._tl.ecdhCurve
+        return str(GroupName.toStr(curve)) if curve is not None else None
+
+    def alpn(self) -> str | None:
+        session = self._tl.session
+        proto = session.appProto if session is not None else None
+        return bytes(proto).decode("ascii", "replace") if proto else None
+
+    def peer_chain(self) -> list[bytes]:
+        session = self._tl.session
+        if session is None:
+            return []
+        chain = session.clientCertChain if self.server_side else session.serverCertChain
+        return _chain_der(chain)
+
+    def sni(self) -> str | None:
+        if not self.server_side:
+            return self.server_hostname
+        session = self._tl.session
+        name = session.serverName if session is not None else None
+        return str(name) if name else None
+
+    def resumed(self) -> bool:
+        return bool(self._tl.resumed)
+
+    def aead_implementation(self) -> tuple[str, str] | None:
+        """(read cipher implementation, write cipher implementation), for tests and diagnose."""
+        rl = self._tl._recordLayer
+        read = rl._readState.encContext
+        write = rl._writeState.encContext
+        if read is None or write is None:
+            return None
+        return type(read).__module__ + "." + type(read).__name__, \
+            type(write).__module__ + "." + type(write).__name__
+
+
+_ALERT_FOR_EXCEPTION: dict[type[BaseException], tuple[int, str]] = {
+    TLSRecordOverflow: (_TLAlert.record_overflow, "record too long"),
+    TLSBadRecordMAC: (_TLAlert.bad_record_mac, "record failed authentication"),
+    TLSDecryptionFailed: (_TLAlert.decryption_failed, "record decryption failed"),
+    TLSUnexpectedMessage: (_TLAlert.unexpected_message, "unexpected message"),
+    TLSIllegalParameterException: (_TLAlert.illegal_parameter, "illegal parameter"),
+    TLSDecodeError: (_TLAlert.decode_error, "malformed message"),
+    TLSHandshakeFailure: (_TLAlert.handshake_failure, "handshake failure"),
+    TLSInsufficientSecurity: (_TLAlert.insufficient_security, "insufficient security"),
+    TLSUnknownPSKIdentity: (_TLAlert.unknown_psk_identity, "unknown PSK identity"),
+    TLSProtocolException: (_TLAlert.decode_error, "protocol violation"),
+}
+
+
+def _clean_detail(detail: str) -> str:
+    detail = detail.strip().rstrip(".")
+    return detail[:1].lower() + detail[1:] if detail else detail

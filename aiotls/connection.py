@@ -1,0 +1,473 @@
+"""TLSConnection: the sans-IO TLS state machine.
+
+Theory of operation
+-------------------
+A :class:`TLSConnection` does no I/O and reads no clock.  Three verbs:
+
+* :meth:`receive_data` -- bytes that arrived from the peer (``b""`` means the
+  transport reached EOF);
+* :meth:`next_event` -- what those bytes meant (``None`` when drained);
+* :meth:`data_to_send` -- bytes to write to the peer (handshake messages,
+  encrypted data, alerts).  Call it after *every* ``receive_data`` too: the
+  engine answers KeyUpdates and alerts while reading.
+
+plus :meth:`send_data` and :meth:`close` for the application side.
+
+Incoming bytes are cut into whole TLS records here (5-byte header, length
+limits, a cap on handshake size) before the engine sees them, so the engine
+never holds half a record and hostile framing is rejected early with the right
+alert.  Errors are reported as a :class:`~aiotls.events.ConnectionTerminated`
+event carrying a :class:`~aiotls.errors.TLSError`; after that the connection is
+*poisoned*: further calls raise the same error, while :meth:`data_to_send`
+still returns the alert the peer is owed.
+
+States (all transitions happen in ``_set_state``)::
+
+    HANDSHAKING ──► OPEN ──► CLOSING (we sent close_notify) ──► CLOSED
+         │            │                                           ▲
+         │            └──────── peer's close_notify / EOF ────────┤
+         └──────────────────────── any fatal error ──────────► FAILED
+"""
+
+from __future__ import annotations
+
+import datetime
+import enum
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from . import _verify
+from ._engine import Engine
+from .context import TLSContext
+from .errors import (
+    AlertDescription,
+    PeerMisbehaved,
+    TLSError,
+    TLSUsageError,
+    TruncationError,
+)
+from .events import (
+    CloseNotifyReceived,
+    ConnectionTerminated,
+    DataReceived,
+    Event,
+    HandshakeCompleted,
+)
+
+__all__ = ["ConnectionState", "TLSConnection"]
+
+_HEADER = 5
+_MAX_RECORD = 2**14 + 2048  # TLS 1.2 ciphertext limit (RFC 5246 6.2.3)
+_MAX_RECORD_TLS13 = 2**14 + 256  # RFC 8446 5.2
+_CONTENT_TYPES = frozenset({20, 21, 22, 23})
+_HANDSHAKE = 22
+_HTTP_PREFIXES = (b"GET ", b"POST", b"HEAD", b"PUT ", b"HTTP", b"OPTI", b"DELE", b"CONN", b"PATC")
+
+
+class ConnectionState(enum.Enum):
+    """Where a :class:`TLSConnection` is in its life."""
+
+    HANDSHAKING = "handshaking"
+    OPEN = "open"
+    CLOSING = "closing"
+    CLOSED = "closed"
+    FAILED = "failed"
+
+
+_S = ConnectionState
+_TRANSITIONS: dict[ConnectionState, frozenset[ConnectionState]] = {
+    _S.HANDSHAKING: frozenset({_S.OPEN, _S.CLOSING, _S.CLOSED, _S.FAILED}),
+    _S.OPEN: frozenset({_S.CLOSING, _S.CLOSED, _S.FAILED}),
+    _S.CLOSING: frozenset({_S.CLOSED, _S.FAILED}),
+    _S.CLOSED: frozenset(),
+    _S.FAILED: frozenset(),
+}
+
+
+def _utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+class TLSConnection:
+    """One TLS connection, client or server, with no I/O of its own.
+
+    :param context: the :class:`~aiotls.TLSContext` to use.
+    :param server_side: True for the server role.
+    :param server_hostname: the name to send as SNI and verify the certificate
+        against (clients).  Required when ``context.check_hostname`` is on.
+    :param now: clock used for certificate validity checks; returns an aware
+        UTC datetime.  Defaults to the system clock.
+
+    A client's ClientHello is ready in :meth:`data_to_send` right after construction.
+    """
+
+    def __init__(
+        self,
+        context: TLSContext,
+        *,
+        server_side: bool = False,
+        server_hostname: str | None = None,
+        now: Callable[[], datetime.datetime] | None = None,
+    ) -> None:
+        if not isinstance(context, TLSContext):
+            raise TypeError(f"context must be an aiotls.TLSContext, not {type(context).__name__}")
+        if server_side and server_hostname is not None:
+            raise TLSUsageError("server_hostname is only meaningful for clients",
+                                hint="drop server_hostname= on the server side")
+        if not server_side and context.check_hostname and not server_hostname:
+            raise TLSUsageError(
+                "check_hostname requires server_hostname",
+                cause="a client context verifies the server's name, but no name was given",
+                hint="pass server_hostname='the.host.name' (or set check_hostname = False)",
+            )
+        if server_hostname is not None:
+            if not isinstance(server_hostname, str) or not server_hostname or \
+                    server_hostname.startswith(".") or "\x00" in server_hostname:
+                raise TLSUsageError(f"invalid server_hostname {server_hostname!r}",
+                                    hint="pass a DNS name or an IP address")
+        self.context = context
+        self.server_side = server_side
+        self.server_hostname = server_hostname
+        self._state = ConnectionState.HANDSHAKING
+        self._events: deque[Event] = deque()
+        self._inbuf = bytearray()
+        self._pending_app: list[bytes] = []
+        self._handshake_bytes = 0
+        self._tls13_limits = False
+        self._error: TLSError | None = None
+        self._terminated = False
+        self._handshake_event: HandshakeCompleted | None = None
+        self._engine = Engine(context, server_side=server_side, server_hostname=server_hostname,
+                              now=now or _utcnow)
+        if not server_side:
+            self._guard(self._advance)
+
+    # --- state ---------------------------------------------------------------------------------
+
+    @property
+    def state(self) -> ConnectionState:
+        """The current :class:`ConnectionState`."""
+        return self._state
+
+    def _set_state(self, new: ConnectionState) -> None:
+        if new is self._state:
+            return
+        if new not in _TRANSITIONS[self._state]:
+            role = "server" if self.server_side else "client"
+            raise TLSUsageError(f"illegal state transition for {role}: "
+                                f"{self._state.value} -> {new.value}")
+        self._state = new
+
+    @property
+    def handshake_complete(self) -> bool:
+        """True once the handshake has finished (and stays True afterwards)."""
+        return self._handshake_event is not None
+
+    # --- the three verbs -------------------------------------------------------------------------
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
+        """Feed bytes received from the peer; ``b""`` signals EOF on the transport.
+
+        Protocol errors do not raise here: they produce a
+        :class:`~aiotls.events.ConnectionTerminated` event (and an alert in
+        :meth:`data_to_send`).  Calling this after the connection ended raises.
+        """
+        if self._terminated:
+            if not data:
+                return
+            if self._error is not None:
+                raise self._error
+            raise TLSUsageError("receive_data() after the connection was closed",
+                                hint="stop feeding data once ConnectionTerminated was seen")
+        if not data:
+            self._on_eof()
+            return
+        self._inbuf += data
+        self._guard(self._process_input)
+
+    def next_event(self) -> Event | None:
+        """The next event, or ``None`` if there is none until more data arrives."""
+        if self._events:
+            return self._events.popleft()
+        return None
+
+    def events(self) -> list[Event]:
+        """All pending events (drains the queue)."""
+        out = list(self._events)
+        self._events.clear()
+        return out
+
+    def data_to_send(self) -> bytes:
+        """Bytes to transmit to the peer now (possibly empty)."""
+        return self._engine.take_output()
+
+    def send_data(self, data: bytes | bytearray | memoryview) -> None:
+        """Encrypt application data for the peer.
+
+        Before the handshake completes the data is buffered and sent right after it.
+        """
+        if self._state is ConnectionState.OPEN:
+            if data:
+                self._guard(lambda: self._engine.write(data))
+            return
+        if self._state is ConnectionState.HANDSHAKING:
+            if data:
+                self._pending_app.append(bytes(data))
+            return
+        if self._error is not None:
+            raise self._error
+        raise TLSUsageError(
+            f"cannot send data: the connection is {self._state.value}",
+            cause="close() was called, or the peer closed the connection",
+            hint="open a new connection to send more data",
+        )
+
+    def close(self) -> None:
+        """Queue close_notify.  The peer's close_notify is reported as events later."""
+        if self._state in (ConnectionState.HANDSHAKING, ConnectionState.OPEN):
+            was_handshaking = self._state is ConnectionState.HANDSHAKING
+            self._pending_app.clear()
+            self._engine.close_notify()
+            if was_handshaking:
+                # Nothing useful can follow an aborted handshake.
+                self._set_state(ConnectionState.CLOSED)
+                self._terminate(None)
+            else:
+                self._set_state(ConnectionState.CLOSING)
+
+    # --- internals -----------------------------------------------------------------------------
+
+    def _guard(self, fn: Callable[[], None]) -> None:
+        try:
+            fn()
+        except TLSError as err:
+            self._fail(err)
+
+    def _fail(self, err: TLSError) -> None:
+        if self._terminated:
+            return
+        self._engine.fail(err.alert_number if not self._engine.failed else None)
+        self._error = err
+        self._inbuf.clear()
+        self._pending_app.clear()
+        self._state = ConnectionState.FAILED
+        self._terminate(err)
+
+    def _terminate(self, err: TLSError | None, truncated: bool = False) -> None:
+        if not self._terminated:
+            self._terminated = True
+            self._events.append(ConnectionTerminated(error=err, truncated=truncated))
+
+    def _process_input(self) -> None:
+        buf = self._inbuf
+        pos = 0
+        end = len(buf)
+        fed = False
+        while end - pos >= _HEADER:
+            ctype = buf[pos]
+            length = (buf[pos + 3] << 8) | buf[pos + 4]
+            if ctype not in _CONTENT_TYPES or buf[pos + 1] != 3:
+                raise self._not_tls(bytes(buf[pos:pos + 8]))
+            limit = _MAX_RECORD_TLS13 if self._tls13_limits else _MAX_RECORD
+            if length > limit:
+                raise PeerMisbehaved(
+                    f"the peer sent a TLS record of {length} bytes (limit {limit})",
+                    cause="a broken or hostile peer, or data that is not TLS",
+                    hint="check that the peer speaks TLS on this port",
+                    alert=AlertDescription.record_overflow, code="record-overflow",
+                )
+            if end - pos < _HEADER + length:
+                break
+            if not self.handshake_complete:
+                self._handshake_bytes += _HEADER + length
+                if self._handshake_bytes > self.context.max_handshake_size:
+                    raise PeerMisbehaved(
+                        f"the handshake exceeded {self.context.max_handshake_size} bytes",
+                        cause="a hostile peer, or an enormous certificate chain",
+                        hint="raise TLSContext.max_handshake_size if the chain is really that big",
+                        alert=AlertDescription.illegal_parameter, code="handshake-too-large",
+                    )
+            self._engine.feed(buf[pos:pos + _HEADER + length])
+            fed = True
+            pos += _HEADER + length
+            if not self.handshake_complete:
+                # Feed the handshake one record at a time: the record-size limit changes
+                # once TLS 1.3 is negotiated and the byte budget must stop at completion.
+                del buf[:pos]
+                pos, end = 0, len(buf)
+                self._advance()
+                if self._terminated:
+                    return
+                fed = False
+        del buf[:pos]
+        if fed:
+            self._advance()
+
+    def _not_tls(self, head: bytes) -> PeerMisbehaved:
+        if head.startswith(_HTTP_PREFIXES):
+            return PeerMisbehaved(
+                "the peer sent plain HTTP, not TLS",
+                cause="an HTTP client connected to a TLS port (http:// instead of https://)",
+                hint="use https:// on the client, or serve plain HTTP on another port",
+                alert=AlertDescription.unexpected_message, code="not-tls-http",
+            )
+        if head[:1] and head[0] & 0x80 and len(head) > 2 and head[2] == 1:
+            return PeerMisbehaved(
+                "the peer sent an SSLv2-format ClientHello",
+                cause="a very old client (SSLv2/SSLv3 era) that aiotls does not support",
+                hint="upgrade the client to TLS 1.2 or newer",
+                alert=AlertDescription.protocol_version, code="sslv2-hello",
+            )
+        return PeerMisbehaved(
+            f"the peer sent data that is not a TLS record (first bytes {head[:5].hex(' ')})",
+            cause="the peer does not speak TLS on this port, or the stream is corrupted",
+            hint="check the port and protocol; 'python -m aiotls diagnose HOST PORT' shows what "
+            "the server answers",
+            alert=AlertDescription.unexpected_message, code="not-tls",
+        )
+
+    def _advance(self) -> None:
+        engine = self._engine
+        if self._state is ConnectionState.HANDSHAKING:
+            if not engine.step_handshake():
+                return
+            self._on_handshake_complete()
+        while self._state in (ConnectionState.OPEN, ConnectionState.CLOSING):
+            data = engine.read()
+            if data is None:
+                return
+            if data:
+                self._events.append(DataReceived(data))
+                continue
+            self._events.append(CloseNotifyReceived())
+            self._set_state(ConnectionState.CLOSED)
+            self._terminate(None)
+
+    def _on_handshake_complete(self) -> None:
+        engine = self._engine
+        version = engine.version or "unknown"
+        self._tls13_limits = version == "TLSv1.3"
+        name = engine.cipher_openssl_name()
+        self._handshake_event = HandshakeCompleted(
+            version=version,
+            cipher=name[0] if name else "unknown",
+            group=engine.group(),
+            alpn_protocol=engine.alpn(),
+            peer_certificates=tuple(engine.peer_chain()),
+            server_name=engine.sni(),
+            session_reused=engine.resumed(),
+        )
+        self._set_state(ConnectionState.OPEN)
+        self._events.append(self._handshake_event)
+        pending, self._pending_app = self._pending_app, []
+        for chunk in pending:
+            engine.write(chunk)
+
+    def _on_eof(self) -> None:
+        state = self._state
+        if state is ConnectionState.HANDSHAKING:
+            err: TLSError = TruncationError(
+                "the peer closed the connection during the handshake",
+                cause="the peer rejected our hello without an alert, does not speak TLS, "
+                "or a firewall cut the connection",
+                hint="check the port and protocol with 'python -m aiotls diagnose HOST PORT'",
+                code="eof-in-handshake",
+            )
+            self._fail_without_alert(err)
+        elif self._inbuf:
+            self._fail_without_alert(TruncationError(
+                "the connection closed in the middle of a TLS record",
+                cause="the peer or the network cut the connection abruptly",
+                hint="retry; if it repeats, look for a proxy or load balancer dropping connections",
+                code="truncated-record",
+            ))
+        elif state is ConnectionState.OPEN:
+            if self.context.suppress_ragged_eofs:
+                self._set_state(ConnectionState.CLOSED)
+                self._terminate(None, truncated=True)
+            else:
+                self._fail_without_alert(TruncationError(
+                    "the peer closed the connection without sending close_notify",
+                    cause="the peer's TLS stack skips close_notify (common for HTTPS servers), "
+                    "or an attacker truncated the data stream",
+                    hint="if the application protocol marks its own message ends (HTTP with "
+                    "Content-Length), set TLSContext.suppress_ragged_eofs = True",
+                    code="truncated",
+                ))
+        elif state is ConnectionState.CLOSING:
+            self._set_state(ConnectionState.CLOSED)
+            self._terminate(None)
+
+    def _fail_without_alert(self, err: TLSError) -> None:
+        self._engine.fail(None)
+        self._error = err
+        self._state = ConnectionState.FAILED
+        self._inbuf.clear()
+        self._terminate(err)
+
+    # --- introspection (stdlib names) ------------------------------------------------------------
+
+    def version(self) -> str | None:
+        """``"TLSv1.3"``/``"TLSv1.2"``, or ``None`` before the handshake completed."""
+        return self._handshake_event.version if self._handshake_event else None
+
+    def cipher(self) -> tuple[str, str, int] | None:
+        """``(name, protocol, secret_bits)`` like :meth:`ssl.SSLSocket.cipher`."""
+        if self._handshake_event is None:
+            return None
+        name = self._engine.cipher_openssl_name()
+        if name is None:
+            return None
+        return name[0], self._handshake_event.version, name[1]
+
+    def selected_alpn_protocol(self) -> str | None:
+        """The negotiated ALPN protocol, or ``None``."""
+        return self._handshake_event.alpn_protocol if self._handshake_event else None
+
+    def compression(self) -> None:
+        """Always ``None``: TLS compression is insecure and never used."""
+        return None
+
+    @property
+    def session_reused(self) -> bool:
+        """True if the session was resumed."""
+        return bool(self._handshake_event and self._handshake_event.session_reused)
+
+    @property
+    def group(self) -> str | None:
+        """The key-exchange group, e.g. ``"x25519"``."""
+        return self._handshake_event.group if self._handshake_event else None
+
+    def getpeercert(self, binary_form: bool = False) -> Any:
+        """The peer's certificate, like :meth:`ssl.SSLSocket.getpeercert`.
+
+        ``binary_form=True`` gives DER bytes.  The dict form is empty when the
+        certificate was not verified (``CERT_NONE``).  ``None`` if the peer sent none.
+        Raises ``ValueError`` before the handshake completed.
+        """
+        if self._handshake_event is None:
+            raise ValueError("handshake not done yet")
+        chain = self._handshake_event.peer_certificates
+        if not chain:
+            return None
+        if binary_form:
+            return chain[0]
+        if not self._engine.verified:
+            return {}
+        return _verify.peercert_dict(chain[0])
+
+    def get_unverified_chain(self) -> list[bytes]:
+        """The peer's chain as sent (DER, leaf first)."""
+        return list(self._handshake_event.peer_certificates) if self._handshake_event else []
+
+    @property
+    def error(self) -> TLSError | None:
+        """The error that ended the connection, if any."""
+        return self._error
+
+    def __repr__(self) -> str:
+        role = "server" if self.server_side else "client"
+        extra = f" {self.version()} {self.cipher()[0]}" if self.cipher() else ""  # type: ignore[index]
+        return f"<aiotls.TLSConnection {role} {self._state.value}{extra}>"
+

@@ -1,0 +1,514 @@
+"""TLSContext: the one configuration object.
+
+Names follow :class:`ssl.SSLContext` wherever the stdlib has the concept, so
+existing code reads naturally::
+
+    ctx = aiotls.create_default_context()              # verifies servers, system CAs
+    ctx.set_alpn_protocols(["h2", "http/1.1"])
+
+    srv = aiotls.TLSContext(ssl.PROTOCOL_TLS_SERVER)
+    srv.load_cert_chain("cert.pem", "key.pem")
+
+Secure by default: TLS 1.2 and 1.3 only, AEAD suites with ECDHE only, peer
+certificates and host names verified on clients, RSA keys under 2048 bits
+refused, extended master secret required for TLS 1.2, no renegotiation,
+no heartbeat, no compression.  Turning verification off is possible only by
+first setting ``check_hostname = False`` and then ``verify_mode = ssl.CERT_NONE``,
+in so many words.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography import x509
+
+from . import _crypto
+from ._verify import TrustStore
+from .errors import TLSConfigurationError
+
+__all__ = ["CipherSuite", "TLSContext", "create_default_context"]
+
+
+@dataclass(frozen=True, slots=True)
+class CipherSuite:
+    """A cipher suite aiotls can negotiate."""
+
+    #: IANA name, e.g. ``TLS_AES_128_GCM_SHA256``.
+    name: str
+    #: OpenSSL name (what :meth:`ssl.SSLSocket.cipher` reports).
+    openssl_name: str
+    #: Code point.
+    id: int
+    #: ``"TLSv1.3"`` for TLS 1.3 suites, otherwise the lowest version that can use it.
+    protocol: str
+    #: Key size of the bulk cipher in bits.
+    bits: int
+    #: Bulk cipher, in tlslite's spelling (``aes128gcm``...).
+    cipher: str
+    #: Key exchange and authentication (``ecdhe_ecdsa``...), ``None`` for TLS 1.3 suites.
+    kex: str | None
+    #: Record MAC, ``aead`` for AEAD suites.
+    mac: str
+    #: True for AEAD suites.
+    aead: bool
+
+
+def _s(name: str, ossl: str, sid: int, proto: str, bits: int, cipher: str,
+       kex: str | None, mac: str = "aead") -> CipherSuite:
+    return CipherSuite(name, ossl, sid, proto, bits, cipher, kex, mac, mac == "aead")
+
+
+#: Every suite aiotls knows, in default preference order.
+ALL_SUITES: tuple[CipherSuite, ...] = (
+    _s("TLS_AES_128_GCM_SHA256", "TLS_AES_128_GCM_SHA256", 0x1301, "TLSv1.3", 128, "aes128gcm", None),
+    _s("TLS_AES_256_GCM_SHA384", "TLS_AES_256_GCM_SHA384", 0x1302, "TLSv1.3", 256, "aes256gcm", None),
+    _s("TLS_CHACHA20_POLY1305_SHA256", "TLS_CHACHA20_POLY1305_SHA256", 0x1303, "TLSv1.3", 256,
+       "chacha20-poly1305", None),
+    _s("TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", "ECDHE-ECDSA-AES128-GCM-SHA256", 0xC02B,
+       "TLSv1.2", 128, "aes128gcm", "ecdhe_ecdsa"),
+    _s("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "ECDHE-RSA-AES128-GCM-SHA256", 0xC02F,
+       "TLSv1.2", 128, "aes128gcm", "ecdhe_rsa"),
+    _s("TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384", "ECDHE-ECDSA-AES256-GCM-SHA384", 0xC02C,
+       "TLSv1.2", 256, "aes256gcm", "ecdhe_ecdsa"),
+    _s("TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", "ECDHE-RSA-AES256-GCM-SHA384", 0xC030,
+       "TLSv1.2", 256, "aes256gcm", "ecdhe_rsa"),
+    _s("TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256", "ECDHE-ECDSA-CHACHA20-POLY1305", 0xCCA9,
+       "TLSv1.2", 256, "chacha20-poly1305", "ecdhe_ecdsa"),
+    _s("TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256", "ECDHE-RSA-CHACHA20-POLY1305", 0xCCA8,
+       "TLSv1.2", 256, "chacha20-poly1305", "ecdhe_rsa"),
+    # Off by default; only on explicit request through set_ciphers().
+    _s("TLS_AES_128_CCM_SHA256", "TLS_AES_128_CCM_SHA256", 0x1304, "TLSv1.3", 128, "aes128ccm", None),
+    _s("TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA", "ECDHE-ECDSA-AES128-SHA", 0xC009, "TLSv1", 128,
+       "aes128", "ecdhe_ecdsa", "sha"),
+    _s("TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA", "ECDHE-ECDSA-AES256-SHA", 0xC00A, "TLSv1", 256,
+       "aes256", "ecdhe_ecdsa", "sha"),
+    _s("TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA", "ECDHE-RSA-AES128-SHA", 0xC013, "TLSv1", 128,
+       "aes128", "ecdhe_rsa", "sha"),
+    _s("TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA", "ECDHE-RSA-AES256-SHA", 0xC014, "TLSv1", 256,
+       "aes256", "ecdhe_rsa", "sha"),
+)
+DEFAULT_SUITES: tuple[CipherSuite, ...] = ALL_SUITES[:9]
+SUITES_BY_ID: dict[int, CipherSuite] = {s.id: s for s in ALL_SUITES}
+_SUITES_BY_NAME: dict[str, CipherSuite] = {
+    **{s.name.upper(): s for s in ALL_SUITES},
+    **{s.openssl_name.upper(): s for s in ALL_SUITES},
+}
+
+#: Key-exchange groups aiotls can use (all ECDHE; finite-field DH is not offered).
+ALL_GROUPS: tuple[str, ...] = ("x25519", "secp256r1", "secp384r1", "secp521r1", "x448")
+DEFAULT_GROUPS: tuple[str, ...] = ("x25519", "secp256r1", "secp384r1")
+_GROUP_ALIASES = {"p-256": "secp256r1", "prime256v1": "secp256r1", "p-384": "secp384r1",
+                  "p-521": "secp521r1", "x25519": "x25519", "x448": "x448"}
+
+_VERSION_NAMES = {
+    ssl.TLSVersion.TLSv1: "TLSv1", ssl.TLSVersion.TLSv1_1: "TLSv1.1",
+    ssl.TLSVersion.TLSv1_2: "TLSv1.2", ssl.TLSVersion.TLSv1_3: "TLSv1.3",
+}
+_SUPPORTED_VERSIONS = (ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1,
+                       ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3)
+
+#: Size of the smallest RSA key aiotls accepts, ours or the peer's.
+MIN_RSA_BITS = 2048
+
+
+def _read(path: str | os.PathLike[str], what: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        raise TLSConfigurationError(
+            f"cannot read the {what} {os.fspath(path)!r}: {exc.strerror or exc}",
+            cause="the path is wrong or the file is not readable by this process",
+            hint="check the path and the file's permissions",
+        ) from None
+
+
+def _load_certificates(data: bytes, source: str) -> list[x509.Certificate]:
+    try:
+        if b"-----BEGIN" in data:
+            return list(x509.load_pem_x509_certificates(data))
+        return [x509.load_der_x509_certificate(data)]
+    except ValueError as exc:
+        raise TLSConfigurationError(
+            f"no usable certificate in {source}: {exc}",
+            cause="the data is not a PEM or DER X.509 certificate",
+            hint="pass a PEM file holding '-----BEGIN CERTIFICATE-----' blocks",
+        ) from None
+
+
+class TLSContext:
+    """Configuration shared by many connections (the aiotls counterpart of ssl.SSLContext).
+
+    ``protocol`` is :data:`ssl.PROTOCOL_TLS_CLIENT` (the default: verify the
+    server's certificate and host name) or :data:`ssl.PROTOCOL_TLS_SERVER` (no
+    client certificates requested unless ``verify_mode`` says so).  Note that a
+    plain ``TLSContext()`` trusts no CA yet: use :func:`create_default_context` to
+    load the system's, or :meth:`load_verify_locations`.
+    """
+
+    def __init__(self, protocol: int = ssl.PROTOCOL_TLS_CLIENT) -> None:
+        if protocol not in (ssl.PROTOCOL_TLS_CLIENT, ssl.PROTOCOL_TLS_SERVER):
+            raise TLSConfigurationError(
+                f"unsupported protocol constant {protocol!r}",
+                hint="use ssl.PROTOCOL_TLS_CLIENT or ssl.PROTOCOL_TLS_SERVER",
+            )
+        self.protocol = protocol
+        client = protocol == ssl.PROTOCOL_TLS_CLIENT
+        self._check_hostname = client
+        self._verify_mode = ssl.CERT_REQUIRED if client else ssl.CERT_NONE
+        self._minimum_version = ssl.TLSVersion.TLSv1_2
+        self._maximum_version = ssl.TLSVersion.TLSv1_3
+        self._suites: tuple[CipherSuite, ...] = DEFAULT_SUITES
+        self._groups: tuple[str, ...] = DEFAULT_GROUPS
+        self._alpn: tuple[str, ...] = ()
+        self._trust = TrustStore()
+        self._chain_der: tuple[bytes, ...] = ()
+        self._key: _crypto.PrivateKey | None = None
+        #: Treat EOF without close_notify as a clean close (for HTTPS-style peers).
+        #: Off by default: an attacker could otherwise truncate the stream unnoticed.
+        self.suppress_ragged_eofs: bool = False
+        #: Largest total size of handshake records accepted before the handshake completes.
+        self.max_handshake_size: int = 256 * 1024
+        #: Incremented whenever the configuration changes (lets the engine cache derived state).
+        self._generation = 0
+
+    def _changed(self) -> None:
+        self._generation += 1
+
+    # --- verification --------------------------------------------------------------------------
+
+    @property
+    def check_hostname(self) -> bool:
+        """Match the server's certificate against ``server_hostname`` (clients)."""
+        return self._check_hostname
+
+    @check_hostname.setter
+    def check_hostname(self, value: bool) -> None:
+        value = bool(value)
+        if value and self._verify_mode == ssl.CERT_NONE:
+            # Same rule as ssl.SSLContext: hostname checking implies verification.
+            self._verify_mode = ssl.CERT_REQUIRED
+        self._check_hostname = value
+        self._changed()
+
+    @property
+    def verify_mode(self) -> ssl.VerifyMode:
+        """``ssl.CERT_REQUIRED``, ``ssl.CERT_OPTIONAL`` or ``ssl.CERT_NONE``."""
+        return ssl.VerifyMode(self._verify_mode)
+
+    @verify_mode.setter
+    def verify_mode(self, value: int) -> None:
+        if value not in (ssl.CERT_NONE, ssl.CERT_OPTIONAL, ssl.CERT_REQUIRED):
+            raise TLSConfigurationError(
+                f"invalid verify_mode {value!r}",
+                hint="use ssl.CERT_NONE, ssl.CERT_OPTIONAL or ssl.CERT_REQUIRED",
+            )
+        if value == ssl.CERT_NONE and self._check_hostname:
+            raise TLSConfigurationError(
+                "cannot set verify_mode to CERT_NONE while check_hostname is enabled",
+                cause="turning verification off must be an explicit, two-step decision",
+                hint="set check_hostname = False first, then verify_mode = ssl.CERT_NONE "
+                "(and only for testing: it lets anyone impersonate the server)",
+            )
+        self._verify_mode = ssl.VerifyMode(value)
+        self._changed()
+
+    def load_verify_locations(
+        self,
+        cafile: str | os.PathLike[str] | None = None,
+        capath: str | os.PathLike[str] | None = None,
+        cadata: str | bytes | None = None,
+    ) -> None:
+        """Add trusted CA certificates: a PEM file, a directory of PEM/DER files, or data
+        (PEM text as ``str``, DER or PEM as ``bytes``)."""
+        if cafile is None and capath is None and cadata is None:
+            raise TypeError("cafile, capath and cadata cannot be all omitted")
+        if cafile is not None:
+            self._trust.add(_load_certificates(_read(cafile, "CA file"), os.fspath(cafile)))
+        if capath is not None:
+            path = os.fspath(capath)
+            if not os.path.isdir(path):
+                raise TLSConfigurationError(f"capath {path!r} is not a directory",
+                                            hint="pass a directory of CA certificate files")
+            for entry in sorted(os.listdir(path)):
+                full = os.path.join(path, entry)
+                if not os.path.isfile(full):
+                    continue
+                try:
+                    self._trust.add(_load_certificates(_read(full, "CA file"), full))
+                except TLSConfigurationError:
+                    continue  # like OpenSSL's hashed dirs: skip files that are not certificates
+        if cadata is not None:
+            data = cadata.encode("ascii") if isinstance(cadata, str) else bytes(cadata)
+            self._trust.add(_load_certificates(data, "cadata"))
+        self._changed()
+
+    def load_default_certs(self, purpose: ssl.Purpose = ssl.Purpose.SERVER_AUTH) -> None:
+        """Trust the system's CA store (or certifi's, if the system has none)."""
+        paths = ssl.get_default_verify_paths()
+        loaded = 0
+        for cafile in (paths.cafile, paths.openssl_cafile):
+            if cafile and os.path.isfile(cafile):
+                before = len(self._trust)
+                self.load_verify_locations(cafile=cafile)
+                loaded += len(self._trust) - before
+                break
+        if not loaded:
+            for capath in (paths.capath, paths.openssl_capath):
+                if capath and os.path.isdir(capath):
+                    before = len(self._trust)
+                    self.load_verify_locations(capath=capath)
+                    loaded += len(self._trust) - before
+                    break
+        if not loaded:
+            try:
+                import certifi  # type: ignore[import-not-found,unused-ignore]
+            except ImportError:
+                return
+            self.load_verify_locations(cafile=certifi.where())
+
+    def cert_store_stats(self) -> dict[str, int]:
+        """Counts of loaded trust anchors, like :meth:`ssl.SSLContext.cert_store_stats`."""
+        certs = self._trust.certificates()
+        ca = sum(1 for c in certs if _is_ca(c))
+        return {"x509": len(certs), "crl": 0, "x509_ca": ca}
+
+    def get_ca_certs(self, binary_form: bool = False) -> list[Any]:
+        """The loaded trust anchors, as DER bytes or getpeercert()-style dicts."""
+        from . import _verify
+        from ._crypto import der_bytes
+
+        ders = [der_bytes(c) for c in self._trust.certificates()]
+        if binary_form:
+            return ders
+        return [_verify.peercert_dict(d) for d in ders]
+
+    # --- our identity ------------------------------------------------------------------------
+
+    def load_cert_chain(
+        self,
+        certfile: str | os.PathLike[str],
+        keyfile: str | os.PathLike[str] | None = None,
+        password: str | bytes | Any = None,
+    ) -> None:
+        """Load our certificate chain (leaf first, then intermediates) and private key.
+
+        ``password`` may be a str, bytes, or a callable returning one, for encrypted keys.
+        RSA keys must be at least 2048 bits; ECDSA (P-256/P-384/P-521) and Ed25519 keys
+        are supported.  The key must match the leaf certificate.
+        """
+        cert_data = _read(certfile, "certificate file")
+        key_data = _read(keyfile, "key file") if keyfile is not None else cert_data
+        certs = _load_certificates(cert_data, os.fspath(certfile))
+        if callable(password):
+            password = password()
+        if isinstance(password, str):
+            password = password.encode("utf-8")
+        if password is not None and not isinstance(password, bytes | bytearray):
+            raise TypeError("password should be a string, bytes or a callable returning one")
+        try:
+            key = _crypto.load_private_key(key_data, bytes(password) if password else None)
+        except (ValueError, TypeError) as exc:
+            encrypted = b"ENCRYPTED" in key_data
+            if encrypted and password is None:
+                cause, hint = "the key is encrypted and no password was given", "pass password="
+            elif encrypted:
+                cause, hint = "the password is wrong", "check the password"
+            else:
+                cause, hint = ("the file holds no PEM/DER private key", "pass keyfile= pointing to "
+                               "the private key (PEM '-----BEGIN PRIVATE KEY-----')")
+            raise TLSConfigurationError(
+                f"cannot load the private key from "
+                f"{os.fspath(keyfile if keyfile is not None else certfile)!r}: {exc}",
+                cause=cause, hint=hint,
+            ) from None
+        self._set_identity(certs, key)
+
+    def _set_identity(self, certs: Sequence[x509.Certificate], key: _crypto.PrivateKey) -> None:
+        if not certs:
+            raise TLSConfigurationError("the certificate file holds no certificate",
+                                        hint="pass a PEM file with the leaf certificate first")
+        if not _crypto.key_matches_certificate(key, certs[0]):
+            raise TLSConfigurationError(
+                "the private key does not match the certificate "
+                f"({certs[0].subject.rfc4514_string()})",
+                cause="the key file belongs to another certificate, or the chain file does not "
+                "start with the leaf certificate",
+                hint="pass the key generated with this certificate; put the leaf first in the "
+                "chain file",
+            )
+        bits = _crypto.rsa_key_bits(key)
+        if bits is not None and bits < MIN_RSA_BITS:
+            raise TLSConfigurationError(
+                f"the RSA key is only {bits} bits",
+                cause=f"keys under {MIN_RSA_BITS} bits are breakable and refused by modern peers",
+                hint=f"generate a key of at least {MIN_RSA_BITS} bits, or use ECDSA P-256",
+            )
+        from ._crypto import der_bytes
+
+        self._chain_der = tuple(der_bytes(c) for c in certs)
+        self._key = key
+        self._changed()
+
+    # --- protocol parameters -------------------------------------------------------------------
+
+    @property
+    def minimum_version(self) -> ssl.TLSVersion:
+        """Lowest TLS version allowed (default TLS 1.2)."""
+        return self._minimum_version
+
+    @minimum_version.setter
+    def minimum_version(self, value: ssl.TLSVersion) -> None:
+        self._minimum_version = self._check_version(value, "minimum_version")
+        self._changed()
+
+    @property
+    def maximum_version(self) -> ssl.TLSVersion:
+        """Highest TLS version allowed (default TLS 1.3)."""
+        return self._maximum_version
+
+    @maximum_version.setter
+    def maximum_version(self, value: ssl.TLSVersion) -> None:
+        self._maximum_version = self._check_version(value, "maximum_version")
+        self._changed()
+
+    @staticmethod
+    def _check_version(value: ssl.TLSVersion, attr: str) -> ssl.TLSVersion:
+        value = ssl.TLSVersion(value)
+        if value == ssl.TLSVersion.MINIMUM_SUPPORTED:
+            return ssl.TLSVersion.TLSv1
+        if value == ssl.TLSVersion.MAXIMUM_SUPPORTED:
+            return ssl.TLSVersion.TLSv1_3
+        if value not in _SUPPORTED_VERSIONS:
+            raise TLSConfigurationError(
+                f"{attr}={value.name} is not supported",
+                cause="SSLv3 is broken and aiotls does not implement it",
+                hint="use ssl.TLSVersion.TLSv1_2 or TLSv1_3",
+            )
+        return value
+
+    def set_alpn_protocols(self, alpn_protocols: Iterable[str]) -> None:
+        """Offer (client) or accept (server) these ALPN protocols, in preference order."""
+        protos = tuple(alpn_protocols)
+        for p in protos:
+            raw = p.encode("ascii") if isinstance(p, str) else p
+            if not 1 <= len(raw) <= 255:
+                raise TLSConfigurationError(f"ALPN protocol {p!r} must be 1 to 255 bytes long")
+        self._alpn = tuple(p if isinstance(p, str) else p.decode("ascii") for p in protos)
+        self._changed()
+
+    def set_ciphers(self, ciphers: str) -> None:
+        """Choose cipher suites by IANA or OpenSSL name, separated by ``:``, ``,`` or spaces.
+
+        ``"DEFAULT"`` stands for the default AEAD suites.  Legacy CBC suites are
+        accepted only when named explicitly.  The engine selects suites by bulk
+        cipher and key exchange, so :meth:`get_ciphers` reports the exact set
+        that results.
+        """
+        chosen: list[CipherSuite] = []
+        for token in ciphers.replace(",", ":").replace(" ", ":").split(":"):
+            token = token.strip()
+            if not token:
+                continue
+            if token.upper() == "DEFAULT":
+                chosen.extend(s for s in DEFAULT_SUITES if s not in chosen)
+                continue
+            suite = _SUITES_BY_NAME.get(token.upper())
+            if suite is None:
+                raise TLSConfigurationError(
+                    f"unknown cipher suite {token!r}",
+                    hint="use one of: " + ", ".join(s.name for s in ALL_SUITES),
+                )
+            if suite not in chosen:
+                chosen.append(suite)
+        if not chosen:
+            raise TLSConfigurationError("set_ciphers() selected no cipher suite",
+                                        hint="name at least one suite, or 'DEFAULT'")
+        self._suites = tuple(chosen)
+        self._changed()
+
+    def get_ciphers(self) -> list[dict[str, Any]]:
+        """The suites this context enables, like :meth:`ssl.SSLContext.get_ciphers`."""
+        return [
+            {"id": 0x03000000 | s.id, "name": s.openssl_name, "iana_name": s.name,
+             "protocol": s.protocol, "strength_bits": s.bits, "alg_bits": s.bits, "aead": s.aead,
+             "description": f"{s.openssl_name} {s.protocol} {s.kex or 'any'} {s.cipher} {s.mac}"}
+            for s in self._effective_suites()
+        ]
+
+    def _effective_suites(self) -> list[CipherSuite]:
+        ciphers = {s.cipher for s in self._suites}
+        kexes = {s.kex for s in self._suites if s.kex}
+        macs = {s.mac for s in self._suites}
+        return [s for s in ALL_SUITES if s.cipher in ciphers and s.mac in macs
+                and (s.kex is None or s.kex in kexes)]
+
+    def set_groups(self, groups: Iterable[str]) -> None:
+        """Choose the (EC)DHE key-exchange groups, in preference order.
+
+        Known: ``x25519``, ``secp256r1``, ``secp384r1``, ``secp521r1``, ``x448``.
+        The client sends a key share for the first one.
+        """
+        chosen: list[str] = []
+        for g in groups:
+            name = _GROUP_ALIASES.get(g.lower(), g.lower())
+            if name not in ALL_GROUPS:
+                raise TLSConfigurationError(f"unknown key-exchange group {g!r}",
+                                            hint="use one of: " + ", ".join(ALL_GROUPS))
+            if name not in chosen:
+                chosen.append(name)
+        if not chosen:
+            raise TLSConfigurationError("set_groups() selected no group")
+        self._groups = tuple(chosen)
+        self._changed()
+
+    def get_groups(self) -> list[str]:
+        """The enabled key-exchange groups, in preference order."""
+        return list(self._groups)
+
+    def __repr__(self) -> str:
+        role = "client" if self.protocol == ssl.PROTOCOL_TLS_CLIENT else "server"
+        return (f"<aiotls.TLSContext {role} verify={self.verify_mode.name} "
+                f"check_hostname={self.check_hostname} "
+                f"versions={_VERSION_NAMES[self._minimum_version]}-"
+                f"{_VERSION_NAMES[self._maximum_version]} trust={len(self._trust)} "
+                f"cert={'yes' if self._chain_der else 'no'}>")
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    try:
+        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        return False
+
+
+def create_default_context(
+    purpose: ssl.Purpose = ssl.Purpose.SERVER_AUTH,
+    *,
+    cafile: str | os.PathLike[str] | None = None,
+    capath: str | os.PathLike[str] | None = None,
+    cadata: str | bytes | None = None,
+) -> TLSContext:
+    """A context with secure defaults, like :func:`ssl.create_default_context`.
+
+    For ``Purpose.SERVER_AUTH`` (a client context): verifies the server certificate and
+    host name against ``cafile``/``capath``/``cadata`` if given, else the system CA store.
+    For ``Purpose.CLIENT_AUTH`` (a server context): load your certificate with
+    :meth:`TLSContext.load_cert_chain`; set ``verify_mode`` to ask for client certificates.
+    """
+    if purpose == ssl.Purpose.SERVER_AUTH:
+        ctx = TLSContext(ssl.PROTOCOL_TLS_CLIENT)
+    elif purpose == ssl.Purpose.CLIENT_AUTH:
+        ctx = TLSContext(ssl.PROTOCOL_TLS_SERVER)
+    else:
+        raise TypeError(f"purpose must be an ssl.Purpose, not {purpose!r}")
+    if cafile is not None or capath is not None or cadata is not None:
+        ctx.load_verify_locations(cafile, capath, cadata)
+    elif ctx.verify_mode != ssl.CERT_NONE:
+        ctx.load_default_certs(purpose)
+    return ctx

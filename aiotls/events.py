@@ -1,0 +1,72 @@
+"""Events returned by :meth:`aiotls.TLSConnection.next_event`.
+
+Events are frozen, slotted dataclasses.  A connection produces, in order:
+at most one :class:`HandshakeCompleted`; any number of :class:`DataReceived`;
+at most one :class:`CloseNotifyReceived`; and exactly one
+:class:`ConnectionTerminated`, always last.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import TLSError
+
+__all__ = [
+    "CloseNotifyReceived",
+    "ConnectionTerminated",
+    "DataReceived",
+    "Event",
+    "HandshakeCompleted",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeCompleted:
+    """The handshake finished; application data can flow both ways."""
+
+    #: Negotiated protocol version, stdlib spelling: ``"TLSv1.3"`` or ``"TLSv1.2"``.
+    version: str
+    #: Negotiated cipher suite, OpenSSL spelling (as :meth:`ssl.SSLSocket.cipher` shows it).
+    cipher: str
+    #: Key-exchange group, e.g. ``"x25519"``; ``None`` if not known.
+    group: str | None
+    #: ALPN protocol selected, or ``None`` if ALPN was not negotiated.
+    alpn_protocol: str | None
+    #: The peer's certificate chain as DER bytes, leaf first (empty if none was sent).
+    peer_certificates: tuple[bytes, ...]
+    #: The SNI host name: the one we asked for (client) or the client asked for (server).
+    server_name: str | None
+    #: True if the session was resumed rather than fully negotiated.
+    session_reused: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DataReceived:
+    """Decrypted application data from the peer."""
+
+    #: The plaintext bytes.
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class CloseNotifyReceived:
+    """The peer sent close_notify: it will send no more data (a clean TLS EOF)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionTerminated:
+    """The TLS connection is over; this is the last event.
+
+    ``error`` is ``None`` for a clean end (close_notify exchanged, or EOF
+    tolerated by ``suppress_ragged_eofs``), otherwise the :class:`TLSError`
+    that ended it.  Any alert owed to the peer is already in ``data_to_send()``.
+    """
+
+    #: Why the connection ended, or ``None`` for a clean close.
+    error: TLSError | None = None
+    #: True when the transport closed without close_notify and that was tolerated.
+    truncated: bool = False
+
+
+Event = HandshakeCompleted | DataReceived | CloseNotifyReceived | ConnectionTerminated
