@@ -1,0 +1,92 @@
+"""Shared fixtures: a test PKI generated once per session, and context factories."""
+
+from __future__ import annotations
+
+import os
+import ssl
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+import aiotls
+from tests.certs import CA, Issued, KeyType
+
+SERVER_NAMES = ("localhost", "example.test", "127.0.0.1", "::1")
+
+
+@dataclass(frozen=True)
+class PKI:
+    """A root CA, server certificates of every key type, and a client certificate."""
+
+    ca: CA
+    directory: str
+    ca_file: str
+    servers: dict[str, tuple[Issued, str, str]]  # key type -> (issued, certfile, keyfile)
+    client: tuple[Issued, str, str]
+
+    def server(self, key_type: KeyType = "ecdsa-p256") -> tuple[str, str]:
+        _, certfile, keyfile = self.servers[key_type]
+        return certfile, keyfile
+
+    def server_context(self, key_type: KeyType = "ecdsa-p256") -> aiotls.TLSContext:
+        ctx = aiotls.TLSContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(*self.server(key_type))
+        return ctx
+
+    def client_context(self) -> aiotls.TLSContext:
+        ctx = aiotls.TLSContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.load_verify_locations(cafile=self.ca_file)
+        return ctx
+
+    def stdlib_server_context(self, key_type: KeyType = "ecdsa-p256") -> ssl.SSLContext:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(*self.server(key_type))
+        return ctx
+
+    def stdlib_client_context(self) -> ssl.SSLContext:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.load_verify_locations(cafile=self.ca_file)
+        return ctx
+
+
+@pytest.fixture(scope="session")
+def pki() -> Iterator[PKI]:
+    ca = CA()
+    with tempfile.TemporaryDirectory(prefix="aiotls-pki-") as directory:
+        ca_file = os.path.join(directory, "ca.pem")
+        with open(ca_file, "wb") as f:
+            f.write(ca.cert_pem)
+        servers: dict[str, tuple[Issued, str, str]] = {}
+        for key_type in ("ecdsa-p256", "rsa2048", "ed25519", "ecdsa-p384"):
+            issued = ca.issue(*SERVER_NAMES, key_type=key_type)  # type: ignore[arg-type]
+            servers[key_type] = (issued, *issued.write(directory, name=f"server-{key_type}"))
+        client = ca.issue("client.example.test", client=True, server=False)
+        yield PKI(ca, directory, ca_file, servers, (client, *client.write(directory, name="client")))
+
+
+def pump(a: aiotls.TLSConnection, b: aiotls.TLSConnection, rounds: int = 50) -> None:
+    """Shuttle bytes between two in-memory connections until both are quiet."""
+    for _ in range(rounds):
+        out_a = a.data_to_send()
+        if out_a:
+            b.receive_data(out_a)
+        out_b = b.data_to_send()
+        if out_b:
+            a.receive_data(out_b)
+        if not out_a and not out_b:
+            return
+    raise AssertionError("connections did not go quiet")
+
+
+def handshake(
+    client_ctx: aiotls.TLSContext,
+    server_ctx: aiotls.TLSContext,
+    server_hostname: str | None = "localhost",
+) -> tuple[aiotls.TLSConnection, aiotls.TLSConnection]:
+    """Connect two in-memory endpoints; returns (client, server) after pumping."""
+    client = aiotls.TLSConnection(client_ctx, server_hostname=server_hostname)
+    server = aiotls.TLSConnection(server_ctx, server_side=True)
+    pump(client, server)
+    return client, server
