@@ -1,0 +1,322 @@
+"""In-memory tests of TLSConnection: two endpoints wired together, no sockets."""
+
+from __future__ import annotations
+
+import os
+import ssl
+
+import pytest
+
+import aiotls
+from aiotls.context import DEFAULT_SUITES
+from aiotls.events import (
+    CloseNotifyReceived,
+    ConnectionTerminated,
+    DataReceived,
+    HandshakeCompleted,
+)
+from tests.conftest import PKI, handshake, pump
+
+VERSIONS = {"TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
+KEY_TYPES = ("rsa2048", "ecdsa-p256", "ed25519")
+
+
+def _suite_fits(suite_kex: str | None, version: str, key_type: str) -> bool:
+    if version == "TLSv1.3":
+        return suite_kex is None
+    if suite_kex is None:
+        return False
+    return (suite_kex == "ecdhe_rsa") == (key_type == "rsa2048")
+
+
+MATRIX = [
+    pytest.param(version, key_type, suite.name, id=f"{version}-{key_type}-{suite.name}")
+    for version in VERSIONS
+    for key_type in KEY_TYPES
+    for suite in DEFAULT_SUITES
+    if _suite_fits(suite.kex, version, key_type)
+]
+
+
+def received(conn: aiotls.TLSConnection) -> tuple[bytes, list[object]]:
+    data = bytearray()
+    others = []
+    for event in conn.events():
+        if isinstance(event, DataReceived):
+            data += event.data
+        else:
+            others.append(event)
+    return bytes(data), others
+
+
+@pytest.mark.parametrize(("version", "key_type", "suite"), MATRIX)
+def test_handshake_matrix(pki: PKI, version: str, key_type: str, suite: str) -> None:
+    client_ctx = pki.client_context()
+    client_ctx.set_ciphers(suite)
+    client_ctx.minimum_version = client_ctx.maximum_version = VERSIONS[version]
+    client, server = handshake(client_ctx, pki.server_context(key_type))
+
+    expected = next(s for s in DEFAULT_SUITES if s.name == suite)
+    for conn in (client, server):
+        assert conn.state is aiotls.ConnectionState.OPEN
+        assert conn.version() == version
+        assert conn.cipher() == (expected.openssl_name, version, expected.bits)
+    c_events = client.events()
+    s_events = server.events()
+    assert len(c_events) == 1 and isinstance(c_events[0], HandshakeCompleted)
+    assert len(s_events) == 1 and isinstance(s_events[0], HandshakeCompleted)
+    assert c_events[0].peer_certificates[0] == pki.servers[key_type][0].cert.public_bytes(
+        __import__("cryptography.hazmat.primitives.serialization",
+                   fromlist=["Encoding"]).Encoding.DER)
+    assert s_events[0].peer_certificates == ()
+    assert c_events[0].server_name == "localhost"
+    assert s_events[0].server_name == "localhost"
+
+    # data both ways, echoed back and compared
+    blob = os.urandom(200_000)
+    client.send_data(blob)
+    pump(client, server)
+    got, _ = received(server)
+    assert got == blob
+    server.send_data(got[::-1])
+    pump(client, server)
+    back, _ = received(client)
+    assert back == blob[::-1]
+
+    # the AEAD in use really is the OpenSSL-backed one, both directions
+    for conn in (client, server):
+        impl = conn._engine.aead_implementation()
+        assert impl == ("aiotls._crypto.AEADCipher", "aiotls._crypto.AEADCipher")
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_several_mib_both_ways(pki: PKI, version: str) -> None:
+    ctx = pki.client_context()
+    ctx.maximum_version = VERSIONS[version]
+    client, server = handshake(ctx, pki.server_context())
+    client.events(), server.events()
+    up = os.urandom(3 * 1024 * 1024 + 17)
+    down = os.urandom(4 * 1024 * 1024 + 5)
+    for i in range(0, len(up), 65536):
+        client.send_data(up[i:i + 65536])
+    server.send_data(down)
+    pump(client, server)
+    assert received(server)[0] == up
+    assert received(client)[0] == down
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_byte_at_a_time(pki: PKI, version: str) -> None:
+    ctx = pki.client_context()
+    ctx.maximum_version = VERSIONS[version]
+    client = aiotls.TLSConnection(ctx, server_hostname="localhost")
+    server = aiotls.TLSConnection(pki.server_context(), server_side=True)
+    client.send_data(b"early data queued before the handshake")
+    for _ in range(20):
+        moved = False
+        for src, dst in ((client, server), (server, client)):
+            out = src.data_to_send()
+            for i in range(len(out)):
+                dst.receive_data(out[i:i + 1])
+            moved = moved or bool(out)
+        if not moved:
+            break
+    assert client.version() == server.version() == version
+    data, others = received(server)
+    assert data == b"early data queued before the handshake"
+    assert isinstance(others[0], HandshakeCompleted)
+
+
+def test_application_data_sent_before_handshake_is_delivered_after(pki: PKI) -> None:
+    client = aiotls.TLSConnection(pki.client_context(), server_hostname="localhost")
+    server = aiotls.TLSConnection(pki.server_context(), server_side=True)
+    client.send_data(b"one")
+    client.send_data(b"two")
+    pump(client, server)
+    data, _ = received(server)
+    assert data == b"onetwo"
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("closer", ["client", "server"])
+def test_close_notify_both_directions(pki: PKI, version: str, closer: str) -> None:
+    ctx = pki.client_context()
+    ctx.maximum_version = VERSIONS[version]
+    client, server = handshake(ctx, pki.server_context())
+    client.events(), server.events()
+    first, second = (client, server) if closer == "client" else (server, client)
+    second.send_data(b"last words")
+    first.close()
+    assert first.state is aiotls.ConnectionState.CLOSING
+    with pytest.raises(aiotls.TLSUsageError):
+        first.send_data(b"after close")
+    pump(client, server)
+    # the side that did not initiate sees close_notify, answers it and is done
+    assert second.events() == [CloseNotifyReceived(), ConnectionTerminated(error=None)]
+    assert second.state is aiotls.ConnectionState.CLOSED
+    # the initiator still receives data sent before the peer's close_notify, then the close
+    assert first.events() == [DataReceived(b"last words"), CloseNotifyReceived(),
+                              ConnectionTerminated(error=None)]
+    assert first.state is aiotls.ConnectionState.CLOSED
+    # EOF after a clean close is harmless; more data is a usage error
+    first.receive_data(b"")
+    with pytest.raises(aiotls.TLSUsageError):
+        first.receive_data(b"\x17\x03\x03\x00\x01x")
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_eof_without_close_notify_is_truncation(pki: PKI, version: str) -> None:
+    ctx = pki.client_context()
+    ctx.maximum_version = VERSIONS[version]
+    client, server = handshake(ctx, pki.server_context())
+    client.events()
+    client.receive_data(b"")
+    (event,) = client.events()
+    assert isinstance(event, ConnectionTerminated)
+    assert isinstance(event.error, aiotls.TruncationError)
+    assert isinstance(event.error, ssl.SSLEOFError)
+    assert "close_notify" in str(event.error)
+    assert "suppress_ragged_eofs" in event.error.hint
+    assert client.state is aiotls.ConnectionState.FAILED
+    assert client.data_to_send() == b""  # no alert after EOF: nobody is listening
+    with pytest.raises(aiotls.TruncationError):
+        client.send_data(b"x")
+
+
+def test_ragged_eof_tolerated_when_asked(pki: PKI) -> None:
+    ctx = pki.client_context()
+    ctx.suppress_ragged_eofs = True
+    client, server = handshake(ctx, pki.server_context())
+    client.events()
+    server.send_data(b"body")
+    client.receive_data(server.data_to_send())
+    client.receive_data(b"")
+    assert client.events() == [DataReceived(b"body"),
+                               ConnectionTerminated(error=None, truncated=True)]
+    assert client.state is aiotls.ConnectionState.CLOSED
+
+
+def test_eof_in_middle_of_record(pki: PKI) -> None:
+    ctx = pki.client_context()
+    ctx.suppress_ragged_eofs = True  # even then, half a record is an error
+    client, server = handshake(ctx, pki.server_context())
+    client.events()
+    server.send_data(b"x" * 1000)
+    wire = server.data_to_send()
+    client.receive_data(wire[:-10])
+    client.receive_data(b"")
+    (event,) = client.events()
+    assert isinstance(event, ConnectionTerminated)
+    assert isinstance(event.error, aiotls.TruncationError)
+    assert event.error.code == "truncated-record"
+
+
+def test_eof_during_handshake(pki: PKI) -> None:
+    client = aiotls.TLSConnection(pki.client_context(), server_hostname="localhost")
+    assert client.data_to_send()[:1] == b"\x16"  # ClientHello ready at once
+    client.receive_data(b"")
+    (event,) = client.events()
+    assert isinstance(event.error, aiotls.TruncationError)
+    assert event.error.code == "eof-in-handshake"
+
+
+def test_alpn_negotiated(pki: PKI) -> None:
+    cctx = pki.client_context()
+    cctx.set_alpn_protocols(["h2", "http/1.1"])
+    sctx = pki.server_context()
+    sctx.set_alpn_protocols(["http/1.1"])
+    client, server = handshake(cctx, sctx)
+    assert client.selected_alpn_protocol() == server.selected_alpn_protocol() == "http/1.1"
+
+
+def test_getpeercert_shapes(pki: PKI) -> None:
+    client, server = handshake(pki.client_context(), pki.server_context())
+    cert = client.getpeercert()
+    assert ("DNS", "localhost") in cert["subjectAltName"]
+    assert ("IP Address", "127.0.0.1") in cert["subjectAltName"]
+    assert cert["subject"] == ((("commonName", "localhost"),),)
+    assert cert["notAfter"].endswith("GMT")
+    assert isinstance(client.getpeercert(binary_form=True), bytes)
+    assert server.getpeercert() is None  # no client certificate
+    fresh = aiotls.TLSConnection(pki.client_context(), server_hostname="localhost")
+    with pytest.raises(ValueError, match="handshake not done"):
+        fresh.getpeercert()
+
+
+def test_unverified_client_gets_empty_peercert_dict(pki: PKI) -> None:
+    ctx = aiotls.TLSContext()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    client, _ = handshake(ctx, pki.server_context(), server_hostname=None)
+    assert client.getpeercert() == {}
+    assert client.getpeercert(binary_form=True)
+
+
+def test_groups_and_versions_are_honoured(pki: PKI) -> None:
+    cctx = pki.client_context()
+    cctx.set_groups(["secp384r1"])
+    client, server = handshake(cctx, pki.server_context())
+    assert client.group == server.group == "secp384r1"
+
+    cctx = pki.client_context()
+    cctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    sctx = pki.server_context()
+    sctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    client, server = handshake(cctx, sctx)
+    err = server.error
+    assert isinstance(err, aiotls.PeerIncompatible)
+    assert err.alert == aiotls.AlertDescription.protocol_version
+    assert isinstance(client.error, aiotls.AlertReceived)
+    assert client.error.alert == aiotls.AlertDescription.protocol_version
+    assert "minimum_version" in client.error.hint
+
+
+def test_no_common_cipher(pki: PKI) -> None:
+    cctx = pki.client_context()
+    cctx.set_ciphers("TLS_AES_128_GCM_SHA256")
+    sctx = pki.server_context()
+    sctx.set_ciphers("TLS_CHACHA20_POLY1305_SHA256")
+    client, server = handshake(cctx, sctx)
+    assert isinstance(server.error, aiotls.PeerIncompatible)
+    assert isinstance(client.error, aiotls.AlertReceived)
+    assert client.error.alert == aiotls.AlertDescription.handshake_failure
+
+
+def test_close_during_handshake_terminates(pki: PKI) -> None:
+    client = aiotls.TLSConnection(pki.client_context(), server_hostname="localhost")
+    client.data_to_send()
+    client.close()
+    assert client.state is aiotls.ConnectionState.CLOSED
+    assert client.events() == [ConnectionTerminated(error=None)]
+    assert client.data_to_send()[:1] == b"\x15"  # the close_notify alert
+
+
+def test_fatal_error_poisons_connection(pki: PKI) -> None:
+    client, server = handshake(pki.client_context(), pki.server_context())
+    client.events(), server.events()
+    client.receive_data(b"\x17\x03\x03\x00\x20" + b"\x00" * 32)  # garbage ciphertext
+    (event,) = client.events()
+    assert isinstance(event.error, aiotls.PeerMisbehaved)
+    assert event.error.alert == aiotls.AlertDescription.bad_record_mac
+    alert = client.data_to_send()
+    assert alert[:1] == b"\x17"  # the alert is encrypted like all TLS 1.3 traffic
+    with pytest.raises(aiotls.PeerMisbehaved):
+        client.send_data(b"more")
+    with pytest.raises(aiotls.PeerMisbehaved):
+        client.receive_data(b"more")
+    # the peer decrypts that alert and learns why
+    server.receive_data(alert)
+    (sev,) = server.events()
+    assert isinstance(sev.error, aiotls.AlertReceived)
+    assert sev.error.alert == aiotls.AlertDescription.bad_record_mac
+
+
+def test_usage_errors(pki: PKI) -> None:
+    with pytest.raises(aiotls.TLSUsageError, match="server_hostname"):
+        aiotls.TLSConnection(pki.client_context())
+    with pytest.raises(aiotls.TLSConfigurationError, match="needs a certificate"):
+        aiotls.TLSConnection(aiotls.TLSContext(ssl.PROTOCOL_TLS_SERVER), server_side=True)
+    with pytest.raises(TypeError):
+        aiotls.TLSConnection(ssl.create_default_context())  # type: ignore[arg-type]
+    with pytest.raises(aiotls.TLSUsageError):
+        aiotls.TLSConnection(pki.server_context(), server_side=True, server_hostname="x")
