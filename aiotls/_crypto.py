@@ -43,9 +43,9 @@ _AEAD_FACTORIES: dict[str, Callable[[bytes], Any]] = {
 class AEADCipher:
     """An AEAD cipher object, shaped like tlslite's ``AESGCM``/``CHACHA20_POLY1305``."""
 
-    isBlockCipher = False  # noqa: N815 - tlslite's attribute names
-    isAEAD = True  # noqa: N815
-    nonceLength = 12  # noqa: N815
+    isBlockCipher = False
+    isAEAD = True
+    nonceLength = 12
     implementation = "openssl"
 
     __slots__ = ("_aead", "key", "name", "tagLength")
@@ -136,9 +136,9 @@ class ECDHGroup:
 
 def load_private_key(data: bytes, password: bytes | None) -> PrivateKey:
     """Load a PEM (possibly encrypted) or DER private key."""
-    loaders = (serialization.load_pem_private_key, serialization.load_der_private_key)
-    if b"-----BEGIN" in data:
-        loaders = (serialization.load_pem_private_key,)
+    loaders: list[Callable[[bytes, bytes | None], Any]] = [serialization.load_pem_private_key]
+    if b"-----BEGIN" not in data:
+        loaders.append(serialization.load_der_private_key)
     last: Exception | None = None
     for loader in loaders:
         try:

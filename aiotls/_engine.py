@@ -147,7 +147,7 @@ class _RecordLayer(RecordLayer):  # type: ignore[misc]
     """tlslite's record layer with AEAD ciphers from ``cryptography``."""
 
     @staticmethod
-    def _getCipherSettings(cipherSuite: int) -> tuple[int, int, Any]:  # noqa: N802, N803
+    def _getCipherSettings(cipherSuite: int) -> tuple[int, int, Any]:
         key_len, iv_len, func = RecordLayer._getCipherSettings(cipherSuite)
         name: str | None = None
         if func in _AEAD_FUNCS:
@@ -220,7 +220,7 @@ class _TLSLiteConnection(_TLSLiteBase):  # type: ignore[misc]
     _aiotls_error: TLSError | None = None
 
     @staticmethod
-    def _getKEX(group: int, version: tuple[int, int]) -> Any:  # noqa: N802
+    def _getKEX(group: int, version: tuple[int, int]) -> Any:
         if GroupName.toStr(group) in _crypto.KEX_GROUPS:
             return _KeyExchange(group, version)
         return _TLSLiteBase._getKEX(group, version)
@@ -249,7 +249,7 @@ class _TLSLiteConnection(_TLSLiteBase):  # type: ignore[misc]
         yield from self._aiotls_verify(_chain_der(cert_chain), _TLAlert.bad_certificate)
         yield public_key
 
-    def _serverFinished(self, *args: Any, **kwargs: Any) -> Generator[Any, None, None]:  # noqa: N802
+    def _serverFinished(self, *args: Any, **kwargs: Any) -> Generator[Any, None, None]:
         # TLS 1.2 server: the client sent no certificate although one is required.
         chain = args[8] if len(args) > 8 else kwargs.get("client_cert_chain")
         policy = self._aiotls_policy
@@ -257,7 +257,7 @@ class _TLSLiteConnection(_TLSLiteBase):  # type: ignore[misc]
             yield from self._aiotls_verify([], _TLAlert.handshake_failure)
         yield from super()._serverFinished(*args, **kwargs)
 
-    def _serverSendTickets(self, settings: Any) -> Generator[Any, None, None]:  # noqa: N802
+    def _serverSendTickets(self, settings: Any) -> Generator[Any, None, None]:
         # TLS 1.3 server: the client's Certificate/CertificateVerify/Finished were checked by
         # tlslite; verify the chain before the handshake is declared done or tickets are issued.
         if self.version >= (3, 4) and self._aiotls_policy is not None:
@@ -265,7 +265,7 @@ class _TLSLiteConnection(_TLSLiteBase):  # type: ignore[misc]
             yield from self._aiotls_verify(chain, _TLAlert.certificate_required)
         yield from super()._serverSendTickets(settings)
 
-    def _clientGetServerHello(self, *args: Any, **kwargs: Any) -> Generator[Any, None, None]:  # noqa: N802
+    def _clientGetServerHello(self, *args: Any, **kwargs: Any) -> Generator[Any, None, None]:
         # tlslite's requireExtendedMasterSecret also fires for TLS 1.3 (which has no such
         # extension), so the client enforces RFC 7627 for TLS 1.2 itself, right after ServerHello.
         result: Any = None
@@ -421,7 +421,7 @@ class Engine:
             )
         else:
             sni = server_hostname
-            if sni is not None and not isinstance(_verify.parse_hostname(sni), _verify.DNSName):
+            if sni is not None and _verify.is_ip_address(sni):
                 sni = None  # RFC 6066: no IP literals in SNI
             self._gen = tl.handshakeClientCert(
                 certChain=prepared.cert_chain, privateKey=prepared.private_key,
@@ -501,7 +501,7 @@ class Engine:
         try:
             for _ in self._tl._sendMsg(Alert().create(description, level)):
                 pass
-        except Exception:  # noqa: BLE001 - a broken record layer: nothing more can be sent
+        except Exception:
             self._sock.discard = True
 
     def _drive(self, gen: Any) -> tuple[int, Any]:
@@ -516,7 +516,7 @@ class Engine:
             return 1, None
         except TLSError:
             raise
-        except Exception as exc:  # noqa: BLE001 - every tlslite failure becomes an aiotls error
+        except Exception as exc:
             raise self._translate(exc) from None
 
     def _translate(self, exc: BaseException) -> TLSError:
@@ -563,7 +563,7 @@ class Engine:
     @property
     def version(self) -> str | None:
         v = tuple(self._tl.version) if self._tl.version else None
-        return _VERSION_NAMES.get(v) if v else None  # type: ignore[arg-type]
+        return _VERSION_NAMES.get(v) if v else None
 
     def cipher_suite(self) -> int | None:
         session = self._tl.session

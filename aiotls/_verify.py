@@ -18,18 +18,18 @@ clients; anyExtendedKeyUsage accepted).  Failures are classified into OpenSSL's
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import ipaddress
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from cryptography import x509
-from cryptography.x509 import ExtendedKeyUsageOID
+from cryptography.x509 import DNSName, IPAddress
+from cryptography.x509.oid import ExtendedKeyUsageOID
 from cryptography.x509.verification import (
     Criticality,
-    DNSName,
     ExtensionPolicy,
-    IPAddress,
     PolicyBuilder,
     Store,
     VerificationError,
@@ -79,6 +79,15 @@ _CA_POLICY = ExtensionPolicy.webpki_defaults_ca().may_be_present(
 )
 
 
+def is_ip_address(name: str) -> bool:
+    """True if ``name`` is an IPv4 or IPv6 literal (brackets allowed)."""
+    try:
+        ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
 def parse_hostname(name: str) -> x509.verification.Subject:
     """A verification subject for a host name or IP address literal."""
     bare = name.strip("[]")
@@ -87,10 +96,8 @@ def parse_hostname(name: str) -> x509.verification.Subject:
     except ValueError:
         pass
     ascii_name = name.rstrip(".").lower()
-    try:
+    with contextlib.suppress(UnicodeError):
         ascii_name = ascii_name.encode("idna").decode("ascii")
-    except UnicodeError:
-        pass
     return DNSName(ascii_name)
 
 
@@ -135,7 +142,7 @@ class TrustStore:
 
 
 def _utc(dt: datetime.datetime) -> datetime.datetime:
-    return dt if dt.tzinfo else dt.replace(tzinfo=datetime.timezone.utc)
+    return dt if dt.tzinfo else dt.replace(tzinfo=datetime.UTC)
 
 
 def _fmt_time(dt: datetime.datetime) -> str:

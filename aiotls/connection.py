@@ -86,7 +86,7 @@ _TRANSITIONS: dict[ConnectionState, frozenset[ConnectionState]] = {
 
 
 def _utcnow() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc)
+    return datetime.datetime.now(datetime.UTC)
 
 
 class TLSConnection:
@@ -121,10 +121,10 @@ class TLSConnection:
                 cause="a client context verifies the server's name, but no name was given",
                 hint="pass server_hostname='the.host.name' (or set check_hostname = False)",
             )
-        if server_hostname is not None:
-            if not isinstance(server_hostname, str) or not server_hostname or \
-                    server_hostname.startswith(".") or "\x00" in server_hostname:
-                raise TLSUsageError(f"invalid server_hostname {server_hostname!r}",
+        if server_hostname is not None and (
+                not isinstance(server_hostname, str) or not server_hostname
+                or server_hostname.startswith(".") or "\x00" in server_hostname):
+            raise TLSUsageError(f"invalid server_hostname {server_hostname!r}",
                                     hint="pass a DNS name or an IP address")
         self.context = context
         self.server_side = server_side
