@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import datetime
 import errno
+import re
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
@@ -629,6 +630,12 @@ _ALERT_FOR_EXCEPTION: dict[type[BaseException], tuple[int, str]] = {
 }
 
 
+_VERSION_TUPLE_RE = re.compile(r"\((3), ([0-4])\)")
+
+
 def _clean_detail(detail: str) -> str:
+    """tlslite's message, tidied: version tuples spelled as TLS versions, no trailing dot."""
+    detail = _VERSION_TUPLE_RE.sub(
+        lambda m: _VERSION_NAMES.get((3, int(m.group(2))), "SSLv3"), detail)
     detail = detail.strip().rstrip(".")
     return detail[:1].lower() + detail[1:] if detail else detail

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import ssl
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -130,15 +131,22 @@ def _read(path: str | os.PathLike[str], what: str) -> bytes:
 
 def _load_certificates(data: bytes, source: str) -> list[x509.Certificate]:
     try:
-        if b"-----BEGIN" in data:
-            return list(x509.load_pem_x509_certificates(data))
-        return [x509.load_der_x509_certificate(data)]
+        return _parse_certificates(data)
     except ValueError as exc:
         raise TLSConfigurationError(
             f"no usable certificate in {source}: {exc}",
             cause="the data is not a PEM or DER X.509 certificate",
             hint="pass a PEM file holding '-----BEGIN CERTIFICATE-----' blocks",
         ) from None
+
+
+def _parse_certificates(data: bytes) -> list[x509.Certificate]:
+    with warnings.catch_warnings():
+        # System stores carry a few old roots with non-positive serials; accept them quietly.
+        warnings.simplefilter("ignore")
+        if b"-----BEGIN" in data:
+            return list(x509.load_pem_x509_certificates(data))
+        return [x509.load_der_x509_certificate(data)]
 
 
 class TLSContext:
@@ -482,7 +490,9 @@ class TLSContext:
 
 def _is_ca(cert: x509.Certificate) -> bool:
     try:
-        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
     except x509.ExtensionNotFound:
         return False
 

@@ -1,0 +1,228 @@
+"""TLSContext: loading identities and trust, defaults, and the knobs."""
+
+from __future__ import annotations
+
+import os
+import ssl
+import types
+
+import pytest
+
+import aiotls
+from aiotls.context import DEFAULT_SUITES
+from tests.certs import CA
+from tests.conftest import PKI, handshake
+from tests.test_verify import StdlibPeer, run
+
+
+def test_secure_defaults() -> None:
+    client = aiotls.TLSContext()
+    assert client.verify_mode == ssl.CERT_REQUIRED
+    assert client.check_hostname is True
+    assert client.minimum_version == ssl.TLSVersion.TLSv1_2
+    assert client.maximum_version == ssl.TLSVersion.TLSv1_3
+    names = [c["iana_name"] for c in client.get_ciphers()]
+    assert names == [s.name for s in DEFAULT_SUITES]
+    assert all(c["aead"] for c in client.get_ciphers())
+    assert all("ECDHE" in n or n.startswith("TLS_AES") or n.startswith("TLS_CHACHA")
+               for n in names)
+    assert client.get_groups() == ["x25519", "secp256r1", "secp384r1"]
+    assert client.suppress_ragged_eofs is False
+    server = aiotls.TLSContext(ssl.PROTOCOL_TLS_SERVER)
+    assert server.verify_mode == ssl.CERT_NONE
+    assert server.check_hostname is False
+    with pytest.raises(aiotls.TLSConfigurationError):
+        aiotls.TLSContext(ssl.PROTOCOL_TLSv1_2)  # type: ignore[attr-defined]
+
+
+def test_client_hello_has_no_heartbeat_and_offers_ems(pki: PKI) -> None:
+    hello = aiotls.TLSConnection(pki.client_context(), server_hostname="localhost").data_to_send()
+    from tlslite.messages import ClientHello
+    from tlslite.utils.codec import Parser
+
+    parsed = ClientHello().parse(Parser(bytearray(hello[6:])))  # record header + msg type
+    ext_types = {e.extType for e in parsed.extensions}
+    assert 15 not in ext_types  # heartbeat
+    assert 23 in ext_types  # extended_master_secret
+    assert 0 in ext_types  # server_name
+    suites = set(parsed.cipher_suites)
+    offered = {s.id for s in DEFAULT_SUITES}
+    assert offered <= suites
+    # nothing but AEAD/ECDHE suites and the renegotiation SCSV
+    assert suites - offered <= {0x00FF}
+
+
+def test_create_default_context_loads_system_store(monkeypatch: pytest.MonkeyPatch,
+                                                   tmp_path: object) -> None:
+    ca = CA()
+    cafile = os.path.join(str(tmp_path), "system-ca.pem")
+    with open(cafile, "wb") as f:
+        f.write(ca.cert_pem)
+    fake = types.SimpleNamespace(cafile=cafile, capath=None, openssl_cafile=None,
+                                 openssl_capath=None)
+    monkeypatch.setattr(ssl, "get_default_verify_paths", lambda: fake)
+    ctx = aiotls.create_default_context()
+    assert ctx.cert_store_stats() == {"x509": 1, "crl": 0, "x509_ca": 1}
+    assert ctx.get_ca_certs()[0]["subject"] == ((("commonName", "aiotls test CA"),),)
+    assert ctx.get_ca_certs(binary_form=True)[0].startswith(b"0")
+
+
+def test_load_default_certs_from_capath(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    d = os.path.join(str(tmp_path), "certs")
+    os.mkdir(d)
+    for i in range(3):
+        with open(os.path.join(d, f"ca{i}.pem"), "wb") as f:
+            f.write(CA().cert_pem)
+    with open(os.path.join(d, "README"), "w") as f:
+        f.write("not a certificate")
+    fake = types.SimpleNamespace(cafile=None, capath=d, openssl_cafile=None, openssl_capath=None)
+    monkeypatch.setattr(ssl, "get_default_verify_paths", lambda: fake)
+    ctx = aiotls.TLSContext()
+    ctx.load_default_certs()
+    assert ctx.cert_store_stats()["x509"] == 3
+
+
+def test_real_system_store_is_loaded_when_present() -> None:
+    paths = ssl.get_default_verify_paths()
+    ctx = aiotls.create_default_context()
+    stdlib = ssl.create_default_context()
+    if paths.cafile and os.path.isfile(paths.cafile):
+        assert ctx.cert_store_stats()["x509"] >= stdlib.cert_store_stats()["x509"] > 0
+
+
+def test_load_verify_locations_forms(pki: PKI) -> None:
+    ctx = aiotls.TLSContext()
+    with pytest.raises(TypeError):
+        ctx.load_verify_locations()
+    ctx.load_verify_locations(cadata=pki.ca.cert_pem.decode())
+    ctx.load_verify_locations(cadata=pki.ca.cert.public_bytes(
+        __import__("cryptography.hazmat.primitives.serialization",
+                   fromlist=["Encoding"]).Encoding.DER))
+    ctx.load_verify_locations(cafile=pki.ca_file)
+    assert ctx.cert_store_stats()["x509"] == 1  # de-duplicated
+    with pytest.raises(aiotls.TLSConfigurationError, match="cannot read the CA file"):
+        ctx.load_verify_locations(cafile="/nonexistent/ca.pem")
+    with pytest.raises(aiotls.TLSConfigurationError, match="no usable certificate"):
+        ctx.load_verify_locations(cadata="garbage")
+
+
+@pytest.mark.parametrize("key_type", ["rsa2048", "ecdsa-p256", "ecdsa-p384", "ed25519"])
+def test_load_cert_chain_key_types(pki: PKI, tmp_path: object, key_type: str) -> None:
+    leaf = pki.ca.issue("localhost", key_type=key_type)  # type: ignore[arg-type]
+    certfile, keyfile = leaf.write(str(tmp_path), name=key_type)
+    ctx = aiotls.TLSContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(certfile, keyfile)
+    client, server = handshake(pki.client_context(), ctx)
+    assert client.version() == "TLSv1.3", client.error
+
+
+def test_load_cert_chain_combined_file_and_encrypted_key(pki: PKI, tmp_path: object) -> None:
+    leaf = pki.ca.issue("localhost")
+    combined = os.path.join(str(tmp_path), "combined.pem")
+    with open(combined, "wb") as f:
+        f.write(leaf.chain_pem + leaf.key_pem)
+    ctx = aiotls.TLSContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(combined)
+
+    enc = os.path.join(str(tmp_path), "enc-key.pem")
+    with open(enc, "wb") as f:
+        f.write(leaf.key_pem_encrypted(b"s3cret"))
+    certfile, _ = leaf.write(str(tmp_path), name="enc")
+    ctx.load_cert_chain(certfile, enc, password="s3cret")
+    ctx.load_cert_chain(certfile, enc, password=lambda: b"s3cret")
+    client, _ = handshake(pki.client_context(), ctx)
+    assert client.version() == "TLSv1.3"
+    with pytest.raises(aiotls.TLSConfigurationError, match="no password"):
+        ctx.load_cert_chain(certfile, enc)
+    with pytest.raises(aiotls.TLSConfigurationError, match="password is wrong"):
+        ctx.load_cert_chain(certfile, enc, password="nope")
+
+
+def test_load_cert_chain_rejects_mismatched_key(pki: PKI, tmp_path: object) -> None:
+    a = pki.ca.issue("localhost")
+    b = pki.ca.issue("localhost")
+    certfile, _ = a.write(str(tmp_path), name="a")
+    _, keyfile = b.write(str(tmp_path), name="b")
+    with pytest.raises(aiotls.TLSConfigurationError, match="does not match the certificate"):
+        aiotls.TLSContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(certfile, keyfile)
+    with pytest.raises(aiotls.TLSConfigurationError, match="cannot read"):
+        aiotls.TLSContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain("/nope.pem")
+
+
+def test_set_ciphers() -> None:
+    ctx = aiotls.TLSContext()
+    ctx.set_ciphers("ECDHE-RSA-AES128-GCM-SHA256:TLS_AES_256_GCM_SHA384")
+    names = {c["name"] for c in ctx.get_ciphers()}
+    assert names == {"ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-RSA-AES256-GCM-SHA384",
+                     "TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384"}
+    with pytest.raises(aiotls.TLSConfigurationError, match="unknown cipher suite 'RC4-SHA'"):
+        ctx.set_ciphers("RC4-SHA")
+    with pytest.raises(aiotls.TLSConfigurationError):
+        ctx.set_ciphers("")
+    ctx.set_ciphers("DEFAULT")
+    assert len(ctx.get_ciphers()) == len(DEFAULT_SUITES)
+
+
+def test_set_groups_and_alpn_validation() -> None:
+    ctx = aiotls.TLSContext()
+    ctx.set_groups(["P-256", "x25519"])
+    assert ctx.get_groups() == ["secp256r1", "x25519"]
+    with pytest.raises(aiotls.TLSConfigurationError, match="ffdhe2048"):
+        ctx.set_groups(["ffdhe2048"])
+    with pytest.raises(aiotls.TLSConfigurationError):
+        ctx.set_alpn_protocols(["x" * 256])
+    with pytest.raises(aiotls.TLSConfigurationError, match="SSLv3"):
+        ctx.minimum_version = ssl.TLSVersion.SSLv3
+
+
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1_1 is deprecated:DeprecationWarning")
+def test_legacy_versions_only_when_asked(pki: PKI, tmp_path: object) -> None:
+    old = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    old.set_ciphers("ECDHE-ECDSA-AES128-SHA:@SECLEVEL=0")
+    old.minimum_version = ssl.TLSVersion.TLSv1_1
+    old.maximum_version = ssl.TLSVersion.TLSv1_1
+    old.load_cert_chain(*pki.server("ecdsa-p256"))
+
+    # Even offering the legacy suite, the default minimum (TLS 1.2) keeps TLS 1.1 out.
+    ctx = pki.client_context()
+    ctx.set_ciphers("DEFAULT:ECDHE-ECDSA-AES128-SHA")
+    conn = aiotls.TLSConnection(ctx, server_hostname="localhost")
+    peer = StdlibPeer(old, server_side=True)
+    run(conn, peer)
+    assert isinstance(conn.error, aiotls.PeerIncompatible)
+    assert conn.error.alert == aiotls.AlertDescription.protocol_version
+    assert "TLSv1.1" in str(conn.error)
+    assert "minimum_version" in conn.error.hint
+
+    ctx = pki.client_context()
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_1
+    ctx.set_ciphers("ECDHE-ECDSA-AES128-SHA")
+    conn = aiotls.TLSConnection(ctx, server_hostname="localhost")
+    peer = StdlibPeer(old, server_side=True)
+    run(conn, peer)
+    assert conn.version() == "TLSv1.1", conn.error
+    conn.send_data(b"legacy works when asked for")
+    peer.incoming.write(conn.data_to_send())
+    peer.step()
+    assert bytes(peer.received) == b"legacy works when asked for"
+
+
+def test_server_requires_extended_master_secret(pki: PKI) -> None:
+    # A TLS 1.2 client that does not offer EMS (tlslite with EMS disabled) is refused.
+    from tlslite import HandshakeSettings
+    from tlslite import TLSConnection as RawTLS
+
+    from aiotls._engine import _MemorySocket
+
+    sock = _MemorySocket()
+    raw = RawTLS(sock)
+    settings = HandshakeSettings()
+    settings.useExtendedMasterSecret = False
+    settings.maxVersion = (3, 3)
+    gen = raw.handshakeClientCert(settings=settings, async_=True)
+    assert next(gen) == 0
+    server = aiotls.TLSConnection(pki.server_context(), server_side=True)
+    server.receive_data(bytes(sock.outbox))
+    (event,) = server.events()
+    assert isinstance(event.error, aiotls.PeerIncompatible)
+    assert "Extended Master Secret" in str(event.error)
