@@ -320,3 +320,29 @@ def test_usage_errors(pki: PKI) -> None:
         aiotls.TLSConnection(ssl.create_default_context())  # type: ignore[arg-type]
     with pytest.raises(aiotls.TLSUsageError):
         aiotls.TLSConnection(pki.server_context(), server_side=True, server_hostname="x")
+
+
+@pytest.mark.parametrize("initiator", ["server", "client"])
+def test_renegotiation_is_refused(pki: PKI, initiator: str) -> None:
+    """TLS 1.2: a HelloRequest (from the server) or a new ClientHello (from the client) after
+    the handshake is answered with a no_renegotiation alert, never with a new handshake."""
+    from tlslite.constants import ContentType
+    from tlslite.messages import Message
+
+    ctx = pki.client_context()
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    client, server = handshake(ctx, pki.server_context())
+    client.events(), server.events()
+    sender, receiver = (server, client) if initiator == "server" else (client, server)
+    hello_type = 0 if initiator == "server" else 1  # hello_request / client_hello
+    for _ in sender._engine._tl._sendMsg(Message(ContentType.handshake,
+                                                 bytearray([hello_type, 0, 0, 0]))):
+        pass
+    receiver.receive_data(sender.data_to_send())
+    answer = receiver.data_to_send()
+    assert answer[:1] == b"\x15"  # an alert record, not a handshake record
+    assert receiver.events() == []
+    sender.receive_data(answer)
+    (event,) = sender.events()
+    assert isinstance(event.error, aiotls.AlertReceived)
+    assert event.error.alert == aiotls.AlertDescription.no_renegotiation
