@@ -284,6 +284,15 @@ class _TLSLiteConnection(_TLSLiteBase):  # type: ignore[misc]
             )
         yield result
 
+    def _serverCertKeyExchange(self, *args: Any, **kwargs: Any) -> Generator[Any, None, None]:  # noqa: N802
+        # TLS 1.2 server: remember the ECDHE group (tlslite only records it for clients).
+        key_exchange = args[4] if len(args) > 4 else kwargs.get("keyExchange")
+        for result in super()._serverCertKeyExchange(*args, **kwargs):
+            group = getattr(key_exchange, "group_id", None)
+            if group is not None:
+                self.ecdhCurve = group
+            yield result
+
     def _shutdown(self, resumable: bool) -> None:
         # Unlike tlslite, keep the record layer keyed: a later alert must stay encrypted.
         self.closed = True

@@ -61,6 +61,7 @@ def test_handshake_matrix(pki: PKI, version: str, key_type: str, suite: str) -> 
         assert conn.state is aiotls.ConnectionState.OPEN
         assert conn.version() == version
         assert conn.cipher() == (expected.openssl_name, version, expected.bits)
+        assert conn.group == "x25519"
     c_events = client.events()
     s_events = server.events()
     assert len(c_events) == 1 and isinstance(c_events[0], HandshakeCompleted)
