@@ -284,7 +284,7 @@ class _TLSLiteConnection(_TLSLiteBase):  # type: ignore[misc]
             )
         yield result
 
-    def _serverCertKeyExchange(self, *args: Any, **kwargs: Any) -> Generator[Any, None, None]:  # noqa: N802
+    def _serverCertKeyExchange(self, *args: Any, **kwargs: Any) -> Generator[Any, None, None]:
         # TLS 1.2 server: remember the ECDHE group (tlslite only records it for clients).
         key_exchange = args[4] if len(args) > 4 else kwargs.get("keyExchange")
         for result in super()._serverCertKeyExchange(*args, **kwargs):

@@ -348,6 +348,20 @@ def _ssl_time(dt: datetime.datetime) -> str:
     return f"{dt.strftime('%b')} {dt.day:>2} {dt.strftime('%H:%M:%S %Y')} GMT"
 
 
+def _ssl_serial(serial: int) -> str:
+    """The serial number as OpenSSL prints it: upper-case hex, an even number of digits."""
+    text = f"{serial:X}"
+    return "0" + text if len(text) % 2 else text
+
+
+def _ssl_ip(ip: Any) -> str:
+    """An IP address spelled as OpenSSL/``ssl`` does: IPv6 as eight uncompressed hex groups."""
+    if getattr(ip, "version", 4) == 6:
+        packed = ip.packed
+        return ":".join(f"{(packed[i] << 8) | packed[i + 1]:X}" for i in range(0, 16, 2))
+    return str(ip)
+
+
 def peercert_dict(der: bytes) -> dict[str, Any]:
     """The certificate in the dict shape of :meth:`ssl.SSLSocket.getpeercert`."""
     cert = x509.load_der_x509_certificate(der)
@@ -355,7 +369,7 @@ def peercert_dict(der: bytes) -> dict[str, Any]:
         "subject": _name_tuple(cert.subject),
         "issuer": _name_tuple(cert.issuer),
         "version": cert.version.value + 1,
-        "serialNumber": f"{cert.serial_number:X}".rjust(2, "0"),
+        "serialNumber": _ssl_serial(cert.serial_number),
         "notBefore": _ssl_time(cert.not_valid_before_utc),
         "notAfter": _ssl_time(cert.not_valid_after_utc),
     }
@@ -369,8 +383,7 @@ def peercert_dict(der: bytes) -> dict[str, Any]:
             if isinstance(gn, x509.DNSName):
                 alt.append(("DNS", gn.value))
             elif isinstance(gn, x509.IPAddress):
-                alt.append(("IP Address", str(gn.value).upper() if gn.value.version == 6
-                            else str(gn.value)))
+                alt.append(("IP Address", _ssl_ip(gn.value)))
             elif isinstance(gn, x509.RFC822Name):
                 alt.append(("email", gn.value))
             elif isinstance(gn, x509.UniformResourceIdentifier):

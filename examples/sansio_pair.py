@@ -17,8 +17,8 @@ def main() -> None:
         pki = generate_demo_pki(tmp)  # a throwaway CA and a certificate for "localhost"
 
         server_ctx = aiotls.TLSContext(ssl.PROTOCOL_TLS_SERVER)
-        server_ctx.load_cert_chain(pki.certfile, pki.keyfile)
-        client_ctx = aiotls.create_default_context(cafile=pki.cafile)
+        server_ctx.load_cert_chain(pki.cert_file, pki.key_file)
+        client_ctx = aiotls.create_default_context(cafile=pki.ca_file)
 
         client = aiotls.TLSConnection(client_ctx, server_hostname="localhost")
         server = aiotls.TLSConnection(server_ctx, server_side=True)

@@ -347,3 +347,26 @@ def test_renegotiation_is_refused(pki: PKI, initiator: str) -> None:
     (event,) = sender.events()
     assert isinstance(event.error, aiotls.AlertReceived)
     assert event.error.alert == aiotls.AlertDescription.no_renegotiation
+
+
+@pytest.mark.parametrize("serial", [0x1, 0xABC, 0x1234, 0xF00D1])
+def test_peercert_serial_matches_openssl_spelling(serial: int) -> None:
+    """OpenSSL (and so ssl.getpeercert) prints serials as even-length upper-case hex."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from aiotls._verify import peercert_dict
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "x")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(serial).not_valid_before(now)
+            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    text = peercert_dict(cert.public_bytes(serialization.Encoding.DER))["serialNumber"]
+    assert len(text) % 2 == 0
+    assert int(text, 16) == serial
+    assert text == text.upper()

@@ -1,0 +1,654 @@
+"""TLSProtocol: drives a TLSConnection from an asyncio transport.
+
+Theory of operation
+-------------------
+Two objects, as in CPython's ``asyncio.sslproto``:
+
+* :class:`TLSProtocol` is the *lower* protocol.  It sits on a TCP transport
+  (asyncio's or uvloop's; only their public Transport API is used) and receives
+  ciphertext through ``get_buffer``/``buffer_updated``.
+* :class:`_TLSTransport` is the *upper* transport handed to the application
+  protocol: plaintext ``write``, ``close``, flow control, ``get_extra_info``.
+
+The adapter is mechanical: feed ciphertext to the :class:`~aiotls.TLSConnection`,
+drain its events, deliver them to the application, write ``data_to_send()``.
+All TLS decisions live in the core.
+
+States::
+
+    UNWRAPPED ─connection_made─► HANDSHAKING ─HandshakeCompleted─► WRAPPED
+    WRAPPED ─close()─► FLUSHING (backlog encrypted, close_notify sent) ─► SHUTDOWN
+    WRAPPED/FLUSHING ─peer close_notify / error / EOF─► SHUTDOWN ─lower lost─► CLOSED
+
+Flow control mirrors sslproto:
+
+* writing: the app is paused when plaintext waiting to be encrypted plus the
+  lower transport's buffer reach the high-water mark (default 512 KiB); plaintext
+  is not encrypted while the lower transport has paused us.
+* reading: while the app has paused reading, nothing is decrypted; ciphertext
+  waits in a backlog, and the lower transport is paused once the backlog plus
+  decrypted-but-undelivered data reach the read high-water mark (256 KiB).
+
+Ordering for the application: ``connection_made`` (after the handshake) →
+``data_received``/``buffer_updated`` … → ``eof_received`` (peer's close_notify)
+→ ``connection_lost``, each at most once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import enum
+import logging
+import threading
+import warnings
+from typing import Any
+
+from ..connection import TLSConnection
+from ..context import TLSContext
+from ..errors import TLSError
+from ..events import CloseNotifyReceived, ConnectionTerminated, DataReceived, HandshakeCompleted
+
+__all__ = ["HandshakeTimeoutError", "ShutdownTimeoutError", "TLSProtocol"]
+
+logger = logging.getLogger("aiotls")
+
+SSL_HANDSHAKE_TIMEOUT = 60.0
+SSL_SHUTDOWN_TIMEOUT = 30.0
+_HIGH_WATER_READ = 256 * 1024
+_HIGH_WATER_WRITE = 512 * 1024
+_LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5
+_RECV_BUFFER = 256 * 1024
+
+
+class HandshakeTimeoutError(TLSError, ConnectionAbortedError):
+    """The TLS handshake did not finish within ``ssl_handshake_timeout``."""
+
+    code = "handshake-timeout"
+
+
+class ShutdownTimeoutError(TLSError, TimeoutError):
+    """The peer did not answer close_notify within ``ssl_shutdown_timeout``."""
+
+    code = "shutdown-timeout"
+
+
+class _State(enum.Enum):
+    UNWRAPPED = "unwrapped"
+    HANDSHAKING = "handshaking"
+    WRAPPED = "wrapped"
+    FLUSHING = "flushing"
+    SHUTDOWN = "shutdown"
+    CLOSED = "closed"
+
+
+class _AppState(enum.Enum):
+    INIT = 0
+    CON_MADE = 1
+    EOF = 2
+    CON_LOST = 3
+
+
+_local = threading.local()
+
+
+def _recv_buffer() -> memoryview:
+    """One receive buffer per thread, shared by every connection on that thread's loop.
+
+    The loop fills it and calls ``buffer_updated`` right away; the bytes are copied out
+    before returning, so idle connections hold no receive buffer at all.
+    """
+    view: memoryview | None = getattr(_local, "view", None)
+    if view is None:
+        view = _local.view = memoryview(bytearray(_RECV_BUFFER))
+    return view
+
+
+def _flow_limits(high: int | None, low: int | None, default: int) -> tuple[int, int]:
+    if high is None:
+        high = default if low is None else 4 * low
+    if low is None:
+        low = high // 4
+    if not high >= low >= 0:
+        raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
+    return high, low
+
+
+def _check_timeout(value: float | None, default: float, name: str) -> float:
+    if value is None:
+        return default
+    if value <= 0:
+        raise ValueError(f"{name} should be a positive number, got {value}")
+    return float(value)
+
+
+class _TLSTransport(asyncio.Transport):
+    """The transport the application sees: plaintext in, plaintext out."""
+
+    _start_tls_compatible = True
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, protocol: TLSProtocol) -> None:
+        super().__init__()
+        self._loop = loop
+        self._tls: TLSProtocol = protocol
+        self._closed = False
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self._tls._get_extra_info(name, default)
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._tls._set_app_protocol(protocol)
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        protocol: asyncio.BaseProtocol = self._tls._app_protocol
+        return protocol
+
+    def is_closing(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """Send close_notify after flushing buffered data; ``connection_lost(None)`` follows
+        once the peer answers (or after ``ssl_shutdown_timeout``)."""
+        if not self._closed:
+            self._closed = True
+            self._tls._start_shutdown()
+
+    def abort(self) -> None:
+        """Close at once: buffered data is dropped and no close_notify is sent."""
+        self._closed = True
+        self._tls._abort(None)
+
+    def __del__(self, _warn: Any = warnings.warn) -> None:
+        if not self._closed:
+            self._closed = True
+            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def is_reading(self) -> bool:
+        return not self._tls._app_reading_paused
+
+    def pause_reading(self) -> None:
+        """Stop delivering data; nothing is decrypted until :meth:`resume_reading`."""
+        self._tls._app_reading_paused = True
+
+    def resume_reading(self) -> None:
+        self._tls._resume_reading()
+
+    def set_read_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        self._tls._read_high, self._tls._read_low = _flow_limits(high, low, _HIGH_WATER_READ)
+        self._tls._control_tls_reading()
+
+    def get_read_buffer_limits(self) -> tuple[int, int]:
+        return self._tls._read_low, self._tls._read_high
+
+    def get_read_buffer_size(self) -> int:
+        return self._tls._read_buffer_size()
+
+    # --- writing -------------------------------------------------------------------------------
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise TypeError(f"data: expecting a bytes-like instance, got {type(data).__name__}")
+        if data:
+            self._tls._write_appdata((data,))
+
+    def writelines(self, list_of_data: Any) -> None:
+        self._tls._write_appdata(list_of_data)
+
+    def write_eof(self) -> None:
+        raise NotImplementedError("TLS transports cannot half-close; use close()")
+
+    def can_write_eof(self) -> bool:
+        return False
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        self._tls._write_high, self._tls._write_low = _flow_limits(high, low, _HIGH_WATER_WRITE)
+        self._tls._control_app_writing()
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return self._tls._write_low, self._tls._write_high
+
+    def get_write_buffer_size(self) -> int:
+        return self._tls._write_buffer_size()
+
+    @property
+    def _protocol_paused(self) -> bool:
+        return self._tls._app_writing_paused
+
+    def __repr__(self) -> str:
+        return f"<aiotls._TLSTransport {self._tls._state.value} {self._tls._conn!r}>"
+
+
+class TLSProtocol(asyncio.BufferedProtocol):
+    """The lower protocol: runs TLS over a transport for an application protocol.
+
+    Most code uses :func:`aiotls.asyncio.create_connection`, ``create_server`` or
+    ``start_tls`` rather than this class directly.
+    """
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        app_protocol: asyncio.BaseProtocol,
+        context: TLSContext,
+        waiter: asyncio.Future[None] | None,
+        *,
+        server_side: bool = False,
+        server_hostname: str | None = None,
+        call_connection_made: bool = True,
+        ssl_handshake_timeout: float | None = None,
+        ssl_shutdown_timeout: float | None = None,
+    ) -> None:
+        if not isinstance(context, TLSContext):
+            raise TypeError(f"sslcontext is expected to be an aiotls.TLSContext, got {context!r}")
+        self._handshake_timeout = _check_timeout(ssl_handshake_timeout, SSL_HANDSHAKE_TIMEOUT,
+                                                 "ssl_handshake_timeout")
+        self._shutdown_timeout = _check_timeout(ssl_shutdown_timeout, SSL_SHUTDOWN_TIMEOUT,
+                                                "ssl_shutdown_timeout")
+        self._loop = loop
+        self._waiter = waiter
+        self._conn = TLSConnection(context, server_side=server_side,
+                                   server_hostname=server_hostname if not server_side else None)
+        self._extra: dict[str, Any] = {"sslcontext": context, "ssl_object": self._conn,
+                                       "tls_connection": self._conn}
+        self._state = _State.UNWRAPPED
+        self._app_state = _AppState.INIT if call_connection_made else _AppState.CON_MADE
+        self._transport: asyncio.Transport | None = None
+        self._app_transport = _TLSTransport(loop, self)
+        self._set_app_protocol(app_protocol)
+        self._error: BaseException | None = None
+        self._conn_lost = 0
+        self._handshake_timer: asyncio.TimerHandle | None = None
+        self._shutdown_timer: asyncio.TimerHandle | None = None
+        # writing
+        self._write_backlog: collections.deque[bytes] = collections.deque()
+        self._write_backlog_size = 0
+        self._tls_writing_paused = False
+        self._app_writing_paused = False
+        self._write_high, self._write_low = _flow_limits(None, None, _HIGH_WATER_WRITE)
+        # reading
+        self._incoming_backlog = bytearray()
+        self._events: collections.deque[Any] = collections.deque()
+        self._undelivered = 0
+        self._app_reading_paused = False
+        self._tls_reading_paused = False
+        self._eof_pending = False
+        self._read_high, self._read_low = _flow_limits(None, None, _HIGH_WATER_READ)
+
+    @staticmethod
+    def _validate_timeouts(handshake: float | None, shutdown: float | None) -> None:
+        _check_timeout(handshake, SSL_HANDSHAKE_TIMEOUT, "ssl_handshake_timeout")
+        _check_timeout(shutdown, SSL_SHUTDOWN_TIMEOUT, "ssl_shutdown_timeout")
+
+    # --- application protocol --------------------------------------------------------------
+
+    def _set_app_protocol(self, app_protocol: asyncio.BaseProtocol) -> None:
+        self._app_protocol: Any = app_protocol
+        self._app_is_buffered = isinstance(app_protocol, asyncio.BufferedProtocol)
+
+    def _get_extra_info(self, name: str, default: Any = None) -> Any:
+        if name in self._extra:
+            return self._extra[name]
+        if self._transport is not None:
+            return self._transport.get_extra_info(name, default)
+        return default
+
+    def _wakeup_waiter(self, exc: BaseException | None = None) -> None:
+        waiter, self._waiter = self._waiter, None
+        if waiter is None or waiter.done():
+            return
+        if exc is not None:
+            waiter.set_exception(exc)
+        else:
+            waiter.set_result(None)
+
+    # --- lower transport callbacks ---------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses; only their API is used.
+        self._transport = transport  # type: ignore[assignment]
+        self._state = _State.HANDSHAKING
+        self._handshake_timer = self._loop.call_later(self._handshake_timeout,
+                                                      self._on_handshake_timeout)
+        self._flush_tls()  # a client's ClientHello
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return _recv_buffer()
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._on_ciphertext(_recv_buffer()[:nbytes])
+
+    def data_received(self, data: bytes) -> None:  # for transports that ignore BufferedProtocol
+        self._on_ciphertext(data)
+
+    def eof_received(self) -> bool:
+        if self._state in (_State.UNWRAPPED, _State.CLOSED):
+            return False
+        if self._app_reading_paused and self._state is not _State.HANDSHAKING:
+            self._eof_pending = True  # deliver what is buffered first, see _resume_reading
+            return True
+        self._feed(b"")
+        return True  # we close the transport ourselves once the events are handled
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._conn_lost += 1
+        self._cancel_timers()
+        self._write_backlog.clear()
+        self._write_backlog_size = 0
+        self._app_transport._closed = True
+        error = self._error or exc
+        if self._state is _State.HANDSHAKING or self._waiter is not None:
+            self._wakeup_waiter(error or ConnectionResetError(
+                "the connection was closed during the TLS handshake"))
+        if self._app_state in (_AppState.CON_MADE, _AppState.EOF):
+            self._app_state = _AppState.CON_LOST
+            self._loop.call_soon(self._app_protocol.connection_lost, error)
+        self._state = _State.CLOSED
+        self._transport = None
+
+    def pause_writing(self) -> None:
+        self._tls_writing_paused = True
+
+    def resume_writing(self) -> None:
+        self._tls_writing_paused = False
+        if self._state is _State.WRAPPED:
+            self._do_write()
+        self._control_app_writing()
+
+    # --- incoming --------------------------------------------------------------------------
+
+    def _on_ciphertext(self, data: memoryview | bytes) -> None:
+        if self._state in (_State.UNWRAPPED, _State.CLOSED):
+            return
+        if self._app_reading_paused and self._state is not _State.HANDSHAKING:
+            self._incoming_backlog += data
+            self._control_tls_reading()
+            return
+        self._feed(data)
+
+    def _feed(self, data: memoryview | bytes) -> None:
+        try:
+            self._conn.receive_data(data)
+        except TLSError:
+            return  # fed after termination: nothing more to do
+        self._process()
+
+    def _process(self) -> None:
+        """Drain the connection's events, deliver what the application may take, transmit."""
+        conn = self._conn
+        while (event := conn.next_event()) is not None:
+            if isinstance(event, DataReceived):
+                self._undelivered += len(event.data)
+            self._events.append(event)
+        self._flush_tls()
+        self._deliver()
+        self._control_tls_reading()
+
+    def _deliver(self) -> None:
+        events = self._events
+        while events:
+            event = events[0]
+            if isinstance(event, DataReceived):
+                if self._app_reading_paused:
+                    break
+                events.popleft()
+                self._undelivered -= len(event.data)
+                if self._app_state is _AppState.CON_MADE:
+                    try:
+                        self._deliver_data(event.data)
+                    except (KeyboardInterrupt, SystemExit):
+                        raise
+                    except BaseException as exc:
+                        self._fatal_error(exc, "Fatal error in the application protocol")
+                        return
+            elif isinstance(event, HandshakeCompleted):
+                events.popleft()
+                self._on_handshake_complete(event)
+            elif isinstance(event, CloseNotifyReceived):
+                if self._app_reading_paused:
+                    break
+                events.popleft()
+                self._call_eof_received()
+            elif isinstance(event, ConnectionTerminated):
+                if self._app_reading_paused and event.error is None:
+                    break
+                events.popleft()
+                self._on_terminated(event)
+            else:  # pragma: no cover - exhaustive
+                events.popleft()
+
+    def _deliver_data(self, data: bytes) -> None:
+        if not self._app_is_buffered:
+            self._app_protocol.data_received(data)
+            return
+        view = memoryview(data)
+        pos, total = 0, len(data)
+        while pos < total:
+            buf = self._app_protocol.get_buffer(total - pos)
+            n = min(len(buf), total - pos)
+            if n <= 0:
+                raise RuntimeError("get_buffer() returned an empty buffer")
+            buf[:n] = view[pos:pos + n]
+            pos += n
+            self._app_protocol.buffer_updated(n)
+
+    def _on_handshake_complete(self, event: HandshakeCompleted) -> None:
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
+            self._handshake_timer = None
+        conn = self._conn
+        self._state = _State.WRAPPED
+        self._extra.update(
+            peercert=conn.getpeercert(), cipher=conn.cipher(), compression=None,
+            tls_version=event.version, alpn_protocol=event.alpn_protocol,
+            server_name=event.server_name, session_reused=event.session_reused,
+            tls_group=event.group, peer_certificates=event.peer_certificates,
+        )
+        if self._app_state is _AppState.INIT:
+            self._app_state = _AppState.CON_MADE
+            self._app_protocol.connection_made(self._app_transport)
+        self._wakeup_waiter()
+        if self._write_backlog:
+            self._do_write()
+
+    def _call_eof_received(self) -> None:
+        if self._app_state is not _AppState.CON_MADE:
+            return
+        self._app_state = _AppState.EOF
+        try:
+            keep_open = self._app_protocol.eof_received()
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Error calling eof_received()")
+            return
+        if keep_open:
+            logger.warning("returning true from eof_received() has no effect when using TLS")
+
+    def _on_terminated(self, event: ConnectionTerminated) -> None:
+        if event.error is not None:
+            self._error = event.error
+            if self._state is _State.HANDSHAKING:
+                self._wakeup_waiter(event.error)
+                if self._loop.get_debug() or self._conn.server_side:
+                    logger.debug("TLS handshake failed: %s", event.error)
+        self._state = _State.SHUTDOWN
+        self._app_transport._closed = True
+        self._flush_tls()
+        if self._transport is not None:
+            self._transport.close()
+
+    # --- outgoing --------------------------------------------------------------------------
+
+    def _write_appdata(self, list_of_data: Any) -> None:
+        if self._state not in (_State.HANDSHAKING, _State.WRAPPED, _State.UNWRAPPED) or \
+                self._app_transport._closed:
+            if self._conn_lost >= _LOG_THRESHOLD_FOR_CONNLOST_WRITES:
+                logger.warning("TLS connection is closed")
+            self._conn_lost += 1
+            return
+        for data in list_of_data:
+            if data:
+                self._write_backlog.append(bytes(data))
+                self._write_backlog_size += len(data)
+        if self._state is _State.WRAPPED:
+            self._do_write()
+        self._control_app_writing()
+
+    def _do_write(self) -> None:
+        if self._tls_writing_paused or not self._write_backlog:
+            return
+        backlog = self._write_backlog
+        data = backlog.popleft() if len(backlog) == 1 else b"".join(backlog)
+        backlog.clear()
+        self._write_backlog_size = 0
+        try:
+            self._conn.send_data(data)
+        except TLSError as exc:
+            self._fatal_error(exc, "Fatal error on TLS protocol")
+            return
+        self._flush_tls()
+
+    def _flush_tls(self) -> None:
+        out = self._conn.data_to_send()
+        if out and self._transport is not None and not self._transport.is_closing():
+            self._transport.write(out)
+
+    def _write_buffer_size(self) -> int:
+        lower = self._transport.get_write_buffer_size() if self._transport is not None else 0
+        return self._write_backlog_size + lower
+
+    def _control_app_writing(self) -> None:
+        size = self._write_buffer_size()
+        if size >= self._write_high and not self._app_writing_paused:
+            self._app_writing_paused = True
+            self._call_app("pause_writing")
+        elif size <= self._write_low and self._app_writing_paused:
+            self._app_writing_paused = False
+            self._call_app("resume_writing")
+
+    def _call_app(self, method: str) -> None:
+        try:
+            getattr(self._app_protocol, method)()
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:
+            self._loop.call_exception_handler({
+                "message": f"protocol.{method}() failed", "exception": exc,
+                "transport": self._app_transport, "protocol": self,
+            })
+
+    # --- reading flow control ----------------------------------------------------------------
+
+    def _read_buffer_size(self) -> int:
+        return len(self._incoming_backlog) + self._undelivered
+
+    def _control_tls_reading(self) -> None:
+        if self._transport is None:
+            return
+        size = self._read_buffer_size()
+        if size >= self._read_high and not self._tls_reading_paused:
+            self._tls_reading_paused = True
+            self._transport.pause_reading()
+        elif size <= self._read_low and self._tls_reading_paused:
+            self._tls_reading_paused = False
+            self._transport.resume_reading()
+
+    def _paused(self) -> bool:
+        return self._app_reading_paused
+
+    def _resume_reading(self) -> None:
+        if not self._app_reading_paused:
+            return
+        self._app_reading_paused = False
+
+        def resume() -> None:
+            if self._app_reading_paused or self._state in (_State.UNWRAPPED, _State.CLOSED):
+                return
+            self._deliver()
+            if self._paused():  # the application may pause again while being fed
+                return
+            if self._incoming_backlog:
+                backlog = bytes(self._incoming_backlog)
+                self._incoming_backlog.clear()
+                self._feed(backlog)
+            if self._eof_pending and not self._paused():
+                self._eof_pending = False
+                self._feed(b"")
+            self._control_tls_reading()
+
+        self._loop.call_soon(resume)
+
+    # --- shutdown --------------------------------------------------------------------------
+
+    def _start_shutdown(self) -> None:
+        if self._state in (_State.FLUSHING, _State.SHUTDOWN, _State.UNWRAPPED, _State.CLOSED):
+            return
+        self._app_transport._closed = True
+        if self._state is _State.HANDSHAKING:
+            self._abort(None)
+            return
+        self._state = _State.FLUSHING
+        self._shutdown_timer = self._loop.call_later(self._shutdown_timeout,
+                                                     self._on_shutdown_timeout)
+        self._tls_writing_paused = False  # everything left goes to the lower buffer now
+        self._do_write()
+        self._conn.close()
+        self._flush_tls()
+        self._state = _State.SHUTDOWN
+        self._process()  # the peer's close_notify may already be here
+
+    def _abort(self, exc: BaseException | None) -> None:
+        self._app_transport._closed = True
+        if exc is not None and self._error is None:
+            self._error = exc
+        if self._state is _State.HANDSHAKING:
+            self._wakeup_waiter(exc or ConnectionAbortedError("TLS handshake aborted"))
+        self._state = _State.SHUTDOWN
+        if self._transport is not None:
+            self._transport.abort()
+
+    def _on_handshake_timeout(self) -> None:
+        self._handshake_timer = None
+        if self._state is not _State.HANDSHAKING:
+            return
+        exc = HandshakeTimeoutError(
+            f"the TLS handshake did not complete within {self._handshake_timeout:g} seconds",
+            cause="the peer is silent or very slow, does not speak TLS on this port, or a "
+            "firewall drops the packets",
+            hint="check the host and port ('python -m aiotls diagnose HOST PORT'), or raise "
+            "ssl_handshake_timeout",
+        )
+        self._abort(exc)
+
+    def _on_shutdown_timeout(self) -> None:
+        self._shutdown_timer = None
+        if self._state not in (_State.FLUSHING, _State.SHUTDOWN):
+            return
+        exc = ShutdownTimeoutError(
+            f"the peer did not answer close_notify within {self._shutdown_timeout:g} seconds",
+            cause="the peer stopped reading, or does not send close_notify when closing",
+            hint="this is harmless for most protocols; lower ssl_shutdown_timeout, or use "
+            "abort() when you do not need a clean TLS close",
+        )
+        self._abort(exc)
+
+    def _fatal_error(self, exc: BaseException, message: str) -> None:
+        if not isinstance(exc, OSError):
+            self._loop.call_exception_handler({
+                "message": message, "exception": exc,
+                "transport": self._transport, "protocol": self,
+            })
+        elif self._loop.get_debug():
+            logger.debug("%r: %s", self, message, exc_info=True)
+        self._abort(exc)
+
+    def _cancel_timers(self) -> None:
+        for timer in (self._handshake_timer, self._shutdown_timer):
+            if timer is not None:
+                timer.cancel()
+        self._handshake_timer = self._shutdown_timer = None
+
+    def __repr__(self) -> str:
+        return f"<aiotls.asyncio.TLSProtocol {self._state.value} {self._conn!r}>"

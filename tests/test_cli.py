@@ -1,0 +1,502 @@
+"""The command line: ``python -m aiotls demo|certs|connect|serve|diagnose``.
+
+Commands run both in-process (``aiotls.cli.main([...])`` with capsys) and as real
+subprocesses.  Everything talks over 127.0.0.1 only, with bounded timeouts.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from cryptography import x509
+
+import aiotls
+import aiotls.__main__
+from aiotls import _crypto, cli
+from tests.certs import CA
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SUBPROCESS_TIMEOUT = 30.0
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["PYTHONUNBUFFERED"] = "1"
+    env.pop("SSL_CERT_FILE", None)
+    env.pop("SSL_CERT_DIR", None)
+    return env
+
+
+def run_cli(*args: str, timeout: float = SUBPROCESS_TIMEOUT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "aiotls", *args], cwd=ROOT, env=_env(),
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def _assert_error_lines(stderr: str, *fragments: str) -> None:
+    """The error is printed as error: / likely cause: / fix: lines, in that order."""
+    lines = stderr.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("error: ")]
+    assert starts, stderr
+    i = starts[0]
+    assert lines[i + 1].startswith("likely cause: "), stderr
+    assert lines[i + 2].startswith("fix: "), stderr
+    for fragment in fragments:
+        assert fragment in stderr, stderr
+
+
+# --- fixtures -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Files:
+    directory: str
+    ca: CA
+    ca_file: str
+    server_cert: str
+    server_key: str
+
+
+def _write(directory: str, name: str, data: bytes) -> str:
+    path = os.path.join(directory, name)
+    with open(path, "wb") as f:
+        f.write(data)
+    return path
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> Files:
+    directory = str(tmp_path_factory.mktemp("cli-pki"))
+    ca = CA()
+    server = ca.issue("localhost", "127.0.0.1")
+    return Files(
+        directory=directory,
+        ca=ca,
+        ca_file=_write(directory, "ca.pem", ca.cert_pem),
+        server_cert=_write(directory, "server.pem", server.chain_pem),
+        server_key=_write(directory, "server-key.pem", server.key_pem),
+    )
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServeProcess:
+    """``python -m aiotls serve`` as a subprocess on a free loopback port."""
+
+    def __init__(self, *args: str) -> None:
+        self.port = _free_port()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "aiotls", "serve", "--host", "127.0.0.1",
+             "--port", str(self.port), *args],
+            cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        self._wait_until_accepting(timeout=15.0)
+
+    def _wait_until_accepting(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                out, err = self.proc.communicate(timeout=5)
+                raise AssertionError(f"serve exited with {self.proc.returncode}:\n{out}\n{err}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise AssertionError(f"serve did not accept connections within {timeout} s")
+
+    def stop(self) -> tuple[int, str, str]:
+        """Stop the server (SIGTERM, then kill) and return (exit status, stdout, stderr)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            out, err = self.proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, err = self.proc.communicate(timeout=10)
+        return self.proc.returncode, out, err
+
+
+@pytest.fixture(scope="module")
+def server(files: Files) -> Iterator[ServeProcess]:
+    proc = ServeProcess("--cert", files.server_cert, "--key", files.server_key,
+                        "--alpn", "http/1.1", "--timeout", "10")
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+# --- general ----------------------------------------------------------------------------------------
+
+
+def test_entry_point_is_cli_main() -> None:
+    assert aiotls.__main__.main is cli.main
+
+
+def test_help_lists_every_command() -> None:
+    result = run_cli("--help")
+    assert result.returncode == 0, result.stderr
+    for command in ("demo", "certs", "connect", "serve", "diagnose"):
+        assert command in result.stdout
+    assert "examples:" in result.stdout
+
+
+@pytest.mark.parametrize("command", ["demo", "certs", "connect", "serve", "diagnose"])
+def test_each_command_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main([command, "--help"])
+    assert exc.value.code == 0
+    assert f"python -m aiotls {command}" in capsys.readouterr().out
+
+
+def test_no_command_prints_help_and_fails(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main([]) == 2
+    assert "commands:" in capsys.readouterr().err
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--version"])
+    assert exc.value.code == 0
+    assert aiotls.__version__ in capsys.readouterr().out
+
+
+def test_diagnose_is_a_clear_stub(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["diagnose", "example.com", "443"]) == 2
+    assert "not implemented yet" in capsys.readouterr().err
+
+
+# --- demo ---------------------------------------------------------------------------------------------
+
+
+def test_demo_subprocess_finishes_quickly() -> None:
+    started = time.monotonic()
+    result = run_cli("demo", timeout=20)
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "TLSv1.3" in out
+    assert "x25519" in out
+    assert "'HELLO'" in out
+    assert "clean close" in out
+    assert out.rstrip().splitlines()[-1].startswith("OK:")
+    assert elapsed < 5.0, f"demo took {elapsed:.2f} s (interpreter start included)"
+
+
+@pytest.mark.parametrize(("key_type", "description"),
+                         [("ecdsa", "ECDSA-secp256r1"), ("rsa", "RSA-2048"),
+                          ("ed25519", "Ed25519")])
+def test_demo_key_types(key_type: str, description: str,
+                        capsys: pytest.CaptureFixture[str]) -> None:
+    started = time.monotonic()
+    assert cli.main(["demo", "--key-type", key_type]) == 0
+    elapsed = time.monotonic() - started
+    out = capsys.readouterr().out
+    assert f"public key       {description}" in out
+    assert "version          TLSv1.3" in out
+    assert "ALPN             http/1.1" in out
+    assert "names (SAN)      DNS:localhost, IP:127.0.0.1" in out
+    assert "subject          CN=localhost" in out
+    for message in ("hello", "how are you?", "goodbye"):
+        assert f"client -> server  {message!r}" in out
+        assert f"server -> client  {message.upper()!r}" in out
+    assert "received the server's close_notify" in out
+    assert elapsed < 5.0
+
+
+@pytest.mark.parametrize(("flag", "version", "cipher_prefix"),
+                         [("--tls12", "TLSv1.2", "ECDHE-"), ("--tls13", "TLSv1.3", "TLS_")])
+@pytest.mark.parametrize("key_type", ["ecdsa", "rsa", "ed25519"])
+def test_demo_forced_versions(flag: str, version: str, cipher_prefix: str, key_type: str,
+                              capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["demo", flag, "--key-type", key_type]) == 0
+    out = capsys.readouterr().out
+    assert f"version          {version}" in out
+    assert f"cipher suite     {cipher_prefix}" in out
+    assert f"over {version} with certificate verification" in out
+
+
+def test_demo_versions_are_exclusive(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["demo", "--tls12", "--tls13"])
+    assert exc.value.code == 2
+    assert "not allowed with" in capsys.readouterr().err
+
+
+def test_demo_port_in_use_is_explained(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        assert cli.main(["demo", "--port", str(port)]) == 1
+    _assert_error_lines(capsys.readouterr().err, f"127.0.0.1:{port}", "--port")
+
+
+# --- certs -------------------------------------------------------------------------------------------
+
+
+def test_certs_prints_the_fields(files: Files, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["certs", files.server_cert]) == 0
+    out = capsys.readouterr().out
+    cert = x509.load_pem_x509_certificate(pathlib.Path(files.server_cert).read_bytes())
+    assert "1 certificate" in out
+    assert "subject          CN=localhost" in out
+    assert "issuer           CN=aiotls test CA" in out
+    assert "names (SAN)      DNS:localhost, IP:127.0.0.1" in out
+    assert "public key       ECDSA-secp256r1" in out
+    assert "signature        ecdsa-with-SHA256" in out
+    assert "extended usage   serverAuth" in out
+    assert "basic constr.    CA: no (critical)" in out
+    assert "valid now, expires in" in out
+    assert f"{cert.serial_number:X}"[-6:] in out.replace(":", "")
+    assert _crypto.fingerprint_sha256(cert) in out
+
+
+def test_certs_detects_expired(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ca = CA()
+    expired = ca.issue("localhost", not_after=_now() - datetime.timedelta(days=3))
+    path = _write(str(tmp_path), "expired.pem", expired.cert_pem)
+    ca_file = _write(str(tmp_path), "ca.pem", ca.cert_pem)
+    assert cli.main(["certs", path]) == 0  # inspection alone does not fail
+    assert "EXPIRED 3 days ago" in capsys.readouterr().out
+    assert cli.main(["certs", path, "--cafile", ca_file]) == 1
+    captured = capsys.readouterr()
+    assert "FAILED" in captured.out
+    _assert_error_lines(captured.err, "expired on")
+
+
+def test_certs_detects_expired_subprocess(tmp_path: pathlib.Path) -> None:
+    ca = CA()
+    expired = ca.issue("localhost", not_after=_now() - datetime.timedelta(days=400))
+    path = _write(str(tmp_path), "expired.pem", expired.cert_pem)
+    ca_file = _write(str(tmp_path), "ca.pem", ca.cert_pem)
+    result = run_cli("certs", path, "--cafile", ca_file, "--hostname", "localhost")
+    assert result.returncode == 1
+    assert "EXPIRED" in result.stdout
+    assert "host name 'localhost': matches" in result.stdout
+    _assert_error_lines(result.stderr, "expired on")
+
+
+def test_certs_detects_not_yet_valid(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
+    future = CA().issue("localhost", not_before=_now() + datetime.timedelta(days=2))
+    path = _write(str(tmp_path), "future.pem", future.cert_pem)
+    assert cli.main(["certs", path]) == 0
+    assert "NOT YET VALID: starts in" in capsys.readouterr().out
+
+
+def test_certs_hostname_match_and_mismatch(files: Files,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["certs", files.server_cert, "--hostname", "localhost"]) == 0
+    assert "host name 'localhost': matches the certificate" in capsys.readouterr().out
+    assert cli.main(["certs", files.server_cert, "--hostname", "127.0.0.1"]) == 0
+    capsys.readouterr()
+    assert cli.main(["certs", files.server_cert, "--hostname", "www.example.com"]) == 1
+    captured = capsys.readouterr()
+    assert "does NOT match" in captured.out
+    _assert_error_lines(captured.err, "'www.example.com'", "localhost, 127.0.0.1")
+
+
+def test_hostname_matching_rules() -> None:
+    ca = CA()
+    wild = ca.issue("*.example.test", "10.0.0.1").cert
+    assert cli.hostname_matches(wild, "www.example.test") == "*.example.test"
+    assert cli.hostname_matches(wild, "WWW.Example.Test.") == "*.example.test"
+    assert cli.hostname_matches(wild, "example.test") is None  # the wildcard needs a label
+    assert cli.hostname_matches(wild, "a.b.example.test") is None  # ... exactly one label
+    assert cli.hostname_matches(wild, "10.0.0.1") == "10.0.0.1"
+    assert cli.hostname_matches(wild, "10.0.0.2") is None
+    plain = ca.issue("localhost", "::1").cert
+    assert cli.hostname_matches(plain, "localhost") == "localhost"
+    assert cli.hostname_matches(plain, "[::1]") == "::1"
+    assert cli.hostname_matches(plain, "otherhost") is None
+    no_san = ca.issue(common_name="localhost").cert
+    assert cli.hostname_matches(no_san, "localhost") is None  # no common-name fallback
+
+
+def test_certs_chain_order(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = CA()
+    inter = CA(parent=root)
+    leaf = inter.issue("example.test")
+    good = _write(str(tmp_path), "chain.pem", leaf.chain_pem)
+    root_file = _write(str(tmp_path), "root.pem", root.cert_pem)
+    assert cli.main(["certs", good, "--cafile", root_file, "--hostname", "example.test"]) == 0
+    out = capsys.readouterr().out
+    assert "2 certificates" in out
+    assert "issued by next   [2]: yes" in out
+    assert "each certificate is issued by the next" in out
+    assert "verification against" in out
+    assert ": OK" in out
+    assert "CN=example.test -> CN=aiotls test intermediate CA 1 -> CN=aiotls test CA" in out
+
+    backwards = _write(str(tmp_path), "backwards.pem", inter.cert_pem + leaf.cert_pem)
+    assert cli.main(["certs", backwards]) == 0
+    out = capsys.readouterr().out
+    assert "issued by next   [2]: NO" in out
+    assert "NOT a chain in leaf-first order" in out
+
+    selfsigned = _write(str(tmp_path), "root-only.pem", root.cert_pem)
+    assert cli.main(["certs", selfsigned]) == 0
+    out = capsys.readouterr().out
+    assert "self-signed" in out
+    assert "CA: yes" in out
+
+
+def test_certs_unknown_ca(files: Files, tmp_path: pathlib.Path,
+                          capsys: pytest.CaptureFixture[str]) -> None:
+    other_ca = _write(str(tmp_path), "other-ca.pem", CA(name="some other CA").cert_pem)
+    assert cli.main(["certs", files.server_cert, "--cafile", other_ca]) == 1
+    _assert_error_lines(capsys.readouterr().err, "does not chain to a trusted CA")
+
+
+def test_certs_bad_files(files: Files, tmp_path: pathlib.Path,
+                         capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["certs", files.server_key]) == 1
+    _assert_error_lines(capsys.readouterr().err, "holds no certificate", "PRIVATE KEY")
+    assert cli.main(["certs", os.path.join(str(tmp_path), "missing.pem")]) == 1
+    _assert_error_lines(capsys.readouterr().err, "cannot read")
+    junk = _write(str(tmp_path), "junk.bin", b"\x00not a certificate")
+    assert cli.main(["certs", junk]) == 1
+    _assert_error_lines(capsys.readouterr().err, "holds no certificate")
+
+
+def test_certs_reads_der(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
+    issued = CA().issue("der.example.test")
+    path = _write(str(tmp_path), "cert.der", _crypto.der_bytes(issued.cert))
+    assert cli.main(["certs", path]) == 0
+    assert "DNS:der.example.test" in capsys.readouterr().out
+
+
+# --- connect / serve ------------------------------------------------------------------------------------
+
+
+def test_connect_with_cafile(server: ServeProcess, files: Files) -> None:
+    result = run_cli("connect", "127.0.0.1", str(server.port), "--cafile", files.ca_file,
+                     "--servername", "localhost", "--send", "hello", "--timeout", "10")
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "Handshake OK" in out
+    assert "version          TLSv1.3" in out
+    assert "verification     OK" in out
+    assert "subject          CN=localhost" in out
+    assert "names (SAN)      DNS:localhost, IP:127.0.0.1" in out
+    assert "received  'hello'" in out
+    assert "close_notify exchanged both ways" in out
+
+
+@pytest.mark.parametrize(("flag", "version"), [("--tls12", "TLSv1.2"), ("--tls13", "TLSv1.3")])
+def test_connect_in_process(server: ServeProcess, files: Files, flag: str, version: str,
+                            capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(["connect", "localhost", str(server.port), "--cafile", files.ca_file, flag,
+                     "--alpn", "h2", "--alpn", "http/1.1", "--timeout", "10"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert f"version          {version}" in out
+    assert "ALPN             http/1.1 (offered h2, http/1.1)" in out
+    assert "SNI              localhost" in out
+
+
+def test_connect_by_ip_verifies_the_ip(server: ServeProcess, files: Files,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["connect", "127.0.0.1", str(server.port), "--cafile", files.ca_file]) == 0
+    out = capsys.readouterr().out
+    assert "'127.0.0.1' matches the certificate" in out
+    assert "SNI              not sent (IP address)" in out
+
+
+def test_connect_without_trust_fails(server: ServeProcess) -> None:
+    result = run_cli("connect", "localhost", str(server.port), "--timeout", "10")
+    assert result.returncode == 1, result.stdout
+    assert "Handshake OK" not in result.stdout
+    # Unknown CA against the system store (or no trust anchors at all on a bare system).
+    _assert_error_lines(result.stderr, "trusted CA")
+
+
+def test_connect_wrong_name_fails(server: ServeProcess, files: Files,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(["connect", "127.0.0.1", str(server.port), "--cafile", files.ca_file,
+                     "--servername", "wrong.example.test"])
+    assert code == 1
+    _assert_error_lines(capsys.readouterr().err, "does not match", "'wrong.example.test'")
+
+
+def test_connect_insecure(server: ServeProcess) -> None:
+    result = run_cli("connect", "localhost", str(server.port), "--insecure", "--send", "ping")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "NOT authenticated" in result.stdout
+    assert "subject          CN=localhost" in result.stdout
+    assert "received  'ping'" in result.stdout
+
+
+def test_connect_insecure_excludes_cafile(files: Files,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["connect", "localhost", "1", "--insecure", "--cafile", files.ca_file])
+    assert exc.value.code == 2
+    capsys.readouterr()
+
+
+def test_connect_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    port = _free_port()
+    assert cli.main(["connect", "127.0.0.1", str(port), "--insecure", "--timeout", "5"]) == 1
+    _assert_error_lines(capsys.readouterr().err, "connection refused")
+
+
+def test_connect_to_a_silent_server_times_out(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        port = silent.getsockname()[1]
+        started = time.monotonic()
+        code = cli.main(["connect", "127.0.0.1", str(port), "--insecure", "--timeout", "0.5"])
+        assert time.monotonic() - started < 5.0
+    assert code == 1
+    _assert_error_lines(capsys.readouterr().err, "timed out")
+
+
+def test_serve_logs_and_stops_cleanly(files: Files) -> None:
+    proc = ServeProcess("--cert", files.server_cert, "--key", files.server_key,
+                        "--max-connections", "2")
+    try:
+        good = run_cli("connect", "localhost", str(proc.port), "--cafile", files.ca_file,
+                       "--send", "hi")
+        bad = run_cli("connect", "localhost", str(proc.port))
+    finally:
+        code, out, err = proc.stop()
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert bad.returncode == 1
+    assert code == 0, out + err
+    assert f"listening on 127.0.0.1:{proc.port}" in out
+    assert "at most 2 connections" in out
+    assert "handshake OK: TLSv1.3" in out
+    assert "close_notify received and answered; echoed 2 bytes" in out
+    assert "closed cleanly" in out
+    assert "alert unknown_ca" in out  # the second client rejected the server's certificate
+    assert out.rstrip().endswith("stopped")
+
+
+def test_serve_bad_key_is_explained(files: Files, tmp_path: pathlib.Path,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    other_key = _write(str(tmp_path), "other-key.pem", CA().issue("x.test").key_pem)
+    assert cli.main(["serve", "--cert", files.server_cert, "--key", other_key,
+                     "--port", "0"]) == 1
+    _assert_error_lines(capsys.readouterr().err, "does not match the certificate")
