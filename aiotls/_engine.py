@@ -558,7 +558,7 @@ class Engine:
             return TLSError(
                 f"internal error in the TLS engine: {type(exc).__name__}: {exc}",
                 cause="a bug in aiotls or tlslite-ng, possibly triggered by unusual peer input",
-                hint="please report it with the handshake trace (python -m aiotls diagnose)",
+                hint="please report it with the handshake trace (python -m aiotls connect HOST PORT)",
                 alert=AlertDescription.internal_error, code="internal-error",
             )
         self.fail(alert)

@@ -287,6 +287,19 @@ def _classify(
             verify_code=X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT,
             verify_message="self-signed certificate",
         )
+    if "Forbidden public key algorithm" in message or "Forbidden signature algorithm" in message:
+        algo = "Ed25519" if "Ed25519" in message else "Ed448" if "Ed448" in message else \
+            "an algorithm outside the Web PKI profile"
+        return CertificateError(
+            f"the {peer}'s certificate chain for {_subject(leaf)} uses {algo} for a CA key or "
+            "signature, which aiotls's verifier does not accept",
+            cause="certificate paths are validated with the Web PKI profile: CA keys and "
+            "signatures must be RSA (2048+ bits) or ECDSA P-256/P-384/P-521 (Ed25519 leaf keys "
+            "are fine)",
+            hint="issue the chain from an RSA or ECDSA CA",
+            alert=AlertDescription.unsupported_certificate, code="certificate-unsupported-algorithm",
+            verify_code=X509_V_ERR_CERT_REJECTED, verify_message=detail,
+        )
     expired = [c for c in intermediates if c.not_valid_after_utc < now]
     if "candidates exhausted" in message and not expired:
         return CertificateError(

@@ -224,7 +224,13 @@ class TLSConnection:
         )
 
     def close(self) -> None:
-        """Queue close_notify.  The peer's close_notify is reported as events later."""
+        """Queue close_notify; nothing can be sent after it.
+
+        Data the peer sent before its own close_notify is still delivered; its
+        close_notify then arrives as :class:`~aiotls.events.CloseNotifyReceived`
+        followed by ``ConnectionTerminated(error=None)``.  (When the *peer* closes
+        first, aiotls answers with close_notify at once: there is no half-close.)
+        """
         if self._state in (ConnectionState.HANDSHAKING, ConnectionState.OPEN):
             was_handshaking = self._state is ConnectionState.HANDSHAKING
             self._pending_app.clear()
@@ -322,7 +328,7 @@ class TLSConnection:
         return PeerMisbehaved(
             f"the peer sent data that is not a TLS record (first bytes {head[:5].hex(' ')})",
             cause="the peer does not speak TLS on this port, or the stream is corrupted",
-            hint="check the port and protocol; 'python -m aiotls diagnose HOST PORT' shows what "
+            hint="check the port and protocol; 'python -m aiotls connect HOST PORT' shows what "
             "the server answers",
             alert=AlertDescription.unexpected_message, code="not-tls",
         )
@@ -371,7 +377,7 @@ class TLSConnection:
                 "the peer closed the connection during the handshake",
                 cause="the peer rejected our hello without an alert, does not speak TLS, "
                 "or a firewall cut the connection",
-                hint="check the port and protocol with 'python -m aiotls diagnose HOST PORT'",
+                hint="check the port and protocol with 'python -m aiotls connect HOST PORT'",
                 code="eof-in-handshake",
             )
             self._fail_without_alert(err)

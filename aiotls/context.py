@@ -64,7 +64,8 @@ def _s(name: str, ossl: str, sid: int, proto: str, bits: int, cipher: str,
     return CipherSuite(name, ossl, sid, proto, bits, cipher, kex, mac, mac == "aead")
 
 
-#: Every suite aiotls knows, in default preference order.
+#: Every suite aiotls knows; the first nine are the defaults.  The order on the wire (and the
+#: server's choice among common suites) is tlslite-ng's: AES-256-GCM, AES-128-GCM, ChaCha20.
 ALL_SUITES: tuple[CipherSuite, ...] = (
     _s("TLS_AES_128_GCM_SHA256", "TLS_AES_128_GCM_SHA256", 0x1301, "TLSv1.3", 128, "aes128gcm", None),
     _s("TLS_AES_256_GCM_SHA384", "TLS_AES_256_GCM_SHA384", 0x1302, "TLSv1.3", 256, "aes256gcm", None),

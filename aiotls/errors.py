@@ -261,7 +261,7 @@ _ALERT_ADVICE: dict[int, tuple[str, str]] = {
         "a record failed authentication: the data was corrupted or altered in transit, "
         "or the two sides derived different keys",
         "look for a middlebox altering traffic; retry, and capture the handshake with "
-        "'python -m aiotls diagnose' if it repeats",
+        "'python -m aiotls connect HOST PORT' if it repeats",
     ),
     _A.record_overflow: (
         "a record was longer than TLS allows (2^14 bytes of plaintext)",
@@ -270,7 +270,7 @@ _ALERT_ADVICE: dict[int, tuple[str, str]] = {
     _A.handshake_failure: (
         "no cipher suite, key-exchange group or signature algorithm in common, "
         "or a required client certificate was not sent",
-        "compare both sides' versions, ciphers and groups (python -m aiotls diagnose HOST PORT "
+        "compare both sides' versions, ciphers and groups (python -m aiotls connect HOST PORT "
         "shows what the server accepts), and load a client certificate if the server asks for one",
     ),
     _A.bad_certificate: (

@@ -51,7 +51,11 @@ class DataReceived:
 
 @dataclass(frozen=True, slots=True)
 class CloseNotifyReceived:
-    """The peer sent close_notify: it will send no more data (a clean TLS EOF)."""
+    """The peer sent close_notify: it will send no more data (a clean TLS EOF).
+
+    aiotls has already queued its own close_notify in reply (no half-close), so
+    ``send_data`` is no longer possible; ``ConnectionTerminated(error=None)`` follows.
+    """
 
 
 @dataclass(frozen=True, slots=True)

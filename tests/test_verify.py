@@ -294,3 +294,23 @@ def test_aiotls_client_certificate_to_aiotls_server(pki: PKI) -> None:
     assert server.version() == "TLSv1.3", server.error
     assert ("email", "client.example.test") not in server.getpeercert().get("subjectAltName", ())
     assert server.getpeercert()["subject"] == ((("commonName", "client.example.test"),),)
+
+
+def test_ed25519_ca_is_explained(pki: PKI, tmp_path: object) -> None:
+    """cryptography's Web PKI profile refuses Ed25519 CA keys; say so instead of 'unknown CA'."""
+    ed_ca = CA(key_type="ed25519")
+    ctx = aiotls.TLSContext()
+    ctx.load_verify_locations(cadata=ed_ca.cert_pem.decode())
+    leaf = ed_ca.issue("localhost")
+    conn, peer = connect_to_stdlib(pki, leaf, tmp_path, "TLSv1.3", client_ctx=ctx)
+    err = terminal_error(conn)
+    assert isinstance(err, aiotls.CertificateError)
+    assert err.code == "certificate-unsupported-algorithm"
+    assert "Ed25519" in str(err)
+    assert "RSA or ECDSA CA" in err.hint
+
+
+def test_ed25519_leaf_under_ecdsa_ca_verifies(pki: PKI, tmp_path: object) -> None:
+    conn, _ = connect_to_stdlib(pki, pki.ca.issue("localhost", key_type="ed25519"), tmp_path,
+                                "TLSv1.3")
+    assert conn.version() == "TLSv1.3", conn.error

@@ -617,7 +617,7 @@ class TLSProtocol(asyncio.BufferedProtocol):
             f"the TLS handshake did not complete within {self._handshake_timeout:g} seconds",
             cause="the peer is silent or very slow, does not speak TLS on this port, or a "
             "firewall drops the packets",
-            hint="check the host and port ('python -m aiotls diagnose HOST PORT'), or raise "
+            hint="check the host and port ('python -m aiotls connect HOST PORT'), or raise "
             "ssl_handshake_timeout",
         )
         self._abort(exc)
