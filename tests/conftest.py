@@ -7,6 +7,7 @@ import ssl
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -90,3 +91,14 @@ def handshake(
     server = aiotls.TLSConnection(server_ctx, server_side=True)
     pump(client, server)
     return client, server
+
+
+# --- event loops: every async test runs on the default loop and on uvloop -----------------------
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Any]:
+    """pytest-asyncio hook: parametrize async tests over the default loop and uvloop."""
+    import asyncio
+
+    import uvloop
+
+    return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
