@@ -314,3 +314,39 @@ def generate_throwaway_pki(directory: str, key_type: str = "ecdsa") -> Throwaway
         ca_cert=ca_cert,
         server_cert=cert,
     )
+
+
+# --- raw AEAD objects for aiotls's record layer -------------------------------------------------
+
+
+class _IntoAdapter:
+    """``encrypt_into``/``decrypt_into`` for cryptography versions that lack them."""
+
+    __slots__ = ("_aead",)
+
+    def __init__(self, aead: Any) -> None:
+        self._aead = aead
+
+    def encrypt_into(self, nonce: bytes, data: Any, aad: Any, buf: memoryview) -> int:
+        out = self._aead.encrypt(nonce, bytes(data), bytes(aad))
+        buf[:len(out)] = out
+        return len(out)
+
+    def decrypt_into(self, nonce: bytes, data: Any, aad: Any, buf: memoryview) -> int:
+        out = self._aead.decrypt(nonce, bytes(data), bytes(aad))
+        buf[:len(out)] = out
+        return len(out)
+
+
+def new_aead(name: str, key: bytes) -> Any:
+    """A cryptography AEAD object (AESGCM, ChaCha20Poly1305, AESCCM) with ``*_into`` methods.
+
+    ``decrypt_into`` raises :class:`InvalidTag` when authentication fails.
+    """
+    aead = _AEAD_FACTORIES[name](bytes(key))
+    if not hasattr(aead, "encrypt_into"):  # cryptography < 47
+        return _IntoAdapter(aead)
+    return aead
+
+
+__all__ = ["AEADCipher", "ECDHGroup", "InvalidTag", "new_aead"]

@@ -39,10 +39,11 @@ are tested):
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import errno
 import re
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,6 +74,8 @@ from tlslite.x509 import X509
 from tlslite.x509certchain import X509CertChain
 
 from . import _crypto, _verify
+from ._record import DirectionState, RecordError
+from ._record import RecordLayer as FastRecordLayer
 from .context import SUITES_BY_ID, TLSContext
 from .errors import (
     AlertDescription,
@@ -80,6 +83,7 @@ from .errors import (
     PeerMisbehaved,
     TLSConfigurationError,
     TLSError,
+    TLSUsageError,
     error_for_received_alert,
     error_for_sent_alert,
 )
@@ -418,6 +422,9 @@ class Engine:
             )
         self.verified = tl._aiotls_policy is not None
         self._reader: Generator[Any, None, None] | None = None
+        #: aiotls's own record layer, once it has taken over (see take_over_records).
+        self.fast: FastRecordLayer | None = None
+        self._sync_depth = 0
         if server_side:
             if prepared.cert_chain is None:
                 raise TLSConfigurationError(
@@ -483,13 +490,94 @@ class Engine:
         return bytes(value) if value is not None else b""
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
+        fast = self.fast
+        if fast is not None:
+            if fast.needs_key_update():
+                self.update_keys(request_peer=False)
+            try:
+                sealed = fast.seal(data)
+            except RecordError as exc:
+                raise TLSError(f"cannot send: {exc}", alert=exc.alert,
+                               hint="open a new connection") from None
+            self._sock.send(sealed)
+            return
         self._drive(self._tl.writeAsync(data))
 
     def close_notify(self) -> None:
         """Send close_notify; nothing is sent after it."""
         self._flush_queue()
-        self._send_alert(_TLAlert.close_notify, AlertLevel.warning)
+        with self._synced():
+            self._send_alert(_TLAlert.close_notify, AlertLevel.warning)
         self._sock.discard = True
+
+    # --- aiotls's record layer takes over after the handshake --------------------------------
+
+    def take_over_records(self) -> FastRecordLayer | None:
+        """Move application-data protection to :mod:`aiotls._record`, if the suite allows.
+
+        Returns the record layer, or ``None`` for suites that stay on the engine (CBC, CCM).
+        """
+        version = self.version
+        rl = self._tl._recordLayer
+        read, write = rl._readState, rl._writeState
+        if version not in ("TLSv1.3", "TLSv1.2"):
+            return None
+        for state in (read, write):
+            ctx = state.encContext
+            if not isinstance(ctx, _crypto.AEADCipher) or ctx.name not in _FAST_CIPHERS:
+                return None
+        self.fast = FastRecordLayer(version, _direction(read), _direction(write))
+        return self.fast
+
+    def leftover_input(self) -> bytes:
+        """Bytes the engine holds but has not processed (given back at takeover)."""
+        buffered = self._tl.sock._read_buffer
+        data = bytes(buffered) + bytes(self._sock.inbox)
+        buffered.clear()
+        self._sock.inbox.clear()
+        return data
+
+    @contextlib.contextmanager
+    def _synced(self) -> Iterator[None]:
+        """Run an engine operation with the engine's record state matching the fast layer's."""
+        fast = self.fast
+        if fast is None or self._sync_depth:
+            # Not taken over, or already inside a synchronised operation (an error path
+            # sending an alert): the engine's state is the current one.
+            yield
+            return
+        rl = self._tl._recordLayer
+        rl._readState.seqnum = fast.read_seq
+        rl._writeState.seqnum = fast.write_seq
+        self._sync_depth += 1
+        try:
+            yield
+        finally:
+            self._sync_depth -= 1
+            fast.import_states(_direction(rl._readState), _direction(rl._writeState))
+
+    def control_record(self, record: bytes) -> bytes | None:
+        """Let the engine process one post-handshake non-application-data record
+        (alert, KeyUpdate, NewSessionTicket, renegotiation attempt...).
+
+        Returns ``b""`` if it was close_notify, else ``None``.
+        """
+        self.feed(record)
+        with self._synced():
+            result = self.read()
+        if result:
+            # The engine decrypted application data, which must never happen here.
+            raise PeerMisbehaved("application data arrived where a control record was expected",
+                                 alert=AlertDescription.unexpected_message)
+        return result
+
+    def update_keys(self, *, request_peer: bool) -> None:
+        """TLS 1.3: send KeyUpdate and switch to new write keys."""
+        if self.version != "TLSv1.3":
+            raise TLSUsageError("KeyUpdate exists only in TLS 1.3",
+                                hint="TLS 1.2 connections cannot change keys; reconnect instead")
+        with self._synced():
+            self._drive(self._tl.send_keyupdate_request(1 if request_peer else 0))
 
     def fail(self, alert: int | None) -> None:
         """Abort: send a fatal alert (if given and none was sent yet), then go quiet."""
@@ -497,7 +585,8 @@ class Engine:
             self.failed = True
             if alert is not None:
                 self._flush_queue()
-                self._send_alert(alert, AlertLevel.fatal)
+                with self._synced():
+                    self._send_alert(alert, AlertLevel.fatal)
             self._sock.discard = True
         self._tl.closed = True
 
@@ -623,6 +712,14 @@ class Engine:
             return None
         return type(read).__module__ + "." + type(read).__name__, \
             type(write).__module__ + "." + type(write).__name__
+
+
+_FAST_CIPHERS = frozenset({"aes128gcm", "aes256gcm", "chacha20-poly1305"})
+
+
+def _direction(state: Any) -> DirectionState:
+    ctx = state.encContext
+    return DirectionState(ctx.name, bytes(ctx.key), bytes(state.fixedNonce), int(state.seqnum))
 
 
 _ALERT_FOR_EXCEPTION: dict[type[BaseException], tuple[int, str]] = {

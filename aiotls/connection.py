@@ -39,6 +39,7 @@ from typing import Any
 
 from . import _verify
 from ._engine import Engine
+from ._record import RecordError
 from .context import TLSContext
 from .errors import (
     AlertDescription,
@@ -46,6 +47,7 @@ from .errors import (
     TLSError,
     TLSUsageError,
     TruncationError,
+    error_for_sent_alert,
 )
 from .events import (
     CloseNotifyReceived,
@@ -62,6 +64,7 @@ _MAX_RECORD = 2**14 + 2048  # TLS 1.2 ciphertext limit (RFC 5246 6.2.3)
 _MAX_RECORD_TLS13 = 2**14 + 256  # RFC 8446 5.2
 _CONTENT_TYPES = frozenset({20, 21, 22, 23})
 _HANDSHAKE = 22
+_APPLICATION_DATA = 23
 _HTTP_PREFIXES = (b"GET ", b"POST", b"HEAD", b"PUT ", b"HTTP", b"OPTI", b"DELE", b"CONN", b"PATC")
 
 
@@ -183,6 +186,9 @@ class TLSConnection:
         if not data:
             self._on_eof()
             return
+        if self._engine.fast is not None:
+            self._guard(lambda: self._process_fast(data))
+            return
         self._inbuf += data
         self._guard(self._process_input)
 
@@ -241,6 +247,21 @@ class TLSConnection:
                 self._terminate(None)
             else:
                 self._set_state(ConnectionState.CLOSING)
+
+    def update_keys(self, request_peer_update: bool = False) -> None:
+        """TLS 1.3: send a KeyUpdate and switch to fresh write keys.
+
+        With ``request_peer_update=True`` the peer is asked to update its keys too.
+        aiotls also does this by itself before a key has protected 2^23 records.
+        """
+        if self._state is not ConnectionState.OPEN:
+            if self._error is not None:
+                raise self._error
+            raise TLSUsageError(f"cannot update keys: the connection is {self._state.value}",
+                                hint="update keys only on an open connection")
+        self._guard(lambda: self._engine.update_keys(request_peer=request_peer_update))
+        if self._error is not None:
+            raise self._error
 
     # --- internals -----------------------------------------------------------------------------
 
@@ -306,9 +327,78 @@ class TLSConnection:
                 if self._terminated:
                     return
                 fed = False
+                if self._engine.fast is not None:
+                    # aiotls's record layer took over: it handles whatever follows.
+                    rest = bytes(buf)
+                    buf.clear()
+                    if rest:
+                        self._process_fast(rest)
+                    return
         del buf[:pos]
         if fed:
             self._advance()
+
+    def _process_fast(self, data: bytes | bytearray | memoryview) -> None:
+        """Records after the handshake, with aiotls's record layer (see ``_record.py``).
+
+        Application data is decrypted here in one pass per record, consecutive records
+        coalescing into one :class:`DataReceived`; anything else goes to the engine.
+        """
+        fast = self._engine.fast
+        assert fast is not None
+        if self._inbuf:
+            self._inbuf += data
+            src: bytes | bytearray | memoryview = self._inbuf
+            self._inbuf = bytearray()
+        else:
+            src = data
+        view = memoryview(src)
+        end = len(view)
+        pos = 0
+        plain: bytearray | None = None
+        plen = 0
+        limit = _MAX_RECORD_TLS13 if fast.tls13 else _MAX_RECORD
+        while end - pos >= _HEADER:
+            ctype = view[pos]
+            if ctype not in _CONTENT_TYPES or view[pos + 1] != 3:
+                raise self._not_tls(bytes(view[pos:pos + 8]))
+            length = (view[pos + 3] << 8) | view[pos + 4]
+            if length > limit:
+                raise PeerMisbehaved(
+                    f"the peer sent a TLS record of {length} bytes (limit {limit})",
+                    cause="a broken or hostile peer", hint="check the peer's TLS stack",
+                    alert=AlertDescription.record_overflow, code="record-overflow",
+                )
+            if end - pos < _HEADER + length:
+                break
+            record = view[pos:pos + _HEADER + length]
+            if ctype == _APPLICATION_DATA:
+                if plain is None:
+                    plain = bytearray(end - pos)
+                try:
+                    inner, n = fast.open(record, plain, plen)
+                except RecordError as exc:
+                    raise error_for_sent_alert(exc.alert, str(exc)) from None
+                if inner == _APPLICATION_DATA:
+                    plen += n
+                    pos += _HEADER + length
+                    continue
+                fast.rewind()  # a TLS 1.3 control record: the engine decrypts it again
+            if plen:
+                assert plain is not None
+                self._events.append(DataReceived(bytes(memoryview(plain)[:plen])))
+                plen = 0
+            pos += _HEADER + length
+            if self._engine.control_record(bytes(record)) == b"":
+                self._events.append(CloseNotifyReceived())
+                self._set_state(ConnectionState.CLOSED)
+                self._terminate(None)
+                return
+        if plen:
+            assert plain is not None
+            self._events.append(DataReceived(bytes(memoryview(plain)[:plen])))
+        if pos < end:
+            self._inbuf = bytearray(view[pos:])
 
     def _not_tls(self, head: bytes) -> PeerMisbehaved:
         if head.startswith(_HTTP_PREFIXES):
@@ -366,6 +456,10 @@ class TLSConnection:
         )
         self._set_state(ConnectionState.OPEN)
         self._events.append(self._handshake_event)
+        if engine.take_over_records() is not None:
+            leftover = engine.leftover_input()
+            if leftover:
+                self._inbuf[:0] = leftover
         pending, self._pending_app = self._pending_app, []
         for chunk in pending:
             engine.write(chunk)

@@ -1,0 +1,245 @@
+"""aiotls's own record layer for application data, once the handshake is done.
+
+Theory of operation
+-------------------
+tlslite-ng's record layer costs ~50 to 100 Python calls and several copies per
+record.  After the handshake aiotls takes the traffic keys out of the engine and
+protects application data itself: one AEAD object per key (OpenSSL through
+``cryptography``), the nonce computed as ``iv XOR sequence`` with integer
+arithmetic, and ``encrypt_into``/``decrypt_into`` writing straight into the
+output buffers.
+
+Only ``application_data`` goes through here.  Everything else that arrives
+after the handshake -- alerts, NewSessionTicket, KeyUpdate, post-handshake
+authentication, renegotiation attempts -- is rare, so it is handed back to the
+engine *as ciphertext*: the engine's sequence numbers and keys are synchronised
+from this object first and read back afterwards (the engine may have answered a
+KeyUpdate and changed keys).  TLS 1.3 hides the real content type inside the
+encryption, so such a record is decrypted here, recognised, and given to the
+engine to decrypt again; the cost only applies to those rare records.
+
+Both roles and both TLS 1.3 and TLS 1.2 AEAD suites are handled:
+
+* TLS 1.3 (RFC 8446 5.2): outer type 23, version 0x0303, AAD = the 5-byte header,
+  nonce = iv XOR seq, inner plaintext = data || content type || zero padding.
+* TLS 1.2 AES-GCM (RFC 5288): 8-byte explicit nonce (we send the sequence number),
+  nonce = 4-byte salt || explicit; ChaCha20-Poly1305 (RFC 7905): nonce = iv XOR seq.
+  AAD = seq || type || version || plaintext length.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from . import _crypto
+
+#: Largest plaintext fragment (RFC 8446 5.1, RFC 5246 6.2.1).
+MAX_FRAGMENT = 2**14
+#: TLS 1.3: largest ciphertext (inner plaintext + content type + padding + tag).
+MAX_CIPHERTEXT_TLS13 = 2**14 + 256
+#: Send a KeyUpdate (TLS 1.3) after this many records under one key; AES-GCM's
+#: confidentiality limit is 2^24.5 full-size records (RFC 8446 5.5).
+KEY_UPDATE_AFTER = 2**23
+#: Sequence numbers are 64-bit and must never wrap (RFC 8446 5.3, RFC 5246 6.1).
+SEQ_LIMIT = 2**64 - 1
+
+APPLICATION_DATA = 23
+_TAG = 16
+
+
+class RecordError(Exception):
+    """A record failed protection checks; ``alert`` is the TLS alert to send."""
+
+    def __init__(self, alert: int, message: str) -> None:
+        super().__init__(message)
+        self.alert = alert
+
+
+@dataclass(slots=True)
+class DirectionState:
+    """Keys and sequence number for one direction."""
+
+    cipher: str  # tlslite spelling: aes128gcm, aes256gcm, chacha20-poly1305
+    key: bytes
+    iv: bytes  # 12 bytes (TLS 1.3 and ChaCha20) or the 4-byte salt (TLS 1.2 AES-GCM)
+    seq: int
+
+
+class _Direction:
+    __slots__ = ("aead", "cipher", "iv", "iv_int", "key", "seq")
+
+    def __init__(self, state: DirectionState) -> None:
+        self.cipher = state.cipher
+        self.key = state.key
+        self.iv = state.iv
+        self.iv_int = int.from_bytes(state.iv, "big") if len(state.iv) == 12 else 0
+        self.seq = state.seq
+        self.aead: Any = _crypto.new_aead(state.cipher, state.key)
+
+    def export(self) -> DirectionState:
+        return DirectionState(self.cipher, self.key, self.iv, self.seq)
+
+
+class RecordLayer:
+    """Protects and unprotects application data records for one connection."""
+
+    def __init__(self, version: str, read: DirectionState, write: DirectionState) -> None:
+        self.tls13 = version == "TLSv1.3"
+        self.explicit_nonce = not self.tls13 and read.cipher != "chacha20-poly1305"
+        self._read = _Direction(read)
+        self._write = _Direction(write)
+        self._scratch = bytearray(MAX_FRAGMENT + 1)
+        self.key_update_after = KEY_UPDATE_AFTER
+
+    # --- state exchange with the engine ------------------------------------------------------
+
+    def export_states(self) -> tuple[DirectionState, DirectionState]:
+        return self._read.export(), self._write.export()
+
+    def import_states(self, read: DirectionState, write: DirectionState) -> None:
+        for current, new, name in ((self._read, read, "_read"), (self._write, write, "_write")):
+            if current.key != new.key or current.iv != new.iv:
+                setattr(self, name, _Direction(new))
+            else:
+                current.seq = new.seq
+
+    @property
+    def read_seq(self) -> int:
+        return self._read.seq
+
+    @property
+    def write_seq(self) -> int:
+        return self._write.seq
+
+    def needs_key_update(self) -> bool:
+        """True when the write key has protected enough records to be replaced (TLS 1.3)."""
+        return self.tls13 and self._write.seq >= self.key_update_after
+
+    # --- receiving ---------------------------------------------------------------------------
+
+    def open(self, record: memoryview, out: bytearray, offset: int) -> tuple[int, int]:
+        """Decrypt one whole record (header included) into ``out`` at ``offset``.
+
+        Returns ``(content_type, plaintext_length)``; the plaintext is
+        ``out[offset:offset + length]`` (out grows as needed).  Raises
+        :class:`RecordError` on any failure; on failure nothing is consumed.
+        """
+        d = self._read
+        seq = d.seq
+        if seq >= SEQ_LIMIT:
+            raise RecordError(80, "read sequence number exhausted")  # internal_error
+        header = record[:5]
+        body = record[5:]
+        if self.tls13:
+            if record[0] != APPLICATION_DATA:
+                raise RecordError(10, f"unexpected outer content type {record[0]} in an "
+                                      "encrypted TLS 1.3 record")
+            if len(body) > MAX_CIPHERTEXT_TLS13:
+                raise RecordError(22, f"encrypted record of {len(body)} bytes is too long")
+            if len(body) < _TAG + 1:
+                raise RecordError(20, "encrypted record too short")
+            nonce = (d.iv_int ^ seq).to_bytes(12, "big")
+            n = len(body) - _TAG
+            need = offset + n
+            if len(out) < need:
+                out.extend(bytes(need - len(out)))
+            try:
+                d.aead.decrypt_into(nonce, body, header, memoryview(out)[offset:need])
+            except _crypto.InvalidTag:
+                raise RecordError(20, "record failed authentication (bad_record_mac)") from None
+            # strip zero padding, then the real content type
+            end = need
+            while end > offset and out[end - 1] == 0:
+                end -= 1
+            if end == offset:
+                raise RecordError(10, "encrypted record without a content type")
+            ctype = out[end - 1]
+            length = end - 1 - offset
+            if length > MAX_FRAGMENT:
+                raise RecordError(22, "decrypted record is longer than 2^14 bytes")
+            d.seq = seq + 1
+            return ctype, length
+        # TLS 1.2
+        ctype = record[0]
+        if self.explicit_nonce:
+            if len(body) < 8 + _TAG:
+                raise RecordError(20, "encrypted record too short")
+            nonce = d.iv + bytes(body[:8])
+            ciphertext = body[8:]
+        else:
+            if len(body) < _TAG:
+                raise RecordError(20, "encrypted record too short")
+            nonce = (d.iv_int ^ seq).to_bytes(12, "big")
+            ciphertext = body
+        n = len(ciphertext) - _TAG
+        if n > MAX_FRAGMENT:
+            raise RecordError(22, "decrypted record would be longer than 2^14 bytes")
+        aad = seq.to_bytes(8, "big") + bytes(header[:3]) + n.to_bytes(2, "big")
+        need = offset + n
+        if len(out) < need:
+            out.extend(bytes(need - len(out)))
+        try:
+            d.aead.decrypt_into(nonce, ciphertext, aad, memoryview(out)[offset:need])
+        except _crypto.InvalidTag:
+            raise RecordError(20, "record failed authentication (bad_record_mac)") from None
+        d.seq = seq + 1
+        return ctype, n
+
+    def rewind(self) -> None:
+        """Undo the last :meth:`open` (the record goes to the engine instead)."""
+        self._read.seq -= 1
+
+    # --- sending -----------------------------------------------------------------------------
+
+    def seal(self, data: bytes | bytearray | memoryview) -> bytearray:
+        """Encrypt application data as records of at most 2^14 bytes; returns the records."""
+        d = self._write
+        view = memoryview(data)
+        total = len(view)
+        nrec = max(1, -(-total // MAX_FRAGMENT))
+        if d.seq + nrec >= SEQ_LIMIT:
+            raise RecordError(80, "write sequence number exhausted")
+        if self.tls13:
+            overhead = 5 + 1 + _TAG
+        elif self.explicit_nonce:
+            overhead = 5 + 8 + _TAG
+        else:
+            overhead = 5 + _TAG
+        out = bytearray(total + nrec * overhead)
+        outview = memoryview(out)
+        aead = d.aead
+        seq = d.seq
+        pos = opos = 0
+        for _ in range(nrec):
+            n = min(MAX_FRAGMENT, total - pos)
+            chunk = view[pos:pos + n]
+            if self.tls13:
+                clen = n + 1 + _TAG
+                header = bytes((APPLICATION_DATA, 3, 3, clen >> 8, clen & 0xFF))
+                scratch = self._scratch
+                scratch[:n] = chunk
+                scratch[n] = APPLICATION_DATA
+                out[opos:opos + 5] = header
+                aead.encrypt_into((d.iv_int ^ seq).to_bytes(12, "big"),
+                                  memoryview(scratch)[:n + 1], header,
+                                  outview[opos + 5:opos + 5 + clen])
+            else:
+                aad = seq.to_bytes(8, "big") + bytes((APPLICATION_DATA, 3, 3, n >> 8, n & 0xFF))
+                if self.explicit_nonce:
+                    explicit = seq.to_bytes(8, "big")
+                    clen = 8 + n + _TAG
+                    out[opos:opos + 13] = bytes((APPLICATION_DATA, 3, 3, clen >> 8,
+                                                 clen & 0xFF)) + explicit
+                    aead.encrypt_into(d.iv + explicit, chunk, aad,
+                                      outview[opos + 13:opos + 5 + clen])
+                else:
+                    clen = n + _TAG
+                    out[opos:opos + 5] = bytes((APPLICATION_DATA, 3, 3, clen >> 8, clen & 0xFF))
+                    aead.encrypt_into((d.iv_int ^ seq).to_bytes(12, "big"), chunk, aad,
+                                      outview[opos + 5:opos + 5 + clen])
+            seq += 1
+            pos += n
+            opos += 5 + clen
+        d.seq = seq
+        return out
