@@ -216,6 +216,8 @@ class TLSConnection:
         if self._state is ConnectionState.OPEN:
             if data:
                 self._guard(lambda: self._engine.write(data))
+                if self._error is not None:
+                    raise self._error
             return
         if self._state is ConnectionState.HANDSHAKING:
             if data:
@@ -378,6 +380,8 @@ class TLSConnection:
                 try:
                     inner, n = fast.open(record, plain, plen)
                 except RecordError as exc:
+                    if plen:  # records before the bad one were authentic: deliver them
+                        self._events.append(DataReceived(bytes(memoryview(plain)[:plen])))
                     raise error_for_sent_alert(exc.alert, str(exc)) from None
                 if inner == _APPLICATION_DATA:
                     plen += n

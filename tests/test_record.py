@@ -1,0 +1,218 @@
+"""aiotls's own record layer: takeover, KeyUpdate, limits, tampering."""
+
+from __future__ import annotations
+
+import os
+import ssl
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import aiotls
+from aiotls import _record
+from aiotls.events import ConnectionTerminated, DataReceived
+from tests.conftest import PKI, handshake, pump
+from tests.test_verify import StdlibPeer, run
+
+SUITES = [
+    ("TLSv1.3", "TLS_AES_128_GCM_SHA256"),
+    ("TLSv1.3", "TLS_AES_256_GCM_SHA384"),
+    ("TLSv1.3", "TLS_CHACHA20_POLY1305_SHA256"),
+    ("TLSv1.2", "ECDHE-ECDSA-AES128-GCM-SHA256"),
+    ("TLSv1.2", "ECDHE-ECDSA-AES256-GCM-SHA384"),
+    ("TLSv1.2", "ECDHE-ECDSA-CHACHA20-POLY1305"),
+]
+VERSIONS = {"TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
+
+
+def pair(pki: PKI, version: str, suite: str) -> tuple[aiotls.TLSConnection, aiotls.TLSConnection]:
+    ctx = pki.client_context()
+    ctx.minimum_version = ctx.maximum_version = VERSIONS[version]
+    ctx.set_ciphers(suite)
+    client, server = handshake(ctx, pki.server_context())
+    assert client.cipher()[0] == suite, client.error
+    client.events(), server.events()
+    return client, server
+
+
+def data_of(conn: aiotls.TLSConnection) -> bytes:
+    return b"".join(e.data for e in conn.events() if isinstance(e, DataReceived))
+
+
+@pytest.mark.parametrize(("version", "suite"), SUITES)
+def test_fast_path_takes_over_every_aead_suite(pki: PKI, version: str, suite: str) -> None:
+    client, server = pair(pki, version, suite)
+    assert client._engine.fast is not None
+    assert server._engine.fast is not None
+    for size in (0, 1, 2**14 - 1, 2**14, 2**14 + 1, 100_000):
+        blob = os.urandom(size)
+        client.send_data(blob)
+        server.send_data(blob[::-1])
+        pump(client, server)
+        assert data_of(server) == blob
+        assert data_of(client) == blob[::-1]
+
+
+@pytest.mark.parametrize(("version", "suite"), SUITES)
+def test_fast_path_against_stdlib(pki: PKI, version: str, suite: str) -> None:
+    """The record layer round-trips every suite with OpenSSL (stdlib ssl) on the other end."""
+    ctx = pki.client_context()
+    ctx.minimum_version = ctx.maximum_version = VERSIONS[version]
+    ctx.set_ciphers(suite)
+    peer = StdlibPeer(pki.stdlib_server_context(), server_side=True)
+    conn = aiotls.TLSConnection(ctx, server_hostname="localhost")
+    run(conn, peer)
+    assert conn.cipher()[0] == suite
+    assert conn._engine.fast is not None
+    blob = os.urandom(70_000)
+    conn.send_data(blob)
+    peer.incoming.write(conn.data_to_send())
+    peer.step()
+    assert bytes(peer.received) == blob
+    peer.obj.write(blob[::-1])
+    conn.events()
+    conn.receive_data(peer.outgoing.read())
+    assert data_of(conn) == blob[::-1]
+
+
+def test_key_update_both_directions(pki: PKI) -> None:
+    client, server = pair(pki, "TLSv1.3", "TLS_AES_128_GCM_SHA256")
+    old_client_write = client._engine.fast.export_states()[1].key
+    client.update_keys(request_peer_update=True)
+    client.send_data(b"after update")
+    pump(client, server)
+    assert data_of(server) == b"after update"
+    # the client's write key changed; the server answered with its own KeyUpdate
+    assert client._engine.fast.export_states()[1].key != old_client_write
+    assert server._engine.fast.export_states()[0].key == client._engine.fast.export_states()[1].key
+    assert client._engine.fast.export_states()[0].key == server._engine.fast.export_states()[1].key
+    server.send_data(b"server after update")
+    pump(client, server)
+    assert data_of(client) == b"server after update"
+
+
+def test_key_update_against_stdlib(pki: PKI) -> None:
+    """OpenSSL accepts our KeyUpdate (request_update) and answers it; data keeps flowing."""
+    ctx = pki.client_context()
+    peer = StdlibPeer(pki.stdlib_server_context(), server_side=True)
+    conn = aiotls.TLSConnection(ctx, server_hostname="localhost")
+    run(conn, peer)
+    before = conn._engine.fast.export_states()
+    conn.update_keys(request_peer_update=True)
+    conn.send_data(b"ping")
+    peer.incoming.write(conn.data_to_send())
+    peer.step()
+    assert bytes(peer.received) == b"ping"
+    peer.obj.write(b"pong")
+    conn.events()
+    conn.receive_data(peer.outgoing.read())
+    assert data_of(conn) == b"pong"
+    after = conn._engine.fast.export_states()
+    assert after[0].key != before[0].key  # OpenSSL updated its keys as asked
+    assert after[1].key != before[1].key
+
+
+def test_automatic_key_update_before_limit(pki: PKI) -> None:
+    client, server = pair(pki, "TLSv1.3", "TLS_AES_256_GCM_SHA384")
+    client._engine.fast.key_update_after = 10
+    first_key = client._engine.fast.export_states()[1].key
+    for i in range(25):
+        client.send_data(b"record %d;" % i)
+    pump(client, server)
+    assert data_of(server) == b"".join(b"record %d;" % i for i in range(25))
+    assert client._engine.fast.export_states()[1].key != first_key
+    assert client._engine.fast.write_seq < 25  # the sequence restarted with each new key
+
+
+def test_tls12_sequence_exhaustion_closes(pki: PKI) -> None:
+    client, server = pair(pki, "TLSv1.2", "ECDHE-ECDSA-AES128-GCM-SHA256")
+    client._engine.fast._write.seq = _record.SEQ_LIMIT - 1
+    with pytest.raises(aiotls.TLSError, match="sequence number exhausted"):
+        client.send_data(b"x")
+    assert client.state is aiotls.ConnectionState.FAILED
+
+
+def test_update_keys_is_tls13_only(pki: PKI) -> None:
+    client, _ = pair(pki, "TLSv1.2", "ECDHE-ECDSA-AES128-GCM-SHA256")
+    with pytest.raises(aiotls.TLSUsageError, match="TLS 1.3"):
+        client.update_keys()
+
+
+def test_control_records_interleaved_with_data(pki: PKI) -> None:
+    """A KeyUpdate between data records: data before and after are both delivered in order."""
+    client, server = pair(pki, "TLSv1.3", "TLS_AES_128_GCM_SHA256")
+    client.send_data(b"one")
+    client.update_keys()
+    client.send_data(b"two")
+    client.close()
+    server.receive_data(client.data_to_send())  # all of it in one call
+    events = server.events()
+    assert events[:2] == [DataReceived(b"one"), DataReceived(b"two")]
+    assert isinstance(events[-1], ConnectionTerminated)
+    assert events[-1].error is None
+
+
+def _records(wire: bytes) -> list[bytes]:
+    out, pos = [], 0
+    while pos < len(wire):
+        n = int.from_bytes(wire[pos + 3:pos + 5], "big")
+        out.append(wire[pos:pos + 5 + n])
+        pos += 5 + n
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_tampered_records_are_rejected(data: st.DataObject) -> None:
+    """Flipped bits, reordered, replayed, dropped or truncated records never deliver data."""
+    pki = _PKI
+    version, suite = data.draw(st.sampled_from(SUITES))
+    client, server = pair(pki, version, suite)
+    messages = [os.urandom(data.draw(st.integers(1, 3000))) for _ in range(3)]
+    for m in messages:
+        client.send_data(m)
+    records = _records(client.data_to_send())
+    assert len(records) == 3
+    attack = data.draw(st.sampled_from(["flip", "reorder", "replay", "drop", "truncate"]))
+    if attack == "flip":
+        i = data.draw(st.integers(0, 2))
+        rec = bytearray(records[i])
+        bit = data.draw(st.integers(5 * 8, len(rec) * 8 - 1))  # anywhere after the header
+        rec[bit // 8] ^= 1 << (bit % 8)
+        records[i] = bytes(rec)
+        wire, bad = records, i
+    elif attack == "reorder":
+        wire, bad = [records[1], records[0], records[2]], 0
+    elif attack == "replay":
+        wire, bad = [records[0], records[0], records[1]], 1
+    elif attack == "drop":
+        wire, bad = [records[0], records[2]], 1
+    else:
+        i = data.draw(st.integers(0, 2))
+        cut = data.draw(st.integers(1, len(records[i]) - 6))
+        rec = records[i][:5 + cut]
+        # keep the header's length honest so the record is complete but too short
+        rec = rec[:3] + cut.to_bytes(2, "big") + rec[5:]
+        records[i] = rec
+        wire, bad = records, i
+    server.receive_data(b"".join(wire))
+    events = server.events()
+    delivered = b"".join(e.data for e in events if isinstance(e, DataReceived))
+    # everything before the bad record arrives intact, nothing from it or after it
+    assert delivered == b"".join(messages[:bad])
+    last = events[-1]
+    assert isinstance(last, ConnectionTerminated)
+    assert isinstance(last.error, aiotls.PeerMisbehaved)
+    assert last.error.alert in (aiotls.AlertDescription.bad_record_mac,
+                                aiotls.AlertDescription.decode_error)
+    assert server.data_to_send()  # the alert for the client
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _module_pki(pki: PKI) -> None:
+    global _PKI
+    _PKI = pki
+
+
+_PKI: PKI
