@@ -105,7 +105,8 @@ class _MemorySocket:
 
     def __init__(self) -> None:
         self.inbox = bytearray()
-        self.outbox = bytearray()
+        #: Chunks to transmit, in order (tlslite's writes and aiotls's sealed records).
+        self.outbox: list[bytes | bytearray] = []
         #: Once we have sent close_notify nothing more may go out; later writes are dropped.
         self.discard = False
 
@@ -118,7 +119,7 @@ class _MemorySocket:
 
     def send(self, data: bytes | bytearray) -> int:
         if not self.discard:
-            self.outbox += data
+            self.outbox.append(data)
         return len(data)
 
     def sendall(self, data: bytes | bytearray) -> None:
@@ -453,9 +454,13 @@ class Engine:
         self._sock.inbox += record
 
     def take_output(self) -> bytes:
-        out = bytes(self._sock.outbox)
-        self._sock.outbox.clear()
-        return out
+        chunks = self._sock.outbox
+        if not chunks:
+            return b""
+        # A single chunk is handed over as is: chunks are fresh objects nobody else keeps.
+        out = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        return out  # type: ignore[return-value]
 
     def has_output(self) -> bool:
         return bool(self._sock.outbox)

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import datetime
 import enum
+import threading
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -86,6 +87,18 @@ _TRANSITIONS: dict[ConnectionState, frozenset[ConnectionState]] = {
     _S.CLOSED: frozenset(),
     _S.FAILED: frozenset(),
 }
+
+
+_local = threading.local()
+
+
+def _scratch(size: int) -> bytearray:
+    """A per-thread buffer to decrypt into; its contents are copied out before returning,
+    so connections keep no decryption buffer of their own while idle."""
+    buf: bytearray | None = getattr(_local, "plain", None)
+    if buf is None or len(buf) < size:
+        buf = _local.plain = bytearray(max(size, 256 * 1024))
+    return buf
 
 
 def _utcnow() -> datetime.datetime:
@@ -204,8 +217,12 @@ class TLSConnection:
         self._events.clear()
         return out
 
-    def data_to_send(self) -> bytes:
-        """Bytes to transmit to the peer now (possibly empty)."""
+    def data_to_send(self) -> bytes | bytearray:
+        """Bytes to transmit to the peer now (possibly empty).
+
+        The result may be a ``bytearray`` (to spare a copy of bulk data); it is a fresh
+        object that the caller owns.
+        """
         return self._engine.take_output()
 
     def send_data(self, data: bytes | bytearray | memoryview) -> None:
@@ -357,7 +374,7 @@ class TLSConnection:
         view = memoryview(src)
         end = len(view)
         pos = 0
-        plain: bytearray | None = None
+        plain = _scratch(end)
         plen = 0
         limit = _MAX_RECORD_TLS13 if fast.tls13 else _MAX_RECORD
         while end - pos >= _HEADER:
@@ -375,8 +392,6 @@ class TLSConnection:
                 break
             record = view[pos:pos + _HEADER + length]
             if ctype == _APPLICATION_DATA:
-                if plain is None:
-                    plain = bytearray(end - pos)
                 try:
                     inner, n = fast.open(record, plain, plen)
                 except RecordError as exc:
@@ -389,7 +404,6 @@ class TLSConnection:
                     continue
                 fast.rewind()  # a TLS 1.3 control record: the engine decrypts it again
             if plen:
-                assert plain is not None
                 self._events.append(DataReceived(bytes(memoryview(plain)[:plen])))
                 plen = 0
             pos += _HEADER + length
@@ -399,7 +413,6 @@ class TLSConnection:
                 self._terminate(None)
                 return
         if plen:
-            assert plain is not None
             self._events.append(DataReceived(bytes(memoryview(plain)[:plen])))
         if pos < end:
             self._inbuf = bytearray(view[pos:])

@@ -222,7 +222,7 @@ def test_server_requires_extended_master_secret(pki: PKI) -> None:
     gen = raw.handshakeClientCert(settings=settings, async_=True)
     assert next(gen) == 0
     server = aiotls.TLSConnection(pki.server_context(), server_side=True)
-    server.receive_data(bytes(sock.outbox))
+    server.receive_data(b"".join(sock.outbox))
     (event,) = server.events()
     assert isinstance(event.error, aiotls.PeerIncompatible)
     assert "Extended Master Secret" in str(event.error)

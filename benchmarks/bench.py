@@ -1,0 +1,453 @@
+"""aiotls versus stdlib asyncio ``ssl`` and uvloop's native TLS, in one process run.
+
+Usage::
+
+    python benchmarks/bench.py            # quick run (small sizes), prints the table
+    python benchmarks/bench.py --full     # the sizes quoted in the README
+    python benchmarks/bench.py --json results.json --plot results.png
+
+Every scenario runs for each implementation back to back in this process, over
+loopback TCP with client and server in the same event loop (so each figure is
+the CPU cost of *both* ends, like for like):
+
+* ``stdlib``         asyncio default loop + ``ssl`` (OpenSSL)
+* ``aiotls``         asyncio default loop + aiotls
+* ``uvloop``         uvloop + ``ssl`` (uvloop's own TLS protocol, OpenSSL)
+* ``aiotls+uvloop``  uvloop + aiotls
+
+Ratios printed are aiotls/stdlib (default loop) and aiotls+uvloop/uvloop.  For
+the "higher is better" scenarios a ratio above 1 means aiotls is faster; for
+memory a ratio below 1 means aiotls uses less.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ctypes
+import gc
+import json
+import os
+import platform
+import ssl
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import uvloop
+
+import aiotls
+import aiotls.asyncio as aio
+from aiotls.cli import generate_demo_pki
+
+IMPLS = ("stdlib", "aiotls", "uvloop", "aiotls+uvloop")
+
+
+# --- contexts --------------------------------------------------------------------------------
+
+
+def _ssl_ctx_ptr(ctx: ssl.SSLContext) -> int:
+    # PySSLContext starts with PyObject_HEAD followed by the SSL_CTX pointer.
+    return ctypes.c_void_p.from_address(id(ctx) + 2 * ctypes.sizeof(ctypes.c_void_p)).value or 0
+
+
+def _set_tls13_suite(ctx: ssl.SSLContext, suite: str) -> None:
+    """The stdlib cannot choose TLS 1.3 suites; call OpenSSL's SSL_CTX_set_ciphersuites."""
+    import _ssl
+
+    lib = ctypes.CDLL(_ssl.__file__)
+    fn = lib.SSL_CTX_set_ciphersuites
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+    if fn(_ssl_ctx_ptr(ctx), suite.encode()) != 1:
+        raise RuntimeError(f"OpenSSL refused TLS 1.3 suite {suite}")
+
+
+@dataclass
+class Suite:
+    label: str
+    version: str
+    aiotls_name: str
+    openssl_name: str
+
+
+SUITES = {
+    "tls13-aes128gcm": Suite("TLS 1.3 AES-128-GCM", "TLSv1.3", "TLS_AES_128_GCM_SHA256",
+                             "TLS_AES_128_GCM_SHA256"),
+    "tls13-chacha20": Suite("TLS 1.3 ChaCha20-Poly1305", "TLSv1.3",
+                            "TLS_CHACHA20_POLY1305_SHA256", "TLS_CHACHA20_POLY1305_SHA256"),
+    "tls12-aes128gcm": Suite("TLS 1.2 ECDHE-ECDSA-AES128-GCM", "TLSv1.2",
+                             "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES128-GCM-SHA256"),
+}
+
+
+class Contexts:
+    def __init__(self, tmp: str, key_type: str) -> None:
+        self.pki = generate_demo_pki(tmp, key_type)
+
+    def stdlib(self, suite: Suite | None) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+        server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        server.load_cert_chain(self.pki.cert_file, self.pki.key_file)
+        client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        client.load_verify_locations(self.pki.ca_file)
+        if suite is not None:
+            v = ssl.TLSVersion.TLSv1_3 if suite.version == "TLSv1.3" else ssl.TLSVersion.TLSv1_2
+            for c in (server, client):
+                c.minimum_version = c.maximum_version = v
+                if suite.version == "TLSv1.3":
+                    _set_tls13_suite(c, suite.openssl_name)
+                else:
+                    c.set_ciphers(suite.openssl_name)
+        return server, client
+
+    def aiotls(self, suite: Suite | None) -> tuple[aiotls.TLSContext, aiotls.TLSContext]:
+        server = aiotls.TLSContext(ssl.PROTOCOL_TLS_SERVER)
+        server.load_cert_chain(self.pki.cert_file, self.pki.key_file)
+        client = aiotls.TLSContext(ssl.PROTOCOL_TLS_CLIENT)
+        client.load_verify_locations(self.pki.ca_file)
+        if suite is not None:
+            v = ssl.TLSVersion.TLSv1_3 if suite.version == "TLSv1.3" else ssl.TLSVersion.TLSv1_2
+            for c in (server, client):
+                c.minimum_version = c.maximum_version = v
+                c.set_ciphers(suite.aiotls_name)
+        return server, client
+
+
+# --- one implementation's server/client plumbing ---------------------------------------------
+
+
+class Impl:
+    def __init__(self, name: str, contexts: Contexts, suite: Suite | None) -> None:
+        self.name = name
+        self.uses_aiotls = name.startswith("aiotls")
+        if self.uses_aiotls:
+            self.server_ctx: Any
+            self.server_ctx, self.client_ctx = contexts.aiotls(suite)
+        else:
+            self.server_ctx, self.client_ctx = contexts.stdlib(suite)
+
+    def loop_factory(self) -> Callable[[], asyncio.AbstractEventLoop]:
+        return uvloop.new_event_loop if "uvloop" in self.name else asyncio.new_event_loop
+
+    async def start_server(self, factory: Callable[[], asyncio.BaseProtocol]) -> asyncio.Server:
+        if self.uses_aiotls:
+            return await aio.create_server(factory, "127.0.0.1", 0, ssl=self.server_ctx,
+                                           backlog=2048)
+        loop = asyncio.get_running_loop()
+        return await loop.create_server(factory, "127.0.0.1", 0, ssl=self.server_ctx,
+                                        backlog=2048)
+
+    async def connect(self, factory: Callable[[], asyncio.BaseProtocol],
+                      port: int) -> tuple[asyncio.Transport, Any]:
+        if self.uses_aiotls:
+            return await aio.create_connection(factory, "127.0.0.1", port, ssl=self.client_ctx,
+                                               server_hostname="localhost")
+        loop = asyncio.get_running_loop()
+        transport, protocol = await loop.create_connection(
+            factory, "127.0.0.1", port, ssl=self.client_ctx, server_hostname="localhost")
+        return transport, protocol  # type: ignore[return-value]
+
+    def run(self, coro: Callable[[], Awaitable[float]]) -> float:
+        with asyncio.Runner(loop_factory=self.loop_factory()) as runner:
+            return runner.run(coro())  # type: ignore[arg-type]
+
+
+# --- protocols -------------------------------------------------------------------------------
+
+
+class Sink(asyncio.BufferedProtocol):
+    """Counts bytes; sets ``done`` when ``expect`` bytes have arrived."""
+
+    def __init__(self) -> None:
+        self.buf = bytearray(256 * 1024)
+        self.count = 0
+        self.expect = -1
+        self.done: asyncio.Future[None] = asyncio.get_event_loop().create_future()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return memoryview(self.buf)
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.count += nbytes
+        if self.count >= self.expect > 0 and not self.done.done():
+            self.done.set_result(None)
+            assert self.transport is not None
+            self.transport.write(b"k")  # acknowledge
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if not self.done.done():
+            self.done.set_result(None)
+
+
+class Echo(asyncio.Protocol):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: asyncio.Transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.transport.write(data)
+
+
+class Client(asyncio.Protocol):
+    """Writes with flow control; collects replies into a queue."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.get_event_loop()
+        self.can_write = asyncio.Event()
+        self.can_write.set()
+        self.got = bytearray()
+        self.waiter: asyncio.Future[None] | None = None
+        self.want = 0
+        self.closed: asyncio.Future[None] = self.loop.create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: asyncio.Transport = transport  # type: ignore[assignment]
+
+    def pause_writing(self) -> None:
+        self.can_write.clear()
+
+    def resume_writing(self) -> None:
+        self.can_write.set()
+
+    def data_received(self, data: bytes) -> None:
+        self.got += data
+        if self.waiter is not None and len(self.got) >= self.want and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    async def read_exactly(self, n: int) -> bytes:
+        while len(self.got) < n:
+            self.want = n
+            self.waiter = self.loop.create_future()
+            await self.waiter
+        out, self.got = bytes(self.got[:n]), self.got[n:]
+        return out
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(ConnectionError("lost"))
+
+
+# --- scenarios -------------------------------------------------------------------------------
+
+
+async def bulk(impl: Impl, total: int, chunk: int = 64 * 1024) -> float:
+    """MB/s moving ``total`` bytes client → server in ``chunk``-sized writes."""
+    sinks: list[Sink] = []
+
+    def sink_factory() -> Sink:
+        s = Sink()
+        s.expect = total
+        sinks.append(s)
+        return s
+
+    server = await impl.start_server(sink_factory)
+    port = server.sockets[0].getsockname()[1]
+    transport, client = await impl.connect(Client, port)
+    payload = os.urandom(chunk)
+    await asyncio.sleep(0)
+    start = time.perf_counter()
+    sent = 0
+    while sent < total:
+        await client.can_write.wait()
+        transport.write(payload)
+        sent += chunk
+    await client.read_exactly(1)  # the server's acknowledgement after the last byte
+    elapsed = time.perf_counter() - start
+    transport.close()
+    await client.closed
+    server.close()
+    await server.wait_closed()
+    assert sinks[0].count >= total
+    return total / elapsed / 1e6
+
+
+async def echo_rtt(impl: Impl, rounds: int) -> float:
+    """Round trips per second of 64-byte messages."""
+    server = await impl.start_server(Echo)
+    port = server.sockets[0].getsockname()[1]
+    transport, client = await impl.connect(Client, port)
+    msg = os.urandom(64)
+    for _ in range(20):  # warm-up
+        transport.write(msg)
+        await client.read_exactly(64)
+    start = time.perf_counter()
+    for _ in range(rounds):
+        transport.write(msg)
+        await client.read_exactly(64)
+    elapsed = time.perf_counter() - start
+    transport.close()
+    await client.closed
+    server.close()
+    await server.wait_closed()
+    return rounds / elapsed
+
+
+async def handshakes(impl: Impl, count: int) -> float:
+    """Full handshakes per second (connect, handshake, close), one at a time."""
+    server = await impl.start_server(Echo)
+    port = server.sockets[0].getsockname()[1]
+    for _ in range(3):  # warm-up
+        transport, client = await impl.connect(Client, port)
+        transport.close()
+        await client.closed
+    start = time.perf_counter()
+    for _ in range(count):
+        transport, client = await impl.connect(Client, port)
+        transport.close()
+        await client.closed
+    elapsed = time.perf_counter() - start
+    server.close()
+    await server.wait_closed()
+    return count / elapsed
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+async def idle_memory(impl: Impl, count: int) -> float:
+    """Bytes of RSS per idle established connection (client and server ends together)."""
+    server = await impl.start_server(Echo)
+    port = server.sockets[0].getsockname()[1]
+    conns = []
+    for _ in range(10):  # warm-up: imports, caches, first buffers
+        conns.append(await impl.connect(Client, port))
+    gc.collect()
+    base = _rss()
+    for _ in range(count):
+        conns.append(await impl.connect(Client, port))
+        # let the server side finish its part of the handshake
+    await asyncio.sleep(0.2)
+    gc.collect()
+    used = _rss() - base
+    for transport, _ in conns:
+        transport.abort()
+    await asyncio.sleep(0.1)
+    server.close()
+    await server.wait_closed()
+    return used / count
+
+
+# --- driver ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    scenario: str
+    unit: str
+    higher_is_better: bool
+    values: dict[str, float] = field(default_factory=dict)
+
+    def ratio(self, a: str, b: str) -> float | None:
+        if a in self.values and b in self.values and self.values[b]:
+            return self.values[a] / self.values[b]
+        return None
+
+
+def run_all(full: bool, only: set[str] | None, repeat: int) -> list[Row]:
+    rows: list[Row] = []
+    mib = 1024 * 1024
+    bulk_bytes = 256 * mib if full else 32 * mib
+    rounds = 20000 if full else 3000
+    hs = 300 if full else 60
+    idle = 1000 if full else 300
+    with tempfile.TemporaryDirectory() as tmp:
+        ecdsa = Contexts(os.path.join(tmp, "e") if os.mkdir(os.path.join(tmp, "e")) is None
+                         else tmp, "ecdsa")
+        os.mkdir(os.path.join(tmp, "r"))
+        rsa = Contexts(os.path.join(tmp, "r"), "rsa")
+
+        plans: list[tuple[str, str, bool, Contexts, Suite | None,
+                          Callable[[Impl], Callable[[], Awaitable[float]]]]] = []
+        for key, suite in SUITES.items():
+            plans.append((f"bulk {suite.label}, {bulk_bytes // mib} MiB in 64 KiB writes",
+                          "MB/s", True, ecdsa, suite,
+                          lambda impl: (lambda: bulk(impl, bulk_bytes))))
+        plans.append((f"echo round trips, 64 B, TLS 1.3 ({rounds})", "round trips/s", True,
+                      ecdsa, None, lambda impl: (lambda: echo_rtt(impl, rounds))))
+        plans.append((f"full handshakes TLS 1.3 X25519 ECDSA P-256 ({hs})", "handshakes/s",
+                      True, ecdsa, None, lambda impl: (lambda: handshakes(impl, hs))))
+        plans.append((f"full handshakes TLS 1.3 X25519 RSA-2048 ({hs})", "handshakes/s", True,
+                      rsa, None, lambda impl: (lambda: handshakes(impl, hs))))
+        plans.append((f"memory per idle connection ({idle} connections, both ends)",
+                      "bytes", False, ecdsa, None, lambda impl: (lambda: idle_memory(impl, idle))))
+
+        for scenario, unit, hib, contexts, suite, make in plans:
+            if only and not any(word in scenario for word in only):
+                continue
+            row = Row(scenario, unit, hib)
+            for name in IMPLS:
+                impl = Impl(name, contexts, suite)
+                results = [impl.run(make(impl)) for _ in range(repeat)]
+                row.values[name] = max(results) if hib else min(results)
+                print(f"  {scenario:<62} {name:<14} {row.values[name]:>12.1f} {unit}",
+                      file=sys.stderr, flush=True)
+            rows.append(row)
+    return rows
+
+
+def print_table(rows: list[Row]) -> None:
+    head = (f"{'scenario':<64} {'unit':<13} " + " ".join(f"{n:>13}" for n in IMPLS)
+            + f" {'aiotls/stdlib':>14} {'aiotls+uv/uv':>13}")
+    print(head)
+    print("-" * len(head))
+    for row in rows:
+        r1 = row.ratio("aiotls", "stdlib")
+        r2 = row.ratio("aiotls+uvloop", "uvloop")
+        vals = " ".join(f"{row.values.get(n, float('nan')):>13.1f}" for n in IMPLS)
+        print(f"{row.scenario:<64} {row.unit:<13} {vals} "
+              f"{(f'{r1:.2f}x' if r1 else '-'):>14} {(f'{r2:.2f}x' if r2 else '-'):>13}")
+
+
+def plot(rows: list[Row], path: str) -> None:
+    import matplotlib  # optional, only for --plot
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(rows), 1, figsize=(9, 2.2 * len(rows)))
+    for ax, row in zip(axes if len(rows) > 1 else [axes], rows, strict=True):
+        names = list(row.values)
+        ax.barh(names, [row.values[n] for n in names],
+                color=["#888", "#2a7", "#88a", "#2a7"][:len(names)])
+        ax.set_title(row.scenario, fontsize=9)
+        ax.set_xlabel(row.unit, fontsize=8)
+        ax.tick_params(labelsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--full", action="store_true", help="full sizes (slow)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per cell; best is kept")
+    parser.add_argument("--only", nargs="*", help="run scenarios whose name contains a word")
+    parser.add_argument("--json", help="write results as JSON to this file")
+    parser.add_argument("--plot", help="draw the table as a PNG (needs matplotlib)")
+    args = parser.parse_args(argv)
+    print(f"aiotls {aiotls.__version__} | Python {platform.python_version()} | "
+          f"{ssl.OPENSSL_VERSION} | uvloop {uvloop.__version__} | {os.cpu_count()} CPUs | "
+          f"{'full' if args.full else 'quick'} run", flush=True)
+    rows = run_all(args.full, set(args.only) if args.only else None, args.repeat)
+    print_table(rows)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"meta": {"python": platform.python_version(), "openssl": ssl.OPENSSL_VERSION,
+                                "full": args.full},
+                       "rows": [asdict(r) for r in rows]}, f, indent=2)
+    if args.plot:
+        plot(rows, args.plot)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
