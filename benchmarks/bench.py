@@ -360,14 +360,14 @@ def run_all(full: bool, only: set[str] | None, repeat: int) -> list[Row]:
     hs = 300 if full else 60
     idle = 1000 if full else 300
     with tempfile.TemporaryDirectory() as tmp:
-        ecdsa = Contexts(os.path.join(tmp, "e") if os.mkdir(os.path.join(tmp, "e")) is None
-                         else tmp, "ecdsa")
-        os.mkdir(os.path.join(tmp, "r"))
+        for sub in ("e", "r"):
+            os.mkdir(os.path.join(tmp, sub))
+        ecdsa = Contexts(os.path.join(tmp, "e"), "ecdsa")
         rsa = Contexts(os.path.join(tmp, "r"), "rsa")
 
         plans: list[tuple[str, str, bool, Contexts, Suite | None,
                           Callable[[Impl], Callable[[], Awaitable[float]]]]] = []
-        for key, suite in SUITES.items():
+        for suite in SUITES.values():
             plans.append((f"bulk {suite.label}, {bulk_bytes // mib} MiB in 64 KiB writes",
                           "MB/s", True, ecdsa, suite,
                           lambda impl: (lambda: bulk(impl, bulk_bytes))))
