@@ -350,3 +350,78 @@ def new_aead(name: str, key: bytes) -> Any:
 
 
 __all__ = ["AEADCipher", "ECDHGroup", "InvalidTag", "new_aead"]
+
+
+# --- signatures for the handshake engine -----------------------------------------------------
+
+_DIGEST_BY_LEN: dict[int, type[hashes.HashAlgorithm]] = {
+    20: hashes.SHA1, 28: hashes.SHA224, 32: hashes.SHA256, 48: hashes.SHA384, 64: hashes.SHA512,
+}
+_HASH_BY_NAME: dict[str, type[hashes.HashAlgorithm]] = {
+    "sha1": hashes.SHA1, "sha224": hashes.SHA224, "sha256": hashes.SHA256,
+    "sha384": hashes.SHA384, "sha512": hashes.SHA512,
+}
+
+
+def _prehashed(digest: bytes) -> Any:
+    from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+
+    try:
+        return Prehashed(_DIGEST_BY_LEN[len(digest)]())
+    except KeyError:
+        raise ValueError(f"no hash has a {len(digest)}-byte digest") from None
+
+
+def ecdsa_sign_digest(key: Any, digest: bytes | bytearray) -> bytes:
+    """DER ECDSA signature over an already computed (possibly truncated) digest."""
+    data = bytes(digest)
+    return bytes(key.sign(data, ec.ECDSA(_prehashed(data))))
+
+
+def ecdsa_verify_digest(key: Any, signature: bytes | bytearray, digest: bytes | bytearray) -> bool:
+    """Verify a DER ECDSA signature over a digest.  ECDSA only uses the digest's leftmost
+    bits up to the curve size, so a digest TLS 1.2 truncated to the curve size verifies the
+    same as the full one."""
+    from cryptography.exceptions import InvalidSignature
+
+    data = bytes(digest)
+    try:
+        key.verify(bytes(signature), data, ec.ECDSA(_prehashed(data)))
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def ecdsa_sign(key: Any, data: bytes | bytearray, hash_name: str) -> bytes:
+    return bytes(key.sign(bytes(data), ec.ECDSA(_HASH_BY_NAME[hash_name]())))
+
+
+def eddsa_sign(key: Any, data: bytes | bytearray) -> bytes:
+    return bytes(key.sign(bytes(data)))
+
+
+def eddsa_verify(key: Any, signature: bytes | bytearray, data: bytes | bytearray) -> bool:
+    from cryptography.exceptions import InvalidSignature
+
+    try:
+        key.verify(bytes(signature), bytes(data))
+    except InvalidSignature:
+        return False
+    return True
+
+
+def certificate_public_key(der: bytes) -> Any:
+    """The public key of a DER certificate, as a cryptography key object (or None)."""
+    try:
+        return x509.load_der_x509_certificate(der).public_key()
+    except (ValueError, UnsupportedAlgorithm):
+        return None
+
+
+def is_ec_key(key: Any) -> bool:
+    return isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey)
+
+
+def is_eddsa_key(key: Any) -> bool:
+    return isinstance(key, ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey
+                      | ed448.Ed448PrivateKey | ed448.Ed448PublicKey)

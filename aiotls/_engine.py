@@ -70,6 +70,8 @@ from tlslite.messages import Alert, ServerHello
 from tlslite.recordlayer import RecordLayer
 from tlslite.utils.cipherfactory import createAESCCM, createAESCCM_8, createAESGCM, createCHACHA20
 from tlslite.utils.keyfactory import parsePEMKey
+from tlslite.utils.python_ecdsakey import Python_ECDSAKey
+from tlslite.utils.python_eddsakey import Python_EdDSAKey
 from tlslite.x509 import X509
 from tlslite.x509certchain import X509CertChain
 
@@ -147,6 +149,8 @@ class _MemorySocket:
 # --- cryptography-backed primitives in tlslite's shapes --------------------------------------
 
 _AEAD_FUNCS = {createAESGCM: "gcm", createAESCCM: "ccm", createAESCCM_8: "ccm_8"}
+#: Group ids whose key exchange runs in OpenSSL (GroupName.toStr is slow: looked up once here).
+_FAST_GROUPS: dict[int, str] = {getattr(GroupName, name): name for name in _crypto.KEX_GROUPS}
 
 
 class _RecordLayer(RecordLayer):  # type: ignore[misc]
@@ -177,7 +181,7 @@ class _KeyExchange:
     def __init__(self, group: int, version: tuple[int, int]) -> None:
         self.group = group
         self.version = version
-        self._impl = _crypto.ECDHGroup(GroupName.toStr(group))
+        self._impl = _crypto.ECDHGroup(_FAST_GROUPS[group])
 
     def get_random_private_key(self) -> Any:
         return self._impl.generate()
@@ -191,6 +195,53 @@ class _KeyExchange:
             return self._impl.shared_secret(private, peer_share)
         except ValueError as exc:
             raise TLSIllegalParameterException(str(exc)) from None
+
+
+class _FastECDSAKey(Python_ECDSAKey):  # type: ignore[misc]
+    """A tlslite ECDSA key whose signing and verification run in OpenSSL."""
+
+    _aiotls_private: Any = None
+    _aiotls_public: Any = None
+
+    def _sign(self, data: bytearray, hAlg: str) -> bytearray:
+        return bytearray(_crypto.ecdsa_sign_digest(self._aiotls_private, data))
+
+    def _hashAndSign(self, data: bytearray, hAlg: str) -> bytearray:
+        return bytearray(_crypto.ecdsa_sign(self._aiotls_private, data, hAlg))
+
+    def _verify(self, signature: bytearray, hash_bytes: bytearray) -> bool:
+        return _crypto.ecdsa_verify_digest(self._aiotls_public, signature, hash_bytes)
+
+
+class _FastEdDSAKey(Python_EdDSAKey):  # type: ignore[misc]
+    """A tlslite EdDSA key whose signing and verification run in OpenSSL."""
+
+    _aiotls_private: Any = None
+    _aiotls_public: Any = None
+
+    def _hashAndSign(self, data: bytearray) -> bytearray:
+        return bytearray(_crypto.eddsa_sign(self._aiotls_private, data))
+
+    def _hashAndVerify(self, signature: bytearray, data: bytearray) -> bool:
+        return _crypto.eddsa_verify(self._aiotls_public, signature, data)
+
+
+def _accelerate(key: Any, crypto_key: Any, *, private: bool) -> Any:
+    """Switch one tlslite key object to OpenSSL-backed operations (per object, not global).
+
+    RSA keys stay on tlslite's code: their private operation is a C-level ``pow``.
+    """
+    if crypto_key is None:
+        return key
+    if type(key) is Python_ECDSAKey and _crypto.is_ec_key(crypto_key):
+        key.__class__ = _FastECDSAKey
+    elif type(key) is Python_EdDSAKey and _crypto.is_eddsa_key(crypto_key):
+        key.__class__ = _FastEdDSAKey
+    else:
+        return key
+    key._aiotls_private = crypto_key if private else None
+    key._aiotls_public = crypto_key.public_key() if private else crypto_key
+    return key
 
 
 # --- verification policy ---------------------------------------------------------------------
@@ -251,8 +302,10 @@ class _TLSLiteConnection(_TLSLiteBase):  # type: ignore[misc]
                 yield result
             else:
                 break
-        public_key = result
-        yield from self._aiotls_verify(_chain_der(cert_chain), _TLAlert.bad_certificate)
+        chain = _chain_der(cert_chain)
+        public_key = _accelerate(result, _crypto.certificate_public_key(chain[0]) if chain
+                                 else None, private=False)
+        yield from self._aiotls_verify(chain, _TLAlert.bad_certificate)
         yield public_key
 
     def _serverFinished(self, *args: Any, **kwargs: Any) -> Generator[Any, None, None]:
@@ -379,8 +432,8 @@ def _prepare(ctx: TLSContext) -> _Prepared:
     chain = key = None
     if ctx._chain_der and ctx._key is not None:
         chain = X509CertChain([_parse_x509(d) for d in ctx._chain_der])
-        key = parsePEMKey(_crypto.private_key_pkcs8_pem(ctx._key), private=True,
-                          implementations=["python"])
+        key = _accelerate(parsePEMKey(_crypto.private_key_pkcs8_pem(ctx._key), private=True,
+                                      implementations=["python"]), ctx._key, private=True)
     alpn = [bytearray(p.encode("ascii")) for p in ctx._alpn] or None
     prepared = _Prepared(ctx._generation, client_settings, server_settings, chain, key, alpn)
     ctx._engine_cache = prepared  # type: ignore[attr-defined]
@@ -684,7 +737,9 @@ class Engine:
 
     def group(self) -> str | None:
         curve = self._tl.ecdhCurve
-        return str(GroupName.toStr(curve)) if curve is not None else None
+        if curve is None:
+            return None
+        return _FAST_GROUPS.get(curve) or str(GroupName.toStr(curve))
 
     def alpn(self) -> str | None:
         session = self._tl.session
