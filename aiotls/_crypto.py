@@ -425,3 +425,27 @@ def is_ec_key(key: Any) -> bool:
 def is_eddsa_key(key: Any) -> bool:
     return isinstance(key, ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey
                       | ed448.Ed448PrivateKey | ed448.Ed448PublicKey)
+
+
+def rsa_sign_digest(key: Any, digest: bytes | bytearray, padding: str, hash_name: str,
+                    salt_len: int | None) -> bytes:
+    """RSA signature (PKCS#1 v1.5 or PSS) over an already computed digest."""
+    from cryptography.hazmat.primitives.asymmetric import padding as pad
+    from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+
+    algorithm = _HASH_BY_NAME[hash_name]()
+    scheme: Any
+    if padding == "pss":
+        scheme = pad.PSS(mgf=pad.MGF1(algorithm),
+                         salt_length=salt_len if salt_len is not None else algorithm.digest_size)
+    else:
+        scheme = pad.PKCS1v15()
+    return bytes(key.sign(bytes(digest), scheme, Prehashed(algorithm)))
+
+
+def is_rsa_key(key: Any) -> bool:
+    return isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey)
+
+
+def hash_names() -> frozenset[str]:
+    return frozenset(_HASH_BY_NAME)

@@ -72,6 +72,7 @@ from tlslite.utils.cipherfactory import createAESCCM, createAESCCM_8, createAESG
 from tlslite.utils.keyfactory import parsePEMKey
 from tlslite.utils.python_ecdsakey import Python_ECDSAKey
 from tlslite.utils.python_eddsakey import Python_EdDSAKey
+from tlslite.utils.python_rsakey import Python_RSAKey
 from tlslite.x509 import X509
 from tlslite.x509certchain import X509CertChain
 
@@ -226,10 +227,28 @@ class _FastEdDSAKey(Python_EdDSAKey):  # type: ignore[misc]
         return _crypto.eddsa_verify(self._aiotls_public, signature, data)
 
 
+_RSA_HASHES = _crypto.hash_names()
+
+
+class _FastRSAKey(Python_RSAKey):  # type: ignore[misc]
+    """A tlslite RSA key whose private operations (signing) run in OpenSSL."""
+
+    _aiotls_private: Any = None
+    _aiotls_public: Any = None
+
+    def sign(self, bytes: bytearray, padding: str = "pkcs1", hashAlg: str | None = None,
+             saltLen: int | None = None) -> bytearray:
+        mode = padding.lower()
+        if self._aiotls_private is not None and hashAlg in _RSA_HASHES and mode in ("pkcs1", "pss"):
+            return bytearray(_crypto.rsa_sign_digest(self._aiotls_private, bytes, mode, hashAlg,
+                                                     saltLen))
+        return super().sign(bytes, padding, hashAlg, saltLen)  # type: ignore[no-any-return]
+
+
 def _accelerate(key: Any, crypto_key: Any, *, private: bool) -> Any:
     """Switch one tlslite key object to OpenSSL-backed operations (per object, not global).
 
-    RSA keys stay on tlslite's code: their private operation is a C-level ``pow``.
+    RSA verification stays on tlslite's code (a public-exponent ``pow`` is cheap).
     """
     if crypto_key is None:
         return key
@@ -237,6 +256,8 @@ def _accelerate(key: Any, crypto_key: Any, *, private: bool) -> Any:
         key.__class__ = _FastECDSAKey
     elif type(key) is Python_EdDSAKey and _crypto.is_eddsa_key(crypto_key):
         key.__class__ = _FastEdDSAKey
+    elif type(key) is Python_RSAKey and private and _crypto.is_rsa_key(crypto_key):
+        key.__class__ = _FastRSAKey
     else:
         return key
     key._aiotls_private = crypto_key if private else None
