@@ -50,7 +50,14 @@ from typing import Any
 from tlslite import HandshakeSettings
 from tlslite import TLSConnection as _TLSLiteBase
 from tlslite.constants import AlertDescription as _TLAlert
-from tlslite.constants import AlertLevel, CipherSuite, ExtensionType, GroupName
+from tlslite.constants import (
+    AlertLevel,
+    CipherSuite,
+    ECCurveType,
+    ECPointFormat,
+    ExtensionType,
+    GroupName,
+)
 from tlslite.errors import (
     TLSAbruptCloseError,
     TLSBadRecordMAC,
@@ -66,10 +73,12 @@ from tlslite.errors import (
     TLSUnexpectedMessage,
     TLSUnknownPSKIdentity,
 )
-from tlslite.messages import Alert, ServerHello
+from tlslite.keyexchange import AECDHKeyExchange, ECDHE_RSAKeyExchange
+from tlslite.messages import Alert, ServerHello, ServerKeyExchange
 from tlslite.recordlayer import RecordLayer
 from tlslite.utils.cipherfactory import createAESCCM, createAESCCM_8, createAESGCM, createCHACHA20
 from tlslite.utils.keyfactory import parsePEMKey
+from tlslite.utils.lists import getFirstMatching
 from tlslite.utils.python_ecdsakey import Python_ECDSAKey
 from tlslite.utils.python_eddsakey import Python_EdDSAKey
 from tlslite.utils.python_rsakey import Python_RSAKey
@@ -265,6 +274,76 @@ def _accelerate(key: Any, crypto_key: Any, *, private: bool) -> Any:
     return key
 
 
+class _FastAECDH(AECDHKeyExchange):  # type: ignore[misc]
+    """TLS 1.2 ECDHE with the (EC)DH arithmetic in OpenSSL, for uncompressed points.
+
+    Sits between tlslite's signing layer and its ECDH layer in the MRO of
+    :class:`_FastECDHE`, so tlslite still builds, signs and checks the messages.
+    """
+
+    def _uncompressed_only(self, group: int) -> bool:
+        if _FAST_GROUPS.get(group) in ("x25519", "x448"):
+            return True  # point formats do not apply to these (RFC 8422 5.1.2)
+        ext_c = self.clientHello.getExtension(ExtensionType.ec_point_formats)
+        ext_s = self.serverHello.getExtension(ExtensionType.ec_point_formats)
+        if not (ext_c and ext_s):
+            return True
+        common = [f for f in ext_c.formats if f in ext_s.formats]
+        return bool(common) and common[0] == ECPointFormat.uncompressed
+
+    def makeServerKeyExchange(self, sigHash: Any = None) -> Any:
+        client_groups = self.clientHello.getExtension(ExtensionType.supported_groups)
+        groups = client_groups.groups if client_groups and client_groups.groups \
+            else [self.defaultCurve]
+        group = getFirstMatching(groups, self.acceptedCurves)
+        if group not in _FAST_GROUPS or not self._uncompressed_only(group):
+            return super().makeServerKeyExchange(sigHash)
+        self.group_id = group
+        impl = _crypto.ECDHGroup(_FAST_GROUPS[group])
+        self.ecdhXs = impl.generate()
+        ske = ServerKeyExchange(self.cipherSuite, self.serverHello.server_version)
+        ske.createECDH(ECCurveType.named_curve, named_curve=group,
+                       point=impl.public_bytes(self.ecdhXs))
+        return ske
+
+    def processClientKeyExchange(self, clientKeyExchange: Any) -> Any:
+        if self.group_id not in _FAST_GROUPS or not hasattr(self.ecdhXs, "exchange"):
+            return super().processClientKeyExchange(clientKeyExchange)
+        share = clientKeyExchange.ecdh_Yc
+        if not share:
+            raise TLSDecodeError("No key share")
+        try:
+            return _crypto.ECDHGroup(_FAST_GROUPS[self.group_id]).shared_secret(self.ecdhXs, share)
+        except ValueError as exc:
+            raise TLSIllegalParameterException(str(exc)) from None
+
+    def processServerKeyExchange(self, srvPublicKey: Any, serverKeyExchange: Any) -> Any:
+        group = serverKeyExchange.named_curve
+        if serverKeyExchange.curve_type != ECCurveType.named_curve \
+                or group not in self.acceptedCurves:
+            raise TLSIllegalParameterException("Server picked curve we didn't advertise")
+        if group not in _FAST_GROUPS or not self._uncompressed_only(group):
+            return super().processServerKeyExchange(srvPublicKey, serverKeyExchange)
+        if not serverKeyExchange.ecdh_Ys:
+            raise TLSDecodeError("Empty server key share")
+        impl = _crypto.ECDHGroup(_FAST_GROUPS[group])
+        private = impl.generate()
+        self.ecdhYc = impl.public_bytes(private)
+        try:
+            return impl.shared_secret(private, serverKeyExchange.ecdh_Ys)
+        except ValueError as exc:
+            raise TLSIllegalParameterException(str(exc)) from None
+
+
+class _FastECDHE(ECDHE_RSAKeyExchange, _FastAECDH):  # type: ignore[misc]
+    """ECDHE_RSAKeyExchange (RSA or ECDSA signed) with :class:`_FastAECDH` underneath."""
+
+
+def _accelerate_kex(key_exchange: Any) -> None:
+    if type(key_exchange) is ECDHE_RSAKeyExchange:
+        key_exchange.__class__ = _FastECDHE
+
+
 # --- verification policy ---------------------------------------------------------------------
 
 
@@ -366,11 +445,17 @@ class _TLSLiteConnection(_TLSLiteBase):  # type: ignore[misc]
     def _serverCertKeyExchange(self, *args: Any, **kwargs: Any) -> Generator[Any, None, None]:
         # TLS 1.2 server: remember the ECDHE group (tlslite only records it for clients).
         key_exchange = args[4] if len(args) > 4 else kwargs.get("keyExchange")
+        _accelerate_kex(key_exchange)
         for result in super()._serverCertKeyExchange(*args, **kwargs):
             group = getattr(key_exchange, "group_id", None)
             if group is not None:
                 self.ecdhCurve = group
             yield result
+
+    def _clientKeyExchange(self, *args: Any, **kwargs: Any) -> Generator[Any, None, None]:
+        # TLS 1.2 client: the ECDHE arithmetic in OpenSSL (see _FastAECDH).
+        _accelerate_kex(args[8] if len(args) > 8 else kwargs.get("keyExchange"))
+        yield from super()._clientKeyExchange(*args, **kwargs)
 
     def _shutdown(self, resumable: bool) -> None:
         # Unlike tlslite, keep the record layer keyed: a later alert must stay encrypted.
@@ -422,6 +507,7 @@ def _settings(ctx: TLSContext) -> Any:
     s.rsaSigHashes = ["sha512", "sha384", "sha256"]
     s.ecdsaSigHashes = ["sha512", "sha384", "sha256"]
     s.dsaSigHashes = []
+    s.ec_point_formats = [ECPointFormat.uncompressed]  # RFC 8422 deprecates compressed points
     s.certificate_compression_send = []
     s.certificate_compression_receive = []
     s.ticketKeys = []

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import functools
 import ipaddress
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -63,6 +64,7 @@ def _eku_validator(purpose_oid: x509.ObjectIdentifier, role: str) -> Any:
     return validate
 
 
+@functools.lru_cache(maxsize=None)
 def _ee_policy(role: str, require_san: bool) -> ExtensionPolicy:
     oid = ExtendedKeyUsageOID.SERVER_AUTH if role == "server" else ExtendedKeyUsageOID.CLIENT_AUTH
     base = ExtensionPolicy.webpki_defaults_ee()
