@@ -64,7 +64,7 @@ def _eku_validator(purpose_oid: x509.ObjectIdentifier, role: str) -> Any:
     return validate
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _ee_policy(role: str, require_san: bool) -> ExtensionPolicy:
     oid = ExtendedKeyUsageOID.SERVER_AUTH if role == "server" else ExtendedKeyUsageOID.CLIENT_AUTH
     base = ExtensionPolicy.webpki_defaults_ee()
