@@ -74,7 +74,13 @@ from tlslite.errors import (
     TLSUnknownPSKIdentity,
 )
 from tlslite.keyexchange import AECDHKeyExchange, ECDHE_RSAKeyExchange
-from tlslite.messages import Alert, ServerHello, ServerKeyExchange
+from tlslite.messages import (
+    Alert,
+    Certificate,
+    CompressedCertificate,
+    ServerHello,
+    ServerKeyExchange,
+)
 from tlslite.recordlayer import RecordLayer
 from tlslite.utils.cipherfactory import createAESCCM, createAESCCM_8, createAESGCM, createCHACHA20
 from tlslite.utils.keyfactory import parsePEMKey
@@ -450,6 +456,17 @@ class _TLSLiteConnection(_TLSLiteBase):  # type: ignore[misc]
             group = getattr(key_exchange, "group_id", None)
             if group is not None:
                 self.ecdhCurve = group
+            yield result
+
+    def _getMsg(self, *args: Any, **kwargs: Any) -> Generator[Any, None, None]:  # noqa: N802
+        # Every Certificate message: the peer's public key verifies through OpenSSL (this also
+        # covers TLS 1.3 client certificates, which tlslite checks without other hooks).
+        for result in super()._getMsg(*args, **kwargs):
+            if isinstance(result, Certificate | CompressedCertificate):
+                chain = _chain_der(result.cert_chain)
+                if chain:
+                    _accelerate(result.cert_chain.getEndEntityPublicKey(),
+                                _crypto.certificate_public_key(chain[0]), private=False)
             yield result
 
     def _clientKeyExchange(self, *args: Any, **kwargs: Any) -> Generator[Any, None, None]:

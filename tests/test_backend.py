@@ -1,0 +1,122 @@
+"""The OpenSSL-backed primitives are really the ones in use.
+
+Every pure-Python implementation the engine could fall back to is replaced by a
+function that fails the test; full handshakes and data transfer must still
+work, against aiotls and against the stdlib ``ssl`` module (OpenSSL).
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+from collections.abc import Iterator
+
+import ecdsa.ecdh
+import ecdsa.eddsa
+import ecdsa.keys
+import pytest
+import tlslite.utils.python_aesgcm
+import tlslite.utils.python_chacha20_poly1305
+import tlslite.utils.x25519
+from tlslite.utils.python_rsakey import Python_RSAKey
+
+import aiotls
+from aiotls.events import DataReceived
+from tests.conftest import PKI, handshake, pump
+from tests.test_verify import StdlibPeer, run
+
+VERSIONS = {"TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
+
+
+class PurePythonUsed(AssertionError):
+    pass
+
+
+@pytest.fixture
+def no_pure_python(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    used: list[str] = []
+
+    def poison(target: object, name: str) -> None:
+        label = f"{getattr(target, '__name__', target)}.{name}"
+
+        def fail(*args: object, **kwargs: object) -> None:
+            used.append(label)
+            raise PurePythonUsed(f"pure-Python {label} was called")
+
+        monkeypatch.setattr(target, name, fail)
+
+    poison(tlslite.utils.x25519, "_x25519_generic")  # X25519 and X448
+    poison(tlslite.utils.python_aesgcm, "new")
+    poison(tlslite.utils.python_chacha20_poly1305, "new")
+    poison(ecdsa.keys.SigningKey, "sign_digest_deterministic")
+    poison(ecdsa.keys.SigningKey, "sign_deterministic")
+    poison(ecdsa.keys.VerifyingKey, "verify_digest")
+    poison(ecdsa.keys.VerifyingKey, "verify")
+    poison(ecdsa.ecdh.ECDH, "generate_sharedsecret_bytes")
+    poison(ecdsa.eddsa.PrivateKey, "sign")
+    poison(ecdsa.eddsa.PublicKey, "verify")
+    poison(Python_RSAKey, "_rawPrivateKeyOp")
+    yield used
+    assert used == [], f"pure-Python primitives were used: {used}"
+
+
+CASES = [
+    (version, key_type, group)
+    for version in VERSIONS
+    for key_type in ("ecdsa-p256", "ecdsa-p384", "rsa2048", "ed25519")
+    for group in ("x25519", "secp256r1", "secp384r1", "secp521r1", "x448")
+]
+
+
+@pytest.mark.parametrize(("version", "key_type", "group"), CASES)
+def test_handshake_and_data_use_openssl_only(pki: PKI, no_pure_python: list[str], version: str,
+                                             key_type: str, group: str) -> None:
+    ctx = pki.client_context()
+    ctx.maximum_version = VERSIONS[version]
+    # TLS 1.2 ECDSA certificates also need their curve among the supported groups
+    ctx.set_groups([group, "secp256r1", "secp384r1"])
+    server_ctx = pki.server_context(key_type)  # type: ignore[arg-type]
+    server_ctx.set_groups(["x25519", "secp256r1", "secp384r1", "secp521r1", "x448"])
+    client, server = handshake(ctx, server_ctx)
+    assert client.version() == version, client.error or server.error
+    assert client.group == group
+    blob = os.urandom(50_000)
+    client.send_data(blob)
+    server.send_data(blob)
+    pump(client, server)
+    for conn in (client, server):
+        got = b"".join(e.data for e in conn.events() if isinstance(e, DataReceived))
+        assert got == blob
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("key_type", ["ecdsa-p256", "rsa2048", "ed25519"])
+def test_interop_with_openssl_uses_openssl_only(pki: PKI, no_pure_python: list[str],
+                                                version: str, key_type: str) -> None:
+    # aiotls as the client, verifying an OpenSSL server's signature
+    ctx = pki.client_context()
+    ctx.maximum_version = VERSIONS[version]
+    peer = StdlibPeer(pki.stdlib_server_context(key_type), server_side=True)  # type: ignore[arg-type]
+    conn = aiotls.TLSConnection(ctx, server_hostname="localhost")
+    run(conn, peer)
+    assert conn.version() == version, conn.error
+    # aiotls as the server, signing for an OpenSSL client
+    server = aiotls.TLSConnection(pki.server_context(key_type), server_side=True)  # type: ignore[arg-type]
+    client_ctx = pki.stdlib_client_context()
+    client_ctx.maximum_version = VERSIONS[version]
+    peer = StdlibPeer(client_ctx, server_side=False, server_hostname="localhost")
+    run(server, peer)
+    assert server.version() == version, server.error
+    assert peer.error is None
+
+
+def test_client_certificate_signing_uses_openssl(pki: PKI, no_pure_python: list[str]) -> None:
+    server_ctx = pki.server_context()
+    server_ctx.verify_mode = ssl.CERT_REQUIRED
+    server_ctx.load_verify_locations(cafile=pki.ca_file)
+    for version in VERSIONS.values():
+        ctx = pki.client_context()
+        ctx.maximum_version = version
+        ctx.load_cert_chain(pki.client[1], pki.client[2])
+        client, server = handshake(ctx, server_ctx)
+        assert server.getpeercert() is not None, server.error
