@@ -458,7 +458,7 @@ class _TLSLiteConnection(_TLSLiteBase):  # type: ignore[misc]
                 self.ecdhCurve = group
             yield result
 
-    def _getMsg(self, *args: Any, **kwargs: Any) -> Generator[Any, None, None]:  # noqa: N802
+    def _getMsg(self, *args: Any, **kwargs: Any) -> Generator[Any, None, None]:
         # Every Certificate message: the peer's public key verifies through OpenSSL (this also
         # covers TLS 1.3 client certificates, which tlslite checks without other hooks).
         for result in super()._getMsg(*args, **kwargs):
