@@ -7,7 +7,7 @@ the same state machine.
 
 from __future__ import annotations
 
-from .connection import ConnectionState, TLSConnection
+from .connection import ConnectionState, TLSConnection, TLSSession
 from .context import CipherSuite, TLSContext, create_default_context
 from .errors import (
     AlertDescription,
@@ -47,6 +47,7 @@ __all__ = [
     "TLSConnection",
     "TLSContext",
     "TLSError",
+    "TLSSession",
     "TLSUsageError",
     "TruncationError",
     "__version__",

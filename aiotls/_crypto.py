@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -413,9 +414,17 @@ def eddsa_verify(key: Any, signature: bytes | bytearray, data: bytes | bytearray
 def certificate_public_key(der: bytes) -> Any:
     """The public key of a DER certificate, as a cryptography key object (or None)."""
     try:
-        return x509.load_der_x509_certificate(der).public_key()
+        return load_der_certificate(der).public_key()
     except (ValueError, UnsupportedAlgorithm):
         return None
+
+
+def load_der_certificate(der: bytes) -> x509.Certificate:
+    """Parse a DER certificate from a peer, without cryptography's deprecation warnings
+    (peers send odd certificates; problems are reported as verification errors)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return x509.load_der_x509_certificate(bytes(der))
 
 
 def is_ec_key(key: Any) -> bool:
@@ -449,3 +458,44 @@ def is_rsa_key(key: Any) -> bool:
 
 def hash_names() -> frozenset[str]:
     return frozenset(_HASH_BY_NAME)
+
+
+# --- session ticket protection (server side) ------------------------------------------------
+
+
+class TicketSealer:
+    """Encrypts session-ticket contents under the context's ticket keys.
+
+    A ticket is ``key_id (4) || nonce (12) || AES-256-GCM(payload)``, with the key id
+    (the first bytes of SHA-256 of the key) as associated data.  The first key
+    seals new tickets; every key opens them, which allows rotation and sharing
+    between worker processes.
+    """
+
+    def __init__(self, keys: list[bytes]) -> None:
+        if not keys:
+            raise ValueError("at least one ticket key is needed")
+        self._keys: list[tuple[bytes, Any]] = []
+        for key in keys:
+            if len(key) != 32:
+                raise ValueError("session ticket keys must be 32 bytes long")
+            digest = hashes.Hash(hashes.SHA256())
+            digest.update(key)
+            self._keys.append((digest.finalize()[:4], AESGCM(key)))
+
+    def seal(self, payload: bytes) -> bytes:
+        key_id, aead = self._keys[0]
+        nonce = os.urandom(12)
+        return bytes(key_id + nonce + aead.encrypt(nonce, payload, key_id))
+
+    def open(self, ticket: bytes) -> bytes | None:
+        if len(ticket) < 4 + 12 + 16:
+            return None
+        key_id, nonce, body = ticket[:4], ticket[4:16], ticket[16:]
+        for kid, aead in self._keys:
+            if kid == key_id:
+                try:
+                    return bytes(aead.decrypt(nonce, body, key_id))
+                except InvalidTag:
+                    return None
+        return None

@@ -43,6 +43,8 @@ import contextlib
 import datetime
 import errno
 import re
+import secrets
+import struct
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -66,6 +68,7 @@ from tlslite.errors import (
     TLSHandshakeFailure,
     TLSIllegalParameterException,
     TLSInsufficientSecurity,
+    TLSInternalError,
     TLSLocalAlert,
     TLSProtocolException,
     TLSRecordOverflow,
@@ -73,16 +76,21 @@ from tlslite.errors import (
     TLSUnexpectedMessage,
     TLSUnknownPSKIdentity,
 )
+from tlslite.handshakehelpers import HandshakeHelpers
 from tlslite.keyexchange import AECDHKeyExchange, ECDHE_RSAKeyExchange
 from tlslite.messages import (
     Alert,
     Certificate,
     CompressedCertificate,
+    NewSessionTicket,
+    NewSessionTicket1_0,
     ServerHello,
     ServerKeyExchange,
+    SessionTicketPayload,
 )
 from tlslite.recordlayer import RecordLayer
 from tlslite.utils.cipherfactory import createAESCCM, createAESCCM_8, createAESGCM, createCHACHA20
+from tlslite.utils.codec import Parser
 from tlslite.utils.keyfactory import parsePEMKey
 from tlslite.utils.lists import getFirstMatching
 from tlslite.utils.python_ecdsakey import Python_ECDSAKey
@@ -381,6 +389,9 @@ class _TLSLiteConnection(_TLSLiteBase):  # type: ignore[misc]
 
     _aiotls_policy: _Policy | None = None
     _aiotls_error: TLSError | None = None
+    _aiotls_tickets: _crypto.TicketSealer | None = None
+    _aiotls_now: Callable[[], datetime.datetime]
+    _aiotls_sent_certificate = False
 
     @staticmethod
     def _getKEX(group: int, version: tuple[int, int]) -> Any:
@@ -428,7 +439,59 @@ class _TLSLiteConnection(_TLSLiteBase):  # type: ignore[misc]
         if self.version >= (3, 4) and self._aiotls_policy is not None:
             chain = _chain_der(self.session.clientCertChain if self.session else None)
             yield from self._aiotls_verify(chain, _TLAlert.certificate_required)
-        yield from super()._serverSendTickets(settings)
+        sealer = self._aiotls_tickets
+        count = settings.ticket_count if self.version > (3, 3) else min(1, settings.ticket_count)
+        if sealer is None or not count:
+            return
+        secret = self.session.masterSecret if self.version < (3, 4) \
+            else self.session.resumptionMasterSecret
+        now = int(self._aiotls_now().timestamp())
+        for _ in range(count):
+            payload = SessionTicketPayload().create(
+                secret, self.version, self.session.cipherSuite, now,
+                bytearray(secrets.token_bytes(16)),
+                client_cert_chain=self.session.clientCertChain,
+                encrypt_then_mac=self._recordLayer._get_pending_state_etm(),
+                extended_master_secret=self.extendedMasterSecret,
+                server_name=self.session.serverName.encode("utf-8")
+                if self.session.serverName else bytearray())
+            sealed = bytearray(sealer.seal(bytes(payload.write())))
+            if self.version < (3, 4):
+                ticket_msg = NewSessionTicket1_0().create(settings.ticketLifetime, sealed)
+            else:
+                ticket_msg = NewSessionTicket().create(
+                    settings.ticketLifetime, secrets.randbelow(2**32), payload.nonce, sealed, [])
+            self._queue_message(ticket_msg)
+        yield from self._queue_flush()
+
+    def _tryDecrypt(self, settings: Any, identity: Any = None, ticket: Any = None) -> Any:
+        """Open a session ticket sealed by :meth:`_serverSendTickets` (ours, not tlslite's)."""
+        sealer = self._aiotls_tickets
+        blob = ticket if self.version < (3, 4) else (identity.identity if identity else None)
+        if sealer is None or not blob:
+            return None, None
+        plain = sealer.open(bytes(blob))
+        if plain is None:
+            return None, None
+        try:
+            payload = SessionTicketPayload().parse(Parser(bytearray(plain)))
+        except (ValueError, SyntaxError):
+            return None, None
+        if payload.creation_time + settings.ticketLifetime < self._aiotls_now().timestamp():
+            return None, None
+        if self.version < (3, 4):
+            return None, payload
+        prf = "sha384" if payload.cipher_suite in CipherSuite.sha384PrfSuites else "sha256"
+        nst = NewSessionTicket()
+        nst.ticket_nonce = payload.nonce
+        nst.ticket = identity.identity
+        psk = HandshakeHelpers.calc_res_binder_psk(identity, payload.master_secret, [nst])
+        return (identity.identity, psk, prf), payload
+
+    def _queue_message(self, msg: Any) -> None:
+        if isinstance(msg, Certificate | CompressedCertificate) and not self._client:
+            self._aiotls_sent_certificate = True
+        super()._queue_message(msg)
 
     def _clientGetServerHello(self, *args: Any, **kwargs: Any) -> Generator[Any, None, None]:
         # tlslite's requireExtendedMasterSecret also fires for TLS 1.3 (which has no such
@@ -527,8 +590,12 @@ def _settings(ctx: TLSContext) -> Any:
     s.ec_point_formats = [ECPointFormat.uncompressed]  # RFC 8422 deprecates compressed points
     s.certificate_compression_send = []
     s.certificate_compression_receive = []
-    s.ticketKeys = []
-    s.ticket_count = 0
+    # Ticket contents are sealed by aiotls (_crypto.TicketSealer); tlslite only needs to see
+    # that tickets are enabled.
+    s.ticketKeys = [bytearray(32)] if ctx.num_tickets else []
+    s.ticket_count = ctx.num_tickets
+    s.ticketLifetime = ctx.session_ticket_lifetime
+    s.psk_modes = ["psk_dhe_ke"]  # resumption keeps forward secrecy
     s.cipherImplementations = ["python"]
     try:
         return s.validate()
@@ -577,6 +644,7 @@ class Engine:
         server_side: bool,
         server_hostname: str | None,
         now: Callable[[], datetime.datetime],
+        session: Any = None,
     ) -> None:
         prepared = _prepare(ctx)
         self.server_side = server_side
@@ -585,6 +653,9 @@ class Engine:
         tl = _TLSLiteConnection(self._sock)
         tl._recordLayer = _RecordLayer(tl.sock)
         tl.closeSocket = False
+        tl._aiotls_now = now
+        if server_side and ctx.num_tickets:
+            tl._aiotls_tickets = ctx._ticket_sealer()
         self._tl = tl
         self.handshake_done = False
         self.failed = False
@@ -603,6 +674,7 @@ class Engine:
         #: aiotls's own record layer, once it has taken over (see take_over_records).
         self.fast: FastRecordLayer | None = None
         self._sync_depth = 0
+        self._peer_input = True
         if server_side:
             if prepared.cert_chain is None:
                 raise TLSConfigurationError(
@@ -621,7 +693,7 @@ class Engine:
             self._gen = tl.handshakeClientCert(
                 certChain=prepared.cert_chain, privateKey=prepared.private_key,
                 settings=prepared.client_settings, serverName=sni, alpn=prepared.alpn,
-                async_=True,
+                session=session, async_=True,
             )
 
     # --- I/O with the connection layer -------------------------------------------------------
@@ -683,7 +755,7 @@ class Engine:
                                hint="open a new connection") from None
             self._sock.send(sealed)
             return
-        self._drive(self._tl.writeAsync(data))
+        self._drive(self._tl.writeAsync(data), peer_input=False)
 
     def close_notify(self) -> None:
         """Send close_notify; nothing is sent after it."""
@@ -759,7 +831,8 @@ class Engine:
             raise TLSUsageError("KeyUpdate exists only in TLS 1.3",
                                 hint="TLS 1.2 connections cannot change keys; reconnect instead")
         with self._synced():
-            self._drive(self._tl.send_keyupdate_request(1 if request_peer else 0))
+            self._drive(self._tl.send_keyupdate_request(1 if request_peer else 0),
+                        peer_input=False)
 
     def fail(self, alert: int | None) -> None:
         """Abort: send a fatal alert (if given and none was sent yet), then go quiet."""
@@ -779,14 +852,22 @@ class Engine:
             self._tl.sock.buffer_writes = False
 
     def _send_alert(self, description: int, level: int) -> None:
+        rl = self._tl._recordLayer
+        if tuple(rl.version) == (0, 0):
+            rl.version = (3, 1)  # nothing negotiated yet: a record version any peer accepts
         try:
             for _ in self._tl._sendMsg(Alert().create(description, level)):
                 pass
         except Exception:
             self._sock.discard = True
 
-    def _drive(self, gen: Any) -> tuple[int, Any]:
-        """Run a tlslite generator until it wants input (WANT_READ) or produces a result."""
+    def _drive(self, gen: Any, *, peer_input: bool = True) -> tuple[int, Any]:
+        """Run a tlslite generator until it wants input (WANT_READ) or produces a result.
+
+        ``peer_input``: the generator is processing what the peer sent, so an unexpected
+        exception from tlslite's parsers means malformed input (decode_error), not a bug.
+        """
+        self._peer_input = peer_input
         try:
             for result in gen:
                 if result == 0 and isinstance(result, int):
@@ -822,6 +903,12 @@ class Engine:
                     break
         if alert is None and isinstance(exc, SyntaxError):  # tlslite's codec.DecodeError
             alert, detail = _TLAlert.decode_error, "malformed message"
+        if alert is None and isinstance(exc, TLSInternalError) and "Multiple extensions" in str(exc):
+            alert, detail = _TLAlert.illegal_parameter, "duplicate extension"
+        if alert is None and self._peer_input and isinstance(exc, _PARSER_FAILURES):
+            # tlslite's parsers signal many malformed inputs with plain Python exceptions
+            alert = _TLAlert.decode_error
+            detail = f"malformed message from the peer ({type(exc).__name__} in the parser)"
         if isinstance(exc, TLSAbruptCloseError):
             alert, detail = None, "connection closed"
         if alert is None and not isinstance(exc, TLSAbruptCloseError):
@@ -885,7 +972,15 @@ class Engine:
         return str(name) if name else None
 
     def resumed(self) -> bool:
-        return bool(self._tl.resumed)
+        tl = self._tl
+        if self.server_side and self.version == "TLSv1.3":
+            # tlslite never sets `resumed` on TLS 1.3 servers: no Certificate sent means PSK.
+            return self.handshake_done and not tl._aiotls_sent_certificate
+        return bool(tl.resumed)
+
+    def session(self) -> Any:
+        """tlslite's Session object (tickets arrive into it after the handshake)."""
+        return self._tl.session
 
     def aead_implementation(self) -> tuple[str, str] | None:
         """(read cipher implementation, write cipher implementation), for tests and diagnose."""
@@ -898,6 +993,8 @@ class Engine:
             type(write).__module__ + "." + type(write).__name__
 
 
+_PARSER_FAILURES = (KeyError, IndexError, AssertionError, TypeError, ValueError, struct.error,
+                    OverflowError, UnicodeError)
 _FAST_CIPHERS = frozenset({"aes128gcm", "aes256gcm", "chacha20-poly1305"})
 
 

@@ -167,8 +167,32 @@ def verify_chain(
 
     ``role`` is what the peer is: ``"server"`` or ``"client"``.  ``hostname`` is
     checked against the leaf's subjectAltName when given.  Returns the verified
-    path (leaf to anchor); raises :class:`CertificateError`.
+    path (leaf to anchor); raises :class:`CertificateError` (also for certificates
+    too malformed to examine).
     """
+    peer = "server" if role == "server" else "client"
+    try:
+        return _verify_chain(chain_der, trust=trust, role=role, hostname=hostname, now=now)
+    except CertificateError:  # (it is also a ValueError, like ssl.SSLCertVerificationError)
+        raise
+    except (ValueError, KeyError, TypeError, UnicodeError) as exc:
+        raise CertificateError(
+            f"the {peer}'s certificate chain is malformed: {exc}",
+            cause="a certificate field that cannot be decoded",
+            hint=f"re-issue the {peer} certificate",
+            alert=AlertDescription.bad_certificate, code="certificate-malformed",
+            verify_code=X509_V_ERR_CERT_REJECTED,
+        ) from None
+
+
+def _verify_chain(
+    chain_der: Sequence[bytes],
+    *,
+    trust: TrustStore,
+    role: str,
+    hostname: str | None,
+    now: datetime.datetime,
+) -> list[x509.Certificate]:
     peer = "server" if role == "server" else "client"
     if not chain_der:
         raise CertificateError(
@@ -180,7 +204,7 @@ def verify_chain(
             code="certificate-missing", verify_code=X509_V_ERR_CERT_REJECTED,
         )
     try:
-        certs = [x509.load_der_x509_certificate(bytes(der)) for der in chain_der]
+        certs = [_crypto.load_der_certificate(der) for der in chain_der]
     except ValueError as exc:
         raise CertificateError(
             f"the {peer}'s certificate could not be parsed: {exc}",
@@ -379,7 +403,7 @@ def _ssl_ip(ip: Any) -> str:
 
 def peercert_dict(der: bytes) -> dict[str, Any]:
     """The certificate in the dict shape of :meth:`ssl.SSLSocket.getpeercert`."""
-    cert = x509.load_der_x509_certificate(der)
+    cert = _crypto.load_der_certificate(der)
     info: dict[str, Any] = {
         "subject": _name_tuple(cert.subject),
         "issuer": _name_tuple(cert.issuer),

@@ -58,7 +58,7 @@ from .events import (
     HandshakeCompleted,
 )
 
-__all__ = ["ConnectionState", "TLSConnection"]
+__all__ = ["ConnectionState", "TLSConnection", "TLSSession"]
 
 _HEADER = 5
 _MAX_RECORD = 2**14 + 2048  # TLS 1.2 ciphertext limit (RFC 5246 6.2.3)
@@ -67,6 +67,34 @@ _CONTENT_TYPES = frozenset({20, 21, 22, 23})
 _HANDSHAKE = 22
 _APPLICATION_DATA = 23
 _HTTP_PREFIXES = (b"GET ", b"POST", b"HEAD", b"PUT ", b"HTTP", b"OPTI", b"DELE", b"CONN", b"PATC")
+
+
+class TLSSession:
+    """A TLS session a client can resume later (``TLSConnection(..., session=...)``).
+
+    Obtain it from :attr:`TLSConnection.session` after the handshake.  With TLS 1.3
+    the server's tickets arrive just after the handshake, so take the session once
+    some data has been exchanged (or at close).  Opaque otherwise.
+    """
+
+    __slots__ = ("_state", "server_hostname", "version")
+
+    def __init__(self, state: object, server_hostname: str | None, version: str) -> None:
+        self._state = state
+        #: The host name the session was established with.
+        self.server_hostname = server_hostname
+        #: The protocol version of the session.
+        self.version = version
+
+    @property
+    def has_ticket(self) -> bool:
+        """True if the server gave us something to resume with."""
+        state: Any = self._state
+        return bool(getattr(state, "tickets", None) or getattr(state, "tls_1_0_tickets", None))
+
+    def __repr__(self) -> str:
+        return (f"<aiotls.TLSSession {self.version} for {self.server_hostname!r} "
+                f"{'resumable' if self.has_ticket else 'no ticket yet'}>")
 
 
 class ConnectionState(enum.Enum):
@@ -125,6 +153,7 @@ class TLSConnection:
         server_side: bool = False,
         server_hostname: str | None = None,
         now: Callable[[], datetime.datetime] | None = None,
+        session: TLSSession | None = None,
     ) -> None:
         if not isinstance(context, TLSContext):
             raise TypeError(f"context must be an aiotls.TLSContext, not {type(context).__name__}")
@@ -142,6 +171,19 @@ class TLSConnection:
                 or server_hostname.startswith(".") or "\x00" in server_hostname):
             raise TLSUsageError(f"invalid server_hostname {server_hostname!r}",
                                     hint="pass a DNS name or an IP address")
+        if session is not None:
+            if server_side:
+                raise TLSUsageError("session= is for clients: servers resume from tickets",
+                                    hint="drop session= on the server side")
+            if not isinstance(session, TLSSession):
+                raise TypeError(f"session must be an aiotls.TLSSession, not {type(session).__name__}")
+            if session.server_hostname != server_hostname:
+                raise TLSUsageError(
+                    f"the session was made with {session.server_hostname!r}, not "
+                    f"{server_hostname!r}",
+                    cause="resuming a session with a different server would skip verifying it",
+                    hint="only pass a session back to the same host name",
+                )
         self.context = context
         self.server_side = server_side
         self.server_hostname = server_hostname
@@ -155,7 +197,8 @@ class TLSConnection:
         self._terminated = False
         self._handshake_event: HandshakeCompleted | None = None
         self._engine = Engine(context, server_side=server_side, server_hostname=server_hostname,
-                              now=now or _utcnow)
+                              now=now or _utcnow,
+                              session=session._state if session is not None else None)
         if not server_side:
             self._guard(self._advance)
 
@@ -305,57 +348,89 @@ class TLSConnection:
             self._terminated = True
             self._events.append(ConnectionTerminated(error=err, truncated=truncated))
 
+    def _record_length(self, buf: bytes | bytearray | memoryview, pos: int) -> int:
+        """Validate the record header at ``pos``; the record's body length."""
+        ctype = buf[pos]
+        if ctype not in _CONTENT_TYPES or buf[pos + 1] != 3:
+            raise self._not_tls(bytes(buf[pos:pos + 8]))
+        length = (buf[pos + 3] << 8) | buf[pos + 4]
+        limit = _MAX_RECORD_TLS13 if self._tls13_limits else _MAX_RECORD
+        if length > limit:
+            raise PeerMisbehaved(
+                f"the peer sent a TLS record of {length} bytes (limit {limit})",
+                cause="a broken or hostile peer, or data that is not TLS",
+                hint="check that the peer speaks TLS on this port",
+                alert=AlertDescription.record_overflow, code="record-overflow",
+            )
+        if ctype != _APPLICATION_DATA and self._tls13_limits and self.handshake_complete:
+            # RFC 8446 5: after the handshake every TLS 1.3 record is protected (outer type 23).
+            # tlslite would accept an unprotected alert while the read sequence number is 0,
+            # which lets an attacker forge a clean close (truncation): refuse it here.
+            raise PeerMisbehaved(
+                f"the peer sent an unprotected record of type {ctype} after the TLS 1.3 "
+                "handshake",
+                cause="a forged record injected by an attacker, or a broken peer",
+                hint="nothing to configure: the connection was protected from truncation",
+                alert=AlertDescription.unexpected_message, code="unprotected-record",
+            )
+        return length
+
     def _process_input(self) -> None:
         buf = self._inbuf
         pos = 0
         end = len(buf)
         fed = False
-        while end - pos >= _HEADER:
-            ctype = buf[pos]
-            length = (buf[pos + 3] << 8) | buf[pos + 4]
-            if ctype not in _CONTENT_TYPES or buf[pos + 1] != 3:
-                raise self._not_tls(bytes(buf[pos:pos + 8]))
-            limit = _MAX_RECORD_TLS13 if self._tls13_limits else _MAX_RECORD
-            if length > limit:
-                raise PeerMisbehaved(
-                    f"the peer sent a TLS record of {length} bytes (limit {limit})",
-                    cause="a broken or hostile peer, or data that is not TLS",
-                    hint="check that the peer speaks TLS on this port",
-                    alert=AlertDescription.record_overflow, code="record-overflow",
-                )
-            if end - pos < _HEADER + length:
-                break
-            if not self.handshake_complete:
-                self._handshake_bytes += _HEADER + length
-                if self._handshake_bytes > self.context.max_handshake_size:
-                    raise PeerMisbehaved(
-                        f"the handshake exceeded {self.context.max_handshake_size} bytes",
-                        cause="a hostile peer, or an enormous certificate chain",
-                        hint="raise TLSContext.max_handshake_size if the chain is really that big",
-                        alert=AlertDescription.illegal_parameter, code="handshake-too-large",
-                    )
-            self._engine.feed(buf[pos:pos + _HEADER + length])
-            fed = True
-            pos += _HEADER + length
-            if not self.handshake_complete:
-                # Feed the handshake one record at a time: the record-size limit changes
-                # once TLS 1.3 is negotiated and the byte budget must stop at completion.
+        try:
+            while end - pos >= _HEADER:
+                length = self._record_length(buf, pos)
+                if end - pos < _HEADER + length:
+                    break
+                pos, end, fed, done = self._feed_record(buf, pos, end, length)
+                if done:
+                    return
+        except PeerMisbehaved:
+            if fed:  # deliver what arrived intact before the bad record, then fail
                 del buf[:pos]
-                pos, end = 0, len(buf)
                 self._advance()
-                if self._terminated:
-                    return
-                fed = False
-                if self._engine.fast is not None:
-                    # aiotls's record layer took over: it handles whatever follows.
-                    rest = bytes(buf)
-                    buf.clear()
-                    if rest:
-                        self._process_fast(rest)
-                    return
+            raise
         del buf[:pos]
         if fed:
             self._advance()
+
+    def _feed_record(self, buf: bytearray, pos: int, end: int,
+                     length: int) -> tuple[int, int, bool, bool]:
+        """Give the engine the whole record at ``pos``.
+
+        Returns ``(pos, end, fed, done)``: where to continue, whether records wait in the
+        engine for :meth:`_advance`, and whether processing of this input is finished.
+        """
+        if not self.handshake_complete:
+            self._handshake_bytes += _HEADER + length
+            if self._handshake_bytes > self.context.max_handshake_size:
+                raise PeerMisbehaved(
+                    f"the handshake exceeded {self.context.max_handshake_size} bytes",
+                    cause="a hostile peer, or an enormous certificate chain",
+                    hint="raise TLSContext.max_handshake_size if the chain is really that big",
+                    alert=AlertDescription.illegal_parameter, code="handshake-too-large",
+                )
+        self._engine.feed(buf[pos:pos + _HEADER + length])
+        pos += _HEADER + length
+        if self.handshake_complete:
+            return pos, end, True, False
+        # Feed the handshake one record at a time: the record-size limit changes once
+        # TLS 1.3 is negotiated and the byte budget must stop at completion.
+        del buf[:pos]
+        self._advance()
+        if self._terminated:
+            return 0, len(buf), False, True
+        if self._engine.fast is not None:
+            # aiotls's record layer took over: it handles whatever follows.
+            rest = bytes(buf)
+            buf.clear()
+            if rest:
+                self._process_fast(rest)
+            return 0, 0, False, True
+        return 0, len(buf), False, False
 
     def _process_fast(self, data: bytes | bytearray | memoryview) -> None:
         """Records after the handshake, with aiotls's record layer (see ``_record.py``).
@@ -376,20 +451,16 @@ class TLSConnection:
         pos = 0
         plain = _scratch(end)
         plen = 0
-        limit = _MAX_RECORD_TLS13 if fast.tls13 else _MAX_RECORD
         while end - pos >= _HEADER:
-            ctype = view[pos]
-            if ctype not in _CONTENT_TYPES or view[pos + 1] != 3:
-                raise self._not_tls(bytes(view[pos:pos + 8]))
-            length = (view[pos + 3] << 8) | view[pos + 4]
-            if length > limit:
-                raise PeerMisbehaved(
-                    f"the peer sent a TLS record of {length} bytes (limit {limit})",
-                    cause="a broken or hostile peer", hint="check the peer's TLS stack",
-                    alert=AlertDescription.record_overflow, code="record-overflow",
-                )
+            try:
+                length = self._record_length(view, pos)
+            except TLSError:
+                if plen:  # records before the bad one were authentic: deliver them
+                    self._events.append(DataReceived(bytes(memoryview(plain)[:plen])))
+                raise
             if end - pos < _HEADER + length:
                 break
+            ctype = view[pos]
             record = view[pos:pos + _HEADER + length]
             if ctype == _APPLICATION_DATA:
                 try:
@@ -550,6 +621,16 @@ class TLSConnection:
     def session_reused(self) -> bool:
         """True if the session was resumed."""
         return bool(self._handshake_event and self._handshake_event.session_reused)
+
+    @property
+    def session(self) -> TLSSession | None:
+        """The session to resume later (clients, after the handshake), else ``None``."""
+        if self.server_side or self._handshake_event is None:
+            return None
+        state = self._engine.session()
+        if state is None:
+            return None
+        return TLSSession(state, self.server_hostname, self._handshake_event.version)
 
     @property
     def group(self) -> str | None:

@@ -183,6 +183,13 @@ class TLSContext:
         self.suppress_ragged_eofs: bool = False
         #: Largest total size of handshake records accepted before the handshake completes.
         self.max_handshake_size: int = 256 * 1024
+        #: Session tickets a server sends after each full handshake (TLS 1.3; TLS 1.2 sends
+        #: one if this is non-zero).  0 disables session resumption.  Like ssl's num_tickets.
+        self.num_tickets: int = 2
+        #: How long (seconds) a session ticket stays valid.
+        self.session_ticket_lifetime: int = 7200
+        self._ticket_keys: list[bytes] = []
+        self._sealer: Any = None
         #: Incremented whenever the configuration changes (lets the engine cache derived state).
         self._generation = 0
 
@@ -363,6 +370,31 @@ class TLSContext:
         self._chain_der = tuple(der_bytes(c) for c in certs)
         self._key = key
         self._changed()
+
+    # --- session resumption ------------------------------------------------------------------
+
+    def set_session_ticket_keys(self, keys: Sequence[bytes]) -> None:
+        """Use these 32-byte keys to protect session tickets (servers).
+
+        The first key seals new tickets; all of them open tickets, so keys can be
+        rotated (put the new key first, keep the old one for a while) and shared
+        between worker processes so that any worker resumes any session.  Without
+        a call, each context makes a random key of its own.
+        """
+        keys = [bytes(k) for k in keys]
+        if not keys or any(len(k) != 32 for k in keys):
+            raise TLSConfigurationError("session ticket keys must be one or more 32-byte keys",
+                                        hint="generate keys with os.urandom(32)")
+        self._ticket_keys = keys
+        self._sealer = None
+        self._changed()
+
+    def _ticket_sealer(self) -> Any:
+        if self._sealer is None:
+            if not self._ticket_keys:
+                self._ticket_keys = [os.urandom(32)]
+            self._sealer = _crypto.TicketSealer(self._ticket_keys)
+        return self._sealer
 
     # --- protocol parameters -------------------------------------------------------------------
 
