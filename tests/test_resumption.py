@@ -1,0 +1,160 @@
+"""Session resumption: TLS 1.3 PSK tickets and TLS 1.2 session tickets."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import ssl
+
+import pytest
+
+import aiotls
+from aiotls.events import DataReceived
+from tests.conftest import PKI, pump
+from tests.test_verify import StdlibPeer, run
+
+VERSIONS = {"TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
+
+
+def connect(client_ctx: aiotls.TLSContext, server_ctx: aiotls.TLSContext,
+            session: aiotls.TLSSession | None = None,
+            ) -> tuple[aiotls.TLSConnection, aiotls.TLSConnection]:
+    client = aiotls.TLSConnection(client_ctx, server_hostname="localhost", session=session)
+    server = aiotls.TLSConnection(server_ctx, server_side=True)
+    pump(client, server)
+    # exchange a little data so TLS 1.3 tickets (sent after the handshake) arrive
+    server.send_data(b"hello")
+    pump(client, server)
+    return client, server
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_resumption(pki: PKI, version: str) -> None:
+    cctx = pki.client_context()
+    cctx.maximum_version = VERSIONS[version]
+    sctx = pki.server_context()
+    client, server = connect(cctx, sctx)
+    assert not client.session_reused and not server.session_reused
+    session = client.session
+    assert session is not None and session.has_ticket
+    assert session.version == version
+    again, server2 = connect(cctx, sctx, session)
+    assert again.session_reused, again.error
+    assert server2.session_reused
+    assert again.version() == version
+    assert again.getpeercert(binary_form=True) == client.getpeercert(binary_form=True) or \
+        version == "TLSv1.3"  # TLS 1.3 resumption carries no certificate
+    data = b"".join(e.data for e in again.events() if isinstance(e, DataReceived))
+    assert data == b"hello"
+    assert again._engine.fast is not None  # the record layer takes over resumed sessions too
+
+
+def test_tickets_from_another_server_are_not_accepted(pki: PKI) -> None:
+    cctx = pki.client_context()
+    client, _ = connect(cctx, pki.server_context())
+    other = pki.server_context()  # a different context: different ticket key
+    again, server = connect(cctx, other, client.session)
+    assert again.version() == "TLSv1.3"
+    assert not again.session_reused and not server.session_reused  # full handshake instead
+
+
+def test_shared_ticket_keys_resume_across_contexts(pki: PKI) -> None:
+    keys = [os.urandom(32), os.urandom(32)]
+    a, b = pki.server_context(), pki.server_context()
+    a.set_session_ticket_keys(keys)
+    b.set_session_ticket_keys(keys[::-1])  # rotated: b seals with keys[1], opens both
+    cctx = pki.client_context()
+    client, _ = connect(cctx, a)
+    again, server = connect(cctx, b, client.session)
+    assert again.session_reused and server.session_reused
+    with pytest.raises(aiotls.TLSConfigurationError):
+        a.set_session_ticket_keys([b"short"])
+
+
+def test_expired_ticket_is_ignored(pki: PKI) -> None:
+    sctx = pki.server_context()
+    sctx.session_ticket_lifetime = 60
+    cctx = pki.client_context()
+    client, _ = connect(cctx, sctx)
+    later = datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=2)
+    again = aiotls.TLSConnection(cctx, server_hostname="localhost", session=client.session)
+    server = aiotls.TLSConnection(sctx, server_side=True, now=lambda: later)
+    pump(again, server)
+    assert again.version() == "TLSv1.3", again.error or server.error
+    assert not server.session_reused
+
+
+def test_num_tickets_zero_disables_resumption(pki: PKI) -> None:
+    sctx = pki.server_context()
+    sctx.num_tickets = 0
+    client, _ = connect(pki.client_context(), sctx)
+    assert client.session is not None
+    assert not client.session.has_ticket
+
+
+def test_session_misuse(pki: PKI) -> None:
+    client, _ = connect(pki.client_context(), pki.server_context())
+    session = client.session
+    assert session is not None
+    with pytest.raises(aiotls.TLSUsageError, match="made with 'localhost'"):
+        aiotls.TLSConnection(pki.client_context(), server_hostname="example.test",
+                             session=session)
+    with pytest.raises(aiotls.TLSUsageError):
+        aiotls.TLSConnection(pki.server_context(), server_side=True, session=session)
+
+
+def test_client_certificate_is_reverified_on_resumption(pki: PKI) -> None:
+    """A session made with a client certificate resumes only while that certificate
+    still verifies (aiotls re-checks it before issuing anything)."""
+    sctx = pki.server_context()
+    sctx.verify_mode = ssl.CERT_REQUIRED
+    sctx.load_verify_locations(cafile=pki.ca_file)
+    cctx = pki.client_context()
+    cctx.load_cert_chain(pki.client[1], pki.client[2])
+    client, server = connect(cctx, sctx)
+    assert server.getpeercert() is not None
+    # the client certificate expires (as seen by the server's clock) before resumption
+    later = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=400)
+    sctx.session_ticket_lifetime = 10**9
+    again = aiotls.TLSConnection(cctx, server_hostname="localhost", session=client.session)
+    server2 = aiotls.TLSConnection(sctx, server_side=True, now=lambda: later)
+    pump(again, server2)
+    assert isinstance(server2.error, aiotls.CertificateError)
+    assert server2.error.code == "certificate-expired"
+
+
+def test_openssl_client_resumes_with_aiotls_server(pki: PKI) -> None:
+    sctx = pki.server_context()
+    stdlib_ctx = pki.stdlib_client_context()
+    first = StdlibPeer(stdlib_ctx, server_side=False, server_hostname="localhost")
+    server = aiotls.TLSConnection(sctx, server_side=True)
+    run(server, first)
+    server.send_data(b"x")  # tickets travel with the first records
+    first.incoming.write(server.data_to_send())
+    first.step()
+    session = first.obj.session
+    assert session is not None and session.has_ticket
+    second = StdlibPeer(stdlib_ctx, server_side=False, server_hostname="localhost")
+    second.obj = stdlib_ctx.wrap_bio(second.incoming, second.outgoing, server_side=False,
+                                     server_hostname="localhost", session=session)
+    server2 = aiotls.TLSConnection(sctx, server_side=True)
+    run(server2, second)
+    assert second.obj.session_reused
+    assert server2.session_reused
+
+
+def test_aiotls_client_resumes_with_openssl_server(pki: PKI) -> None:
+    sctx = pki.stdlib_server_context()
+    cctx = pki.client_context()
+    first = StdlibPeer(sctx, server_side=True)
+    client = aiotls.TLSConnection(cctx, server_hostname="localhost")
+    run(client, first)
+    first.obj.write(b"x")
+    client.receive_data(first.outgoing.read())
+    session = client.session
+    assert session is not None and session.has_ticket
+    second = StdlibPeer(sctx, server_side=True)
+    again = aiotls.TLSConnection(cctx, server_hostname="localhost", session=session)
+    run(again, second)
+    assert again.session_reused, again.error
+    assert second.obj.session_reused
