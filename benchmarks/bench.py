@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import ctypes
 import gc
 import json
@@ -308,6 +309,71 @@ async def handshakes(impl: Impl, count: int) -> float:
     return count / elapsed
 
 
+# --- sans-IO handshakes: both ends in memory, no event loop -----------------------------------
+
+
+def _stdlib_pair(server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext,
+                 session: ssl.SSLSession | None) -> ssl.SSLObject:
+    c_in, c_out, s_in, s_out = (ssl.MemoryBIO() for _ in range(4))
+    client = client_ctx.wrap_bio(c_in, c_out, server_hostname="localhost", session=session)
+    server = server_ctx.wrap_bio(s_in, s_out, server_side=True)
+    for _ in range(20):
+        for obj in (client, server):
+            with contextlib.suppress(ssl.SSLWantReadError):
+                obj.do_handshake()
+        moved = False
+        if c_out.pending:
+            s_in.write(c_out.read())
+            moved = True
+        if s_out.pending:
+            c_in.write(s_out.read())
+            moved = True
+        if not moved:
+            break
+    # let the client read the TLS 1.3 tickets
+    server.write(b"x")
+    c_in.write(s_out.read())
+    client.read(1)
+    return client
+
+
+def _aiotls_pair(server_ctx: aiotls.TLSContext, client_ctx: aiotls.TLSContext,
+                 session: aiotls.TLSSession | None) -> aiotls.TLSConnection:
+    client = aiotls.TLSConnection(client_ctx, server_hostname="localhost", session=session)
+    server = aiotls.TLSConnection(server_ctx, server_side=True)
+    for _ in range(20):
+        a = client.data_to_send()
+        if a:
+            server.receive_data(a)
+        b = server.data_to_send()
+        if b:
+            client.receive_data(b)
+        if not a and not b:
+            break
+    server.send_data(b"x")
+    client.receive_data(server.data_to_send())
+    return client
+
+
+def memory_handshakes(impl: Impl, count: int, resumed: bool) -> float:
+    """Handshakes per second with both ends in memory (no sockets, no loop)."""
+    if impl.uses_aiotls:
+        first = _aiotls_pair(impl.server_ctx, impl.client_ctx, None)
+        session: Any = first.session if resumed else None
+        start = time.perf_counter()
+        for _ in range(count):
+            conn = _aiotls_pair(impl.server_ctx, impl.client_ctx, session)
+            assert conn.session_reused == resumed
+    else:
+        first_s = _stdlib_pair(impl.server_ctx, impl.client_ctx, None)
+        session = first_s.session if resumed else None
+        start = time.perf_counter()
+        for _ in range(count):
+            obj = _stdlib_pair(impl.server_ctx, impl.client_ctx, session)
+            assert obj.session_reused == resumed
+    return count / (time.perf_counter() - start)
+
+
 def _rss() -> int:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
@@ -377,6 +443,12 @@ def run_all(full: bool, only: set[str] | None, repeat: int) -> list[Row]:
                       True, ecdsa, None, lambda impl: (lambda: handshakes(impl, hs))))
         plans.append((f"full handshakes TLS 1.3 X25519 RSA-2048 ({hs})", "handshakes/s", True,
                       rsa, None, lambda impl: (lambda: handshakes(impl, hs))))
+        plans.append((f"full handshakes TLS 1.3 ECDSA P-256, in memory ({hs})", "handshakes/s",
+                      True, ecdsa, None,
+                      lambda impl: (lambda: _sync(memory_handshakes(impl, hs, False)))))
+        plans.append((f"resumed handshakes TLS 1.3 PSK-DHE, in memory ({hs})", "handshakes/s",
+                      True, ecdsa, None,
+                      lambda impl: (lambda: _sync(memory_handshakes(impl, hs, True)))))
         plans.append((f"memory per idle connection ({idle} connections, both ends)",
                       "bytes", False, ecdsa, None, lambda impl: (lambda: idle_memory(impl, idle))))
 
@@ -392,6 +464,10 @@ def run_all(full: bool, only: set[str] | None, repeat: int) -> list[Row]:
                       file=sys.stderr, flush=True)
             rows.append(row)
     return rows
+
+
+async def _sync(value: float) -> float:
+    return value
 
 
 def print_table(rows: list[Row]) -> None:

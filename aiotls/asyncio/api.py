@@ -50,7 +50,9 @@ async def start_tls(
     loop = loop or asyncio.get_running_loop()
     if not isinstance(sslcontext, TLSContext):
         raise TypeError(f"sslcontext is expected to be an aiotls.TLSContext, got {sslcontext!r}")
-    if not isinstance(transport, asyncio.Transport):
+    # uvloop's transports are not asyncio.Transport subclasses: check for the API instead.
+    if not all(callable(getattr(transport, name, None))
+               for name in ("set_protocol", "pause_reading", "resume_reading", "write")):
         raise TypeError(f"transport {transport!r} is not supported by start_tls()")
     waiter: asyncio.Future[None] = loop.create_future()
     tls = TLSProtocol(loop, protocol, sslcontext, waiter, server_side=server_side,
@@ -58,10 +60,11 @@ async def start_tls(
                       ssl_handshake_timeout=ssl_handshake_timeout,
                       ssl_shutdown_timeout=ssl_shutdown_timeout)
     # Pause first so no data reaches the TLS protocol before its connection_made().
-    transport.pause_reading()
-    transport.set_protocol(tls)
+    tcp: Any = transport
+    tcp.pause_reading()
+    tcp.set_protocol(tls)
     conmade_cb = loop.call_soon(tls.connection_made, transport)
-    resume_cb = loop.call_soon(transport.resume_reading)
+    resume_cb = loop.call_soon(tcp.resume_reading)
     try:
         await waiter
     except BaseException:

@@ -325,7 +325,7 @@ class TLSProtocol(asyncio.BufferedProtocol):
     def eof_received(self) -> bool:
         if self._state in (_State.UNWRAPPED, _State.CLOSED):
             return False
-        if self._app_reading_paused and self._state is not _State.HANDSHAKING:
+        if self._app_reading_paused and self._state is _State.WRAPPED:
             self._eof_pending = True  # deliver what is buffered first, see _resume_reading
             return True
         self._feed(b"")
@@ -361,7 +361,8 @@ class TLSProtocol(asyncio.BufferedProtocol):
     def _on_ciphertext(self, data: memoryview | bytes) -> None:
         if self._state in (_State.UNWRAPPED, _State.CLOSED):
             return
-        if self._app_reading_paused and self._state is not _State.HANDSHAKING:
+        # While shutting down, the peer's close_notify must be seen even if the app paused.
+        if self._app_reading_paused and self._state is _State.WRAPPED:
             self._incoming_backlog += data
             self._control_tls_reading()
             return
@@ -389,9 +390,17 @@ class TLSProtocol(asyncio.BufferedProtocol):
         events = self._events
         while events:
             event = events[0]
+            # Once the application closed the transport, a paused reader no longer holds
+            # back the end of the connection (the peer's close_notify must be answered).
+            closing = self._state in (_State.FLUSHING, _State.SHUTDOWN)
+            hold = self._app_reading_paused and not closing
             if isinstance(event, DataReceived):
                 if self._app_reading_paused:
-                    break
+                    if not closing:
+                        break
+                    events.popleft()  # the app closed while paused: it does not want these
+                    self._undelivered -= len(event.data)
+                    continue
                 events.popleft()
                 self._undelivered -= len(event.data)
                 if self._app_state is _AppState.CON_MADE:
@@ -406,14 +415,16 @@ class TLSProtocol(asyncio.BufferedProtocol):
                 events.popleft()
                 self._on_handshake_complete(event)
             elif isinstance(event, CloseNotifyReceived):
-                if self._app_reading_paused:
+                if hold:
                     break
                 events.popleft()
                 self._call_eof_received()
             elif isinstance(event, ConnectionTerminated):
-                if self._app_reading_paused and event.error is None:
+                if hold and event.error is None:
                     break
                 events.popleft()
+                if event.truncated:
+                    self._call_eof_received()  # an EOF tolerated by suppress_ragged_eofs
                 self._on_terminated(event)
             else:  # pragma: no cover - exhaustive
                 events.popleft()
@@ -425,6 +436,12 @@ class TLSProtocol(asyncio.BufferedProtocol):
         view = memoryview(data)
         pos, total = 0, len(data)
         while pos < total:
+            if self._app_reading_paused:
+                # paused inside buffer_updated(): keep the rest for resume_reading()
+                rest = bytes(view[pos:])
+                self._events.appendleft(DataReceived(rest))
+                self._undelivered += len(rest)
+                return
             buf = self._app_protocol.get_buffer(total - pos)
             n = min(len(buf), total - pos)
             if n <= 0:
@@ -597,7 +614,18 @@ class TLSProtocol(asyncio.BufferedProtocol):
         self._conn.close()
         self._flush_tls()
         self._state = _State.SHUTDOWN
-        self._process()  # the peer's close_notify may already be here
+        backlog = bytes(self._incoming_backlog)
+        self._incoming_backlog.clear()
+        if self._tls_reading_paused and self._transport is not None:
+            self._tls_reading_paused = False
+            self._transport.resume_reading()
+        if backlog:
+            self._feed(backlog)  # the peer's close_notify may already be here
+        else:
+            self._process()
+        if self._eof_pending:
+            self._eof_pending = False
+            self._feed(b"")
 
     def _abort(self, exc: BaseException | None) -> None:
         self._app_transport._closed = True

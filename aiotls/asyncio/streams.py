@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..context import TLSContext
+from ..errors import PeerMisbehaved
 from .api import create_connection, create_server, start_tls
 
 __all__ = ["open_connection", "start_server", "upgrade_stream"]
@@ -72,10 +73,30 @@ async def upgrade_stream(
 ) -> None:
     """Upgrade a plain stream connection to TLS in place (STARTTLS), like
     :meth:`asyncio.StreamWriter.start_tls`: the same reader and writer go on working,
-    now encrypted.  The server side is detected from how the stream was created."""
+    now encrypted.  The server side is detected from how the stream was created.
+
+    Unlike the stdlib, plaintext that is already buffered in the reader when the upgrade
+    starts is refused with :class:`aiotls.PeerMisbehaved` (code ``starttls-injection``)
+    and the connection is aborted: it could have been injected by a man in the middle.
+    """
     protocol: Any = writer._protocol  # type: ignore[attr-defined]
     server_side = protocol._client_connected_cb is not None
     await writer.drain()
+    # STARTTLS injection (CVE-2011-0411 and kin): bytes already buffered were sent in the
+    # clear; they must not be read back as if they had come over TLS.  (start_tls() below
+    # pauses reading before any await, so nothing more can slip in.)
+    reader = getattr(protocol, "_stream_reader", None)
+    pending = len(getattr(reader, "_buffer", b"")) if reader is not None else 0
+    if pending:
+        writer.transport.abort()
+        raise PeerMisbehaved(
+            f"{pending} bytes of plaintext arrived before the TLS upgrade",
+            cause="the peer (or a man in the middle injecting commands) sent data after "
+            "STARTTLS without waiting for the handshake",
+            hint="the peer must wait for the upgrade; these bytes were not protected, so "
+            "aiotls refuses to treat them as part of the TLS stream",
+            alert=None, code="starttls-injection",
+        )
     new_transport = await start_tls(
         writer.transport, protocol, sslcontext, server_side=server_side,
         server_hostname=server_hostname, ssl_handshake_timeout=ssl_handshake_timeout,

@@ -1,0 +1,1029 @@
+"""The asyncio Protocol/Transport contract of :mod:`aiotls.asyncio`, over real loopback sockets.
+
+``aiotls.asyncio`` is meant as a drop-in for the loop's own TLS support (``asyncio.sslproto``):
+the application protocol must see the same callbacks, in the same order, with the same flow
+control, as with ``loop.create_connection(ssl=...)``.  These tests drive real TCP connections on
+127.0.0.1 (conftest runs every one on the default loop and on uvloop) and watch what a plain
+:class:`asyncio.Protocol` is told:
+
+* ``connection_made`` only after the handshake → ``data_received``* → ``eof_received`` (the
+  peer's close_notify) → ``connection_lost``, each at most once, on both sides;
+* ``get_extra_info`` keys, write and read flow control, ``BufferedProtocol``, ``set_protocol``;
+* handshake and shutdown timeouts against peers that stop talking, ``close()`` vs ``abort()``,
+  certificate and mid-stream errors.
+
+Peers that misbehave on purpose are plain TCP servers that run the TLS server side by hand with a
+sans-IO :class:`aiotls.TLSConnection` (:func:`manual_tls_server`), so they can stop answering
+at exactly the right moment.  Every test is bounded with ``asyncio.timeout``; an autouse fixture
+fails the test if anything reached the loop's exception handler (an exception escaping a
+callback).  A few checks look at ``transport._tls`` (the lower TLSProtocol): those are marked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import random
+import ssl
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+import aiotls
+import aiotls.asyncio as aa
+from aiotls.errors import AlertDescription, PeerMisbehaved, TLSConfigurationError, TruncationError
+from aiotls.events import CloseNotifyReceived, Event
+from tests.certs import CA
+from tests.conftest import PKI
+
+pytestmark = pytest.mark.timeout(60)
+
+HOST = "127.0.0.1"
+SNI = "localhost"
+KiB = 1024
+MiB = 1024 * KiB
+#: aiotls's documented defaults (protocol.py): read high water, write high water, one read.
+READ_HIGH = 256 * KiB
+WRITE_HIGH = 512 * KiB
+RECV_CHUNK = 256 * KiB
+
+MADE, DATA, EOF, LOST = "connection_made", "data_received", "eof_received", "connection_lost"
+VERSIONS = [
+    pytest.param(ssl.TLSVersion.TLSv1_2, "TLSv1.2", id="tls1.2"),
+    pytest.param(ssl.TLSVersion.TLSv1_3, "TLSv1.3", id="tls1.3"),
+]
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def make_payload(n: int, seed: int = 0) -> bytes:
+    return random.Random(seed).randbytes(n)
+
+
+def digest(data: bytes | bytearray) -> str:
+    """Compare big payloads without pytest dumping megabytes into the report."""
+    return f"{len(data)} bytes sha256={hashlib.sha256(data).hexdigest()[:16]}"
+
+
+def pin(ctx: aiotls.TLSContext, version: ssl.TLSVersion) -> aiotls.TLSContext:
+    ctx.minimum_version = version
+    ctx.maximum_version = version
+    return ctx
+
+
+async def until(predicate: Callable[[], bool], event: asyncio.Event) -> None:
+    """Wait until ``predicate()`` holds, re-checking whenever ``event`` fires."""
+    while not predicate():
+        event.clear()
+        await event.wait()
+
+
+class RecordingProtocol(asyncio.Protocol):
+    """Records every callback in order, with an :class:`asyncio.Event` per callback.
+
+    Nothing here raises: a failing assertion inside a callback would only reach the loop's
+    exception handler.  Tests compare :func:`lifecycle` and the recorded values instead.
+    """
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.transport: Any = None
+        self.data = bytearray()
+        self.exc: BaseException | str | None = "connection_lost not called"
+        self.made_info: dict[str, Any] = {}
+        self.writing_paused = False
+        self.pause_count = 0
+        self.resume_count = 0
+        self.write_size_at_pause = -1
+        self.made = asyncio.Event()
+        self.received = asyncio.Event()
+        self.eof = asyncio.Event()
+        self.lost = asyncio.Event()
+        self.paused = asyncio.Event()
+        self.resumed = asyncio.Event()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.calls.append(MADE)
+        self.transport = transport
+        # What is known at this moment: the handshake must already be complete.
+        obj = transport.get_extra_info("ssl_object")
+        self.made_info = {
+            "cipher": transport.get_extra_info("cipher"),
+            "peercert": transport.get_extra_info("peercert"),
+            "version": obj.version() if obj is not None else None,
+            "closing": transport.is_closing(),
+        }
+        self.made.set()
+
+    def data_received(self, data: bytes) -> None:
+        self.calls.append(DATA)
+        self.data += data
+        self.received.set()
+
+    def eof_received(self) -> bool | None:
+        self.calls.append(EOF)
+        self.eof.set()
+        return None
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.calls.append(LOST)
+        self.exc = exc
+        self.lost.set()
+
+    def pause_writing(self) -> None:
+        self.writing_paused = True
+        self.pause_count += 1
+        if self.transport is not None:
+            self.write_size_at_pause = self.transport.get_write_buffer_size()
+        self.resumed.clear()
+        self.paused.set()
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        self.resume_count += 1
+        self.paused.clear()
+        self.resumed.set()
+
+    async def drain(self) -> None:
+        while self.writing_paused:
+            await self.resumed.wait()
+
+
+def lifecycle(protocol: RecordingProtocol) -> list[str]:
+    """The recorded callbacks with each run of ``data_received`` collapsed into one."""
+    out: list[str] = []
+    for call in protocol.calls:
+        if call == DATA and out and out[-1] == DATA:
+            continue
+        out.append(call)
+    return out
+
+
+class EchoProtocol(RecordingProtocol):
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        self.transport.write(data)
+
+
+class PausedReader(RecordingProtocol):
+    """Pauses reading in ``connection_made``: nothing may be delivered until it resumes."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.transport.pause_reading()
+
+
+class Sender(RecordingProtocol):
+    """Once the peer says ``b"go"``: sends ``payload`` respecting pause_writing, then close()."""
+
+    def __init__(self, payload: bytes, chunk: int = 64 * KiB) -> None:
+        super().__init__()
+        self.payload = payload
+        self.chunk = chunk
+        self.task: asyncio.Task[None] | None = None
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.task is None and bytes(self.data) == b"go":
+            self.task = asyncio.get_running_loop().create_task(self._send())
+
+    async def _send(self) -> None:
+        view = memoryview(self.payload)
+        for pos in range(0, len(view), self.chunk):
+            await self.drain()
+            self.transport.write(view[pos:pos + self.chunk])
+        self.transport.close()
+
+
+class BufferedRecorder(asyncio.BufferedProtocol):
+    """An :class:`asyncio.BufferedProtocol` with a fixed-size receive buffer."""
+
+    def __init__(self, size: int) -> None:
+        self.calls: list[str] = []
+        self.buffer = bytearray(size)
+        self.data = bytearray()
+        self.problems: list[str] = []
+        self.transport: Any = None
+        self.exc: BaseException | str | None = "connection_lost not called"
+        self.get_buffer_calls = 0
+        self.received = asyncio.Event()
+        self.lost = asyncio.Event()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.calls.append(MADE)
+        self.transport = transport
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        self.get_buffer_calls += 1
+        return memoryview(self.buffer)
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.calls.append(DATA)
+        if not 0 < nbytes <= len(self.buffer):
+            self.problems.append(f"buffer_updated({nbytes}) with a {len(self.buffer)}-byte buffer")
+        self.data += self.buffer[:nbytes]
+        self.received.set()
+
+    def data_received(self, data: bytes) -> None:  # must never be used for a BufferedProtocol
+        self.problems.append(f"data_received({len(data)} bytes) called on a BufferedProtocol")
+
+    def eof_received(self) -> bool | None:
+        self.calls.append(EOF)
+        return None
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.calls.append(LOST)
+        self.exc = exc
+        self.lost.set()
+
+
+@dataclass
+class ServerHandle:
+    server: asyncio.Server
+    protocols: list[Any]
+    created: asyncio.Event
+
+    @property
+    def port(self) -> int:
+        port: int = self.server.sockets[0].getsockname()[1]
+        return port
+
+    async def accepted(self, index: int = 0) -> Any:
+        """The application protocol of the ``index``-th accepted TCP connection."""
+        await until(lambda: len(self.protocols) > index, self.created)
+        return self.protocols[index]
+
+    async def connected(self, index: int = 0) -> Any:
+        """Same, once its ``connection_made`` ran (i.e. the TLS handshake completed)."""
+        protocol = await self.accepted(index)
+        await protocol.made.wait()
+        return protocol
+
+
+@contextlib.asynccontextmanager
+async def tls_server(
+    ctx: aiotls.TLSContext,
+    factory: Callable[[], Any] = RecordingProtocol,
+    **kwargs: Any,
+) -> AsyncIterator[ServerHandle]:
+    """An ``aiotls.asyncio.create_server`` on 127.0.0.1 recording its application protocols."""
+    protocols: list[Any] = []
+    created = asyncio.Event()
+
+    def make() -> Any:
+        protocol = factory()
+        protocols.append(protocol)
+        created.set()
+        return protocol
+
+    server = await aa.create_server(make, HOST, 0, ssl=ctx, **kwargs)
+    try:
+        yield ServerHandle(server, protocols, created)
+    finally:
+        server.close()
+        for protocol in protocols:
+            transport = getattr(protocol, "transport", None)
+            if transport is not None and not transport.is_closing():
+                transport.abort()
+        await asyncio.sleep(0)
+
+
+async def connect(
+    ctx: aiotls.TLSContext,
+    port: int,
+    factory: Callable[[], Any] = RecordingProtocol,
+    **kwargs: Any,
+) -> tuple[Any, Any]:
+    kwargs.setdefault("server_hostname", SNI)
+    return await aa.create_connection(factory, HOST, port, ssl=ctx, **kwargs)
+
+
+@dataclass
+class ManualPeer:
+    """The server side of one connection, run by hand (see :func:`manual_tls_server`)."""
+
+    conn: aiotls.TLSConnection
+    writer: asyncio.StreamWriter
+    events: list[Event] = field(default_factory=list)
+    handshake_done: asyncio.Event = field(default_factory=asyncio.Event)
+    got_close_notify: asyncio.Event = field(default_factory=asyncio.Event)
+    eof: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@contextlib.asynccontextmanager
+async def manual_tls_server(
+    ctx: aiotls.TLSContext,
+    after_handshake: Callable[[ManualPeer], None] | None = None,
+) -> AsyncIterator[tuple[int, list[ManualPeer]]]:
+    """A plain TCP server whose TLS server side is a sans-IO TLSConnection pumped by hand.
+
+    It completes the handshake (and sends whatever the server owes right after it), calls
+    ``after_handshake(peer)``, and from then on **never writes again**: it keeps reading and
+    records the events (close_notify included) but answers nothing.
+    """
+    peers: list[ManualPeer] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = ManualPeer(aiotls.TLSConnection(ctx, server_side=True), writer)
+        peers.append(peer)
+        try:
+            while data := await reader.read(64 * KiB):
+                with contextlib.suppress(aiotls.TLSError):  # fed after the end: ignore
+                    peer.conn.receive_data(data)
+                for event in peer.conn.events():
+                    peer.events.append(event)
+                    if isinstance(event, CloseNotifyReceived):
+                        peer.got_close_notify.set()
+                if not peer.handshake_done.is_set():
+                    writer.write(peer.conn.data_to_send())
+                    if peer.conn.handshake_complete:
+                        peer.handshake_done.set()
+                        if after_handshake is not None:
+                            after_handshake(peer)
+        except ConnectionError:
+            pass
+        finally:
+            peer.eof.set()
+            writer.close()
+
+    server = await asyncio.start_server(handle, HOST, 0)
+    try:
+        yield server.sockets[0].getsockname()[1], peers
+    finally:
+        server.close()
+        for peer in peers:
+            peer.writer.close()
+        await asyncio.sleep(0)
+
+
+def lower_transport(transport: Any) -> Any:
+    """White-box: the TCP transport under an aiotls application transport."""
+    return transport._tls._transport
+
+
+@pytest.fixture(autouse=True)
+async def loop_errors() -> AsyncIterator[list[dict[str, Any]]]:
+    """Fail the test if anything reached the event loop's exception handler."""
+    loop = asyncio.get_running_loop()
+    errors: list[dict[str, Any]] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+    try:
+        yield errors
+        await asyncio.sleep(0.01)  # let callbacks scheduled by the test run
+    finally:
+        loop.set_exception_handler(previous)
+    assert not errors, f"the event loop's exception handler was called: {errors!r}"
+
+
+@pytest.fixture(scope="module")
+def other_ca() -> CA:
+    return CA()
+
+
+# --- 1. callback order --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("closer", ["client", "server"])
+async def test_callback_order(pki: PKI, closer: str) -> None:
+    async with asyncio.timeout(20), tls_server(pki.server_context(), EchoProtocol) as srv:
+        transport, client = await connect(pki.client_context(), srv.port)
+        server = await srv.connected()
+        for side in (client, server):
+            # connection_made came after the handshake: the TLS details were already there.
+            assert side.made_info["cipher"] is not None and len(side.made_info["cipher"]) == 3
+            assert side.made_info["version"] in ("TLSv1.2", "TLSv1.3")
+            assert side.made_info["closing"] is False
+        assert isinstance(client.made_info["peercert"], dict) and client.made_info["peercert"]
+        assert client.calls == [MADE]
+        assert transport.get_protocol() is client
+
+        transport.write(b"hello ")
+        transport.writelines([b"wor", bytearray(b"l"), memoryview(b"d")])
+        await until(lambda: len(client.data) >= 11, client.received)
+        assert bytes(client.data) == b"hello world"
+        assert bytes(server.data) == b"hello world"
+
+        (transport if closer == "client" else server.transport).close()
+        await asyncio.wait_for(asyncio.gather(client.lost.wait(), server.lost.wait()), 5)
+        await asyncio.sleep(0.05)  # a late or duplicated callback would show up now
+
+    passive, active = (server, client) if closer == "client" else (client, server)
+    # The side that did not close sees the peer's close_notify as eof_received.
+    assert lifecycle(passive) == [MADE, DATA, EOF, LOST]
+    # The closing side may see eof_received too (sslproto calls it when the peer's
+    # close_notify answers ours), but at most once and before connection_lost.
+    assert lifecycle(active) in ([MADE, DATA, LOST], [MADE, DATA, EOF, LOST])
+    assert passive.exc is None
+    assert active.exc is None
+    assert transport.is_closing() and server.transport.is_closing()
+
+
+# --- 2. get_extra_info --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("version", "version_name"), VERSIONS)
+async def test_get_extra_info(pki: PKI, version: ssl.TLSVersion, version_name: str) -> None:
+    sctx = pin(pki.server_context(), version)
+    sctx.set_alpn_protocols(["http/1.1"])
+    cctx = pki.client_context()
+    cctx.set_alpn_protocols(["h2", "http/1.1"])
+    async with asyncio.timeout(20), tls_server(sctx) as srv:
+        transport, client = await connect(cctx, srv.port)
+        server = await srv.connected()
+        for tr, ctx in ((transport, cctx), (server.transport, sctx)):
+            assert tr.get_extra_info("sslcontext") is ctx
+            obj = tr.get_extra_info("ssl_object")
+            for method in ("getpeercert", "cipher", "version", "selected_alpn_protocol"):
+                assert callable(getattr(obj, method, None)), method
+            assert obj.version() == version_name
+            assert obj.selected_alpn_protocol() == "http/1.1"
+            cipher = tr.get_extra_info("cipher")
+            assert isinstance(cipher, tuple) and len(cipher) == 3
+            assert isinstance(cipher[0], str) and cipher[1] == version_name
+            assert isinstance(cipher[2], int) and cipher[2] >= 128
+            assert cipher == obj.cipher()
+            assert tr.get_extra_info("compression", "missing") is None
+            sock = tr.get_extra_info("socket")
+            assert sock is not None and sock.fileno() >= 0
+            assert tr.get_extra_info("sockname") == sock.getsockname()
+            assert tr.get_extra_info("peername") == sock.getpeername()
+            assert tr.get_extra_info("tls_version") == version_name
+            assert tr.get_extra_info("alpn_protocol") == "http/1.1"
+            assert tr.get_extra_info("server_name") == SNI
+            assert tr.get_extra_info("session_reused") is False
+            group = tr.get_extra_info("tls_group")
+            assert isinstance(group, str) and group
+            conn = tr.get_extra_info("tls_connection")
+            assert isinstance(conn, aiotls.TLSConnection) and conn is obj
+            assert tr.get_extra_info("no-such-key") is None
+            assert tr.get_extra_info("no-such-key", 42) == 42
+
+        # client: the server's certificate
+        peercert = transport.get_extra_info("peercert")
+        assert isinstance(peercert, dict) and peercert == client.made_info["peercert"]
+        assert ("DNS", "localhost") in peercert["subjectAltName"]
+        chain = transport.get_extra_info("peer_certificates")
+        assert isinstance(chain, tuple) and chain and all(isinstance(c, bytes) for c in chain)
+        assert chain[0] == transport.get_extra_info("ssl_object").getpeercert(binary_form=True)
+        assert transport.get_extra_info("peername") == (HOST, srv.port)
+        # server: no client certificate was asked for
+        assert server.transport.get_extra_info("peercert") is None
+        assert server.transport.get_extra_info("peer_certificates") == ()
+        assert server.transport.get_extra_info("sockname") == (HOST, srv.port)
+        transport.close()
+        await asyncio.wait_for(client.lost.wait(), 5)
+
+
+# --- 3. write flow control ----------------------------------------------------------------------
+
+
+async def test_write_flow_control(pki: PKI) -> None:
+    async with asyncio.timeout(40), tls_server(pki.server_context(), PausedReader) as srv:
+        transport, client = await connect(pki.client_context(), srv.port)
+        server = await srv.connected()
+        assert not server.transport.is_reading()
+        rng = random.Random(3)
+        sent = hashlib.sha256()
+        total = 0
+        # Write like a well-behaved producer (stop on pause_writing, go on after
+        # resume_writing) until the writer stays paused: the socket buffers are full and the
+        # paused reader holds everything back.
+        while True:
+            assert total < 96 * MiB, "the writer was never held back by the paused reader"
+            if client.writing_paused:
+                try:
+                    await asyncio.wait_for(client.resumed.wait(), 0.3)
+                except TimeoutError:
+                    break
+                continue
+            chunk = rng.randbytes(256 * KiB)
+            transport.write(chunk)
+            sent.update(chunk)
+            total += len(chunk)
+            await asyncio.sleep(0)  # let the loop push bytes into the socket
+        assert client.pause_count >= 1
+        assert client.resume_count == client.pause_count - 1
+        low, high = transport.get_write_buffer_limits()
+        assert (low, high) == (WRITE_HIGH // 4, WRITE_HIGH)
+        assert client.write_size_at_pause >= high
+        assert transport.get_write_buffer_size() > low
+        stuck_resumes = client.resume_count
+        assert server.data == b"" and server.calls == [MADE]
+        assert server.transport.get_read_buffer_size() <= READ_HIGH + RECV_CHUNK
+
+        server.transport.resume_reading()
+        assert server.transport.is_reading()
+        await asyncio.wait_for(client.resumed.wait(), 20)
+        assert client.resume_count == stuck_resumes + 1
+        assert transport.get_write_buffer_size() <= low
+        tail = rng.randbytes(100_003)
+        transport.write(tail)
+        sent.update(tail)
+        total += len(tail)
+        transport.close()
+        await asyncio.wait_for(server.lost.wait(), 20)
+    assert len(server.data) == total
+    assert hashlib.sha256(server.data).hexdigest() == sent.hexdigest()
+    assert lifecycle(server) == [MADE, DATA, EOF, LOST] and server.exc is None
+
+
+async def test_buffer_limits_round_trip(pki: PKI) -> None:
+    async with asyncio.timeout(20), tls_server(pki.server_context()) as srv:
+        transport, client = await connect(pki.client_context(), srv.port)
+        assert transport.get_write_buffer_limits() == (WRITE_HIGH // 4, WRITE_HIGH)
+        transport.set_write_buffer_limits(high=40_000, low=10_000)
+        assert transport.get_write_buffer_limits() == (10_000, 40_000)
+        transport.set_write_buffer_limits(high=40_000)
+        assert transport.get_write_buffer_limits() == (10_000, 40_000)
+        transport.set_write_buffer_limits(low=1_000)
+        assert transport.get_write_buffer_limits() == (1_000, 4_000)
+        with pytest.raises(ValueError, match="high"):
+            transport.set_write_buffer_limits(high=10, low=20)
+        with pytest.raises(ValueError, match="must be >= 0"):
+            transport.set_write_buffer_limits(high=-1)
+        assert transport.get_write_buffer_limits() == (1_000, 4_000)
+        transport.set_write_buffer_limits()
+        assert transport.get_write_buffer_limits() == (WRITE_HIGH // 4, WRITE_HIGH)
+
+        assert transport.get_read_buffer_limits() == (READ_HIGH // 4, READ_HIGH)
+        transport.set_read_buffer_limits(high=8_000, low=2_000)
+        assert transport.get_read_buffer_limits() == (2_000, 8_000)
+        with pytest.raises(ValueError, match="high"):
+            transport.set_read_buffer_limits(high=10, low=20)
+        assert transport.get_read_buffer_limits() == (2_000, 8_000)
+        assert transport.get_read_buffer_size() == 0
+        assert transport.get_write_buffer_size() == 0
+        assert client.pause_count == 0
+        # A limit below what is buffered pauses the writer at once.
+        transport.set_write_buffer_limits(high=0)
+        assert transport.get_write_buffer_limits() == (0, 0)
+        assert client.pause_count == 1
+        transport.close()
+        await asyncio.wait_for(client.lost.wait(), 5)
+
+
+# --- 4. read flow control -----------------------------------------------------------------------
+
+
+async def test_pause_reading_stops_delivery(pki: PKI) -> None:
+    payload = make_payload(12 * MiB, seed=4)
+    async with asyncio.timeout(40), \
+            tls_server(pki.server_context(), lambda: Sender(payload)) as srv:
+        transport, client = await connect(pki.client_context(), srv.port)
+        assert transport.is_reading()
+        transport.pause_reading()
+        transport.pause_reading()  # idempotent
+        assert not transport.is_reading()
+        transport.write(b"go")
+        server = await srv.connected()
+
+        await asyncio.sleep(0.3)
+        assert client.data == b"" and client.calls == [MADE], "data delivered while paused"
+        assert transport.get_read_buffer_size() > 0
+        # The backlog is bounded: the lower transport stops reading, so the server's writes
+        # pile up in its own buffers until it is told to pause.
+        await asyncio.wait_for(server.paused.wait(), 10)
+        assert not lower_transport(transport).is_reading()  # white-box
+        sizes = []
+        for _ in range(10):
+            sizes.append(transport.get_read_buffer_size())
+            await asyncio.sleep(0.03)
+        assert 0 < max(sizes) <= READ_HIGH + RECV_CHUNK, sizes
+        assert client.data == b"" and not transport.is_reading()
+        assert transport.get_extra_info("tls_connection").state is aiotls.ConnectionState.OPEN
+
+        transport.resume_reading()
+        assert transport.is_reading()
+        await asyncio.wait_for(client.lost.wait(), 20)
+    assert digest(client.data) == digest(payload)
+    assert lifecycle(client) == [MADE, DATA, EOF, LOST]
+    assert client.exc is None
+
+
+class PausesOnEveryChunk(RecordingProtocol):
+    """Pauses reading inside each data_received and resumes on the next loop iteration."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reading_paused = False
+        self.problems: list[str] = []
+
+    def data_received(self, data: bytes) -> None:
+        if self.reading_paused:
+            self.problems.append(f"data_received({len(data)}) while reading was paused")
+        super().data_received(data)
+        self.transport.pause_reading()
+        self.reading_paused = True
+        asyncio.get_running_loop().call_soon(self._resume)
+
+    def eof_received(self) -> bool | None:
+        if self.reading_paused:
+            self.problems.append("eof_received while reading was paused")
+        return super().eof_received()
+
+    def _resume(self) -> None:
+        self.reading_paused = False
+        self.transport.resume_reading()
+
+
+async def test_pause_reading_inside_data_received(pki: PKI) -> None:
+    payload = make_payload(2 * MiB, seed=5)
+    async with asyncio.timeout(30), \
+            tls_server(pki.server_context(), lambda: Sender(payload)) as srv:
+        transport, client = await connect(pki.client_context(), srv.port, PausesOnEveryChunk)
+        transport.write(b"go")
+        await asyncio.wait_for(client.lost.wait(), 20)
+    assert client.problems == []
+    assert digest(client.data) == digest(payload)
+    assert lifecycle(client) == [MADE, DATA, EOF, LOST] and client.exc is None
+
+
+# --- 5. handshake timeout -----------------------------------------------------------------------
+
+
+async def test_handshake_timeout_client_side(pki: PKI) -> None:
+    peer_eof = asyncio.Event()
+    writers: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+        with contextlib.suppress(ConnectionError):
+            await reader.read()  # never writes; returns at EOF
+        peer_eof.set()
+        writer.close()
+
+    created: list[RecordingProtocol] = []
+
+    def factory() -> RecordingProtocol:
+        created.append(RecordingProtocol())
+        return created[-1]
+
+    server = await asyncio.start_server(silent, HOST, 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with asyncio.timeout(10):
+            start = time.monotonic()
+            with pytest.raises(aa.HandshakeTimeoutError) as info:
+                await aa.create_connection(factory, HOST, port, ssl=pki.client_context(),
+                                           server_hostname=SNI, ssl_handshake_timeout=0.5)
+            elapsed = time.monotonic() - start
+            assert 0.4 <= elapsed <= 2.0, elapsed
+            assert isinstance(info.value, ConnectionAbortedError)
+            assert isinstance(info.value, aiotls.TLSError)
+            message = str(info.value)
+            assert "handshake" in message and "0.5 seconds" in message
+            assert "ssl_handshake_timeout" in message  # tells how to fix it
+            # The connection was closed, not left dangling.
+            await asyncio.wait_for(peer_eof.wait(), 2)
+            assert all(p.calls == [] for p in created)
+    finally:
+        server.close()
+        for writer in writers:
+            writer.close()
+
+
+async def test_handshake_timeout_server_side(pki: PKI) -> None:
+    async with asyncio.timeout(10), \
+            tls_server(pki.server_context(), ssl_handshake_timeout=0.5) as srv:
+        reader, writer = await asyncio.open_connection(HOST, srv.port)
+        try:
+            start = time.monotonic()
+            await srv.accepted()
+            assert await asyncio.wait_for(reader.read(), 3) == b""  # the server hung up
+            elapsed = time.monotonic() - start
+            assert 0.4 <= elapsed <= 2.0, elapsed
+        finally:
+            writer.close()
+        await asyncio.sleep(0.05)
+        assert len(srv.protocols) == 1
+        assert srv.protocols[0].calls == []  # never connection_made, so no connection_lost
+
+
+# --- 6. shutdown ----------------------------------------------------------------------------------
+
+
+async def test_shutdown_timeout(pki: PKI) -> None:
+    async with asyncio.timeout(10), manual_tls_server(pki.server_context()) as (port, peers):
+        transport, client = await connect(pki.client_context(), port, ssl_shutdown_timeout=0.5)
+        transport.write(b"last words")
+        await peers[0].handshake_done.wait()
+        start = time.monotonic()
+        transport.close()
+        assert transport.is_closing()
+        await asyncio.wait_for(peers[0].got_close_notify.wait(), 2)  # close() sent it
+        await asyncio.wait_for(client.lost.wait(), 3)
+        elapsed = time.monotonic() - start
+        assert 0.4 <= elapsed <= 2.0, elapsed
+        assert isinstance(client.exc, aa.ShutdownTimeoutError)
+        assert isinstance(client.exc, TimeoutError)
+        assert lifecycle(client) == [MADE, LOST]
+        await asyncio.wait_for(peers[0].eof.wait(), 2)  # and the TCP connection is gone
+
+
+async def test_close_completes_quickly(pki: PKI) -> None:
+    async with asyncio.timeout(10), tls_server(pki.server_context()) as srv:
+        transport, client = await connect(pki.client_context(), srv.port)
+        server = await srv.connected()
+        transport.write(b"bye")
+        start = time.monotonic()
+        transport.close()
+        await asyncio.wait_for(client.lost.wait(), 5)
+        assert time.monotonic() - start < 1.0
+        assert client.exc is None
+        await asyncio.wait_for(server.lost.wait(), 5)
+        assert bytes(server.data) == b"bye"
+        assert lifecycle(server) == [MADE, DATA, EOF, LOST] and server.exc is None
+
+
+async def test_close_while_reading_paused_completes(pki: PKI) -> None:
+    """sslproto runs the close_notify exchange whether or not the app reads (its SHUTDOWN
+    state unwraps incoming data regardless of pause_reading), so close() finishes promptly."""
+    async with asyncio.timeout(10), tls_server(pki.server_context()) as srv:
+        transport, client = await connect(pki.client_context(), srv.port,
+                                          ssl_shutdown_timeout=2)
+        server = await srv.connected()
+        transport.pause_reading()
+        start = time.monotonic()
+        transport.close()
+        await asyncio.wait_for(server.lost.wait(), 5)
+        assert lifecycle(server) == [MADE, EOF, LOST] and server.exc is None
+        await asyncio.wait_for(client.lost.wait(), 4)
+        elapsed = time.monotonic() - start
+        assert client.exc is None, f"connection_lost({client.exc!r}) after {elapsed:.1f} s"
+        assert elapsed < 1.0, elapsed
+
+
+# --- 7. close vs abort --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["close", "abort", "abort-ragged-eof-tolerated"])
+async def test_close_vs_abort(pki: PKI, how: str) -> None:
+    sctx = pki.server_context()
+    if how == "abort-ragged-eof-tolerated":
+        sctx.suppress_ragged_eofs = True
+    async with asyncio.timeout(10), tls_server(sctx, EchoProtocol) as srv:
+        transport, client = await connect(pki.client_context(), srv.port)
+        server = await srv.connected()
+        transport.write(b"ping")
+        await until(lambda: len(client.data) >= 4, client.received)  # nothing left unread
+        if how == "close":
+            transport.close()
+        else:
+            transport.abort()
+        assert transport.is_closing()
+        # Writing to a closed transport is silently ignored, like sslproto.
+        transport.write(b"ignored")
+        transport.writelines([b"also ignored"])
+        await asyncio.wait_for(asyncio.gather(client.lost.wait(), server.lost.wait()), 5)
+        await asyncio.sleep(0.05)
+    assert bytes(server.data) == b"ping"
+    assert client.exc is None
+    assert lifecycle(client) in ([MADE, DATA, LOST], [MADE, DATA, EOF, LOST])
+    if how == "abort":
+        # No close_notify: the peer must not take the end of the TCP stream for a clean EOF.
+        assert lifecycle(server) == [MADE, DATA, LOST]
+        assert isinstance(server.exc, TruncationError)
+    else:
+        # close_notify, or a ragged EOF the server tolerates: no error, and like sslproto
+        # (which reports a transport EOF without close_notify as eof_received) an EOF.
+        assert server.exc is None
+        assert lifecycle(server) == [MADE, DATA, EOF, LOST], "eof_received missing"
+
+
+# --- 8. BufferedProtocol ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [7, 1 * MiB], ids=["7-byte-buffer", "1MiB-buffer"])
+async def test_buffered_protocol(pki: PKI, size: int) -> None:
+    payload = make_payload(300 * KiB + 5, seed=8)
+    async with asyncio.timeout(30), \
+            tls_server(pki.server_context(), lambda: Sender(payload)) as srv:
+        transport, client = await connect(pki.client_context(), srv.port,
+                                          lambda: BufferedRecorder(size))
+        transport.write(b"go")
+        await asyncio.wait_for(client.lost.wait(), 20)
+    assert client.problems == []
+    assert digest(client.data) == digest(payload)
+    assert client.get_buffer_calls >= len(payload) // size
+    assert lifecycle(client) == [MADE, DATA, EOF, LOST]  # type: ignore[arg-type]
+    assert client.exc is None
+
+
+class PausingBufferedRecorder(BufferedRecorder):
+    """Pauses reading inside each buffer_updated and resumes on the next loop iteration."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.reading_paused = False
+        self.while_paused = 0
+
+    def buffer_updated(self, nbytes: int) -> None:
+        if self.reading_paused:
+            self.while_paused += 1
+        super().buffer_updated(nbytes)
+        self.transport.pause_reading()
+        self.reading_paused = True
+        asyncio.get_running_loop().call_soon(self._resume)
+
+    def _resume(self) -> None:
+        self.reading_paused = False
+        self.transport.resume_reading()
+
+
+async def test_buffered_protocol_pause_inside_buffer_updated(pki: PKI) -> None:
+    """pause_reading() stops delivery at once for a BufferedProtocol too: no buffer_updated
+    until resume_reading(), even when one TLS record fills many small buffers."""
+    payload = make_payload(256 * KiB, seed=10)
+    async with asyncio.timeout(30), \
+            tls_server(pki.server_context(), lambda: Sender(payload)) as srv:
+        transport, client = await connect(pki.client_context(), srv.port,
+                                          lambda: PausingBufferedRecorder(1000))
+        transport.write(b"go")
+        await asyncio.wait_for(client.lost.wait(), 20)
+    assert digest(client.data) == digest(payload)
+    assert client.problems == []
+    assert client.while_paused == 0, (
+        f"{client.while_paused} of {client.calls.count(DATA)} buffer_updated() calls "
+        "came while reading was paused")
+    assert client.exc is None
+
+
+# --- 9. set_protocol ------------------------------------------------------------------------------
+
+
+async def test_set_protocol(pki: PKI) -> None:
+    async with asyncio.timeout(20), tls_server(pki.server_context(), EchoProtocol) as srv:
+        transport, a = await connect(pki.client_context(), srv.port)
+        transport.write(b"to A")
+        await until(lambda: len(a.data) >= 4, a.received)
+
+        b = RecordingProtocol()
+        transport.set_protocol(b)
+        assert transport.get_protocol() is b
+        transport.write(b"to B")
+        await until(lambda: len(b.data) >= 4, b.received)
+        assert bytes(a.data) == b"to A" and bytes(b.data) == b"to B"
+
+        c = BufferedRecorder(5)
+        transport.set_protocol(c)
+        assert transport.get_protocol() is c
+        message = make_payload(50_000, seed=9)
+        transport.write(message)
+        await until(lambda: len(c.data) >= len(message), c.received)
+        transport.close()
+        await asyncio.wait_for(c.lost.wait(), 5)
+        await asyncio.sleep(0.05)
+    assert bytes(a.data) == b"to A" and bytes(b.data) == b"to B"
+    assert bytes(c.data) == message and c.problems == []
+    assert c.exc is None
+    assert a.calls == [MADE, DATA]  # nothing after the switch
+    assert b.calls == [DATA]
+
+
+# --- 10. errors -----------------------------------------------------------------------------------
+
+
+async def test_certificate_error(pki: PKI, other_ca: CA) -> None:
+    cctx = aiotls.TLSContext(ssl.PROTOCOL_TLS_CLIENT)
+    cctx.load_verify_locations(cadata=other_ca.cert_pem)  # not the CA that signed the server
+    created: list[RecordingProtocol] = []
+
+    def factory() -> RecordingProtocol:
+        created.append(RecordingProtocol())
+        return created[-1]
+
+    async with asyncio.timeout(10), tls_server(pki.server_context()) as srv:
+        with pytest.raises(aiotls.CertificateError) as info:
+            await connect(cctx, srv.port, factory)
+        assert isinstance(info.value, ssl.SSLCertVerificationError)
+        server = await srv.accepted()
+        await asyncio.sleep(0.2)
+        assert server.calls == []
+        assert all(p.calls == [] for p in created)
+
+
+async def test_garbage_mid_stream(pki: PKI) -> None:
+    def send_garbage(peer: ManualPeer) -> None:
+        peer.writer.write(b"\x17\x03\x03\x00\x10" + os.urandom(16))
+
+    async with asyncio.timeout(10), \
+            manual_tls_server(pki.server_context(), send_garbage) as (port, peers):
+        transport, client = await connect(pki.client_context(), port)
+        await asyncio.wait_for(client.lost.wait(), 5)
+        await asyncio.sleep(0.05)
+        assert lifecycle(client) == [MADE, LOST]
+        assert isinstance(client.exc, PeerMisbehaved), repr(client.exc)
+        assert client.exc.alert is AlertDescription.bad_record_mac
+        assert transport.is_closing()
+        await asyncio.wait_for(peers[0].eof.wait(), 2)
+
+
+# --- 11. many small writes ------------------------------------------------------------------------
+
+
+async def test_many_small_writes(pki: PKI) -> None:
+    messages = [b"%09d\n" % i for i in range(10_000)]
+    async with asyncio.timeout(30), tls_server(pki.server_context()) as srv:
+        transport, client = await connect(pki.client_context(), srv.port)
+        server = await srv.connected()
+        start = time.monotonic()
+        for message in messages:
+            transport.write(message)
+        transport.close()
+        await asyncio.wait_for(server.lost.wait(), 20)
+        elapsed = time.monotonic() - start
+    assert bytes(server.data) == b"".join(messages)
+    assert elapsed < 10, elapsed
+    assert lifecycle(server) == [MADE, DATA, EOF, LOST] and server.exc is None
+
+
+# --- 12. argument validation ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("timeout_kw", ["ssl_handshake_timeout", "ssl_shutdown_timeout"])
+@pytest.mark.parametrize("value", [0, -1])
+async def test_timeouts_must_be_positive(pki: PKI, timeout_kw: str, value: float) -> None:
+    async with asyncio.timeout(10), tls_server(pki.server_context()) as srv:
+        with pytest.raises(ValueError, match=timeout_kw):
+            await connect(pki.client_context(), srv.port, **{timeout_kw: value})
+        with pytest.raises(ValueError, match=timeout_kw):
+            await aa.create_server(RecordingProtocol, HOST, 0, ssl=pki.server_context(),
+                                   **{timeout_kw: value})
+        assert srv.protocols == []  # rejected before connecting
+
+
+async def test_argument_validation(pki: PKI) -> None:
+    async with asyncio.timeout(10), tls_server(pki.server_context()) as srv:
+        with pytest.raises(TypeError):
+            await aa.create_connection(RecordingProtocol, HOST, srv.port,
+                                       ssl=pki.stdlib_client_context(), server_hostname=SNI)
+        with pytest.raises(TypeError):
+            await aa.create_connection(RecordingProtocol, HOST, srv.port, ssl="yes please")
+        with pytest.raises(TypeError):
+            await aa.create_server(RecordingProtocol, HOST, 0, ssl=pki.stdlib_server_context())
+        with pytest.raises(TLSConfigurationError):
+            await aa.create_server(RecordingProtocol, HOST, 0,
+                                   ssl=aiotls.TLSContext(ssl.PROTOCOL_TLS_SERVER))
+        with pytest.raises(ValueError, match="server_hostname"):
+            await aa.create_connection(RecordingProtocol, HOST, srv.port, server_hostname=SNI)
+        with pytest.raises(ValueError, match="only meaningful with ssl"):
+            await aa.create_connection(RecordingProtocol, HOST, srv.port,
+                                       ssl_handshake_timeout=1.0)
+
+
+# --- start_tls / upgrade_stream: the same contract for upgraded connections ----------------------
+
+
+async def test_start_tls(pki: PKI) -> None:
+    """``start_tls`` works on any loop's plain TCP transport (default loop and uvloop)."""
+    loop = asyncio.get_running_loop()
+    async with asyncio.timeout(10), tls_server(pki.server_context(), EchoProtocol) as srv:
+        plain, protocol = await loop.create_connection(RecordingProtocol, HOST, srv.port)
+        try:
+            transport = await aa.start_tls(plain, protocol, pki.client_context(),
+                                           server_hostname=SNI)
+        except BaseException:
+            plain.close()
+            raise
+        assert transport.get_protocol() is protocol
+        assert transport.get_extra_info("cipher") is not None
+        assert transport.get_extra_info("peername") == (HOST, srv.port)
+        transport.write(b"upgraded")
+        await until(lambda: len(protocol.data) >= 8, protocol.received)
+        assert bytes(protocol.data) == b"upgraded"
+        transport.close()
+        await asyncio.wait_for(protocol.lost.wait(), 5)
+        # connection_made was not called again for the upgraded transport
+        assert lifecycle(protocol) in ([MADE, DATA, LOST], [MADE, DATA, EOF, LOST])
+        assert protocol.exc is None
+
+        plain, protocol = await loop.create_connection(RecordingProtocol, HOST, srv.port)
+        try:
+            with pytest.raises(TypeError):
+                await aa.start_tls(plain, protocol, pki.stdlib_client_context(),
+                                   server_hostname=SNI)
+            with pytest.raises(ValueError, match="ssl_handshake_timeout"):
+                await aa.start_tls(plain, protocol, pki.client_context(), server_hostname=SNI,
+                                   ssl_handshake_timeout=0)
+        finally:
+            plain.close()
+
+
+async def test_upgrade_stream(pki: PKI) -> None:
+    async with asyncio.timeout(10), tls_server(pki.server_context(), EchoProtocol) as srv:
+        reader, writer = await asyncio.open_connection(HOST, srv.port)
+        try:
+            await aa.upgrade_stream(writer, pki.client_context(), server_hostname=SNI)
+            assert writer.get_extra_info("tls_version") in ("TLSv1.2", "TLSv1.3")
+            writer.write(b"over TLS\n")
+            assert await reader.readline() == b"over TLS\n"
+        finally:
+            writer.close()
+        await asyncio.wait_for(writer.wait_closed(), 5)
