@@ -26,6 +26,7 @@ is fixed:
 
 from __future__ import annotations
 
+import os
 import random
 import ssl
 from collections.abc import Iterable
@@ -1249,7 +1250,9 @@ chunk_sizes = st.lists(st.integers(1, 700), min_size=1, max_size=12)
 
 PROPERTY = settings(max_examples=150, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-HEAVY = settings(PROPERTY, max_examples=2000)
+# The slow variants: 2000 examples each, or 400 when CI asks for a small budget.
+HEAVY = settings(PROPERTY, max_examples=400 if os.environ.get("AIOTLS_SLOW_BUDGET") == "small"
+                 else 2000)
 
 
 def _server_property(ctxs, data, sizes):
