@@ -682,7 +682,7 @@ class Engine:
                     cause="the context has no certificate chain loaded",
                     hint="call load_cert_chain(certfile, keyfile) on the server context",
                 )
-            self._gen = tl.handshakeServerAsync(
+            self._gen: Any = tl.handshakeServerAsync(
                 certChain=prepared.cert_chain, privateKey=prepared.private_key,
                 reqCert=verify_mode != 0, settings=prepared.server_settings, alpn=prepared.alpn,
             )
@@ -725,6 +725,7 @@ class Engine:
         if status == WANT_READ:
             return False
         self.handshake_done = True
+        self._gen = None  # frees the handshake's messages and intermediate state
         return True
 
     def read(self) -> bytes | None:

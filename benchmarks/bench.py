@@ -402,6 +402,22 @@ async def idle_memory(impl: Impl, count: int) -> float:
     return used / count
 
 
+def idle_memory_subprocess(name: str, count: int) -> float:
+    """Run :func:`idle_memory` in a fresh interpreter, so memory freed by earlier scenarios
+    cannot be reused and hide the cost."""
+    import subprocess
+
+    out = subprocess.run([sys.executable, __file__, "--memory-child", name, str(count)],
+                         capture_output=True, text=True, timeout=600, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def _memory_child(name: str, count: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        impl = Impl(name, Contexts(tmp, "ecdsa"), None)
+        print(impl.run(lambda: idle_memory(impl, count)))
+
+
 # --- driver ----------------------------------------------------------------------------------
 
 
@@ -449,8 +465,9 @@ def run_all(full: bool, only: set[str] | None, repeat: int) -> list[Row]:
         plans.append((f"resumed handshakes TLS 1.3 PSK-DHE, in memory ({hs})", "handshakes/s",
                       True, ecdsa, None,
                       lambda impl: (lambda: _sync(memory_handshakes(impl, hs, True)))))
-        plans.append((f"memory per idle connection ({idle} connections, both ends)",
-                      "bytes", False, ecdsa, None, lambda impl: (lambda: idle_memory(impl, idle))))
+        plans.append((f"RSS per idle connection ({idle} connections, both ends)",
+                      "bytes", False, ecdsa, None,
+                      lambda impl: (lambda: _sync(idle_memory_subprocess(impl.name, idle)))))
 
         for scenario, unit, hib, contexts, suite, make in plans:
             if only and not any(word in scenario for word in only):
@@ -509,7 +526,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", help="run scenarios whose name contains a word")
     parser.add_argument("--json", help="write results as JSON to this file")
     parser.add_argument("--plot", help="draw the table as a PNG (needs matplotlib)")
+    parser.add_argument("--memory-child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.memory_child:
+        _memory_child(args.memory_child[0], int(args.memory_child[1]))
+        return 0
     print(f"aiotls {aiotls.__version__} | Python {platform.python_version()} | "
           f"{ssl.OPENSSL_VERSION} | uvloop {uvloop.__version__} | {os.cpu_count()} CPUs | "
           f"{'full' if args.full else 'quick'} run", flush=True)
