@@ -499,3 +499,24 @@ class TicketSealer:
                 except InvalidTag:
                     return None
         return None
+
+
+def rsa_verify_digest(key: Any, signature: bytes | bytearray, digest: bytes | bytearray,
+                      padding: str, hash_name: str, salt_len: int | None) -> bool:
+    """Verify an RSA signature (PKCS#1 v1.5 or PSS) over an already computed digest."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric import padding as pad
+    from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+
+    algorithm = _HASH_BY_NAME[hash_name]()
+    scheme: Any
+    if padding == "pss":
+        scheme = pad.PSS(mgf=pad.MGF1(algorithm),
+                         salt_length=salt_len if salt_len is not None else algorithm.digest_size)
+    else:
+        scheme = pad.PKCS1v15()
+    try:
+        key.verify(bytes(signature), bytes(digest), scheme, Prehashed(algorithm))
+    except (InvalidSignature, ValueError):
+        return False
+    return True

@@ -254,7 +254,7 @@ _RSA_HASHES = _crypto.hash_names()
 
 
 class _FastRSAKey(Python_RSAKey):  # type: ignore[misc]
-    """A tlslite RSA key whose private operations (signing) run in OpenSSL."""
+    """A tlslite RSA key whose signing and verification run in OpenSSL."""
 
     _aiotls_private: Any = None
     _aiotls_public: Any = None
@@ -267,11 +267,32 @@ class _FastRSAKey(Python_RSAKey):  # type: ignore[misc]
                                                      saltLen))
         return super().sign(bytes, padding, hashAlg, saltLen)  # type: ignore[no-any-return]
 
+    def verify(self, sigBytes: bytearray, bytes: bytearray, padding: str = "pkcs1",
+               hashAlg: str | None = None, saltLen: int | None = None) -> bool:
+        mode = padding.lower()
+        if mode == "pkcs1" and self.key_type == "rsa-pss":
+            return False  # an RSA-PSS-only key never verifies PKCS#1 v1.5 signatures
+        digest, name = bytes, hashAlg
+        if mode == "pkcs1" and name is None:
+            digest, name = _strip_digest_info(bytes)  # TLS 1.2 passes DigestInfo-prefixed
+        if (self._aiotls_public is not None and name in _RSA_HASHES and name != "sha1"
+                and mode in ("pkcs1", "pss")):
+            return _crypto.rsa_verify_digest(self._aiotls_public, sigBytes, digest, mode,
+                                             name, saltLen)
+        return super().verify(sigBytes, bytes, padding, hashAlg, saltLen)  # type: ignore[no-any-return]
+
+
+def _strip_digest_info(data: bytearray) -> tuple[bytearray, str | None]:
+    for name, prefix in Python_RSAKey._pkcs1Prefixes.items():
+        if data.startswith(prefix) and name in _RSA_HASHES:
+            return data[len(prefix):], name
+    return data, None
+
 
 def _accelerate(key: Any, crypto_key: Any, *, private: bool) -> Any:
     """Switch one tlslite key object to OpenSSL-backed operations (per object, not global).
 
-    RSA verification stays on tlslite's code (a public-exponent ``pow`` is cheap).
+    (Only the cryptographic operations change: tlslite still builds and checks the messages.)
     """
     if crypto_key is None:
         return key
@@ -279,7 +300,7 @@ def _accelerate(key: Any, crypto_key: Any, *, private: bool) -> Any:
         key.__class__ = _FastECDSAKey
     elif type(key) is Python_EdDSAKey and _crypto.is_eddsa_key(crypto_key):
         key.__class__ = _FastEdDSAKey
-    elif type(key) is Python_RSAKey and private and _crypto.is_rsa_key(crypto_key):
+    elif type(key) is Python_RSAKey and _crypto.is_rsa_key(crypto_key):
         key.__class__ = _FastRSAKey
     else:
         return key

@@ -56,6 +56,7 @@ def no_pure_python(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     poison(ecdsa.eddsa.PrivateKey, "sign")
     poison(ecdsa.eddsa.PublicKey, "verify")
     poison(Python_RSAKey, "_rawPrivateKeyOp")
+    poison(Python_RSAKey, "_rawPublicKeyOp")
     yield used
     assert used == [], f"pure-Python primitives were used: {used}"
 
