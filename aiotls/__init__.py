@@ -21,6 +21,7 @@ from .errors import (
     TruncationError,
 )
 from .events import (
+    ClientCertificateReceived,
     CloseNotifyReceived,
     ConnectionTerminated,
     DataReceived,
@@ -35,6 +36,7 @@ __all__ = [
     "AlertReceived",
     "CertificateError",
     "CipherSuite",
+    "ClientCertificateReceived",
     "CloseNotifyReceived",
     "ConnectionState",
     "ConnectionTerminated",

@@ -413,6 +413,8 @@ class _TLSLiteConnection(_TLSLiteBase):  # type: ignore[misc]
     _aiotls_tickets: _crypto.TicketSealer | None = None
     _aiotls_now: Callable[[], datetime.datetime]
     _aiotls_sent_certificate = False
+    _aiotls_pha_chain: list[bytes] | None = None
+    _aiotls_defer_client_cert = False
 
     @staticmethod
     def _getKEX(group: int, version: tuple[int, int]) -> Any:
@@ -450,7 +452,7 @@ class _TLSLiteConnection(_TLSLiteBase):  # type: ignore[misc]
         # TLS 1.2 server: the client sent no certificate although one is required.
         chain = args[8] if len(args) > 8 else kwargs.get("client_cert_chain")
         policy = self._aiotls_policy
-        if policy is not None and not _chain_der(chain):
+        if policy is not None and not _chain_der(chain) and not self._aiotls_defer_client_cert:
             yield from self._aiotls_verify([], _TLAlert.handshake_failure)
         yield from super()._serverFinished(*args, **kwargs)
 
@@ -459,7 +461,8 @@ class _TLSLiteConnection(_TLSLiteBase):  # type: ignore[misc]
         # tlslite; verify the chain before the handshake is declared done or tickets are issued.
         if self.version >= (3, 4) and self._aiotls_policy is not None:
             chain = _chain_der(self.session.clientCertChain if self.session else None)
-            yield from self._aiotls_verify(chain, _TLAlert.certificate_required)
+            if chain or not self._aiotls_defer_client_cert:
+                yield from self._aiotls_verify(chain, _TLAlert.certificate_required)
         sealer = self._aiotls_tickets
         count = settings.ticket_count if self.version > (3, 3) else min(1, settings.ticket_count)
         if sealer is None or not count:
@@ -508,6 +511,21 @@ class _TLSLiteConnection(_TLSLiteBase):  # type: ignore[misc]
         nst.ticket = identity.identity
         psk = HandshakeHelpers.calc_res_binder_psk(identity, payload.master_secret, [nst])
         return (identity.identity, psk, prf), payload
+
+    def _handle_srv_pha(self, cert: Any) -> Generator[Any, None, None]:
+        # Post-handshake authentication (server): tlslite checks the signature and Finished
+        # but not the chain; verify it like a handshake certificate before accepting it.
+        chain = _chain_der(cert.cert_chain if cert is not None else None)
+        if chain:
+            _accelerate(cert.cert_chain.getEndEntityPublicKey(),
+                        _crypto.certificate_public_key(chain[0]), private=False)
+        previous = self.session.clientCertChain if self.session else None
+        yield from super()._handle_srv_pha(cert)
+        if chain:
+            yield from self._aiotls_verify(chain, _TLAlert.bad_certificate)
+            self._aiotls_pha_chain = chain
+        elif self.session is not None:
+            self.session.clientCertChain = previous  # an empty answer changes nothing
 
     def _queue_message(self, msg: Any) -> None:
         if isinstance(msg, Certificate | CompressedCertificate) and not self._client:
@@ -675,6 +693,7 @@ class Engine:
         tl._recordLayer = _RecordLayer(tl.sock)
         tl.closeSocket = False
         tl._aiotls_now = now
+        tl._aiotls_defer_client_cert = server_side and ctx.post_handshake_auth
         if server_side and ctx.num_tickets:
             tl._aiotls_tickets = ctx._ticket_sealer()
         self._tl = tl
@@ -703,14 +722,17 @@ class Engine:
                     cause="the context has no certificate chain loaded",
                     hint="call load_cert_chain(certfile, keyfile) on the server context",
                 )
+            self._settings = prepared.server_settings
             self._gen: Any = tl.handshakeServerAsync(
                 certChain=prepared.cert_chain, privateKey=prepared.private_key,
-                reqCert=verify_mode != 0, settings=prepared.server_settings, alpn=prepared.alpn,
+                reqCert=verify_mode != 0 and not ctx.post_handshake_auth,
+                settings=prepared.server_settings, alpn=prepared.alpn,
             )
         else:
             sni = server_hostname
             if sni is not None and _verify.is_ip_address(sni):
                 sni = None  # RFC 6066: no IP literals in SNI
+            self._settings = prepared.client_settings
             self._gen = tl.handshakeClientCert(
                 certChain=prepared.cert_chain, privateKey=prepared.private_key,
                 settings=prepared.client_settings, serverName=sni, alpn=prepared.alpn,
@@ -846,6 +868,40 @@ class Engine:
             raise PeerMisbehaved("application data arrived where a control record was expected",
                                  alert=AlertDescription.unexpected_message)
         return result
+
+    def request_client_certificate(self) -> None:
+        """TLS 1.3 server: send a post-handshake CertificateRequest."""
+        tl = self._tl
+        if not self.server_side or self.version != "TLSv1.3":
+            raise TLSUsageError("post-handshake authentication is for TLS 1.3 servers",
+                                hint="request client certificates in the handshake instead "
+                                "(verify_mode)")
+        if not tl._pha_supported:
+            raise TLSUsageError(
+                "the client did not offer post-handshake authentication",
+                cause="clients offer it only when they have a certificate configured",
+                hint="have the client load a certificate (load_cert_chain), or request it in "
+                "the handshake with verify_mode",
+            )
+        if tl._aiotls_policy is None:
+            raise TLSUsageError(
+                "cannot verify a client certificate: the server context has verify_mode "
+                "CERT_NONE",
+                hint="set verify_mode = ssl.CERT_OPTIONAL (or CERT_REQUIRED) and load the "
+                "client CA with load_verify_locations()",
+            )
+        tl.client_cert_required = tl._aiotls_policy.mode == _CERT_REQUIRED
+        # tlslite always attaches a compress_certificate extension to the request and then
+        # refuses its own request if the list is empty: offer zlib for this one message.
+        settings = self._settings.validate()
+        settings.certificate_compression_receive = ["zlib"]
+        with self._synced():
+            self._drive(tl.request_post_handshake_auth(settings), peer_input=False)
+
+    def take_pha_result(self) -> list[bytes] | None:
+        """The client certificate chain from a completed post-handshake authentication."""
+        chain, self._tl._aiotls_pha_chain = self._tl._aiotls_pha_chain, None
+        return chain
 
     def update_keys(self, *, request_peer: bool) -> None:
         """TLS 1.3: send KeyUpdate and switch to new write keys."""

@@ -51,6 +51,7 @@ from .errors import (
     error_for_sent_alert,
 )
 from .events import (
+    ClientCertificateReceived,
     CloseNotifyReceived,
     ConnectionTerminated,
     DataReceived,
@@ -196,6 +197,7 @@ class TLSConnection:
         self._error: TLSError | None = None
         self._terminated = False
         self._handshake_event: HandshakeCompleted | None = None
+        self._peer_chain: tuple[bytes, ...] = ()
         self._engine = Engine(context, server_side=server_side, server_hostname=server_hostname,
                               now=now or _utcnow,
                               session=session._state if session is not None else None)
@@ -309,6 +311,26 @@ class TLSConnection:
                 self._terminate(None)
             else:
                 self._set_state(ConnectionState.CLOSING)
+
+    def verify_client_post_handshake(self) -> None:
+        """TLS 1.3 server: ask the client for its certificate now (post-handshake
+        authentication), like :meth:`ssl.SSLSocket.verify_client_post_handshake`.
+
+        The client must have offered it (aiotls clients do when they have a certificate).
+        The answer is verified against this context's trust store and arrives as a
+        :class:`~aiotls.events.ClientCertificateReceived` event; ``getpeercert()`` then
+        returns it.  With ``verify_mode = CERT_REQUIRED`` an empty answer ends the
+        connection with ``certificate_required``.
+        """
+        if self._state is not ConnectionState.OPEN:
+            raise TLSUsageError(f"cannot authenticate: the connection is {self._state.value}")
+        self._engine.request_client_certificate()
+
+    def _check_pha(self) -> None:
+        chain = self._engine.take_pha_result()
+        if chain:
+            self._peer_chain = tuple(chain)
+            self._events.append(ClientCertificateReceived(tuple(chain)))
 
     def update_keys(self, request_peer_update: bool = False) -> None:
         """TLS 1.3: send a KeyUpdate and switch to fresh write keys.
@@ -492,6 +514,7 @@ class TLSConnection:
                 self._set_state(ConnectionState.CLOSED)
                 self._terminate(None)
                 return
+            self._check_pha()
         if plen:
             self._events.append(DataReceived(bytes(memoryview(plain)[:plen])))
         if pos < end:
@@ -530,6 +553,7 @@ class TLSConnection:
             data = engine.read()
             if data is None:
                 return
+            self._check_pha()
             if data:
                 self._events.append(DataReceived(data))
                 continue
@@ -655,7 +679,7 @@ class TLSConnection:
         """
         if self._handshake_event is None:
             raise ValueError("handshake not done yet")
-        chain = self._handshake_event.peer_certificates
+        chain = self._peer_chain or self._handshake_event.peer_certificates
         if not chain:
             return None
         if binary_form:

@@ -183,6 +183,11 @@ class TLSContext:
         self.suppress_ragged_eofs: bool = False
         #: Largest total size of handshake records accepted before the handshake completes.
         self.max_handshake_size: int = 256 * 1024
+        #: Servers: with verify_mode CERT_OPTIONAL/REQUIRED, do not ask for the client's
+        #: certificate during the handshake but later, with
+        #: TLSConnection.verify_client_post_handshake() (TLS 1.3).  (Clients always accept
+        #: post-handshake authentication when they have a certificate loaded.)
+        self.post_handshake_auth: bool = False
         #: Session tickets a server sends after each full handshake (TLS 1.3; TLS 1.2 sends
         #: one if this is non-zero).  0 disables session resumption.  Like ssl's num_tickets.
         self.num_tickets: int = 2

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from .errors import TLSError
 
 __all__ = [
+    "ClientCertificateReceived",
     "CloseNotifyReceived",
     "ConnectionTerminated",
     "DataReceived",
@@ -39,6 +40,15 @@ class HandshakeCompleted:
     server_name: str | None
     #: True if the session was resumed rather than fully negotiated.
     session_reused: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ClientCertificateReceived:
+    """TLS 1.3 server: the client answered :meth:`~aiotls.TLSConnection.verify_client_post_handshake`
+    with a certificate that verified (post-handshake authentication)."""
+
+    #: The client's certificate chain as DER bytes, leaf first.
+    peer_certificates: tuple[bytes, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,4 +83,5 @@ class ConnectionTerminated:
     truncated: bool = False
 
 
-Event = HandshakeCompleted | DataReceived | CloseNotifyReceived | ConnectionTerminated
+Event = (HandshakeCompleted | DataReceived | ClientCertificateReceived | CloseNotifyReceived
+         | ConnectionTerminated)
