@@ -324,7 +324,9 @@ class TLSConnection:
         """
         if self._state is not ConnectionState.OPEN:
             raise TLSUsageError(f"cannot authenticate: the connection is {self._state.value}")
-        self._engine.request_client_certificate()
+        self._guard(self._engine.request_client_certificate)
+        if self._error is not None:
+            raise self._error
 
     def _check_pha(self) -> None:
         chain = self._engine.take_pha_result()
@@ -352,6 +354,8 @@ class TLSConnection:
     def _guard(self, fn: Callable[[], None]) -> None:
         try:
             fn()
+        except TLSUsageError:
+            raise  # the caller's mistake: reported to the caller, the connection goes on
         except TLSError as err:
             self._fail(err)
 

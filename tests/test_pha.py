@@ -58,6 +58,7 @@ def test_post_handshake_auth_misuse(pki: PKI) -> None:
     client, server = handshake(pki.client_context(), pha_server(pki))
     with pytest.raises(aiotls.TLSUsageError, match="did not offer"):
         server.verify_client_post_handshake()  # the client has no certificate
+    assert server.state is aiotls.ConnectionState.OPEN
     with pytest.raises(aiotls.TLSUsageError, match=r"TLS 1\.3 servers"):
         client.verify_client_post_handshake()
     plain = pki.server_context()

@@ -137,6 +137,7 @@ def test_update_keys_is_tls13_only(pki: PKI) -> None:
     client, _ = pair(pki, "TLSv1.2", "ECDHE-ECDSA-AES128-GCM-SHA256")
     with pytest.raises(aiotls.TLSUsageError, match=r"TLS 1\.3"):
         client.update_keys()
+    assert client.state is aiotls.ConnectionState.OPEN  # a misuse does not end the connection
 
 
 def test_control_records_interleaved_with_data(pki: PKI) -> None:
