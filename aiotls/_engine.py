@@ -754,9 +754,6 @@ class Engine:
         chunks.clear()
         return out  # type: ignore[return-value]
 
-    def has_output(self) -> bool:
-        return bool(self._sock.outbox)
-
     def _has_input(self) -> bool:
         return bool(self._sock.inbox) or bool(self._tl.sock._read_buffer)
 

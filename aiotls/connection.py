@@ -65,7 +65,6 @@ _HEADER = 5
 _MAX_RECORD = 2**14 + 2048  # TLS 1.2 ciphertext limit (RFC 5246 6.2.3)
 _MAX_RECORD_TLS13 = 2**14 + 256  # RFC 8446 5.2
 _CONTENT_TYPES = frozenset({20, 21, 22, 23})
-_HANDSHAKE = 22
 _APPLICATION_DATA = 23
 _HTTP_PREFIXES = (b"GET ", b"POST", b"HEAD", b"PUT ", b"HTTP", b"OPTI", b"DELE", b"CONN", b"PATC")
 
