@@ -14,6 +14,7 @@ import socket
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from ..connection import TLSSession
 from ..context import TLSContext, create_default_context
 from ..errors import TLSConfigurationError
 from .protocol import TLSProtocol
@@ -92,6 +93,7 @@ async def create_connection(
     happy_eyeballs_delay: float | None = None,
     interleave: int | None = None,
     loop: asyncio.AbstractEventLoop | None = None,
+    session: TLSSession | None = None,
 ) -> tuple[asyncio.Transport, _P]:
     """Open a TLS connection, like :meth:`asyncio.loop.create_connection` with ``ssl=``.
 
@@ -99,6 +101,9 @@ async def create_connection(
     :func:`aiotls.create_default_context`).  ``server_hostname`` defaults to
     ``host``.  Returns ``(transport, protocol)`` once the handshake is done; a
     failed handshake raises its :class:`aiotls.TLSError`.
+
+    aiotls extension: ``session=`` resumes a session taken from an earlier connection's
+    ``transport.get_extra_info("ssl_object").session`` (the stdlib has no such argument).
     """
     loop = loop or asyncio.get_running_loop()
     tcp_kwargs: dict[str, Any] = {"family": family, "proto": proto, "flags": flags,
@@ -128,7 +133,7 @@ async def create_connection(
     app_protocol = protocol_factory()
     tls = TLSProtocol(loop, app_protocol, context, waiter, server_hostname=server_hostname,
                       ssl_handshake_timeout=ssl_handshake_timeout,
-                      ssl_shutdown_timeout=ssl_shutdown_timeout)
+                      ssl_shutdown_timeout=ssl_shutdown_timeout, session=session)
     tcp: Any = loop
     transport, _ = await tcp.create_connection(lambda: tls, host, port, **tcp_kwargs)
     try:

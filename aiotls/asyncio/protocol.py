@@ -44,7 +44,7 @@ import threading
 import warnings
 from typing import Any
 
-from ..connection import TLSConnection
+from ..connection import TLSConnection, TLSSession
 from ..context import TLSContext
 from ..errors import TLSError
 from ..events import CloseNotifyReceived, ConnectionTerminated, DataReceived, HandshakeCompleted
@@ -239,6 +239,7 @@ class TLSProtocol(asyncio.BufferedProtocol):
         call_connection_made: bool = True,
         ssl_handshake_timeout: float | None = None,
         ssl_shutdown_timeout: float | None = None,
+        session: TLSSession | None = None,
     ) -> None:
         if not isinstance(context, TLSContext):
             raise TypeError(f"sslcontext is expected to be an aiotls.TLSContext, got {context!r}")
@@ -249,7 +250,8 @@ class TLSProtocol(asyncio.BufferedProtocol):
         self._loop = loop
         self._waiter = waiter
         self._conn = TLSConnection(context, server_side=server_side,
-                                   server_hostname=server_hostname if not server_side else None)
+                                   server_hostname=server_hostname if not server_side else None,
+                                   session=session)
         self._extra: dict[str, Any] = {"sslcontext": context, "ssl_object": self._conn,
                                        "tls_connection": self._conn}
         self._state = _State.UNWRAPPED
