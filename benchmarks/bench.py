@@ -473,12 +473,18 @@ def run_all(full: bool, only: set[str] | None, repeat: int) -> list[Row]:
             if only and not any(word in scenario for word in only):
                 continue
             row = Row(scenario, unit, hib)
-            for name in IMPLS:
-                impl = Impl(name, contexts, suite)
-                results = [impl.run(make(impl)) for _ in range(repeat)]
-                row.values[name] = max(results) if hib else min(results)
-                print(f"  {scenario:<62} {name:<14} {row.values[name]:>12.1f} {unit}",
-                      file=sys.stderr, flush=True)
+            impls = {name: Impl(name, contexts, suite) for name in IMPLS}
+            results: dict[str, list[float]] = {name: [] for name in IMPLS}
+            # Rounds interleave the implementations, so that drift on a shared machine
+            # (frequency, neighbours) does not favour whichever ran first.
+            for _ in range(repeat):
+                for name, impl in impls.items():
+                    value = impl.run(make(impl))
+                    results[name].append(value)
+                    print(f"  {scenario:<62} {name:<14} {value:>12.1f} {unit}",
+                          file=sys.stderr, flush=True)
+            for name, values in results.items():
+                row.values[name] = max(values) if hib else min(values)
             rows.append(row)
     return rows
 
