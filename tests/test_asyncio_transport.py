@@ -1027,3 +1027,46 @@ async def test_upgrade_stream(pki: PKI) -> None:
         finally:
             writer.close()
         await asyncio.wait_for(writer.wait_closed(), 5)
+
+
+@pytest.mark.timeout(60)
+async def test_writes_during_handshake_pause_and_resume_the_app(pki: PKI) -> None:
+    """Data written before the handshake completes counts for flow control, and the app is
+    resumed once it has been flushed after the handshake."""
+    class Writer(asyncio.Protocol):
+        def __init__(self) -> None:
+            self.paused = 0
+            self.resumed = asyncio.Event()
+
+        def pause_writing(self) -> None:
+            self.paused += 1
+
+        def resume_writing(self) -> None:
+            self.resumed.set()
+
+    received = bytearray()
+    done = asyncio.Event()
+
+    class Sink(asyncio.Protocol):
+        def data_received(self, data: bytes) -> None:
+            received.extend(data)
+            if len(received) >= 600_000:
+                done.set()
+
+    loop = asyncio.get_running_loop()
+    server = await aiotls.asyncio.create_server(Sink, "127.0.0.1", 0, ssl=pki.server_context())
+    port = server.sockets[0].getsockname()[1]
+    app = Writer()
+    tls = aiotls.asyncio.TLSProtocol(loop, app, pki.client_context(), loop.create_future(),
+                                     server_hostname="localhost")
+    async with asyncio.timeout(20):
+        transport, _ = await loop.create_connection(lambda: tls, "127.0.0.1", port)
+        app_transport = tls._app_transport
+        app_transport.write(b"x" * 600_000)  # before the handshake: above the 512 KiB mark
+        assert app.paused == 1
+        await app.resumed.wait()  # flushed after the handshake, then the app may write again
+        await done.wait()
+    assert bytes(received) == b"x" * 600_000
+    app_transport.close()
+    server.close()
+    await server.wait_closed()

@@ -470,6 +470,8 @@ class TLSProtocol(asyncio.BufferedProtocol):
         self._wakeup_waiter()
         if self._write_backlog:
             self._do_write()
+            # writes made during the handshake may have paused the app: maybe resume it now
+            self._control_app_writing()
 
     def _call_eof_received(self) -> None:
         if self._app_state is not _AppState.CON_MADE:
