@@ -418,7 +418,7 @@ class _TLSLiteConnection(_TLSLiteBase):  # type: ignore[misc]
 
     @staticmethod
     def _getKEX(group: int, version: tuple[int, int]) -> Any:
-        if GroupName.toStr(group) in _crypto.KEX_GROUPS:
+        if group in _FAST_GROUPS:
             return _KeyExchange(group, version)
         return _TLSLiteBase._getKEX(group, version)
 
