@@ -520,3 +520,22 @@ def rsa_verify_digest(key: Any, signature: bytes | bytearray, digest: bytes | by
     except (InvalidSignature, ValueError):
         return False
     return True
+
+
+def hkdf_expand_label(secret: bytes | bytearray, label: bytes, context: bytes, length: int,
+                      hash_name: str) -> bytes:
+    """HKDF-Expand-Label (RFC 8446 7.1) with the one-shot C HMAC."""
+    import hmac
+
+    full_label = b"tls13 " + label
+    info = (length.to_bytes(2, "big") + bytes((len(full_label),)) + full_label
+            + bytes((len(context),)) + context)
+    out = b""
+    block = b""
+    counter = 1
+    key = bytes(secret)
+    while len(out) < length:
+        block = hmac.digest(key, block + info + bytes((counter,)), hash_name)
+        out += block
+        counter += 1
+    return out[:length]

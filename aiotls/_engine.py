@@ -88,7 +88,7 @@ from tlslite.messages import (
     ServerKeyExchange,
     SessionTicketPayload,
 )
-from tlslite.recordlayer import RecordLayer
+from tlslite.recordlayer import ConnectionState, RecordLayer
 from tlslite.utils.cipherfactory import createAESCCM, createAESCCM_8, createAESGCM, createCHACHA20
 from tlslite.utils.codec import Parser
 from tlslite.utils.keyfactory import parsePEMKey
@@ -197,6 +197,26 @@ class _RecordLayer(RecordLayer):  # type: ignore[misc]
             return _crypto.AEADCipher(_name, key)
 
         return key_len, iv_len, create
+
+    def calcTLS1_3PendingState(self, cipherSuite: int, cl_traffic_secret: bytearray,
+                               sr_traffic_secret: bytearray, implementations: Any) -> None:
+        """Traffic keys and IVs from the traffic secrets (RFC 8446 7.3), with a C HMAC."""
+        prf = "sha384" if cipherSuite in CipherSuite.sha384PrfSuites else "sha256"
+        key_length, _, cipher_func = self._getCipherSettings(cipherSuite)
+        states = []
+        for secret in (cl_traffic_secret, sr_traffic_secret):
+            state = ConnectionState()
+            state.macContext = None
+            state.encContext = cipher_func(
+                bytearray(_crypto.hkdf_expand_label(secret, b"key", b"", key_length, prf)),
+                implementations)
+            state.fixedNonce = bytearray(_crypto.hkdf_expand_label(secret, b"iv", b"", 12, prf))
+            states.append(state)
+        client, server = states
+        if self.client:
+            self._pendingWriteState, self._pendingReadState = client, server
+        else:
+            self._pendingWriteState, self._pendingReadState = server, client
 
 
 class _KeyExchange:

@@ -121,3 +121,20 @@ def test_client_certificate_signing_uses_openssl(pki: PKI, no_pure_python: list[
         ctx.load_cert_chain(pki.client[1], pki.client[2])
         client, server = handshake(ctx, server_ctx)
         assert server.getpeercert() is not None, server.error
+
+
+@pytest.mark.parametrize(("hash_name", "size"), [("sha256", 32), ("sha384", 48)])
+def test_hkdf_expand_label_matches_tlslite(hash_name: str, size: int) -> None:
+    """aiotls's C-HMAC HKDF-Expand-Label (traffic keys) equals tlslite's reference one."""
+    from tlslite.utils.cryptomath import HKDF_expand_label
+
+    from aiotls._crypto import hkdf_expand_label
+
+    for _ in range(20):
+        secret = os.urandom(size)
+        context = os.urandom(size // 2)
+        for label, length in ((b"key", 16), (b"key", 32), (b"iv", 12), (b"finished", size),
+                              (b"traffic upd", size), (b"exporter", 2 * size + 7)):
+            expected = bytes(HKDF_expand_label(bytearray(secret), label, bytearray(context),
+                                               length, hash_name))
+            assert hkdf_expand_label(secret, label, context, length, hash_name) == expected
