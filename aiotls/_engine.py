@@ -591,6 +591,17 @@ class _TLSLiteConnection(_TLSLiteBase):  # type: ignore[misc]
                                 _crypto.certificate_public_key(chain[0]), private=False)
             yield result
 
+    def _serverTLS13Handshake(self, *args: Any, **kwargs: Any) -> Generator[Any, None, None]:
+        # tlslite's TLS 1.3 server looks up the client's ALPN offer in `srv_alpns` even when
+        # the server has none configured (None): a TypeError that broke every ALPN-offering
+        # client (curl, browsers) against a server without ALPN.  Give it an empty list.
+        # (handshakeServerAsync itself refuses alpn=[], hence the fix here.)
+        if len(args) > 7 and args[7] is None:
+            args = (*args[:7], [], *args[8:])
+        elif kwargs.get("srv_alpns", 0) is None:
+            kwargs["srv_alpns"] = []
+        yield from super()._serverTLS13Handshake(*args, **kwargs)
+
     def _clientKeyExchange(self, *args: Any, **kwargs: Any) -> Generator[Any, None, None]:
         # TLS 1.2 client: the ECDHE arithmetic in OpenSSL (see _FastAECDH).
         _accelerate_kex(args[8] if len(args) > 8 else kwargs.get("keyExchange"))

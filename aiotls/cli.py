@@ -6,7 +6,7 @@ Subcommands::
     certs     inspect PEM certificates; check a host name; verify a chain against a CA
     connect   handshake with a TLS server and show what was negotiated
     serve     a TLS echo server
-    diagnose  (not implemented yet)
+    diagnose  probe what a server accepts and verify its certificate
 
 Everything here uses blocking sockets with a deadline on every wait, driving the
 sans-IO :class:`aiotls.TLSConnection` directly (see :class:`_Channel`), so the
@@ -44,7 +44,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from . import __version__, _crypto, _verify
 from ._crypto import ThrowawayPKI, generate_throwaway_pki
 from .connection import ConnectionState, TLSConnection
-from .context import TLSContext
+from .context import ALL_GROUPS, ALL_SUITES, TLSContext
 from .errors import CertificateError, TLSError
 from .events import (
     CloseNotifyReceived,
@@ -613,7 +613,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _version_label(version: ssl.TLSVersion) -> str:
-    return {ssl.TLSVersion.TLSv1_2: "TLS 1.2", ssl.TLSVersion.TLSv1_3: "TLS 1.3"}.get(
+    return {ssl.TLSVersion.TLSv1: "TLS 1.0", ssl.TLSVersion.TLSv1_1: "TLS 1.1",
+            ssl.TLSVersion.TLSv1_2: "TLS 1.2", ssl.TLSVersion.TLSv1_3: "TLS 1.3"}.get(
         version, version.name)
 
 
@@ -974,12 +975,135 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 # --- diagnose ------------------------------------------------------------------------------------
 
 
+@dataclass
+class _Probe:
+    label: str
+    accepted: bool
+    detail: str
+
+
+def _probe(host: str, port: int, servername: str, ctx: TLSContext,
+           timeout: float) -> tuple[HandshakeCompleted | None, BaseException | None]:
+    """One handshake attempt; (handshake, None) or (None, what went wrong)."""
+    deadline = time.monotonic() + timeout
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout)
+    except OSError as exc:
+        return None, _network_error(exc, f"connecting to {host}:{port}")
+    with sock:
+        conn = TLSConnection(ctx, server_hostname=servername)
+        channel = _Channel(sock, conn, peer=f"{host}:{port}", io_timeout=timeout)
+        try:
+            hs = channel.handshake(deadline)
+        except (TLSError, CLIError, OSError) as exc:
+            return None, exc
+        with contextlib.suppress(TLSError, CLIError, OSError):
+            channel.close(time.monotonic() + min(timeout, 1.0))
+        return hs, None
+
+
+def _probe_context(version: ssl.TLSVersion | None = None, suite: str | None = None,
+                   group: str | None = None) -> TLSContext:
+    ctx = TLSContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False  # capability probes do not authenticate; verified separately
+    ctx.verify_mode = ssl.CERT_NONE
+    if version is not None:
+        ctx.minimum_version = ctx.maximum_version = version
+    if suite is not None:
+        ctx.set_ciphers(suite)
+    elif version is not None and version < ssl.TLSVersion.TLSv1_2:
+        ctx.set_ciphers(":".join(s.name for s in ALL_SUITES if not s.aead))
+    if group is not None:
+        ctx.set_groups([group])
+    return ctx
+
+
+def _refusal(exc: BaseException | None) -> str:
+    if isinstance(exc, TLSError) and exc.alert is not None:
+        return f"refused ({exc.alert.name})"
+    if isinstance(exc, TLSError | CLIError):
+        return f"refused ({getattr(exc, 'what', exc)})"
+    return f"failed ({exc})"
+
+
 def _cmd_diagnose(args: argparse.Namespace) -> int:
-    print("aiotls diagnose: not implemented yet: it arrives with the asyncio adapters.\n"
-          "Meanwhile, 'python -m aiotls connect HOST PORT' performs a handshake and shows what "
-          "was negotiated, and 'python -m aiotls certs FILE' inspects certificates.",
-          file=sys.stderr)
-    return EXIT_USAGE
+    """Probe which protocol versions, cipher suites and groups a server accepts, then
+    verify its certificate, and explain anything that looks wrong."""
+    out = sys.stdout
+    host: str = args.host
+    port: int = args.port
+    servername: str = args.servername or host
+    timeout: float = args.timeout
+    print(f"Diagnosing {host}:{port} (server name {servername!r})", file=out)
+
+    hs, exc = _probe(host, port, servername, _probe_context(), timeout)
+    if hs is None and isinstance(exc, CLIError):
+        raise exc  # nothing listens there: say so, with the network hint
+    problems: list[str] = []
+
+    print("\nProtocol versions", file=out)
+    versions: dict[ssl.TLSVersion, bool] = {}
+    for version in (ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_1,
+                    ssl.TLSVersion.TLSv1):
+        got, err = _probe(host, port, servername, _probe_context(version), timeout)
+        versions[version] = got is not None
+        legacy = version < ssl.TLSVersion.TLSv1_2
+        text = "accepted" if got else _refusal(err)
+        if got and legacy:
+            text += "  <- obsolete and insecure (RFC 8996): disable it on the server"
+            problems.append(f"{_version_label(version)} is enabled")
+        _row(out, _version_label(version), text)
+    if not versions[ssl.TLSVersion.TLSv1_3]:
+        problems.append("TLS 1.3 is not offered")
+
+    print("\nCipher suites (aiotls's, one at a time)", file=out)
+    for suite in ALL_SUITES:
+        version = ssl.TLSVersion.TLSv1_3 if suite.kex is None else ssl.TLSVersion.TLSv1_2
+        if suite.protocol == "TLSv1" and not suite.aead:
+            version = ssl.TLSVersion.TLSv1_2
+        if not versions.get(version):
+            continue
+        got, err = _probe(host, port, servername, _probe_context(version, suite.name), timeout)
+        text = "accepted" if got else _refusal(err)
+        if got and not suite.aead:
+            text += "  <- CBC: prefer AEAD suites"
+        print(f"  {suite.openssl_name:<32} {text}", file=out)
+
+    print("\nKey-exchange groups", file=out)
+    group_version = ssl.TLSVersion.TLSv1_3 if versions[ssl.TLSVersion.TLSv1_3] \
+        else ssl.TLSVersion.TLSv1_2
+    for group in ALL_GROUPS:
+        got, err = _probe(host, port, servername, _probe_context(group_version, group=group),
+                          timeout)
+        _row(out, group, "accepted" if got else _refusal(err))
+
+    print("\nCertificate verification", file=out)
+    ctx = TLSContext(ssl.PROTOCOL_TLS_CLIENT)
+    if args.cafile:
+        ctx.load_verify_locations(cafile=args.cafile)
+    else:
+        ctx.load_default_certs()
+    ctx.set_alpn_protocols(["h2", "http/1.1"])
+    got, err = _probe(host, port, servername, ctx, timeout)
+    if got is not None:
+        _row(out, "result", f"OK: the chain is trusted and matches {servername!r}")
+        _row(out, "ALPN", f"{got.alpn_protocol or 'none'} (offered h2, http/1.1)")
+        if got.peer_certificates:
+            leaf = x509.load_der_x509_certificate(got.peer_certificates[0])
+            _, status = validity_status(leaf, _utcnow())
+            _row(out, "leaf", f"{_name(leaf.subject)}; {status}")
+    else:
+        problems.append("the certificate does not verify")
+        for line in _error_lines(err) if err is not None else []:
+            print(f"  {line}", file=out)
+
+    print(file=out)
+    if problems:
+        print("Findings: " + "; ".join(problems) + ".", file=out)
+        return EXIT_FAILURE
+    print("Findings: nothing wrong found (TLS 1.3 offered, no obsolete versions, certificate "
+          "verifies).", file=out)
+    return EXIT_OK
 
 
 # --- argument parsing ----------------------------------------------------------------------------
@@ -1156,10 +1280,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     diagnose = sub.add_parser(
         "diagnose", formatter_class=_Formatter,
-        help="probe what a server accepts (not implemented yet)",
-        description="Not implemented yet: arrives with the asyncio adapters.",
+        help="probe which versions, suites and groups a server accepts; verify it",
+        description="Connect to HOST PORT many times: once per protocol version (TLS 1.3 down "
+        "to TLS 1.0), per cipher suite and per key-exchange group, without authenticating, "
+        "to learn what the server accepts; then once more with verification, to check its "
+        "certificate. Obsolete versions, missing TLS 1.3 and certificate problems are listed "
+        "as findings (exit status 1).",
     )
-    diagnose.add_argument("args", nargs="*", help=argparse.SUPPRESS)
+    diagnose.add_argument("host", metavar="HOST", help="server host name or IP address")
+    diagnose.add_argument("port", metavar="PORT", type=_port, help="server port")
+    diagnose.add_argument("--servername", metavar="NAME",
+                          help="name to send as SNI and to verify (default: HOST)")
+    diagnose.add_argument("--cafile", metavar="FILE",
+                          help="trust the CA certificates in FILE (default: the system's CAs)")
+    diagnose.add_argument("--timeout", type=_positive, default=5.0, metavar="SECONDS",
+                          help="per-attempt timeout (default: 5)")
     diagnose.set_defaults(func=_cmd_diagnose)
     return parser
 

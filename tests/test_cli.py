@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import os
 import pathlib
+import re
 import signal
 import socket
 import subprocess
@@ -181,9 +182,39 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert aiotls.__version__ in capsys.readouterr().out
 
 
-def test_diagnose_is_a_clear_stub(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["diagnose", "example.com", "443"]) == 2
-    assert "not implemented yet" in capsys.readouterr().err
+def test_diagnose_reports_capabilities(server: ServeProcess, files: Files,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(["diagnose", "localhost", str(server.port), "--cafile", files.ca_file])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    lines = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ")}
+    assert "accepted" in lines["TLS_AES_128_GCM_SHA256"]
+    assert "accepted" in lines["ECDHE-ECDSA-AES128-GCM-SHA256"]
+    assert "refused" in lines["ECDHE-RSA-AES128-GCM-SHA256"]  # the server key is ECDSA
+    assert "accepted" in lines["x25519"]
+    assert "refused" in lines["x448"]  # not among aiotls's default server groups
+    assert re.search(r"TLS 1\.3\s+accepted", out)
+    assert re.search(r"TLS 1\.2\s+accepted", out)
+    assert re.search(r"TLS 1\.1\s+refused \(protocol_version\)", out)
+    assert re.search(r"TLS 1\.0\s+refused \(protocol_version\)", out)
+    assert "OK: the chain is trusted" in out
+    assert "Findings: nothing wrong found" in out
+
+
+def test_diagnose_flags_an_untrusted_certificate(server: ServeProcess,
+                                                 capsys: pytest.CaptureFixture[str],
+                                                 tmp_path: pathlib.Path) -> None:
+    other = _write(str(tmp_path), "other-ca.pem", CA().cert_pem)
+    code = cli.main(["diagnose", "localhost", str(server.port), "--cafile", other])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "does not chain to a trusted CA" in out
+    assert "Findings: the certificate does not verify." in out
+
+
+def test_diagnose_nothing_listening(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["diagnose", "127.0.0.1", str(_free_port()), "--timeout", "2"]) == 1
+    assert "refused" in capsys.readouterr().err.lower()
 
 
 # --- demo ---------------------------------------------------------------------------------------------

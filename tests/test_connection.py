@@ -370,3 +370,29 @@ def test_peercert_serial_matches_openssl_spelling(serial: int) -> None:
     assert len(text) % 2 == 0
     assert int(text, 16) == serial
     assert text == text.upper()
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_client_alpn_offer_to_server_without_alpn(pki: PKI, version: str) -> None:
+    """A server with no ALPN configured ignores the client's offer (tlslite's TLS 1.3 server
+    used to crash on it, which broke curl and browsers)."""
+    cctx = pki.client_context()
+    cctx.set_alpn_protocols(["h2", "http/1.1"])
+    cctx.maximum_version = VERSIONS[version]
+    client, server = handshake(cctx, pki.server_context())
+    assert server.error is None
+    assert client.version() == version
+    assert client.selected_alpn_protocol() is None
+    assert server.selected_alpn_protocol() is None
+
+
+def test_stdlib_client_alpn_offer_to_server_without_alpn(pki: PKI) -> None:
+    from tests.test_verify import StdlibPeer, run
+
+    ctx = pki.stdlib_client_context()
+    ctx.set_alpn_protocols(["h2", "http/1.1"])
+    peer = StdlibPeer(ctx, server_side=False, server_hostname="localhost")
+    server = aiotls.TLSConnection(pki.server_context(), server_side=True)
+    run(server, peer)
+    assert server.version() == "TLSv1.3", server.error
+    assert peer.obj.selected_alpn_protocol() is None
