@@ -462,11 +462,9 @@ class _TLSLiteConnection(_TLSLiteBase):  # type: ignore[misc]
                 yield result
             else:
                 break
-        chain = _chain_der(cert_chain)
-        public_key = _accelerate(result, _crypto.certificate_public_key(chain[0]) if chain
-                                 else None, private=False)
-        yield from self._aiotls_verify(chain, _TLAlert.bad_certificate)
-        yield public_key
+        # (the key already verifies through OpenSSL: see _getMsg)
+        yield from self._aiotls_verify(_chain_der(cert_chain), _TLAlert.bad_certificate)
+        yield result
 
     def _serverFinished(self, *args: Any, **kwargs: Any) -> Generator[Any, None, None]:
         # TLS 1.2 server: the client sent no certificate although one is required.
@@ -536,9 +534,6 @@ class _TLSLiteConnection(_TLSLiteBase):  # type: ignore[misc]
         # Post-handshake authentication (server): tlslite checks the signature and Finished
         # but not the chain; verify it like a handshake certificate before accepting it.
         chain = _chain_der(cert.cert_chain if cert is not None else None)
-        if chain:
-            _accelerate(cert.cert_chain.getEndEntityPublicKey(),
-                        _crypto.certificate_public_key(chain[0]), private=False)
         previous = self.session.clientCertChain if self.session else None
         yield from super()._handle_srv_pha(cert)
         if chain:

@@ -476,50 +476,48 @@ class TLSConnection:
         pos = 0
         plain = _scratch(end)
         plen = 0
-        tls13 = fast.tls13
-        while end - pos >= _HEADER:
-            if tls13:
-                pos, plen, failure = fast.open_run(view, pos, end, plain, plen)
-                if failure is not None:
-                    if plen:  # records before the bad one were authentic: deliver them
-                        self._events.append(DataReceived(bytes(memoryview(plain)[:plen])))
-                    raise error_for_sent_alert(failure.alert, str(failure))
-                if end - pos < _HEADER:
-                    break
-            try:
-                length = self._record_length(view, pos)
-            except TLSError:
-                if plen:  # records before the bad one were authentic: deliver them
-                    self._events.append(DataReceived(bytes(memoryview(plain)[:plen])))
-                raise
-            if end - pos < _HEADER + length:
-                break
-            ctype = view[pos]
-            record = view[pos:pos + _HEADER + length]
-            if ctype == _APPLICATION_DATA:
-                try:
-                    inner, n = fast.open(record, plain, plen)
-                except RecordError as exc:
-                    if plen:  # records before the bad one were authentic: deliver them
-                        self._events.append(DataReceived(bytes(memoryview(plain)[:plen])))
-                    raise error_for_sent_alert(exc.alert, str(exc)) from None
-                if inner == _APPLICATION_DATA:
-                    plen += n
-                    pos += _HEADER + length
-                    continue
-                fast.rewind()  # a TLS 1.3 control record: the engine decrypts it again
+
+        def deliver() -> None:
+            # consecutive application records become one DataReceived
+            nonlocal plen
             if plen:
                 self._events.append(DataReceived(bytes(memoryview(plain)[:plen])))
                 plen = 0
-            pos += _HEADER + length
-            if self._engine.control_record(bytes(record)) == b"":
-                self._events.append(CloseNotifyReceived())
-                self._set_state(ConnectionState.CLOSED)
-                self._terminate(None)
-                return
-            self._check_pha()
-        if plen:
-            self._events.append(DataReceived(bytes(memoryview(plain)[:plen])))
+
+        tls13 = fast.tls13
+        try:
+            while end - pos >= _HEADER:
+                if tls13:
+                    pos, plen, failure = fast.open_run(view, pos, end, plain, plen)
+                    if failure is not None:
+                        raise error_for_sent_alert(failure.alert, str(failure))
+                    if end - pos < _HEADER:
+                        break
+                length = self._record_length(view, pos)
+                if end - pos < _HEADER + length:
+                    break
+                ctype = view[pos]
+                record = view[pos:pos + _HEADER + length]
+                if ctype == _APPLICATION_DATA:
+                    try:
+                        inner, n = fast.open(record, plain, plen)
+                    except RecordError as exc:
+                        raise error_for_sent_alert(exc.alert, str(exc)) from None
+                    if inner == _APPLICATION_DATA:
+                        plen += n
+                        pos += _HEADER + length
+                        continue
+                    fast.rewind()  # a TLS 1.3 control record: the engine decrypts it again
+                deliver()
+                pos += _HEADER + length
+                if self._engine.control_record(bytes(record)) == b"":
+                    self._events.append(CloseNotifyReceived())
+                    self._set_state(ConnectionState.CLOSED)
+                    self._terminate(None)
+                    return
+                self._check_pha()
+        finally:
+            deliver()  # records before a bad one were authentic: they are delivered first
         if pos < end:
             self._inbuf = bytearray(view[pos:])
 
