@@ -590,16 +590,24 @@ class TLSProtocol(asyncio.BufferedProtocol):
             self._deliver()
             if self._paused():  # the application may pause again while being fed
                 return
-            if self._incoming_backlog:
-                backlog = bytes(self._incoming_backlog)
-                self._incoming_backlog.clear()
-                self._feed(backlog)
-            if self._eof_pending and not self._paused():
-                self._eof_pending = False
-                self._feed(b"")
+            self._feed_held()
             self._control_tls_reading()
 
         self._loop.call_soon(resume)
+
+    def _feed_held(self) -> None:
+        """Feed the ciphertext, then the EOF, held back while the application paused reading.
+        (Once the application is closing, its pause no longer holds back the EOF.)"""
+        if self._incoming_backlog:
+            backlog = bytes(self._incoming_backlog)
+            self._incoming_backlog.clear()
+            self._feed(backlog)
+        else:
+            self._process()
+        closing = self._state in (_State.FLUSHING, _State.SHUTDOWN)
+        if self._eof_pending and (closing or not self._paused()):
+            self._eof_pending = False
+            self._feed(b"")
 
     # --- shutdown --------------------------------------------------------------------------
 
@@ -618,18 +626,10 @@ class TLSProtocol(asyncio.BufferedProtocol):
         self._conn.close()
         self._flush_tls()
         self._state = _State.SHUTDOWN
-        backlog = bytes(self._incoming_backlog)
-        self._incoming_backlog.clear()
         if self._tls_reading_paused and self._transport is not None:
             self._tls_reading_paused = False
             self._transport.resume_reading()
-        if backlog:
-            self._feed(backlog)  # the peer's close_notify may already be here
-        else:
-            self._process()
-        if self._eof_pending:
-            self._eof_pending = False
-            self._feed(b"")
+        self._feed_held()  # the peer's close_notify may already be here
 
     def _abort(self, exc: BaseException | None) -> None:
         self._app_transport._closed = True
