@@ -35,6 +35,10 @@ are tested):
   certificate verification inside the handshake, before any Finished or ticket.
 * ``_shutdown`` keeps the record protection in place so that alerts sent after
   an error are encrypted like the rest of the traffic.
+
+Speed without patching tlslite: its handshake methods run as the same code objects
+with a copy of their module globals in which the HKDF/HMAC helpers, the cipher-suite
+filters and enum-name lookups are faster equivalents (see ``_rebind``).
 """
 
 from __future__ import annotations
@@ -42,15 +46,22 @@ from __future__ import annotations
 import contextlib
 import datetime
 import errno
+import hashlib
+import hmac
 import re
 import secrets
 import struct
+import types
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from tlslite import HandshakeSettings
 from tlslite import TLSConnection as _TLSLiteBase
+from tlslite import constants as _tl_constants
+from tlslite import handshakehelpers as _tl_handshakehelpers
+from tlslite import tlsconnection as _tl_tlsconnection
+from tlslite import tlsrecordlayer as _tl_tlsrecordlayer
 from tlslite.constants import AlertDescription as _TLAlert
 from tlslite.constants import (
     AlertLevel,
@@ -425,7 +436,162 @@ def _chain_der(chain: Any) -> list[bytes]:
     return [bytes(c.bytes) for c in chain.x509List]
 
 
-class _TLSLiteConnection(_TLSLiteBase):  # type: ignore[misc]
+# --- tlslite's handshake code, run with faster helpers ---------------------------------------
+#
+# tlslite's TLS 1.3 key schedule goes through pure-Python HKDF/HMAC helpers (a Writer, a
+# Python ``hmac`` object and two bytearray copies per HKDF step, ~27 steps per handshake),
+# it filters the cipher-suite tables from scratch several times per handshake, and it
+# looks enum names up with a scan of every class attribute.  Those helpers are module
+# globals, so there is no per-connection seam for them -- and patching tlslite's modules
+# would change it for every other user in the process.  Instead aiotls runs tlslite's own
+# handshake methods (the same code objects) with a *copy* of their module namespace in
+# which those names point to equivalent faster versions, and installs them on a class of
+# its own.  tlslite itself is not modified; tests check that each rebound method still
+# exists with the expected globals, and cross-check the helpers against tlslite's.
+
+
+def _rebind(func: Any, namespace: dict[str, Any]) -> Any:
+    """``func`` (a function, staticmethod or classmethod) with ``namespace`` as its globals."""
+    wrapper: Any = None
+    if isinstance(func, staticmethod | classmethod):
+        wrapper, func = type(func), func.__func__
+    new = types.FunctionType(func.__code__, namespace, func.__name__, func.__defaults__,
+                             func.__closure__)
+    new.__kwdefaults__ = func.__kwdefaults__
+    new.__qualname__ = func.__qualname__
+    new.__doc__ = func.__doc__
+    return wrapper(new) if wrapper is not None else new
+
+
+def _fast_hmac(k: Any, b: Any, algorithm: str) -> bytearray:
+    """tlslite's ``secureHMAC`` with the one-shot C HMAC."""
+    return bytearray(hmac.digest(k, b, algorithm))
+
+
+def _fast_hkdf_expand_label(secret: Any, label: Any, hash_value: Any, length: int,
+                            algorithm: str) -> bytearray:
+    """tlslite's ``HKDF_expand_label`` (label without the ``tls13 `` prefix)."""
+    return bytearray(_crypto.hkdf_expand_label(secret, bytes(label), bytes(hash_value), length,
+                                               algorithm))
+
+
+_EMPTY_HASH = {name: hashlib.new(name).digest() for name in ("sha256", "sha384")}
+_HASH_SIZE = {name: len(digest) for name, digest in _EMPTY_HASH.items()}
+
+
+def _fast_derive_secret(secret: Any, label: Any, handshake_hashes: Any,
+                        algorithm: str) -> bytearray:
+    """tlslite's ``derive_secret`` (RFC 8446 7.1 Derive-Secret)."""
+    if handshake_hashes is None:
+        transcript = _EMPTY_HASH[algorithm]
+    else:
+        transcript = handshake_hashes.digest(algorithm)
+    return _fast_hkdf_expand_label(secret, label, transcript, _HASH_SIZE[algorithm], algorithm)
+
+
+class _CachedSuites(CipherSuite):  # type: ignore[misc]
+    """tlslite's suite tables, with the per-settings filtering remembered."""
+
+    _cache: dict[tuple[Any, ...], list[int]] = {}
+
+    @staticmethod
+    def _filterSuites(suites: list[int], settings: Any, version: Any = None) -> list[int]:
+        key = (tuple(suites), tuple(settings.macNames), tuple(settings.cipherNames),
+               tuple(settings.keyExchangeNames), tuple(version or settings.maxVersion))
+        cache = _CachedSuites._cache
+        found = cache.get(key)
+        if found is None:
+            if len(cache) > 512:  # settings are per context: stays tiny unless abused
+                cache.clear()
+            found = cache[key] = CipherSuite._filterSuites(suites, settings, version)
+        return list(found)
+
+
+def _cached_enum(base: Any) -> Any:
+    """A subclass of a tlslite enum whose ``toRepr``/``toStr`` are remembered."""
+    reprs: dict[Any, Any] = {}
+    base_repr = base.toRepr.__func__
+    base_str = base.toStr.__func__
+
+    def to_repr(cls: Any, value: Any, blacklist: Any = None) -> Any:
+        if blacklist is not None:
+            return base_repr(base, value, blacklist)
+        try:
+            return reprs[value]
+        except KeyError:
+            pass
+        except TypeError:  # unhashable: not a value any table holds
+            return base_repr(base, value)
+        found = reprs[value] = base_repr(base, value)
+        return found
+
+    def to_str(cls: Any, value: Any, blacklist: Any = None) -> Any:
+        if blacklist is not None:
+            return base_str(base, value, blacklist)
+        found = to_repr(cls, value)
+        return found if found is not None else f"{value}"
+
+    return type(base.__name__, (base,), {"toRepr": classmethod(to_repr),
+                                         "toStr": classmethod(to_str)})
+
+
+_FAST_NAMES: dict[str, Any] = {
+    "secureHMAC": _fast_hmac,
+    "HKDF_expand_label": _fast_hkdf_expand_label,
+    "derive_secret": _fast_derive_secret,
+    "CipherSuite": _CachedSuites,
+    "SignatureScheme": _cached_enum(_tl_constants.SignatureScheme),
+    "HashAlgorithm": _cached_enum(_tl_constants.HashAlgorithm),
+    "GroupName": _cached_enum(_tl_constants.GroupName),
+}
+
+
+def _namespace(module: Any, **extra: Any) -> dict[str, Any]:
+    namespace = dict(vars(module))
+    namespace.update({k: v for k, v in _FAST_NAMES.items() if k in namespace}, **extra)
+    return namespace
+
+
+#: tlslite's HandshakeHelpers (PSK binders) with the faster helpers.
+_FastHandshakeHelpers: Any = type("HandshakeHelpers", (HandshakeHelpers,), {})
+_HELPERS_NS = _namespace(_tl_handshakehelpers, HandshakeHelpers=_FastHandshakeHelpers)
+for _name in ("_calc_binder", "calc_res_binder_psk", "update_binders", "verify_binder"):
+    setattr(_FastHandshakeHelpers, _name, _rebind(vars(HandshakeHelpers)[_name], _HELPERS_NS))
+
+#: Which tlslite methods run with the faster helpers: every method that uses them, except
+#: SRP (not offered by aiotls) and ``_getKEX`` (replaced outright below).
+_REBOUND_METHODS = {
+    _tl_tlsconnection: (
+        "_handshakeClientAsyncHelper", "_clientSendClientHello", "_clientGetServerHello",
+        "_getPRFParams", "_clientTLS13Handshake", "_clientKeyExchange",
+        "_handshakeServerAsyncHelper", "_derive_key_iv", "_tryDecrypt",
+        "_serverTLS13Handshake", "_serverGetClientHello", "_server_select_certificate",
+        "keyingMaterialExporter", "_sigHashesToList", "_serverCertKeyExchange",
+        "_pickServerKeyExchangeSig", "_curveNamesToList", "_groupNamesToList",
+    ),
+    _tl_tlsrecordlayer: ("_handle_pha", "_handle_srv_pha"),
+}
+
+
+def _rebound_base() -> type:
+    namespaces = {
+        _tl_tlsconnection: _namespace(_tl_tlsconnection,
+                                      HandshakeHelpers=_FastHandshakeHelpers),
+        _tl_tlsrecordlayer: _namespace(_tl_tlsrecordlayer),
+    }
+    attrs: dict[str, Any] = {}
+    for module, names in _REBOUND_METHODS.items():
+        owner = (_tl_tlsconnection.TLSConnection if module is _tl_tlsconnection
+                 else _tl_tlsrecordlayer.TLSRecordLayer)
+        for name in names:
+            attrs[name] = _rebind(vars(owner)[name], namespaces[module])
+    return type("_ReboundTLSConnection", (_TLSLiteBase,), attrs)
+
+
+_ReboundTLSConnection: Any = _rebound_base()
+
+
+class _TLSLiteConnection(_ReboundTLSConnection):  # type: ignore[misc]
     """tlslite's TLSConnection with aiotls's per-connection seams."""
 
     _aiotls_policy: _Policy | None = None
@@ -527,7 +693,7 @@ class _TLSLiteConnection(_TLSLiteBase):  # type: ignore[misc]
         nst = NewSessionTicket()
         nst.ticket_nonce = payload.nonce
         nst.ticket = identity.identity
-        psk = HandshakeHelpers.calc_res_binder_psk(identity, payload.master_secret, [nst])
+        psk = _FastHandshakeHelpers.calc_res_binder_psk(identity, payload.master_secret, [nst])
         return (identity.identity, psk, prf), payload
 
     def _handle_srv_pha(self, cert: Any) -> Generator[Any, None, None]:

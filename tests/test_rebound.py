@@ -1,0 +1,208 @@
+"""tlslite's handshake methods run with aiotls's faster helpers (``_engine._rebind``).
+
+The rebound methods must be tlslite's own code (same code objects), every tlslite method
+that uses the replaced helpers must be covered (a tlslite upgrade that adds one fails
+here), the replacements must compute exactly what tlslite's versions compute, and a real
+handshake must not reach tlslite's slow versions at all.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+import types
+from collections.abc import Iterator
+
+import pytest
+import tlslite.handshakehelpers
+import tlslite.tlsconnection
+import tlslite.tlsrecordlayer
+from tlslite import HandshakeSettings
+from tlslite.constants import CipherSuite, GroupName, HashAlgorithm, SignatureScheme
+from tlslite.handshakehashes import HandshakeHashes
+from tlslite.utils import cryptomath
+
+import aiotls
+from aiotls import _engine
+from aiotls.events import DataReceived
+from tests.conftest import PKI, handshake, pump
+from tests.test_resumption import connect
+
+VERSIONS = {"TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
+_OWNERS = {
+    tlslite.tlsconnection: tlslite.tlsconnection.TLSConnection,
+    tlslite.tlsrecordlayer: tlslite.tlsrecordlayer.TLSRecordLayer,
+}
+#: tlslite methods that use a replaced name but are deliberately left alone.
+_LEFT_ALONE = {"_serverSRPKeyExchange", "_getKEX"}
+
+
+def _names(code: types.CodeType) -> set[str]:
+    found = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            found |= _names(const)
+    return found
+
+
+def _function(obj: object) -> types.FunctionType:
+    func = obj.__func__ if isinstance(obj, staticmethod | classmethod) else obj
+    assert isinstance(func, types.FunctionType)
+    return func
+
+
+def test_every_method_using_the_helpers_is_rebound() -> None:
+    replaced = set(_engine._FAST_NAMES) | {"HandshakeHelpers"}
+    for module, owner in _OWNERS.items():
+        users = {
+            name for name, attr in vars(owner).items()
+            if isinstance(attr, types.FunctionType | staticmethod | classmethod)
+            and _names(_function(attr).__code__) & replaced
+        }
+        assert users, "tlslite changed: none of its methods use the replaced helpers"
+        assert users - _LEFT_ALONE == set(_engine._REBOUND_METHODS[module])
+
+
+def test_rebound_methods_are_tlslites_code_with_fast_globals() -> None:
+    for module, names in _engine._REBOUND_METHODS.items():
+        owner = _OWNERS[module]
+        for name in names:
+            original = vars(owner)[name]
+            rebound = vars(_engine._ReboundTLSConnection)[name]
+            assert type(rebound) is type(original), name
+            assert _function(rebound).__code__ is _function(original).__code__, name
+            namespace = _function(rebound).__globals__
+            assert namespace is not vars(module)
+            for key, fast in _engine._FAST_NAMES.items():
+                if key in vars(module):
+                    assert namespace[key] is fast, (name, key)
+    # tlslite's own modules are untouched
+    assert tlslite.tlsconnection.derive_secret is cryptomath.derive_secret
+    assert tlslite.tlsconnection.CipherSuite is CipherSuite
+    assert tlslite.tlsconnection.HandshakeHelpers is tlslite.handshakehelpers.HandshakeHelpers
+
+
+@pytest.mark.parametrize(("hash_name", "size"), [("sha256", 32), ("sha384", 48)])
+def test_fast_helpers_equal_tlslites(hash_name: str, size: int) -> None:
+    for _ in range(10):
+        key = bytearray(os.urandom(size))
+        data = bytearray(os.urandom(100))
+        assert _engine._fast_hmac(key, data, hash_name) == cryptomath.secureHMAC(key, data,
+                                                                                  hash_name)
+        for label, length in ((b"key", 16), (b"iv", 12), (b"finished", size), (b"res binder", size),
+                              (b"exp master", 3 * size + 5)):
+            context = bytearray(os.urandom(size))
+            expected = cryptomath.HKDF_expand_label(key, bytearray(label), context, length,
+                                                    hash_name)
+            got = _engine._fast_hkdf_expand_label(key, bytearray(label), context, length,
+                                                  hash_name)
+            assert isinstance(got, bytearray) and got == expected
+        hashes = HandshakeHashes()
+        hashes.update(data)
+        for transcript in (None, hashes):
+            assert _engine._fast_derive_secret(key, bytearray(b"c hs traffic"), transcript,
+                                               hash_name) == \
+                cryptomath.derive_secret(key, bytearray(b"c hs traffic"), transcript, hash_name)
+
+
+def test_cached_suite_filtering_equals_tlslites() -> None:
+    variants = []
+    for ciphers in (["aes128gcm"], ["chacha20-poly1305", "aes256gcm"],
+                    HandshakeSettings().cipherNames):
+        for kex in (["ecdhe_rsa", "ecdhe_ecdsa"], HandshakeSettings().keyExchangeNames):
+            settings = HandshakeSettings()
+            settings.cipherNames = list(ciphers)
+            settings.keyExchangeNames = list(kex)
+            variants.append(settings)
+    for settings in variants:
+        for getter in ("getTLS13Suites", "getCertSuites", "getEcdheCertSuites",
+                       "getEcdsaSuites", "getDheCertSuites", "getAnonSuites"):
+            for version in (None, (3, 3), (3, 4)):
+                for _ in range(2):  # the second call is served from the cache
+                    got = getattr(_engine._CachedSuites, getter)(settings, version)
+                    assert got == getattr(CipherSuite, getter)(settings, version)
+                got.append(-1)  # callers may mutate what they get; the cache must not change
+                assert getattr(_engine._CachedSuites, getter)(settings, version) == \
+                    getattr(CipherSuite, getter)(settings, version)
+
+
+def test_cached_enum_names_equal_tlslites() -> None:
+    for base in (SignatureScheme, HashAlgorithm, GroupName):
+        fast = _engine._FAST_NAMES[base.__name__]
+        assert issubclass(fast, base)
+        values = [v for k, v in vars(base).items() if not k.startswith("_")
+                  and isinstance(v, int | tuple)]
+        assert len(values) > 5
+        for value in [*values, 0xFAFA, (99, 99)]:
+            for _ in range(2):
+                assert fast.toRepr(value) == base.toRepr(value)
+                assert fast.toStr(value) == base.toStr(value)
+    assert _engine._FAST_NAMES["GroupName"].toRepr(GroupName.x25519, ["x25519"]) is None
+
+
+@pytest.fixture
+def no_slow_helpers(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """tlslite's own helpers fail if called: only aiotls's faster ones may run."""
+    used: list[str] = []
+
+    def poison(target: object, name: str) -> None:
+        label = f"{getattr(target, '__name__', target)}.{name}"
+
+        def fail(*args: object, **kwargs: object) -> None:
+            used.append(label)
+            raise AssertionError(f"tlslite's slow {label} was called")
+
+        monkeypatch.setattr(target, name, fail)
+
+    for module in (tlslite.tlsconnection, tlslite.tlsrecordlayer, tlslite.handshakehelpers):
+        for name in ("derive_secret", "HKDF_expand_label", "secureHMAC"):
+            if hasattr(module, name):
+                poison(module, name)
+    helpers = tlslite.handshakehelpers.HandshakeHelpers
+    for name in ("_calc_binder", "calc_res_binder_psk", "update_binders", "verify_binder"):
+        poison(helpers, name)
+    yield used
+    assert used == []
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_handshakes_and_resumption_use_only_the_fast_helpers(
+        pki: PKI, no_slow_helpers: list[str], version: str) -> None:
+    cctx = pki.client_context()
+    cctx.maximum_version = VERSIONS[version]
+    sctx = pki.server_context()
+    first, _ = connect(cctx, sctx)
+    assert first.version() == version
+    again, server = connect(cctx, sctx, session=first.session)
+    assert again.session_reused and server.session_reused
+    again.send_data(b"ping")
+    pump(again, server)
+    assert [e.data for e in server.events() if isinstance(e, DataReceived)] == [b"ping"]
+
+
+def test_post_handshake_auth_uses_only_the_fast_helpers(pki: PKI,
+                                                        no_slow_helpers: list[str]) -> None:
+    sctx = pki.server_context()
+    sctx.verify_mode = ssl.CERT_OPTIONAL
+    sctx.load_verify_locations(cafile=pki.ca_file)
+    sctx.post_handshake_auth = True
+    cctx = pki.client_context()
+    cctx.load_cert_chain(pki.client[1], pki.client[2])
+    cctx.post_handshake_auth = True
+    client, server = handshake(cctx, sctx)
+    assert client.version() == "TLSv1.3"
+    server.verify_client_post_handshake()
+    pump(client, server)
+    assert server.getpeercert() is not None, server.error
+
+
+def test_rebound_engine_interoperates_with_openssl(pki: PKI, no_slow_helpers: list[str]) -> None:
+    from tests.test_verify import StdlibPeer, run
+
+    for version in VERSIONS.values():
+        ctx = pki.client_context()
+        ctx.maximum_version = version
+        conn = aiotls.TLSConnection(ctx, server_hostname="localhost")
+        peer = StdlibPeer(pki.stdlib_server_context(), server_side=True)
+        run(conn, peer)
+        assert conn.handshake_complete, conn.error
