@@ -15,6 +15,7 @@ Errors are raised as ``ValueError``; the engine translates them into TLS alerts.
 from __future__ import annotations
 
 import datetime
+import hmac
 import ipaddress
 import os
 import warnings
@@ -522,20 +523,22 @@ def rsa_verify_digest(key: Any, signature: bytes | bytearray, digest: bytes | by
     return True
 
 
+_DIGEST_SIZE = {"sha256": 32, "sha384": 48, "sha512": 64}
+
+
 def hkdf_expand_label(secret: bytes | bytearray, label: bytes, context: bytes, length: int,
                       hash_name: str) -> bytes:
     """HKDF-Expand-Label (RFC 8446 7.1) with the one-shot C HMAC."""
-    import hmac
-
-    full_label = b"tls13 " + label
-    info = (length.to_bytes(2, "big") + bytes((len(full_label),)) + full_label
-            + bytes((len(context),)) + context)
+    info = b"".join((length.to_bytes(2, "big"), bytes((len(label) + 6,)), b"tls13 ", label,
+                     bytes((len(context),)), context))
+    digest = hmac.digest
+    if length <= _DIGEST_SIZE.get(hash_name, 0):  # every TLS 1.3 key, IV and secret
+        return digest(secret, info + b"\x01", hash_name)[:length]
     out = b""
     block = b""
     counter = 1
-    key = bytes(secret)
     while len(out) < length:
-        block = hmac.digest(key, block + info + bytes((counter,)), hash_name)
+        block = digest(secret, block + info + bytes((counter,)), hash_name)
         out += block
         counter += 1
     return out[:length]

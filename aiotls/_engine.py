@@ -130,6 +130,9 @@ _VERSION_NAMES = {v: k for k, v in _VERSION_TUPLES.items()}
 _CERT_REQUIRED, _CERT_OPTIONAL = 2, 1
 
 WANT_READ = 0
+_ALERT = 21
+#: The close_notify alert body: level warning, description close_notify.
+_CLOSE_NOTIFY = bytes((AlertLevel.warning, _TLAlert.close_notify))
 
 
 # --- the in-memory socket --------------------------------------------------------------------
@@ -993,9 +996,21 @@ class Engine:
     def close_notify(self) -> None:
         """Send close_notify; nothing is sent after it."""
         self._flush_queue()
-        with self._synced():
-            self._send_alert(_TLAlert.close_notify, AlertLevel.warning)
+        if self.fast is not None and not self._sock.discard:
+            self._sock.send(self.fast.seal_record(_ALERT, _CLOSE_NOTIFY))
+        else:
+            with self._synced():
+                self._send_alert(_TLAlert.close_notify, AlertLevel.warning)
         self._sock.discard = True
+
+    def peer_closed(self) -> None:
+        """The record layer received the peer's close_notify: answer it (as tlslite would,
+        unless we sent ours already) and shut down.  Nothing is sent after it."""
+        if self.fast is not None and not self._sock.discard:
+            self._flush_queue()
+            self._sock.send(self.fast.seal_record(_ALERT, _CLOSE_NOTIFY))
+        self._sock.discard = True
+        self._tl._shutdown(True)
 
     # --- aiotls's record layer takes over after the handshake --------------------------------
 

@@ -279,6 +279,29 @@ class RecordLayer:
         d.seq = seq
         return out
 
+    def seal_record(self, content_type: int, data: bytes) -> bytes:
+        """Protect one short record of another content type (an alert); not a hot path."""
+        d = self._write
+        if d.seq + 1 >= SEQ_LIMIT:
+            raise RecordError(80, "write sequence number exhausted")
+        seq = d.seq
+        if self.tls13:
+            inner = bytes(data) + bytes((content_type,))
+            clen = len(inner) + _TAG
+            header = bytes((APPLICATION_DATA, 3, 3, clen >> 8, clen & 0xFF))
+            body = d.aead.encrypt((d.iv_int ^ seq).to_bytes(12, "big"), inner, header)
+        else:
+            n = len(data)
+            aad = seq.to_bytes(8, "big") + bytes((content_type, 3, 3, n >> 8, n & 0xFF))
+            if self.explicit_nonce:
+                explicit = seq.to_bytes(8, "big")
+                body = explicit + d.aead.encrypt(d.iv + explicit, bytes(data), aad)
+            else:
+                body = d.aead.encrypt((d.iv_int ^ seq).to_bytes(12, "big"), bytes(data), aad)
+            header = bytes((content_type, 3, 3, len(body) >> 8, len(body) & 0xFF))
+        d.seq = seq + 1
+        return bytes(header + body)
+
     def _seal13(self, d: _Direction, view: memoryview, total: int, nrec: int) -> bytearray:
         # TLS 1.3: the inner plaintext is data || 0x17, encrypted straight into `out`.
         out = bytearray(total + nrec * (6 + _TAG))

@@ -66,6 +66,7 @@ _MAX_RECORD = 2**14 + 2048  # TLS 1.2 ciphertext limit (RFC 5246 6.2.3)
 _MAX_RECORD_TLS13 = 2**14 + 256  # RFC 8446 5.2
 _CONTENT_TYPES = frozenset({20, 21, 22, 23})
 _APPLICATION_DATA = 23
+_ALERT = 21
 _HTTP_PREFIXES = (b"GET ", b"POST", b"HEAD", b"PUT ", b"HTTP", b"OPTI", b"DELE", b"CONN", b"PATC")
 
 
@@ -498,7 +499,7 @@ class TLSConnection:
                     break
                 ctype = view[pos]
                 record = view[pos:pos + _HEADER + length]
-                if ctype == _APPLICATION_DATA:
+                if ctype == _APPLICATION_DATA or (ctype == _ALERT and not tls13):
                     try:
                         inner, n = fast.open(record, plain, plen)
                     except RecordError as exc:
@@ -507,7 +508,17 @@ class TLSConnection:
                         plen += n
                         pos += _HEADER + length
                         continue
-                    fast.rewind()  # a TLS 1.3 control record: the engine decrypts it again
+                    if inner == _ALERT and n == 2 and plain[plen] in (1, 2) \
+                            and plain[plen + 1] == 0:
+                        # close_notify, the common end of every connection: handled here
+                        deliver()
+                        pos += _HEADER + length
+                        self._engine.peer_closed()
+                        self._events.append(CloseNotifyReceived())
+                        self._set_state(ConnectionState.CLOSED)
+                        self._terminate(None)
+                        return
+                    fast.rewind()  # another control record: the engine decrypts it again
                 deliver()
                 pos += _HEADER + length
                 if self._engine.control_record(bytes(record)) == b"":

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import aiotls
 from aiotls import _record
-from aiotls.events import ConnectionTerminated, DataReceived
+from aiotls.events import CloseNotifyReceived, ConnectionTerminated, DataReceived
 from tests.conftest import PKI, handshake, pump
 from tests.test_verify import StdlibPeer, run
 
@@ -257,3 +257,97 @@ def test_fast_path_against_openssl_s_server(pki: PKI, version: str, suite: str) 
         rc, output = server.wait(20)
     assert rc == 0, output
     assert f"Ciphersuite: {suite}" in output or suite in output
+
+
+# --- close_notify, handled by the record layer itself ---------------------------------------
+
+
+def _no_engine_records(monkeypatch: pytest.MonkeyPatch, *conns: aiotls.TLSConnection) -> None:
+    def fail(record: bytes) -> None:
+        raise AssertionError("a close_notify went to the engine")
+
+    for conn in conns:
+        monkeypatch.setattr(conn._engine, "control_record", fail)
+        monkeypatch.setattr(conn._engine, "_send_alert", fail)
+
+
+@pytest.mark.parametrize(("version", "suite"), SUITES)
+@pytest.mark.parametrize("closer", ["client", "server"])
+def test_close_notify_is_sealed_and_opened_by_the_record_layer(
+        pki: PKI, monkeypatch: pytest.MonkeyPatch, version: str, suite: str, closer: str) -> None:
+    client, server = pair(pki, version, suite)
+    _no_engine_records(monkeypatch, client, server)
+    first, second = (client, server) if closer == "client" else (server, client)
+    second.send_data(b"before the close")
+    first.close()
+    sent = first.data_to_send()
+    assert sent[0] == (23 if version == "TLSv1.3" else 21)
+    second.receive_data(sent)
+    assert second.events() == [CloseNotifyReceived(), ConnectionTerminated(error=None)]
+    reply = second.data_to_send()
+    assert len(reply) > len(sent) + len(b"before the close")  # the data, then the answer
+    first.receive_data(reply)
+    assert first.events() == [DataReceived(b"before the close"), CloseNotifyReceived(),
+                              ConnectionTerminated(error=None)]
+    assert first.state is second.state is aiotls.ConnectionState.CLOSED
+    assert first.data_to_send() == b"" and second.data_to_send() == b""
+
+
+@pytest.mark.parametrize(("version", "suite"), SUITES)
+def test_close_notify_with_openssl_both_ways(pki: PKI, version: str, suite: str) -> None:
+    """OpenSSL accepts aiotls's close_notify and its answer, and aiotls accepts OpenSSL's."""
+    for aiotls_closes in (True, False):
+        ctx = pki.client_context()
+        ctx.minimum_version = ctx.maximum_version = VERSIONS[version]
+        ctx.set_ciphers(suite)
+        conn = aiotls.TLSConnection(ctx, server_hostname="localhost")
+        peer = StdlibPeer(pki.stdlib_server_context(), server_side=True)
+        run(conn, peer)
+        assert conn.cipher()[0] == suite and conn._engine.fast is not None, conn.error
+        conn.events()
+        if aiotls_closes:
+            conn.close()
+            peer.incoming.write(conn.data_to_send())
+            peer.obj.unwrap()  # reads our close_notify (raises if it is bad) and answers
+            conn.receive_data(peer.outgoing.read())
+        else:
+            with pytest.raises(ssl.SSLWantReadError):
+                peer.obj.unwrap()  # sends close_notify, waits for ours
+            conn.receive_data(peer.outgoing.read())
+            peer.incoming.write(conn.data_to_send())
+            peer.obj.unwrap()  # now complete: our answer was accepted
+        assert conn.events() == [CloseNotifyReceived(), ConnectionTerminated(error=None)]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_close_notify_at_fatal_level_still_closes(pki: PKI, version: str) -> None:
+    client, server = pair(pki, version, SUITES[0][1] if version == "TLSv1.3" else SUITES[3][1])
+    server.receive_data(client._engine.fast.seal_record(21, b"\x02\x00"))
+    assert server.events() == [CloseNotifyReceived(), ConnectionTerminated(error=None)]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_other_alerts_still_reach_the_engine(pki: PKI, version: str) -> None:
+    client, server = pair(pki, version, SUITES[0][1] if version == "TLSv1.3" else SUITES[3][1])
+    server.receive_data(client._engine.fast.seal_record(21, b"\x02\x50"))  # internal_error
+    events = server.events()
+    assert len(events) == 1 and isinstance(events[0], ConnectionTerminated)
+    assert isinstance(events[0].error, aiotls.AlertReceived)
+    assert events[0].error.alert_number == 80
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("bit", [0, 8 * 5 + 3, -1])
+def test_tampered_close_notify_is_rejected(pki: PKI, version: str, bit: int) -> None:
+    client, server = pair(pki, version, SUITES[0][1] if version == "TLSv1.3" else SUITES[3][1])
+    client.close()
+    record = bytearray(client.data_to_send())
+    bit = bit if bit >= 0 else 8 * len(record) - 1
+    if bit < 8 * 5:
+        record[0] ^= 0x40  # content type 23/21 -> 87/85: not TLS at all
+    else:
+        record[bit // 8] ^= 1 << (bit % 8)
+    server.receive_data(bytes(record))
+    events = server.events()
+    assert CloseNotifyReceived() not in events
+    assert isinstance(events[-1], ConnectionTerminated) and events[-1].error is not None

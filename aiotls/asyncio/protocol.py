@@ -292,6 +292,8 @@ class TLSProtocol(asyncio.BufferedProtocol):
     def _get_extra_info(self, name: str, default: Any = None) -> Any:
         if name in self._extra:
             return self._extra[name]
+        if name == "peercert" and self._conn.handshake_complete:
+            return self._conn.getpeercert()  # on demand: building the dict is not free
         if self._transport is not None:
             return self._transport.get_extra_info(name, default)
         return default
@@ -459,7 +461,7 @@ class TLSProtocol(asyncio.BufferedProtocol):
         conn = self._conn
         self._state = _State.WRAPPED
         self._extra.update(
-            peercert=conn.getpeercert(), cipher=conn.cipher(), compression=None,
+            cipher=conn.cipher(), compression=None,
             tls_version=event.version, alpn_protocol=event.alpn_protocol,
             server_name=event.server_name, session_reused=event.session_reused,
             tls_group=event.group, peer_certificates=event.peer_certificates,
