@@ -44,6 +44,7 @@ filters and enum-name lookups are faster equivalents (see ``_rebind``).
 from __future__ import annotations
 
 import contextlib
+import copy
 import datetime
 import errno
 import hashlib
@@ -59,7 +60,9 @@ from typing import Any
 from tlslite import HandshakeSettings
 from tlslite import TLSConnection as _TLSLiteBase
 from tlslite import constants as _tl_constants
+from tlslite import extensions as _tl_extensions
 from tlslite import handshakehelpers as _tl_handshakehelpers
+from tlslite import messages as _tl_messages
 from tlslite import tlsconnection as _tl_tlsconnection
 from tlslite import tlsrecordlayer as _tl_tlsrecordlayer
 from tlslite.constants import AlertDescription as _TLAlert
@@ -555,8 +558,99 @@ def _namespace(module: Any, **extra: Any) -> dict[str, Any]:
     return namespace
 
 
-#: tlslite's HandshakeHelpers (PSK binders) with the faster helpers.
-_FastHandshakeHelpers: Any = type("HandshakeHelpers", (HandshakeHelpers,), {})
+class _QuickFieldMixin:
+    """Extension classes with ``CustomNameExtension.__setattr__`` minus its cost.
+
+    tlslite's version calls ``hasattr(self, '_field_name')``, which raises (and formats
+    the message of) an AttributeError for every attribute set before that field exists:
+    ~200 exceptions per handshake, 10-20 us per extension object.  This one reads the
+    instance dict instead, with the same outcome for every attribute.
+    """
+
+    __slots__ = ()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == self.__dict__.get("_field_name", _NO_FIELD):
+            self.__dict__["_internal_value"] = value
+        else:
+            object.__setattr__(self, name, value)
+
+
+_NO_FIELD = object()
+
+#: Same-named subclasses of tlslite's field-name extension classes, with _QuickFieldMixin.
+_QUICK_EXTENSIONS: dict[str, Any] = {
+    name: type(cls.__name__, (_QuickFieldMixin, cls), {"__module__": cls.__module__})
+    for name, cls in vars(_tl_extensions).items()
+    if isinstance(cls, type) and issubclass(cls, _tl_extensions.CustomNameExtension)
+}
+_QUICK_BY_ORIGINAL = {getattr(_tl_extensions, name): quick
+                      for name, quick in _QUICK_EXTENSIONS.items()}
+
+#: tlslite's TLSExtension whose parser builds the quick extension classes.
+_QuickTLSExtension: Any = type("TLSExtension", (_tl_extensions.TLSExtension,), {
+    "__module__": _tl_extensions.__name__,
+    **{attr: {ext_type: _QUICK_BY_ORIGINAL.get(cls, cls) for ext_type, cls in table.items()}
+       for attr, table in vars(_tl_extensions.TLSExtension).items()
+       if attr.endswith("Extensions") and isinstance(table, dict)},
+})
+
+
+def _uses(func: Any, names: Any) -> bool:
+    func = func.__func__ if isinstance(func, staticmethod | classmethod) else func
+    if not isinstance(func, types.FunctionType):
+        return False
+
+    def referenced(code: types.CodeType) -> set[str]:
+        found = set(code.co_names)
+        for const in code.co_consts:
+            if isinstance(const, types.CodeType):
+                found |= referenced(const)
+        return found
+
+    return bool(referenced(func.__code__) & set(names))
+
+
+def _quick_messages() -> dict[str, Any]:
+    """Same-named subclasses of tlslite's message classes whose parsers and builders
+    create the quick extension classes (every method that names an extension class
+    runs with a namespace where those names are the quick ones)."""
+    module = _tl_messages
+    originals = {name: cls for name, cls in vars(module).items()
+                 if isinstance(cls, type) and cls.__module__ == module.__name__}
+    quick = {name: type(cls.__name__, (cls,), {"__module__": cls.__module__,
+                                               "__qualname__": cls.__qualname__})
+             for name, cls in originals.items()}
+    replaced: dict[str, Any] = {name: cls for name, cls in _QUICK_EXTENSIONS.items()
+                                if name in vars(module)}
+    replaced["TLSExtension"] = _QuickTLSExtension
+    # (Message class names stay the originals here: tlslite writes super(ServerHello, self),
+    # which must keep naming the original class.)
+    namespace = _namespace(module, **replaced)
+    for name, cls in originals.items():
+        seen: set[str] = set()
+        for klass in cls.__mro__:
+            if klass.__module__ != module.__name__:
+                continue
+            for attr, value in vars(klass).items():
+                if attr in seen:
+                    continue
+                seen.add(attr)  # overridden further down the MRO: leave the base alone
+                if _uses(value, replaced):
+                    setattr(quick[name], attr, _rebind(value, namespace))
+    return quick
+
+
+class _FastHandshakeHelpers(HandshakeHelpers):  # type: ignore[misc]
+    """tlslite's HandshakeHelpers (PSK binders) with the faster helpers."""
+
+    @staticmethod
+    def alignClientHelloPadding(clientHello: Any) -> None:
+        # RFC 7685 padding works around 2013-era F5 middleboxes; OpenSSL does not pad by
+        # default either, and computing it costs a full extra ClientHello serialisation.
+        return
+
+
 _HELPERS_NS = _namespace(_tl_handshakehelpers, HandshakeHelpers=_FastHandshakeHelpers)
 for _name in ("_calc_binder", "calc_res_binder_psk", "update_binders", "verify_binder"):
     setattr(_FastHandshakeHelpers, _name, _rebind(vars(HandshakeHelpers)[_name], _HELPERS_NS))
@@ -571,15 +665,26 @@ _REBOUND_METHODS = {
         "_serverTLS13Handshake", "_serverGetClientHello", "_server_select_certificate",
         "keyingMaterialExporter", "_sigHashesToList", "_serverCertKeyExchange",
         "_pickServerKeyExchangeSig", "_curveNamesToList", "_groupNamesToList",
+        "request_post_handshake_auth",
     ),
     _tl_tlsrecordlayer: ("_handle_pha", "_handle_srv_pha"),
 }
 
 
+#: Message classes are swapped only where messages are *made from the wire*: tlslite's
+#: code elsewhere relies on isinstance() between message classes (CompressedCertificate
+#: is a Certificate), which same-named subclasses in its namespace would break.  Parsed
+#: messages are instances of subclasses of the originals, so those checks still hold.
+_QUICK_MESSAGES = _quick_messages()
+_MESSAGE_PARSING_METHODS = ("_getMsg",)
+
+
 def _rebound_base() -> type:
+    quick_ext: dict[str, Any] = {name: cls for name, cls in _QUICK_EXTENSIONS.items()
+                                 if name in vars(_tl_tlsconnection)}
     namespaces = {
-        _tl_tlsconnection: _namespace(_tl_tlsconnection,
-                                      HandshakeHelpers=_FastHandshakeHelpers),
+        _tl_tlsconnection: _namespace(_tl_tlsconnection, HandshakeHelpers=_FastHandshakeHelpers,
+                                      TLSExtension=_QuickTLSExtension, **quick_ext),
         _tl_tlsrecordlayer: _namespace(_tl_tlsrecordlayer),
     }
     attrs: dict[str, Any] = {}
@@ -588,6 +693,10 @@ def _rebound_base() -> type:
                  else _tl_tlsrecordlayer.TLSRecordLayer)
         for name in names:
             attrs[name] = _rebind(vars(owner)[name], namespaces[module])
+    parsing = _namespace(_tl_tlsrecordlayer, **{name: cls for name, cls in _QUICK_MESSAGES.items()
+                                                 if name in vars(_tl_tlsrecordlayer)})
+    for name in _MESSAGE_PARSING_METHODS:
+        attrs[name] = _rebind(vars(_tl_tlsrecordlayer.TLSRecordLayer)[name], parsing)
     return type("_ReboundTLSConnection", (_TLSLiteBase,), attrs)
 
 
@@ -766,6 +875,18 @@ class _TLSLiteConnection(_ReboundTLSConnection):  # type: ignore[misc]
             kwargs["srv_alpns"] = []
         yield from super()._serverTLS13Handshake(*args, **kwargs)
 
+    def _clientResume(self, session: Any, serverHello: Any, *args: Any,
+                      **kwargs: Any) -> Generator[Any, None, None]:
+        # tlslite's client takes any TLS 1.2 session holding a ticket as resumed, whatever
+        # the server answered: a server that rejects the ticket (new ticket keys after a
+        # restart, another server behind the name) then failed every reconnection with
+        # unexpected_message.  RFC 5077 3.4: the server accepted the ticket only if it
+        # echoed the session ID the client sent with it.
+        if session is not None and session.tls_1_0_tickets and not (
+                session.sessionID and serverHello.session_id == session.sessionID):
+            return  # a full handshake follows
+        yield from super()._clientResume(session, serverHello, *args, **kwargs)
+
     def _clientKeyExchange(self, *args: Any, **kwargs: Any) -> Generator[Any, None, None]:
         # TLS 1.2 client: the ECDHE arithmetic in OpenSSL (see _FastAECDH).
         _accelerate_kex(args[8] if len(args) > 8 else kwargs.get("keyExchange"))
@@ -928,6 +1049,11 @@ class Engine:
             if sni is not None and _verify.is_ip_address(sni):
                 sni = None  # RFC 6066: no IP literals in SNI
             self._settings = prepared.client_settings
+            if session is not None and session.tls_1_0_tickets and not session.sessionID:
+                # RFC 5077 3.4: present a TLS 1.2 ticket with a session ID of our own; the
+                # server echoes it only if it accepts the ticket (see _clientResume).
+                session = copy.copy(session)
+                session.sessionID = bytearray(secrets.token_bytes(32))
             self._gen = tl.handshakeClientCert(
                 certChain=prepared.cert_chain, privateKey=prepared.private_key,
                 settings=prepared.client_settings, serverName=sni, alpn=prepared.alpn,

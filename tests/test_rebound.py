@@ -14,7 +14,9 @@ import types
 from collections.abc import Iterator
 
 import pytest
+import tlslite.extensions
 import tlslite.handshakehelpers
+import tlslite.messages
 import tlslite.tlsconnection
 import tlslite.tlsrecordlayer
 from tlslite import HandshakeSettings
@@ -52,7 +54,8 @@ def _function(obj: object) -> types.FunctionType:
 
 
 def test_every_method_using_the_helpers_is_rebound() -> None:
-    replaced = set(_engine._FAST_NAMES) | {"HandshakeHelpers"}
+    replaced = (set(_engine._FAST_NAMES) | {"HandshakeHelpers", "TLSExtension"}
+                | set(_engine._QUICK_EXTENSIONS))
     for module, owner in _OWNERS.items():
         users = {
             name for name, attr in vars(owner).items()
@@ -206,3 +209,94 @@ def test_rebound_engine_interoperates_with_openssl(pki: PKI, no_slow_helpers: li
         peer = StdlibPeer(pki.stdlib_server_context(), server_side=True)
         run(conn, peer)
         assert conn.handshake_complete, conn.error
+
+
+# --- extension and message classes without tlslite's exception-per-attribute cost ----------
+
+
+def test_quick_extension_dispatch_covers_every_field_name_extension() -> None:
+    base = tlslite.extensions.TLSExtension
+    quick = _engine._QuickTLSExtension
+    assert issubclass(quick, base) and quick.__name__ == "TLSExtension"
+    tables = [attr for attr, value in vars(base).items()
+              if attr.endswith("Extensions") and isinstance(value, dict)]
+    assert len(tables) == 4
+    for attr in tables:
+        original, fast = getattr(base, attr), getattr(quick, attr)
+        assert original.keys() == fast.keys()
+        for ext_type, cls in original.items():
+            if issubclass(cls, tlslite.extensions.CustomNameExtension):
+                assert fast[ext_type] is _engine._QUICK_EXTENSIONS[cls.__name__]
+                assert issubclass(fast[ext_type], cls)
+            else:
+                assert fast[ext_type] is cls
+
+
+def test_quick_messages_keep_original_class_names_for_super() -> None:
+    for name, quick in _engine._QUICK_MESSAGES.items():
+        original = getattr(tlslite.messages, name)
+        assert quick.__bases__ == (original,) and quick.__name__ == original.__name__
+        for value in vars(quick).values():
+            if isinstance(value, types.FunctionType | staticmethod | classmethod):
+                func = _function(value)
+                namespace = func.__globals__
+                # tlslite writes super(ClientHello, self): the names must stay the originals
+                assert namespace[name] is original
+                assert namespace["TLSExtension"] is _engine._QuickTLSExtension
+    rebound = _function(vars(_engine._ReboundTLSConnection)["_getMsg"])
+    assert rebound.__code__ is tlslite.tlsrecordlayer.TLSRecordLayer._getMsg.__code__
+    assert rebound.__globals__["ClientHello"] is _engine._QUICK_MESSAGES["ClientHello"]
+    assert rebound.__globals__["derive_secret"] is _engine._fast_derive_secret
+
+
+def _hello_bytes(pki: PKI) -> list[bytes]:
+    """ClientHellos from aiotls (fresh and resuming) and from OpenSSL, without the record
+    header."""
+    ctx = pki.client_context()
+    ctx.set_alpn_protocols(["h2", "http/1.1"])
+    first, _ = connect(ctx, pki.server_context())
+    hellos = [aiotls.TLSConnection(ctx, server_hostname="localhost").data_to_send(),
+              aiotls.TLSConnection(ctx, server_hostname="localhost",
+                                   session=first.session).data_to_send()]
+    stdlib = pki.stdlib_client_context()
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = stdlib.wrap_bio(incoming, outgoing, server_hostname="localhost")
+    with pytest.raises(ssl.SSLWantReadError):
+        obj.do_handshake()
+    hellos.append(outgoing.read())
+    return [bytes(h[5:]) for h in hellos]
+
+
+def test_quick_client_hello_parses_and_writes_like_tlslites(pki: PKI) -> None:
+    from tlslite.utils.codec import Parser
+
+    for raw in _hello_bytes(pki):
+        original = tlslite.messages.ClientHello().parse(Parser(bytearray(raw[1:])))
+        quick = _engine._QUICK_MESSAGES["ClientHello"]().parse(Parser(bytearray(raw[1:])))
+        assert quick.write() == original.write() == bytearray(raw)
+        assert len(quick.extensions) == len(original.extensions) > 5
+        for fast, slow in zip(quick.extensions, original.extensions, strict=True):
+            assert isinstance(fast, type(slow)) and fast == slow
+            assert fast.extType == slow.extType and fast.write() == slow.write()
+        assert any(isinstance(e, _engine._QuickFieldMixin) for e in quick.extensions)
+
+
+def test_handshakes_build_only_quick_extensions(pki: PKI,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    slow: list[str] = []
+    original_init = tlslite.extensions.CustomNameExtension.__init__
+
+    def init(self: object, *args: object, **kwargs: object) -> None:
+        if not isinstance(self, _engine._QuickFieldMixin):
+            slow.append(type(self).__name__)
+        original_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(tlslite.extensions.CustomNameExtension, "__init__", init)
+    for version in VERSIONS.values():
+        cctx = pki.client_context()
+        cctx.maximum_version = version
+        first, _ = connect(cctx, pki.server_context())
+        again, _ = connect(cctx, pki.server_context(), session=first.session)
+        assert first.handshake_complete and again.handshake_complete
+    # the one left: a ClientHello property that builds an extension on every read
+    assert set(slow) <= {"ClientCertTypeExtension"}

@@ -158,3 +158,60 @@ def test_aiotls_client_resumes_with_openssl_server(pki: PKI) -> None:
     run(again, second)
     assert again.session_reused, again.error
     assert second.obj.session_reused
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_rejected_ticket_falls_back_to_a_full_handshake(pki: PKI, version: str) -> None:
+    """A server that cannot use the ticket (restarted with new ticket keys) gets a full
+    handshake.  (tlslite's client took any TLS 1.2 ticket as accepted and failed with
+    unexpected_message.)"""
+    cctx = pki.client_context()
+    cctx.maximum_version = VERSIONS[version]
+    first, _ = connect(cctx, pki.server_context())
+    session = first.session
+    assert session is not None and session.has_ticket
+    again, server = connect(cctx, pki.server_context(), session)  # other ticket keys
+    assert again.handshake_complete and server.handshake_complete, again.error or server.error
+    assert not again.session_reused and not server.session_reused
+    assert again.version() == version
+    # and the connection after it is fine too (TLS 1.3 resumes with the new ticket; an
+    # aiotls TLS 1.2 server only issues a ticket to clients that present none)
+    third, server3 = connect(cctx, server.context, again.session)
+    assert third.handshake_complete and server3.handshake_complete, third.error
+    assert third.session_reused == (version == "TLSv1.3")
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_openssl_server_restart_gets_a_full_handshake(pki: PKI, version: str) -> None:
+    cctx = pki.client_context()
+    cctx.maximum_version = VERSIONS[version]
+    first = StdlibPeer(pki.stdlib_server_context(), server_side=True)
+    client = aiotls.TLSConnection(cctx, server_hostname="localhost")
+    run(client, first)
+    first.obj.write(b"x")
+    client.receive_data(first.outgoing.read())
+    session = client.session
+    assert session is not None and session.has_ticket
+    restarted = StdlibPeer(pki.stdlib_server_context(), server_side=True)  # new ticket keys
+    again = aiotls.TLSConnection(cctx, server_hostname="localhost", session=session)
+    run(again, restarted)
+    assert again.handshake_complete, again.error
+    assert restarted.error is None and restarted.handshake_done
+    assert not again.session_reused and not restarted.obj.session_reused
+
+
+def test_tls12_ticket_resumption_with_openssl_server(pki: PKI) -> None:
+    """The session ID aiotls sends with a TLS 1.2 ticket is echoed by OpenSSL on resumption."""
+    sctx = pki.stdlib_server_context()
+    sctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    cctx = pki.client_context()
+    first = StdlibPeer(sctx, server_side=True)
+    client = aiotls.TLSConnection(cctx, server_hostname="localhost")
+    run(client, first)
+    assert client.version() == "TLSv1.2"
+    session = client.session
+    assert session is not None and session.has_ticket
+    second = StdlibPeer(sctx, server_side=True)
+    again = aiotls.TLSConnection(cctx, server_hostname="localhost", session=session)
+    run(again, second)
+    assert again.session_reused and second.obj.session_reused, again.error
