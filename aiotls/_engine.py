@@ -98,11 +98,12 @@ from tlslite.messages import (
     CompressedCertificate,
     NewSessionTicket,
     NewSessionTicket1_0,
+    RecordHeader3,
     ServerHello,
     ServerKeyExchange,
     SessionTicketPayload,
 )
-from tlslite.recordlayer import ConnectionState, RecordLayer
+from tlslite.recordlayer import ConnectionState, RecordLayer, RecordSocket
 from tlslite.utils.cipherfactory import createAESCCM, createAESCCM_8, createAESGCM, createCHACHA20
 from tlslite.utils.codec import Parser
 from tlslite.utils.keyfactory import parsePEMKey
@@ -194,8 +195,48 @@ _AEAD_FUNCS = {createAESGCM: "gcm", createAESCCM: "ccm", createAESCCM_8: "ccm_8"
 _FAST_GROUPS: dict[int, str] = {getattr(GroupName, name): name for name in _crypto.KEX_GROUPS}
 
 
+class _RecordSocket(RecordSocket):  # type: ignore[misc]
+    """tlslite's record framing over the in-memory socket, one slice per record.
+
+    tlslite reads a record as three socket reads (1 byte, 4 bytes, the body) through two
+    buffering layers; the connection layer above only ever queues whole, validated TLS
+    records (never SSLv2), so the whole record is taken at once.
+    """
+
+    def recv(self) -> Generator[Any, None, None]:
+        buffered = self.sock  # tlslite's BufferedSocket around the _MemorySocket
+        inbox = buffered.socket.inbox
+        while True:
+            if buffered._read_buffer:  # read ahead by the BufferedSocket: give it back
+                inbox[:0] = buffered._read_buffer
+                buffered._read_buffer.clear()
+            if len(inbox) >= 5:
+                length = (inbox[3] << 8) | inbox[4]
+                if length > self.recv_record_limit + 2048 or (
+                        self.tls13record and length > self.recv_record_limit + 256):
+                    raise TLSRecordOverflow()
+                if len(inbox) >= 5 + length:
+                    header = RecordHeader3().create((inbox[1], inbox[2]), inbox[0], length)
+                    data = inbox[5:5 + length]
+                    del inbox[:5 + length]
+                    yield header, data
+                    return
+            yield 0  # WANT_READ
+
+    def send(self, msg: Any, padding: int = 0) -> Generator[Any, None, None]:
+        data = msg.write()
+        version = self.version
+        self.sock.send(bytes((msg.contentType, version[0], version[1], len(data) >> 8,
+                              len(data) & 0xFF)) + data)  # never blocks: no "yield 1"
+        yield from ()
+
+
 class _RecordLayer(RecordLayer):  # type: ignore[misc]
     """tlslite's record layer with AEAD ciphers from ``cryptography``."""
+
+    def __init__(self, sock: Any) -> None:
+        super().__init__(sock)
+        self._recordSocket = _RecordSocket(sock)
 
     @staticmethod
     def _getCipherSettings(cipherSuite: int) -> tuple[int, int, Any]:
