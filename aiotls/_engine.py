@@ -90,6 +90,7 @@ from tlslite.errors import (
     TLSUnexpectedMessage,
     TLSUnknownPSKIdentity,
 )
+from tlslite.handshakehashes import HandshakeHashes
 from tlslite.handshakehelpers import HandshakeHelpers
 from tlslite.keyexchange import AECDHKeyExchange, ECDHE_RSAKeyExchange
 from tlslite.messages import (
@@ -536,6 +537,58 @@ def _fast_derive_secret(secret: Any, label: Any, handshake_hashes: Any,
     return _fast_hkdf_expand_label(secret, label, transcript, _HASH_SIZE[algorithm], algorithm)
 
 
+class _TranscriptHashes(HandshakeHashes):  # type: ignore[misc]
+    """tlslite's HandshakeHashes computing only the digests that are asked for.
+
+    tlslite feeds every handshake message to six running hashes (MD5 to SHA-512); a TLS
+    1.3 handshake reads one of them.  Here the transcript is kept (tlslite keeps it too)
+    and a hash is started, and caught up, the first time its digest is wanted.
+    """
+
+    def __init__(self) -> None:
+        self._handshake_buffer = bytearray()
+        self._running: dict[str, list[Any]] = {}  # name -> [hash object, bytes fed]
+
+    def update(self, data: Any) -> None:
+        self._handshake_buffer += data
+
+    def _caught_up(self, name: str) -> Any:
+        buffer = self._handshake_buffer
+        entry = self._running.get(name)
+        if entry is None:
+            entry = self._running[name] = [hashlib.new(name), 0]
+        if entry[1] < len(buffer):
+            entry[0].update(memoryview(buffer)[entry[1]:])
+            entry[1] = len(buffer)
+        return entry[0]
+
+    # tlslite's own methods (digestSSL) read these attributes
+    _handshakeMD5 = property(lambda self: self._caught_up("md5"))
+    _handshakeSHA = property(lambda self: self._caught_up("sha1"))
+    _handshakeSHA224 = property(lambda self: self._caught_up("sha224"))
+    _handshakeSHA256 = property(lambda self: self._caught_up("sha256"))
+    _handshakeSHA384 = property(lambda self: self._caught_up("sha384"))
+    _handshakeSHA512 = property(lambda self: self._caught_up("sha512"))
+
+    def digest(self, digest: str | None = None) -> Any:
+        if digest is None:
+            return self._caught_up("md5").digest() + self._caught_up("sha1").digest()
+        if digest == "intrinsic":
+            return self._handshake_buffer
+        if digest not in _TRANSCRIPT_HASHES:
+            raise ValueError("Unknown digest name")
+        return self._caught_up(digest).digest()
+
+    def copy(self) -> _TranscriptHashes:
+        other = _TranscriptHashes()
+        other._handshake_buffer = bytearray(self._handshake_buffer)
+        other._running = {name: [h.copy(), fed] for name, (h, fed) in self._running.items()}
+        return other
+
+
+_TRANSCRIPT_HASHES = frozenset({"md5", "sha1", "sha224", "sha256", "sha384", "sha512"})
+
+
 class _CachedSuites(CipherSuite):  # type: ignore[misc]
     """tlslite's suite tables, with the per-settings filtering remembered."""
 
@@ -587,6 +640,7 @@ _FAST_NAMES: dict[str, Any] = {
     "HKDF_expand_label": _fast_hkdf_expand_label,
     "derive_secret": _fast_derive_secret,
     "CipherSuite": _CachedSuites,
+    "HandshakeHashes": _TranscriptHashes,
     "SignatureScheme": _cached_enum(_tl_constants.SignatureScheme),
     "HashAlgorithm": _cached_enum(_tl_constants.HashAlgorithm),
     "GroupName": _cached_enum(_tl_constants.GroupName),
@@ -697,7 +751,8 @@ for _name in ("_calc_binder", "calc_res_binder_psk", "update_binders", "verify_b
     setattr(_FastHandshakeHelpers, _name, _rebind(vars(HandshakeHelpers)[_name], _HELPERS_NS))
 
 #: Which tlslite methods run with the faster helpers: every method that uses them, except
-#: SRP (not offered by aiotls) and ``_getKEX`` (replaced outright below).
+#: SRP (not offered by aiotls), ``_getKEX`` (replaced outright below) and TLSRecordLayer's
+#: ``__init__`` (its transcript object is replaced by ``_handshakeStart``).
 _REBOUND_METHODS = {
     _tl_tlsconnection: (
         "_handshakeClientAsyncHelper", "_clientSendClientHello", "_clientGetServerHello",
@@ -708,7 +763,7 @@ _REBOUND_METHODS = {
         "_pickServerKeyExchangeSig", "_curveNamesToList", "_groupNamesToList",
         "request_post_handshake_auth",
     ),
-    _tl_tlsrecordlayer: ("_handle_pha", "_handle_srv_pha"),
+    _tl_tlsrecordlayer: ("_handle_pha", "_handle_srv_pha", "_handshakeStart"),
 }
 
 

@@ -9,6 +9,7 @@ handshake must not reach tlslite's slow versions at all.
 from __future__ import annotations
 
 import os
+import random
 import ssl
 import types
 from collections.abc import Iterator
@@ -36,7 +37,7 @@ _OWNERS = {
     tlslite.tlsrecordlayer: tlslite.tlsrecordlayer.TLSRecordLayer,
 }
 #: tlslite methods that use a replaced name but are deliberately left alone.
-_LEFT_ALONE = {"_serverSRPKeyExchange", "_getKEX"}
+_LEFT_ALONE = {"_serverSRPKeyExchange", "_getKEX", "__init__"}
 
 
 def _names(code: types.CodeType) -> set[str]:
@@ -300,3 +301,46 @@ def test_handshakes_build_only_quick_extensions(pki: PKI,
         assert first.handshake_complete and again.handshake_complete
     # the one left: a ClientHello property that builds an extension on every read
     assert set(slow) <= {"ClientCertTypeExtension"}
+
+
+def test_transcript_hashes_equal_tlslites() -> None:
+    names = ["md5", "sha1", "sha224", "sha256", "sha384", "sha512", "intrinsic", None]
+    for seed in range(20):
+        rng = random.Random(seed)
+        slow, fast = HandshakeHashes(), _engine._TranscriptHashes()
+        for _step in range(rng.randrange(1, 12)):
+            chunk = bytearray(os.urandom(rng.randrange(0, 300)))
+            slow.update(chunk)
+            fast.update(chunk)
+            name = rng.choice(names)
+            assert fast.digest(name) == slow.digest(name)
+            if rng.random() < 0.3:  # copies diverge independently
+                slow_copy, fast_copy = slow.copy(), fast.copy()
+                extra = os.urandom(50)
+                slow_copy.update(extra)
+                fast_copy.update(extra)
+                for other in names:
+                    assert fast_copy.digest(other) == slow_copy.digest(other)
+                    assert fast.digest(other) == slow.digest(other)
+        secret, label = bytearray(os.urandom(48)), b"CLNT"
+        assert fast.digestSSL(secret, label) == slow.digestSSL(secret, label)
+        with pytest.raises(ValueError, match="Unknown digest"):
+            fast.digest("sha3_256")
+
+
+def test_handshakes_keep_only_the_transcript_hashes_they_use(
+        pki: PKI, monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail(self: object, data: object) -> None:
+        raise AssertionError("tlslite's six-hash transcript was used")
+
+    monkeypatch.setattr(HandshakeHashes, "update", fail)
+    for version in VERSIONS.values():
+        cctx = pki.client_context()
+        cctx.maximum_version = version
+        client, server = connect(cctx, pki.server_context())
+        assert client.handshake_complete and server.handshake_complete, client.error
+        hashes = client._engine._tl._handshake_hash
+        assert isinstance(hashes, _engine._TranscriptHashes)
+        assert set(hashes._running) <= {"sha256", "sha384"}
+        again, server = connect(cctx, pki.server_context(), session=client.session)
+        assert again.handshake_complete, again.error
