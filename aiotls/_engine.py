@@ -305,14 +305,24 @@ class _FastECDSAKey(Python_ECDSAKey):  # type: ignore[misc]
 
     _aiotls_private: Any = None
     _aiotls_public: Any = None
+    #: (signature, digest) of the last signature this key made.
+    _aiotls_signed: tuple[bytes, bytes] | None = None
 
     def _sign(self, data: bytearray, hAlg: str) -> bytearray:
-        return bytearray(_crypto.ecdsa_sign_digest(self._aiotls_private, data))
+        signature = _crypto.ecdsa_sign_digest(self._aiotls_private, data)
+        self._aiotls_signed = (signature, bytes(data))
+        return bytearray(signature)
 
     def _hashAndSign(self, data: bytearray, hAlg: str) -> bytearray:
-        return bytearray(_crypto.ecdsa_sign(self._aiotls_private, data, hAlg))
+        signature = _crypto.ecdsa_sign(self._aiotls_private, data, hAlg)
+        self._aiotls_signed = (signature, hashlib.new(hAlg, data).digest())
+        return bytearray(signature)
 
     def _verify(self, signature: bytearray, hash_bytes: bytearray) -> bool:
+        # tlslite verifies every signature it has just made (a guard against faulty
+        # signing); the one this key made from OpenSSL a moment ago needs no second pass.
+        if self._aiotls_signed == (bytes(signature), bytes(hash_bytes)):
+            return True
         return _crypto.ecdsa_verify_digest(self._aiotls_public, signature, hash_bytes)
 
 
@@ -1054,6 +1064,31 @@ def _settings(ctx: TLSContext) -> Any:
         raise TLSConfigurationError(f"invalid TLS settings: {exc}") from None
 
 
+class _ValidatedSettings(HandshakeSettings):  # type: ignore[misc]
+    """Settings validated once per context.
+
+    tlslite starts every handshake with ``settings.validate()`` (a deep copy and every
+    check, ~40 us); this returns the copy validated when the context was prepared.  tlslite
+    only reads it (it validates again before deriving modified settings); aiotls must not
+    change it either: use ``fresh_copy()``.
+    """
+
+    _aiotls_validated: Any
+
+    def validate(self) -> Any:
+        return self._aiotls_validated
+
+    def fresh_copy(self) -> Any:
+        return self._aiotls_validated.validate()
+
+
+def _validated_once(validated: Any) -> _ValidatedSettings:
+    settings = copy.copy(validated)
+    settings.__class__ = _ValidatedSettings
+    settings._aiotls_validated = validated
+    return settings  # type: ignore[no-any-return]
+
+
 def _parse_x509(der: bytes) -> Any:
     cert = X509()
     cert.parseBinary(bytearray(der))
@@ -1077,7 +1112,8 @@ def _prepare(ctx: TLSContext) -> _Prepared:
         key = _accelerate(parsePEMKey(_crypto.private_key_pkcs8_pem(ctx._key), private=True,
                                       implementations=["python"]), ctx._key, private=True)
     alpn = [bytearray(p.encode("ascii")) for p in ctx._alpn] or None
-    prepared = _Prepared(ctx._generation, client_settings, server_settings, chain, key, alpn)
+    prepared = _Prepared(ctx._generation, _validated_once(client_settings),
+                         _validated_once(server_settings), chain, key, alpn)
     ctx._engine_cache = prepared  # type: ignore[attr-defined]
     return prepared
 
@@ -1319,7 +1355,7 @@ class Engine:
         tl.client_cert_required = tl._aiotls_policy.mode == _CERT_REQUIRED
         # tlslite always attaches a compress_certificate extension to the request and then
         # refuses its own request if the list is empty: offer zlib for this one message.
-        settings = self._settings.validate()
+        settings = self._settings.fresh_copy()
         settings.certificate_compression_receive = ["zlib"]
         with self._synced():
             self._drive(tl.request_post_handshake_auth(settings), peer_input=False)

@@ -1,4 +1,6 @@
-"""tlslite's handshake methods run with aiotls's faster helpers (``_engine._rebind``).
+"""The engine's speed-ups over tlslite's own code, each checked for equivalence.
+
+tlslite's handshake methods run with aiotls's faster helpers (``_engine._rebind``).
 
 The rebound methods must be tlslite's own code (same code objects), every tlslite method
 that uses the replaced helpers must be covered (a tlslite upgrade that adds one fails
@@ -344,3 +346,59 @@ def test_handshakes_keep_only_the_transcript_hashes_they_use(
         assert set(hashes._running) <= {"sha256", "sha384"}
         again, server = connect(cctx, pki.server_context(), session=client.session)
         assert again.handshake_complete, again.error
+
+
+# --- settings validated once per context; no second pass over our own signatures ----------
+
+
+def test_settings_are_validated_once_per_context(pki: PKI,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    cctx, sctx = pki.client_context(), pki.server_context()
+    handshake(cctx, sctx)  # prepares (and validates) both contexts
+    prepared = [cctx._engine_cache.client_settings, sctx._engine_cache.server_settings]
+    before = [dict(vars(p._aiotls_validated)) for p in prepared]
+
+    def fail(self: object) -> None:
+        raise AssertionError("settings validated again")
+
+    monkeypatch.setattr(HandshakeSettings, "validate", fail)
+    client, server = handshake(cctx, sctx)
+    assert client.handshake_complete and server.handshake_complete
+    monkeypatch.undo()
+    # a server asking for a client certificate after the handshake derives its own copy
+    sctx.verify_mode = ssl.CERT_OPTIONAL
+    sctx.load_verify_locations(cafile=pki.ca_file)
+    cctx.load_cert_chain(pki.client[1], pki.client[2])
+    cctx.post_handshake_auth = sctx.post_handshake_auth = True
+    client, server = handshake(cctx, sctx)
+    server.verify_client_post_handshake()
+    pump(client, server)
+    assert server.getpeercert()
+    # ...and the shared validated settings of the first preparation were never modified
+    assert [dict(vars(p._aiotls_validated)) for p in prepared] == before
+
+
+def test_own_ecdsa_signature_is_not_verified_twice(pki: PKI,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from aiotls import _crypto
+
+    key = pki.server_context()
+    client, server = handshake(pki.client_context(), key)
+    private = key._engine_cache.private_key
+    assert isinstance(private, _engine._FastECDSAKey)
+    signature, digest = private._aiotls_signed
+    calls: list[bytes] = []
+    real = _crypto.ecdsa_verify_digest
+
+    def counting(public: object, sig: bytes, dig: bytes) -> bool:
+        calls.append(bytes(sig))
+        return real(public, sig, dig)
+
+    monkeypatch.setattr(_crypto, "ecdsa_verify_digest", counting)
+    assert private._verify(bytearray(signature), bytearray(digest)) is True
+    assert calls == []  # the signature it just made
+    tampered = bytearray(signature)
+    tampered[-1] ^= 1
+    assert private._verify(tampered, bytearray(digest)) is False
+    assert private._verify(bytearray(signature), bytearray(b"x" * len(digest))) is False
+    assert len(calls) == 2  # anything else is verified for real
