@@ -130,6 +130,22 @@ def _scratch(size: int) -> bytearray:
     return buf
 
 
+def _take_scratch(size: int) -> bytearray:
+    """The per-thread buffer, removed from the pool until :func:`_give_back` (a new one
+    if it is lent out already or too small)."""
+    buf: bytearray | None = getattr(_local, "plain", None)
+    if buf is None or len(buf) < size:
+        return bytearray(max(size, 256 * 1024))
+    _local.plain = None
+    return buf
+
+
+def _give_back(buf: bytearray) -> None:
+    current: bytearray | None = getattr(_local, "plain", None)
+    if current is None or len(current) < len(buf):
+        _local.plain = buf
+
+
 def _utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
@@ -198,6 +214,12 @@ class TLSConnection:
         self._terminated = False
         self._handshake_event: HandshakeCompleted | None = None
         self._peer_chain: tuple[bytes, ...] = ()
+        # Adapters that copy plaintext out at once (into a BufferedProtocol's buffer) set
+        # _lend: DataReceived then carries a memoryview of a decryption buffer lent to this
+        # connection, valid until _release_plaintext().  This spares allocating and filling
+        # a bytes object per batch (the larger part of the receive cost for bulk data).
+        self._lend = False
+        self._lent: list[bytearray] = []
         self._engine = Engine(context, server_side=server_side, server_hostname=server_hostname,
                               now=now or _utcnow,
                               session=session._state if session is not None else None)
@@ -475,15 +497,23 @@ class TLSConnection:
         view = memoryview(src)
         end = len(view)
         pos = 0
-        plain = _scratch(end)
-        plen = 0
+        lend = self._lend
+        # (plaintext never outgrows its ciphertext, so `plain` is never resized below,
+        # which memoryviews lent out would forbid)
+        plain = _take_scratch(end) if lend else _scratch(end)
+        plen = base = 0
 
         def deliver() -> None:
             # consecutive application records become one DataReceived
-            nonlocal plen
-            if plen:
-                self._events.append(DataReceived(bytes(memoryview(plain)[:plen])))
-                plen = 0
+            nonlocal plen, base
+            if plen > base:
+                if lend:
+                    chunk: Any = memoryview(plain)[base:plen]
+                    base = plen
+                else:
+                    chunk = bytes(memoryview(plain)[:plen])
+                    plen = 0
+                self._events.append(DataReceived(chunk))
 
         tls13 = fast.tls13
         try:
@@ -529,8 +559,19 @@ class TLSConnection:
                 self._check_pha()
         finally:
             deliver()  # records before a bad one were authentic: they are delivered first
+            if lend:
+                if base:
+                    self._lent.append(plain)
+                else:
+                    _give_back(plain)
         if pos < end:
             self._inbuf = bytearray(view[pos:])
+
+    def _release_plaintext(self) -> None:
+        """The adapter is done with every lent DataReceived: the buffers go back."""
+        for buf in self._lent:
+            _give_back(buf)
+        self._lent.clear()
 
     def _not_tls(self, head: bytes) -> PeerMisbehaved:
         if head.startswith(_HTTP_PREFIXES):

@@ -855,6 +855,63 @@ async def test_buffered_protocol_pause_inside_buffer_updated(pki: PKI) -> None:
     assert client.exc is None
 
 
+async def test_buffered_protocols_share_the_decryption_buffer_safely(pki: PKI) -> None:
+    """BufferedProtocols get plaintext straight from a decryption buffer shared by the
+    connections of a thread: many at once, pausing at random, still get exact bytes."""
+    payloads = [make_payload(400 * KiB + i * 777, seed=20 + i) for i in range(6)]
+    senders: list[Sender] = []
+
+    def sender() -> Sender:
+        senders.append(Sender(payloads[len(senders)]))
+        return senders[-1]
+
+    async with asyncio.timeout(60), tls_server(pki.server_context(), sender) as srv:
+        clients = []
+        for i in range(len(payloads)):
+            transport, client = await connect(
+                pki.client_context(), srv.port,
+                lambda i=i: PausingBufferedRecorder(3000) if i % 2 else BufferedRecorder(65536))
+            clients.append(client)
+            transport.write(b"go")
+        await asyncio.wait_for(asyncio.gather(*(c.lost.wait() for c in clients)), 50)
+    for client, payload in zip(clients, payloads, strict=True):
+        assert client.problems == [] and client.exc is None
+        assert digest(client.data) == digest(payload)
+
+
+class SwitchToPlainProtocol(BufferedRecorder):
+    """Hands the transport to a plain Protocol in its first buffer_updated."""
+
+    def __init__(self) -> None:
+        super().__init__(1000)
+        self.successor = RecordingProtocol()
+        self.types: list[type] = []
+
+    def buffer_updated(self, nbytes: int) -> None:
+        super().buffer_updated(nbytes)
+        if self.transport.get_protocol() is self:
+            original = self.successor.data_received
+
+            def data_received(data: bytes) -> None:
+                self.types.append(type(data))
+                original(data)
+
+            self.successor.data_received = data_received  # type: ignore[method-assign]
+            self.transport.set_protocol(self.successor)
+
+
+async def test_switch_from_buffered_to_plain_protocol_mid_batch(pki: PKI) -> None:
+    payload = make_payload(200 * KiB, seed=31)
+    async with asyncio.timeout(30), \
+            tls_server(pki.server_context(), lambda: Sender(payload)) as srv:
+        transport, first = await connect(pki.client_context(), srv.port, SwitchToPlainProtocol)
+        transport.write(b"go")
+        await asyncio.wait_for(first.successor.lost.wait(), 20)
+    assert digest(bytes(first.data) + bytes(first.successor.data)) == digest(payload)
+    assert first.types and set(first.types) == {bytes}  # never a view of a lent buffer
+    assert first.problems == []
+
+
 # --- 9. set_protocol ------------------------------------------------------------------------------
 
 

@@ -351,3 +351,35 @@ def test_tampered_close_notify_is_rejected(pki: PKI, version: str, bit: int) -> 
     events = server.events()
     assert CloseNotifyReceived() not in events
     assert isinstance(events[-1], ConnectionTerminated) and events[-1].error is not None
+
+
+def test_lent_plaintext_is_not_shared_while_lent(pki: PKI) -> None:
+    """With _lend (set by the asyncio adapter for BufferedProtocols) DataReceived carries a
+    view of a decryption buffer that no other connection writes into until released."""
+    from aiotls import connection
+
+    pairs = [pair(pki, "TLSv1.3", SUITES[0][1]) for _ in range(2)]
+    blobs = [os.urandom(70_000), os.urandom(50_000)]
+    views = []
+    for (client, server), blob in zip(pairs, blobs, strict=True):
+        server._lend = True
+        client.send_data(blob)
+        server.receive_data(client.data_to_send())
+        (event,) = server.events()
+        assert isinstance(event, DataReceived) and isinstance(event.data, memoryview)
+        views.append(event.data)
+    # both are lent at once: different buffers, both intact
+    assert views[0].obj is not views[1].obj
+    assert [bytes(v) for v in views] == blobs
+    buffers = [view.obj for view in views]
+    for (_, server), view in zip(pairs, views, strict=True):
+        view.release()
+        server._release_plaintext()
+        assert server._lent == []
+    assert any(connection._local.plain is b for b in buffers)  # pooled for the next batch
+    # without _lend: bytes, and nothing held
+    client, server = pairs[0]
+    server._lend = False
+    client.send_data(b"plain bytes")
+    server.receive_data(client.data_to_send())
+    assert server.events() == [DataReceived(b"plain bytes")] and server._lent == []

@@ -273,6 +273,7 @@ class TLSProtocol(asyncio.BufferedProtocol):
         self._incoming_backlog = bytearray()
         self._events: collections.deque[Any] = collections.deque()
         self._undelivered = 0
+        self._processing = 0  # nesting depth of _process (lent plaintext)
         self._app_reading_paused = False
         self._tls_reading_paused = False
         self._eof_pending = False
@@ -288,6 +289,8 @@ class TLSProtocol(asyncio.BufferedProtocol):
     def _set_app_protocol(self, app_protocol: asyncio.BaseProtocol) -> None:
         self._app_protocol: Any = app_protocol
         self._app_is_buffered = isinstance(app_protocol, asyncio.BufferedProtocol)
+        # A BufferedProtocol gets plaintext copied straight from the decryption buffer.
+        self._conn._lend = self._app_is_buffered
 
     def _get_extra_info(self, name: str, default: Any = None) -> Any:
         if name in self._extra:
@@ -387,8 +390,24 @@ class TLSProtocol(asyncio.BufferedProtocol):
                 self._undelivered += len(event.data)
             self._events.append(event)
         self._flush_tls()
-        self._deliver()
+        self._processing += 1
+        try:
+            self._deliver()
+        finally:
+            self._processing -= 1
+            if not self._processing and conn._lent:
+                self._keep_undelivered()
+                conn._release_plaintext()
         self._control_tls_reading()
+
+    def _keep_undelivered(self) -> None:
+        """Copy out plaintext still lent by the connection (the application paused)."""
+        events = self._events
+        for i, event in enumerate(events):
+            if isinstance(event, DataReceived):
+                data: Any = event.data
+                if isinstance(data, memoryview):
+                    events[i] = DataReceived(bytes(data))
 
     def _deliver(self) -> None:
         events = self._events
@@ -433,9 +452,13 @@ class TLSProtocol(asyncio.BufferedProtocol):
             else:  # pragma: no cover - exhaustive
                 events.popleft()
 
-    def _deliver_data(self, data: bytes) -> None:
+    def _app_takes_buffers(self) -> bool:
+        return self._app_is_buffered  # (re-read: buffer_updated() may call set_protocol())
+
+    def _deliver_data(self, data: bytes | memoryview) -> None:
         if not self._app_is_buffered:
-            self._app_protocol.data_received(data)
+            # (lent plaintext only reaches a protocol switched by set_protocol() meanwhile)
+            self._app_protocol.data_received(bytes(data) if isinstance(data, memoryview) else data)
             return
         view = memoryview(data)
         pos, total = 0, len(data)
@@ -445,6 +468,9 @@ class TLSProtocol(asyncio.BufferedProtocol):
                 rest = bytes(view[pos:])
                 self._events.appendleft(DataReceived(rest))
                 self._undelivered += len(rest)
+                return
+            if not self._app_takes_buffers():  # set_protocol() to a plain Protocol meanwhile
+                self._app_protocol.data_received(bytes(view[pos:]))
                 return
             buf = self._app_protocol.get_buffer(total - pos)
             n = min(len(buf), total - pos)
