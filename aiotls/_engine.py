@@ -73,6 +73,7 @@ from tlslite.constants import (
     ECPointFormat,
     ExtensionType,
     GroupName,
+    HandshakeType,
 )
 from tlslite.errors import (
     TLSAbruptCloseError,
@@ -743,7 +744,34 @@ def _quick_messages() -> dict[str, Any]:
                 seen.add(attr)  # overridden further down the MRO: leave the base alone
                 if _uses(value, replaced):
                     setattr(quick[name], attr, _rebind(value, namespace))
+    _keep_client_hello_bytes(quick["ClientHello"])
     return quick
+
+
+def _keep_client_hello_bytes(hello: Any) -> None:
+    """A parsed ClientHello keeps its bytes as received, so the PSK binder is checked
+    against them (RFC 8446 4.2.11.2) instead of a re-serialisation of the parsed
+    message (tlslite writes the whole message again for that)."""
+    parse = hello.parse
+    psk_truncate = hello.psk_truncate
+
+    def parse_keeping_bytes(self: Any, p: Any) -> Any:
+        start = p.index - 1  # tlslite has read the handshake type byte
+        result = parse(self, p)
+        if not self.ssl2 and start >= 0 and p.bytes[start] == HandshakeType.client_hello:
+            self._aiotls_wire = bytes(p.bytes[start:p.index])
+        return result
+
+    def truncate_received(self: Any) -> Any:
+        wire = self.__dict__.get("_aiotls_wire")
+        ext = self.extensions[-1] if self.extensions else None
+        if wire is None or not isinstance(ext, _tl_extensions.PreSharedKeyExtension):
+            return psk_truncate(self)  # (raises as tlslite does)
+        # the binders list, last in the message: 2-byte length, then 1-byte-length binders
+        return bytearray(wire[:-(2 + sum(1 + len(binder) for binder in ext.binders))])
+
+    hello.parse = parse_keeping_bytes
+    hello.psk_truncate = truncate_received
 
 
 class _FastHandshakeHelpers(HandshakeHelpers):  # type: ignore[misc]
@@ -1043,6 +1071,8 @@ def _settings(ctx: TLSContext) -> Any:
     s.dhGroups = []
     s.use_heartbeat_extension = False
     s.useExtendedMasterSecret = True
+    # encrypt_then_mac (RFC 7366) only concerns CBC suites: not offered without them
+    s.useEncryptThenMAC = any(x.mac != "aead" for x in suites)
     s.requireExtendedMasterSecret = False  # enforced per role, see _prepare()
     s.minKeySize = 2048
     s.rsaSigHashes = ["sha512", "sha384", "sha256"]

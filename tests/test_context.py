@@ -226,3 +226,20 @@ def test_server_requires_extended_master_secret(pki: PKI) -> None:
     (event,) = server.events()
     assert isinstance(event.error, aiotls.PeerIncompatible)
     assert "Extended Master Secret" in str(event.error)
+
+
+def test_encrypt_then_mac_is_offered_only_with_cbc_suites() -> None:
+    from tlslite.constants import ExtensionType
+    from tlslite.messages import ClientHello
+    from tlslite.utils.codec import Parser
+
+    def extensions(ctx: aiotls.TLSContext) -> set[int]:
+        hello = aiotls.TLSConnection(ctx, server_hostname="example.com").data_to_send()
+        parsed = ClientHello().parse(Parser(bytearray(hello[6:])))
+        return {ext.extType for ext in parsed.extensions}
+
+    ctx = aiotls.TLSContext(ssl.PROTOCOL_TLS_CLIENT)
+    assert ExtensionType.encrypt_then_mac not in extensions(ctx)
+    assert ExtensionType.extended_master_secret in extensions(ctx)
+    ctx.set_ciphers("ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES128-GCM-SHA256")
+    assert ExtensionType.encrypt_then_mac in extensions(ctx)
