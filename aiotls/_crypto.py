@@ -420,6 +420,23 @@ def certificate_public_key(der: bytes) -> Any:
         return None
 
 
+#: NIST curves whose certificates the handshake takes from this module's parse.
+_PEER_EC_CURVES = frozenset({"secp256r1", "secp384r1", "secp521r1"})
+
+
+def certificate_ec_key(der: bytes) -> tuple[str, Any] | None:
+    """``(curve name, public key)`` of a certificate with a NIST P-256/384/521 key, parsed by
+    OpenSSL (which also checks that the point is on the curve); ``None`` for anything else
+    or anything that does not parse."""
+    try:
+        key = load_der_certificate(der).public_key()
+    except (ValueError, UnsupportedAlgorithm):
+        return None
+    if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name in _PEER_EC_CURVES:
+        return key.curve.name, key
+    return None
+
+
 def load_der_certificate(der: bytes) -> x509.Certificate:
     """Parse a DER certificate from a peer, without cryptography's deprecation warnings
     (peers send odd certificates; problems are reported as verification errors)."""

@@ -57,6 +57,7 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from ecdsa.curves import NIST256p, NIST384p, NIST521p
 from tlslite import HandshakeSettings
 from tlslite import TLSConnection as _TLSLiteBase
 from tlslite import constants as _tl_constants
@@ -325,6 +326,74 @@ class _FastECDSAKey(Python_ECDSAKey):  # type: ignore[misc]
         if self._aiotls_signed == (bytes(signature), bytes(hash_bytes)):
             return True
         return _crypto.ecdsa_verify_digest(self._aiotls_public, signature, hash_bytes)
+
+
+class _CurveOnly:
+    """Stands in for the python-ecdsa key of a public-only _FastECDSAKey: tlslite reads
+    nothing but ``public_key.curve`` (its size and order) from it."""
+
+    __slots__ = ("curve",)
+
+    def __init__(self, curve: Any) -> None:
+        self.curve = curve
+
+
+#: python-ecdsa's curve objects (what tlslite names and sizes curves by), by OpenSSL name.
+_ECDSA_CURVES = {"secp256r1": NIST256p, "secp384r1": NIST384p, "secp521r1": NIST521p}
+
+
+def _peer_ecdsa_key(curve_name: str, crypto_key: Any) -> _FastECDSAKey:
+    """A tlslite ECDSA public key for a peer's certificate, built without python-ecdsa
+    (whose point decoding in Python is most of tlslite's certificate parse)."""
+    curve = _ECDSA_CURVES[curve_name]
+    key = _FastECDSAKey.__new__(_FastECDSAKey)
+    key.curve_name = curve.name
+    key.key_type = "ecdsa"
+    key.private_key = None
+    key.public_key = _CurveOnly(curve)
+    key._aiotls_public = crypto_key
+    return key
+
+
+class _PeerX509(X509):  # type: ignore[misc]
+    """A peer's certificate as tlslite sees it, from OpenSSL's parse for NIST ECDSA keys.
+
+    tlslite uses ``bytes``, ``certAlg`` and ``publicKey`` of a peer certificate; the other
+    fields (serial number, names, signature algorithm) come from tlslite's own parse the
+    first time they are read.  Other key types take tlslite's parse directly.
+    """
+
+    def parseBinary(self, cert_bytes: Any) -> Any:
+        found = _crypto.certificate_ec_key(bytes(cert_bytes))
+        if found is None:
+            return X509.parseBinary(self, cert_bytes)
+        self.bytes = bytearray(cert_bytes)
+        self.certAlg = "ecdsa"
+        self.publicKey = _peer_ecdsa_key(*found)
+        for name in _PEER_X509_LAZY:
+            self.__dict__.pop(name, None)
+        return self
+
+
+def _lazy_x509_field(name: str) -> property:
+    def get(self: Any) -> Any:
+        fields = self.__dict__
+        if name not in fields:
+            full = X509()
+            full.parseBinary(self.bytes)
+            for field in _PEER_X509_LAZY:
+                fields.setdefault(field, getattr(full, field))
+        return fields[name]
+
+    def set_(self: Any, value: Any) -> None:
+        self.__dict__[name] = value
+
+    return property(get, set_)
+
+
+_PEER_X509_LAZY = ("serial_number", "subject_public_key", "subject", "issuer", "sigalg")
+for _field in _PEER_X509_LAZY:
+    setattr(_PeerX509, _field, _lazy_x509_field(_field))
 
 
 class _FastEdDSAKey(Python_EdDSAKey):  # type: ignore[misc]
@@ -730,8 +799,12 @@ def _quick_messages() -> dict[str, Any]:
     replaced: dict[str, Any] = {name: cls for name, cls in _QUICK_EXTENSIONS.items()
                                 if name in vars(module)}
     replaced["TLSExtension"] = _QuickTLSExtension
-    # (Message class names stay the originals here: tlslite writes super(ServerHello, self),
-    # which must keep naming the original class.)
+    replaced["X509"] = _PeerX509
+    # Message classes that a method builds (CertificateEntry in Certificate) are the quick
+    # ones too -- except the classes named in a super(Class, self) call, which must keep
+    # naming the original class.
+    replaced.update({name: cls for name, cls in quick.items()
+                     if name not in _named_with_super(originals.values())})
     namespace = _namespace(module, **replaced)
     for name, cls in originals.items():
         seen: set[str] = set()
@@ -746,6 +819,25 @@ def _quick_messages() -> dict[str, Any]:
                     setattr(quick[name], attr, _rebind(value, namespace))
     _keep_client_hello_bytes(quick["ClientHello"])
     return quick
+
+
+def _named_with_super(classes: Any) -> set[str]:
+    """Names used next to ``super`` in any method of ``classes`` (``super(Name, self)``)."""
+    found: set[str] = set()
+
+    def scan(code: types.CodeType) -> None:
+        if "super" in code.co_names:
+            found.update(code.co_names)
+        for const in code.co_consts:
+            if isinstance(const, types.CodeType):
+                scan(const)
+
+    for cls in classes:
+        for value in vars(cls).values():
+            func = value.__func__ if isinstance(value, staticmethod | classmethod) else value
+            if isinstance(func, types.FunctionType):
+                scan(func.__code__)
+    return found
 
 
 def _keep_client_hello_bytes(hello: Any) -> None:
@@ -993,9 +1085,9 @@ class _TLSLiteConnection(_ReboundTLSConnection):  # type: ignore[misc]
         for result in super()._getMsg(*args, **kwargs):
             if isinstance(result, Certificate | CompressedCertificate):
                 chain = _chain_der(result.cert_chain)
-                if chain:
-                    _accelerate(result.cert_chain.getEndEntityPublicKey(),
-                                _crypto.certificate_public_key(chain[0]), private=False)
+                key = result.cert_chain.getEndEntityPublicKey() if chain else None
+                if key is not None and getattr(key, "_aiotls_public", None) is None:
+                    _accelerate(key, _crypto.certificate_public_key(chain[0]), private=False)
             yield result
 
     def _serverTLS13Handshake(self, *args: Any, **kwargs: Any) -> Generator[Any, None, None]:

@@ -236,6 +236,10 @@ def test_quick_extension_dispatch_covers_every_field_name_extension() -> None:
 
 
 def test_quick_messages_keep_original_class_names_for_super() -> None:
+    originals = [getattr(tlslite.messages, name) for name in _engine._QUICK_MESSAGES]
+    with_super = _engine._named_with_super(originals)
+    assert {"ClientHello", "ServerHello", "CompressedCertificate"} <= with_super
+    assert "CertificateEntry" not in with_super
     for name, quick in _engine._QUICK_MESSAGES.items():
         original = getattr(tlslite.messages, name)
         assert quick.__bases__ == (original,) and quick.__name__ == original.__name__
@@ -245,9 +249,12 @@ def test_quick_messages_keep_original_class_names_for_super() -> None:
                 if "tlslite" not in func.__code__.co_filename:
                     continue  # aiotls's own wrappers (ClientHello bytes as received)
                 namespace = func.__globals__
-                # tlslite writes super(ClientHello, self): the names must stay the originals
-                assert namespace[name] is original
+                # tlslite writes super(ClientHello, self): those names stay the originals
+                for other in with_super & set(_engine._QUICK_MESSAGES):
+                    assert namespace[other] is getattr(tlslite.messages, other), other
+                assert namespace["CertificateEntry"] is _engine._QUICK_MESSAGES["CertificateEntry"]
                 assert namespace["TLSExtension"] is _engine._QuickTLSExtension
+                assert namespace["X509"] is _engine._PeerX509
     rebound = _function(vars(_engine._ReboundTLSConnection)["_getMsg"])
     assert rebound.__code__ is tlslite.tlsrecordlayer.TLSRecordLayer._getMsg.__code__
     assert rebound.__globals__["ClientHello"] is _engine._QUICK_MESSAGES["ClientHello"]
@@ -444,3 +451,51 @@ def test_psk_binder_is_checked_over_the_received_bytes(pki: PKI) -> None:
         original = tlslite.messages.ClientHello().parse(Parser(bytearray(raw[1:])))
         assert quick.psk_truncate() == original.psk_truncate()
         assert len(quick.psk_truncate()) < len(raw)
+
+
+
+def test_peer_certificates_take_openssls_parse(pki: PKI, monkeypatch: pytest.MonkeyPatch) -> None:
+    """NIST ECDSA certificates from the peer are not parsed by tlslite (Python ASN.1 and
+    python-ecdsa point decoding); tlslite's parse still handles RSA and EdDSA, and the fields
+    tlslite's fast path leaves out are filled in on demand."""
+    from tlslite.x509 import X509
+
+    parsed: list[str] = []
+    original = X509.parseBinary
+
+    def counting(self: X509, cert_bytes: bytes) -> X509:
+        parsed.append(type(self).__name__)
+        return original(self, cert_bytes)
+
+    monkeypatch.setattr(X509, "parseBinary", counting)
+    for key_type, tlslite_parses in (("ecdsa-p256", False), ("ecdsa-p384", False),
+                                     ("rsa2048", True), ("ed25519", True)):
+        for version in VERSIONS.values():
+            cctx = pki.client_context()
+            cctx.maximum_version = version
+            sctx = pki.server_context(key_type)  # type: ignore[arg-type]
+            handshake(cctx, sctx)  # the server parses its own chain once per context
+            parsed.clear()
+            client, server = handshake(cctx, sctx)
+            assert client.handshake_complete, client.error
+            assert bool(parsed) == tlslite_parses, (key_type, parsed)
+            cert = client._engine._tl.session.serverCertChain.x509List[0]
+            if not tlslite_parses:
+                assert isinstance(cert, _engine._PeerX509)
+                key = cert.publicKey
+                assert isinstance(key, _engine._FastECDSAKey) and key._aiotls_public is not None
+                assert len(key) == {"ecdsa-p256": 256, "ecdsa-p384": 384}[key_type]
+                reference = X509()
+                original(reference, cert.bytes)
+                assert key.curve_name == reference.publicKey.curve_name
+                for field in ("serial_number", "issuer", "subject", "sigalg"):
+                    assert getattr(cert, field) == getattr(reference, field)
+
+
+def test_malformed_peer_certificate_still_fails_cleanly(pki: PKI) -> None:
+    """A certificate OpenSSL cannot parse falls back to tlslite's parser and its error."""
+    from tlslite.utils.codec import DecodeError
+
+    bogus = _engine._PeerX509()
+    with pytest.raises((SyntaxError, DecodeError, IndexError, ValueError)):
+        bogus.parseBinary(bytearray(b"\x30\x03\x02\x01\x01"))
