@@ -65,6 +65,7 @@ def _eku_validator(purpose_oid: x509.ObjectIdentifier, role: str) -> Any:
 
 
 @functools.cache
+@functools.cache  # four combinations; policies are immutable
 def _ee_policy(role: str, require_san: bool) -> ExtensionPolicy:
     oid = ExtendedKeyUsageOID.SERVER_AUTH if role == "server" else ExtendedKeyUsageOID.CLIENT_AUTH
     base = ExtensionPolicy.webpki_defaults_ee()
@@ -81,6 +82,7 @@ _CA_POLICY = ExtensionPolicy.webpki_defaults_ca().may_be_present(
 )
 
 
+@functools.lru_cache(maxsize=1024)
 def is_ip_address(name: str) -> bool:
     """True if ``name`` is an IPv4 or IPv6 literal (brackets allowed)."""
     try:
@@ -90,6 +92,7 @@ def is_ip_address(name: str) -> bool:
     return True
 
 
+@functools.lru_cache(maxsize=1024)  # subjects are immutable; a client meets few names
 def parse_hostname(name: str) -> x509.verification.Subject:
     """A verification subject for a host name or IP address literal."""
     bare = name.strip("[]")
