@@ -427,6 +427,8 @@ class Row:
     unit: str
     higher_is_better: bool
     values: dict[str, float] = field(default_factory=dict)
+    #: every measurement, in order (``values`` keeps the best of them)
+    runs: dict[str, list[float]] = field(default_factory=dict)
 
     def ratio(self, a: str, b: str) -> float | None:
         if a in self.values and b in self.values and self.values[b]:
@@ -475,16 +477,18 @@ def run_all(full: bool, only: set[str] | None, repeat: int) -> list[Row]:
             row = Row(scenario, unit, hib)
             impls = {name: Impl(name, contexts, suite) for name in IMPLS}
             results: dict[str, list[float]] = {name: [] for name in IMPLS}
-            # Rounds interleave the implementations, so that drift on a shared machine
-            # (frequency, neighbours) does not favour whichever ran first.
-            for _ in range(repeat):
-                for name, impl in impls.items():
+            # Rounds interleave the implementations, in alternating order, so that drift
+            # on a shared machine (frequency, neighbours) favours none of them.
+            for round_ in range(repeat):
+                order = list(impls.items())
+                for name, impl in order if round_ % 2 == 0 else reversed(order):
                     value = impl.run(make(impl))
                     results[name].append(value)
                     print(f"  {scenario:<62} {name:<14} {value:>12.1f} {unit}",
                           file=sys.stderr, flush=True)
             for name, values in results.items():
                 row.values[name] = max(values) if hib else min(values)
+                row.runs[name] = values
             rows.append(row)
     return rows
 
@@ -545,7 +549,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"meta": {"python": platform.python_version(), "openssl": ssl.OPENSSL_VERSION,
-                                "full": args.full},
+                                "full": args.full, "repeat": args.repeat},
                        "rows": [asdict(r) for r in rows]}, f, indent=2)
     if args.plot:
         plot(rows, args.plot)
