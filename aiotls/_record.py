@@ -189,8 +189,8 @@ class RecordLayer:
 
     def open_run(self, view: memoryview, pos: int, end: int, out: bytearray,
                  offset: int) -> tuple[int, int, RecordError | None]:
-        """Decrypt consecutive whole TLS 1.3 application-data records from ``view[pos:end]``
-        into ``out`` at ``offset`` -- the hot loop of the receive path.
+        """Decrypt consecutive whole application-data records from ``view[pos:end]`` into
+        ``out`` at ``offset`` -- the hot loop of the receive path.
 
         Stops before an incomplete record, a record whose outer header is not
         ``23 03 03`` with a valid length, or one whose inner type is not application
@@ -199,6 +199,8 @@ class RecordLayer:
         :class:`RecordError` of a record that failed authentication (progress before it
         stands: those records were authentic).
         """
+        if not self.tls13:
+            return self._open_run12(view, pos, end, out, offset)
         d = self._read
         aead = d.aead
         iv = d.iv_int
@@ -230,6 +232,47 @@ class RecordLayer:
                 seq += 1
                 offset = last
                 pos += 5 + length
+        finally:
+            d.seq = seq
+            outview.release()
+        return pos, offset, error
+
+    def _open_run12(self, view: memoryview, pos: int, end: int, out: bytearray,
+                    offset: int) -> tuple[int, int, RecordError | None]:
+        """TLS 1.2 :meth:`open_run`: AAD = seq || header with the plaintext length; GCM
+        carries an 8-byte explicit nonce after the header (RFC 5288), ChaCha20 uses
+        iv XOR seq (RFC 7905).  Anything unusual is left to :meth:`open`."""
+        d = self._read
+        aead = d.aead
+        seq = d.seq
+        explicit = self.explicit_nonce
+        salt, iv = d.iv, d.iv_int
+        skip = 8 if explicit else 0
+        outview = memoryview(out)
+        error: RecordError | None = None
+        try:
+            while end - pos >= 5 + skip + _TAG:
+                if view[pos] != APPLICATION_DATA or view[pos + 1] != 3 or view[pos + 2] != 3:
+                    break
+                length = (view[pos + 3] << 8) | view[pos + 4]
+                n = length - skip - _TAG
+                if n < 0 or n > MAX_FRAGMENT or end - pos < 5 + length or seq >= SEQ_LIMIT:
+                    break  # short, oversized, incomplete or exhausted: open() decides
+                body = pos + 5
+                if explicit:
+                    nonce = salt + bytes(view[body:body + 8])
+                else:
+                    nonce = (iv ^ seq).to_bytes(12, "big")
+                aad = seq.to_bytes(8, "big") + bytes((APPLICATION_DATA, 3, 3, n >> 8, n & 0xFF))
+                try:
+                    aead.decrypt_into(nonce, view[body + skip:body + length], aad,
+                                      outview[offset:offset + n])
+                except _crypto.InvalidTag:
+                    error = RecordError(20, "record failed authentication (bad_record_mac)")
+                    break
+                seq += 1
+                offset += n
+                pos = body + length
         finally:
             d.seq = seq
             outview.release()

@@ -518,12 +518,11 @@ class TLSConnection:
         tls13 = fast.tls13
         try:
             while end - pos >= _HEADER:
-                if tls13:
-                    pos, plen, failure = fast.open_run(view, pos, end, plain, plen)
-                    if failure is not None:
-                        raise error_for_sent_alert(failure.alert, str(failure))
-                    if end - pos < _HEADER:
-                        break
+                pos, plen, failure = fast.open_run(view, pos, end, plain, plen)
+                if failure is not None:
+                    raise error_for_sent_alert(failure.alert, str(failure))
+                if end - pos < _HEADER:
+                    break
                 length = self._record_length(view, pos)
                 if end - pos < _HEADER + length:
                     break
