@@ -45,6 +45,9 @@ KEY_UPDATE_AFTER = 2**23
 SEQ_LIMIT = 2**64 - 1
 
 APPLICATION_DATA = 23
+_INNER_APPLICATION_DATA = bytes((APPLICATION_DATA,))
+#: Writes up to this size take the one-record path of :meth:`RecordLayer.seal`.
+_SMALL = 2048
 _TAG = 16
 _FULL_HEADER_13 = bytes((APPLICATION_DATA, 3, 3, (MAX_FRAGMENT + 17) >> 8, (MAX_FRAGMENT + 17) & 0xFF))
 
@@ -284,9 +287,19 @@ class RecordLayer:
 
     # --- sending -----------------------------------------------------------------------------
 
-    def seal(self, data: bytes | bytearray | memoryview) -> bytearray:
+    def seal(self, data: bytes | bytearray | memoryview) -> bytes | bytearray:
         """Encrypt application data as records of at most 2^14 bytes; returns the records."""
         d = self._write
+        total = len(data)
+        if self.tls13 and total <= _SMALL and d.seq + 1 < SEQ_LIMIT:
+            # one short record (interactive traffic): no buffers to set up
+            seq = d.seq
+            clen = total + 1 + _TAG
+            header = bytes((APPLICATION_DATA, 3, 3, clen >> 8, clen & 0xFF))
+            sealed = d.aead.encrypt((d.iv_int ^ seq).to_bytes(12, "big"),
+                                    bytes(data) + _INNER_APPLICATION_DATA, header)
+            d.seq = seq + 1
+            return header + sealed  # type: ignore[no-any-return]
         view = memoryview(data)
         total = len(view)
         nrec = max(1, -(-total // MAX_FRAGMENT))

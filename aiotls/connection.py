@@ -267,7 +267,12 @@ class TLSConnection:
             self._on_eof()
             return
         if self._engine.fast is not None:
-            self._guard(lambda: self._process_fast(data))
+            try:
+                self._process_fast(data)
+            except TLSUsageError:
+                raise
+            except TLSError as err:
+                self._fail(err)
             return
         self._inbuf += data
         self._guard(self._process_input)
@@ -299,7 +304,12 @@ class TLSConnection:
         """
         if self._state is ConnectionState.OPEN:
             if data:
-                self._guard(lambda: self._engine.write(data))
+                try:
+                    self._engine.write(data)
+                except TLSUsageError:
+                    raise
+                except TLSError as err:
+                    self._fail(err)
                 if self._error is not None:
                     raise self._error
             return

@@ -537,12 +537,25 @@ class TLSProtocol(asyncio.BufferedProtocol):
                 logger.warning("TLS connection is closed")
             self._conn_lost += 1
             return
-        for data in list_of_data:
+        if self._state is _State.WRAPPED and not self._write_backlog \
+                and not self._tls_writing_paused:
+            # the common case: encrypt at once (no copy of the caller's data to keep)
+            items = list_of_data if type(list_of_data) is tuple else list(list_of_data)
+            data = items[0] if len(items) == 1 else b"".join(items)
             if data:
-                self._write_backlog.append(bytes(data))
-                self._write_backlog_size += len(data)
-        if self._state is _State.WRAPPED:
-            self._do_write()
+                try:
+                    self._conn.send_data(data)
+                except TLSError as exc:
+                    self._fatal_error(exc, "Fatal error on TLS protocol")
+                    return
+                self._flush_tls()
+        else:
+            for data in list_of_data:
+                if data:
+                    self._write_backlog.append(bytes(data))
+                    self._write_backlog_size += len(data)
+            if self._state is _State.WRAPPED:
+                self._do_write()
         self._control_app_writing()
 
     def _do_write(self) -> None:
