@@ -498,6 +498,12 @@ class TLSConnection:
         """
         fast = self._engine.fast
         assert fast is not None
+        if not self._inbuf and fast.tls13:
+            small = fast.open_small(data)
+            if small is not None:
+                if small:  # (an empty record carries nothing to deliver)
+                    self._events.append(DataReceived(small))
+                return
         if self._inbuf:
             self._inbuf += data
             src: bytes | bytearray | memoryview = self._inbuf

@@ -383,3 +383,37 @@ def test_lent_plaintext_is_not_shared_while_lent(pki: PKI) -> None:
     client.send_data(b"plain bytes")
     server.receive_data(client.data_to_send())
     assert server.events() == [DataReceived(b"plain bytes")] and server._lent == []
+
+
+@pytest.mark.parametrize("size", [0, 1, 100, 2048, 2049, 5000])
+def test_short_records_take_the_one_record_paths(pki: PKI, size: int) -> None:
+    """Short writes and reads (interactive traffic) have their own one-record paths in the
+    TLS 1.3 record layer: same bytes as OpenSSL expects, empty records deliver nothing,
+    and anything unusual (padding, control records, bad tags) goes the general way."""
+    client, server = pair(pki, "TLSv1.3", SUITES[0][1])
+    blob = os.urandom(size)
+    client.send_data(blob)
+    wire = client.data_to_send()
+    assert isinstance(server._engine.fast, _record.RecordLayer)
+    small = server._engine.fast.open_small(wire)
+    if size == 0:
+        assert wire == b"" and small is None  # send_data(b"") sends nothing
+    elif size <= 2048:
+        assert small == blob
+    else:
+        assert small is None  # left to the general path, nothing consumed
+        server.receive_data(wire)
+        assert data_of(server) == blob
+    # empty application data: no event
+    client.send_data(b"")
+    server.receive_data(client._engine.fast.seal(b""))
+    assert server.events() == []
+    # a tampered short record is refused and not delivered
+    client.send_data(b"hello")
+    bad = bytearray(client.data_to_send())
+    bad[-1] ^= 1
+    assert server._engine.fast.open_small(bad) is None
+    server.receive_data(bytes(bad))
+    events = server.events()
+    assert not any(isinstance(e, DataReceived) for e in events)
+    assert isinstance(events[-1], ConnectionTerminated) and events[-1].error is not None
