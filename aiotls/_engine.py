@@ -815,7 +815,13 @@ def _quick_messages() -> dict[str, Any]:
                 if attr in seen:
                     continue
                 seen.add(attr)  # overridden further down the MRO: leave the base alone
-                if _uses(value, replaced):
+                if isinstance(value, property):
+                    parts = (value.fget, value.fset, value.fdel)
+                    if any(_uses(part, replaced) for part in parts):
+                        fget, fset, fdel = (_rebind(part, namespace) if part else None
+                                            for part in parts)
+                        setattr(quick[name], attr, property(fget, fset, fdel, value.__doc__))
+                elif _uses(value, replaced):
                     setattr(quick[name], attr, _rebind(value, namespace))
     _keep_client_hello_bytes(quick["ClientHello"])
     return quick
@@ -909,8 +915,11 @@ def _rebound_base() -> type:
     quick_ext: dict[str, Any] = {name: cls for name, cls in _QUICK_EXTENSIONS.items()
                                  if name in vars(_tl_tlsconnection)}
     namespaces = {
+        # (the client's own ClientHello is built from the quick class too: tlslite's
+        # TLSConnection never tests isinstance() against it)
         _tl_tlsconnection: _namespace(_tl_tlsconnection, HandshakeHelpers=_FastHandshakeHelpers,
-                                      TLSExtension=_QuickTLSExtension, **quick_ext),
+                                      TLSExtension=_QuickTLSExtension,
+                                      ClientHello=_QUICK_MESSAGES["ClientHello"], **quick_ext),
         _tl_tlsrecordlayer: _namespace(_tl_tlsrecordlayer),
     }
     attrs: dict[str, Any] = {}
