@@ -48,7 +48,6 @@ import copy
 import datetime
 import errno
 import hashlib
-import hmac
 import re
 import secrets
 import struct
@@ -261,7 +260,7 @@ class _RecordLayer(RecordLayer):  # type: ignore[misc]
 
     def calcTLS1_3PendingState(self, cipherSuite: int, cl_traffic_secret: bytearray,
                                sr_traffic_secret: bytearray, implementations: Any) -> None:
-        """Traffic keys and IVs from the traffic secrets (RFC 8446 7.3), with a C HMAC."""
+        """Traffic keys and IVs from the traffic secrets (RFC 8446 7.3), without tlslite's Python HKDF."""
         prf = "sha384" if cipherSuite in CipherSuite.sha384PrfSuites else "sha256"
         key_length, _, cipher_func = self._getCipherSettings(cipherSuite)
         states = []
@@ -592,8 +591,8 @@ def _rebind(func: Any, namespace: dict[str, Any]) -> Any:
 
 
 def _fast_hmac(k: Any, b: Any, algorithm: str) -> bytearray:
-    """tlslite's ``secureHMAC`` with the one-shot C HMAC."""
-    return bytearray(hmac.digest(k, b, algorithm))
+    """tlslite's ``secureHMAC``, without its per-call Python ``hmac`` object."""
+    return bytearray(_crypto.hmac_digest(k, b, algorithm))
 
 
 def _fast_hkdf_expand_label(secret: Any, label: Any, hash_value: Any, length: int,

@@ -138,3 +138,17 @@ def test_hkdf_expand_label_matches_tlslite(hash_name: str, size: int) -> None:
             expected = bytes(HKDF_expand_label(bytearray(secret), label, bytearray(context),
                                                length, hash_name))
             assert hkdf_expand_label(secret, label, context, length, hash_name) == expected
+
+
+@pytest.mark.parametrize("hash_name", ["sha256", "sha384", "sha512", "sha1"])
+def test_hmac_digest_matches_the_stdlib(hash_name: str) -> None:
+    import hmac
+
+    from aiotls._crypto import hmac_digest
+
+    for key_len in (0, 1, 32, 48, 64, 65, 128, 129, 300):
+        for msg_len in (0, 1, 63, 64, 200):
+            key, msg = os.urandom(key_len), os.urandom(msg_len)
+            assert hmac_digest(key, msg, hash_name) == hmac.digest(key, msg, hash_name)
+            assert hmac_digest(bytearray(key), bytearray(msg), hash_name) == \
+                hmac.digest(key, msg, hash_name)
