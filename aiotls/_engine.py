@@ -823,7 +823,25 @@ def _quick_messages() -> dict[str, Any]:
                 elif _uses(value, replaced):
                     setattr(quick[name], attr, _rebind(value, namespace))
     _keep_client_hello_bytes(quick["ClientHello"])
+    for cls in quick.values():
+        if issubclass(cls, module.HelloMessage):
+            cls.getExtension = _get_extension  # type: ignore[attr-defined]
     return quick
+
+
+def _get_extension(self: Any, extType: int) -> Any:
+    """HelloMessage.getExtension without a list built per lookup (same results; it runs
+    ~60 times per handshake)."""
+    extensions = self.extensions
+    if extensions is None:
+        return None
+    found = None
+    for ext in extensions:
+        if ext.extType == extType:
+            if found is not None:
+                raise TLSInternalError("Multiple extensions of the same type present")
+            found = ext
+    return found
 
 
 def _named_with_super(classes: Any) -> set[str]:

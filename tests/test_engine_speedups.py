@@ -24,6 +24,7 @@ import tlslite.tlsconnection
 import tlslite.tlsrecordlayer
 from tlslite import HandshakeSettings
 from tlslite.constants import CipherSuite, GroupName, HashAlgorithm, SignatureScheme
+from tlslite.errors import TLSInternalError
 from tlslite.handshakehashes import HandshakeHashes
 from tlslite.utils import cryptomath
 
@@ -291,6 +292,15 @@ def test_quick_client_hello_parses_and_writes_like_tlslites(pki: PKI) -> None:
             assert isinstance(fast, type(slow)) and fast == slow
             assert fast.extType == slow.extType and fast.write() == slow.write()
         assert any(isinstance(e, _engine._QuickFieldMixin) for e in quick.extensions)
+        for ext_type in {e.extType for e in original.extensions} | {0xFAFA, 0xFFFF}:
+            fast_ext, slow_ext = quick.getExtension(ext_type), original.getExtension(ext_type)
+            assert (fast_ext is None) == (slow_ext is None)
+            assert fast_ext is None or fast_ext.write() == slow_ext.write()
+        quick.extensions.append(quick.extensions[0])  # a duplicate: both refuse it
+        original.extensions.append(original.extensions[0])
+        for hello in (quick, original):
+            with pytest.raises(TLSInternalError, match="Multiple extensions"):
+                hello.getExtension(original.extensions[0].extType)
 
 
 def test_handshakes_build_only_quick_extensions(pki: PKI,
