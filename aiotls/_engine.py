@@ -959,6 +959,25 @@ class _TLSLiteConnection(_ReboundTLSConnection):  # type: ignore[misc]
     """tlslite's TLSConnection with aiotls's per-connection seams."""
 
     _aiotls_policy: _Policy | None = None
+    #: (id(settings), id(key), id(certs), version) -> (settings, key, certs, result)
+    _aiotls_sig_lists: dict[tuple[int, int, int, Any], tuple[Any, Any, Any, list[Any]]] = {}
+
+    @staticmethod
+    def _sigHashesToList(settings: Any, privateKey: Any = None, certList: Any = None,
+                         version: Any = (3, 3)) -> list[Any]:
+        # The signature-scheme list depends only on these arguments, and they are per
+        # context (settings are validated once per context and never changed): remembered.
+        cache = _TLSLiteConnection._aiotls_sig_lists
+        key = (id(settings), id(privateKey), id(certList), tuple(version))
+        hit = cache.get(key)
+        if hit is None or hit[0] is not settings or hit[1] is not privateKey \
+                or hit[2] is not certList:
+            if len(cache) > 256:
+                cache.clear()
+            result = _ReboundTLSConnection._sigHashesToList(settings, privateKey, certList,
+                                                            version)
+            hit = cache[key] = (settings, privateKey, certList, result)
+        return list(hit[3])
     _aiotls_error: TLSError | None = None
     _aiotls_tickets: _crypto.TicketSealer | None = None
     _aiotls_now: Callable[[], datetime.datetime]

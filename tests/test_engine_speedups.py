@@ -509,3 +509,21 @@ def test_malformed_peer_certificate_still_fails_cleanly(pki: PKI) -> None:
     bogus = _engine._PeerX509()
     with pytest.raises((SyntaxError, DecodeError, IndexError, ValueError)):
         bogus.parseBinary(bytearray(b"\x30\x03\x02\x01\x01"))
+
+
+def test_signature_scheme_lists_are_remembered_per_context(pki: PKI) -> None:
+    sctx = pki.server_context()
+    handshake(pki.client_context(), sctx)
+    prepared = sctx._engine_cache
+    settings = prepared.server_settings.validate()
+    conn_class = _engine._TLSLiteConnection
+    base = tlslite.tlsconnection.TLSConnection._sigHashesToList
+    for args in ((settings,), (settings, prepared.private_key, prepared.cert_chain, (3, 4)),
+                 (settings, prepared.private_key, prepared.cert_chain, (3, 3))):
+        first = conn_class._sigHashesToList(*args)
+        assert first == base(*args) and first
+        first.append("mutated by a caller")
+        assert conn_class._sigHashesToList(*args) == base(*args)
+    other = settings.validate()  # an equal but different settings object is not a hit
+    other.ecdsaSigHashes = ["sha256"]
+    assert conn_class._sigHashesToList(other) == base(other) != base(settings)
