@@ -143,16 +143,22 @@ def test_openssl_client_resumes_with_aiotls_server(pki: PKI) -> None:
     assert server2.session_reused
 
 
-def test_aiotls_client_resumes_with_openssl_server(pki: PKI) -> None:
-    sctx = pki.stdlib_server_context()
-    cctx = pki.client_context()
+def _session_from_openssl(cctx: aiotls.TLSContext, sctx: ssl.SSLContext) -> aiotls.TLSSession:
+    """A session (with its ticket) from a first connection to an OpenSSL server."""
     first = StdlibPeer(sctx, server_side=True)
     client = aiotls.TLSConnection(cctx, server_hostname="localhost")
     run(client, first)
-    first.obj.write(b"x")
+    first.obj.write(b"x")  # TLS 1.3 tickets come with the first data
     client.receive_data(first.outgoing.read())
     session = client.session
     assert session is not None and session.has_ticket
+    return session
+
+
+def test_aiotls_client_resumes_with_openssl_server(pki: PKI) -> None:
+    sctx = pki.stdlib_server_context()
+    cctx = pki.client_context()
+    session = _session_from_openssl(cctx, sctx)
     second = StdlibPeer(sctx, server_side=True)
     again = aiotls.TLSConnection(cctx, server_hostname="localhost", session=session)
     run(again, second)
@@ -185,13 +191,7 @@ def test_rejected_ticket_falls_back_to_a_full_handshake(pki: PKI, version: str) 
 def test_openssl_server_restart_gets_a_full_handshake(pki: PKI, version: str) -> None:
     cctx = pki.client_context()
     cctx.maximum_version = VERSIONS[version]
-    first = StdlibPeer(pki.stdlib_server_context(), server_side=True)
-    client = aiotls.TLSConnection(cctx, server_hostname="localhost")
-    run(client, first)
-    first.obj.write(b"x")
-    client.receive_data(first.outgoing.read())
-    session = client.session
-    assert session is not None and session.has_ticket
+    session = _session_from_openssl(cctx, pki.stdlib_server_context())
     restarted = StdlibPeer(pki.stdlib_server_context(), server_side=True)  # new ticket keys
     again = aiotls.TLSConnection(cctx, server_hostname="localhost", session=session)
     run(again, restarted)
@@ -205,12 +205,8 @@ def test_tls12_ticket_resumption_with_openssl_server(pki: PKI) -> None:
     sctx = pki.stdlib_server_context()
     sctx.maximum_version = ssl.TLSVersion.TLSv1_2
     cctx = pki.client_context()
-    first = StdlibPeer(sctx, server_side=True)
-    client = aiotls.TLSConnection(cctx, server_hostname="localhost")
-    run(client, first)
-    assert client.version() == "TLSv1.2"
-    session = client.session
-    assert session is not None and session.has_ticket
+    session = _session_from_openssl(cctx, sctx)
+    assert session.version == "TLSv1.2"
     second = StdlibPeer(sctx, server_side=True)
     again = aiotls.TLSConnection(cctx, server_hostname="localhost", session=session)
     run(again, second)

@@ -542,13 +542,8 @@ class TLSProtocol(asyncio.BufferedProtocol):
             # the common case: encrypt at once (no copy of the caller's data to keep)
             items = list_of_data if type(list_of_data) is tuple else list(list_of_data)
             data = items[0] if len(items) == 1 else b"".join(items)
-            if data:
-                try:
-                    self._conn.send_data(data)
-                except TLSError as exc:
-                    self._fatal_error(exc, "Fatal error on TLS protocol")
-                    return
-                self._flush_tls()
+            if data and not self._send_now(data):
+                return
         else:
             for data in list_of_data:
                 if data:
@@ -565,12 +560,17 @@ class TLSProtocol(asyncio.BufferedProtocol):
         data = backlog.popleft() if len(backlog) == 1 else b"".join(backlog)
         backlog.clear()
         self._write_backlog_size = 0
+        self._send_now(data)
+
+    def _send_now(self, data: bytes | bytearray | memoryview) -> bool:
+        """Encrypt and transmit; False if that failed (the connection is then aborted)."""
         try:
             self._conn.send_data(data)
         except TLSError as exc:
             self._fatal_error(exc, "Fatal error on TLS protocol")
-            return
+            return False
         self._flush_tls()
+        return True
 
     def _flush_tls(self) -> None:
         out = self._conn.data_to_send()
