@@ -359,13 +359,21 @@ class _PeerX509(X509):  # type: ignore[misc]
 
     tlslite uses ``bytes``, ``certAlg`` and ``publicKey`` of a peer certificate; the other
     fields (serial number, names, signature algorithm) come from tlslite's own parse the
-    first time they are read.  Other key types take tlslite's parse directly.
+    first time they are read.  Other key types take tlslite's parse, and their public key
+    is switched to OpenSSL's operations (every Certificate message from the peer, TLS 1.3
+    client certificates included, is parsed through here).
     """
 
+    publicKey: Any
+
     def parseBinary(self, cert_bytes: Any) -> Any:
-        found = _crypto.certificate_ec_key(bytes(cert_bytes))
+        der = bytes(cert_bytes)
+        found = _crypto.certificate_ec_key(der)
         if found is None:
-            return X509.parseBinary(self, cert_bytes)
+            X509.parseBinary(self, cert_bytes)
+            # the key verifies through OpenSSL all the same (RSA, EdDSA)
+            _accelerate(self.publicKey, _crypto.certificate_public_key(der), private=False)
+            return self
         self.bytes = bytearray(cert_bytes)
         self.certAlg = "ecdsa"
         self.publicKey = _peer_ecdsa_key(*found)
@@ -1011,7 +1019,7 @@ class _TLSLiteConnection(_ReboundTLSConnection):  # type: ignore[misc]
                 yield result
             else:
                 break
-        # (the key already verifies through OpenSSL: see _getMsg)
+        # (the key already verifies through OpenSSL: see _PeerX509)
         yield from self._aiotls_verify(_chain_der(cert_chain), _TLAlert.bad_certificate)
         yield result
 
@@ -1122,17 +1130,6 @@ class _TLSLiteConnection(_ReboundTLSConnection):  # type: ignore[misc]
             group = getattr(key_exchange, "group_id", None)
             if group is not None:
                 self.ecdhCurve = group
-            yield result
-
-    def _getMsg(self, *args: Any, **kwargs: Any) -> Generator[Any, None, None]:
-        # Every Certificate message: the peer's public key verifies through OpenSSL (this also
-        # covers TLS 1.3 client certificates, which tlslite checks without other hooks).
-        for result in super()._getMsg(*args, **kwargs):
-            if isinstance(result, Certificate | CompressedCertificate):
-                chain = _chain_der(result.cert_chain)
-                key = result.cert_chain.getEndEntityPublicKey() if chain else None
-                if key is not None and getattr(key, "_aiotls_public", None) is None:
-                    _accelerate(key, _crypto.certificate_public_key(chain[0]), private=False)
             yield result
 
     def _serverTLS13Handshake(self, *args: Any, **kwargs: Any) -> Generator[Any, None, None]:
