@@ -761,8 +761,28 @@ class _QuickFieldMixin:
 _NO_FIELD = object()
 
 #: Same-named subclasses of tlslite's field-name extension classes, with _QuickFieldMixin.
+def _quick_extension(cls: Any) -> Any:
+    """A same-named subclass of a field-name extension class without the slow setattr.
+
+    Where the field's name can be learnt (a bare instance sets it), the field becomes a
+    property and every other attribute is set by ``object.__setattr__`` -- no Python call
+    at all; otherwise :class:`_QuickFieldMixin` does the same lookup in Python.
+    """
+    attrs: dict[str, Any] = {"__module__": cls.__module__}
+    try:
+        field = cls().__dict__.get("_field_name")
+    except Exception:  # (abstract bases want arguments: they keep the mixin)
+        field = None
+    if isinstance(field, str) and not any(field in vars(k) for k in cls.__mro__):
+        attrs["__setattr__"] = object.__setattr__
+        attrs[field] = property(lambda self: self._internal_value,
+                                lambda self, value: object.__setattr__(
+                                    self, "_internal_value", value))
+    return type(cls.__name__, (_QuickFieldMixin, cls), attrs)
+
+
 _QUICK_EXTENSIONS: dict[str, Any] = {
-    name: type(cls.__name__, (_QuickFieldMixin, cls), {"__module__": cls.__module__})
+    name: _quick_extension(cls)
     for name, cls in vars(_tl_extensions).items()
     if isinstance(cls, type) and issubclass(cls, _tl_extensions.CustomNameExtension)
 }

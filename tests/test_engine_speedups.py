@@ -527,3 +527,28 @@ def test_signature_scheme_lists_are_remembered_per_context(pki: PKI) -> None:
     other = settings.validate()  # an equal but different settings object is not a hit
     other.ecdsaSigHashes = ["sha256"]
     assert conn_class._sigHashesToList(other) == base(other) != base(settings)
+
+
+@pytest.mark.parametrize(("name", "values"), [
+    ("SupportedGroupsExtension", [29, 23]),
+    ("SignatureAlgorithmsExtension", [(4, 3), (8, 4)]),
+    ("SupportedVersionsExtension", [(3, 4), (3, 3)]),
+    ("PskKeyExchangeModesExtension", [1]),
+    ("ECPointFormatsExtension", [0]),
+])
+def test_quick_extension_fields_behave_like_tlslites(name: str, values: list[object]) -> None:
+    original_cls = getattr(tlslite.extensions, name)
+    quick_cls = _engine._QUICK_EXTENSIONS[name]
+    original, quick = original_cls().create(values), quick_cls().create(values)
+    field = original._field_name
+    assert quick.__dict__.get("__setattr__") is None  # set on the class, not per object
+    assert getattr(quick, field) == getattr(original, field) == values
+    assert quick.write() == original.write()
+    setattr(original, field, values[:1])
+    setattr(quick, field, values[:1])
+    assert quick._internal_value == original._internal_value == values[:1]
+    assert quick.write() == original.write()
+    quick.extType = original.extType  # any other attribute is a plain one
+    assert vars(quick) == vars(original)
+    with pytest.raises(AttributeError):
+        quick.no_such_field
