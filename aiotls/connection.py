@@ -504,19 +504,18 @@ class TLSConnection:
                 if small:  # (an empty record carries nothing to deliver)
                     self._events.append(DataReceived(small))
                 return
+        segments: list[Any] = [data]
         if self._inbuf:
-            self._inbuf += data
-            src: bytes | bytearray | memoryview = self._inbuf
-            self._inbuf = bytearray()
-        else:
-            src = data
-        view = memoryview(src)
-        end = len(view)
-        pos = 0
+            # A record split across two reads: complete it with just the bytes it lacks
+            # (appending the whole new read behind it would copy all the data once more).
+            segments = self._complete_split_record(memoryview(data))
+            if not segments:
+                return  # still incomplete
         lend = self._lend
         # (plaintext never outgrows its ciphertext, so `plain` is never resized below,
         # which memoryviews lent out would forbid)
-        plain = _take_scratch(end) if lend else _scratch(end)
+        total = sum(len(segment) for segment in segments)
+        plain = _take_scratch(total) if lend else _scratch(total)
         plen = base = 0
 
         def deliver() -> None:
@@ -533,45 +532,51 @@ class TLSConnection:
 
         tls13 = fast.tls13
         try:
-            while end - pos >= _HEADER:
-                pos, plen, failure = fast.open_run(view, pos, end, plain, plen)
-                if failure is not None:
-                    raise error_for_sent_alert(failure.alert, str(failure))
-                if end - pos < _HEADER:
-                    break
-                length = self._record_length(view, pos)
-                if end - pos < _HEADER + length:
-                    break
-                ctype = view[pos]
-                record = view[pos:pos + _HEADER + length]
-                if ctype == _APPLICATION_DATA or (ctype == _ALERT and not tls13):
-                    try:
-                        inner, n = fast.open(record, plain, plen)
-                    except RecordError as exc:
-                        raise error_for_sent_alert(exc.alert, str(exc)) from None
-                    if inner == _APPLICATION_DATA:
-                        plen += n
-                        pos += _HEADER + length
-                        continue
-                    if inner == _ALERT and n == 2 and plain[plen] in (1, 2) \
-                            and plain[plen + 1] == 0:
-                        # close_notify, the common end of every connection: handled here
-                        deliver()
-                        pos += _HEADER + length
-                        self._engine.peer_closed()
+            for src in segments:
+                view = memoryview(src)
+                end = len(view)
+                pos = 0
+                while end - pos >= _HEADER:
+                    pos, plen, failure = fast.open_run(view, pos, end, plain, plen)
+                    if failure is not None:
+                        raise error_for_sent_alert(failure.alert, str(failure))
+                    if end - pos < _HEADER:
+                        break
+                    length = self._record_length(view, pos)
+                    if end - pos < _HEADER + length:
+                        break
+                    ctype = view[pos]
+                    record = view[pos:pos + _HEADER + length]
+                    if ctype == _APPLICATION_DATA or (ctype == _ALERT and not tls13):
+                        try:
+                            inner, n = fast.open(record, plain, plen)
+                        except RecordError as exc:
+                            raise error_for_sent_alert(exc.alert, str(exc)) from None
+                        if inner == _APPLICATION_DATA:
+                            plen += n
+                            pos += _HEADER + length
+                            continue
+                        if inner == _ALERT and n == 2 and plain[plen] in (1, 2) \
+                                and plain[plen + 1] == 0:
+                            # close_notify, the usual end of a connection: handled here
+                            deliver()
+                            pos += _HEADER + length
+                            self._engine.peer_closed()
+                            self._events.append(CloseNotifyReceived())
+                            self._set_state(ConnectionState.CLOSED)
+                            self._terminate(None)
+                            return
+                        fast.rewind()  # another control record: the engine decrypts it
+                    deliver()
+                    pos += _HEADER + length
+                    if self._engine.control_record(bytes(record)) == b"":
                         self._events.append(CloseNotifyReceived())
                         self._set_state(ConnectionState.CLOSED)
                         self._terminate(None)
                         return
-                    fast.rewind()  # another control record: the engine decrypts it again
-                deliver()
-                pos += _HEADER + length
-                if self._engine.control_record(bytes(record)) == b"":
-                    self._events.append(CloseNotifyReceived())
-                    self._set_state(ConnectionState.CLOSED)
-                    self._terminate(None)
-                    return
-                self._check_pha()
+                    self._check_pha()
+                if pos < end:  # (only the last segment can end inside a record)
+                    self._inbuf = bytearray(view[pos:])
         finally:
             deliver()  # records before a bad one were authentic: they are delivered first
             if lend:
@@ -579,8 +584,25 @@ class TLSConnection:
                     self._lent.append(plain)
                 else:
                     _give_back(plain)
-        if pos < end:
-            self._inbuf = bytearray(view[pos:])
+
+    def _complete_split_record(self, data: memoryview) -> list[Any]:
+        """Move into the partial record kept from the previous read the bytes that complete
+        it; returns ``[record, rest of data]``, or ``[]`` if data did not complete it."""
+        pending = self._inbuf
+        used = 0
+        if len(pending) < _HEADER:
+            used = min(_HEADER - len(pending), len(data))
+            pending += data[:used]
+            if len(pending) < _HEADER:
+                return []
+        length = self._record_length(pending, 0)  # a bad header fails here, not later
+        take = min(_HEADER + length - len(pending), len(data) - used)
+        pending += data[used:used + take]
+        used += take
+        if len(pending) < _HEADER + length:
+            return []
+        self._inbuf = bytearray()
+        return [pending, data[used:]]
 
     def _release_plaintext(self) -> None:
         """The adapter is done with every lent DataReceived: the buffers go back."""

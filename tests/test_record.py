@@ -417,3 +417,42 @@ def test_short_records_take_the_one_record_paths(pki: PKI, size: int) -> None:
     events = server.events()
     assert not any(isinstance(e, DataReceived) for e in events)
     assert isinstance(events[-1], ConnectionTerminated) and events[-1].error is not None
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.data())
+def test_records_split_anywhere_across_reads(data: st.DataObject) -> None:
+    """Ciphertext arriving in arbitrary pieces (a header cut in two, one byte at a time,
+    several records at once) decrypts to exactly what was sent, then the close."""
+    version, suite = data.draw(st.sampled_from(SUITES))
+    client, server = pair(_PKI, version, suite)
+    server._lend = data.draw(st.booleans())
+    sizes = data.draw(st.lists(st.integers(0, 40_000), min_size=1, max_size=5))
+    blobs = [os.urandom(n) for n in sizes]
+    for blob in blobs:
+        client.send_data(blob)
+    client.close()
+    wire = client.data_to_send()
+    cuts = sorted(data.draw(st.lists(st.integers(1, len(wire) - 1), max_size=12, unique=True)))
+    received = bytearray()
+    events = []
+    for start, stop in zip([0, *cuts], [*cuts, len(wire)], strict=True):
+        server.receive_data(wire[start:stop])
+        for event in server.events():
+            if isinstance(event, DataReceived):
+                received += event.data
+            else:
+                events.append(event)
+        server._release_plaintext()
+    assert bytes(received) == b"".join(blobs)
+    assert events == [CloseNotifyReceived(), ConnectionTerminated(error=None)]
+
+
+def test_bad_header_after_a_split_record_fails_at_once(pki: PKI) -> None:
+    client, server = pair(pki, "TLSv1.3", SUITES[0][1])
+    client.send_data(os.urandom(1000))
+    wire = client.data_to_send()
+    server.receive_data(wire[:3])  # a record header cut short
+    server.receive_data(b"\xff\xff")  # ...completed as nonsense: refused now, not later
+    (event,) = server.events()
+    assert isinstance(event, ConnectionTerminated) and event.error is not None
