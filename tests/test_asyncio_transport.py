@@ -36,6 +36,7 @@ import pytest
 
 import aiotls
 import aiotls.asyncio as aa
+from aiotls.asyncio.protocol import _RECV_BUFFER
 from aiotls.errors import AlertDescription, PeerMisbehaved, TLSConfigurationError, TruncationError
 from aiotls.events import CloseNotifyReceived, Event
 from tests.certs import CA
@@ -50,7 +51,7 @@ MiB = 1024 * KiB
 #: aiotls's documented defaults (protocol.py): read high water, write high water, one read.
 READ_HIGH = 256 * KiB
 WRITE_HIGH = 512 * KiB
-RECV_CHUNK = 256 * KiB
+RECV_CHUNK = _RECV_BUFFER  # what one read of the shared receive buffer can bring
 
 MADE, DATA, EOF, LOST = "connection_made", "data_received", "eof_received", "connection_lost"
 VERSIONS = [

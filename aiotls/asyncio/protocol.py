@@ -58,7 +58,10 @@ SSL_SHUTDOWN_TIMEOUT = 30.0
 _HIGH_WATER_READ = 256 * 1024
 _HIGH_WATER_WRITE = 512 * 1024
 _LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5
-_RECV_BUFFER = 256 * 1024
+#: Bytes read per receive: one buffer per thread, not per connection, so it can be large.
+#: 1 MiB moved 5-15% more bulk data than 256 KiB (the stdlib's per-connection size) in
+#: interleaved A/B runs here; 2 MiB gained nothing more.
+_RECV_BUFFER = 1024 * 1024
 
 
 class HandshakeTimeoutError(TLSError, ConnectionAbortedError):
