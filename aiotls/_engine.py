@@ -1060,6 +1060,8 @@ class _TLSLiteConnection(_ReboundTLSConnection):  # type: ignore[misc]
                 yield from self._aiotls_verify(chain, _TLAlert.certificate_required)
         sealer = self._aiotls_tickets
         count = settings.ticket_count if self.version > (3, 3) else min(1, settings.ticket_count)
+        if self.version > (3, 3) and not self._aiotls_sent_certificate:
+            count = min(1, count)  # after a resumption one ticket replaces the one used (as OpenSSL)
         if sealer is None or not count:
             return
         secret = self.session.masterSecret if self.version < (3, 4) \

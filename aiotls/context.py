@@ -189,7 +189,8 @@ class TLSContext:
         #: post-handshake authentication when they have a certificate loaded.)
         self.post_handshake_auth: bool = False
         #: Session tickets a server sends after each full handshake (TLS 1.3; TLS 1.2 sends
-        #: one if this is non-zero).  0 disables session resumption.  Like ssl's num_tickets.
+        #: one if this is non-zero, and so does a TLS 1.3 resumption, as in OpenSSL).  0
+        #: disables session resumption.  Like ssl's num_tickets.
         self.num_tickets: int = 2
         #: How long (seconds) a session ticket stays valid.
         self.session_ticket_lifetime: int = 7200

@@ -211,3 +211,17 @@ def test_tls12_ticket_resumption_with_openssl_server(pki: PKI) -> None:
     again = aiotls.TLSConnection(cctx, server_hostname="localhost", session=session)
     run(again, second)
     assert again.session_reused and second.obj.session_reused, again.error
+
+
+def test_one_ticket_after_a_resumption(pki: PKI) -> None:
+    """As OpenSSL: num_tickets tickets after a full TLS 1.3 handshake, one after a resumption
+    (it replaces the one just used)."""
+    cctx, sctx = pki.client_context(), pki.server_context()
+    sctx.num_tickets = 3
+    first, _ = connect(cctx, sctx)
+    assert len(first.session._state.tickets) == 3
+    again, server = connect(cctx, sctx, first.session)
+    assert again.session_reused and server.session_reused
+    assert len(again.session._state.tickets) == 1
+    third, _ = connect(cctx, sctx, again.session)
+    assert third.session_reused
