@@ -267,12 +267,7 @@ class TLSConnection:
             self._on_eof()
             return
         if self._engine.fast is not None:
-            try:
-                self._process_fast(data)
-            except TLSUsageError:
-                raise
-            except TLSError as err:
-                self._fail(err)
+            self._guard(self._process_fast, data)
             return
         self._inbuf += data
         self._guard(self._process_input)
@@ -304,12 +299,7 @@ class TLSConnection:
         """
         if self._state is ConnectionState.OPEN:
             if data:
-                try:
-                    self._engine.write(data)
-                except TLSUsageError:
-                    raise
-                except TLSError as err:
-                    self._fail(err)
+                self._guard(self._engine.write, data)
                 if self._error is not None:
                     raise self._error
             return
@@ -383,9 +373,9 @@ class TLSConnection:
 
     # --- internals -----------------------------------------------------------------------------
 
-    def _guard(self, fn: Callable[[], None]) -> None:
+    def _guard(self, fn: Callable[..., None], *args: Any) -> None:
         try:
-            fn()
+            fn(*args)
         except TLSUsageError:
             raise  # the caller's mistake: reported to the caller, the connection goes on
         except TLSError as err:
