@@ -1451,8 +1451,7 @@ class Engine:
         """The record layer received the peer's close_notify: answer it (as tlslite would,
         unless we sent ours already) and shut down.  Nothing is sent after it."""
         if self.fast is not None and not self._sock.discard:
-            self._flush_queue()
-            self._sock.send(self.fast.seal_record(_ALERT, _CLOSE_NOTIFY))
+            self.close_notify()
         self._sock.discard = True
         self._tl._shutdown(True)
 
