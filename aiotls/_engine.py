@@ -798,19 +798,23 @@ _QuickTLSExtension: Any = type("TLSExtension", (_tl_extensions.TLSExtension,), {
 })
 
 
-def _uses(func: Any, names: Any) -> bool:
-    func = func.__func__ if isinstance(func, staticmethod | classmethod) else func
+def _code_objects(value: Any) -> Iterator[types.CodeType]:
+    """The code of a function, staticmethod or classmethod and every code nested in it
+    (none for anything else)."""
+    func = value.__func__ if isinstance(value, staticmethod | classmethod) else value
     if not isinstance(func, types.FunctionType):
-        return False
+        return
+    pending = [func.__code__]
+    while pending:
+        code = pending.pop()
+        yield code
+        pending.extend(c for c in code.co_consts if isinstance(c, types.CodeType))
 
-    def referenced(code: types.CodeType) -> set[str]:
-        found = set(code.co_names)
-        for const in code.co_consts:
-            if isinstance(const, types.CodeType):
-                found |= referenced(const)
-        return found
 
-    return bool(referenced(func.__code__) & set(names))
+def _uses(func: Any, names: Any) -> bool:
+    """Whether the code of ``func`` refers to any of ``names`` as a global or attribute."""
+    wanted = set(names)
+    return any(wanted.intersection(code.co_names) for code in _code_objects(func))
 
 
 def _quick_messages() -> dict[str, Any]:
@@ -874,21 +878,9 @@ def _get_extension(self: Any, extType: int) -> Any:
 
 def _named_with_super(classes: Any) -> set[str]:
     """Names used next to ``super`` in any method of ``classes`` (``super(Name, self)``)."""
-    found: set[str] = set()
-
-    def scan(code: types.CodeType) -> None:
-        if "super" in code.co_names:
-            found.update(code.co_names)
-        for const in code.co_consts:
-            if isinstance(const, types.CodeType):
-                scan(const)
-
-    for cls in classes:
-        for value in vars(cls).values():
-            func = value.__func__ if isinstance(value, staticmethod | classmethod) else value
-            if isinstance(func, types.FunctionType):
-                scan(func.__code__)
-    return found
+    return {name for cls in classes for value in vars(cls).values()
+            for code in _code_objects(value) if "super" in code.co_names
+            for name in code.co_names}
 
 
 def _keep_client_hello_bytes(hello: Any) -> None:
