@@ -455,9 +455,8 @@ def is_eddsa_key(key: Any) -> bool:
                       | ed448.Ed448PrivateKey | ed448.Ed448PublicKey)
 
 
-def rsa_sign_digest(key: Any, digest: bytes | bytearray, padding: str, hash_name: str,
-                    salt_len: int | None) -> bytes:
-    """RSA signature (PKCS#1 v1.5 or PSS) over an already computed digest."""
+def _rsa_padding(padding: str, hash_name: str, salt_len: int | None) -> tuple[Any, Any]:
+    """``(padding scheme, Prehashed algorithm)`` for an RSA operation over a digest."""
     from cryptography.hazmat.primitives.asymmetric import padding as pad
     from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
@@ -468,7 +467,14 @@ def rsa_sign_digest(key: Any, digest: bytes | bytearray, padding: str, hash_name
                          salt_length=salt_len if salt_len is not None else algorithm.digest_size)
     else:
         scheme = pad.PKCS1v15()
-    return bytes(key.sign(bytes(digest), scheme, Prehashed(algorithm)))
+    return scheme, Prehashed(algorithm)
+
+
+def rsa_sign_digest(key: Any, digest: bytes | bytearray, padding: str, hash_name: str,
+                    salt_len: int | None) -> bytes:
+    """RSA signature (PKCS#1 v1.5 or PSS) over an already computed digest."""
+    scheme, prehashed = _rsa_padding(padding, hash_name, salt_len)
+    return bytes(key.sign(bytes(digest), scheme, prehashed))
 
 
 def is_rsa_key(key: Any) -> bool:
@@ -524,18 +530,10 @@ def rsa_verify_digest(key: Any, signature: bytes | bytearray, digest: bytes | by
                       padding: str, hash_name: str, salt_len: int | None) -> bool:
     """Verify an RSA signature (PKCS#1 v1.5 or PSS) over an already computed digest."""
     from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives.asymmetric import padding as pad
-    from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
-    algorithm = _HASH_BY_NAME[hash_name]()
-    scheme: Any
-    if padding == "pss":
-        scheme = pad.PSS(mgf=pad.MGF1(algorithm),
-                         salt_length=salt_len if salt_len is not None else algorithm.digest_size)
-    else:
-        scheme = pad.PKCS1v15()
+    scheme, prehashed = _rsa_padding(padding, hash_name, salt_len)
     try:
-        key.verify(bytes(signature), bytes(digest), scheme, Prehashed(algorithm))
+        key.verify(bytes(signature), bytes(digest), scheme, prehashed)
     except (InvalidSignature, ValueError):
         return False
     return True
