@@ -15,6 +15,7 @@ Errors are raised as ``ValueError``; the engine translates them into TLS alerts.
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -440,10 +441,19 @@ def certificate_ec_key(der: bytes) -> tuple[str, Any] | None:
 
 def load_der_certificate(der: bytes) -> x509.Certificate:
     """Parse a DER certificate from a peer, without cryptography's deprecation warnings
-    (peers send odd certificates; problems are reported as verification errors)."""
+    (peers send odd certificates; problems are reported as verification errors).
+
+    Parses are remembered (certificates are immutable): the handshake reads the peer's key,
+    verification reads the chain and ``getpeercert()`` the leaf, all from the same bytes.
+    """
+    return _load_der_certificate(bytes(der))
+
+
+@functools.lru_cache(maxsize=256)
+def _load_der_certificate(der: bytes) -> x509.Certificate:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return x509.load_der_x509_certificate(bytes(der))
+        return x509.load_der_x509_certificate(der)
 
 
 def is_ec_key(key: Any) -> bool:
