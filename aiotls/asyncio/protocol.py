@@ -40,6 +40,7 @@ import asyncio
 import collections
 import enum
 import logging
+import mmap
 import threading
 import warnings
 from typing import Any
@@ -103,8 +104,20 @@ def _recv_buffer() -> memoryview:
     """
     view: memoryview | None = getattr(_local, "view", None)
     if view is None:
-        view = _local.view = memoryview(bytearray(_RECV_BUFFER))
+        view = _local.view = memoryview(_aligned_buffer(_RECV_BUFFER))
     return view
+
+
+def _aligned_buffer(size: int) -> mmap.mmap:
+    """A writable buffer that starts on a page boundary.
+
+    The kernel copies received bytes into a buffer that starts a few bytes past a page
+    boundary up to 6x slower on some CPUs (measured on AMD EPYC: the short-distance
+    penalty of ``rep movsb``), and a large ``bytearray`` starts 16 bytes in (after
+    malloc's header).  An anonymous mapping is page-aligned; its pages are only
+    allocated once touched.
+    """
+    return mmap.mmap(-1, size)
 
 
 def _flow_limits(high: int | None, low: int | None, default: int) -> tuple[int, int]:
