@@ -905,6 +905,120 @@ def test_receive_buffer_is_per_thread_and_page_aligned() -> None:
         assert address % mmap.PAGESIZE == 0, address % mmap.PAGESIZE
 
 
+class MemoryTransport(asyncio.Transport):
+    """A transport under a TLSProtocol whose ciphertext the test hands over itself."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.out = bytearray()
+        self.closing = False
+        self.reading = True
+        self.protocol: Any = None
+
+    def write(self, data: Any) -> None:
+        self.out += data
+
+    def take(self) -> bytes:
+        out = bytes(self.out)
+        self.out.clear()
+        return out
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        if not self.closing:
+            self.closing = True
+            asyncio.get_running_loop().call_soon(self.protocol.connection_lost, None)
+
+    def abort(self) -> None:
+        self.close()
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
+
+
+def memory_tls_pair(pki: PKI, app: asyncio.BaseProtocol, version: ssl.TLSVersion
+                    ) -> tuple[aiotls.asyncio.TLSProtocol, MemoryTransport, aiotls.TLSConnection]:
+    """A client TLSProtocol for ``app``, its handshake done against an in-memory server."""
+    loop = asyncio.get_running_loop()
+    server = aiotls.TLSConnection(pin(pki.server_context(), version), server_side=True)
+    tls = aiotls.asyncio.TLSProtocol(loop, app, pki.client_context(), loop.create_future(),
+                                     server_hostname=SNI)
+    wire = MemoryTransport()
+    wire.protocol = tls
+    tls.connection_made(wire)
+    for _ in range(10):
+        out = wire.take()
+        if out:
+            server.receive_data(out)
+        back = server.data_to_send()
+        if back:
+            tls.data_received(back)
+        if not out and not back:
+            break
+    server.events()
+    assert tls._app_transport is not None and not wire.closing
+    return tls, wire, server
+
+
+class PauseOnce(RecordingProtocol):
+    """Pauses reading in its first data_received."""
+
+    def data_received(self, data: bytes) -> None:
+        first = not self.data
+        super().data_received(data)
+        if first:
+            self.transport.pause_reading()
+
+
+class BufferedPauseOnce(BufferedRecorder):
+    """A BufferedProtocol that pauses reading in its first buffer_updated."""
+
+    def buffer_updated(self, nbytes: int) -> None:
+        first = not self.data
+        super().buffer_updated(nbytes)
+        if first:
+            self.transport.pause_reading()
+
+
+@pytest.mark.parametrize("buffered", [False, True], ids=["protocol", "buffered"])
+@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3],
+                         ids=["tls1.2", "tls1.3"])
+async def test_data_arriving_right_after_resume_reading_waits_for_held_data(
+        pki: PKI, buffered: bool, version: ssl.TLSVersion) -> None:
+    """resume_reading() feeds held-back ciphertext on the next loop iteration; a read or
+    the EOF arriving before that must queue behind it, not overtake it."""
+    app: Any = BufferedPauseOnce(64 * KiB) if buffered else PauseOnce()
+    tls, wire, server = memory_tls_pair(pki, app, version)
+    parts = [make_payload(100 * KiB + i, seed=40 + i) for i in range(3)]
+    cipher = []
+    for part in parts:
+        server.send_data(part)
+        cipher.append(server.data_to_send())
+    server.close()
+    cipher.append(server.data_to_send())  # close_notify
+    tls.data_received(cipher[0])  # the app pauses in its first callback
+    assert app.transport.is_reading() is False
+    tls.data_received(cipher[1])  # held back while paused
+    app.transport.resume_reading()  # takes effect on the next loop iteration...
+    tls.data_received(cipher[2])  # ...and these arrive before it
+    tls.data_received(cipher[3])
+    tls.eof_received()
+    async with asyncio.timeout(10):
+        while LOST not in app.calls:
+            await asyncio.sleep(0)
+    assert digest(app.data) == digest(b"".join(parts))
+    assert app.exc is None
+    assert app.calls[-2:] == [EOF, LOST]
+
+
 class SwitchToPlainProtocol(BufferedRecorder):
     """Hands the transport to a plain Protocol in its first buffer_updated."""
 

@@ -348,7 +348,7 @@ class TLSProtocol(asyncio.BufferedProtocol):
     def eof_received(self) -> bool:
         if self._state in (_State.UNWRAPPED, _State.CLOSED):
             return False
-        if self._app_reading_paused and self._state is _State.WRAPPED:
+        if (self._app_reading_paused or self._incoming_backlog) and self._state is _State.WRAPPED:
             self._eof_pending = True  # deliver what is buffered first, see _resume_reading
             return True
         self._feed(b"")
@@ -385,7 +385,9 @@ class TLSProtocol(asyncio.BufferedProtocol):
         if self._state in (_State.UNWRAPPED, _State.CLOSED):
             return
         # While shutting down, the peer's close_notify must be seen even if the app paused.
-        if self._app_reading_paused and self._state is _State.WRAPPED:
+        # (Ciphertext held back while it paused goes first: resume_reading() feeds it on
+        # the next loop iteration, and a read may come before that.)
+        if (self._app_reading_paused or self._incoming_backlog) and self._state is _State.WRAPPED:
             self._incoming_backlog += data
             self._control_tls_reading()
             return
