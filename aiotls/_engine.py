@@ -1035,6 +1035,19 @@ class _TLSLiteConnection(_ReboundTLSConnection):  # type: ignore[misc]
         yield from self._aiotls_verify(_chain_der(cert_chain), _TLAlert.bad_certificate)
         yield result
 
+    def _serverGetClientHello(self, *args: Any, **kwargs: Any) -> Generator[Any, None, None]:
+        for result in super()._serverGetClientHello(*args, **kwargs):
+            if isinstance(result, tuple) and result[1] < (3, 4):
+                # A TLS 1.2 full handshake.  tlslite issues a ticket only when the client's
+                # session_ticket extension is empty, so a client whose ticket could not be
+                # used (new ticket keys) never got another: RFC 5077 3.3 lets the server
+                # issue a new ticket then, as OpenSSL does.  (The extension is only read
+                # again for that decision; the transcript has the bytes as received.)
+                extension = result[0].getExtension(ExtensionType.session_ticket)
+                if extension is not None and extension.ticket:
+                    extension.ticket = bytearray()
+            yield result
+
     def _serverFinished(self, *args: Any, **kwargs: Any) -> Generator[Any, None, None]:
         # TLS 1.2 server: the client sent no certificate although one is required.
         chain = args[8] if len(args) > 8 else kwargs.get("client_cert_chain")

@@ -143,6 +143,42 @@ def test_openssl_client_resumes_with_aiotls_server(pki: PKI) -> None:
     assert server2.session_reused
 
 
+def _openssl_client_session(stdlib_ctx: ssl.SSLContext, sctx: aiotls.TLSContext,
+                            session: ssl.SSLSession | None = None,
+                            ) -> tuple[StdlibPeer, aiotls.TLSConnection]:
+    peer = StdlibPeer(stdlib_ctx, server_side=False, server_hostname="localhost")
+    if session is not None:
+        peer.obj = stdlib_ctx.wrap_bio(peer.incoming, peer.outgoing, server_side=False,
+                                       server_hostname="localhost", session=session)
+    server = aiotls.TLSConnection(sctx, server_side=True)
+    run(server, peer)
+    server.send_data(b"x")  # (TLS 1.3 tickets travel with the first records)
+    peer.incoming.write(server.data_to_send())
+    peer.step()
+    return peer, server
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_server_issues_a_new_ticket_when_it_rejects_one(pki: PKI, version: str) -> None:
+    """An OpenSSL client presenting a ticket an aiotls server cannot use (restarted with
+    new ticket keys) gets a full handshake and a new ticket, and resumes with that one
+    next time (RFC 5077 3.3; tlslite-ng alone issued TLS 1.2 tickets only to clients
+    presenting none)."""
+    stdlib_ctx = pki.stdlib_client_context()
+    stdlib_ctx.maximum_version = VERSIONS[version]
+    first, _ = _openssl_client_session(stdlib_ctx, pki.server_context())
+    old = first.obj.session
+    assert old is not None and old.has_ticket
+    restarted = pki.server_context()  # other ticket keys
+    second, server2 = _openssl_client_session(stdlib_ctx, restarted, old)
+    assert not second.obj.session_reused and not server2.session_reused
+    new = second.obj.session
+    assert new is not None and new.has_ticket and new.id != old.id
+    third, server3 = _openssl_client_session(stdlib_ctx, restarted, new)
+    assert third.obj.session_reused and server3.session_reused
+    assert third.obj.version() == version
+
+
 def _session_from_openssl(cctx: aiotls.TLSContext, sctx: ssl.SSLContext) -> aiotls.TLSSession:
     """A session (with its ticket) from a first connection to an OpenSSL server."""
     first = StdlibPeer(sctx, server_side=True)
@@ -180,11 +216,11 @@ def test_rejected_ticket_falls_back_to_a_full_handshake(pki: PKI, version: str) 
     assert again.handshake_complete and server.handshake_complete, again.error or server.error
     assert not again.session_reused and not server.session_reused
     assert again.version() == version
-    # and the connection after it is fine too (TLS 1.3 resumes with the new ticket; an
-    # aiotls TLS 1.2 server only issues a ticket to clients that present none)
+    # the server issued a new ticket in that full handshake (RFC 5077 3.3; tlslite-ng
+    # alone issued TLS 1.2 tickets only to clients presenting none): the next one resumes
     third, server3 = connect(cctx, server.context, again.session)
     assert third.handshake_complete and server3.handshake_complete, third.error
-    assert third.session_reused == (version == "TLSv1.3")
+    assert third.session_reused and server3.session_reused
 
 
 @pytest.mark.parametrize("version", VERSIONS)
