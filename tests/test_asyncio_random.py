@@ -1,0 +1,216 @@
+"""Random interleavings of reads, pauses and resumptions under :class:`aiotls.asyncio.TLSProtocol`.
+
+The adapter's hardest promises concern order: the application gets every byte once, in order,
+never while it has paused reading, then ``eof_received`` and ``connection_lost`` (or, for an
+EOF without close_notify, ``connection_lost`` with a ``TruncationError``) -- whatever
+the way the ciphertext is cut into reads, however the application pauses and resumes (inside
+its callbacks or later), and whatever control records (TLS 1.3 KeyUpdate) sit between data
+records.  Here hypothesis draws all of that, and each example runs on the default loop and on
+uvloop, over an in-memory transport (``MemoryTransport``) that honours ``pause_reading()`` the
+way a socket transport does: no reads while paused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import ssl
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import uvloop
+from hypothesis import Phase, given, settings
+from hypothesis import strategies as st
+
+import aiotls
+from tests.conftest import PKI
+from tests.test_asyncio_transport import EOF, LOST, memory_tls_pair
+
+LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
+    "asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop,
+}
+VERSIONS = [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3]
+
+pytestmark = pytest.mark.timeout(300)
+
+
+class Reader:
+    """Shared by both application protocols: records data and callbacks, pauses reading
+    after some deliveries (a drawn pattern) and resumes after a drawn number of ticks."""
+
+    def __init__(self, pauses: list[bool], delays: list[int]) -> None:
+        self.pauses = pauses
+        self.delays = delays
+        self.deliveries = 0
+        self.paused = False
+        self.resume_in = -1  # ticks left before resume_reading(); -1: not paused
+        self.data = bytearray()
+        self.calls: list[str] = []
+        self.while_paused = 0
+        self.transport: Any = None
+        self.exc: BaseException | str | None = "connection_lost not called"
+
+    def connection_made(self, transport: Any) -> None:
+        self.calls.append("made")
+        self.transport = transport
+
+    def _got(self, data: bytes | bytearray | memoryview) -> None:
+        if self.paused:
+            self.while_paused += 1
+        self.calls.append("data")
+        self.data += data
+        i = self.deliveries
+        self.deliveries += 1
+        if self.pauses[i % len(self.pauses)] and not self.paused:
+            self.transport.pause_reading()
+            self.paused = True
+            self.resume_in = self.delays[i % len(self.delays)]
+
+    def tick(self) -> None:
+        """The application's own clock, advanced by the driver."""
+        if self.paused:
+            if self.resume_in <= 0:
+                self.paused = False
+                self.transport.resume_reading()
+            else:
+                self.resume_in -= 1
+
+    def eof_received(self) -> bool | None:
+        self.calls.append(EOF)
+        return None
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.calls.append(LOST)
+        self.exc = exc
+
+
+class PlainReader(Reader, asyncio.Protocol):
+    def data_received(self, data: bytes) -> None:
+        self._got(data)
+
+
+class BufferedReader(Reader, asyncio.BufferedProtocol):
+    def __init__(self, pauses: list[bool], delays: list[int], sizes: list[int]) -> None:
+        super().__init__(pauses, delays)
+        self.sizes = sizes
+        self.buffer = bytearray(max(sizes))
+        self.offered = 0
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        self.offered = self.sizes[self.deliveries % len(self.sizes)]
+        return memoryview(self.buffer)[:self.offered]
+
+    def buffer_updated(self, nbytes: int) -> None:
+        assert 0 < nbytes <= self.offered
+        self._got(self.buffer[:nbytes])
+
+
+async def scenario(pki: PKI, version: ssl.TLSVersion, app: Reader, parts: list[bytes],
+                   key_updates: list[bool], cuts: list[int], feed_bias: float, seed: int,
+                   close_notify: bool) -> None:
+    tls, wire, server = memory_tls_pair(pki, app, version)
+    for part, update in zip(parts, key_updates, strict=True):
+        server.send_data(part)
+        if update and version is ssl.TLSVersion.TLSv1_3:
+            server.update_keys()
+    if close_notify:
+        server.close()
+    cipher = server.data_to_send()
+    bounds = sorted({c % len(cipher) for c in cuts} - {0}) if cipher else []
+    chunks = [cipher[a:b] for a, b in zip([0, *bounds], [*bounds, len(cipher)], strict=True)
+              if b > a]
+    steps = random.Random(seed)
+    eof_sent = False
+    # bounded (a hang fails the test below): reads, deliveries, and a few ticks per pause
+    smallest = min(getattr(app, "sizes", [16_384]))
+    for _ in range(20_000 + 16 * (len(cipher) // smallest)):
+        if LOST in app.calls:
+            break
+        # one step: a read (only while the transport reads), the application's own timer,
+        # or one loop iteration -- in any order, so a read can come between resume_reading()
+        # and the loop's next iteration
+        step = steps.random()
+        if step < feed_bias and wire.reading and (chunks or not eof_sent):
+            if chunks:
+                tls.data_received(chunks.pop(0))
+            else:
+                tls.eof_received()
+                eof_sent = True
+        elif step < (1 + feed_bias) / 2:
+            app.tick()
+        else:
+            await asyncio.sleep(0)
+    assert LOST in app.calls, (f"no connection_lost: {len(chunks)} reads left, eof sent "
+                               f"{eof_sent}, reading {wire.reading}, app paused {app.paused}")
+
+
+class _Recorder:
+    """A loop exception handler that keeps what reached it (a callback that raised)."""
+
+    def __init__(self, into: list[dict[str, Any]]) -> None:
+        self.into = into
+
+    def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        self.into.append(context)
+
+
+QUICK = settings(max_examples=40, deadline=None,
+                 phases=[Phase.explicit, Phase.reuse, Phase.generate])  # (shrinking is slow)
+# The slow variant: 2000 examples, or 400 when CI asks for a small budget.
+HEAVY = settings(QUICK, max_examples=400 if os.environ.get("AIOTLS_SLOW_BUDGET") == "small"
+                 else 2000, database=None)
+
+
+@QUICK
+@given(data=st.data())
+def test_every_byte_arrives_once_in_order_never_while_paused(pki: PKI, data: st.DataObject
+                                                             ) -> None:
+    check_random_interleaving(pki, data)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+@HEAVY
+@given(data=st.data())
+def test_every_byte_arrives_once_in_order_never_while_paused_heavy(pki: PKI,
+                                                                   data: st.DataObject) -> None:
+    check_random_interleaving(pki, data)
+
+
+def check_random_interleaving(pki: PKI, data: st.DataObject) -> None:
+    version = data.draw(st.sampled_from(VERSIONS), label="version")
+    sizes = data.draw(st.lists(st.integers(0, 70_000), min_size=1, max_size=5), label="parts")
+    parts = [random.Random(i).randbytes(n) for i, n in enumerate(sizes)]
+    key_updates = data.draw(st.lists(st.booleans(), min_size=len(parts), max_size=len(parts)),
+                            label="key updates")
+    cuts = data.draw(st.lists(st.integers(1, 400_000), max_size=12), label="cuts")
+    pauses = data.draw(st.lists(st.booleans(), min_size=1, max_size=6), label="pauses")
+    delays = data.draw(st.lists(st.integers(0, 4), min_size=1, max_size=4), label="delays")
+    buffered = data.draw(st.booleans(), label="buffered")
+    buffers = data.draw(st.lists(st.integers(64, 70_000), min_size=1, max_size=4),
+                        label="buffer sizes")
+    feed_bias = data.draw(st.sampled_from([0.2, 0.5, 0.9]), label="feed bias")
+    seed = data.draw(st.integers(0, 2**32), label="seed")
+    close_notify = data.draw(st.booleans(), label="close_notify before the EOF")
+    for loop_name, factory in LOOPS.items():
+        app: Reader = BufferedReader(pauses, delays, buffers) if buffered \
+            else PlainReader(pauses, delays)
+        errors: list[dict[str, Any]] = []
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.get_loop().set_exception_handler(_Recorder(errors))
+            runner.run(asyncio.wait_for(scenario(pki, version, app, parts, key_updates, cuts,
+                                                 feed_bias, seed, close_notify), 30))
+        assert errors == [], (loop_name, errors)
+        expected = b"".join(parts)
+        assert len(app.data) == len(expected) and app.data == expected, loop_name
+        assert app.while_paused == 0, loop_name
+        assert app.calls[0] == "made" and app.calls[-1] == LOST, loop_name
+        assert app.calls.count(LOST) == 1, loop_name
+        if close_notify:
+            assert app.exc is None, (loop_name, app.exc)
+            assert app.calls[-2] == EOF and app.calls.count(EOF) == 1, loop_name
+        else:  # an EOF without close_notify: possibly truncated, so an error, not an EOF
+            assert isinstance(app.exc, aiotls.TruncationError), (loop_name, app.exc)
+            assert EOF not in app.calls, loop_name
