@@ -214,3 +214,136 @@ def check_random_interleaving(pki: PKI, data: st.DataObject) -> None:
         else:  # an EOF without close_notify: possibly truncated, so an error, not an EOF
             assert isinstance(app.exc, aiotls.TruncationError), (loop_name, app.exc)
             assert EOF not in app.calls, loop_name
+
+
+class FlowTransport:
+    """A socket-like transport's writing side: it buffers what it cannot send yet and tells
+    its protocol to pause above ``high`` buffered bytes and to resume at ``low`` or below."""
+
+    def __init__(self, wire: Any, high: int, low: int) -> None:
+        self.wire = wire
+        self.high, self.low = high, low
+        self.pending = bytearray()
+        self.paused = False
+        wire.write = self.write
+        wire.get_write_buffer_size = lambda: len(self.pending)
+
+    def write(self, data: Any) -> None:
+        assert not self.wire.closing or not data, "write after close"
+        self.pending += data
+        if not self.paused and len(self.pending) > self.high:
+            self.paused = True
+            self.wire.protocol.pause_writing()
+
+    def drain(self, n: int) -> bytes:
+        out = bytes(self.pending[:n])
+        del self.pending[:n]
+        if self.paused and len(self.pending) <= self.low:
+            self.paused = False
+            self.wire.protocol.resume_writing()
+        return out
+
+
+class Writer(asyncio.Protocol):
+    """Records pause_writing/resume_writing; checks they alternate."""
+
+    def __init__(self) -> None:
+        self.flow: list[str] = []
+        self.paused = False
+        self.transport: Any = None
+        self.exc: BaseException | str | None = "connection_lost not called"
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def pause_writing(self) -> None:
+        self.flow.append("pause")
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.flow.append("resume")
+        self.paused = False
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.exc = exc
+
+
+async def write_scenario(pki: PKI, version: ssl.TLSVersion, writes: list[int],
+                         lines: list[bool], steps: random.Random, drain_max: int,
+                         respect_pause: bool) -> tuple[bytes, bytes, Writer, bool]:
+    app = Writer()
+    tls, wire, server = memory_tls_pair(pki, app, version)
+    flow = FlowTransport(wire, high=64 * 1024, low=16 * 1024)
+    sent = bytearray()
+    got = bytearray()
+    todo = [random.Random(i).randbytes(n) for i, n in enumerate(writes)]
+    closed = False
+    close_notify = False
+    for _ in range(200_000):
+        if close_notify and not flow.pending:
+            break
+        step = steps.random()
+        if step < 0.45 and not closed and not (respect_pause and app.paused):
+            if todo:
+                data = todo.pop(0)
+                if lines[len(todo) % len(lines)] and len(data) > 1:
+                    app.transport.writelines([data[:len(data) // 2], data[len(data) // 2:]])
+                else:
+                    app.transport.write(data)
+                sent += data
+            else:
+                app.transport.close()
+                closed = True
+        elif step < 0.85:
+            chunk = flow.drain(steps.randint(1, drain_max))
+            if chunk:
+                server.receive_data(chunk)
+                for event in server.events():
+                    if isinstance(event, aiotls.events.DataReceived):
+                        got += event.data
+                    elif isinstance(event, aiotls.events.CloseNotifyReceived):
+                        close_notify = True
+        else:
+            await asyncio.sleep(0)
+    return bytes(sent), bytes(got), app, close_notify
+
+
+@QUICK
+@given(data=st.data())
+def test_written_bytes_arrive_in_order_with_flow_control(pki: PKI, data: st.DataObject) -> None:
+    check_random_writes(pki, data)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+@HEAVY
+@given(data=st.data())
+def test_written_bytes_arrive_in_order_with_flow_control_heavy(pki: PKI,
+                                                               data: st.DataObject) -> None:
+    check_random_writes(pki, data)
+
+
+def check_random_writes(pki: PKI, data: st.DataObject) -> None:
+    """Writes and writelines of drawn sizes, a transport draining at a drawn pace (pausing
+    and resuming the TLS layer), an application that may ignore pause_writing, then
+    close(): the peer gets every byte in order and then close_notify; pause_writing and
+    resume_writing alternate, starting with a pause."""
+    version = data.draw(st.sampled_from(VERSIONS), label="version")
+    writes = data.draw(st.lists(st.one_of(st.integers(0, 3000), st.integers(60_000, 300_000)),
+                                max_size=10), label="writes")
+    lines = data.draw(st.lists(st.booleans(), min_size=1, max_size=3), label="writelines")
+    drain_max = data.draw(st.sampled_from([100, 5000, 70_000, 1_000_000]), label="drain")
+    respect_pause = data.draw(st.booleans(), label="respects pause_writing")
+    seed = data.draw(st.integers(0, 2**32), label="seed")
+    for loop_name, factory in LOOPS.items():
+        errors: list[dict[str, Any]] = []
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.get_loop().set_exception_handler(_Recorder(errors))
+            sent, got, app, close_notify = runner.run(asyncio.wait_for(write_scenario(
+                pki, version, writes, lines, random.Random(seed), drain_max, respect_pause),
+                60))
+        assert errors == [], (loop_name, errors)
+        assert len(got) == len(sent) and got == sent, loop_name
+        assert close_notify, loop_name
+        assert app.flow == ["pause", "resume"] * (len(app.flow) // 2) + \
+            ["pause"] * (len(app.flow) % 2), (loop_name, app.flow)
