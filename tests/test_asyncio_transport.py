@@ -968,6 +968,96 @@ def memory_tls_pair(pki: PKI, app: asyncio.BaseProtocol, version: ssl.TLSVersion
     return tls, wire, server
 
 
+def feed(protocol: Any, data: bytes) -> None:
+    """Hand ``data`` to a BufferedProtocol the way a socket transport does."""
+    view = memoryview(data)
+    while view:
+        buf = protocol.get_buffer(len(view))
+        n = min(len(buf), len(view))
+        buf[:n] = view[:n]
+        protocol.buffer_updated(n)
+        view = view[n:]
+
+
+async def memory_pair_either(pki: PKI, app: asyncio.BaseProtocol, stdlib: bool
+                             ) -> tuple[Any, MemoryTransport, aiotls.TLSConnection]:
+    """A client TLS protocol for ``app`` -- aiotls's, or asyncio's own ``sslproto`` -- over
+    an in-memory transport, its handshake done against an in-memory aiotls server."""
+    loop = asyncio.get_running_loop()
+    server = aiotls.TLSConnection(pki.server_context(), server_side=True)
+    waiter = loop.create_future()
+    tls: Any
+    if stdlib:
+        tls = asyncio.sslproto.SSLProtocol(loop, app, pki.stdlib_client_context(), waiter,
+                                           server_hostname=SNI)
+    else:
+        tls = aiotls.asyncio.TLSProtocol(loop, app, pki.client_context(), waiter,
+                                         server_hostname=SNI)
+    wire = MemoryTransport()
+    wire.protocol = tls
+    tls.connection_made(wire)
+    for _ in range(20):
+        await asyncio.sleep(0)
+        out = wire.take()
+        if out:
+            server.receive_data(out)
+        back = server.data_to_send()
+        if back:
+            feed(tls, back)
+        if waiter.done() and not out and not back:
+            break
+    await waiter
+    server.events()
+    return tls, wire, server
+
+
+async def test_close_lifecycle_matches_sslproto(pki: PKI) -> None:
+    """transport.close(), the peer answers close_notify: the application's callbacks are
+    those asyncio's own sslproto gives, driven the same way over the same transport."""
+    lifecycles = {}
+    for stdlib in (True, False):
+        app = RecordingProtocol()
+        tls, wire, server = await memory_pair_either(pki, app, stdlib)
+        server.send_data(b"before")
+        feed(tls, server.data_to_send())
+        app.transport.close()  # sends close_notify
+        server.receive_data(wire.take())  # the server answers it
+        feed(tls, server.data_to_send())
+        async with asyncio.timeout(5):
+            while not wire.closing or LOST not in app.calls:
+                await asyncio.sleep(0)
+        assert bytes(app.data) == b"before" and app.exc is None
+        lifecycles["sslproto" if stdlib else "aiotls"] = lifecycle(app)
+    assert lifecycles["aiotls"] == lifecycles["sslproto"], lifecycles
+
+
+@pytest.mark.parametrize("paused", [False, True], ids=["reading", "paused"])
+async def test_no_data_after_close(pki: PKI, paused: bool) -> None:
+    """After transport.close() the application gets no more data ("no more data will be
+    received"): what the peer sent meanwhile, or while reading was paused, is decrypted
+    (the peer's close_notify must be seen) but not delivered, and the close stays clean.
+    (sslproto ends such a close with OpenSSL's APPLICATION_DATA_AFTER_CLOSE_NOTIFY error,
+    although RFC 8446 6.1 lets the peer send until its own close_notify.)"""
+    app = RecordingProtocol()
+    tls, wire, server = await memory_pair_either(pki, app, stdlib=False)
+    server.send_data(b"before")
+    feed(tls, server.data_to_send())
+    if paused:
+        app.transport.pause_reading()
+        server.send_data(b"held")
+        feed(tls, server.data_to_send())
+    app.transport.close()  # sends close_notify
+    server.send_data(b"after")  # crosses it
+    server.receive_data(wire.take())  # the client's close_notify: the server answers
+    feed(tls, server.data_to_send())
+    async with asyncio.timeout(5):
+        while not wire.closing or LOST not in app.calls:
+            await asyncio.sleep(0)
+    assert bytes(app.data) == b"before"
+    assert app.exc is None
+    assert lifecycle(app)[-1] == LOST and DATA not in lifecycle(app)[2:]
+
+
 class PauseOnce(RecordingProtocol):
     """Pauses reading in its first data_received."""
 

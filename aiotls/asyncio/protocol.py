@@ -403,8 +403,13 @@ class TLSProtocol(asyncio.BufferedProtocol):
     def _process(self) -> None:
         """Drain the connection's events, deliver what the application may take, transmit."""
         conn = self._conn
+        closing = self._state in (_State.FLUSHING, _State.SHUTDOWN)
         while (event := conn.next_event()) is not None:
             if isinstance(event, DataReceived):
+                if closing:
+                    # Decrypted after the application's close(): "no more data will be
+                    # received" (as sslproto, which discards it while unwrapping).
+                    continue
                 self._undelivered += len(event.data)
             self._events.append(event)
         self._flush_tls()
