@@ -1031,6 +1031,66 @@ async def test_close_lifecycle_matches_sslproto(pki: PKI) -> None:
     assert lifecycles["aiotls"] == lifecycles["sslproto"], lifecycles
 
 
+async def _peer_closes(tls: Any, wire: MemoryTransport, server: aiotls.TLSConnection,
+                       app: RecordingProtocol) -> None:
+    server.send_data(b"data")
+    server.close()
+    feed(tls, server.data_to_send())
+
+
+async def _peer_closes_while_paused(tls: Any, wire: MemoryTransport,
+                                    server: aiotls.TLSConnection, app: RecordingProtocol
+                                    ) -> None:
+    app.transport.pause_reading()
+    server.send_data(b"data")
+    server.close()
+    feed(tls, server.data_to_send())
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert app.data == b"" and EOF not in app.calls  # nothing while paused
+    app.transport.resume_reading()
+
+
+async def _abort(tls: Any, wire: MemoryTransport, server: aiotls.TLSConnection,
+                 app: RecordingProtocol) -> None:
+    server.send_data(b"data")
+    feed(tls, server.data_to_send())
+    app.transport.abort()  # (the transport then reports connection_lost(None))
+
+
+async def _writes_after_close_ignored(tls: Any, wire: MemoryTransport,
+                                      server: aiotls.TLSConnection, app: RecordingProtocol
+                                      ) -> None:
+    app.transport.write(b"sent")
+    app.transport.close()
+    app.transport.write(b"ignored")
+    app.transport.writelines([b"ignored too"])
+    server.receive_data(wire.take())
+    got = b"".join(e.data for e in server.events()
+                   if isinstance(e, aiotls.events.DataReceived))
+    assert got == b"sent"
+    feed(tls, server.data_to_send())  # the server's answering close_notify
+
+
+@pytest.mark.parametrize("scenario", [_peer_closes, _peer_closes_while_paused, _abort,
+                                      _writes_after_close_ignored],
+                         ids=lambda f: f.__name__.strip("_"))
+async def test_lifecycle_matches_sslproto(pki: PKI, scenario: Any) -> None:
+    """The application protocol's callbacks, data and connection_lost argument are those
+    asyncio's own sslproto gives in the same scenario, driven the same way."""
+    seen = {}
+    for stdlib in (True, False):
+        app = RecordingProtocol()
+        tls, wire, server = await memory_pair_either(pki, app, stdlib)
+        await scenario(tls, wire, server, app)
+        async with asyncio.timeout(5):
+            while LOST not in app.calls:
+                await asyncio.sleep(0)
+        seen["sslproto" if stdlib else "aiotls"] = (lifecycle(app), bytes(app.data),
+                                                    type(app.exc).__name__)
+    assert seen["aiotls"] == seen["sslproto"], seen
+
+
 @pytest.mark.parametrize("paused", [False, True], ids=["reading", "paused"])
 async def test_no_data_after_close(pki: PKI, paused: bool) -> None:
     """After transport.close() the application gets no more data ("no more data will be
