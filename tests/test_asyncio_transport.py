@@ -934,6 +934,11 @@ class MemoryTransport(asyncio.Transport):
     def abort(self) -> None:
         self.close()
 
+    def _force_close(self, exc: BaseException | None) -> None:  # (sslproto's fatal errors)
+        if not self.closing:
+            self.closing = True
+            asyncio.get_running_loop().call_soon(self.protocol.connection_lost, exc)
+
     def get_write_buffer_size(self) -> int:
         return 0
 
@@ -1072,22 +1077,50 @@ async def _writes_after_close_ignored(tls: Any, wire: MemoryTransport,
     feed(tls, server.data_to_send())  # the server's answering close_notify
 
 
-@pytest.mark.parametrize("scenario", [_peer_closes, _peer_closes_while_paused, _abort,
-                                      _writes_after_close_ignored],
-                         ids=lambda f: f.__name__.strip("_"))
-async def test_lifecycle_matches_sslproto(pki: PKI, scenario: Any) -> None:
-    """The application protocol's callbacks, data and connection_lost argument are those
-    asyncio's own sslproto gives in the same scenario, driven the same way."""
+class RaisingProtocol(RecordingProtocol):
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        raise ValueError("application bug")
+
+
+class KeepOpenProtocol(RecordingProtocol):
+    def eof_received(self) -> bool | None:
+        super().eof_received()
+        return True  # has no effect under TLS (both log a warning)
+
+
+@pytest.mark.parametrize(("scenario", "app_type"), [
+    (_peer_closes, RecordingProtocol), (_peer_closes_while_paused, RecordingProtocol),
+    (_abort, RecordingProtocol), (_writes_after_close_ignored, RecordingProtocol),
+    (_peer_closes, RaisingProtocol), (_peer_closes, KeepOpenProtocol),
+], ids=["peer-closes", "peer-closes-while-paused", "abort", "writes-after-close",
+        "data_received-raises", "eof_received-returns-true"])
+async def test_lifecycle_matches_sslproto(pki: PKI, scenario: Any, app_type: Any,
+                                          caplog: pytest.LogCaptureFixture) -> None:
+    """The application protocol's callbacks, data and connection_lost argument, and what
+    reaches the loop's exception handler, are those asyncio's own sslproto gives in the
+    same scenario, driven the same way."""
     seen = {}
+    loop = asyncio.get_running_loop()
+    previous = loop.get_exception_handler()
     for stdlib in (True, False):
-        app = RecordingProtocol()
-        tls, wire, server = await memory_pair_either(pki, app, stdlib)
-        await scenario(tls, wire, server, app)
-        async with asyncio.timeout(5):
-            while LOST not in app.calls:
-                await asyncio.sleep(0)
+        handled: list[str] = []
+
+        def handler(_: Any, context: dict[str, Any], handled: list[str] = handled) -> None:
+            handled.append(type(context.get("exception")).__name__)
+
+        loop.set_exception_handler(handler)
+        app = app_type()
+        try:
+            tls, wire, server = await memory_pair_either(pki, app, stdlib)
+            await scenario(tls, wire, server, app)
+            async with asyncio.timeout(5):
+                while LOST not in app.calls:
+                    await asyncio.sleep(0)
+        finally:
+            loop.set_exception_handler(previous)
         seen["sslproto" if stdlib else "aiotls"] = (lifecycle(app), bytes(app.data),
-                                                    type(app.exc).__name__)
+                                                    type(app.exc).__name__, handled)
     assert seen["aiotls"] == seen["sslproto"], seen
 
 
