@@ -1089,12 +1089,19 @@ class KeepOpenProtocol(RecordingProtocol):
         return True  # has no effect under TLS (both log a warning)
 
 
+class SmallBuffers(BufferedRecorder):
+    def __init__(self) -> None:
+        super().__init__(3)
+
+
 @pytest.mark.parametrize(("scenario", "app_type"), [
     (_peer_closes, RecordingProtocol), (_peer_closes_while_paused, RecordingProtocol),
     (_abort, RecordingProtocol), (_writes_after_close_ignored, RecordingProtocol),
     (_peer_closes, RaisingProtocol), (_peer_closes, KeepOpenProtocol),
+    (_peer_closes, SmallBuffers), (_peer_closes_while_paused, SmallBuffers),
 ], ids=["peer-closes", "peer-closes-while-paused", "abort", "writes-after-close",
-        "data_received-raises", "eof_received-returns-true"])
+        "data_received-raises", "eof_received-returns-true", "buffered-peer-closes",
+        "buffered-peer-closes-while-paused"])
 async def test_lifecycle_matches_sslproto(pki: PKI, scenario: Any, app_type: Any,
                                           caplog: pytest.LogCaptureFixture) -> None:
     """The application protocol's callbacks, data and connection_lost argument, and what
