@@ -1089,6 +1089,60 @@ class KeepOpenProtocol(RecordingProtocol):
         return True  # has no effect under TLS (both log a warning)
 
 
+def _outcome(call: Callable[[], Any]) -> Any:
+    try:
+        result = call()
+    except Exception as exc:  # noqa: BLE001 - the type is what is compared
+        return type(exc).__name__
+    return result if isinstance(result, bool | int | tuple | type(None)) else type(result)
+
+
+async def test_transport_api_edges_match_sslproto(pki: PKI) -> None:
+    """Return values and exception types of the transport's API at its edges (bad types,
+    half-close, limits, repeated calls) are asyncio's own sslproto's."""
+    seen = {}
+    for stdlib in (True, False):
+        app = RecordingProtocol()
+        tls, wire, server = await memory_pair_either(pki, app, stdlib)
+        t = app.transport
+        seen["sslproto" if stdlib else "aiotls"] = [
+            _outcome(lambda: t.write("text")),
+            _outcome(lambda: t.write(b"")),
+            _outcome(t.can_write_eof),
+            _outcome(t.write_eof),
+            _outcome(t.is_reading),
+            _outcome(t.pause_reading), _outcome(t.pause_reading), _outcome(t.is_reading),
+            _outcome(t.resume_reading), _outcome(t.resume_reading), _outcome(t.is_reading),
+            _outcome(t.get_write_buffer_limits),
+            _outcome(lambda: t.set_write_buffer_limits(high=10, low=20)),
+            _outcome(lambda: t.set_write_buffer_limits(high=-1)),
+            _outcome(lambda: t.set_write_buffer_limits(high=100)),
+            _outcome(t.get_write_buffer_limits),
+            _outcome(t.get_read_buffer_limits),
+            _outcome(lambda: t.set_read_buffer_limits(high=10, low=20)),
+            _outcome(t.is_closing),
+            _outcome(t.close), _outcome(t.is_closing), _outcome(t.abort),
+        ]
+        async with asyncio.timeout(5):
+            while LOST not in app.calls:
+                await asyncio.sleep(0)
+    assert seen["aiotls"] == seen["sslproto"], seen
+
+
+async def test_writelines_of_str_fails_at_the_call(pki: PKI) -> None:
+    """A wrong type given to writelines() raises TypeError at the call and the connection
+    goes on (sslproto accepts it and then aborts the connection with a fatal error)."""
+    app = RecordingProtocol()
+    tls, wire, server = await memory_pair_either(pki, app, stdlib=False)
+    with pytest.raises(TypeError):
+        app.transport.writelines([b"ok", "text"])
+    app.transport.write(b"still fine")
+    server.receive_data(wire.take())
+    got = b"".join(e.data for e in server.events() if isinstance(e, aiotls.events.DataReceived))
+    assert got == b"still fine"
+    assert not app.transport.is_closing() and LOST not in app.calls
+
+
 class SmallBuffers(BufferedRecorder):
     def __init__(self) -> None:
         super().__init__(3)
