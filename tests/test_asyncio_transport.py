@@ -33,6 +33,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import pytest
@@ -1092,7 +1093,7 @@ class KeepOpenProtocol(RecordingProtocol):
 def _outcome(call: Callable[[], Any]) -> Any:
     try:
         result = call()
-    except Exception as exc:  # noqa: BLE001 - the type is what is compared
+    except Exception as exc:
         return type(exc).__name__
     return result if isinstance(result, bool | int | tuple | type(None)) else type(result)
 
@@ -1106,20 +1107,20 @@ async def test_transport_api_edges_match_sslproto(pki: PKI) -> None:
         tls, wire, server = await memory_pair_either(pki, app, stdlib)
         t = app.transport
         seen["sslproto" if stdlib else "aiotls"] = [
-            _outcome(lambda: t.write("text")),
-            _outcome(lambda: t.write(b"")),
+            _outcome(partial(t.write, "text")),
+            _outcome(partial(t.write, b"")),
             _outcome(t.can_write_eof),
             _outcome(t.write_eof),
             _outcome(t.is_reading),
             _outcome(t.pause_reading), _outcome(t.pause_reading), _outcome(t.is_reading),
             _outcome(t.resume_reading), _outcome(t.resume_reading), _outcome(t.is_reading),
             _outcome(t.get_write_buffer_limits),
-            _outcome(lambda: t.set_write_buffer_limits(high=10, low=20)),
-            _outcome(lambda: t.set_write_buffer_limits(high=-1)),
-            _outcome(lambda: t.set_write_buffer_limits(high=100)),
+            _outcome(partial(t.set_write_buffer_limits, high=10, low=20)),
+            _outcome(partial(t.set_write_buffer_limits, high=-1)),
+            _outcome(partial(t.set_write_buffer_limits, high=100)),
             _outcome(t.get_write_buffer_limits),
             _outcome(t.get_read_buffer_limits),
-            _outcome(lambda: t.set_read_buffer_limits(high=10, low=20)),
+            _outcome(partial(t.set_read_buffer_limits, high=10, low=20)),
             _outcome(t.is_closing),
             _outcome(t.close), _outcome(t.is_closing), _outcome(t.abort),
         ]
