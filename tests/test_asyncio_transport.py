@@ -985,36 +985,43 @@ def feed(protocol: Any, data: bytes) -> None:
         view = view[n:]
 
 
-async def memory_pair_either(pki: PKI, app: asyncio.BaseProtocol, stdlib: bool
+async def memory_pair_either(pki: PKI, app: asyncio.BaseProtocol, stdlib: bool,
+                             server_side: bool = False
                              ) -> tuple[Any, MemoryTransport, aiotls.TLSConnection]:
-    """A client TLS protocol for ``app`` -- aiotls's, or asyncio's own ``sslproto`` -- over
-    an in-memory transport, its handshake done against an in-memory aiotls server."""
+    """A TLS protocol for ``app`` -- aiotls's, or asyncio's own ``sslproto`` -- over an
+    in-memory transport, its handshake done against an in-memory aiotls peer (a server, or
+    a client when ``server_side``)."""
     loop = asyncio.get_running_loop()
-    server = aiotls.TLSConnection(pki.server_context(), server_side=True)
+    if server_side:
+        peer = aiotls.TLSConnection(pki.client_context(), server_hostname=SNI)
+    else:
+        peer = aiotls.TLSConnection(pki.server_context(), server_side=True)
     waiter = loop.create_future()
     tls: Any
     if stdlib:
-        tls = asyncio.sslproto.SSLProtocol(loop, app, pki.stdlib_client_context(), waiter,
-                                           server_hostname=SNI)
+        context = pki.stdlib_server_context() if server_side else pki.stdlib_client_context()
+        tls = asyncio.sslproto.SSLProtocol(loop, app, context, waiter, server_side=server_side,
+                                           server_hostname=None if server_side else SNI)
     else:
-        tls = aiotls.asyncio.TLSProtocol(loop, app, pki.client_context(), waiter,
-                                         server_hostname=SNI)
+        context = pki.server_context() if server_side else pki.client_context()
+        tls = aiotls.asyncio.TLSProtocol(loop, app, context, waiter, server_side=server_side,
+                                         server_hostname=None if server_side else SNI)
     wire = MemoryTransport()
     wire.protocol = tls
     tls.connection_made(wire)
     for _ in range(20):
         await asyncio.sleep(0)
-        out = wire.take()
-        if out:
-            server.receive_data(out)
-        back = server.data_to_send()
+        back = peer.data_to_send()
         if back:
             feed(tls, back)
+        out = wire.take()
+        if out:
+            peer.receive_data(out)
         if waiter.done() and not out and not back:
             break
     await waiter
-    server.events()
-    return tls, wire, server
+    peer.events()
+    return tls, wire, peer
 
 
 async def test_close_lifecycle_matches_sslproto(pki: PKI) -> None:
@@ -1096,6 +1103,47 @@ def _outcome(call: Callable[[], Any]) -> Any:
     except Exception as exc:
         return type(exc).__name__
     return result if isinstance(result, bool | int | tuple | type(None)) else type(result)
+
+
+async def _client_sends_and_closes(tls: Any, wire: MemoryTransport,
+                                   client: aiotls.TLSConnection, app: RecordingProtocol
+                                   ) -> None:
+    client.send_data(b"request")
+    client.close()
+    feed(tls, client.data_to_send())
+    await asyncio.sleep(0)
+    client.receive_data(wire.take())  # the server's answering close_notify
+
+
+async def _server_app_answers_and_closes(tls: Any, wire: MemoryTransport,
+                                         client: aiotls.TLSConnection, app: RecordingProtocol
+                                         ) -> None:
+    client.send_data(b"request")
+    feed(tls, client.data_to_send())
+    app.transport.write(b"response")
+    app.transport.close()
+    client.receive_data(wire.take())
+    got = b"".join(e.data for e in client.events()
+                   if isinstance(e, aiotls.events.DataReceived))
+    assert got == b"response"
+    feed(tls, client.data_to_send())  # the client's answering close_notify
+
+
+@pytest.mark.parametrize("scenario", [_client_sends_and_closes, _server_app_answers_and_closes],
+                         ids=["client-closes", "server-app-closes"])
+async def test_server_side_lifecycle_matches_sslproto(pki: PKI, scenario: Any) -> None:
+    """The same comparison with sslproto on the server side."""
+    seen = {}
+    for stdlib in (True, False):
+        app = RecordingProtocol()
+        tls, wire, client = await memory_pair_either(pki, app, stdlib, server_side=True)
+        await scenario(tls, wire, client, app)
+        async with asyncio.timeout(5):
+            while LOST not in app.calls:
+                await asyncio.sleep(0)
+        seen["sslproto" if stdlib else "aiotls"] = (lifecycle(app), bytes(app.data),
+                                                    type(app.exc).__name__)
+    assert seen["aiotls"] == seen["sslproto"], seen
 
 
 async def test_transport_api_edges_match_sslproto(pki: PKI) -> None:
