@@ -31,6 +31,7 @@ import json
 import os
 import platform
 import ssl
+import statistics
 import sys
 import tempfile
 import time
@@ -435,6 +436,12 @@ class Row:
             return self.values[a] / self.values[b]
         return None
 
+    def round_ratios(self, a: str, b: str) -> list[float]:
+        """``a / b`` within each round: the two ran back to back, so slow phases of a shared
+        machine hit both (a steadier figure than the ratio of the bests)."""
+        return [x / y for x, y in zip(self.runs.get(a, []), self.runs.get(b, []), strict=False)
+                if y]
+
 
 def run_all(full: bool, only: set[str] | None, repeat: int) -> list[Row]:
     rows: list[Row] = []
@@ -510,6 +517,19 @@ def print_table(rows: list[Row]) -> None:
               f"{(f'{r1:.2f}x' if r1 else '-'):>14} {(f'{r2:.2f}x' if r2 else '-'):>13}")
 
 
+def print_round_ratios(rows: list[Row]) -> None:
+    if not any(len(runs) > 1 for row in rows for runs in row.runs.values()):
+        return
+    print("\nratios within each round (implementations ran back to back): median [min-max]")
+    for row in rows:
+        cells = []
+        for a, b in (("aiotls", "stdlib"), ("aiotls+uvloop", "uvloop")):
+            ratios = sorted(row.round_ratios(a, b))
+            cells.append(f"{statistics.median(ratios):.2f}x [{ratios[0]:.2f}-{ratios[-1]:.2f}]"
+                         if ratios else "-")
+        print(f"{row.scenario:<64} {cells[0]:>24} {cells[1]:>24}")
+
+
 def plot(rows: list[Row], path: str) -> None:
     import matplotlib  # optional, only for --plot
 
@@ -546,6 +566,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{'full' if args.full else 'quick'} run", flush=True)
     rows = run_all(args.full, set(args.only) if args.only else None, args.repeat)
     print_table(rows)
+    print_round_ratios(rows)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"meta": {"python": platform.python_version(), "openssl": ssl.OPENSSL_VERSION,
