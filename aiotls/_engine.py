@@ -897,16 +897,37 @@ def _keep_client_hello_bytes(hello: Any) -> None:
             self._aiotls_wire = bytes(p.bytes[start:p.index])
         return result
 
+    write = hello.write
+
     def truncate_received(self: Any) -> Any:
         wire = self.__dict__.get("_aiotls_wire")
         ext = self.extensions[-1] if self.extensions else None
-        if wire is None or not isinstance(ext, _tl_extensions.PreSharedKeyExtension):
+        if not isinstance(ext, _tl_extensions.PreSharedKeyExtension):
             return psk_truncate(self)  # (raises as tlslite does)
         # the binders list, last in the message: 2-byte length, then 1-byte-length binders
-        return bytearray(wire[:-(2 + sum(1 + len(binder) for binder in ext.binders))])
+        binders = 2 + sum(1 + len(binder) for binder in ext.binders)
+        if wire is None:
+            # Our own ClientHello, truncated to compute its binders, then sent: keep the
+            # serialised prefix so that sending it adds just the binders (see
+            # write_after_binders) instead of serialising the whole message again.
+            full = write(self)
+            self._aiotls_prefix = (full[:-binders], [len(b) for b in ext.binders])
+            return full[:-binders]
+        return bytearray(wire[:-binders])
+
+    def write_after_binders(self: Any) -> Any:
+        kept = self.__dict__.pop("_aiotls_prefix", None)  # (one use: then as tlslite)
+        ext = self.extensions[-1] if self.extensions else None
+        if kept is not None and isinstance(ext, _tl_extensions.PreSharedKeyExtension):
+            prefix, lengths = kept
+            if [len(binder) for binder in ext.binders] == lengths:
+                binders = b"".join(bytes((len(b),)) + bytes(b) for b in ext.binders)
+                return prefix + len(binders).to_bytes(2, "big") + binders
+        return write(self)
 
     hello.parse = parse_keeping_bytes
     hello.psk_truncate = truncate_received
+    hello.write = write_after_binders
 
 
 class _FastHandshakeHelpers(HandshakeHelpers):  # type: ignore[misc]

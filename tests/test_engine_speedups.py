@@ -464,6 +464,34 @@ def test_psk_binder_is_checked_over_the_received_bytes(pki: PKI) -> None:
 
 
 
+def test_resuming_client_hello_is_serialised_once(pki: PKI,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The client's own resuming ClientHello is serialised once: truncating it for the
+    binders keeps the prefix, and sending it adds the binders (tlslite serialised the
+    whole message twice).  The bytes sent are tlslite's serialisation of the message."""
+    cctx, sctx = pki.client_context(), pki.server_context()
+    first, _ = connect(cctx, sctx)
+    session = first.session
+    assert session is not None
+    quick = _engine._QUICK_MESSAGES["ClientHello"]
+    serialise = quick._write
+    hellos: list[tlslite.messages.ClientHello] = []
+
+    def counting(self: tlslite.messages.ClientHello) -> bytearray:
+        hellos.append(self)
+        return serialise(self)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(quick, "_write", counting)
+    client = aiotls.TLSConnection(cctx, server_hostname="localhost", session=session)
+    flight = client.data_to_send()
+    assert len(hellos) == 1
+    assert bytes(flight[5:]) == bytes(serialise(hellos[0]))  # (after the record header)
+    server = aiotls.TLSConnection(sctx, server_side=True)
+    server.receive_data(flight)
+    pump(client, server)
+    assert client.session_reused and server.session_reused
+
+
 def test_peer_certificates_take_openssls_parse(pki: PKI, monkeypatch: pytest.MonkeyPatch) -> None:
     """NIST ECDSA certificates from the peer are not parsed by tlslite (Python ASN.1 and
     python-ecdsa point decoding); tlslite's parse still handles RSA and EdDSA, and the fields

@@ -143,6 +143,48 @@ def test_openssl_client_resumes_with_aiotls_server(pki: PKI) -> None:
     assert server2.session_reused
 
 
+#: The random of a HelloRetryRequest (RFC 8446 4.1.3).
+HRR_RANDOM = bytes.fromhex("cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c")
+
+
+def test_resumption_through_a_hello_retry_request(pki: PKI) -> None:
+    """A server that wants a group the client sent no key share for answers with a
+    HelloRetryRequest, full handshake and resumption alike: the second ClientHello gets new
+    PSK binders (over both hellos), and the session still resumes."""
+    cctx = pki.client_context()
+    assert cctx.get_groups()[-1] == "secp384r1"  # offered, but no key share for it
+    sctx = pki.server_context()
+    sctx.set_groups(["secp384r1"])
+    session = None
+    for resuming in (False, True):
+        client = aiotls.TLSConnection(cctx, server_hostname="localhost", session=session)
+        server = aiotls.TLSConnection(sctx, server_side=True)
+        server.receive_data(client.data_to_send())
+        answer = server.data_to_send()
+        assert HRR_RANDOM in answer
+        client.receive_data(answer)
+        pump(client, server)
+        server.send_data(b"x")  # (the tickets come with it)
+        pump(client, server)
+        assert client.handshake_complete and server.handshake_complete, client.error
+        assert client.session_reused == server.session_reused == resuming
+        assert server.group == "secp384r1"
+        session = client.session
+
+
+def test_resumption_through_an_openssl_hello_retry_request(pki: PKI) -> None:
+    sctx = pki.stdlib_server_context()
+    sctx.set_ecdh_curve("secp384r1")  # (only this group: a HelloRetryRequest)
+    cctx = pki.client_context()
+    session = _session_from_openssl(cctx, sctx)
+    again = aiotls.TLSConnection(cctx, server_hostname="localhost", session=session)
+    second = StdlibPeer(sctx, server_side=True)
+    run(again, second)
+    assert again.session_reused, again.error
+    assert second.obj.session_reused
+    assert again.group == "secp384r1"
+
+
 def _openssl_client_session(stdlib_ctx: ssl.SSLContext, sctx: aiotls.TLSContext,
                             session: ssl.SSLSession | None = None,
                             ) -> tuple[StdlibPeer, aiotls.TLSConnection]:
