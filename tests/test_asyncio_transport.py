@@ -1105,6 +1105,31 @@ def _outcome(call: Callable[[], Any]) -> Any:
     return result if isinstance(result, bool | int | tuple | type(None)) else type(result)
 
 
+async def test_set_protocol_lifecycle_matches_sslproto(pki: PKI) -> None:
+    """set_protocol() mid-stream, from a plain Protocol to a BufferedProtocol: who gets
+    which data and callbacks is what sslproto does."""
+    seen = {}
+    for stdlib in (True, False):
+        first = RecordingProtocol()
+        second = BufferedRecorder(5)
+        tls, wire, server = await memory_pair_either(pki, first, stdlib)
+        server.send_data(b"one")
+        feed(tls, server.data_to_send())
+        first.transport.set_protocol(second)
+        second.transport = first.transport
+        assert first.transport.get_protocol() is second
+        server.send_data(b"two and more")
+        server.close()
+        feed(tls, server.data_to_send())
+        async with asyncio.timeout(5):
+            while LOST not in second.calls:
+                await asyncio.sleep(0)
+        seen["sslproto" if stdlib else "aiotls"] = (
+            lifecycle(first), bytes(first.data), second.calls[:1] + second.calls[-2:],
+            bytes(second.data), second.problems, type(second.exc).__name__)
+    assert seen["aiotls"] == seen["sslproto"], seen
+
+
 async def _client_sends_and_closes(tls: Any, wire: MemoryTransport,
                                    client: aiotls.TLSConnection, app: RecordingProtocol
                                    ) -> None:
