@@ -552,17 +552,13 @@ class TLSConnection:
                             deliver()
                             pos += _HEADER + length
                             self._engine.peer_closed()
-                            self._events.append(CloseNotifyReceived())
-                            self._set_state(ConnectionState.CLOSED)
-                            self._terminate(None)
+                            self._closed_by_peer()
                             return
                         fast.rewind()  # another control record: the engine decrypts it
                     deliver()
                     pos += _HEADER + length
                     if self._engine.control_record(bytes(record)) == b"":
-                        self._events.append(CloseNotifyReceived())
-                        self._set_state(ConnectionState.CLOSED)
-                        self._terminate(None)
+                        self._closed_by_peer()
                         return
                     self._check_pha()
                 if pos < end:  # (only the last segment can end inside a record)
@@ -637,9 +633,13 @@ class TLSConnection:
             if data:
                 self._events.append(DataReceived(data))
                 continue
-            self._events.append(CloseNotifyReceived())
-            self._set_state(ConnectionState.CLOSED)
-            self._terminate(None)
+            self._closed_by_peer()
+
+    def _closed_by_peer(self) -> None:
+        """The peer's close_notify arrived (answered already): the connection ends cleanly."""
+        self._events.append(CloseNotifyReceived())
+        self._set_state(ConnectionState.CLOSED)
+        self._terminate(None)
 
     def _on_handshake_complete(self) -> None:
         engine = self._engine

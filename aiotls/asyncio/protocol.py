@@ -348,7 +348,7 @@ class TLSProtocol(asyncio.BufferedProtocol):
     def eof_received(self) -> bool:
         if self._state in (_State.UNWRAPPED, _State.CLOSED):
             return False
-        if (self._app_reading_paused or self._incoming_backlog) and self._state is _State.WRAPPED:
+        if self._holding_input():
             self._eof_pending = True  # deliver what is buffered first, see _resume_reading
             return True
         self._feed(b"")
@@ -384,14 +384,23 @@ class TLSProtocol(asyncio.BufferedProtocol):
     def _on_ciphertext(self, data: memoryview | bytes) -> None:
         if self._state in (_State.UNWRAPPED, _State.CLOSED):
             return
-        # While shutting down, the peer's close_notify must be seen even if the app paused.
-        # (Ciphertext held back while it paused goes first: resume_reading() feeds it on
-        # the next loop iteration, and a read may come before that.)
-        if (self._app_reading_paused or self._incoming_backlog) and self._state is _State.WRAPPED:
+        if self._holding_input():
             self._incoming_backlog += data
             self._control_tls_reading()
             return
         self._feed(data)
+
+    def _holding_input(self) -> bool:
+        """Whether input must wait: the application paused reading, or ciphertext held
+        back while it was paused is still to be fed (resume_reading() feeds it on the next
+        loop iteration, and a read may come before that).  While shutting down nothing
+        waits: the peer's close_notify must be seen even if the application paused."""
+        return (self._app_reading_paused or bool(self._incoming_backlog)) \
+            and self._state is _State.WRAPPED
+
+    def _closing(self) -> bool:
+        """The application closed the transport (close_notify sent or being sent)."""
+        return self._state in (_State.FLUSHING, _State.SHUTDOWN)
 
     def _feed(self, data: memoryview | bytes) -> None:
         try:
@@ -403,7 +412,7 @@ class TLSProtocol(asyncio.BufferedProtocol):
     def _process(self) -> None:
         """Drain the connection's events, deliver what the application may take, transmit."""
         conn = self._conn
-        closing = self._state in (_State.FLUSHING, _State.SHUTDOWN)
+        closing = self._closing()
         while (event := conn.next_event()) is not None:
             if isinstance(event, DataReceived):
                 if closing:
@@ -438,7 +447,7 @@ class TLSProtocol(asyncio.BufferedProtocol):
             event = events[0]
             # Once the application closed the transport, a paused reader no longer holds
             # back the end of the connection (the peer's close_notify must be answered).
-            closing = self._state in (_State.FLUSHING, _State.SHUTDOWN)
+            closing = self._closing()
             hold = self._app_reading_paused and not closing
             if isinstance(event, DataReceived):
                 if self._app_reading_paused:
@@ -668,8 +677,7 @@ class TLSProtocol(asyncio.BufferedProtocol):
             self._feed(backlog)
         else:
             self._process()
-        closing = self._state in (_State.FLUSHING, _State.SHUTDOWN)
-        if self._eof_pending and (closing or not self._paused()):
+        if self._eof_pending and (self._closing() or not self._paused()):
             self._eof_pending = False
             self._feed(b"")
 
@@ -720,7 +728,7 @@ class TLSProtocol(asyncio.BufferedProtocol):
 
     def _on_shutdown_timeout(self) -> None:
         self._shutdown_timer = None
-        if self._state not in (_State.FLUSHING, _State.SHUTDOWN):
+        if not self._closing():
             return
         exc = ShutdownTimeoutError(
             f"the peer did not answer close_notify within {self._shutdown_timeout:g} seconds",
