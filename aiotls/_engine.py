@@ -760,7 +760,6 @@ class _QuickFieldMixin:
 
 _NO_FIELD = object()
 
-#: Same-named subclasses of tlslite's field-name extension classes, with _QuickFieldMixin.
 def _quick_extension(cls: Any) -> Any:
     """A same-named subclass of a field-name extension class without the slow setattr.
 
@@ -781,6 +780,7 @@ def _quick_extension(cls: Any) -> Any:
     return type(cls.__name__, (_QuickFieldMixin, cls), attrs)
 
 
+#: Same-named subclasses of tlslite's field-name extension classes (see _quick_extension).
 _QUICK_EXTENSIONS: dict[str, Any] = {
     name: _quick_extension(cls)
     for name, cls in vars(_tl_extensions).items()
@@ -886,7 +886,8 @@ def _named_with_super(classes: Any) -> set[str]:
 def _keep_client_hello_bytes(hello: Any) -> None:
     """A parsed ClientHello keeps its bytes as received, so the PSK binder is checked
     against them (RFC 8446 4.2.11.2) instead of a re-serialisation of the parsed
-    message (tlslite writes the whole message again for that)."""
+    message (tlslite writes the whole message again for that); our own ClientHello keeps
+    the prefix serialised for its binders, so sending it appends just the binders."""
     parse = hello.parse
     psk_truncate = hello.psk_truncate
 
@@ -1000,6 +1001,12 @@ class _TLSLiteConnection(_ReboundTLSConnection):  # type: ignore[misc]
     """tlslite's TLSConnection with aiotls's per-connection seams."""
 
     _aiotls_policy: _Policy | None = None
+    _aiotls_error: TLSError | None = None
+    _aiotls_tickets: _crypto.TicketSealer | None = None
+    _aiotls_now: Callable[[], datetime.datetime]
+    _aiotls_sent_certificate = False
+    _aiotls_pha_chain: list[bytes] | None = None
+    _aiotls_defer_client_cert = False
     #: (id(settings), id(key), id(certs), version) -> (settings, key, certs, result)
     _aiotls_sig_lists: dict[tuple[int, int, int, Any], tuple[Any, Any, Any, list[Any]]] = {}
 
@@ -1019,12 +1026,6 @@ class _TLSLiteConnection(_ReboundTLSConnection):  # type: ignore[misc]
                                                             version)
             hit = cache[key] = (settings, privateKey, certList, result)
         return list(hit[3])
-    _aiotls_error: TLSError | None = None
-    _aiotls_tickets: _crypto.TicketSealer | None = None
-    _aiotls_now: Callable[[], datetime.datetime]
-    _aiotls_sent_certificate = False
-    _aiotls_pha_chain: list[bytes] | None = None
-    _aiotls_defer_client_cert = False
 
     @staticmethod
     def _getKEX(group: int, version: tuple[int, int]) -> Any:

@@ -64,7 +64,6 @@ def _eku_validator(purpose_oid: x509.ObjectIdentifier, role: str) -> Any:
     return validate
 
 
-@functools.cache
 @functools.cache  # four combinations; policies are immutable
 def _ee_policy(role: str, require_san: bool) -> ExtensionPolicy:
     oid = ExtendedKeyUsageOID.SERVER_AUTH if role == "server" else ExtendedKeyUsageOID.CLIENT_AUTH
