@@ -113,7 +113,7 @@ class BufferedReader(Reader, asyncio.BufferedProtocol):
 async def scenario(pki: PKI, version: ssl.TLSVersion, app: Reader, parts: list[bytes],
                    key_updates: list[bool], cuts: list[int], feed_bias: float, seed: int,
                    close_notify: bool) -> None:
-    tls, wire, server = memory_tls_pair(pki, app, version)
+    tls, wire, server = await memory_tls_pair(pki, app, version=version)
     for part, update in zip(parts, key_updates, strict=True):
         server.send_data(part)
         if update and version is ssl.TLSVersion.TLSv1_3:
@@ -281,7 +281,7 @@ async def write_scenario(pki: PKI, version: ssl.TLSVersion, writes: list[int],
                          lines: list[bool], steps: random.Random, drain_max: int,
                          respect_pause: bool) -> tuple[bytes, bytes, Writer, bool]:
     app = Writer()
-    tls, wire, server = memory_tls_pair(pki, app, version)
+    tls, wire, server = await memory_tls_pair(pki, app, version=version)
     flow = FlowTransport(wire, high=64 * 1024, low=16 * 1024)
     sent = bytearray()
     got = bytearray()

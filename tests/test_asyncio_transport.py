@@ -950,30 +950,6 @@ class MemoryTransport(asyncio.Transport):
         self.reading = True
 
 
-def memory_tls_pair(pki: PKI, app: asyncio.BaseProtocol, version: ssl.TLSVersion
-                    ) -> tuple[aiotls.asyncio.TLSProtocol, MemoryTransport, aiotls.TLSConnection]:
-    """A client TLSProtocol for ``app``, its handshake done against an in-memory server."""
-    loop = asyncio.get_running_loop()
-    server = aiotls.TLSConnection(pin(pki.server_context(), version), server_side=True)
-    tls = aiotls.asyncio.TLSProtocol(loop, app, pki.client_context(), loop.create_future(),
-                                     server_hostname=SNI)
-    wire = MemoryTransport()
-    wire.protocol = tls
-    tls.connection_made(wire)
-    for _ in range(10):
-        out = wire.take()
-        if out:
-            server.receive_data(out)
-        back = server.data_to_send()
-        if back:
-            tls.data_received(back)
-        if not out and not back:
-            break
-    server.events()
-    assert tls._app_transport is not None and not wire.closing
-    return tls, wire, server
-
-
 def feed(protocol: Any, data: bytes) -> None:
     """Hand ``data`` to a BufferedProtocol the way a socket transport does."""
     view = memoryview(data)
@@ -985,17 +961,21 @@ def feed(protocol: Any, data: bytes) -> None:
         view = view[n:]
 
 
-async def memory_pair_either(pki: PKI, app: asyncio.BaseProtocol, stdlib: bool,
-                             server_side: bool = False
-                             ) -> tuple[Any, MemoryTransport, aiotls.TLSConnection]:
+async def memory_tls_pair(pki: PKI, app: asyncio.BaseProtocol, *, stdlib: bool = False,
+                          server_side: bool = False, version: ssl.TLSVersion | None = None
+                          ) -> tuple[Any, MemoryTransport, aiotls.TLSConnection]:
     """A TLS protocol for ``app`` -- aiotls's, or asyncio's own ``sslproto`` -- over an
     in-memory transport, its handshake done against an in-memory aiotls peer (a server, or
-    a client when ``server_side``)."""
+    a client when ``server_side``; pinned to ``version`` if given)."""
     loop = asyncio.get_running_loop()
     if server_side:
-        peer = aiotls.TLSConnection(pki.client_context(), server_hostname=SNI)
+        peer_context = pki.client_context()
+        peer = aiotls.TLSConnection(
+            pin(peer_context, version) if version else peer_context, server_hostname=SNI)
     else:
-        peer = aiotls.TLSConnection(pki.server_context(), server_side=True)
+        peer_context = pki.server_context()
+        peer = aiotls.TLSConnection(
+            pin(peer_context, version) if version else peer_context, server_side=True)
     waiter = loop.create_future()
     tls: Any
     if stdlib:
@@ -1030,7 +1010,7 @@ async def test_close_lifecycle_matches_sslproto(pki: PKI) -> None:
     lifecycles = {}
     for stdlib in (True, False):
         app = RecordingProtocol()
-        tls, wire, server = await memory_pair_either(pki, app, stdlib)
+        tls, wire, server = await memory_tls_pair(pki, app, stdlib=stdlib)
         server.send_data(b"before")
         feed(tls, server.data_to_send())
         app.transport.close()  # sends close_notify
@@ -1112,7 +1092,7 @@ async def test_set_protocol_lifecycle_matches_sslproto(pki: PKI) -> None:
     for stdlib in (True, False):
         first = RecordingProtocol()
         second = BufferedRecorder(5)
-        tls, wire, server = await memory_pair_either(pki, first, stdlib)
+        tls, wire, server = await memory_tls_pair(pki, first, stdlib=stdlib)
         server.send_data(b"one")
         feed(tls, server.data_to_send())
         first.transport.set_protocol(second)
@@ -1161,7 +1141,7 @@ async def test_server_side_lifecycle_matches_sslproto(pki: PKI, scenario: Any) -
     seen = {}
     for stdlib in (True, False):
         app = RecordingProtocol()
-        tls, wire, client = await memory_pair_either(pki, app, stdlib, server_side=True)
+        tls, wire, client = await memory_tls_pair(pki, app, stdlib=stdlib, server_side=True)
         await scenario(tls, wire, client, app)
         async with asyncio.timeout(5):
             while LOST not in app.calls:
@@ -1177,7 +1157,7 @@ async def test_transport_api_edges_match_sslproto(pki: PKI) -> None:
     seen = {}
     for stdlib in (True, False):
         app = RecordingProtocol()
-        tls, wire, server = await memory_pair_either(pki, app, stdlib)
+        tls, wire, server = await memory_tls_pair(pki, app, stdlib=stdlib)
         t = app.transport
         seen["sslproto" if stdlib else "aiotls"] = [
             _outcome(partial(t.write, "text")),
@@ -1207,7 +1187,7 @@ async def test_writelines_of_str_fails_at_the_call(pki: PKI) -> None:
     """A wrong type given to writelines() raises TypeError at the call and the connection
     goes on (sslproto accepts it and then aborts the connection with a fatal error)."""
     app = RecordingProtocol()
-    tls, wire, server = await memory_pair_either(pki, app, stdlib=False)
+    tls, wire, server = await memory_tls_pair(pki, app)
     with pytest.raises(TypeError):
         app.transport.writelines([b"ok", "text"])
     app.transport.write(b"still fine")
@@ -1247,7 +1227,7 @@ async def test_lifecycle_matches_sslproto(pki: PKI, scenario: Any, app_type: Any
         loop.set_exception_handler(handler)
         app = app_type()
         try:
-            tls, wire, server = await memory_pair_either(pki, app, stdlib)
+            tls, wire, server = await memory_tls_pair(pki, app, stdlib=stdlib)
             await scenario(tls, wire, server, app)
             async with asyncio.timeout(5):
                 while LOST not in app.calls:
@@ -1267,7 +1247,7 @@ async def test_no_data_after_close(pki: PKI, paused: bool) -> None:
     (sslproto ends such a close with OpenSSL's APPLICATION_DATA_AFTER_CLOSE_NOTIFY error,
     although RFC 8446 6.1 lets the peer send until its own close_notify.)"""
     app = RecordingProtocol()
-    tls, wire, server = await memory_pair_either(pki, app, stdlib=False)
+    tls, wire, server = await memory_tls_pair(pki, app)
     server.send_data(b"before")
     feed(tls, server.data_to_send())
     if paused:
@@ -1314,7 +1294,7 @@ async def test_data_arriving_right_after_resume_reading_waits_for_held_data(
     """resume_reading() feeds held-back ciphertext on the next loop iteration; a read or
     the EOF arriving before that must queue behind it, not overtake it."""
     app: Any = BufferedPauseOnce(64 * KiB) if buffered else PauseOnce()
-    tls, wire, server = memory_tls_pair(pki, app, version)
+    tls, wire, server = await memory_tls_pair(pki, app, version=version)
     parts = [make_payload(100 * KiB + i, seed=40 + i) for i in range(3)]
     cipher = []
     for part in parts:
