@@ -789,13 +789,149 @@ _QUICK_EXTENSIONS: dict[str, Any] = {
 _QUICK_BY_ORIGINAL = {getattr(_tl_extensions, name): quick
                       for name, quick in _QUICK_EXTENSIONS.items()}
 
+class _NotQuick(Exception):
+    """The quick extension parser hands this payload to tlslite's own parser."""
+
+
+def _payload_list(data: Any, start: int, end: int, elem: int, length_length: int) -> Any:
+    """The body of ``Parser.getVarList`` over ``data[start:end]``, which it must fill."""
+    if end - start < length_length:
+        raise _NotQuick
+    count = int.from_bytes(data[start:start + length_length], "big")
+    start += length_length
+    if count != end - start or count % elem:
+        raise _NotQuick
+    if elem == 1:
+        return list(data[start:end])
+    if elem == 2:
+        return list(struct.unpack(f">{count // 2}H", data[start:end]))
+    return [int.from_bytes(data[i:i + elem], "big") for i in range(start, end, elem)]
+
+
+def _var_list(proto: dict[str, Any], data: Any, start: int, end: int) -> Any:
+    if start == end:
+        return None
+    return _payload_list(data, start, end, proto["_elemLength"], proto["_lengthLength"])
+
+
+def _var_seq_list(proto: dict[str, Any], data: Any, start: int, end: int) -> Any:
+    if start == end:
+        return None
+    if proto["_elemLength"] != 1 or proto["_elemNum"] != 2:
+        raise _NotQuick
+    pairs = _payload_list(data, start, end, 2, proto["_lengthLength"])
+    return [(pair >> 8, pair & 0xFF) for pair in pairs]
+
+
+def _int_value(proto: dict[str, Any], data: Any, start: int, end: int) -> Any:
+    if start == end:
+        return None
+    if end - start != proto["_elem_length"]:
+        raise _NotQuick
+    return int.from_bytes(data[start:end], "big")
+
+
+#: Payload parsers of tlslite's generic extension shapes, by the method they stand for:
+#: each returns the ``_internal_value`` tlslite's ``parse`` would set, or raises _NotQuick
+#: where tlslite would raise (or might do anything else), so tlslite parses it instead.
+_QUICK_PAYLOADS = {
+    _tl_extensions.VarListExtension.parse: _var_list,
+    _tl_extensions.VarSeqListExtension.parse: _var_seq_list,
+    _tl_extensions.IntExtension.parse: _int_value,
+}
+
+
+def _quick_parser(cls: Any) -> Any:
+    """``(prototype attributes, payload parser)`` for an extension class whose ``parse`` is
+    one of tlslite's generic ones, else ``None``."""
+    parse = getattr(cls, "parse", None)
+    payload = _QUICK_PAYLOADS.get(parse)
+    if payload is None:
+        return None
+    try:
+        proto = dict(vars(cls()))
+    except TypeError:  # (abstract bases want arguments)
+        return None
+    if set(proto) - _PROTO_FIELDS or not isinstance(proto.get("_extData"), bytearray):
+        return None  # an attribute this copy would not reproduce faithfully
+    return proto, payload
+
+
+#: The attributes tlslite's generic extension classes set in ``__init__`` (all immutable
+#: but ``_extData``, which each copy gets fresh).
+_PROTO_FIELDS = frozenset({
+    "extType", "_extData", "serverType", "encExtType", "cert", "hrr", "_field_name",
+    "_internal_value", "_item_enum", "_elemLength", "_elemNum", "_lengthLength",
+    "_elem_length",
+})
+
+
+def _quick_ext_parse(self: Any, p: Any) -> Any:
+    """tlslite's ``TLSExtension.parse`` for the generic list and integer extensions
+    (most of a ClientHello), without a Parser, a constructor chain and a call per element.
+
+    The result is an object of the same class with the same attributes as tlslite's; any
+    other extension, and every payload tlslite would reject, goes to tlslite's parser.
+    """
+    data = p.bytes
+    start = p.index
+    end = start + 4
+    if end > len(data):
+        return _tl_ext_parse(self, p)
+    ext_type = (data[start] << 8) | data[start + 1]
+    end += (data[start + 2] << 8) | data[start + 3]
+    if end > len(data):
+        return _tl_ext_parse(self, p)
+    for wanted, handlers in ((self.cert, self._certificateExtensions),
+                             (self.serverType, self._serverExtensions),
+                             (self.hrr, self._hrrExtensions),
+                             (True, self._universalExtensions)):
+        if wanted and ext_type in handlers:
+            cls = handlers[ext_type]
+            break
+    else:
+        # no parser of its own: tlslite keeps the raw payload on this object
+        self.extType = ext_type
+        self._extData = data[start + 4:end]
+        p.index = end
+        return self
+    quick = _QUICK_PARSERS.get(cls)
+    if quick is None:
+        return _tl_ext_parse(self, p)
+    proto, payload = quick
+    try:
+        value = payload(proto, data, start + 4, end)
+    except _NotQuick:
+        return _tl_ext_parse(self, p)
+    ext = cls.__new__(cls)
+    attrs = ext.__dict__
+    attrs.update(proto)
+    attrs["_extData"] = bytearray()
+    attrs["_internal_value"] = value
+    p.index = end
+    return ext
+
+
+_tl_ext_parse = _tl_extensions.TLSExtension.parse
+
 #: tlslite's TLSExtension whose parser builds the quick extension classes.
 _QuickTLSExtension: Any = type("TLSExtension", (_tl_extensions.TLSExtension,), {
     "__module__": _tl_extensions.__name__,
+    "parse": _quick_ext_parse,
     **{attr: {ext_type: _QUICK_BY_ORIGINAL.get(cls, cls) for ext_type, cls in table.items()}
        for attr, table in vars(_tl_extensions.TLSExtension).items()
        if attr.endswith("Extensions") and isinstance(table, dict)},
 })
+
+#: Prototype attributes and payload parser per extension class (see _quick_ext_parse).
+_QUICK_PARSERS: dict[Any, Any] = {
+    cls: parser
+    for cls, parser in ((cls, _quick_parser(cls))
+                        for attr, table in vars(_QuickTLSExtension).items()
+                        if attr.endswith("Extensions") and isinstance(table, dict)
+                        for cls in table.values())
+    if parser is not None
+}
 
 
 def _code_objects(value: Any) -> Iterator[types.CodeType]:

@@ -580,3 +580,83 @@ def test_quick_extension_fields_behave_like_tlslites(name: str, values: list[obj
     assert vars(quick) == vars(original)
     with pytest.raises(AttributeError):
         quick.no_such_field
+
+
+# --- the quick extension parser -------------------------------------------------------------
+
+_EXT_FLAGS = [{"server": s, "cert": c, "hrr": h} for s in (False, True) for c in (False, True)
+              for h in (False, True)]
+
+
+def _parse_both(raw: bytes, flags: dict[str, bool]) -> tuple[object, object]:
+    """Parse one extension (header included) with tlslite's parser and the quick one, each
+    from a parser that has already read 3 other bytes; returns (outcome, outcome), where an
+    outcome is ``(class name, attributes, parser index)`` or ``(exception type, message)``."""
+    from tlslite.utils.codec import Parser
+
+    outcomes = []
+    for ext_class in (tlslite.extensions.TLSExtension, _engine._QuickTLSExtension):
+        p = Parser(bytearray(b"\x01\x02\x03" + raw + b"\xee"))
+        p.index = 3
+        try:
+            ext = ext_class(**flags).parse(p)
+        except Exception as exc:  # (both must raise the same)
+            outcomes.append((type(exc), str(exc)))
+        else:
+            outcomes.append((type(ext).__name__, vars(ext), p.index))
+    return outcomes[0], outcomes[1]
+
+
+def _ext_payloads(rng: random.Random, ext_type: int) -> Iterator[bytes]:
+    """Well-formed payloads of each generic shape, and broken ones."""
+    for size in (1, 2):
+        items = [rng.randrange(256 ** size) for _ in range(rng.randrange(6))]
+        body = b"".join(i.to_bytes(size, "big") for i in items)
+        for length_size in (1, 2):
+            yield len(body).to_bytes(length_size, "big") + body
+            yield (len(body) + 1).to_bytes(length_size, "big") + body
+            yield len(body).to_bytes(length_size, "big") + body + b"\x00"
+            yield len(body).to_bytes(length_size, "big") + body[:-1]
+    for size in (0, 1, 2, 3):
+        yield bytes(rng.randrange(256) for _ in range(size))
+    yield bytes(rng.randrange(256) for _ in range(rng.randrange(40)))
+
+
+def test_quick_extension_parser_equals_tlslites_for_any_payload() -> None:
+    """Every extension type tlslite knows (and some it does not), in every parsing context,
+    with well-formed, truncated, overlong and random payloads: the quick parser gives an
+    object of the same class name with the same attributes, consuming the same bytes, or
+    tlslite's own exception."""
+    base = tlslite.extensions.TLSExtension
+    known = {t for attr, table in vars(base).items()
+             if attr.endswith("Extensions") and isinstance(table, dict) for t in table}
+    rng = random.Random(4)
+    quick_types = {cls().extType for cls in _engine._QUICK_PARSERS}
+    assert {10, 11, 13, 43, 45, 28, 50} <= quick_types  # the ClientHello staples
+    compared = 0
+    for ext_type in sorted(known | {0xFAFA, 0x4469}):
+        for _ in range(4):
+            for payload in _ext_payloads(rng, ext_type):
+                raw = ext_type.to_bytes(2, "big") + len(payload).to_bytes(2, "big") + payload
+                for flags in _EXT_FLAGS:
+                    for cut in (len(raw), rng.randrange(len(raw))):
+                        slow, fast = _parse_both(raw[:cut], flags)
+                        assert fast == slow, (ext_type, raw[:cut].hex(), flags)
+                        compared += 1
+    assert compared > 10000
+
+
+def test_quick_extension_parser_keeps_objects_apart() -> None:
+    """Objects made by the quick parser share no mutable state with each other."""
+    from tlslite.utils.codec import Parser
+
+    raw = bytes.fromhex("000a00060004001d0017") * 2
+    p = Parser(bytearray(raw))
+    first = _engine._QuickTLSExtension().parse(p)
+    second = _engine._QuickTLSExtension().parse(p)
+    assert first.groups == second.groups == [29, 23]
+    assert first.groups is not second.groups and first._extData is not second._extData
+    first._extData += b"x"
+    first.groups.append(24)
+    assert second._extData == bytearray() and second.groups == [29, 23]
+    assert isinstance(first, _engine._QUICK_EXTENSIONS["SupportedGroupsExtension"])
