@@ -85,6 +85,22 @@ SUITES = {
 }
 
 
+class ResumingContext(ssl.SSLContext):
+    """An ``ssl.SSLContext`` whose connections resume ``session``.
+
+    asyncio's and uvloop's ``create_connection`` take no session argument; both build their
+    ``SSLObject`` with ``wrap_bio``, so this is where the session goes in.
+    """
+
+    session: ssl.SSLSession | None = None
+
+    def wrap_bio(self, incoming: ssl.MemoryBIO, outgoing: ssl.MemoryBIO, server_side: bool = False,
+                 server_hostname: str | bytes | None = None,
+                 session: ssl.SSLSession | None = None) -> ssl.SSLObject:
+        return super().wrap_bio(incoming, outgoing, server_side, server_hostname,
+                                session or self.session)
+
+
 class Contexts:
     def __init__(self, tmp: str, key_type: str) -> None:
         self.pki = generate_demo_pki(tmp, key_type)
@@ -92,7 +108,7 @@ class Contexts:
     def stdlib(self, suite: Suite | None) -> tuple[ssl.SSLContext, ssl.SSLContext]:
         server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         server.load_cert_chain(self.pki.cert_file, self.pki.key_file)
-        client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        client = ResumingContext(ssl.PROTOCOL_TLS_CLIENT)
         client.load_verify_locations(self.pki.ca_file)
         if suite is not None:
             v = ssl.TLSVersion.TLSv1_3 if suite.version == "TLSv1.3" else ssl.TLSVersion.TLSv1_2
@@ -142,11 +158,12 @@ class Impl:
                                         backlog=2048)
 
     async def connect(self, factory: Callable[[], asyncio.BaseProtocol],
-                      port: int) -> tuple[asyncio.Transport, Any]:
+                      port: int, session: Any = None) -> tuple[asyncio.Transport, Any]:
         if self.uses_aiotls:
             return await aio.create_connection(factory, "127.0.0.1", port, ssl=self.client_ctx,
-                                               server_hostname="localhost")
+                                               server_hostname="localhost", session=session)
         loop = asyncio.get_running_loop()
+        self.client_ctx.session = session
         transport, protocol = await loop.create_connection(
             factory, "127.0.0.1", port, ssl=self.client_ctx, server_hostname="localhost")
         return transport, protocol  # type: ignore[return-value]
@@ -304,6 +321,35 @@ async def handshakes(impl: Impl, count: int) -> float:
         transport, client = await impl.connect(Client, port)
         transport.close()
         await client.closed
+    elapsed = time.perf_counter() - start
+    server.close()
+    await server.wait_closed()
+    return count / elapsed
+
+
+async def resumed_handshakes(impl: Impl, count: int) -> float:
+    """Resumed handshakes per second (connect with a session, handshake, close), one at a
+    time, like :func:`handshakes`: every connection resumes the first one's session."""
+    server = await impl.start_server(Echo)
+    port = server.sockets[0].getsockname()[1]
+    transport, client = await impl.connect(Client, port)
+    transport.write(b"x")
+    await client.read_exactly(1)  # TLS 1.3 tickets come after the handshake
+    session = transport.get_extra_info("ssl_object").session
+    transport.close()
+    await client.closed
+
+    async def once() -> None:
+        transport, client = await impl.connect(Client, port, session)
+        assert transport.get_extra_info("ssl_object").session_reused
+        transport.close()
+        await client.closed
+
+    for _ in range(3):  # warm-up
+        await once()
+    start = time.perf_counter()
+    for _ in range(count):
+        await once()
     elapsed = time.perf_counter() - start
     server.close()
     await server.wait_closed()
@@ -468,6 +514,8 @@ def run_all(full: bool, only: set[str] | None, repeat: int) -> list[Row]:
                       True, ecdsa, None, lambda impl: (lambda: handshakes(impl, hs))))
         plans.append((f"full handshakes TLS 1.3 X25519 RSA-2048 ({hs})", "handshakes/s", True,
                       rsa, None, lambda impl: (lambda: handshakes(impl, hs))))
+        plans.append((f"resumed handshakes TLS 1.3 PSK-DHE ({hs})", "handshakes/s", True,
+                      ecdsa, None, lambda impl: (lambda: resumed_handshakes(impl, hs))))
         plans.append((f"full handshakes TLS 1.3 ECDSA P-256, in memory ({hs})", "handshakes/s",
                       True, ecdsa, None,
                       lambda impl: (lambda: _sync(memory_handshakes(impl, hs, False)))))
