@@ -606,7 +606,7 @@ def _fast_hmac(k: Any, b: Any, algorithm: str) -> bytearray:
 def _fast_hkdf_expand_label(secret: Any, label: Any, hash_value: Any, length: int,
                             algorithm: str) -> bytearray:
     """tlslite's ``HKDF_expand_label`` (label without the ``tls13 `` prefix)."""
-    return bytearray(_crypto.hkdf_expand_label(secret, bytes(label), bytes(hash_value), length,
+    return bytearray(_crypto.hkdf_expand_label(secret, bytes(label), hash_value, length,
                                                algorithm))
 
 
