@@ -42,7 +42,7 @@ import aiotls
 import aiotls.asyncio as aa
 from aiotls.asyncio.protocol import _RECV_BUFFER, _recv_buffer
 from aiotls.errors import AlertDescription, PeerMisbehaved, TLSConfigurationError, TruncationError
-from aiotls.events import CloseNotifyReceived, Event
+from aiotls.events import CloseNotifyReceived, DataReceived, Event
 from tests.certs import CA
 from tests.conftest import PKI
 
@@ -1565,3 +1565,123 @@ async def test_writes_during_handshake_pause_and_resume_the_app(pki: PKI) -> Non
     app_transport.close()
     server.close()
     await server.wait_closed()
+
+
+# --- large writes reach the transport once per loop iteration --------------------------------
+
+
+class CountingTransport(MemoryTransport):
+    """Records each call that hands ciphertext over, as ``(method, bytes)``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[str, int]] = []
+
+    def write(self, data: Any) -> None:
+        self.calls.append(("write", len(data)))
+        super().write(data)
+
+    def writelines(self, list_of_data: Any) -> None:
+        chunks = list(list_of_data)
+        self.calls.append(("writelines", sum(map(len, chunks))))
+        for chunk in chunks:
+            super().write(chunk)
+
+
+async def coalescing_pair(pki: PKI) -> tuple[Any, CountingTransport, aiotls.TLSConnection,
+                                             RecordingProtocol]:
+    app = RecordingProtocol()
+    tls, wire, server = await memory_tls_pair(pki, app)
+    counting = CountingTransport()
+    counting.protocol = tls
+    counting.out += wire.take()
+    tls._transport = counting  # same protocol, a transport that counts
+    return tls, counting, server, app
+
+
+def received(server: aiotls.TLSConnection) -> bytes:
+    return b"".join(e.data for e in server.events() if isinstance(e, DataReceived))
+
+
+async def test_large_writes_reach_the_transport_together_in_order(pki: PKI) -> None:
+    """Writes of a record or more wait for the end of the loop iteration and then go down
+    in one writelines call, in order, with a small write made after them: a 64 KiB write
+    alone would leave its last 88 bytes as a TCP segment of their own."""
+    tls, wire, server, app = await coalescing_pair(pki)
+    parts = [os.urandom(65536), os.urandom(70000), b"tail", os.urandom(16384)]
+    for part in parts:
+        app.transport.write(part)
+    assert wire.calls == [] and wire.out == b""  # nothing yet, not even the small write
+    queued = app.transport.get_write_buffer_size()
+    assert queued > sum(map(len, parts))  # the records, counted for flow control
+    await asyncio.sleep(0)
+    assert wire.calls == [("writelines", queued)]
+    assert app.transport.get_write_buffer_size() == 0
+    server.receive_data(wire.take())
+    assert received(server) == b"".join(parts)
+
+
+async def test_small_writes_go_down_at_once(pki: PKI) -> None:
+    """Interactive traffic is not delayed: a write below a record reaches the transport in
+    the call itself."""
+    tls, wire, server, app = await coalescing_pair(pki)
+    for n in (1, 100, 16383):
+        app.transport.write(b"q" * n)
+        assert wire.calls[-1][0] == "write" and wire.calls[-1][1] > n
+    server.receive_data(wire.take())
+    assert received(server) == b"q" * (1 + 100 + 16383)
+
+
+async def test_close_after_large_write_sends_the_data_then_close_notify(pki: PKI) -> None:
+    tls, wire, server, app = await coalescing_pair(pki)
+    payload = os.urandom(200_000)
+    app.transport.write(payload)
+    app.transport.close()
+    server.receive_data(wire.take())
+    events = server.events()
+    assert b"".join(e.data for e in events if isinstance(e, DataReceived)) == payload
+    kinds = [type(e) for e in events]
+    assert CloseNotifyReceived in kinds
+    assert DataReceived not in kinds[kinds.index(CloseNotifyReceived):]  # data first
+
+
+async def test_abort_after_large_write_sends_nothing(pki: PKI) -> None:
+    tls, wire, server, app = await coalescing_pair(pki)
+    app.transport.write(os.urandom(100_000))
+    app.transport.abort()
+    assert app.transport.get_write_buffer_size() == 0
+    await asyncio.sleep(0)
+    assert wire.calls == [] and wire.out == b""
+
+
+async def test_writing_in_a_loop_pauses_the_application(pki: PKI) -> None:
+    """An application writing large chunks without yielding is paused once the queued
+    records pass the high-water mark, and resumed when they have gone down."""
+    tls, wire, server, app = await coalescing_pair(pki)
+    app.transport.set_write_buffer_limits(high=300_000)
+    written = 0
+    while not app.writing_paused:
+        app.transport.write(b"w" * 65536)
+        written += 65536
+        assert written < 1_000_000
+    assert 300_000 <= app.transport.get_write_buffer_size() < 300_000 + 70_000
+    await asyncio.sleep(0)
+    assert not app.writing_paused and app.resume_count == 1
+    server.receive_data(wire.take())
+    assert received(server) == b"w" * written
+
+
+async def test_connection_lost_before_the_queued_records_went_down(pki: PKI) -> None:
+    """The connection drops while large writes wait for the end of the iteration: the
+    records are dropped and the paused application gets connection_lost and nothing after
+    it (no resume_writing)."""
+    tls, wire, server, app = await coalescing_pair(pki)
+    while not app.writing_paused:
+        app.transport.write(b"w" * 65536)
+    tls.connection_lost(ConnectionResetError("peer reset"))
+    async with asyncio.timeout(5):
+        await app.lost.wait()
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert app.resume_count == 0 and app.calls[-1] == LOST
+    assert wire.calls == [] and app.transport.get_write_buffer_size() == 0

@@ -58,6 +58,12 @@ SSL_HANDSHAKE_TIMEOUT = 60.0
 SSL_SHUTDOWN_TIMEOUT = 30.0
 _HIGH_WATER_READ = 256 * 1024
 _HIGH_WATER_WRITE = 512 * 1024
+#: Writes of at least this much plaintext (a full record) reach the lower transport at the
+#: end of the loop iteration, together with the other writes of that iteration, instead of
+#: one by one.  A 64 KiB write is 64 KiB + 88 bytes of records: sent alone, the 88 bytes
+#: leave as a segment of their own (loopback carries at most ~64 KiB per segment), and that
+#: runt per write cost 10-30% of bulk throughput in A/B runs here, most of it kernel time.
+_COALESCE_MIN = 16 * 1024
 _LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5
 #: Bytes read per receive: one buffer per thread, not per connection, so it can be large.
 #: 1 MiB moved 5-15% more bulk data than 256 KiB (the stdlib's per-connection size) in
@@ -282,6 +288,10 @@ class TLSProtocol(asyncio.BufferedProtocol):
         # writing
         self._write_backlog: collections.deque[bytes] = collections.deque()
         self._write_backlog_size = 0
+        #: records of this loop iteration's large writes, not yet given to the transport
+        self._outgoing: list[bytes | bytearray] = []
+        self._outgoing_size = 0
+        self._flush_scheduled = False
         self._tls_writing_paused = False
         self._app_writing_paused = False
         self._write_high, self._write_low = _flow_limits(None, None, _HIGH_WATER_WRITE)
@@ -359,6 +369,7 @@ class TLSProtocol(asyncio.BufferedProtocol):
         self._cancel_timers()
         self._write_backlog.clear()
         self._write_backlog_size = 0
+        self._drop_outgoing()
         self._app_transport._closed = True
         error = self._error or exc
         if self._state is _State.HANDSHAKING or self._waiter is not None:
@@ -601,17 +612,49 @@ class TLSProtocol(asyncio.BufferedProtocol):
         except TLSError as exc:
             self._fatal_error(exc, "Fatal error on TLS protocol")
             return False
-        self._flush_tls()
+        if len(data) >= _COALESCE_MIN or self._flush_scheduled:
+            self._queue_tls()
+        else:
+            self._flush_tls()
         return True
 
-    def _flush_tls(self) -> None:
+    def _queue_tls(self) -> None:
+        """Keep the records for the end of this loop iteration (see _COALESCE_MIN)."""
         out = self._conn.data_to_send()
-        if out and self._transport is not None and not self._transport.is_closing():
+        if out:
+            self._outgoing.append(out)
+            self._outgoing_size += len(out)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._scheduled_flush)
+
+    def _scheduled_flush(self) -> None:
+        self._flush_scheduled = False
+        if self._transport is None:  # lost meanwhile: the application hears nothing more
+            return
+        self._flush_tls()
+        self._control_app_writing()
+
+    def _flush_tls(self) -> None:
+        """Give the transport every record made so far, in order."""
+        out = self._conn.data_to_send()
+        outgoing = self._outgoing
+        if outgoing:
+            if out:
+                outgoing.append(out)
+            self._drop_outgoing()
+            if self._transport is not None and not self._transport.is_closing():
+                self._transport.writelines(outgoing)
+        elif out and self._transport is not None and not self._transport.is_closing():
             self._transport.write(out)
+
+    def _drop_outgoing(self) -> None:
+        self._outgoing = []
+        self._outgoing_size = 0
 
     def _write_buffer_size(self) -> int:
         lower = self._transport.get_write_buffer_size() if self._transport is not None else 0
-        return self._write_backlog_size + lower
+        return self._write_backlog_size + self._outgoing_size + lower
 
     def _control_app_writing(self) -> None:
         size = self._write_buffer_size()
@@ -710,6 +753,7 @@ class TLSProtocol(asyncio.BufferedProtocol):
         if self._state is _State.HANDSHAKING:
             self._wakeup_waiter(exc or ConnectionAbortedError("TLS handshake aborted"))
         self._state = _State.SHUTDOWN
+        self._drop_outgoing()
         if self._transport is not None:
             self._transport.abort()
 
