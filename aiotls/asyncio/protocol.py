@@ -22,9 +22,15 @@ States::
 
 Flow control mirrors sslproto:
 
-* writing: the app is paused when plaintext waiting to be encrypted plus the
-  lower transport's buffer reach the high-water mark (default 512 KiB); plaintext
-  is not encrypted while the lower transport has paused us.
+* writing: the app is paused when plaintext waiting to be encrypted, records not
+  yet handed down and the lower transport's buffer reach the high-water mark
+  (default 512 KiB); plaintext is not encrypted while the lower transport has
+  paused us.
+* batching (where aiotls differs from sslproto): the records of a write of a full
+  record or more are handed down at the end of the loop iteration, in one
+  ``writelines`` with every other write of that iteration, so that writes just over
+  a TCP segment do not each leave a runt segment behind (see ``_COALESCE_MIN``).
+  Smaller writes go down at once unless such a batch is pending (order is kept).
 * reading: while the app has paused reading, nothing is decrypted; ciphertext
   waits in a backlog, and the lower transport is paused once the backlog plus
   decrypted-but-undelivered data reach the read high-water mark (256 KiB).
