@@ -1664,6 +1664,44 @@ class Engine:
             self._sync_depth -= 1
             fast.import_states(_direction(rl._readState), _direction(rl._writeState))
 
+    def take_ticket(self, plaintext: bytes | bytearray | memoryview) -> bool:
+        """TLS 1.3 client: keep the NewSessionTickets of a record that aiotls's record layer
+        decrypted, as tlslite's ``readAsync`` would: each message enters the transcript, and
+        each ticket gets tlslite's receipt time and joins the connection's tickets.
+
+        Only a record made of whole NewSessionTicket messages is taken, and only if tlslite's
+        parser accepts every one of them; anything else (another message type, a fragment,
+        a server, TLS 1.2) returns False with nothing changed, and the record then goes to
+        the engine (:meth:`control_record`), which answers it as tlslite does.
+        """
+        tl = self._tl
+        if self.server_side or self.version != "TLSv1.3" or tl.closed \
+                or not tl._defragmenter.is_empty():
+            return False
+        raw = bytearray(plaintext)
+        kept = []
+        pos = 0
+        while pos < len(raw):
+            end = pos + 4 + int.from_bytes(raw[pos + 1:pos + 4], "big")
+            if len(raw) - pos < 4 or raw[pos] != HandshakeType.new_session_ticket \
+                    or end > len(raw):
+                return False
+            message = raw[pos:end]
+            parser = Parser(message)
+            parser.get(1)
+            try:
+                kept.append((message, _QUICK_MESSAGES["NewSessionTicket"]().parse(parser)))
+            except Exception:  # (tlslite's own path sends the right alert for it)
+                return False
+            pos = end
+        if not kept:
+            return False
+        for message, ticket in kept:
+            tl._handshake_hash.update(message)
+            ticket.time = _tl_tlsrecordlayer.time.time()
+            tl.tickets.append(ticket)
+        return True
+
     def control_record(self, record: bytes) -> bytes | None:
         """Let the engine process one post-handshake non-application-data record
         (alert, KeyUpdate, NewSessionTicket, renegotiation attempt...).

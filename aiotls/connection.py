@@ -67,6 +67,7 @@ _MAX_RECORD_TLS13 = 2**14 + 256  # RFC 8446 5.2
 _CONTENT_TYPES = frozenset({20, 21, 22, 23})
 _APPLICATION_DATA = 23
 _ALERT = 21
+_HANDSHAKE = 22
 _HTTP_PREFIXES = (b"GET ", b"POST", b"HEAD", b"PUT ", b"HTTP", b"OPTI", b"DELE", b"CONN", b"PATC")
 
 
@@ -545,6 +546,10 @@ class TLSConnection:
                         if inner == _APPLICATION_DATA:
                             plen += n
                             pos += _HEADER + length
+                            continue
+                        if inner == _HANDSHAKE and self._engine.take_ticket(
+                                memoryview(plain)[plen:plen + n]):
+                            pos += _HEADER + length  # a session ticket, kept by the engine
                             continue
                         if inner == _ALERT and n == 2 and plain[plen] in (1, 2) \
                                 and plain[plen + 1] == 0:

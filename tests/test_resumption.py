@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import os
 import ssl
+from typing import Any
 
 import pytest
 
@@ -303,3 +304,105 @@ def test_one_ticket_after_a_resumption(pki: PKI) -> None:
     assert len(again.session._state.tickets) == 1
     third, _ = connect(cctx, sctx, again.session)
     assert third.session_reused
+
+
+# --- a TLS 1.3 ticket kept straight from aiotls's record layer --------------------------------
+
+
+def _nst(lifetime: int = 7200, age_add: int = 12345, nonce: bytes = b"\x00\x01",
+         ticket: bytes = b"T" * 40) -> bytes:
+    from tlslite.messages import NewSessionTicket
+
+    return bytes(NewSessionTicket().create(lifetime, age_add, bytearray(nonce),
+                                           bytearray(ticket), []).write())
+
+
+def _engine_of(conn: aiotls.TLSConnection) -> Any:
+    return conn._engine
+
+
+def test_ticket_taken_from_the_record_layer_equals_tlslites(pki: PKI) -> None:
+    """The kept ticket is what tlslite's readAsync keeps: tlslite's parse of the message,
+    with a receipt time, appended to the tickets; the message joins the transcript."""
+    import time
+
+    from tlslite.messages import NewSessionTicket
+    from tlslite.utils.codec import Parser
+
+    cctx = pki.client_context()
+    cctx.maximum_version = VERSIONS["TLSv1.3"]
+    client, _ = connect(cctx, pki.server_context())
+    tl = _engine_of(client)._tl
+    before = len(tl.tickets)
+    transcript = bytes(tl._handshake_hash.digest("intrinsic"))
+    message = _nst()
+    start = time.time()
+    assert _engine_of(client).take_ticket(memoryview(message))
+    kept = tl.tickets[-1]
+    assert len(tl.tickets) == before + 1 and start <= kept.time <= time.time()
+    expected = NewSessionTicket().parse(Parser(bytearray(message[1:])))
+    assert {k: v for k, v in vars(kept).items() if k != "time"} == \
+        {k: v for k, v in vars(expected).items() if k != "time"}
+    assert bytes(tl._handshake_hash.digest("intrinsic")) == transcript + message
+    # two in one record (aiotls and OpenSSL servers send two after a full handshake)
+    pair = _nst(nonce=b"\x02") + _nst(nonce=b"\x03", ticket=b"U" * 70)
+    assert _engine_of(client).take_ticket(pair)
+    assert [bytes(t.ticket_nonce) for t in tl.tickets[-2:]] == [b"\x02", b"\x03"]
+    assert bytes(tl._handshake_hash.digest("intrinsic")) == transcript + message + pair
+
+
+@pytest.mark.parametrize("message", [
+    _nst()[:-1],                                   # shorter than its length says
+    _nst() + b"\x00",                              # longer
+    b"\x18\x00\x00\x01\x01",                       # a KeyUpdate
+    _nst()[:4] + b"\xff" * (len(_nst()) - 4),      # a ticket tlslite's parser refuses
+    _nst() + b"\x18\x00\x00\x01\x01",                # a ticket, then a KeyUpdate
+    _nst() + _nst()[:-3],                          # a ticket, then a fragment of one
+    b"",                                           # nothing
+    b"\x04\x00",                                   # a fragment of a header
+])
+def test_anything_else_is_left_to_tlslite(pki: PKI, message: bytes) -> None:
+    cctx = pki.client_context()
+    cctx.maximum_version = VERSIONS["TLSv1.3"]
+    client, server = connect(cctx, pki.server_context())
+    for conn in (client, server):
+        tl = _engine_of(conn)._tl
+        tickets, transcript = list(tl.tickets), bytes(tl._handshake_hash.digest("intrinsic"))
+        assert not _engine_of(conn).take_ticket(message)
+        assert tl.tickets == tickets
+        assert bytes(tl._handshake_hash.digest("intrinsic")) == transcript
+    assert not _engine_of(server).take_ticket(_nst())  # a server takes no tickets
+
+
+def test_tls12_connection_takes_no_ticket_this_way(pki: PKI) -> None:
+    cctx = pki.client_context()
+    cctx.maximum_version = VERSIONS["TLSv1.2"]
+    client, _ = connect(cctx, pki.server_context())
+    assert not _engine_of(client).take_ticket(_nst())
+
+
+def test_real_tickets_take_the_short_way_and_resume(pki: PKI,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server's tickets arrive through take_ticket (not tlslite's read path), and the
+    session resumes; with the short way off, tlslite's path keeps them just the same."""
+    from aiotls._engine import Engine
+
+    taken: list[bool] = []
+    original = Engine.take_ticket
+
+    def spy(self: Any, message: Any) -> bool:
+        taken.append(original(self, message))
+        return taken[-1]
+
+    monkeypatch.setattr(Engine, "take_ticket", spy)
+    cctx = pki.client_context()
+    cctx.maximum_version = VERSIONS["TLSv1.3"]
+    sctx = pki.server_context()
+    client, _ = connect(cctx, sctx)
+    assert taken and all(taken)
+    again, _ = connect(cctx, sctx, client.session)
+    assert again.session_reused
+    monkeypatch.setattr(Engine, "take_ticket", lambda self, message: False)
+    slow, _ = connect(cctx, sctx)
+    assert slow.session is not None and slow.session.has_ticket
+    assert connect(cctx, sctx, slow.session)[0].session_reused
