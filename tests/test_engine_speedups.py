@@ -162,7 +162,7 @@ def no_slow_helpers(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
         monkeypatch.setattr(target, name, fail)
 
     for module in (tlslite.tlsconnection, tlslite.tlsrecordlayer, tlslite.handshakehelpers):
-        for name in ("derive_secret", "HKDF_expand_label", "secureHMAC"):
+        for name in ("derive_secret", "HKDF_expand_label", "secureHMAC", "is_valid_hostname"):
             if hasattr(module, name):
                 poison(module, name)
     helpers = tlslite.handshakehelpers.HandshakeHelpers
@@ -660,3 +660,23 @@ def test_quick_extension_parser_keeps_objects_apart() -> None:
     first.groups.append(24)
     assert second._extData == bytearray() and second.groups == [29, 23]
     assert isinstance(first, _engine._QUICK_EXTENSIONS["SupportedGroupsExtension"])
+
+
+def test_remembered_hostname_check_equals_tlslites() -> None:
+    from tlslite.utils.dns_utils import is_valid_hostname
+
+    names = ["localhost", "example.com", "example.com.", "a" * 63 + ".com", "a" * 64 + ".com",
+             "x." * 127 + "x", "x." * 130, "127.0.0.1", "1.2.3", "-bad.com", "bad-.com",
+             "under_score.com", "ex ample.com", "", ".", "é.com", "xn--bcher-kva.example"]
+    for name in names:
+        for value in (name, bytearray(name.encode("utf-8"))):
+            for _ in range(2):  # computed, then remembered
+                try:
+                    expected: object = is_valid_hostname(value)
+                except Exception as exc:  # (tlslite raises on some inputs: so must we)
+                    expected = type(exc)
+                try:
+                    got: object = _engine._fast_is_valid_hostname(value)
+                except Exception as exc:
+                    got = type(exc)
+                assert got == expected, (value, got, expected)
