@@ -29,6 +29,7 @@ Both roles and both TLS 1.3 and TLS 1.2 AEAD suites are handled:
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +59,19 @@ class RecordError(Exception):
     def __init__(self, alert: int, message: str) -> None:
         super().__init__(message)
         self.alert = alert
+
+
+_local = threading.local()
+
+
+def _seal_scratch() -> bytearray:
+    """A per-thread buffer for one TLS 1.3 inner plaintext (data and content type) while it
+    is encrypted: sealing is synchronous and keeps no reference, so connections need no
+    buffer of their own (16 KiB each, while idle too)."""
+    buf: bytearray | None = getattr(_local, "seal", None)
+    if buf is None:
+        buf = _local.seal = bytearray(MAX_FRAGMENT + 1)
+    return buf
 
 
 @dataclass(slots=True)
@@ -93,7 +107,6 @@ class RecordLayer:
         self.explicit_nonce = not self.tls13 and read.cipher != "chacha20-poly1305"
         self._read = _Direction(read)
         self._write = _Direction(write)
-        self._scratch = bytearray(MAX_FRAGMENT + 1)
         self.key_update_after = KEY_UPDATE_AFTER
 
     # --- state exchange with the engine ------------------------------------------------------
@@ -383,7 +396,7 @@ class RecordLayer:
         # TLS 1.3: the inner plaintext is data || 0x17, encrypted straight into `out`.
         out = bytearray(total + nrec * (6 + _TAG))
         outview = memoryview(out)
-        scratch = self._scratch
+        scratch = _seal_scratch()
         scratch_view = memoryview(scratch)
         encrypt_into = d.aead.encrypt_into
         iv = d.iv_int

@@ -456,3 +456,24 @@ def test_bad_header_after_a_split_record_fails_at_once(pki: PKI) -> None:
     server.receive_data(b"\xff\xff")  # ...completed as nonsense: refused now, not later
     (event,) = server.events()
     assert isinstance(event, ConnectionTerminated) and event.error is not None
+
+
+def test_connections_share_one_seal_buffer_and_idle_ones_hold_none(pki: PKI) -> None:
+    """TLS 1.3 sealing goes through one per-thread buffer: a record layer keeps no buffer
+    of its own (16 KiB per connection before), and connections sealing in turn on one
+    thread still produce what their peers decrypt."""
+    import sys
+
+    pairs = [pair(pki, "TLSv1.3", "TLS_AES_128_GCM_SHA256") for _ in range(3)]
+    for client, _ in pairs:
+        fast = client._engine.fast
+        assert fast is not None
+        assert sys.getsizeof(fast) + sum(sys.getsizeof(v) for v in vars(fast).values()
+                                         if not callable(v)) < 4096
+    payloads = [[os.urandom(n) for n in (70_000, 16_384, 1, 40_000)] for _ in pairs]
+    for i in range(4):  # interleaved: each connection's records between the others'
+        for (client, _), parts in zip(pairs, payloads, strict=True):
+            client.send_data(parts[i])
+    for (client, server), parts in zip(pairs, payloads, strict=True):
+        server.receive_data(client.data_to_send())
+        assert data_of(server) == b"".join(parts)
