@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 import aiotls
+from aiotls.events import DataReceived
 from tests.certs import CA, Issued, KeyType
 
 SERVER_NAMES = ("localhost", "example.test", "127.0.0.1", "::1")
@@ -65,6 +66,11 @@ def pki() -> Iterator[PKI]:
             servers[key_type] = (issued, *issued.write(directory, name=f"server-{key_type}"))
         client = ca.issue("client.example.test", client=True, server=False)
         yield PKI(ca, directory, ca_file, servers, (client, *client.write(directory, name="client")))
+
+
+def data_of(conn: aiotls.TLSConnection) -> bytes:
+    """The application data among the connection's pending events (which it takes)."""
+    return b"".join(e.data for e in conn.events() if isinstance(e, DataReceived))
 
 
 def pump(a: aiotls.TLSConnection, b: aiotls.TLSConnection, rounds: int = 50) -> None:

@@ -44,7 +44,7 @@ from aiotls.asyncio.protocol import _RECV_BUFFER, _recv_buffer
 from aiotls.errors import AlertDescription, PeerMisbehaved, TLSConfigurationError, TruncationError
 from aiotls.events import CloseNotifyReceived, DataReceived, Event
 from tests.certs import CA
-from tests.conftest import PKI
+from tests.conftest import PKI, data_of
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -1599,10 +1599,6 @@ async def coalescing_pair(pki: PKI) -> tuple[Any, CountingTransport, aiotls.TLSC
     return tls, counting, server, app
 
 
-def received(server: aiotls.TLSConnection) -> bytes:
-    return b"".join(e.data for e in server.events() if isinstance(e, DataReceived))
-
-
 async def test_large_writes_reach_the_transport_together_in_order(pki: PKI) -> None:
     """Writes of a record or more wait for the end of the loop iteration and then go down
     in one writelines call, in order, with a small write made after them: a 64 KiB write
@@ -1618,7 +1614,7 @@ async def test_large_writes_reach_the_transport_together_in_order(pki: PKI) -> N
     assert wire.calls == [("writelines", queued)]
     assert app.transport.get_write_buffer_size() == 0
     server.receive_data(wire.take())
-    assert received(server) == b"".join(parts)
+    assert data_of(server) == b"".join(parts)
 
 
 async def test_small_writes_go_down_at_once(pki: PKI) -> None:
@@ -1629,7 +1625,7 @@ async def test_small_writes_go_down_at_once(pki: PKI) -> None:
         app.transport.write(b"q" * n)
         assert wire.calls[-1][0] == "write" and wire.calls[-1][1] > n
     server.receive_data(wire.take())
-    assert received(server) == b"q" * (1 + 100 + 16383)
+    assert data_of(server) == b"q" * (1 + 100 + 16383)
 
 
 async def test_close_after_large_write_sends_the_data_then_close_notify(pki: PKI) -> None:
@@ -1668,7 +1664,7 @@ async def test_writing_in_a_loop_pauses_the_application(pki: PKI) -> None:
     await asyncio.sleep(0)
     assert not app.writing_paused and app.resume_count == 1
     server.receive_data(wire.take())
-    assert received(server) == b"w" * written
+    assert data_of(server) == b"w" * written
 
 
 async def test_connection_lost_before_the_queued_records_went_down(pki: PKI) -> None:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 import aiotls
 from aiotls import _record
 from aiotls.events import CloseNotifyReceived, ConnectionTerminated, DataReceived
-from tests.conftest import PKI, handshake, pump
+from tests.conftest import PKI, data_of, handshake, pump
 from tests.test_verify import StdlibPeer, run
 
 SUITES = [
@@ -34,10 +34,6 @@ def pair(pki: PKI, version: str, suite: str) -> tuple[aiotls.TLSConnection, aiot
     assert client.cipher()[0] == suite, client.error
     client.events(), server.events()
     return client, server
-
-
-def data_of(conn: aiotls.TLSConnection) -> bytes:
-    return b"".join(e.data for e in conn.events() if isinstance(e, DataReceived))
 
 
 @pytest.mark.parametrize(("version", "suite"), SUITES)
