@@ -66,6 +66,8 @@ async def start_tls(
     tcp.set_protocol(tls)
     conmade_cb = loop.call_soon(tls.connection_made, transport)
     resume_cb = loop.call_soon(tcp.resume_reading)
+    app_transport = tls._app_transport  # (the protocol lets go of it once the connection is lost)
+    assert app_transport is not None
     try:
         await waiter
     except BaseException:
@@ -73,7 +75,7 @@ async def start_tls(
         conmade_cb.cancel()
         resume_cb.cancel()
         raise
-    return tls._app_transport
+    return app_transport
 
 
 async def create_connection(
@@ -135,13 +137,15 @@ async def create_connection(
                       ssl_handshake_timeout=ssl_handshake_timeout,
                       ssl_shutdown_timeout=ssl_shutdown_timeout, session=session)
     tcp: Any = loop
+    app_transport = tls._app_transport  # (the protocol lets go of it once the connection is lost)
+    assert app_transport is not None
     transport, _ = await tcp.create_connection(lambda: tls, host, port, **tcp_kwargs)
     try:
         await waiter
     except BaseException:
         transport.close()
         raise
-    return tls._app_transport, app_protocol
+    return app_transport, app_protocol
 
 
 async def create_server(

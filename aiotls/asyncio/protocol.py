@@ -285,7 +285,7 @@ class TLSProtocol(asyncio.BufferedProtocol):
         self._state = _State.UNWRAPPED
         self._app_state = _AppState.INIT if call_connection_made else _AppState.CON_MADE
         self._transport: asyncio.Transport | None = None
-        self._app_transport = _TLSTransport(loop, self)
+        self._app_transport: _TLSTransport | None = _TLSTransport(loop, self)
         self._set_app_protocol(app_protocol)
         self._error: BaseException | None = None
         self._conn_lost = 0
@@ -323,6 +323,11 @@ class TLSProtocol(asyncio.BufferedProtocol):
         self._app_is_buffered = isinstance(app_protocol, asyncio.BufferedProtocol)
         # A BufferedProtocol gets plaintext copied straight from the decryption buffer.
         self._conn._lend = self._app_is_buffered
+
+    def _mark_closed(self) -> None:
+        """The application's transport is closing (its is_closing() turns true)."""
+        if self._app_transport is not None:
+            self._app_transport._closed = True
 
     def _get_extra_info(self, name: str, default: Any = None) -> Any:
         if name in self._extra:
@@ -376,7 +381,7 @@ class TLSProtocol(asyncio.BufferedProtocol):
         self._write_backlog.clear()
         self._write_backlog_size = 0
         self._drop_outgoing()
-        self._app_transport._closed = True
+        self._mark_closed()
         error = self._error or exc
         if self._state is _State.HANDSHAKING or self._waiter is not None:
             self._wakeup_waiter(error or ConnectionResetError(
@@ -386,6 +391,15 @@ class TLSProtocol(asyncio.BufferedProtocol):
             self._loop.call_soon(self._app_protocol.connection_lost, error)
         self._state = _State.CLOSED
         self._transport = None
+        # Break the cycles application protocol -> transport -> this protocol -> application
+        # protocol and transport, as asyncio's SSLProtocol does: the connection's objects
+        # (its engine, tlslite's state, buffers) are then freed at once by reference
+        # counting rather than left for the cyclic garbage collector, whose passes over
+        # them cost a busy server a noticeable share of its time.  The transport keeps its
+        # link to this protocol, so get_extra_info() still answers after the close;
+        # get_protocol() returns None, as for asyncio's own transports.
+        self._app_transport = None
+        self._app_protocol = None
 
     def pause_writing(self) -> None:
         self._tls_writing_paused = True
@@ -572,7 +586,7 @@ class TLSProtocol(asyncio.BufferedProtocol):
                 if self._loop.get_debug() or self._conn.server_side:
                     logger.debug("TLS handshake failed: %s", event.error)
         self._state = _State.SHUTDOWN
-        self._app_transport._closed = True
+        self._mark_closed()
         self._flush_tls()
         if self._transport is not None:
             self._transport.close()
@@ -581,7 +595,7 @@ class TLSProtocol(asyncio.BufferedProtocol):
 
     def _write_appdata(self, list_of_data: Any) -> None:
         if self._state not in (_State.HANDSHAKING, _State.WRAPPED, _State.UNWRAPPED) or \
-                self._app_transport._closed:
+                self._app_transport is None or self._app_transport._closed:
             if self._conn_lost >= _LOG_THRESHOLD_FOR_CONNLOST_WRITES:
                 logger.warning("TLS connection is closed")
             self._conn_lost += 1
@@ -672,6 +686,8 @@ class TLSProtocol(asyncio.BufferedProtocol):
             self._call_app("resume_writing")
 
     def _call_app(self, method: str) -> None:
+        if self._app_protocol is None:  # the connection was lost: nothing to tell
+            return
         try:
             getattr(self._app_protocol, method)()
         except (KeyboardInterrupt, SystemExit):
@@ -735,7 +751,7 @@ class TLSProtocol(asyncio.BufferedProtocol):
     def _start_shutdown(self) -> None:
         if self._state in (_State.FLUSHING, _State.SHUTDOWN, _State.UNWRAPPED, _State.CLOSED):
             return
-        self._app_transport._closed = True
+        self._mark_closed()
         if self._state is _State.HANDSHAKING:
             self._abort(None)
             return
@@ -753,7 +769,9 @@ class TLSProtocol(asyncio.BufferedProtocol):
         self._feed_held()  # the peer's close_notify may already be here
 
     def _abort(self, exc: BaseException | None) -> None:
-        self._app_transport._closed = True
+        self._mark_closed()
+        if self._state is _State.CLOSED:
+            return  # the connection is already lost
         if exc is not None and self._error is None:
             self._error = exc
         if self._state is _State.HANDSHAKING:
