@@ -683,6 +683,10 @@ class _CachedSuites(CipherSuite):  # type: ignore[misc]
 
     _cache: dict[tuple[Any, ...], list[int]] = {}
 
+    # tlslite only tests membership in these (a ClientHello tests every offered suite)
+    ecdhAllSuites = frozenset(CipherSuite.ecdhAllSuites)
+    dhAllSuites = frozenset(CipherSuite.dhAllSuites)
+
     @staticmethod
     def _filterSuites(suites: list[int], settings: Any, version: Any = None) -> list[int]:
         key = (tuple(suites), tuple(settings.macNames), tuple(settings.cipherNames),
@@ -792,7 +796,38 @@ def _quick_extension(cls: Any) -> Any:
         attrs[field] = property(lambda self: self._internal_value,
                                 lambda self, value: object.__setattr__(
                                     self, "_internal_value", value))
+    if cls.write is _tl_extensions.TLSExtension.write and cls.extData in _GENERIC_EXT_DATA:
+        attrs["write"] = _remembered_write
     return type(cls.__name__, (_QuickFieldMixin, cls), attrs)
+
+
+#: tlslite's generic payload encoders: a function of the value only (and of the class's
+#: constant element and length sizes).
+_GENERIC_EXT_DATA = (_tl_extensions.VarListExtension.extData,
+                     _tl_extensions.VarSeqListExtension.extData,
+                     _tl_extensions.IntExtension.extData)
+
+#: Encodings by (class, extension type, value): a client writes the same lists (signature
+#: algorithms, groups, versions...) in every ClientHello.  Bounded: emptied when full.
+_WRITTEN: dict[tuple[Any, ...], bytes] = {}
+
+
+def _remembered_write(self: Any) -> bytearray:
+    """``TLSExtension.write`` for the generic list and integer extensions, remembered per
+    value (the encoding is a function of the class, the type and the value alone)."""
+    value = self._internal_value
+    try:
+        key = (type(self), self.extType,
+               tuple(value) if isinstance(value, list) else value)
+        found = _WRITTEN.get(key)
+    except TypeError:  # (an unhashable value: not remembered)
+        return _tl_extensions.TLSExtension.write(self)  # type: ignore[no-any-return]
+    if found is None:
+        found = bytes(_tl_extensions.TLSExtension.write(self))  # (raises as tlslite does)
+        if len(_WRITTEN) >= 256:
+            _WRITTEN.clear()
+        _WRITTEN[key] = found
+    return bytearray(found)
 
 
 #: Same-named subclasses of tlslite's field-name extension classes (see _quick_extension).

@@ -680,3 +680,71 @@ def test_remembered_hostname_check_equals_tlslites() -> None:
                 except Exception as exc:
                     got = type(exc)
                 assert got == expected, (value, got, expected)
+
+
+def _generic_values(rng: random.Random) -> Iterator[object]:
+    """Values a generic list or integer extension may hold: well-formed, empty, None,
+    out of range, of the wrong shape."""
+    yield None
+    yield []
+    for size in (1, 2, 3):
+        yield [rng.randrange(256 ** size) for _ in range(rng.randrange(1, 6))]
+    yield [(rng.randrange(256), rng.randrange(256)) for _ in range(rng.randrange(1, 5))]
+    yield [(1, 2, 3)]
+    yield [70000, 1]
+    yield [-1]
+    yield rng.randrange(2 ** 16)
+    yield 2 ** 40
+    yield [[1, 2]]  # unhashable: not remembered, written by tlslite
+
+
+def test_remembered_extension_writes_equal_tlslites() -> None:
+    """The generic list and integer extensions (most of a ClientHello) are written once per
+    value and then remembered: every value, repeated, gives tlslite's bytes or its
+    exception, each result a fresh object, and the memory stays bounded."""
+    rng = random.Random(7)
+    remembered = [cls for cls in _engine._QUICK_EXTENSIONS.values()
+                  if vars(cls).get("write") is _engine._remembered_write]
+    names = {cls.__name__ for cls in remembered}
+    assert {"SignatureAlgorithmsExtension", "SupportedGroupsExtension",
+            "SupportedVersionsExtension", "PskKeyExchangeModesExtension",
+            "RecordSizeLimitExtension"} <= names
+    compared = 0
+    for cls in remembered:
+        original = getattr(tlslite.extensions, cls.__name__)
+        for _ in range(20):
+            for value in _generic_values(rng):
+                outcomes = []
+                for klass in (original, cls, cls):  # the second quick write is remembered
+                    try:
+                        ext = klass()
+                    except TypeError:  # (abstract bases want arguments)
+                        break
+                    ext._internal_value = value
+                    try:
+                        outcomes.append(bytes(ext.write()))
+                    except Exception as exc:
+                        outcomes.append(type(exc))
+                else:
+                    assert outcomes[0] == outcomes[1] == outcomes[2], (cls, value)
+                    compared += 1
+    assert compared > 1000
+    assert len(_engine._WRITTEN) <= 256
+    ext = _engine._QUICK_EXTENSIONS["SupportedGroupsExtension"]().create([29, 23])
+    first = ext.write()
+    first += b"changed"  # callers may extend what they get
+    assert ext.write() == tlslite.extensions.SupportedGroupsExtension().create([29, 23]).write()
+
+
+def test_suite_tables_as_sets_are_only_tested_for_membership() -> None:
+    """The engine's CipherSuite holds the ECDH and DH suite tables as sets: same members,
+    and every use of them in tlslite's code is a membership test."""
+    import inspect
+    import re
+
+    for name in ("ecdhAllSuites", "dhAllSuites"):
+        assert getattr(_engine._CachedSuites, name) == set(getattr(CipherSuite, name))
+        for module in (tlslite.tlsconnection, tlslite.messages):
+            for line in inspect.getsource(module).splitlines():
+                if f"CipherSuite.{name}" in line:
+                    assert re.search(rf"\bin CipherSuite\.{name}\b", line), line
