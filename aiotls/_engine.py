@@ -70,6 +70,7 @@ from tlslite.constants import AlertDescription as _TLAlert
 from tlslite.constants import (
     AlertLevel,
     CipherSuite,
+    ContentType,
     ECCurveType,
     ECPointFormat,
     ExtensionType,
@@ -259,6 +260,89 @@ class _RecordLayer(RecordLayer):  # type: ignore[misc]
             return _crypto.AEADCipher(_name, key)
 
         return key_len, iv_len, create
+
+    def _sealing_tls13(self, state: Any, content_type: int) -> bool:
+        """Whether a record goes through :meth:`sendRecord`'s TLS 1.3 AEAD path."""
+        return (type(state.encContext) is _crypto.AEADCipher and self._version > (3, 3)
+                and self._tls13record and content_type != ContentType.change_cipher_spec
+                and not self.padding_cb)
+
+    def sendRecord(self, msg: Any) -> Generator[Any, None, None]:
+        """tlslite's ``sendRecord`` for TLS 1.3 AEAD records (encrypted handshake messages
+        and alerts) without its generic Writer/Message steps: the inner plaintext, the
+        header as additional data, the IV XOR sequence-number nonce (RFC 8446 5.2-5.3).
+        Everything else (plaintext, CCS, TLS 1.2, padding callbacks) is tlslite's."""
+        state = self._writeState
+        content_type = msg.contentType
+        if not self._sealing_tls13(state, content_type):
+            yield from super().sendRecord(msg)
+            return
+        cipher = state.encContext
+        inner = msg.write()
+        inner.append(content_type)
+        length = len(inner) + cipher.tagLength
+        version = self._recordSocket.version
+        header = bytes((ContentType.application_data, version[0], version[1],
+                        length >> 8, length & 0xFF))
+        seq = state.seqnum
+        state.seqnum = seq + 1
+        nonce = (int.from_bytes(state.fixedNonce, "big") ^ seq).to_bytes(12, "big")
+        self._recordSocket.sock.send(header + cipher.seal(nonce, inner, header))
+        yield from ()
+
+    def recvRecord(self) -> Generator[Any, None, None]:
+        """tlslite's ``recvRecord`` for TLS 1.3 AEAD records, with its checks and
+        exceptions in the same order (the alerts follow from them), without its generic
+        steps.  Anything else -- no keys, early data, TLS 1.2, SSLv2 -- is tlslite's."""
+        state = self._readState
+        if type(state.encContext) is not _crypto.AEADCipher or self._early_data_ok \
+                or not (self._version > (3, 3) and self._tls13record):
+            yield from super().recvRecord()
+            return
+        result: Any = None
+        for result in self._recordSocket.recv():
+            if result in (0, 1):
+                yield result
+            else:
+                break
+        header, data = result
+        record_type = header.type
+        if record_type == ContentType.change_cipher_spec or (
+                record_type == ContentType.alert and len(data) < 3 and state.seqnum == 0):
+            # an unprotected CCS, or a plaintext alert from a peer that has no keys yet
+            self.early_data_ok = False
+        else:
+            cipher = state.encContext
+            seq = state.seqnum
+            state.seqnum = seq + 1
+            if cipher.tagLength > len(data):
+                raise TLSBadRecordMAC("Truncated tag")
+            if record_type != ContentType.application_data:
+                raise TLSUnexpectedMessage("Invalid ContentType for encrypted record: "
+                                           f"{ContentType.toStr(record_type)}")
+            if header.version != (3, 3):
+                raise TLSIllegalParameterException(
+                    f"Unexpected version in encrypted record: {header.version}")
+            if header.length != len(data):
+                raise TLSBadRecordMAC("Length mismatch")
+            nonce = (int.from_bytes(state.fixedNonce, "big") ^ seq).to_bytes(12, "big")
+            aad = bytes((record_type, 3, 3, header.length >> 8, header.length & 0xFF))
+            data = cipher.open(nonce, data, aad)
+            if data is None:
+                raise TLSBadRecordMAC("Invalid tag, decryption failure")
+            self.early_data_ok = False
+            if len(data) > self.recv_record_limit + 1:
+                raise TLSRecordOverflow()
+            size = len(data.rstrip(b"\0"))
+            if not size:
+                raise TLSUnexpectedMessage("Malformed record layer inner plaintext"
+                                           " - content type missing")
+            record_type = data[size - 1]
+            del data[size - 1:]
+            header = RecordHeader3().create((3, 4), record_type, size - 1)
+        if len(data) > self.recv_record_limit:
+            raise TLSRecordOverflow()
+        yield header, Parser(data)
 
     def calcTLS1_3PendingState(self, cipherSuite: int, cl_traffic_secret: bytearray,
                                sr_traffic_secret: bytearray, implementations: Any) -> None:

@@ -748,3 +748,113 @@ def test_suite_tables_as_sets_are_only_tested_for_membership() -> None:
             for line in inspect.getsource(module).splitlines():
                 if f"CipherSuite.{name}" in line:
                     assert re.search(rf"\bin CipherSuite\.{name}\b", line), line
+
+
+def _tls13_layers(suite: int, *, client: bool) -> tuple[object, object]:
+    """Two of the engine's record layers with the same TLS 1.3 traffic keys, both ways."""
+    from tlslite.bufferedsocket import BufferedSocket
+
+    layers = []
+    for _ in range(2):
+        layer = _engine._RecordLayer(BufferedSocket(_engine._MemorySocket()))
+        layer.client = client
+        layer.version = (3, 4)
+        layer.tls13record = True
+        size = 48 if suite in CipherSuite.sha384PrfSuites else 32
+        layer.calcTLS1_3PendingState(suite, bytearray(b"c" * size), bytearray(b"s" * size), None)
+        layer.changeReadState()
+        layer.changeWriteState()
+        layers.append(layer)
+    return layers[0], layers[1]
+
+
+def _drain(gen: Iterator[object]) -> object:
+    result = None
+    for result in gen:
+        if result not in (0, 1):
+            break
+    return result
+
+
+def _receive(layer: object, raw: bytes, tlslites: bool) -> object:
+    """Feed one record; ``(type, version, data, seqnum)`` or ``(exception, message)``."""
+    from tlslite.recordlayer import RecordLayer
+
+    layer._recordSocket.sock.socket.inbox += raw  # type: ignore[attr-defined]
+    try:
+        got = _drain(RecordLayer.recvRecord(layer) if tlslites else layer.recvRecord())
+    except Exception as exc:
+        return type(exc), str(exc)
+    header, parser = got  # type: ignore[misc]
+    return (header.type, header.version, header.length, bytes(parser.bytes),
+            layer._readState.seqnum)  # type: ignore[attr-defined]
+
+
+def _records(rng: random.Random, sealer: object) -> Iterator[bytes]:
+    """Records a TLS 1.3 peer could send: sealed by tlslite's own code (handshake, alert,
+    application data, padded, empty, over-long), then broken in every way a record can be."""
+    from tlslite.messages import Message
+    from tlslite.recordlayer import RecordLayer
+
+    def seal(content_type: int, payload: bytes) -> bytes:
+        outbox = sealer._recordSocket.sock.socket.outbox  # type: ignore[attr-defined]
+        _drain(RecordLayer.sendRecord(sealer, Message(content_type, bytearray(payload))))
+        sealer._recordSocket.sock.flush()  # type: ignore[attr-defined]
+        raw = b"".join(bytes(chunk) for chunk in outbox)
+        outbox.clear()
+        return raw
+
+    for content_type in (22, 21, 23, 24, 0, 99):
+        payload = bytes(rng.randrange(256) for _ in range(rng.randrange(60)))
+        sealer.padding_cb = None  # type: ignore[attr-defined]
+        yield seal(content_type, payload)
+    sealer.padding_cb = lambda length, kind, limit: min(limit, 7)  # type: ignore[attr-defined]
+    yield seal(22, b"padded")
+    sealer.padding_cb = None  # type: ignore[attr-defined]
+    yield seal(22, b"x" * (2 ** 14 + 1))  # over the plaintext limit
+    good = seal(22, b"\x14\x00\x00\x01\x00")
+    yield bytes((20, 3, 3, 0, 1, 1))  # unprotected CCS
+    yield bytes((21, 3, 3, 0, 2, 2, 40))  # plaintext alert
+    yield bytes((21, 3, 3, 0, 3, 2, 40, 0))
+    yield bytes((22, 3, 3, 0, 4, 1, 2, 3, 4))  # shorter than a tag, and of a wrong type
+    yield bytes((22,)) + good[1:]  # wrong outer type
+    yield good[:1] + bytes((3, 1)) + good[3:]  # wrong outer version
+    yield good[:3] + bytes((0, 10)) + good[5:15]  # shorter than a tag
+    flipped = bytearray(good)
+    flipped[rng.randrange(5, len(good))] ^= 1 << rng.randrange(8)
+    yield bytes(flipped)
+    yield good  # (out of order by now: wrong sequence number)
+
+
+@pytest.mark.parametrize("suite", [CipherSuite.TLS_AES_128_GCM_SHA256,
+                                   CipherSuite.TLS_AES_256_GCM_SHA384,
+                                   CipherSuite.TLS_CHACHA20_POLY1305_SHA256])
+def test_tls13_record_path_equals_tlslites(suite: int) -> None:
+    """The engine's TLS 1.3 record path (handshake records and alerts under traffic keys)
+    receives what tlslite's record layer receives: the same headers, plaintext and sequence
+    numbers, or the same exception (hence the same alert), record after record, including
+    tampered, misdirected, truncated and over-long ones; and it seals byte for byte what
+    tlslite's seals."""
+    from tlslite.messages import Message
+    from tlslite.recordlayer import RecordLayer
+
+    rng = random.Random(suite)
+    sealer, _ = _tls13_layers(suite, client=True)
+    lean, slow = _tls13_layers(suite, client=False)
+    compared = 0
+    for _ in range(8):
+        for raw in _records(rng, sealer):
+            assert _receive(lean, raw, False) == _receive(slow, raw, True), raw.hex()
+            compared += 1
+    assert compared > 100
+    a, b = _tls13_layers(suite, client=True)
+    for content_type, payload in ((22, b"finished"), (21, b"\x01\x00"), (23, b""),
+                                  (22, bytes(range(256)) * 70)):
+        sent = []
+        for layer, tlslites in ((a, True), (b, False)):
+            message = Message(content_type, bytearray(payload))
+            _drain(RecordLayer.sendRecord(layer, message) if tlslites
+                   else layer.sendRecord(message))
+            layer._recordSocket.sock.flush()
+            sent.append(b"".join(bytes(c) for c in layer._recordSocket.sock.socket.outbox))
+        assert sent[0] == sent[1] and len(sent[0]) > len(payload)
