@@ -931,15 +931,27 @@ def _payload_list(data: Any, start: int, end: int, elem: int, length_length: int
     """The body of ``Parser.getVarList`` over ``data[start:end]``, which it must fill."""
     if end - start < length_length:
         raise _NotQuick
-    count = int.from_bytes(data[start:start + length_length], "big")
+    if length_length == 2:
+        count = (data[start] << 8) | data[start + 1]
+    else:
+        count = int.from_bytes(data[start:start + length_length], "big")
     start += length_length
     if count != end - start or count % elem:
         raise _NotQuick
     if elem == 1:
         return list(data[start:end])
     if elem == 2:
-        return list(struct.unpack(f">{count // 2}H", data[start:end]))
+        unpack = _UNPACK16.get(count)
+        if unpack is None:
+            unpack = struct.Struct(f">{count // 2}H").unpack_from
+            if len(_UNPACK16) < 256:
+                _UNPACK16[count] = unpack
+        return list(unpack(data, start))
     return [int.from_bytes(data[i:i + elem], "big") for i in range(start, end, elem)]
+
+
+#: Big-endian 16-bit list decoders by byte count (lists of groups, versions, algorithms).
+_UNPACK16: dict[int, Any] = {}
 
 
 def _var_list(proto: dict[str, Any], data: Any, start: int, end: int) -> Any:
@@ -1016,20 +1028,18 @@ def _quick_ext_parse(self: Any, p: Any) -> Any:
     end += (data[start + 2] << 8) | data[start + 3]
     if end > len(data):
         return _tl_ext_parse(self, p)
-    for wanted, handlers in ((self.cert, self._certificateExtensions),
-                             (self.serverType, self._serverExtensions),
-                             (self.hrr, self._hrrExtensions),
-                             (True, self._universalExtensions)):
-        if wanted and ext_type in handlers:
-            cls = handlers[ext_type]
-            break
-    else:
+    flags = (type(self), bool(self.cert), bool(self.serverType), bool(self.hrr))
+    table = _EXT_DISPATCH.get(flags)
+    if table is None:
+        table = _EXT_DISPATCH[flags] = _dispatch_table(self)
+    found = table.get(ext_type)
+    if found is None:
         # no parser of its own: tlslite keeps the raw payload on this object
         self.extType = ext_type
         self._extData = data[start + 4:end]
         p.index = end
         return self
-    quick = _QUICK_PARSERS.get(cls)
+    cls, quick = found
     if quick is None:
         return _tl_ext_parse(self, p)
     proto, payload = quick
@@ -1047,6 +1057,25 @@ def _quick_ext_parse(self: Any, p: Any) -> Any:
 
 
 _tl_ext_parse = _tl_extensions.TLSExtension.parse
+
+#: Per (extension class, certificate, server, HRR context): extension type -> (class that
+#: parses it, its quick parser or None), in tlslite's order of precedence between tables.
+_EXT_DISPATCH: dict[tuple[Any, ...], dict[int, tuple[Any, Any]]] = {}
+
+
+def _dispatch_table(ext: Any) -> dict[int, tuple[Any, Any]]:
+    """Which class parses each extension type in ``ext``'s context, as tlslite's
+    ``TLSExtension.parse`` decides it: the certificate, server and HRR tables where those
+    flags are set, then the universal one, the first table holding the type winning."""
+    table: dict[int, tuple[Any, Any]] = {}
+    for wanted, handlers in ((ext.cert, ext._certificateExtensions),
+                             (ext.serverType, ext._serverExtensions),
+                             (ext.hrr, ext._hrrExtensions),
+                             (True, ext._universalExtensions)):
+        if wanted:
+            for ext_type, cls in handlers.items():
+                table.setdefault(ext_type, (cls, _QUICK_PARSERS.get(cls)))
+    return table
 
 #: tlslite's TLSExtension whose parser builds the quick extension classes.
 _QuickTLSExtension: Any = type("TLSExtension", (_tl_extensions.TLSExtension,), {
