@@ -49,6 +49,14 @@ _AEAD_FACTORIES: dict[str, Callable[[bytes], Any]] = {
 }
 
 
+#: Key sizes each AEAD takes (checked when the cipher object is made, as cryptography would).
+_KEY_SIZES: dict[str, tuple[int, ...]] = {
+    "aes128gcm": (16, 24, 32), "aes256gcm": (16, 24, 32), "chacha20-poly1305": (32,),
+    "aes128ccm": (16, 24, 32), "aes256ccm": (16, 24, 32),
+    "aes128ccm_8": (16, 24, 32), "aes256ccm_8": (16, 24, 32),
+}
+
+
 class AEADCipher:
     """An AEAD cipher object, shaped like tlslite's ``AESGCM``/``CHACHA20_POLY1305``."""
 
@@ -60,21 +68,32 @@ class AEADCipher:
     __slots__ = ("_aead", "key", "name", "tagLength")
 
     def __init__(self, name: str, key: bytes | bytearray) -> None:
+        if len(key) not in _KEY_SIZES[name]:
+            raise ValueError(f"{name} takes a key of {' or '.join(map(str, _KEY_SIZES[name]))}"
+                             f" bytes, not {len(key)}")
         self.name = name
         self.key = bytes(key)
         self.tagLength = 8 if name.endswith("_8") else 16
-        self._aead = _AEAD_FACTORIES[name](self.key)
+        # Made on first use: a handshake derives traffic keys for both directions, and
+        # those that aiotls's record layer takes over are never used here.
+        self._aead: Any = None
+
+    def _made(self) -> Any:
+        aead = self._aead = _AEAD_FACTORIES[self.name](self.key)
+        return aead
 
     def seal(self, nonce: bytes | bytearray, plaintext: bytes | bytearray,
              data: bytes | bytearray) -> bytearray:
         """Encrypt and authenticate ``plaintext`` with additional data ``data``."""
-        return bytearray(self._aead.encrypt(bytes(nonce), bytes(plaintext), bytes(data)))
+        aead = self._aead or self._made()
+        return bytearray(aead.encrypt(bytes(nonce), bytes(plaintext), bytes(data)))
 
     def open(self, nonce: bytes | bytearray, ciphertext: bytes | bytearray,
              data: bytes | bytearray) -> bytearray | None:
         """Decrypt and verify; ``None`` if the tag does not match."""
+        aead = self._aead or self._made()
         try:
-            return bytearray(self._aead.decrypt(bytes(nonce), bytes(ciphertext), bytes(data)))
+            return bytearray(aead.decrypt(bytes(nonce), bytes(ciphertext), bytes(data)))
         except InvalidTag:
             return None
 

@@ -152,3 +152,43 @@ def test_hmac_digest_matches_the_stdlib(hash_name: str) -> None:
             assert hmac_digest(key, msg, hash_name) == hmac.digest(key, msg, hash_name)
             assert hmac_digest(bytearray(key), bytearray(msg), hash_name) == \
                 hmac.digest(key, msg, hash_name)
+
+
+def test_aead_objects_are_made_only_for_keys_that_are_used(pki: PKI) -> None:
+    """tlslite's record layer gets an AEAD cipher per direction and key; OpenSSL's cipher
+    object is made on first use, so the traffic keys that aiotls's own record layer takes
+    over cost nothing there.  Wrong key sizes still fail at once; a cipher made late
+    encrypts and decrypts like one made at once."""
+    from aiotls import _crypto
+
+    made: list[str] = []
+
+    def counting(name: str) -> object:
+        factory = _crypto._AEAD_FACTORIES[name]
+        return lambda key: (made.append(name), factory(key))[1]
+
+    client_ctx = pki.client_context()
+    client_ctx.maximum_version = ssl.TLSVersion.TLSv1_3
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_crypto, "_AEAD_FACTORIES",
+                   {name: counting(name) for name in _crypto._AEAD_FACTORIES})
+        client, server = handshake(client_ctx, pki.server_context())
+        client.send_data(b"ping")
+        server.receive_data(client.data_to_send())
+        assert b"".join(e.data for e in server.events() if isinstance(e, DataReceived)) \
+            == b"ping"
+    # Eight keys for tlslite (handshake and application, each way, on each side) and four
+    # for aiotls's record layers: tlslite used both handshake keys on each side and the
+    # server its application write key (session tickets), so 5 + 4 cipher objects.
+    assert len(made) == 9, made
+    with pytest.raises(ValueError, match="key of"):
+        _crypto.AEADCipher("chacha20-poly1305", b"k" * 16)
+    with pytest.raises(KeyError):
+        _crypto.AEADCipher("rot13", b"k" * 16)
+    late, early = _crypto.AEADCipher("aes128gcm", b"k" * 16), _crypto.AEADCipher(
+        "aes128gcm", b"k" * 16)
+    early.seal(b"n" * 12, b"", b"")
+    sealed = late.seal(b"n" * 12, b"plaintext", b"aad")
+    assert sealed == early.seal(b"n" * 12, b"plaintext", b"aad")
+    assert early.open(b"n" * 12, sealed, b"aad") == b"plaintext"
+    assert late.open(b"n" * 12, sealed[:-1] + b"!", b"aad") is None
