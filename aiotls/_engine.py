@@ -977,6 +977,121 @@ def _int_value(proto: dict[str, Any], data: Any, start: int, end: int) -> Any:
     return int.from_bytes(data[start:end], "big")
 
 
+def _u16(data: bytes | bytearray, i: int) -> int:
+    return (data[i] << 8) | data[i + 1]
+
+
+def _var_bytes16(data: Any, i: int, end: int) -> tuple[bytearray, int]:
+    """A 2-byte-length-prefixed byte string at ``i`` that must end by ``end``."""
+    if i + 2 > end:
+        raise _NotQuick
+    stop = i + 2 + _u16(data, i)
+    if stop > end:
+        raise _NotQuick
+    return bytearray(data[i + 2:stop]), stop
+
+
+def _list16(data: Any, start: int, end: int) -> int:
+    """Start of a 2-byte-length-prefixed list that must fill ``data[start:end]`` exactly."""
+    if end - start < 2 or _u16(data, start) != end - start - 2:
+        raise _NotQuick
+    return start + 2
+
+
+def _key_share_entry(data: Any, i: int, end: int) -> tuple[Any, int]:
+    if i + 2 > end:
+        raise _NotQuick
+    key, stop = _var_bytes16(data, i + 2, end)
+    entry = _tl_extensions.KeyShareEntry.__new__(_tl_extensions.KeyShareEntry)
+    entry.__dict__.update(group=_u16(data, i), key_exchange=key, private=None)
+    return entry, stop
+
+
+def _sni_attrs(data: Any, start: int, end: int) -> dict[str, Any]:
+    if start == end:
+        return {}
+    names = []
+    i = _list16(data, start, end)
+    while i < end:
+        name_type = data[i]
+        name, i = _var_bytes16(data, i + 1, end)
+        names.append(_tl_extensions.SNIExtension.ServerName(name_type, name))
+    return {"serverNames": names}
+
+
+def _client_key_share_attrs(data: Any, start: int, end: int) -> dict[str, Any]:
+    if start == end:
+        return {"client_shares": None}
+    shares = []
+    i = _list16(data, start, end)
+    while i < end:
+        entry, i = _key_share_entry(data, i, end)
+        shares.append(entry)
+    return {"client_shares": shares}
+
+
+def _server_key_share_attrs(data: Any, start: int, end: int) -> dict[str, Any]:
+    if start == end:
+        return {"server_share": None}
+    entry, stop = _key_share_entry(data, start, end)
+    if stop != end:
+        raise _NotQuick
+    return {"server_share": entry}
+
+
+def _pre_shared_key_attrs(data: Any, start: int, end: int) -> dict[str, Any]:
+    if start == end:
+        return {"identities": None, "binders": None}
+    if end - start < 2:
+        raise _NotQuick
+    stop = start + 2 + _u16(data, start)
+    if stop > end:
+        raise _NotQuick
+    identities = []
+    i = start + 2
+    while i < stop:
+        identity, i = _var_bytes16(data, i, stop)
+        if i + 4 > stop:
+            raise _NotQuick
+        entry = _tl_extensions.PskIdentity.__new__(_tl_extensions.PskIdentity)
+        entry.__dict__.update(identity=identity,
+                              obfuscated_ticket_age=int.from_bytes(data[i:i + 4], "big"))
+        identities.append(entry)
+        i += 4
+    binders = []
+    i = _list16(data, stop, end)
+    while i < end:
+        stop = i + 1 + data[i]
+        if stop > end:
+            raise _NotQuick
+        binders.append(bytearray(data[i + 1:stop]))
+        i = stop
+    return {"identities": identities, "binders": binders}
+
+
+def _session_ticket_attrs(data: Any, start: int, end: int) -> dict[str, Any]:
+    return {"ticket": bytearray(data[start:end])}
+
+
+def _srv_supported_versions_attrs(data: Any, start: int, end: int) -> dict[str, Any]:
+    if end - start != 2:
+        raise _NotQuick
+    return {"version": (data[start], data[start + 1])}
+
+
+#: Payload parsers for the other extensions of a resumed handshake's hellos, by class:
+#: each returns the attributes tlslite's ``parse`` would set on a new object of the class,
+#: or raises _NotQuick for anything irregular (tlslite then parses it, and raises).
+_OBJECT_PAYLOADS: dict[Any, Callable[[Any, int, int], dict[str, Any]]] = {
+    _tl_extensions.SNIExtension: _sni_attrs,
+    _tl_extensions.ClientKeyShareExtension: _client_key_share_attrs,
+    _tl_extensions.ServerKeyShareExtension: _server_key_share_attrs,
+    _tl_extensions.PreSharedKeyExtension: _pre_shared_key_attrs,
+    _tl_extensions.SessionTicketExtension: _session_ticket_attrs,
+    _tl_extensions.SrvSupportedVersionsExtension: _srv_supported_versions_attrs,
+}
+
+
 #: Payload parsers of tlslite's generic extension shapes, by the method they stand for:
 #: each returns the ``_internal_value`` tlslite's ``parse`` would set, or raises _NotQuick
 #: where tlslite would raise (or might do anything else), so tlslite parses it instead.
@@ -992,15 +1107,32 @@ def _quick_parser(cls: Any) -> Any:
     one of tlslite's generic ones, else ``None``."""
     parse = getattr(cls, "parse", None)
     payload = _QUICK_PAYLOADS.get(parse)
+    attrs = _OBJECT_PAYLOADS.get(cls)
+    if attrs is not None and parse is vars(cls).get("parse"):
+        payload = _object_payload(attrs)
     if payload is None:
         return None
     try:
         proto = dict(vars(cls()))
     except TypeError:  # (abstract bases want arguments)
         return None
-    if set(proto) - _PROTO_FIELDS or not isinstance(proto.get("_extData"), bytearray):
+    if set(proto) - _PROTO_FIELDS or not isinstance(proto.get("_extData"), bytearray) \
+            or any(proto.get(name) is not None for name in _OBJECT_FIELDS):
         return None  # an attribute this copy would not reproduce faithfully
     return proto, payload
+
+
+class _Attributes(dict):  # type: ignore[type-arg]
+    """What an object payload parser found: attributes, not an ``_internal_value``."""
+
+    __slots__ = ()
+
+
+def _object_payload(attrs: Callable[[Any, int, int], dict[str, Any]]) -> Any:
+    def payload(proto: dict[str, Any], data: Any, start: int, end: int) -> _Attributes:
+        return _Attributes(attrs(data, start, end))
+
+    return payload
 
 
 #: The attributes tlslite's generic extension classes set in ``__init__`` (all immutable
@@ -1009,7 +1141,12 @@ _PROTO_FIELDS = frozenset({
     "extType", "_extData", "serverType", "encExtType", "cert", "hrr", "_field_name",
     "_internal_value", "_item_enum", "_elemLength", "_elemNum", "_lengthLength",
     "_elem_length",
+    # (the other extensions' fields: None in a new object, set by their parsers)
+    "serverNames", "client_shares", "server_share", "identities", "binders", "ticket",
+    "version",
 })
+_OBJECT_FIELDS = ("serverNames", "client_shares", "server_share", "identities", "binders",
+                  "ticket", "version")
 
 
 def _quick_ext_parse(self: Any, p: Any) -> Any:
@@ -1051,7 +1188,10 @@ def _quick_ext_parse(self: Any, p: Any) -> Any:
     attrs = ext.__dict__
     attrs.update(proto)
     attrs["_extData"] = bytearray()
-    attrs["_internal_value"] = value
+    if type(value) is _Attributes:
+        attrs.update(value)
+    else:
+        attrs["_internal_value"] = value
     p.index = end
     return ext
 

@@ -603,12 +603,54 @@ def _parse_both(raw: bytes, flags: dict[str, bool]) -> tuple[object, object]:
         except Exception as exc:  # (both must raise the same)
             outcomes.append((type(exc), str(exc)))
         else:
-            outcomes.append((type(ext).__name__, vars(ext), p.index))
+            outcomes.append((type(ext).__name__, _plain(ext), p.index))
     return outcomes[0], outcomes[1]
 
 
+def _plain(value: object) -> object:
+    """``value`` as nested builtins, objects by class name and attributes (tlslite's key
+    share entries and PSK identities compare by identity)."""
+    if isinstance(value, list | tuple):
+        return type(value).__name__, [_plain(item) for item in value]
+    if hasattr(value, "__dict__") and not isinstance(value, type):
+        return type(value).__name__, {k: _plain(v) for k, v in vars(value).items()}
+    return type(value).__name__, value
+
+
+def _v16(body: bytes) -> bytes:
+    return len(body).to_bytes(2, "big") + body
+
+
+def _structured_payloads(rng: random.Random) -> Iterator[bytes]:
+    """Well-formed server_name, key_share (client and server), pre_shared_key,
+    session_ticket and selected-version payloads (any of them is tried as every type)."""
+    def blob(most: int) -> bytes:
+        return bytes(rng.randrange(256) for _ in range(rng.randrange(most)))
+
+    yield _v16(b"".join(bytes((rng.choice((0, 1)),)) + _v16(blob(20))
+                        for _ in range(rng.randrange(3))))  # server_name list
+    entries = [rng.randrange(65536).to_bytes(2, "big") + _v16(blob(40))
+               for _ in range(rng.randrange(3))]
+    yield _v16(b"".join(entries))  # client key shares
+    if entries:
+        yield entries[0]  # the server's key share
+    identities = b"".join(_v16(blob(30)) + rng.randrange(2 ** 32).to_bytes(4, "big")
+                          for _ in range(rng.randrange(3)))
+    binders = b"".join(bytes((n,)) + bytes(rng.randrange(256) for _ in range(n))
+                       for n in (rng.choice((32, 48, 0, 5)) for _ in range(rng.randrange(3))))
+    yield _v16(identities) + _v16(binders)  # pre_shared_key
+    yield blob(60)  # a session ticket
+    yield bytes((3, rng.randrange(5)))  # a selected version
+
+
 def _ext_payloads(rng: random.Random, ext_type: int) -> Iterator[bytes]:
-    """Well-formed payloads of each generic shape, and broken ones."""
+    """Well-formed payloads of each generic shape and of the structured extensions, and
+    broken ones (the caller also truncates every extension)."""
+    for payload in _structured_payloads(rng):
+        yield payload
+        yield payload + b"\x00"
+        if payload:
+            yield payload[:-1]
     for size in (1, 2):
         items = [rng.randrange(256 ** size) for _ in range(rng.randrange(6))]
         body = b"".join(i.to_bytes(size, "big") for i in items)
@@ -632,7 +674,7 @@ def test_quick_extension_parser_equals_tlslites_for_any_payload() -> None:
              if attr.endswith("Extensions") and isinstance(table, dict) for t in table}
     rng = random.Random(4)
     quick_types = {cls().extType for cls in _engine._QUICK_PARSERS}
-    assert {10, 11, 13, 43, 45, 28, 50} <= quick_types  # the ClientHello staples
+    assert {0, 10, 11, 13, 35, 41, 43, 45, 28, 50, 51} <= quick_types  # the hello staples
     compared = 0
     for ext_type in sorted(known | {0xFAFA, 0x4469}):
         for _ in range(4):
@@ -858,3 +900,24 @@ def test_tls13_record_path_equals_tlslites(suite: int) -> None:
             layer._recordSocket.sock.flush()
             sent.append(b"".join(bytes(c) for c in layer._recordSocket.sock.socket.outbox))
         assert sent[0] == sent[1] and len(sent[0]) > len(payload)
+
+
+def test_quick_extension_parser_takes_the_hello_extensions_itself(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Well-formed server_name, key_share, pre_shared_key, session_ticket and selected
+    version payloads take the quick path (tlslite's parser is not called)."""
+    from tlslite.utils.codec import Parser
+
+    def refuse(self: object, p: object) -> object:
+        raise AssertionError("tlslite's parser was called")
+
+    monkeypatch.setattr(_engine, "_tl_ext_parse", refuse)
+    sni = _v16(b"\x00" + _v16(b"example.com"))
+    share = b"\x00\x1d" + _v16(b"k" * 32)
+    psk = _v16(_v16(b"ticket") + b"\x00\x00\x00\x07") + _v16(b"\x30" + b"b" * 48)
+    for ext_type, payload, server in ((0, sni, False), (51, _v16(share), False),
+                                      (51, share, True), (41, psk, False), (35, b"t" * 9, False),
+                                      (43, b"\x03\x04", True)):
+        raw = ext_type.to_bytes(2, "big") + _v16(payload)
+        ext = _engine._QuickTLSExtension(server=server).parse(Parser(bytearray(raw)))
+        assert ext.extType == ext_type and ext.write() == raw
