@@ -1137,16 +1137,15 @@ def _object_payload(attrs: Callable[[Any, int, int], dict[str, Any]]) -> Any:
 
 #: The attributes tlslite's generic extension classes set in ``__init__`` (all immutable
 #: but ``_extData``, which each copy gets fresh).
+#: (The fields of the extensions in _OBJECT_PAYLOADS: None in a new object, set by their
+#: parsers.)
+_OBJECT_FIELDS = ("serverNames", "client_shares", "server_share", "identities", "binders",
+                  "ticket", "version")
 _PROTO_FIELDS = frozenset({
     "extType", "_extData", "serverType", "encExtType", "cert", "hrr", "_field_name",
     "_internal_value", "_item_enum", "_elemLength", "_elemNum", "_lengthLength",
-    "_elem_length",
-    # (the other extensions' fields: None in a new object, set by their parsers)
-    "serverNames", "client_shares", "server_share", "identities", "binders", "ticket",
-    "version",
+    "_elem_length", *_OBJECT_FIELDS,
 })
-_OBJECT_FIELDS = ("serverNames", "client_shares", "server_share", "identities", "binders",
-                  "ticket", "version")
 
 
 def _quick_ext_parse(self: Any, p: Any) -> Any:

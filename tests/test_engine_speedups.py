@@ -818,6 +818,21 @@ def _drain(gen: Iterator[object]) -> object:
     return result
 
 
+def _send(layer: object, content_type: int, payload: bytes, tlslites: bool) -> bytes:
+    """Seal one record with tlslite's ``sendRecord`` or the engine's; the bytes sent."""
+    from tlslite.messages import Message
+    from tlslite.recordlayer import RecordLayer
+
+    message = Message(content_type, bytearray(payload))
+    _drain(RecordLayer.sendRecord(layer, message) if tlslites
+           else layer.sendRecord(message))  # type: ignore[attr-defined]
+    sock = layer._recordSocket.sock  # type: ignore[attr-defined]
+    sock.flush()
+    raw = b"".join(bytes(chunk) for chunk in sock.socket.outbox)
+    sock.socket.outbox.clear()
+    return raw
+
+
 def _receive(layer: object, raw: bytes, tlslites: bool) -> object:
     """Feed one record; ``(type, version, data, seqnum)`` or ``(exception, message)``."""
     from tlslite.recordlayer import RecordLayer
@@ -835,16 +850,8 @@ def _receive(layer: object, raw: bytes, tlslites: bool) -> object:
 def _records(rng: random.Random, sealer: object) -> Iterator[bytes]:
     """Records a TLS 1.3 peer could send: sealed by tlslite's own code (handshake, alert,
     application data, padded, empty, over-long), then broken in every way a record can be."""
-    from tlslite.messages import Message
-    from tlslite.recordlayer import RecordLayer
-
     def seal(content_type: int, payload: bytes) -> bytes:
-        outbox = sealer._recordSocket.sock.socket.outbox  # type: ignore[attr-defined]
-        _drain(RecordLayer.sendRecord(sealer, Message(content_type, bytearray(payload))))
-        sealer._recordSocket.sock.flush()  # type: ignore[attr-defined]
-        raw = b"".join(bytes(chunk) for chunk in outbox)
-        outbox.clear()
-        return raw
+        return _send(sealer, content_type, payload, tlslites=True)
 
     for content_type in (22, 21, 23, 24, 0, 99):
         payload = bytes(rng.randrange(256) for _ in range(rng.randrange(60)))
@@ -877,9 +884,6 @@ def test_tls13_record_path_equals_tlslites(suite: int) -> None:
     numbers, or the same exception (hence the same alert), record after record, including
     tampered, misdirected, truncated and over-long ones; and it seals byte for byte what
     tlslite's seals."""
-    from tlslite.messages import Message
-    from tlslite.recordlayer import RecordLayer
-
     rng = random.Random(suite)
     sealer, _ = _tls13_layers(suite, client=True)
     lean, slow = _tls13_layers(suite, client=False)
@@ -892,13 +896,8 @@ def test_tls13_record_path_equals_tlslites(suite: int) -> None:
     a, b = _tls13_layers(suite, client=True)
     for content_type, payload in ((22, b"finished"), (21, b"\x01\x00"), (23, b""),
                                   (22, bytes(range(256)) * 70)):
-        sent = []
-        for layer, tlslites in ((a, True), (b, False)):
-            message = Message(content_type, bytearray(payload))
-            _drain(RecordLayer.sendRecord(layer, message) if tlslites
-                   else layer.sendRecord(message))
-            layer._recordSocket.sock.flush()
-            sent.append(b"".join(bytes(c) for c in layer._recordSocket.sock.socket.outbox))
+        sent = [_send(a, content_type, payload, tlslites=True),
+                _send(b, content_type, payload, tlslites=False)]
         assert sent[0] == sent[1] and len(sent[0]) > len(payload)
 
 
