@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/bench.py            # quick run (small sizes), prints the table
-    python benchmarks/bench.py --full     # the sizes quoted in the README
+    python benchmarks/bench.py --full     # the sizes of docs/performance.md
     python benchmarks/bench.py --json results.json --plot results.png
 
 Every scenario runs for each implementation back to back in this process, over

@@ -1,0 +1,186 @@
+"""The README and docs/ stay honest: short README, working links, true commands.
+
+- README.md is for users and stays within 300 lines; depth goes to docs/.
+- Every relative link in README.md and docs/*.md points to a file that exists, and a
+  ``#fragment`` to a heading that exists in the target Markdown file.
+- The README's test command is the one .ci/run runs, and its install step installs the same
+  extras.
+- Every ``python -m aiotls COMMAND --option`` written in README.md or docs/ names a command
+  and options the command line really has.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from aiotls.cli import build_parser
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+DOCS = ROOT / "docs"
+CI = ROOT / ".ci" / "run"
+MAX_README_LINES = 300
+
+_FENCE = re.compile(r"^(```|~~~).*?^\1[ \t]*$", re.MULTILINE | re.DOTALL)
+_CODE_SPAN = re.compile(r"`[^`\n]*`")
+_LINK = re.compile(r"(?<!!)\[[^\]\n]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
+_HEADING = re.compile(r"^#{1,6}[ \t]+(.+?)[ \t]*#*[ \t]*$", re.MULTILINE)
+
+
+def markdown_files() -> list[Path]:
+    return [README, *sorted(DOCS.glob("*.md"))]
+
+
+def _prose(text: str) -> str:
+    """The text without fenced code blocks and code spans (links there are not links)."""
+    return _CODE_SPAN.sub("", _FENCE.sub("", text))
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
+    text = heading.replace("`", "").strip().lower()
+    text = re.sub(r"[^\w\- ]", "", text)
+    return text.replace(" ", "-")
+
+
+def anchors(path: Path) -> set[str]:
+    seen: dict[str, int] = {}
+    out: set[str] = set()
+    for heading in _HEADING.findall(_FENCE.sub("", path.read_text(encoding="utf-8"))):
+        slug = _slug(heading)
+        n = seen.get(slug, 0)
+        seen[slug] = n + 1
+        out.add(slug if n == 0 else f"{slug}-{n}")
+    return out
+
+
+def relative_links(path: Path) -> list[str]:
+    return [target for target in _LINK.findall(_prose(path.read_text(encoding="utf-8")))
+            if not re.match(r"^[a-z][a-z0-9+.-]*:", target)]  # not http:, https:, mailto:
+
+
+def test_docs_exist() -> None:
+    assert DOCS.is_dir()
+    assert (DOCS / "index.md").is_file()
+    assert len(markdown_files()) > 2
+
+
+def test_readme_is_short() -> None:
+    lines = README.read_text(encoding="utf-8").splitlines()
+    assert len(lines) <= MAX_README_LINES, (
+        f"README.md has {len(lines)} lines (at most {MAX_README_LINES}): move depth to docs/")
+
+
+def test_readme_links_every_docs_page() -> None:
+    linked = {(README.parent / t.split("#")[0]).resolve() for t in relative_links(README)}
+    missing = [p.name for p in DOCS.glob("*.md") if p.resolve() not in linked
+               and p.name != "index.md"]
+    assert not missing, f"docs pages the README does not link to: {missing}"
+
+
+@pytest.mark.parametrize("path", markdown_files(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_relative_links_resolve(path: Path) -> None:
+    links = relative_links(path)
+    broken = []
+    for target in links:
+        file_part, _, fragment = target.partition("#")
+        dest = (path.parent / file_part).resolve() if file_part else path
+        if ROOT not in dest.parents and dest != ROOT:
+            broken.append(f"{target} (outside the repository)")
+        elif not dest.exists():
+            broken.append(f"{target} (no such file)")
+        elif fragment and dest.suffix == ".md" and fragment not in anchors(dest):
+            broken.append(f"{target} (no heading #{fragment} in {dest.name})")
+    assert not broken, f"{path.relative_to(ROOT)}: broken links: {broken}"
+
+
+def test_link_checker_sees_links_and_anchors() -> None:
+    # The checks above must not pass by finding nothing.
+    assert "docs/guide.md" in relative_links(README)
+    assert "examples/sansio_pair.py" in relative_links(README)
+    assert "eof-and-truncation" in anchors(DOCS / "guide.md")
+    assert _slug("Post-handshake client authentication (TLS 1.3)") == (
+        "post-handshake-client-authentication-tls-13")
+    assert _slug("Speed-ups to tlslite-ng's handshake code") == (
+        "speed-ups-to-tlslite-ngs-handshake-code")
+
+
+def quick_start_commands() -> list[str]:
+    """The shell commands of the README's Quick start, in order (comments dropped)."""
+    text = README.read_text(encoding="utf-8")
+    section = text.split("\n## Quick start", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```bash\n(.*?)```", section, re.DOTALL)
+    assert block is not None, "the Quick start has no ```bash block"
+    return [line.strip() for line in block.group(1).splitlines()
+            if line.strip() and not line.strip().startswith("#")]
+
+
+def ci_commands() -> list[str]:
+    return [line.strip() for line in CI.read_text(encoding="utf-8").splitlines()
+            if line.strip() and not line.strip().startswith("#")]
+
+
+def _pip_install_extras(command: str) -> str:
+    """The ``-e`` target of a pip install command (``.[test]``)."""
+    words = shlex.split(command)
+    assert "pip" in words and "install" in words, command
+    return words[words.index("-e") + 1]
+
+
+def test_quick_start_has_the_demo_and_the_test_command() -> None:
+    commands = quick_start_commands()
+    assert len(commands) == 2, commands
+    demo, tests = ([part.strip() for part in c.split("&&")] for c in commands)
+    assert demo[-1] == "python -m aiotls demo"
+    assert tests[-1].split()[:3] == ["python", "-m", "pytest"]
+
+
+def test_readme_test_command_is_what_ci_runs() -> None:
+    install, test_command = (part.strip() for part in quick_start_commands()[1].split("&&"))
+    ci = ci_commands()
+    assert test_command in ci, (
+        f"the README's test command {test_command!r} is not a command of .ci/run")
+    ci_installs = [c for c in ci if " pip install" in f" {c}" and " -e " in c]
+    assert ci_installs, ".ci/run installs no package in editable mode"
+    assert {_pip_install_extras(c) for c in ci_installs} == {_pip_install_extras(install)}
+    # ...and the install comes first.
+    assert ci.index(ci_installs[-1]) < ci.index(test_command)
+
+
+def _cli_options() -> dict[str, set[str]]:
+    parser = build_parser()
+    options = {"": {s for a in parser._actions for s in a.option_strings}}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                options[name] = {s for a in sub._actions for s in a.option_strings}
+    return options
+
+
+def test_documented_cli_commands_exist() -> None:
+    options = _cli_options()
+    every_command = set.intersection(*options.values())  # valid wherever COMMAND stands
+    found = 0
+    wrong = []
+    for path in markdown_files():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            for m in re.finditer(r"python -m aiotls(?: ([A-Za-z][\w-]*))?([^`#]*)", line):
+                found += 1
+                command = m.group(1) or ""
+                if command.isupper():  # a placeholder, e.g. "python -m aiotls COMMAND --help"
+                    known = every_command
+                elif command in options:
+                    known = options[command] | options[""]
+                else:
+                    wrong.append(f"{path.name}: unknown command {command!r} in {line.strip()!r}")
+                    continue
+                for flag in re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", m.group(0)):
+                    if flag not in known:
+                        wrong.append(f"{path.name}: {command} has no {flag} ({line.strip()!r})")
+    assert found >= 5
+    assert not wrong, "\n".join(wrong)
