@@ -7,18 +7,23 @@
   extras.
 - Every ``python -m aiotls COMMAND --option`` written in README.md or docs/ names a command
   and options the command line really has.
+- The README's Python examples run and print what their comments say, with a throwaway PKI
+  in place of ca.pem/cert.pem/key.pem and a free loopback port in place of 8443.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import re
 import shlex
+import socket
 from pathlib import Path
 
 import pytest
 
-from aiotls.cli import build_parser
+from aiotls.cli import build_parser, generate_demo_pki
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -184,3 +189,32 @@ def test_documented_cli_commands_exist() -> None:
                         wrong.append(f"{path.name}: {command} has no {flag} ({line.strip()!r})")
     assert found >= 5
     assert not wrong, "\n".join(wrong)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_readme_python_examples_run(tmp_path: Path) -> None:
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.DOTALL)
+    assert len(blocks) == 2, "expected the sans-IO and the asyncio example"
+    pki = generate_demo_pki(str(tmp_path))
+    port = str(_free_port())
+    out = io.StringIO()
+    for block in blocks:
+        assert '"ca.pem"' in block or '"cert.pem"' in block
+        code = (block.replace('"ca.pem"', repr(pki.ca_file))
+                .replace('"cert.pem"', repr(pki.cert_file))
+                .replace('"key.pem"', repr(pki.key_file))
+                .replace("8443", port))
+        with contextlib.redirect_stdout(out):
+            exec(compile(code, "README.md", "exec"), {"__name__": "readme_example"})
+    lines = out.getvalue().splitlines()
+    assert lines == [
+        "handshake: TLSv1.3 TLS_AES_256_GCM_SHA384 x25519",  # as the README's comments say
+        "got b'hello'",
+        "TLSv1.3 ('TLS_AES_256_GCM_SHA384', 'TLSv1.3', 256)",
+        "b'hello\\n'",
+    ], lines
