@@ -236,6 +236,56 @@ class _RecordSocket(RecordSocket):  # type: ignore[misc]
         yield from ()
 
 
+#: Warning alerts accepted in a row before the connection fails (OpenSSL's limit too).
+MAX_WARNING_ALERTS = 5
+
+#: TLS 1.2 alerts that RFC 5246 7.2.2 (and RFC 8446, RFC 7301 for the later ones) call
+#: "always fatal": one arriving at warning level is still an error.
+_ALWAYS_FATAL = frozenset({
+    _TLAlert.unexpected_message, _TLAlert.bad_record_mac, _TLAlert.decryption_failed,
+    _TLAlert.record_overflow, _TLAlert.decompression_failure, _TLAlert.handshake_failure,
+    _TLAlert.illegal_parameter, _TLAlert.unknown_ca, _TLAlert.access_denied,
+    _TLAlert.decode_error, _TLAlert.decrypt_error, _TLAlert.export_restriction,
+    _TLAlert.protocol_version, _TLAlert.insufficient_security, _TLAlert.internal_error,
+    _TLAlert.inappropriate_fallback, _TLAlert.missing_extension,
+    _TLAlert.unsupported_extension, _TLAlert.unknown_psk_identity,
+    _TLAlert.certificate_required, _TLAlert.no_application_protocol,
+})
+
+
+def alert_rule(tls13: bool, level: int, description: int) -> str:
+    """What a received alert means: ``"close"``, ``"ignore"`` or ``"fatal"``.
+
+    ==========================  ===================  ==================================
+    alert                       TLS 1.3 (RFC 8446 6)  TLS 1.2 and before ServerHello
+    ==========================  ===================  ==================================
+    close_notify                close                close (either level)
+    user_canceled               ignore (any level)   ignore at warning level
+    no_renegotiation,           fatal                ignore at warning level
+    unrecognized_name,
+    bad/unsupported/revoked/
+    expired/unknown certificate,
+    certificate_unobtainable,
+    bad_certificate_status/hash,
+    unknown descriptions
+    "always fatal" alerts       fatal                fatal at either level
+    anything at fatal level     fatal                fatal
+    ==========================  ===================  ==================================
+
+    user_canceled announces a close_notify (RFC 8446 6.1, RFC 5246 7.2.1): the close_notify
+    ends the connection (cleanly after the handshake; in the handshake it is reported as
+    the peer canceling it).  Before ServerHello no version is agreed and TLS 1.2's rules
+    apply, as in OpenSSL.  A level other than warning or fatal is fatal.
+    """
+    if description == _TLAlert.close_notify:
+        return "close"
+    if tls13:
+        return "ignore" if description == _TLAlert.user_canceled else "fatal"
+    if level == AlertLevel.warning and description not in _ALWAYS_FATAL:
+        return "ignore"
+    return "fatal"
+
+
 class _RecordLayer(RecordLayer):  # type: ignore[misc]
     """tlslite's record layer with AEAD ciphers from ``cryptography``."""
 
@@ -290,7 +340,44 @@ class _RecordLayer(RecordLayer):  # type: ignore[misc]
         self._recordSocket.sock.send(header + cipher.seal(nonce, inner, header))
         yield from ()
 
+    #: Warning alerts ignored in a row (reset by any other record); see :meth:`recvRecord`.
+    _aiotls_warnings = 0
+    #: The peer sent user_canceled: its close_notify, if it comes in the handshake, reports it.
+    _aiotls_canceled = False
+
     def recvRecord(self) -> Generator[Any, None, None]:
+        """The next record for tlslite, minus the alerts that the RFCs say to carry on after.
+
+        tlslite ends the connection on every alert, whatever its level; aiotls applies
+        :func:`alert_rule` first, so a warning that TLS allows to ignore (GnuTLS's TLS 1.2
+        ``unrecognized_name`` before ServerHello, Java's TLS 1.3 ``user_canceled`` before its
+        close_notify) never reaches it.  At most :data:`MAX_WARNING_ALERTS` in a row: a flood
+        fails with ``unexpected_message``, as OpenSSL does.
+        """
+        while True:
+            result: Any = None
+            for result in self._recv_one_record():
+                if result in (0, 1):
+                    yield result
+                else:
+                    break
+            header, parser = result
+            if header.type != ContentType.alert:
+                self._aiotls_warnings = 0
+                yield result
+                return
+            body = parser.bytes[parser.index:]
+            if len(body) != 2 or alert_rule(self._version > (3, 3), body[0], body[1]) != "ignore":
+                yield result
+                return
+            self._aiotls_warnings += 1
+            if self._aiotls_warnings >= MAX_WARNING_ALERTS:
+                raise TLSUnexpectedMessage(
+                    f"the peer sent {MAX_WARNING_ALERTS} warning alerts in a row")
+            if body[1] == _TLAlert.user_canceled:
+                self._aiotls_canceled = True
+
+    def _recv_one_record(self) -> Generator[Any, None, None]:
         """tlslite's ``recvRecord`` for TLS 1.3 AEAD records, with its checks and
         exceptions in the same order (the alerts follow from them), without its generic
         steps.  Anything else -- no keys, early data, TLS 1.2, SSLv2 -- is tlslite's."""
@@ -2122,7 +2209,13 @@ class Engine:
         if isinstance(exc, TLSRemoteAlert):
             self.failed = True
             self._sock.discard = True
-            return error_for_received_alert(exc.description, during_handshake=during)
+            description = exc.description
+            if description == _TLAlert.close_notify and during \
+                    and self._tl._recordLayer._aiotls_canceled:
+                description = _TLAlert.user_canceled  # the close_notify it announced
+            return error_for_received_alert(description, during_handshake=during,
+                                            level=exc.level,
+                                            tls13=self._tl._recordLayer._version > (3, 3))
         alert, detail = _ALERT_FOR_EXCEPTION.get(type(exc), (None, ""))
         if alert is None:
             for cls, (a, d) in _ALERT_FOR_EXCEPTION.items():
