@@ -236,8 +236,10 @@ class _RecordSocket(RecordSocket):  # type: ignore[misc]
         yield from ()
 
 
-#: Warning alerts accepted in a row before the connection fails (OpenSSL's limit too).
-MAX_WARNING_ALERTS = 5
+#: Warning alerts a connection carries on after; one more fails it (``unexpected_message``).
+#: Counted over the whole connection: after the handshake only user_canceled (then
+#: close_notify) is expected at all, and data records never reach this layer.
+MAX_WARNING_ALERTS = 4
 
 #: TLS 1.2 alerts that RFC 5246 7.2.2 (and RFC 8446, RFC 7301 for the later ones) call
 #: "always fatal": one arriving at warning level is still an error.
@@ -340,7 +342,7 @@ class _RecordLayer(RecordLayer):  # type: ignore[misc]
         self._recordSocket.sock.send(header + cipher.seal(nonce, inner, header))
         yield from ()
 
-    #: Warning alerts ignored in a row (reset by any other record); see :meth:`recvRecord`.
+    #: Warning alerts ignored so far on this connection; see :meth:`recvRecord`.
     _aiotls_warnings = 0
     #: The peer sent user_canceled: its close_notify, if it comes in the handshake, reports it.
     _aiotls_canceled = False
@@ -351,8 +353,8 @@ class _RecordLayer(RecordLayer):  # type: ignore[misc]
         tlslite ends the connection on every alert, whatever its level; aiotls applies
         :func:`alert_rule` first, so a warning that TLS allows to ignore (GnuTLS's TLS 1.2
         ``unrecognized_name`` before ServerHello, Java's TLS 1.3 ``user_canceled`` before its
-        close_notify) never reaches it.  At most :data:`MAX_WARNING_ALERTS` in a row: a flood
-        fails with ``unexpected_message``, as OpenSSL does.
+        close_notify) never reaches it.  At most :data:`MAX_WARNING_ALERTS` per connection:
+        one more fails with ``unexpected_message`` (OpenSSL allows 4 in a row too).
         """
         while True:
             result: Any = None
@@ -363,7 +365,6 @@ class _RecordLayer(RecordLayer):  # type: ignore[misc]
                     break
             header, parser = result
             if header.type != ContentType.alert:
-                self._aiotls_warnings = 0
                 yield result
                 return
             body = parser.bytes[parser.index:]
@@ -371,9 +372,13 @@ class _RecordLayer(RecordLayer):  # type: ignore[misc]
                 yield result
                 return
             self._aiotls_warnings += 1
-            if self._aiotls_warnings >= MAX_WARNING_ALERTS:
-                raise TLSUnexpectedMessage(
-                    f"the peer sent {MAX_WARNING_ALERTS} warning alerts in a row")
+            if self._aiotls_warnings > MAX_WARNING_ALERTS:
+                raise PeerMisbehaved(
+                    f"the peer sent more than {MAX_WARNING_ALERTS} warning alerts "
+                    f"(the last: {AlertDescription.name_of(body[1])})",
+                    cause="a broken or hostile peer flooding the connection with alerts",
+                    hint="nothing to configure here: the peer's TLS stack needs fixing",
+                    alert=AlertDescription.unexpected_message, code="warning-alert-flood")
             if body[1] == _TLAlert.user_canceled:
                 self._aiotls_canceled = True
 
