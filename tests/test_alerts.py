@@ -19,7 +19,7 @@ import pytest
 
 import aiotls
 from aiotls.errors import AlertDescription, AlertReceived, PeerMisbehaved
-from aiotls.events import CloseNotifyReceived, ConnectionTerminated, DataReceived
+from aiotls.events import CloseNotifyReceived, ConnectionTerminated
 from tests.conftest import PKI, data_of, pump
 
 A = AlertDescription

@@ -176,7 +176,9 @@ public class TLSPeer {
             try (FileInputStream f = new FileInputStream(opts.get("--keystore"))) {
                 ks.load(f, password);
             }
-            kmf = KeyManagerFactory.getInstance(KeyManagerFactory.getDefaultAlgorithm());
+            // PKIX (not the JDK default SunX509): it checks the chain against what the peer
+            // accepts (signature_algorithms_cert), as servers built on it do.
+            kmf = KeyManagerFactory.getInstance("PKIX");
             kmf.init(ks, password);
         }
         TrustManagerFactory tmf = null;
