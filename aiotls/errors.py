@@ -176,7 +176,9 @@ class PeerIncompatible(TLSError):
 
 
 class AlertReceived(TLSError):
-    """The peer aborted the connection with a fatal TLS alert."""
+    """The peer ended the connection with a TLS alert: a fatal one, or a warning that the
+    protocol still treats as fatal (TLS 1.3 does for every alert but close_notify and
+    user_canceled)."""
 
     code = "alert-received"
 
@@ -396,6 +398,10 @@ def error_for_received_alert(alert: int, *, during_handshake: bool, level: int =
     code = f"alert-{name.replace('_', '-')}"
     if alert == _A.user_canceled and level != 1:
         what = f"the peer ended the connection with a fatal user_canceled alert ({alert}) {stage}"
+        if not during_handshake:
+            cause = ("the peer's application gave up on the connection and ended it with "
+                     "user_canceled instead of a plain close_notify")
+            hint = "check the peer's logs for why it closed the connection"
     elif alert == _A.user_canceled:
         what = f"the peer canceled the handshake (alert user_canceled, {alert})"
     elif alert == _A.close_notify:

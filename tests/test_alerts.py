@@ -213,3 +213,29 @@ def test_warning_alerts_are_counted_over_the_connection(pki: PKI, version: str) 
     receiver.receive_data(fast.seal(b"last") + fast.seal_record(21, b"\x01\x5a"))
     assert isinstance(receiver.error, PeerMisbehaved)
     assert receiver.error.code == "warning-alert-flood"
+
+
+@pytest.mark.parametrize("phase", PHASES)
+def test_fatal_user_canceled_in_tls12_blames_the_right_moment(pki: PKI, phase: str) -> None:
+    receiver, _ = _inject(pki, "TLSv1.2", phase, "client", [b"\x02\x5a"])
+    err = _error(receiver)
+    assert isinstance(err, AlertReceived) and err.alert == A.user_canceled
+    stage = "after the handshake" if phase == "open" else "during the handshake"
+    assert f"fatal user_canceled alert (90) {stage}" in err.what
+    if phase == "open":  # nothing was being handshaken any more
+        assert "handshake" not in err.cause and "gave up on the connection" in err.cause
+    else:
+        assert "canceled the handshake" in err.cause
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_warning_alert_that_ends_tls13_or_tls12_says_why(pki: PKI, version: str) -> None:
+    receiver, _ = _inject(pki, version, "open", "client", [b"\x01\x70"])  # unrecognized_name
+    err = _error(receiver)
+    if version == "TLSv1.2":
+        assert err is None and receiver.error is None  # ignorable in TLS 1.2
+        return
+    assert isinstance(err, AlertReceived)
+    assert err.what.startswith("the peer sent a warning-level unrecognized_name alert (112) "
+                               "after the handshake, which ends the connection")
+    assert "RFC 8446 section 6" in err.what
