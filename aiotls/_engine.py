@@ -241,49 +241,51 @@ class _RecordSocket(RecordSocket):  # type: ignore[misc]
 #: close_notify) is expected at all, and data records never reach this layer.
 MAX_WARNING_ALERTS = 4
 
-#: TLS 1.2 alerts that RFC 5246 7.2.2 (and RFC 8446, RFC 7301 for the later ones) call
-#: "always fatal": one arriving at warning level is still an error.
-_ALWAYS_FATAL = frozenset({
-    _TLAlert.unexpected_message, _TLAlert.bad_record_mac, _TLAlert.decryption_failed,
-    _TLAlert.record_overflow, _TLAlert.decompression_failure, _TLAlert.handshake_failure,
-    _TLAlert.illegal_parameter, _TLAlert.unknown_ca, _TLAlert.access_denied,
-    _TLAlert.decode_error, _TLAlert.decrypt_error, _TLAlert.export_restriction,
-    _TLAlert.protocol_version, _TLAlert.insufficient_security, _TLAlert.internal_error,
-    _TLAlert.inappropriate_fallback, _TLAlert.missing_extension,
-    _TLAlert.unsupported_extension, _TLAlert.unknown_psk_identity,
-    _TLAlert.certificate_required, _TLAlert.no_application_protocol,
+#: TLS 1.2 alerts that a peer may send at warning level and then carry on (RFC 5246 7.2.2,
+#: RFC 6066 3 and 5-8): aiotls carries on too.  Every other alert ends the connection at
+#: either level: the ones RFC 5246 calls "always fatal", the TLS 1.3-only ones, and unknown
+#: descriptions (RFC 8446 6 makes those errors; RFC 5246 gives no rule for them).
+_IGNORABLE_TLS12_WARNINGS = frozenset({
+    _TLAlert.user_canceled,  # announces close_notify (RFC 5246 7.2.1)
+    _TLAlert.no_renegotiation,  # "always a warning"; aiotls never asks to renegotiate
+    _TLAlert.unrecognized_name,  # RFC 6066 3: GnuTLS sends it before ServerHello
+    _TLAlert.no_certificate,  # SSL 3.0's warning, reserved since
+    _TLAlert.bad_certificate, _TLAlert.unsupported_certificate,
+    _TLAlert.certificate_revoked, _TLAlert.certificate_expired,
+    _TLAlert.certificate_unknown,  # the peer complains about our certificate, yet goes on
+    _TLAlert.certificate_unobtainable, _TLAlert.bad_certificate_status_response,
+    _TLAlert.bad_certificate_hash_value,  # RFC 6066 5-8, may be warnings
 })
 
 
 def alert_rule(tls13: bool, level: int, description: int) -> str:
     """What a received alert means: ``"close"``, ``"ignore"`` or ``"fatal"``.
 
-    ==========================  ===================  ==================================
-    alert                       TLS 1.3 (RFC 8446 6)  TLS 1.2 and before ServerHello
-    ==========================  ===================  ==================================
-    close_notify                close                close (either level)
-    user_canceled               ignore (any level)   ignore at warning level
-    no_renegotiation,           fatal                ignore at warning level
-    unrecognized_name,
-    bad/unsupported/revoked/
-    expired/unknown certificate,
+    ======================================  ===================  ========================
+    alert                                   TLS 1.3 (RFC 8446 6)  TLS 1.2 (RFC 5246 7.2)
+    ======================================  ===================  ========================
+    close_notify                            close                close
+    user_canceled                           ignore (any level)   ignore if warning
+    no_renegotiation, unrecognized_name,    fatal                ignore if warning
+    no_certificate, bad/unsupported/
+    revoked/expired/unknown certificate,
     certificate_unobtainable,
-    bad_certificate_status/hash,
-    unknown descriptions
-    "always fatal" alerts       fatal                fatal at either level
-    anything at fatal level     fatal                fatal
-    ==========================  ===================  ==================================
+    bad_certificate_status_response,
+    bad_certificate_hash_value
+    every other alert, unknown ones too     fatal                fatal
+    anything at fatal level                 fatal                fatal
+    ======================================  ===================  ========================
 
     user_canceled announces a close_notify (RFC 8446 6.1, RFC 5246 7.2.1): the close_notify
     ends the connection (cleanly after the handshake; in the handshake it is reported as
-    the peer canceling it).  Before ServerHello no version is agreed and TLS 1.2's rules
-    apply, as in OpenSSL.  A level other than warning or fatal is fatal.
+    the peer canceling it).  Before the peer's hello no version is agreed and TLS 1.2's
+    rules apply, as in OpenSSL.  A level other than warning or fatal is fatal.
     """
     if description == _TLAlert.close_notify:
         return "close"
     if tls13:
         return "ignore" if description == _TLAlert.user_canceled else "fatal"
-    if level == AlertLevel.warning and description not in _ALWAYS_FATAL:
+    if level == AlertLevel.warning and description in _IGNORABLE_TLS12_WARNINGS:
         return "ignore"
     return "fatal"
 

@@ -419,7 +419,9 @@ def error_for_received_alert(alert: int, *, during_handshake: bool, level: int =
     if level == 1 and alert not in (_A.user_canceled, _A.close_notify):
         rule = ("TLS 1.3 treats every alert except close_notify and user_canceled as fatal "
                 "(RFC 8446 section 6)" if tls13 else
-                "RFC 5246 makes this alert fatal whatever its level")
+                "RFC 5246 makes this alert fatal whatever its level"
+                if alert in _KNOWN_ALERTS else "aiotls treats unknown alerts as errors, as "
+                "RFC 8446 section 6 requires")
         what = (f"the peer sent a warning-level {name} alert ({alert}) {stage}, "
                 f"which ends the connection: {rule}")
     return AlertReceived(what, cause=cause, hint=hint, alert=alert, code=code)

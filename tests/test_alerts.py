@@ -4,7 +4,7 @@ RFC 8446 6: in TLS 1.3 every alert except close_notify and user_canceled ends th
 whatever its level; user_canceled announces a close_notify.  RFC 5246 7.2: in TLS 1.2 a
 warning-level alert lets the connection go on, except the alerts the RFC calls "always fatal".
 Before the peer's hello no version is agreed and TLS 1.2's rules apply (as in OpenSSL): GnuTLS
-sends a warning ``unrecognized_name`` there.
+sends a warning ``unrecognized_name`` there.  Unknown alerts are errors in both versions.
 
 The alerts are injected into real in-memory handshakes: as plaintext records before the peer's
 hello and in the handshake (TLS 1.3 accepts a plaintext alert while no protected record has
@@ -33,7 +33,9 @@ EXPECTED: dict[int, tuple[str, str, str, str]] = {
     A.unrecognized_name: ("ignore", "fatal", "fatal", "fatal"),
     A.certificate_expired: ("ignore", "fatal", "fatal", "fatal"),
     A.bad_certificate: ("ignore", "fatal", "fatal", "fatal"),
-    UNKNOWN_ALERT: ("ignore", "fatal", "fatal", "fatal"),
+    A.certificate_unobtainable: ("ignore", "fatal", "fatal", "fatal"),
+    UNKNOWN_ALERT: ("fatal", "fatal", "fatal", "fatal"),  # errors (RFC 8446 6)
+    A.missing_extension: ("fatal", "fatal", "fatal", "fatal"),  # TLS 1.3's
     A.handshake_failure: ("fatal", "fatal", "fatal", "fatal"),
     A.unexpected_message: ("fatal", "fatal", "fatal", "fatal"),
     A.decode_error: ("fatal", "fatal", "fatal", "fatal"),
