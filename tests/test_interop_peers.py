@@ -4,7 +4,7 @@ The peers (``tests/peers/``, ``gnutls-serv``/``gnutls-cli``) run as subprocesses
 127.0.0.1, started by :mod:`tests.peers`; aiotls runs in the test's thread over a blocking
 socket (:class:`tests.sockloop.SocketTLS`).  Every connection exchanges data and must end
 with close_notify and no error on both sides.  One JVM serves or makes several connections
-(a JVM start costs a second or more).  About 40 connections in all.
+(a JVM start costs a second or more).  About 40 connections in all, ~15 s.
 
 Issue 11's interop defects, each against the stack that showed it:
 
@@ -18,6 +18,7 @@ Issue 11's interop defects, each against the stack that showed it:
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import ssl
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ from pathlib import Path
 import pytest
 
 import aiotls
+import aiotls.asyncio
 from tests.conftest import PKI
 from tests.peers import (
     JVM_TIMEOUT,
@@ -163,6 +165,46 @@ def test_java_tls13_client_close_is_clean(pki: PKI, java_classes: str, tmp_path:
                 assert tls.handshake().version == "TLSv1.3"
                 _server_echo(tls, ECHO)
         java.finish()
+
+
+async def test_java_tls13_server_close_through_asyncio(pki: PKI, java_classes: str,
+                                                       tmp_path: Path) -> None:
+    """The same through aiotls.asyncio (each event loop): the reader sees a clean EOF."""
+    keystore = write_keystore(pki.servers["ecdsa-p256"][0], str(tmp_path))
+    with java_server(java_classes, keystore=keystore, protocols=["TLSv1.3"], echo=ECHO) as java:
+        port = await asyncio.to_thread(java.port)
+        reader, writer = await asyncio.wait_for(aiotls.asyncio.open_connection(
+            "127.0.0.1", port, ssl=_client_ctx(pki, "TLSv1.3"), server_hostname="localhost"),
+            JVM_TIMEOUT)
+        writer.write(_payload(ECHO))
+        assert await asyncio.wait_for(reader.readexactly(ECHO), JVM_TIMEOUT) == _payload(ECHO)
+        assert await asyncio.wait_for(reader.read(), JVM_TIMEOUT) == b""  # no AlertReceived
+        writer.close()
+        await asyncio.wait_for(writer.wait_closed(), JVM_TIMEOUT)
+        await asyncio.to_thread(java.finish)
+
+
+async def test_java_tls13_client_close_through_asyncio(pki: PKI, java_classes: str) -> None:
+    done: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            data = await reader.readexactly(ECHO)
+            writer.write(data)
+            rest = await reader.read()  # Java's user_canceled + close_notify: a clean EOF
+            writer.close()
+            done.set_result(rest)
+        except Exception as exc:
+            done.set_exception(exc)
+
+    server = await aiotls.asyncio.start_server(serve, "127.0.0.1", 0,
+                                               ssl=_server_ctx(pki, "TLSv1.3"))
+    async with server:
+        port = server.sockets[0].getsockname()[1]
+        with java_client(java_classes, port, trust=pki.ca_file, protocols=["TLSv1.3"],
+                         echo=ECHO) as java:
+            assert await asyncio.wait_for(done, JVM_TIMEOUT) == b""
+            await asyncio.to_thread(java.finish)
 
 
 def test_gnutls_warning_unrecognized_name_before_server_hello(pki: PKI) -> None:
