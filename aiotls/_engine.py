@@ -356,7 +356,8 @@ class _RecordLayer(RecordLayer):  # type: ignore[misc]
         :func:`alert_rule` first, so a warning that TLS allows to ignore (GnuTLS's TLS 1.2
         ``unrecognized_name`` before ServerHello, Java's TLS 1.3 ``user_canceled`` before its
         close_notify) never reaches it.  At most :data:`MAX_WARNING_ALERTS` per connection:
-        one more fails with ``unexpected_message`` (OpenSSL allows 4 in a row too).
+        one more fails with ``unexpected_message`` (an endless run of warning alerts was
+        a denial of service in OpenSSL, CVE-2016-8610).
         """
         while True:
             result: Any = None
