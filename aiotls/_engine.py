@@ -236,6 +236,60 @@ class _RecordSocket(RecordSocket):  # type: ignore[misc]
         yield from ()
 
 
+#: Warning alerts a connection carries on after; one more fails it (``unexpected_message``).
+#: Counted over the whole connection: after the handshake only user_canceled (then
+#: close_notify) is expected at all, and data records never reach this layer.
+MAX_WARNING_ALERTS = 4
+
+#: TLS 1.2 alerts that a peer may send at warning level and then carry on (RFC 5246 7.2.2,
+#: RFC 6066 3 and 5-8): aiotls carries on too.  Every other alert ends the connection at
+#: either level: the ones RFC 5246 calls "always fatal", the TLS 1.3-only ones, and unknown
+#: descriptions (RFC 8446 6 makes those errors; RFC 5246 gives no rule for them).
+_IGNORABLE_TLS12_WARNINGS = frozenset({
+    _TLAlert.user_canceled,  # announces close_notify (RFC 5246 7.2.1)
+    _TLAlert.no_renegotiation,  # "always a warning"; aiotls never asks to renegotiate
+    _TLAlert.unrecognized_name,  # RFC 6066 3: GnuTLS sends it before ServerHello
+    _TLAlert.no_certificate,  # SSL 3.0's warning, reserved since
+    _TLAlert.bad_certificate, _TLAlert.unsupported_certificate,
+    _TLAlert.certificate_revoked, _TLAlert.certificate_expired,
+    _TLAlert.certificate_unknown,  # the peer complains about our certificate, yet goes on
+    _TLAlert.certificate_unobtainable, _TLAlert.bad_certificate_status_response,
+    _TLAlert.bad_certificate_hash_value,  # RFC 6066 5-8, may be warnings
+})
+
+
+def alert_rule(tls13: bool, level: int, description: int) -> str:
+    """What a received alert means: ``"close"``, ``"ignore"`` or ``"fatal"``.
+
+    ======================================  ===================  ========================
+    alert                                   TLS 1.3 (RFC 8446 6)  TLS 1.2 (RFC 5246 7.2)
+    ======================================  ===================  ========================
+    close_notify                            close                close
+    user_canceled                           ignore (any level)   ignore if warning
+    no_renegotiation, unrecognized_name,    fatal                ignore if warning
+    no_certificate, bad/unsupported/
+    revoked/expired/unknown certificate,
+    certificate_unobtainable,
+    bad_certificate_status_response,
+    bad_certificate_hash_value
+    every other alert, unknown ones too     fatal                fatal
+    anything at fatal level                 fatal                fatal
+    ======================================  ===================  ========================
+
+    user_canceled announces a close_notify (RFC 8446 6.1, RFC 5246 7.2.1): the close_notify
+    ends the connection (cleanly after the handshake; in the handshake it is reported as
+    the peer canceling it).  Before the peer's hello no version is agreed and TLS 1.2's
+    rules apply, as in OpenSSL.  A level other than warning or fatal is fatal.
+    """
+    if description == _TLAlert.close_notify:
+        return "close"
+    if tls13:
+        return "ignore" if description == _TLAlert.user_canceled else "fatal"
+    if level == AlertLevel.warning and description in _IGNORABLE_TLS12_WARNINGS:
+        return "ignore"
+    return "fatal"
+
+
 class _RecordLayer(RecordLayer):  # type: ignore[misc]
     """tlslite's record layer with AEAD ciphers from ``cryptography``."""
 
@@ -290,7 +344,48 @@ class _RecordLayer(RecordLayer):  # type: ignore[misc]
         self._recordSocket.sock.send(header + cipher.seal(nonce, inner, header))
         yield from ()
 
+    #: Warning alerts ignored so far on this connection; see :meth:`recvRecord`.
+    _aiotls_warnings = 0
+    #: The peer sent user_canceled: its close_notify, if it comes in the handshake, reports it.
+    _aiotls_canceled = False
+
     def recvRecord(self) -> Generator[Any, None, None]:
+        """The next record for tlslite, minus the alerts that the RFCs say to carry on after.
+
+        tlslite ends the connection on every alert, whatever its level; aiotls applies
+        :func:`alert_rule` first, so a warning that TLS allows to ignore (GnuTLS's TLS 1.2
+        ``unrecognized_name`` before ServerHello, Java's TLS 1.3 ``user_canceled`` before its
+        close_notify) never reaches it.  At most :data:`MAX_WARNING_ALERTS` per connection:
+        one more fails with ``unexpected_message`` (an endless run of warning alerts was
+        a denial of service in OpenSSL, CVE-2016-8610).
+        """
+        while True:
+            result: Any = None
+            for result in self._recv_one_record():
+                if result in (0, 1):
+                    yield result
+                else:
+                    break
+            header, parser = result
+            if header.type != ContentType.alert:
+                yield result
+                return
+            body = parser.bytes[parser.index:]
+            if len(body) != 2 or alert_rule(self._version > (3, 3), body[0], body[1]) != "ignore":
+                yield result
+                return
+            self._aiotls_warnings += 1
+            if self._aiotls_warnings > MAX_WARNING_ALERTS:
+                raise PeerMisbehaved(
+                    f"the peer sent more than {MAX_WARNING_ALERTS} warning alerts "
+                    f"(the last: {AlertDescription.name_of(body[1])})",
+                    cause="a broken or hostile peer flooding the connection with alerts",
+                    hint="nothing to configure here: the peer's TLS stack needs fixing",
+                    alert=AlertDescription.unexpected_message, code="warning-alert-flood")
+            if body[1] == _TLAlert.user_canceled:
+                self._aiotls_canceled = True
+
+    def _recv_one_record(self) -> Generator[Any, None, None]:
         """tlslite's ``recvRecord`` for TLS 1.3 AEAD records, with its checks and
         exceptions in the same order (the alerts follow from them), without its generic
         steps.  Anything else -- no keys, early data, TLS 1.2, SSLv2 -- is tlslite's."""
@@ -2122,7 +2217,13 @@ class Engine:
         if isinstance(exc, TLSRemoteAlert):
             self.failed = True
             self._sock.discard = True
-            return error_for_received_alert(exc.description, during_handshake=during)
+            description = exc.description
+            if description == _TLAlert.close_notify and during \
+                    and self._tl._recordLayer._aiotls_canceled:
+                description = _TLAlert.user_canceled  # the close_notify it announced
+            return error_for_received_alert(description, during_handshake=during,
+                                            level=exc.level,
+                                            tls13=self._tl._recordLayer._version > (3, 3))
         alert, detail = _ALERT_FOR_EXCEPTION.get(type(exc), (None, ""))
         if alert is None:
             for cls, (a, d) in _ALERT_FOR_EXCEPTION.items():

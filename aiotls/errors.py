@@ -176,7 +176,9 @@ class PeerIncompatible(TLSError):
 
 
 class AlertReceived(TLSError):
-    """The peer aborted the connection with a fatal TLS alert."""
+    """The peer ended the connection with a TLS alert: a fatal one, or a warning that the
+    protocol still treats as fatal (TLS 1.3 does for every alert but close_notify and
+    user_canceled)."""
 
     code = "alert-received"
 
@@ -328,7 +330,12 @@ _ALERT_ADVICE: dict[int, tuple[str, str]] = {
         "a version-fallback retry was detected (possible downgrade attack)",
         "do not retry with lower versions; fix the original failure",
     ),
-    _A.user_canceled: ("the peer canceled the handshake", "check the peer's logs"),
+    _A.user_canceled: (
+        "the peer's application canceled the handshake before it completed "
+        "(user_canceled, then close_notify)",
+        "check the peer's logs and why it gave up (a timeout, a rejected certificate "
+        "prompt, a shutdown)",
+    ),
     _A.no_renegotiation: (
         "renegotiation was requested and refused", "do not use renegotiation; aiotls never does"
     ),
@@ -377,18 +384,47 @@ def alert_advice(alert: int) -> tuple[str, str]:
     return _ALERT_ADVICE.get(alert, ("the peer reported an error", "check the peer's logs"))
 
 
-def error_for_received_alert(alert: int, *, during_handshake: bool) -> AlertReceived:
-    """The error for a fatal alert the peer sent us."""
+def error_for_received_alert(alert: int, *, during_handshake: bool, level: int = 2,
+                             tls13: bool = False) -> AlertReceived:
+    """The error for an alert the peer sent us that ends the connection.
+
+    *level* is the alert's level as received (1 warning, 2 fatal): a warning-level alert
+    that still ends the connection (TLS 1.3 treats every alert but close_notify and
+    user_canceled as fatal; TLS 1.2 some alerts) says so instead of "aborted".
+    """
     name = AlertDescription.name_of(alert)
     stage = "during the handshake" if during_handshake else "after the handshake"
     cause, hint = alert_advice(alert)
-    if alert in _CERTIFICATE:
+    code = f"alert-{name.replace('_', '-')}"
+    if alert == _A.user_canceled and level != 1:
+        what = f"the peer ended the connection with a fatal user_canceled alert ({alert}) {stage}"
+        if not during_handshake:
+            cause = ("the peer's application gave up on the connection and ended it with "
+                     "user_canceled instead of a plain close_notify")
+            hint = "check the peer's logs for why it closed the connection"
+    elif alert == _A.user_canceled:
+        what = f"the peer canceled the handshake (alert user_canceled, {alert})"
+    elif alert == _A.close_notify:
+        # (after the handshake close_notify is a clean close and never an error)
+        what = "the peer closed the connection (close_notify) before the handshake completed"
+        cause = "the peer gave up on the handshake without saying why"
+        hint = "check the peer's logs"
+        code = "closed-in-handshake"
+    elif alert in _CERTIFICATE:
         what = f"the peer rejected our certificate with alert {name} ({alert}) {stage}"
         if alert == _A.certificate_required:
             what = f"the peer requires a client certificate (alert {name}, {alert})"
     else:
         what = f"the peer aborted the connection with alert {name} ({alert}) {stage}"
-    return AlertReceived(what, cause=cause, hint=hint, alert=alert, code=f"alert-{name.replace('_', '-')}")
+    if level == 1 and alert not in (_A.user_canceled, _A.close_notify):
+        rule = ("TLS 1.3 treats every alert except close_notify and user_canceled as fatal "
+                "(RFC 8446 section 6)" if tls13 else
+                "RFC 5246 makes this alert fatal whatever its level"
+                if alert in _KNOWN_ALERTS else "aiotls treats unknown alerts as errors, as "
+                "RFC 8446 section 6 requires")
+        what = (f"the peer sent a warning-level {name} alert ({alert}) {stage}, "
+                f"which ends the connection: {rule}")
+    return AlertReceived(what, cause=cause, hint=hint, alert=alert, code=code)
 
 
 def error_for_sent_alert(alert: int, detail: str) -> TLSError:

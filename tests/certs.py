@@ -25,6 +25,7 @@ from typing import Literal, TypeAlias, get_args
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 __all__ = [
@@ -221,6 +222,20 @@ class Issued:
             _write_unique(directory, f"{name}-", "-cert.pem", self.chain_pem),
             _write_unique(directory, f"{name}-", "-key.pem", self.key_pem),
         )
+
+    def pkcs12(self, password: bytes, name: bytes = b"leaf") -> bytes:
+        """The key and chain as a PKCS#12 keystore (what Java's KeyStore "PKCS12" loads),
+        encrypted with *password* (PBES2, AES-256)."""
+        chain = x509.load_pem_x509_certificates(self.chain_pem)
+        return pkcs12.serialize_key_and_certificates(
+            name, self.key, chain[0], chain[1:] or None,
+            serialization.BestAvailableEncryption(password),
+        )
+
+    def write_pkcs12(self, dirpath: str | os.PathLike[str], password: bytes,
+                     name: str = "leaf") -> str:
+        """Write :meth:`pkcs12` into *dirpath* under a unique name; its absolute path."""
+        return _write_unique(os.fspath(dirpath), f"{name}-", ".p12", self.pkcs12(password))
 
     def key_pem_encrypted(self, password: bytes) -> bytes:
         """The private key as encrypted PKCS#8 PEM (BestAvailableEncryption)."""

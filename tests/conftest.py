@@ -55,7 +55,18 @@ class PKI:
 
 @pytest.fixture(scope="session")
 def pki() -> Iterator[PKI]:
-    ca = CA()
+    yield from _build_pki(CA())
+
+
+@pytest.fixture(scope="session")
+def rsa_pki() -> Iterator[PKI]:
+    """The same PKI under an RSA root: every certificate is signed with rsa_pkcs1_sha256
+    (an "RSA-CA-signed chain", which a TLS 1.3 peer may use only if the other side lists
+    rsa_pkcs1_* for certificates)."""
+    yield from _build_pki(CA(key_type="rsa2048", name="aiotls test RSA CA"))
+
+
+def _build_pki(ca: CA) -> Iterator[PKI]:
     with tempfile.TemporaryDirectory(prefix="aiotls-pki-") as directory:
         ca_file = os.path.join(directory, "ca.pem")
         with open(ca_file, "wb") as f:
