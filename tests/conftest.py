@@ -108,3 +108,61 @@ def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> d
     import uvloop
 
     return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
+
+
+# --- forging protected records --------------------------------------------------------------------
+
+
+class RecordForger:
+    """Seals arbitrary records the way the peer of ``conn`` would, so tests can send shapes
+    an honest aiotls never produces (oversized, padded, interleaved, fragmented).
+
+    It takes the keys and the next sequence number ``conn`` *reads* with -- aiotls's record
+    layer after the handshake, the engine's (tlslite's) read state during it -- and seals
+    with ``cryptography`` directly, independently of aiotls's sealing code.  From then on it
+    keeps its own sequence number: send only forged records to ``conn`` afterwards.
+    """
+
+    def __init__(self, conn: aiotls.TLSConnection) -> None:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
+
+        engine = conn._engine
+        fast = engine.fast
+        if fast is not None:
+            state = fast.export_states()[0]
+            cipher, key, iv, seq = state.cipher, state.key, state.iv, state.seq
+            self.tls13 = fast.tls13
+        else:
+            read = engine._tl._recordLayer._readState
+            assert read.encContext is not None, "no keys yet: nothing to forge with"
+            cipher, key = read.encContext.name, bytes(read.encContext.key)
+            iv, seq = bytes(read.fixedNonce), int(read.seqnum)
+            self.tls13 = tuple(engine._tl.version) > (3, 3)
+        self.chacha = cipher == "chacha20-poly1305"
+        self.aead = ChaCha20Poly1305(key) if self.chacha else AESGCM(key)
+        self.iv = iv
+        self.seq = seq
+
+    def _nonce(self) -> bytes:
+        return (int.from_bytes(self.iv, "big") ^ self.seq).to_bytes(12, "big")
+
+    def seal(self, content_type: int, content: bytes, padding: int = 0) -> bytes:
+        """One protected record carrying ``content`` of ``content_type`` (TLS 1.3: plus
+        ``padding`` zero bytes after the inner content type)."""
+        if self.tls13:
+            inner = content + bytes((content_type,)) + bytes(padding)
+            length = len(inner) + 16
+            header = bytes((23, 3, 3, length >> 8, length & 0xFF))
+            body = self.aead.encrypt(self._nonce(), inner, header)
+        else:
+            assert not padding, "TLS 1.2 AEAD records have no padding"
+            n = len(content)
+            aad = self.seq.to_bytes(8, "big") + bytes((content_type, 3, 3, n >> 8, n & 0xFF))
+            if self.chacha:
+                body = self.aead.encrypt(self._nonce(), content, aad)
+            else:
+                explicit = self.seq.to_bytes(8, "big")
+                body = explicit + self.aead.encrypt(self.iv + explicit, content, aad)
+            header = bytes((content_type, 3, 3, len(body) >> 8, len(body) & 0xFF))
+        self.seq += 1
+        return header + body
