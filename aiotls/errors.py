@@ -377,11 +377,24 @@ def alert_advice(alert: int) -> tuple[str, str]:
     return _ALERT_ADVICE.get(alert, ("the peer reported an error", "check the peer's logs"))
 
 
+#: (likely cause, fix) for alerts whose advice depends on who sent them: received, these
+#: blame records that *we* sent.
+_RECEIVED_ADVICE: dict[int, tuple[str, str]] = {
+    _A.record_overflow: (
+        "the peer received a record from aiotls longer than it accepts: it may limit record "
+        "sizes (record_size_limit, RFC 8449, or max_fragment_length) in a way aiotls did not "
+        "honour, or something between the two ends altered the records",
+        "check for a proxy or load balancer rewriting TLS records; if there is none, report "
+        "it to aiotls with the peer's TLS library and version",
+    ),
+}
+
+
 def error_for_received_alert(alert: int, *, during_handshake: bool) -> AlertReceived:
     """The error for a fatal alert the peer sent us."""
     name = AlertDescription.name_of(alert)
     stage = "during the handshake" if during_handshake else "after the handshake"
-    cause, hint = alert_advice(alert)
+    cause, hint = _RECEIVED_ADVICE.get(alert) or alert_advice(alert)
     if alert in _CERTIFICATE:
         what = f"the peer rejected our certificate with alert {name} ({alert}) {stage}"
         if alert == _A.certificate_required:
