@@ -1527,7 +1527,17 @@ class _TLSLiteConnection(_ReboundTLSConnection):  # type: ignore[misc]
                 extension = result[0].getExtension(ExtensionType.session_ticket)
                 if extension is not None and extension.ticket:
                     extension.ticket = bytearray()
+                self._aiotls_tls12_send_limit()
             yield result
+
+    def _aiotls_tls12_send_limit(self) -> None:
+        # RFC 8449 in TLS 1.2: the peer's record_size_limit bounds the plaintext of the
+        # records we protect.  tlslite applies it only at its own Finished (and a client
+        # never); from the hellos on, all our records keep to it: smaller records are always
+        # allowed, and a peer that wrongly applies its limit to our unprotected records
+        # (tlslite's client does, to a TLS 1.2 NewSessionTicket) is satisfied too.
+        if self._peer_record_size_limit:
+            self._send_record_limit = min(2**14, self._peer_record_size_limit)
 
     def _serverFinished(self, *args: Any, **kwargs: Any) -> Generator[Any, None, None]:
         # TLS 1.2 server: the client sent no certificate although one is required.
@@ -1628,6 +1638,8 @@ class _TLSLiteConnection(_ReboundTLSConnection):  # type: ignore[misc]
                 "the server does not support the extended master secret extension (RFC 7627), "
                 "which aiotls requires for TLS 1.2",
             )
+        if isinstance(result, ServerHello) and tuple(self.version) <= (3, 3):
+            self._aiotls_tls12_send_limit()
         yield result
 
     def _serverCertKeyExchange(self, *args: Any, **kwargs: Any) -> Generator[Any, None, None]:
@@ -1889,11 +1901,6 @@ class Engine:
         status, _ = self._drive(self._gen)
         if status == WANT_READ:
             return False
-        tl = self._tl
-        if tl._peer_record_size_limit and tuple(tl.version) <= (3, 3):
-            # RFC 8449 in TLS 1.2: the peer's limit bounds the plaintext of every protected
-            # record we send.  tlslite applies it on its server side only (at Finished).
-            tl._send_record_limit = min(2**14, tl._peer_record_size_limit)
         self.handshake_done = True
         self._gen = None  # frees the handshake's messages and intermediate state
         return True

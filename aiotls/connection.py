@@ -672,8 +672,8 @@ class TLSConnection:
         self._set_state(ConnectionState.OPEN)
         self._events.append(self._handshake_event)
         if engine.take_over_records() is not None:
-            # (the record that ended the handshake may have begun a post-handshake message)
-            self._hs_partial = self._tls13_limits and engine.handshake_fragment_pending()
+            # (no handshake fragment can be pending here: the engine refuses a message that
+            # shares a record with Finished, a key change -- RFC 8446 5.1)
             leftover = engine.leftover_input()
             if leftover:
                 self._inbuf[:0] = leftover
