@@ -454,7 +454,8 @@ def test_plaintext_handshake_record_over_2_14(pki: PKI, version: str, role: str,
 
 def _record_contents(wire: bytes, version: str) -> list[tuple[int, int]]:
     """(outer type, content bytes incl. TLS 1.3 content type and padding) of every
-    protected record in ``wire`` (unprotected ones -- hellos, CCS -- are not limited)."""
+    protected record in ``wire`` (unprotected ones -- hellos, CCS -- are not limited).
+    TLS 1.2 records are taken to be AES-GCM's (an explicit nonce)."""
     out = []
     protected = False
     for record in split_records(wire):
@@ -539,3 +540,169 @@ def test_sealed_records_honour_peer_record_size_limit(pki: PKI, version: str, ro
     contents = _record_contents(bytes(sent), version)
     assert len(contents) > size // limit  # the data went out in many records
     assert max(n for _, n in contents) <= limit, sorted(contents, key=lambda x: x[1])[-3:]
+
+
+# --- RFC 8449 with GnuTLS, the peer that showed the defect --------------------------------------
+
+GNUTLS_PRIORITY = {TLS13: "NORMAL:-VERS-ALL:+VERS-TLS1.3", TLS12: "NORMAL:-VERS-ALL:+VERS-TLS1.2"}
+GNUTLS_LIMIT = 512
+GNUTLS_TIMEOUT = 20.0
+
+
+def _lines(count: int, tag: bytes) -> list[bytes]:
+    return [b"%05d %s %s\n" % (i, tag, bytes(range(97, 123)) * 3) for i in range(count)]
+
+
+def _require_gnutls(tool: str) -> str:
+    path = find_gnutls(tool)
+    if path is None:
+        pytest.fail(f"{tool} is not installed (gnutls-bin; .ci/run installs it)", pytrace=False)
+    return path
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_gnutls_server_with_record_size_limit(pki: PKI, version: str) -> None:
+    """aiotls client, ``gnutls-serv --recordsize=512 --echo``: 64 KiB each way in many
+    records; GnuTLS rejects any record over its limit ("record packet with invalid
+    length"), and every record we sealed is checked too."""
+    _require_gnutls("gnutls-serv")
+    client_ctx, _ = contexts(pki, version)
+    if version == TLS12:
+        client_ctx.set_ciphers("ECDHE-ECDSA-AES128-GCM-SHA256")  # (see _record_contents)
+    certfile, keyfile = pki.server()
+    args = ["--echo", f"--recordsize={GNUTLS_LIMIT}", "--x509certfile", certfile,
+            "--x509keyfile", keyfile, "--priority", GNUTLS_PRIORITY[version], "--noticket"]
+    lines = _lines(700, b"to-gnutls")  # ~64 KiB
+    with GnuTLSProcess.server(args, timeout=GNUTLS_TIMEOUT) as server:
+        conn = aiotls.TLSConnection(client_ctx, server_hostname="localhost")
+        sent = bytearray()
+        take = conn.data_to_send
+
+        def capture() -> bytes | bytearray:
+            out = take()
+            sent.extend(out)
+            return out
+
+        conn.data_to_send = capture  # type: ignore[method-assign]
+        with SocketTLS(conn, server.connect(GNUTLS_TIMEOUT), timeout=GNUTLS_TIMEOUT) as tls:
+            assert tls.handshake().version == version
+            for start in range(0, len(lines), 70):
+                batch = b"".join(lines[start:start + 70])
+                tls.send(batch)
+                assert tls.recv_exactly(len(batch)) == batch
+            tls.close()
+    contents = _record_contents(bytes(sent), version)
+    assert len(contents) > 64 * 1024 // GNUTLS_LIMIT
+    # (in TLS 1.3 GnuTLS advertises --recordsize plus one, for the content type byte)
+    assert max(n for _, n in contents) == GNUTLS_LIMIT + (version == TLS13)
+    assert "invalid length" not in server.output
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_gnutls_client_with_record_size_limit(pki: PKI, version: str) -> None:
+    """``gnutls-cli --recordsize=512`` to an aiotls server that sends it 64 KiB."""
+    cli = _require_gnutls("gnutls-cli")
+    _, server_ctx = contexts(pki, version)
+    lines = _lines(700, b"from-aiotls")
+    with listen("127.0.0.1", GNUTLS_TIMEOUT) as listener:
+        port = listener.getsockname()[1]
+        argv = [cli, "--x509cafile", pki.ca_file, f"--recordsize={GNUTLS_LIMIT}",
+                "--priority", GNUTLS_PRIORITY[version], "--verify-hostname", "localhost",
+                "--sni-hostname", "localhost", "-p", str(port), "127.0.0.1"]
+        with GnuTLSProcess(argv, stdin=b"hello from gnutls-cli\n") as client:
+            with SocketTLS.accept(server_ctx, listener, timeout=GNUTLS_TIMEOUT) as tls:
+                assert tls.handshake().version == version
+                assert tls.recv_line() == b"hello from gnutls-cli\n"
+                tls.send(b"".join(lines))
+                tls.conn.close()  # (gnutls-cli exits on close_notify without answering it)
+                tls.flush()
+                client.wait_for_output("00699 from-aiotls", GNUTLS_TIMEOUT)
+            client.close_stdin()
+            rc, output = client.wait(GNUTLS_TIMEOUT)
+    assert rc == 0, output
+    assert "invalid length" not in output and "Fatal error" not in output, output
+    received = [line + "\n" for line in output.splitlines() if "from-aiotls" in line]
+    assert "".join(received).encode() == b"".join(lines)
+
+
+# --- through aiotls.asyncio, on both event loops -----------------------------------------------
+
+
+async def _raw_tls_client(pki: PKI, version: str, port: int) -> tuple[
+        asyncio.StreamReader, asyncio.StreamWriter, aiotls.TLSConnection]:
+    """A sans-IO client over a plain asyncio connection, handshake done (so the test can
+    send records of its own making)."""
+    client_ctx, _ = contexts(pki, version)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    conn = aiotls.TLSConnection(client_ctx, server_hostname="localhost")
+    writer.write(conn.data_to_send())
+    while not conn.handshake_complete:
+        data = await reader.read(65536)
+        assert data, "the server closed during the handshake"
+        conn.receive_data(data)
+        writer.write(conn.data_to_send())
+    assert conn.version() == version
+    conn.events()
+    return reader, writer, conn
+
+
+ADAPTER_CASES = {
+    "interleaved": (lambda f: [f.seal(HANDSHAKE, b"\x18\x00" if f.tls13 else b"\x01\x00"),
+                               f.seal(APPDATA, b"interleaved!"),
+                               f.seal(HANDSHAKE, b"\x00\x01\x00" if f.tls13 else b"\x00\x00")],
+                    A.unexpected_message),
+    "oversized-content": (lambda f: [f.seal(APPDATA, b"o" * (MAX + 1))], A.record_overflow),
+    "oversized-padding": (lambda f: [f.seal(APPDATA, b"p" * (MAX - 8), 9)], A.record_overflow),
+}
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("case", list(ADAPTER_CASES))
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_asyncio_server_refuses_hostile_records(pki: PKI, version: str,
+                                                      case: str) -> None:
+    """An aiotls.asyncio stream server: the reader gets the data before the bad record, then
+    the error; nothing of the bad record; the peer gets the alert."""
+    make, alert = ADAPTER_CASES[case]
+    if version == TLS12 and case == "interleaved":
+        alert = A.unexpected_message  # (a CCS: TLS 1.2 allows interleaved data)
+        make = (lambda f: [f.seal(HANDSHAKE, b"\x01\x00"), f.seal(CCS, b"\x01"),
+                           f.seal(HANDSHAKE, b"\x00\x00")])
+    if version == TLS12 and case == "oversized-padding":
+        make = (lambda f: [f.seal(APPDATA, b"q" * (MAX + 2))])
+    outcome: asyncio.Future[tuple[bytes, BaseException | None]] = \
+        asyncio.get_running_loop().create_future()
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        got = bytearray()
+        try:
+            while chunk := await reader.read(65536):
+                got += chunk
+        except aiotls.TLSError as exc:
+            outcome.set_result((bytes(got), exc))
+        else:
+            outcome.set_result((bytes(got), None))
+        finally:
+            writer.close()
+
+    server = await aiotls.asyncio.start_server(handler, "127.0.0.1", 0,
+                                               ssl=pki.server_context())
+    try:
+        port = server.sockets[0].getsockname()[1]
+        async with asyncio.timeout(30):
+            reader, writer, conn = await _raw_tls_client(pki, version, port)
+            forger = RecordForger(conn, sending=True)
+            writer.write(forger.seal(APPDATA, b"before;") + b"".join(make(forger)))
+            got, error = await outcome
+            assert got == b"before;"
+            assert isinstance(error, PeerMisbehaved), error
+            assert error.alert is alert, error
+            # the client hears the alert
+            while conn.state is State.OPEN and (data := await reader.read(65536)):
+                conn.receive_data(data)
+            assert isinstance(conn.error, AlertReceived), conn.error
+            assert conn.error.alert is alert
+            writer.close()
+    finally:
+        server.close()
+        await server.wait_closed()
