@@ -25,6 +25,24 @@ Both roles and both TLS 1.3 and TLS 1.2 AEAD suites are handled:
 * TLS 1.2 AES-GCM (RFC 5288): 8-byte explicit nonce (we send the sequence number),
   nonce = 4-byte salt || explicit; ChaCha20-Poly1305 (RFC 7905): nonce = iv XOR seq.
   AAD = seq || type || version || plaintext length.
+
+Size limits, the same on every receive path (``open_small`` takes only short records,
+``open_run`` stops before any record that could be too long, ``open`` decides):
+
+* TLS 1.3 (RFC 8446 5.2, 5.4): a header announcing more than 2^14 + 256 bytes is refused
+  by the connection before decryption; once a record has authenticated, an inner plaintext
+  (content + content type + padding) over 2^14 + 1 bytes is ``record_overflow``.
+* TLS 1.2 (RFC 5246 6.2): more than 2^14 + 2048 bytes announced is refused before
+  decryption; once authenticated, more than 2^14 bytes of plaintext is ``record_overflow``
+  (so an AEAD record is in effect limited to 2^14 + 24 bytes of ciphertext).
+  Checking after authentication keeps the blame right: a forged record is bad_record_mac.
+
+Sending keeps to the peer's record_size_limit (RFC 8449), given as ``send_limit`` (content
+bytes per record: the limit minus the content type byte in TLS 1.3).  aiotls advertises
+the protocol maximum (tlslite's default, 2^14 + 1), which the limits above enforce.
+
+RFC 8446 5.1 (no other record between the fragments of a handshake message) is enforced
+by the connection, which knows from the engine whether a fragment is pending.
 """
 
 from __future__ import annotations

@@ -125,7 +125,7 @@ class RecordForger:
     """
 
     def __init__(self, conn: aiotls.TLSConnection, *, sending: bool = False) -> None:
-        from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
+        from cryptography.hazmat.primitives.ciphers.aead import AESCCM, AESGCM, ChaCha20Poly1305
 
         engine = conn._engine
         fast = engine.fast
@@ -141,7 +141,8 @@ class RecordForger:
             iv, seq = bytes(read.fixedNonce), int(read.seqnum)
             self.tls13 = tuple(engine._tl.version) > (3, 3)
         self.chacha = cipher == "chacha20-poly1305"
-        self.aead = ChaCha20Poly1305(key) if self.chacha else AESGCM(key)
+        self.aead = ChaCha20Poly1305(key) if self.chacha else \
+            AESCCM(key) if cipher.endswith("ccm") else AESGCM(key)
         self.iv = iv
         self.seq = seq
 

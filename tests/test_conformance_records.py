@@ -392,6 +392,51 @@ def test_record_size_after_handshake(pki: PKI, shape: Shape, role: str, path: st
     assert_alert_sent(victim, writer, A.record_overflow)
 
 
+ENGINE_PATH_CASES = [
+    # (name, records after b"before;", error alert or None when accepted, delivered)
+    ("interleaved-data", lambda f: [f.seal(HANDSHAKE, b"\x18\x00"), f.seal(APPDATA, b"!"),
+                                    f.seal(HANDSHAKE, b"\x00\x01\x00")],
+     A.unexpected_message, b""),
+    ("interleaved-alert", lambda f: [f.seal(HANDSHAKE, b"\x18\x00"), f.seal(ALERT, b"\x01\x00")],
+     A.unexpected_message, b""),
+    ("content-2^14", lambda f: [f.seal(APPDATA, b"c" * MAX)], None, b"c" * MAX),
+    ("content-2^14-1+padding-1", lambda f: [f.seal(APPDATA, b"c" * (MAX - 1), 1)], None,
+     b"c" * (MAX - 1)),
+    ("content-2^14+1", lambda f: [f.seal(APPDATA, b"c" * (MAX + 1))], A.record_overflow, b""),
+    ("content-2^14-8+padding-9", lambda f: [f.seal(APPDATA, b"c" * (MAX - 8), 9)],
+     A.record_overflow, b""),
+    ("handshake-2^14+1", lambda f: [f.seal(HANDSHAKE, b"\x04" + bytes(MAX))], A.record_overflow,
+     b""),
+]
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize(("name", "make", "alert", "data"), ENGINE_PATH_CASES,
+                         ids=[row[0] for row in ENGINE_PATH_CASES])
+def test_engine_record_path_after_handshake(pki: PKI, name: str,
+                                            make: Callable[[RecordForger], list[bytes]],
+                                            alert: A | None, data: bytes, path: str) -> None:
+    """TLS_AES_128_CCM_SHA256 stays on the engine's (tlslite's) record layer after the
+    handshake: the same rules hold there."""
+    client_ctx, server_ctx = contexts(pki, TLS13)
+    for ctx in (client_ctx, server_ctx):
+        ctx.set_ciphers("TLS_AES_128_CCM_SHA256")
+    client = aiotls.TLSConnection(client_ctx, server_hostname="localhost")
+    server = aiotls.TLSConnection(server_ctx, server_side=True)
+    pump(client, server)
+    assert server.cipher() is not None and server.cipher()[0] == "TLS_AES_128_CCM_SHA256"
+    assert server._engine.fast is None  # (the engine's path, which this test is about)
+    server.events()
+    forger = RecordForger(server)
+    events = deliver(server, [forger.seal(APPDATA, b"before;"), *make(forger)], path)
+    assert delivered(events) == b"before;" + data
+    if alert is None:
+        assert server.state is State.OPEN, server.error
+        return
+    err = failure(events)
+    assert isinstance(err, PeerMisbehaved) and err.alert is alert, err
+
+
 # --- record sizes during the handshake ---------------------------------------------------------
 
 
