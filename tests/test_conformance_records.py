@@ -260,8 +260,8 @@ BETWEEN_HANDSHAKE_13 = [
 
 
 @pytest.mark.parametrize("path", PATHS)
-@pytest.mark.parametrize(("name", "middle"), BETWEEN_HANDSHAKE_13, ids=lambda x: x
-                         if isinstance(x, str) else "")
+@pytest.mark.parametrize(("name", "middle"), BETWEEN_HANDSHAKE_13,
+                         ids=[row[0] for row in BETWEEN_HANDSHAKE_13])
 @pytest.mark.parametrize("role", ROLES)
 def test_interleaved_in_tls13_handshake(pki: PKI, role: str, name: str,
                                         middle: Callable[[RecordForger], bytes],
@@ -757,3 +757,45 @@ async def test_asyncio_server_refuses_hostile_records(pki: PKI, version: str,
     finally:
         server.close()
         await server.wait_closed()
+
+
+# --- messages and what aiotls advertises --------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_received_record_overflow_blames_our_records(pki: PKI, version: str) -> None:
+    """A peer that rejects *our* record with record_overflow: the error must not say the
+    sender (the peer) is broken -- the record was ours."""
+    victim, _ = established(pki, version, "client")
+    forger = RecordForger(victim)
+    victim.receive_data(forger.seal(ALERT, bytes((2, A.record_overflow))))
+    err = failure(victim.events())
+    assert isinstance(err, AlertReceived) and err.alert is A.record_overflow, err
+    assert "sender is broken" not in str(err)
+    assert "record from aiotls" in err.cause and "record_size_limit" in err.cause, err.cause
+
+
+def _extension(hello: bytes, ext_type: int) -> bytes | None:
+    """An extension's payload in a ClientHello record (None if absent)."""
+    body = hello[5 + 4:]
+    pos = 2 + 32
+    pos += 1 + body[pos]  # session id
+    pos += 2 + int.from_bytes(body[pos:pos + 2], "big")  # cipher suites
+    pos += 1 + body[pos]  # compression methods
+    end = pos + 2 + int.from_bytes(body[pos:pos + 2], "big")
+    pos += 2
+    while pos < end:
+        kind, size = int.from_bytes(body[pos:pos + 2], "big"), \
+            int.from_bytes(body[pos + 2:pos + 4], "big")
+        if kind == ext_type:
+            return body[pos + 4:pos + 4 + size]
+        pos += 4 + size
+    return None
+
+
+def test_advertised_record_size_limit_is_the_protocol_maximum(pki: PKI) -> None:
+    """aiotls (through tlslite-ng's default) offers record_size_limit 2^14 + 1: what it
+    accepts is exactly the protocol's limits, which the size tables above enforce."""
+    client_ctx, _ = contexts(pki, TLS13)
+    hello = bytes(aiotls.TLSConnection(client_ctx, server_hostname="localhost").data_to_send())
+    assert _extension(hello, 28) == (MAX + 1).to_bytes(2, "big")
