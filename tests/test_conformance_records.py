@@ -514,7 +514,7 @@ def _record_contents(wire: bytes, version: str) -> list[tuple[int, int]]:
     return out
 
 
-def _tlslite_peer(sock: socket.socket, role: str, version: str, limit: int,
+def _tlslite_peer(sock: socket.socket, role: str, version: str, cipher: str, limit: int,
                   cert_pem: bytes, key_pem: bytes, size: int) -> bytes:
     """tlslite-ng as the peer that asks for ``limit`` (it enforces it on what it reads)."""
     from tlslite import HandshakeSettings, X509CertChain, parsePEMKey
@@ -523,7 +523,7 @@ def _tlslite_peer(sock: socket.socket, role: str, version: str, limit: int,
     settings = HandshakeSettings()
     settings.record_size_limit = limit
     settings.minVersion = settings.maxVersion = (3, 4) if version == TLS13 else (3, 3)
-    settings.cipherNames = ["aes128gcm"]
+    settings.cipherNames = [cipher]
     conn = TLSLite(sock)
     if role == "server":
         chain = X509CertChain()
@@ -544,25 +544,37 @@ def _tlslite_peer(sock: socket.socket, role: str, version: str, limit: int,
     return bytes(got)
 
 
+SEALING_SUITES = [
+    # (version, suite, tlslite's cipher name): aiotls's record layer seals GCM application
+    # data; CCM stays on the engine's (tlslite's) record layer
+    (TLS13, "TLS_AES_128_GCM_SHA256", "aes128gcm"),
+    (TLS13, "TLS_AES_128_CCM_SHA256", "aes128ccm"),
+    (TLS12, "ECDHE-RSA-AES128-GCM-SHA256", "aes128gcm"),
+]
+
+
 @pytest.mark.parametrize("limit", [64, 512])
 @pytest.mark.parametrize("role", ROLES)
-@pytest.mark.parametrize("version", VERSIONS)
-def test_sealed_records_honour_peer_record_size_limit(pki: PKI, version: str, role: str,
+@pytest.mark.parametrize(("version", "suite", "cipher"), SEALING_SUITES,
+                         ids=[row[1] for row in SEALING_SUITES])
+def test_sealed_records_honour_peer_record_size_limit(pki: PKI, version: str, suite: str,
+                                                      cipher: str, role: str,
                                                       limit: int) -> None:
     """Every protected record aiotls sends -- handshake messages (tlslite's record layer
-    and the engine's TLS 1.3 path), tickets, application data (aiotls's record layer) --
-    fits the limit the peer (tlslite-ng) asked for, and the peer reads all of it."""
-    client_ctx, server_ctx = contexts(pki, version)
-    client_ctx.set_ciphers("TLS_AES_128_GCM_SHA256" if version == TLS13
-                           else "ECDHE-RSA-AES128-GCM-SHA256")
+    and the engine's TLS 1.3 path), tickets, application data (aiotls's record layer, or
+    the engine's for CCM) -- fits the limit the peer (tlslite-ng) asked for, and the peer
+    reads all of it."""
+    client_ctx, _ = contexts(pki, version)
     issued, certfile, keyfile = pki.servers["rsa2048"]
     server_ctx = aiotls.TLSContext(ssl.PROTOCOL_TLS_SERVER)
     server_ctx.load_cert_chain(certfile, keyfile)
+    for ctx in (client_ctx, server_ctx):
+        ctx.set_ciphers(suite)
     ours, theirs = socket.socketpair()
     size = 64 * 1024
     blob = bytes(range(256)) * (size // 256)
     peer_role = "client" if role == "server" else "server"
-    with ours, theirs, peer_thread(_tlslite_peer, theirs, peer_role, version, limit,
+    with ours, theirs, peer_thread(_tlslite_peer, theirs, peer_role, version, cipher, limit,
                                    issued.chain_pem, issued.key_pem, size) as peer:
         conn = aiotls.TLSConnection(server_ctx, server_side=True) if role == "server" \
             else aiotls.TLSConnection(client_ctx, server_hostname="localhost")
@@ -577,6 +589,7 @@ def test_sealed_records_honour_peer_record_size_limit(pki: PKI, version: str, ro
 
         conn.data_to_send = capture  # type: ignore[method-assign]
         tls.handshake()
+        assert conn.cipher() is not None and conn.cipher()[0] == suite  # type: ignore[index]
         tls.send(blob)
         assert tls.recv_exactly(1000) == blob[:1000]
         with contextlib.suppress(Exception):
