@@ -239,6 +239,49 @@ def test_message_sharing_a_record_with_finished(pki: PKI, extra: bytes) -> None:
     assert not client.handshake_complete
 
 
+def _handover_records(version: str, case: str, f: RecordForger) -> list[bytes]:
+    if case == "interleaved":
+        if version == TLS13:
+            return [f.seal(HANDSHAKE, b"\x18\x00"), f.seal(APPDATA, b"!"),
+                    f.seal(HANDSHAKE, b"\x00\x01\x00")]
+        return [f.seal(HANDSHAKE, b"\x00\x00"), f.seal(CCS, b"\x01"),
+                f.seal(HANDSHAKE, b"\x00\x00")]
+    if case == "content-2^14+1":
+        return [f.seal(APPDATA, b"!" * (MAX + 1))]
+    return [f.seal(APPDATA, b"!" * (MAX - 8), 9)]  # content-2^14-8+padding-9
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize(("version", "case", "alert"), [
+    (TLS13, "interleaved", A.unexpected_message),
+    (TLS13, "content-2^14+1", A.record_overflow),
+    (TLS13, "content-2^14-8+padding-9", A.record_overflow),
+    (TLS12, "interleaved", A.unexpected_message),
+    (TLS12, "content-2^14+1", A.record_overflow),
+])
+def test_hostile_records_right_behind_the_handshake(pki: PKI, version: str, case: str,
+                                                    alert: A, path: str) -> None:
+    """The records that complete the client's handshake and hostile ones behind them in the
+    same input: the connection layer hands the rest over to aiotls's record layer mid-way."""
+    client_ctx, server_ctx = contexts(pki, version)
+    client = aiotls.TLSConnection(client_ctx, server_hostname="localhost")
+    server = aiotls.TLSConnection(server_ctx, server_side=True)
+    server.receive_data(client.data_to_send())
+    last = server.data_to_send()
+    if version == TLS12:
+        client.receive_data(last)
+        server.receive_data(client.data_to_send())
+        last = server.data_to_send()
+    forger = RecordForger(server, sending=True)  # (the server's application keys)
+    records = [*split_records(bytes(last)), forger.seal(APPDATA, b"first;"),
+               *_handover_records(version, case, forger)]
+    events = deliver(client, records, path)
+    assert isinstance(events[0], HandshakeCompleted), events
+    assert delivered(events) == b"first;"
+    err = failure(events)
+    assert isinstance(err, PeerMisbehaved) and err.alert is alert, err
+
+
 # --- RFC 8446 5.1 during the handshake ---------------------------------------------------------
 
 
