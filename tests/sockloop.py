@@ -16,7 +16,9 @@ missed deadline raises :class:`TimeoutError` naming what was being waited for.
 
 The peer side of a test runs in a thread (:func:`run_in_thread`), and
 ``openssl`` subprocesses are wrapped by :class:`OpenSSLProcess`, which collects
-their output without ever blocking on a pipe.
+their output without ever blocking on a pipe; :class:`GnuTLSProcess` does the same
+for ``gnutls-cli``/``gnutls-serv`` (the server in a network namespace of its own,
+since it cannot be told to listen on loopback only).
 """
 
 from __future__ import annotations
