@@ -120,7 +120,7 @@ from tlslite.x509 import X509
 from tlslite.x509certchain import X509CertChain
 
 from . import _crypto, _verify
-from ._record import DirectionState, RecordError
+from ._record import DirectionState, RecordError, handshake_fragment_pending, interleaved_error
 from ._record import RecordLayer as FastRecordLayer
 from .context import SUITES_BY_ID, TLSContext
 from .errors import (
@@ -1579,6 +1579,27 @@ class _TLSLiteConnection(_ReboundTLSConnection):  # type: ignore[misc]
             self._aiotls_error = err
             yield from self._sendError(err.alert_number, err.what)
 
+    def _getNextRecordFromSocket(self) -> Generator[Any, None, None]:
+        # RFC 8446 5.1: no record of another type between the fragments of a handshake
+        # message.  tlslite buffers each content type apart and would process an alert,
+        # a change_cipher_spec or application data that arrived in between.  TLS 1.2 allows
+        # alerts and application data there (RFC 5246 6.2.1), but a change_cipher_spec
+        # would change keys in the middle of a message in either version.
+        result: Any = None
+        for result in super()._getNextRecordFromSocket():
+            if result in (0, 1):
+                yield result
+            else:
+                break
+        record_type = result[0].type
+        if record_type != ContentType.handshake and (
+                record_type == ContentType.change_cipher_spec or tuple(self.version) > (3, 3)) \
+                and handshake_fragment_pending(self._defragmenter.buffers[ContentType.handshake]):
+            err = interleaved_error(record_type)
+            self._aiotls_error = err
+            yield from self._sendError(_TLAlert.unexpected_message, err.what)
+        yield result
+
     def _check_certchain_with_settings(self, cert_chain: Any, settings: Any) -> Generator[Any, None, None]:
         result: Any = None
         for result in super()._check_certchain_with_settings(cert_chain, settings):
@@ -1601,7 +1622,17 @@ class _TLSLiteConnection(_ReboundTLSConnection):  # type: ignore[misc]
                 extension = result[0].getExtension(ExtensionType.session_ticket)
                 if extension is not None and extension.ticket:
                     extension.ticket = bytearray()
+                self._aiotls_tls12_send_limit()
             yield result
+
+    def _aiotls_tls12_send_limit(self) -> None:
+        # RFC 8449 in TLS 1.2: the peer's record_size_limit bounds the plaintext of the
+        # records we protect.  tlslite applies it only at its own Finished (and a client
+        # never); from the hellos on, all our records keep to it: smaller records are always
+        # allowed, and a peer that wrongly applies its limit to our unprotected records
+        # (tlslite's client does, to a TLS 1.2 NewSessionTicket) is satisfied too.
+        if self._peer_record_size_limit:
+            self._send_record_limit = min(2**14, self._peer_record_size_limit)
 
     def _serverFinished(self, *args: Any, **kwargs: Any) -> Generator[Any, None, None]:
         # TLS 1.2 server: the client sent no certificate although one is required.
@@ -1702,6 +1733,8 @@ class _TLSLiteConnection(_ReboundTLSConnection):  # type: ignore[misc]
                 "the server does not support the extended master secret extension (RFC 7627), "
                 "which aiotls requires for TLS 1.2",
             )
+        if isinstance(result, ServerHello) and tuple(self.version) <= (3, 3):
+            self._aiotls_tls12_send_limit()
         yield result
 
     def _serverCertKeyExchange(self, *args: Any, **kwargs: Any) -> Generator[Any, None, None]:
@@ -2031,8 +2064,16 @@ class Engine:
             ctx = state.encContext
             if not isinstance(ctx, _crypto.AEADCipher) or ctx.name not in _FAST_CIPHERS:
                 return None
-        self.fast = FastRecordLayer(version, _direction(read), _direction(write))
+        # tlslite's send limit is in content bytes per record: the peer's record_size_limit
+        # (RFC 8449), minus the content type byte in TLS 1.3; 2^14 without one
+        self.fast = FastRecordLayer(version, _direction(read), _direction(write),
+                                    send_limit=int(rl.send_record_limit))
         return self.fast
+
+    def handshake_fragment_pending(self) -> bool:
+        """True while the engine holds the first part of a handshake message whose rest has
+        not arrived: until then only handshake records may follow (RFC 8446 5.1)."""
+        return handshake_fragment_pending(self._tl._defragmenter.buffers[ContentType.handshake])
 
     def leftover_input(self) -> bytes:
         """Bytes the engine holds but has not processed (given back at takeover)."""

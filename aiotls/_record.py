@@ -25,6 +25,24 @@ Both roles and both TLS 1.3 and TLS 1.2 AEAD suites are handled:
 * TLS 1.2 AES-GCM (RFC 5288): 8-byte explicit nonce (we send the sequence number),
   nonce = 4-byte salt || explicit; ChaCha20-Poly1305 (RFC 7905): nonce = iv XOR seq.
   AAD = seq || type || version || plaintext length.
+
+Size limits, the same on every receive path (``open_small`` takes only short records,
+``open_run`` stops before any record that could be too long, ``open`` decides):
+
+* TLS 1.3 (RFC 8446 5.2, 5.4): a header announcing more than 2^14 + 256 bytes is refused
+  by the connection before decryption; once a record has authenticated, an inner plaintext
+  (content + content type + padding) over 2^14 + 1 bytes is ``record_overflow``.
+* TLS 1.2 (RFC 5246 6.2): more than 2^14 + 2048 bytes announced is refused before
+  decryption; once authenticated, more than 2^14 bytes of plaintext is ``record_overflow``
+  (so an AEAD record is in effect limited to 2^14 + 24 bytes of ciphertext).
+  Checking after authentication keeps the blame right: a forged record is bad_record_mac.
+
+Sending keeps to the peer's record_size_limit (RFC 8449), given as ``send_limit`` (content
+bytes per record: the limit minus the content type byte in TLS 1.3).  aiotls advertises
+the protocol maximum (tlslite's default, 2^14 + 1), which the limits above enforce.
+
+RFC 8446 5.1 (no other record between the fragments of a handshake message) is enforced
+by the connection, which knows from the engine whether a fragment is pending.
 """
 
 from __future__ import annotations
@@ -34,10 +52,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import _crypto
+from .errors import AlertDescription, PeerMisbehaved
 
 #: Largest plaintext fragment (RFC 8446 5.1, RFC 5246 6.2.1).
 MAX_FRAGMENT = 2**14
-#: TLS 1.3: largest ciphertext (inner plaintext + content type + padding + tag).
+#: TLS 1.3: largest inner plaintext (content + content type + padding, RFC 8446 5.4).
+MAX_INNER_TLS13 = MAX_FRAGMENT + 1
+#: TLS 1.3: largest ciphertext the record header may announce (RFC 8446 5.2).
 MAX_CIPHERTEXT_TLS13 = 2**14 + 256
 #: Send a KeyUpdate (TLS 1.3) after this many records under one key; AES-GCM's
 #: confidentiality limit is 2^24.5 full-size records (RFC 8446 5.5).
@@ -50,7 +71,39 @@ _INNER_APPLICATION_DATA = bytes((APPLICATION_DATA,))
 #: Writes up to this size take the one-record path of :meth:`RecordLayer.seal`.
 _SMALL = 2048
 _TAG = 16
-_FULL_HEADER_13 = bytes((APPLICATION_DATA, 3, 3, (MAX_FRAGMENT + 17) >> 8, (MAX_FRAGMENT + 17) & 0xFF))
+#: TLS 1.3: the largest ciphertext whose inner plaintext can be within the limit (every
+#: suite aiotls's record layer handles has a 16-byte tag).
+_MAX_SEALED_TLS13 = MAX_INNER_TLS13 + _TAG
+
+
+_CONTENT_TYPE_NAMES = {20: "change_cipher_spec", 21: "alert", 22: "handshake",
+                       23: "application_data"}
+
+
+def interleaved_error(content_type: int) -> PeerMisbehaved:
+    """The error for a record of another type between the fragments of a handshake message
+    (RFC 8446 5.1: "there MUST NOT be any other records between them"; a change_cipher_spec
+    there would also change keys in the middle of a message)."""
+    name = _CONTENT_TYPE_NAMES.get(content_type, str(content_type))
+    return PeerMisbehaved(
+        f"the peer sent a record of type {name} between the fragments of a handshake "
+        "message",
+        cause="a broken TLS stack, or records injected or reordered by an attacker",
+        hint="nothing to configure here: the peer's TLS implementation must not interleave "
+        "other records with a fragmented handshake message (RFC 8446 5.1)",
+        alert=AlertDescription.unexpected_message, code="interleaved-record",
+    )
+
+
+def handshake_fragment_pending(buffered: bytes | bytearray) -> bool:
+    """True if ``buffered`` handshake bytes end inside a message (a fragment waits for the
+    rest of it); whole messages waiting to be processed do not count."""
+    pos, n = 0, len(buffered)
+    while pos < n:
+        if n - pos < 4:
+            return True
+        pos += 4 + int.from_bytes(buffered[pos + 1:pos + 4], "big")
+    return pos > n
 
 
 class RecordError(Exception):
@@ -102,12 +155,19 @@ class _Direction:
 class RecordLayer:
     """Protects and unprotects application data records for one connection."""
 
-    def __init__(self, version: str, read: DirectionState, write: DirectionState) -> None:
+    def __init__(self, version: str, read: DirectionState, write: DirectionState,
+                 send_limit: int = MAX_FRAGMENT) -> None:
         self.tls13 = version == "TLSv1.3"
         self.explicit_nonce = not self.tls13 and read.cipher != "chacha20-poly1305"
         self._read = _Direction(read)
         self._write = _Direction(write)
         self.key_update_after = KEY_UPDATE_AFTER
+        #: Most content bytes per record we send: 2^14, or less when the peer asked for it
+        #: with record_size_limit (RFC 8449; its value minus the content type byte in TLS 1.3).
+        self.send_limit = max(1, min(MAX_FRAGMENT, send_limit))
+        self._small = min(_SMALL, self.send_limit)
+        clen = self.send_limit + 1 + _TAG
+        self._full_header13 = bytes((APPLICATION_DATA, 3, 3, clen >> 8, clen & 0xFF))
 
     # --- state exchange with the engine ------------------------------------------------------
 
@@ -165,6 +225,12 @@ class RecordLayer:
                 d.aead.decrypt_into(nonce, body, header, memoryview(out)[offset:need])
             except _crypto.InvalidTag:
                 raise RecordError(20, "record failed authentication (bad_record_mac)") from None
+            if n > MAX_INNER_TLS13:
+                # RFC 8446 5.4, checked once the record proved authentic: the inner
+                # plaintext (content, content type and padding) exceeds 2^14 + 1 bytes
+                raise RecordError(22, f"the peer sent a record whose inner plaintext of {n} "
+                                      f"bytes (content, content type and padding) exceeds "
+                                      f"{MAX_INNER_TLS13}")
             # strip zero padding, then the real content type
             end = need
             while end > offset and out[end - 1] == 0:
@@ -173,8 +239,6 @@ class RecordLayer:
                 raise RecordError(10, "encrypted record without a content type")
             ctype = out[end - 1]
             length = end - 1 - offset
-            if length > MAX_FRAGMENT:
-                raise RecordError(22, "decrypted record is longer than 2^14 bytes")
             d.seq = seq + 1
             return ctype, length
         # TLS 1.2
@@ -190,8 +254,6 @@ class RecordLayer:
             nonce = (d.iv_int ^ seq).to_bytes(12, "big")
             ciphertext = body
         n = len(ciphertext) - _TAG
-        if n > MAX_FRAGMENT:
-            raise RecordError(22, "decrypted record would be longer than 2^14 bytes")
         aad = seq.to_bytes(8, "big") + bytes(header[:3]) + n.to_bytes(2, "big")
         need = offset + n
         if len(out) < need:
@@ -200,6 +262,11 @@ class RecordLayer:
             d.aead.decrypt_into(nonce, ciphertext, aad, memoryview(out)[offset:need])
         except _crypto.InvalidTag:
             raise RecordError(20, "record failed authentication (bad_record_mac)") from None
+        if n > MAX_FRAGMENT:
+            # RFC 5246 6.2.3 (checked once the record proved authentic): the plaintext must
+            # not exceed 2^14 bytes; an AEAD suite's ciphertext is thus at most 2^14 + 24
+            raise RecordError(22, f"the peer sent a record of {n} bytes of plaintext "
+                                  f"(limit {MAX_FRAGMENT})")
         d.seq = seq + 1
         return ctype, n
 
@@ -209,7 +276,8 @@ class RecordLayer:
         ``out`` at ``offset`` -- the hot loop of the receive path.
 
         Stops before an incomplete record, a record whose outer header is not
-        ``23 03 03`` with a valid length, or one whose inner type is not application
+        ``23 03 03`` with a length within the limits (RFC 8446 5.4: an inner plaintext of
+        at most 2^14 + 1 bytes), or one whose inner type is not application
         data (that one is left unconsumed, its sequence number unused).  Returns
         ``(pos, offset, error)``: progress after what was decrypted, and the
         :class:`RecordError` of a record that failed authentication (progress before it
@@ -222,7 +290,7 @@ class RecordLayer:
         iv = d.iv_int
         seq = d.seq
         outview = memoryview(out)
-        limit = MAX_CIPHERTEXT_TLS13
+        limit = _MAX_SEALED_TLS13  # longer ones go to open(), which rejects them
         error: RecordError | None = None
         try:
             while end - pos >= 5 + _TAG + 1:
@@ -322,10 +390,11 @@ class RecordLayer:
     # --- sending -----------------------------------------------------------------------------
 
     def seal(self, data: bytes | bytearray | memoryview) -> bytes | bytearray:
-        """Encrypt application data as records of at most 2^14 bytes; returns the records."""
+        """Encrypt application data as records of at most :attr:`send_limit` bytes of
+        content each; returns the records."""
         d = self._write
         total = len(data)
-        if self.tls13 and total <= _SMALL and d.seq + 1 < SEQ_LIMIT:
+        if self.tls13 and total <= self._small and d.seq + 1 < SEQ_LIMIT:
             # one short record (interactive traffic): no buffers to set up
             seq = d.seq
             clen = total + 1 + _TAG
@@ -336,7 +405,8 @@ class RecordLayer:
             return header + sealed  # type: ignore[no-any-return]
         view = memoryview(data)
         total = len(view)
-        nrec = max(1, -(-total // MAX_FRAGMENT))
+        limit = self.send_limit
+        nrec = max(1, -(-total // limit))
         if d.seq + nrec >= SEQ_LIMIT:
             raise RecordError(80, "write sequence number exhausted")
         if self.tls13:
@@ -348,7 +418,7 @@ class RecordLayer:
         seq = d.seq
         pos = opos = 0
         for _ in range(nrec):
-            n = min(MAX_FRAGMENT, total - pos)
+            n = min(limit, total - pos)
             chunk = view[pos:pos + n]
             aad = seq.to_bytes(8, "big") + bytes((APPLICATION_DATA, 3, 3, n >> 8, n & 0xFF))
             if self.explicit_nonce:
@@ -402,11 +472,12 @@ class RecordLayer:
         iv = d.iv_int
         seq = d.seq
         pos = opos = 0
-        full = _FULL_HEADER_13
+        full = self._full_header13
+        limit = self.send_limit
         while pos < total or opos == 0:
             n = total - pos
-            if n >= MAX_FRAGMENT:
-                n = MAX_FRAGMENT
+            if n >= limit:
+                n = limit
                 header = full
             else:
                 clen = n + 1 + _TAG

@@ -40,7 +40,7 @@ from typing import Any
 
 from . import _verify
 from ._engine import Engine
-from ._record import RecordError
+from ._record import RecordError, interleaved_error
 from .context import TLSContext
 from .errors import (
     AlertDescription,
@@ -211,6 +211,9 @@ class TLSConnection:
         self._pending_app: list[bytes] = []
         self._handshake_bytes = 0
         self._tls13_limits = False
+        # TLS 1.3, aiotls's record layer: the engine holds part of a handshake message, so
+        # the next record must continue it (RFC 8446 5.1); the fast paths stand aside
+        self._hs_partial = False
         self._error: TLSError | None = None
         self._terminated = False
         self._handshake_event: HandshakeCompleted | None = None
@@ -489,7 +492,9 @@ class TLSConnection:
         """
         fast = self._engine.fast
         assert fast is not None
-        if not self._inbuf and fast.tls13:
+        tls13 = fast.tls13
+        partial = self._hs_partial
+        if not self._inbuf and tls13 and not partial:
             small = fast.open_small(data)
             if small is not None:
                 if small:  # (an empty record carries nothing to deliver)
@@ -521,18 +526,18 @@ class TLSConnection:
                     plen = 0
                 self._events.append(DataReceived(chunk))
 
-        tls13 = fast.tls13
         try:
             for src in segments:
                 view = memoryview(src)
                 end = len(view)
                 pos = 0
                 while end - pos >= _HEADER:
-                    pos, plen, failure = fast.open_run(view, pos, end, plain, plen)
-                    if failure is not None:
-                        raise error_for_sent_alert(failure.alert, str(failure))
-                    if end - pos < _HEADER:
-                        break
+                    if not partial:
+                        pos, plen, failure = fast.open_run(view, pos, end, plain, plen)
+                        if failure is not None:
+                            raise error_for_sent_alert(failure.alert, str(failure))
+                        if end - pos < _HEADER:
+                            break
                     length = self._record_length(view, pos)
                     if end - pos < _HEADER + length:
                         break
@@ -543,6 +548,8 @@ class TLSConnection:
                             inner, n = fast.open(record, plain, plen)
                         except RecordError as exc:
                             raise error_for_sent_alert(exc.alert, str(exc)) from None
+                        if partial and inner != _HANDSHAKE:
+                            raise interleaved_error(inner)  # (its content is not delivered)
                         if inner == _APPLICATION_DATA:
                             plen += n
                             pos += _HEADER + length
@@ -565,6 +572,8 @@ class TLSConnection:
                     if self._engine.control_record(bytes(record)) == b"":
                         self._closed_by_peer()
                         return
+                    if tls13:
+                        partial = self._hs_partial = self._engine.handshake_fragment_pending()
                     self._check_pha()
                 if pos < end:  # (only the last segment can end inside a record)
                     self._inbuf = bytearray(view[pos:])
@@ -663,6 +672,8 @@ class TLSConnection:
         self._set_state(ConnectionState.OPEN)
         self._events.append(self._handshake_event)
         if engine.take_over_records() is not None:
+            # (no handshake fragment can be pending here: the engine refuses a message that
+            # shares a record with Finished, a key change -- RFC 8446 5.1)
             leftover = engine.leftover_input()
             if leftover:
                 self._inbuf[:0] = leftover

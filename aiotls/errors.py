@@ -384,6 +384,19 @@ def alert_advice(alert: int) -> tuple[str, str]:
     return _ALERT_ADVICE.get(alert, ("the peer reported an error", "check the peer's logs"))
 
 
+#: (likely cause, fix) for alerts whose advice depends on who sent them: received, these
+#: blame records that *we* sent.
+_RECEIVED_ADVICE: dict[int, tuple[str, str]] = {
+    _A.record_overflow: (
+        "the peer received a record from aiotls longer than it accepts: it may limit record "
+        "sizes (record_size_limit, RFC 8449, or max_fragment_length) in a way aiotls did not "
+        "honour, or something between the two ends altered the records",
+        "check for a proxy or load balancer rewriting TLS records; if there is none, report "
+        "it to aiotls with the peer's TLS library and version",
+    ),
+}
+
+
 def error_for_received_alert(alert: int, *, during_handshake: bool, level: int = 2,
                              tls13: bool = False) -> AlertReceived:
     """The error for an alert the peer sent us that ends the connection.
@@ -394,7 +407,7 @@ def error_for_received_alert(alert: int, *, during_handshake: bool, level: int =
     """
     name = AlertDescription.name_of(alert)
     stage = "during the handshake" if during_handshake else "after the handshake"
-    cause, hint = alert_advice(alert)
+    cause, hint = _RECEIVED_ADVICE.get(alert) or alert_advice(alert)
     code = f"alert-{name.replace('_', '-')}"
     if alert == _A.user_canceled and level != 1:
         what = f"the peer ended the connection with a fatal user_canceled alert ({alert}) {stage}"

@@ -119,3 +119,92 @@ def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> d
     import uvloop
 
     return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
+
+
+# --- forging protected records --------------------------------------------------------------------
+
+
+class RecordForger:
+    """Seals arbitrary records the way the peer of ``conn`` would, so tests can send shapes
+    an honest aiotls never produces (oversized, padded, interleaved, fragmented).
+
+    It takes the keys and the next sequence number ``conn`` *reads* with (``sending=True``:
+    writes with, to speak in ``conn``'s name) -- aiotls's record layer after the handshake,
+    the engine's (tlslite's) state during it -- and seals with ``cryptography`` directly,
+    independently of aiotls's code.  From then on it keeps its own sequence number: the
+    records it makes replace the real ones in that direction.
+    """
+
+    def __init__(self, conn: aiotls.TLSConnection, *, sending: bool = False) -> None:
+        from cryptography.hazmat.primitives.ciphers.aead import AESCCM, AESGCM, ChaCha20Poly1305
+
+        engine = conn._engine
+        fast = engine.fast
+        if fast is not None:
+            state = fast.export_states()[1 if sending else 0]
+            cipher, key, iv, seq = state.cipher, state.key, state.iv, state.seq
+            self.tls13 = fast.tls13
+        else:
+            layer = engine._tl._recordLayer
+            read = layer._writeState if sending else layer._readState
+            assert read.encContext is not None, "no keys yet: nothing to forge with"
+            cipher, key = read.encContext.name, bytes(read.encContext.key)
+            iv, seq = bytes(read.fixedNonce), int(read.seqnum)
+            self.tls13 = tuple(engine._tl.version) > (3, 3)
+        self.chacha = cipher == "chacha20-poly1305"
+        self.aead = ChaCha20Poly1305(key) if self.chacha else \
+            AESCCM(key) if cipher.endswith("ccm") else AESGCM(key)
+        self.iv = iv
+        self.seq = seq
+
+    def _nonce(self) -> bytes:
+        return (int.from_bytes(self.iv, "big") ^ self.seq).to_bytes(12, "big")
+
+    def seal(self, content_type: int, content: bytes, padding: int = 0) -> bytes:
+        """One protected record carrying ``content`` of ``content_type`` (TLS 1.3: plus
+        ``padding`` zero bytes after the inner content type)."""
+        if self.tls13:
+            inner = content + bytes((content_type,)) + bytes(padding)
+            length = len(inner) + 16
+            header = bytes((23, 3, 3, length >> 8, length & 0xFF))
+            body = self.aead.encrypt(self._nonce(), inner, header)
+        else:
+            assert not padding, "TLS 1.2 AEAD records have no padding"
+            n = len(content)
+            aad = self.seq.to_bytes(8, "big") + bytes((content_type, 3, 3, n >> 8, n & 0xFF))
+            if self.chacha:
+                body = self.aead.encrypt(self._nonce(), content, aad)
+            else:
+                explicit = self.seq.to_bytes(8, "big")
+                body = explicit + self.aead.encrypt(self.iv + explicit, content, aad)
+            header = bytes((content_type, 3, 3, len(body) >> 8, len(body) & 0xFF))
+        self.seq += 1
+        return header + body
+
+    def unseal(self, record: bytes) -> tuple[int, bytes]:
+        """``(content type, content)`` of one protected record in this direction (TLS 1.3:
+        the inner content type, padding removed)."""
+        header, body = record[:5], record[5:]
+        if self.tls13:
+            inner = self.aead.decrypt(self._nonce(), body, header).rstrip(b"\0")
+            self.seq += 1
+            return inner[-1], inner[:-1]
+        if self.chacha:
+            nonce = self._nonce()
+        else:
+            nonce, body = self.iv + body[:8], body[8:]
+        n = len(body) - 16
+        aad = self.seq.to_bytes(8, "big") + bytes((header[0], 3, 3, n >> 8, n & 0xFF))
+        self.seq += 1
+        return header[0], self.aead.decrypt(nonce, body, aad)
+
+
+def split_records(data: bytes) -> list[bytes]:
+    """Whole TLS records (header included) of a byte stream."""
+    out, pos = [], 0
+    while pos < len(data):
+        n = int.from_bytes(data[pos + 3:pos + 5], "big")
+        out.append(data[pos:pos + 5 + n])
+        pos += 5 + n
+    assert pos == len(data), "the stream ends inside a record"
+    return out
