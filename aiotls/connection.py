@@ -92,7 +92,8 @@ class TLSSession:
     def has_ticket(self) -> bool:
         """True if the server gave us something to resume with."""
         state: Any = self._state
-        return bool(getattr(state, "tickets", None) or getattr(state, "tls_1_0_tickets", None))
+        return bool(getattr(state, "tickets", None) or getattr(state, "tls_1_0_tickets", None)
+                    or getattr(state, "_aiotls_unused", None))
 
     def __repr__(self) -> str:
         return (f"<aiotls.TLSSession {self.version} for {self.server_hostname!r} "
