@@ -35,6 +35,14 @@ are tested):
   certificate verification inside the handshake, before any Finished or ticket.
 * ``_shutdown`` keeps the record protection in place so that alerts sent after
   an error are encrypted like the rest of the traffic.
+* ``_getMsg`` passes each received handshake message through a check of aiotls's
+  (``_RECEIVED_CHECKS``): a server drops a PSK offered only in modes aiotls never uses
+  (full handshake instead); a TLS 1.3 client refuses an ALPN protocol it did not offer
+  and a CertificateVerify scheme it did not offer, and notes a CertificateRequest.
+* The client's ClientHello and the TLS 1.3 CertificateRequest advertise the signature
+  algorithms aiotls verifies in certificates (``_advertise_certificate_signatures``).
+* A TLS 1.3 client session carries the tickets it did not use into the next one
+  (``_one_ticket``).
 
 Speed without patching tlslite: its handshake methods run as the same code objects
 with a copy of their module globals in which the HKDF/HMAC helpers, the cipher-suite
@@ -1521,6 +1529,7 @@ class _TLSLiteConnection(_ReboundTLSConnection):  # type: ignore[misc]
     _aiotls_settings: Any = None
     _aiotls_alpn: list[bytearray] | None = None
     _aiotls_has_certificate = False
+    _aiotls_credentials: tuple[Any, Any] | None = None  # (private key, chain)
     _aiotls_certificate_requested = False
     #: (id(settings), id(key), id(certs), version) -> (settings, key, certs, result)
     _aiotls_sig_lists: dict[tuple[int, int, int, Any], tuple[Any, Any, Any, list[Any]]] = {}
@@ -1748,8 +1757,26 @@ class _TLSLiteConnection(_ReboundTLSConnection):  # type: ignore[misc]
                 f"did not offer ({', '.join(repr(bytes(p)) for p in offered)})")
 
     def _aiotls_note_certificate_request(self, request: Any) -> Generator[Any, None, None]:
+        """Client: remember the request (for the error if the server then refuses a client
+        without a certificate); in TLS 1.3, refuse clearly when our key can make none of
+        the handshake signatures the server accepts (tlslite failed with a TypeError, seen
+        as a malformed message)."""
         self._aiotls_certificate_requested = True
-        yield from ()
+        requested = request.supported_signature_algs
+        credentials = self._aiotls_credentials
+        if tuple(self.version) <= (3, 3) or not requested or credentials is None:
+            return
+        ours = self._sigHashesToList(self._aiotls_settings, *credentials, version=(3, 4))
+        if not any(scheme in requested for scheme in ours):
+            def names(schemes: Any) -> str:
+                return ", ".join(SignatureScheme.toRepr(s) or f"0x{s[0]:02x}{s[1]:02x}"
+                                 for s in schemes)
+            yield from self._sendError(
+                _TLAlert.handshake_failure,
+                f"the server asks for a client certificate signing with {names(requested)}, "
+                f"and this client's key signs TLS 1.3 handshakes only with {names(ours)}"
+                + (" (RSA PKCS#1 v1.5 is not allowed there)"
+                   if any(s in _RSA_PKCS1_SCHEMES for s in requested) else ""))
 
     def _aiotls_check_certificate_verify(self, verify: Any) -> Generator[Any, None, None]:
         """TLS 1.3 client: the server's handshake signature must use a scheme we offered for
@@ -2079,6 +2106,8 @@ class Engine:
             tl._aiotls_settings = prepared.client_settings
             tl._aiotls_alpn = prepared.alpn
             tl._aiotls_has_certificate = prepared.cert_chain is not None
+            if prepared.cert_chain is not None:
+                tl._aiotls_credentials = (prepared.private_key, prepared.cert_chain)
             if session is not None:
                 session, self._unused_tickets = _one_ticket(session)
             if session is not None and session.tls_1_0_tickets and not session.sessionID:

@@ -599,6 +599,39 @@ def test_tls13_client_refuses_an_rsa_pkcs1_certificate_verify(pki: PKI) -> None:
     assert "rsa_pkcs1_sha256" in client.error.what
 
 
+class PKCS1RequestingServer(TLSLiteConnection):  # type: ignore[misc]
+    """tlslite's server asking, in TLS 1.3, for client signatures in rsa_pkcs1_sha256 only."""
+
+    @staticmethod
+    def _sigHashesToList(settings: Any, privateKey: Any = None, certList: Any = None,
+                         version: Any = (3, 3)) -> list[Any]:
+        if privateKey is None and certList is None and version > (3, 3):
+            return [(4, 1)]  # (the CertificateRequest's list)
+        return TLSLiteConnection._sigHashesToList(  # type: ignore[no-any-return]
+            settings, privateKey, certList, version)
+
+
+def test_tls13_client_never_signs_with_rsa_pkcs1(pki: PKI, tmp_path: Any) -> None:
+    """A TLS 1.3 server accepting only rsa_pkcs1_sha256 from an RSA client: the client
+    cannot sign (RFC 8446 4.4.3) and says so with handshake_failure (tlslite failed with a
+    TypeError, reported as a malformed message from the server)."""
+    cctx, _ = context_pair(pki, TLS13)
+    issued = pki.ca.issue("client.example.test", key_type="rsa2048", client=True, server=False)
+    cctx.load_cert_chain(*issued.write(str(tmp_path), name="rsa-client"))
+    chain, key = tlslite_server_credentials(pki.servers["ecdsa-p256"][0])
+    peer = TLSLitePeer(PKCS1RequestingServer)
+    peer.start(peer.tls.handshakeServerAsync(certChain=chain, privateKey=key, reqCert=True,
+                                             settings=HandshakeSettings()))
+    client = aiotls.TLSConnection(cctx, server_hostname="localhost")
+    peer.sock.inbox += client.data_to_send()
+    run(peer, client)
+    assert not client.handshake_complete
+    assert isinstance(client.error, aiotls.PeerIncompatible), client.error
+    assert client.error.alert == AlertDescription.handshake_failure
+    assert "rsa_pkcs1_sha256" in client.error.what and "rsa_pss_rsae" in client.error.what
+    assert isinstance(peer.error, TLSRemoteAlert)
+
+
 @pytest.mark.parametrize("version", VERSIONS)
 def test_server_message_for_a_client_without_a_matching_certificate(
         pki: PKI, version: ssl.TLSVersion) -> None:
