@@ -138,6 +138,7 @@ from .errors import (
     AlertDescription,
     AlertReceived,
     CertificateError,
+    PeerIncompatible,
     PeerMisbehaved,
     TLSConfigurationError,
     TLSError,
@@ -1524,7 +1525,7 @@ class _TLSLiteConnection(_ReboundTLSConnection):  # type: ignore[misc]
     _aiotls_sent_certificate = False
     _aiotls_pha_chain: list[bytes] | None = None
     _aiotls_defer_client_cert = False
-    #: Client: the handshake settings, the ALPN protocols offered, whether a certificate is
+    #: The handshake settings; client: the ALPN protocols offered, whether a certificate is
     #: loaded, and whether the server asked for one (CertificateRequest).
     _aiotls_settings: Any = None
     _aiotls_alpn: list[bytearray] | None = None
@@ -1710,7 +1711,12 @@ class _TLSLiteConnection(_ReboundTLSConnection):  # type: ignore[misc]
         """
         psk = hello.getExtension(ExtensionType.pre_shared_key)
         modes = hello.getExtension(ExtensionType.psk_key_exchange_modes)
-        if psk is None or modes is None or not modes.modes or hello.extensions[-1] is not psk \
+        versions = hello.getExtension(ExtensionType.supported_versions)
+        settings = self._aiotls_settings
+        if psk is None or versions is None or (3, 4) not in (versions.versions or ()) \
+                or settings is None or tuple(settings.maxVersion) < (3, 4):
+            return  # not a TLS 1.3 handshake: the PSK plays no part
+        if modes is None or not modes.modes or hello.extensions[-1] is not psk \
                 or not psk.identities or len(psk.identities) != len(psk.binders or ()) \
                 or any(getattr(PskKeyExchangeMode, m) in modes.modes for m in _PSK_MODES):
             return  # usable, absent or malformed (tlslite answers those)
@@ -1720,11 +1726,17 @@ class _TLSLiteConnection(_ReboundTLSConnection):  # type: ignore[misc]
                                            ExtensionType.signature_algorithms))
                    if hello.getExtension(ext) is None]
         if missing:
-            yield from self._sendError(
-                _TLAlert.missing_extension,
-                "the client offered to resume only without (EC)DHE (psk_ke), which aiotls "
-                "does not allow (no forward secrecy), and its ClientHello lacks "
-                f"{', '.join(missing)} for a full handshake instead")
+            # (RFC 8446 9.2 lets a PSK-only ClientHello omit these: incompatible, not broken)
+            what = ("the client offered to resume only without (EC)DHE (psk_ke), which aiotls "
+                    "does not allow (no forward secrecy), and its ClientHello lacks "
+                    f"{', '.join(missing)} for a full handshake instead")
+            self._aiotls_error = PeerIncompatible(
+                f"{what} (sent alert missing_extension to the peer)",
+                cause="the client is configured for PSK resumption without key exchange only",
+                hint="let the client also offer psk_dhe_ke, or send a key share so that a "
+                "full handshake can take place",
+                alert=_TLAlert.missing_extension, code="psk-mode-unsupported")
+            yield from self._sendError(_TLAlert.missing_extension, what)
         hello.extensions.remove(psk)
         early_data = hello.getExtension(ExtensionType.early_data)
         if early_data is not None:
@@ -2092,7 +2104,7 @@ class Engine:
                     cause="the context has no certificate chain loaded",
                     hint="call load_cert_chain(certfile, keyfile) on the server context",
                 )
-            self._settings = prepared.server_settings
+            self._settings = tl._aiotls_settings = prepared.server_settings
             self._gen: Any = tl.handshakeServerAsync(
                 certChain=prepared.cert_chain, privateKey=prepared.private_key,
                 reqCert=verify_mode != 0 and not ctx.post_handshake_auth,

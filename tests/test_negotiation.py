@@ -378,9 +378,33 @@ def test_psk_mode_table(pki: PKI, name: str,
         assert EXT_KEY_SHARE in sh_exts  # a full (EC)DHE handshake with a certificate
     else:
         assert alert_of(flight) == alert
-        assert isinstance(server.error, aiotls.PeerMisbehaved)
+        assert isinstance(server.error, aiotls.PeerIncompatible)
         assert server.error.alert == alert
+        assert server.error.code == "psk-mode-unsupported"
         assert "psk_ke" in server.error.what and "full handshake" in server.error.what
+        assert "psk_dhe_ke" in server.error.hint
+
+
+EXT_SUPPORTED_VERSIONS = 43
+
+
+@pytest.mark.parametrize("where", ["hello offers TLS 1.2 only", "server allows TLS 1.2 only"])
+def test_psk_ke_only_hello_without_key_share_negotiating_tls12(pki: PKI, where: str) -> None:
+    """Without TLS 1.3 on both sides the PSK plays no part: no missing_extension for the
+    absent key share, a TLS 1.2 handshake."""
+    sctx, record = _resuming_hello(pki)
+    prefix, exts = client_hello_parts(record)
+    exts = _without(_with_psk_modes(exts, PSK_KE), EXT_KEY_SHARE)
+    if where.startswith("hello"):
+        exts = [(t, b"\x02\x03\x03" if t == EXT_SUPPORTED_VERSIONS else d) for t, d in exts]
+    else:
+        sctx.maximum_version = TLS12
+    server = aiotls.TLSConnection(sctx, server_side=True)
+    server.receive_data(client_hello_record(prefix, exts))
+    flight = server.data_to_send()
+    assert server.error is None, server.error
+    _, sh_exts = server_hello(flight)
+    assert EXT_SUPPORTED_VERSIONS not in sh_exts and EXT_PRE_SHARED_KEY not in sh_exts
 
 
 def test_openssl_client_allowing_psk_ke_resumes(pki: PKI, tmp_path: Any) -> None:
