@@ -2409,14 +2409,13 @@ class Engine:
                 return self._tl._aiotls_error
             detail = exc.message or ""
             return error_for_sent_alert(exc.description, _clean_detail(detail))
+        if isinstance(exc, TLSRemoteAlert) and self._refused_without_certificate(exc):
+            self.failed = True
+            self._sock.discard = True
+            return _no_client_certificate_error(exc.description, during_handshake=during)
         if isinstance(exc, TLSRemoteAlert):
             self.failed = True
             self._sock.discard = True
-            tl = self._tl
-            if (not self.server_side and tl._aiotls_certificate_requested
-                    and not tl._aiotls_has_certificate
-                    and exc.description in _MISSING_CLIENT_CERTIFICATE_ALERTS):
-                return _no_client_certificate_error(exc.description, during_handshake=during)
             return error_for_received_alert(exc.description, during_handshake=during)
         alert, detail = _ALERT_FOR_EXCEPTION.get(type(exc), (None, ""))
         if alert is None:
@@ -2448,6 +2447,14 @@ class Engine:
                                                         else detail)) if alert is not None \
             else PeerMisbehaved(text)
         return err
+
+    def _refused_without_certificate(self, exc: TLSRemoteAlert) -> bool:
+        """A client that answered a CertificateRequest with no certificate, refused now."""
+        tl = self._tl
+        return (not self.server_side and tl._aiotls_certificate_requested
+                and not tl._aiotls_has_certificate
+                and exc.level == AlertLevel.fatal
+                and exc.description in _MISSING_CLIENT_CERTIFICATE_ALERTS)
 
     # --- introspection -----------------------------------------------------------------------
 
