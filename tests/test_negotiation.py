@@ -9,6 +9,7 @@ over loopback.  Wire bytes are parsed here, by hand, where the claim is about th
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import re
 import ssl
@@ -23,6 +24,7 @@ from tlslite.utils.keyfactory import parsePEMKey
 from tlslite.x509certchain import X509CertChain
 
 import aiotls
+import aiotls.asyncio
 from aiotls.errors import AlertDescription
 from aiotls.events import DataReceived
 from tests.certs import CA, Issued
@@ -871,3 +873,40 @@ def require_openssl() -> str:
     if path is None:
         pytest.fail("these tests need the 'openssl' command-line tool", pytrace=False)
     return path
+
+
+@pytest.mark.timeout(60)
+async def test_session_chain_over_asyncio_with_an_openssl_server(pki: PKI) -> None:
+    """README's recipe over aiotls.asyncio (take the next session from the last connection)
+    against an asyncio server on OpenSSL that stops sending tickets after the first
+    connection: every connection after the first resumes (the third was a full handshake)."""
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(await reader.readline())
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+
+    sctx = pki.stdlib_server_context()
+    sctx.minimum_version = TLS13
+    sctx.num_tickets = 2
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=sctx)
+    port = server.sockets[0].getsockname()[1]
+    ctx = pki.client_context()
+    session = None
+    reused = []
+    try:
+        async with asyncio.timeout(30):
+            for _ in range(3):
+                reader, writer = await aiotls.asyncio.open_connection(
+                    "127.0.0.1", port, ssl=ctx, server_hostname="localhost", session=session)
+                writer.write(b"ping\n")
+                assert await reader.readline() == b"ping\n"
+                reused.append(writer.get_extra_info("session_reused"))
+                session = writer.get_extra_info("ssl_object").session
+                writer.close()
+                await writer.wait_closed()
+                sctx.num_tickets = 0
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert reused == [False, True, True]
