@@ -798,6 +798,18 @@ def test_a_chain_of_resumptions_uses_every_ticket_once(pki: PKI) -> None:
     assert len(set(offered)) == len(offered) == 5
 
 
+def test_carried_tickets_are_bounded(pki: PKI) -> None:
+    """A server handing out 20 tickets: a session offers one and carries at most 8 more (the
+    newest), so a chain without new tickets resumes 9 times, then does a full handshake."""
+    cctx, sctx = pki.client_context(), pki.server_context()
+    sctx.num_tickets = 20
+    chain = _chain(cctx, sctx, [True] + [False] * 10)
+    assert [client.session_reused for client, _, _ in chain] == [False] + [True] * 9 + [False]
+    offered = [identities for _, _, identities in chain[1:]]
+    assert all(len(identities) == 1 for identities in offered[:9]) and offered[9] == []
+    assert len({identities[0] for identities in offered[:9]}) == 9
+
+
 def test_unused_tickets_are_dropped_when_the_server_refuses_one(pki: PKI) -> None:
     """A server that did not take the ticket (other keys) will not take its siblings: the
     next session holds only what that server sent (here nothing)."""
