@@ -658,6 +658,29 @@ def test_tls13_client_never_signs_with_rsa_pkcs1(pki: PKI, tmp_path: Any) -> Non
     assert isinstance(peer.error, TLSRemoteAlert)
 
 
+def test_tls13_client_signs_with_pss_when_openssl_asks_for_rsa_pkcs1_first(
+        pki: PKI, tmp_path: Any) -> None:
+    """``s_server -client_sigalgs RSA+SHA256:RSA-PSS+SHA256`` lists rsa_pkcs1_sha256 first
+    in its TLS 1.3 CertificateRequest: aiotls's RSA client still signs with RSA-PSS."""
+    openssl = require_openssl()
+    certfile, keyfile = pki.server()
+    cctx, _ = context_pair(pki, TLS13)
+    issued = pki.ca.issue("client.example.test", key_type="rsa2048", client=True, server=False)
+    cctx.load_cert_chain(*issued.write(str(tmp_path), name="rsa-client"))
+    port = free_port()
+    argv = [openssl, "s_server", "-accept", f"127.0.0.1:{port}", "-cert", certfile,
+            "-key", keyfile, "-tls1_3", "-Verify", "1", "-CAfile", pki.ca_file,
+            "-client_sigalgs", "RSA+SHA256:RSA-PSS+SHA256", "-naccept", "1", "-rev"]
+    with OpenSSLProcess(argv) as server:
+        server.wait_for_output("ACCEPT", DEFAULT_TIMEOUT)
+        with SocketTLS.connect(cctx, ("127.0.0.1", port), server_hostname="localhost") as tls:
+            _echo(tls)
+            tls.close()
+        rc, output = server.wait()
+    assert rc == 0, output
+    assert "Signature type: RSA-PSS" in output
+
+
 @pytest.mark.parametrize("version", VERSIONS)
 def test_server_message_for_a_client_without_a_matching_certificate(
         pki: PKI, version: ssl.TLSVersion) -> None:
