@@ -35,6 +35,14 @@ are tested):
   certificate verification inside the handshake, before any Finished or ticket.
 * ``_shutdown`` keeps the record protection in place so that alerts sent after
   an error are encrypted like the rest of the traffic.
+* ``_getMsg`` passes each received handshake message through a check of aiotls's
+  (``_RECEIVED_CHECKS``): a server drops a PSK offered only in modes aiotls never uses
+  (full handshake instead); a TLS 1.3 client refuses an ALPN protocol it did not offer
+  and a CertificateVerify scheme it did not offer, and notes a CertificateRequest.
+* The client's ClientHello and the TLS 1.3 CertificateRequest advertise the signature
+  algorithms aiotls verifies in certificates (``_advertise_certificate_signatures``).
+* A TLS 1.3 client session carries the tickets it did not use into the next one
+  (``_one_ticket``).
 
 Speed without patching tlslite: its handshake methods run as the same code objects
 with a copy of their module globals in which the HKDF/HMAC helpers, the cipher-suite
@@ -76,6 +84,8 @@ from tlslite.constants import (
     ExtensionType,
     GroupName,
     HandshakeType,
+    PskKeyExchangeMode,
+    SignatureScheme,
 )
 from tlslite.errors import (
     TLSAbruptCloseError,
@@ -99,6 +109,7 @@ from tlslite.keyexchange import AECDHKeyExchange, ECDHE_RSAKeyExchange
 from tlslite.messages import (
     Alert,
     Certificate,
+    CertificateRequest,
     CompressedCertificate,
     NewSessionTicket,
     NewSessionTicket1_0,
@@ -125,7 +136,9 @@ from ._record import RecordLayer as FastRecordLayer
 from .context import SUITES_BY_ID, TLSContext
 from .errors import (
     AlertDescription,
+    AlertReceived,
     CertificateError,
+    PeerIncompatible,
     PeerMisbehaved,
     TLSConfigurationError,
     TLSError,
@@ -134,6 +147,10 @@ from .errors import (
     error_for_sent_alert,
 )
 
+#: TLS 1.3 PSK modes aiotls resumes with: with (EC)DHE only, so resumption keeps forward
+#: secrecy; a client allowing nothing else gets a full handshake (see
+#: _TLSLiteConnection._aiotls_screen_client_hello).
+_PSK_MODES = ("psk_dhe_ke",)
 _VERSION_TUPLES = {"TLSv1": (3, 1), "TLSv1.1": (3, 2), "TLSv1.2": (3, 3), "TLSv1.3": (3, 4)}
 _VERSION_NAMES = {v: k for k, v in _VERSION_TUPLES.items()}
 _CERT_REQUIRED, _CERT_OPTIONAL = 2, 1
@@ -1503,15 +1520,78 @@ _QUICK_MESSAGES = _quick_messages()
 _MESSAGE_PARSING_METHODS = ("_getMsg",)
 
 
+#: Signature algorithms aiotls's verifier (cryptography.x509.verification, Web PKI profile)
+#: checks in certificates, issuers' signatures that is; Ed25519/Ed448 CAs are refused there,
+#: so they are not advertised for certificates (Ed25519 *leaf* keys sign handshakes fine).
+_CERT_SIGNATURE_SCHEMES = (
+    SignatureScheme.ecdsa_secp256r1_sha256, SignatureScheme.ecdsa_secp384r1_sha384,
+    SignatureScheme.ecdsa_secp521r1_sha512,
+    SignatureScheme.rsa_pss_rsae_sha256, SignatureScheme.rsa_pss_rsae_sha384,
+    SignatureScheme.rsa_pss_rsae_sha512,
+    SignatureScheme.rsa_pkcs1_sha256, SignatureScheme.rsa_pkcs1_sha384,
+    SignatureScheme.rsa_pkcs1_sha512,
+)
+#: RSA PKCS#1 v1.5: in TLS 1.3 only for signatures in certificates (RFC 8446 4.2.3), never
+#: for CertificateVerify (tlslite's TLS 1.3 lists leave them out; the checks stay its own).
+_RSA_PKCS1_SCHEMES = (SignatureScheme.rsa_pkcs1_sha256, SignatureScheme.rsa_pkcs1_sha384,
+                      SignatureScheme.rsa_pkcs1_sha512)
+
+
+def _advertise_certificate_signatures(message: Any, *, cert_extension: bool) -> None:
+    """Add what aiotls verifies in certificates to a ClientHello's or a TLS 1.3
+    CertificateRequest's signature algorithms.
+
+    tlslite's TLS 1.3 lists hold only handshake (CertificateVerify) schemes, without
+    rsa_pkcs1_*, so a TLS 1.3 offer told peers that an RSA CA's signatures cannot be
+    checked: Java's server then refused a TLS 1.3-only client, and Java's client sent no
+    certificate.  As OpenSSL does, rsa_pkcs1_* join ``signature_algorithms`` (RFC 8446
+    4.2.3 allows them there for certificates; they are never accepted for CertificateVerify).
+
+    ``cert_extension``: also send ``signature_algorithms_cert`` with exactly the certificate
+    signatures the verifier checks (no Ed25519/Ed448 CA).  A CertificateRequest carries it:
+    a client choosing among its certificates (Java keystores) then picks one aiotls can
+    verify.  A ClientHello does not: RFC 8446 4.4.2.2 has a server send its chain anyway,
+    but OpenSSL servers refuse the handshake instead, which would turn aiotls's precise
+    "Ed25519 CA" verification error into a bare handshake_failure, and break CERT_NONE
+    clients that never verify the chain at all.
+    """
+    sig_algs = message.getExtension(ExtensionType.signature_algorithms)
+    if sig_algs is None or not sig_algs.sigalgs:
+        return
+    listed = list(sig_algs.sigalgs)
+    sig_algs.sigalgs = listed + [s for s in _RSA_PKCS1_SCHEMES if s not in listed]
+    if cert_extension and message.getExtension(ExtensionType.signature_algorithms_cert) is None:
+        extensions = message.extensions
+        extensions.insert(extensions.index(sig_algs) + 1,
+                          _QUICK_EXTENSIONS["SignatureAlgorithmsCertExtension"]().create(
+                              list(_CERT_SIGNATURE_SCHEMES)))
+
+
+def _client_hello_to_send() -> type:
+    quick = _QUICK_MESSAGES["ClientHello"]
+
+    def create(self: Any, *args: Any, **kwargs: Any) -> Any:
+        quick.create(self, *args, **kwargs)
+        _advertise_certificate_signatures(self, cert_extension=False)
+        return self
+
+    return type(quick.__name__, (quick,), {"__module__": quick.__module__, "create": create})
+
+
+#: The client's own ClientHello: the quick class, plus rsa_pkcs1_* for certificates (see
+#: _advertise_certificate_signatures) added as it is created, before any PSK binder.
+_ClientHelloToSend = _client_hello_to_send()
+
+
 def _rebound_base() -> type:
     quick_ext: dict[str, Any] = {name: cls for name, cls in _QUICK_EXTENSIONS.items()
                                  if name in vars(_tl_tlsconnection)}
     namespaces = {
-        # (the client's own ClientHello is built from the quick class too: tlslite's
+        # (the client's own ClientHello is built from a subclass of the quick class: tlslite's
         # TLSConnection never tests isinstance() against it)
         _tl_tlsconnection: _namespace(_tl_tlsconnection, HandshakeHelpers=_FastHandshakeHelpers,
                                       TLSExtension=_QuickTLSExtension,
-                                      ClientHello=_QUICK_MESSAGES["ClientHello"], **quick_ext),
+                                      ClientHello=_ClientHelloToSend, **quick_ext),
         _tl_tlsrecordlayer: _namespace(_tl_tlsrecordlayer),
     }
     attrs: dict[str, Any] = {}
@@ -1540,6 +1620,13 @@ class _TLSLiteConnection(_ReboundTLSConnection):  # type: ignore[misc]
     _aiotls_sent_certificate = False
     _aiotls_pha_chain: list[bytes] | None = None
     _aiotls_defer_client_cert = False
+    #: The handshake settings; client: the ALPN protocols offered, whether a certificate is
+    #: loaded, and whether the server asked for one (CertificateRequest).
+    _aiotls_settings: Any = None
+    _aiotls_alpn: list[bytearray] | None = None
+    _aiotls_has_certificate = False
+    _aiotls_credentials: tuple[Any, Any] | None = None  # (private key, chain)
+    _aiotls_certificate_requested = False
     #: (id(settings), id(key), id(certs), version) -> (settings, key, certs, result)
     _aiotls_sig_lists: dict[tuple[int, int, int, Any], tuple[Any, Any, Any, list[Any]]] = {}
 
@@ -1715,7 +1802,136 @@ class _TLSLiteConnection(_ReboundTLSConnection):  # type: ignore[misc]
     def _queue_message(self, msg: Any) -> None:
         if isinstance(msg, Certificate | CompressedCertificate) and not self._client:
             self._aiotls_sent_certificate = True
+        elif isinstance(msg, CertificateRequest) and tuple(self.version) > (3, 3):
+            # (TLS 1.2's list has rsa_pkcs1 already, and its CertificateRequest no extensions)
+            _advertise_certificate_signatures(msg, cert_extension=True)
         super()._queue_message(msg)
+
+    # --- checks on received handshake messages ------------------------------------------------
+
+    def _getMsg(self, expectedType: Any, secondaryType: Any = None,
+                constructorType: Any = None) -> Any:
+        messages = super()._getMsg(expectedType, secondaryType, constructorType)
+        if expectedType != ContentType.handshake:
+            return messages  # (post-handshake reads ask for several content types)
+        return self._aiotls_checked(messages)
+
+    def _aiotls_checked(self, messages: Any) -> Generator[Any, None, None]:
+        for result in messages:
+            if not isinstance(result, int):
+                check = _RECEIVED_CHECKS.get((self._client, getattr(result, "handshakeType", -1)))
+                if check is not None:
+                    yield from check(self, result)
+            yield result
+
+    def _aiotls_screen_client_hello(self, hello: Any) -> Generator[Any, None, None]:
+        """Server: a PSK the client allows only in modes aiotls never uses is ignored.
+
+        RFC 8446 4.2.9: the server must not select a mode the client did not list, and
+        aiotls resumes only with (EC)DHE (psk_dhe_ke).  A client offering only psk_ke
+        therefore gets a full handshake if it sent what one needs (tlslite answered
+        handshake_failure); without it (no key_share, supported_groups or
+        signature_algorithms) nothing is possible: missing_extension, as OpenSSL sends.
+        The extension is dropped from the parsed message only (the transcript holds the
+        bytes as received), after the checks tlslite makes on its shape.
+        """
+        psk = hello.getExtension(ExtensionType.pre_shared_key)
+        modes = hello.getExtension(ExtensionType.psk_key_exchange_modes)
+        versions = hello.getExtension(ExtensionType.supported_versions)
+        settings = self._aiotls_settings
+        if psk is None or versions is None or (3, 4) not in (versions.versions or ()) \
+                or settings is None or tuple(settings.maxVersion) < (3, 4):
+            return  # not a TLS 1.3 handshake: the PSK plays no part
+        if modes is None or not modes.modes or hello.extensions[-1] is not psk \
+                or not psk.identities or len(psk.identities) != len(psk.binders or ()) \
+                or any(getattr(PskKeyExchangeMode, m) in modes.modes for m in _PSK_MODES):
+            return  # usable, absent or malformed (tlslite answers those)
+        missing = [name for name, ext in (("key_share", ExtensionType.key_share),
+                                          ("supported_groups", ExtensionType.supported_groups),
+                                          ("signature_algorithms",
+                                           ExtensionType.signature_algorithms))
+                   if hello.getExtension(ext) is None]
+        if missing:
+            # (RFC 8446 9.2 lets a PSK-only ClientHello omit these: incompatible, not broken)
+            what = ("the client offered to resume only without (EC)DHE (psk_ke), which aiotls "
+                    "does not allow (no forward secrecy), and its ClientHello lacks "
+                    f"{', '.join(missing)} for a full handshake instead")
+            self._aiotls_error = PeerIncompatible(
+                f"{what} (sent alert missing_extension to the peer)",
+                cause="the client is configured for PSK resumption without key exchange only",
+                hint="let the client also offer psk_dhe_ke, or send a key share so that a "
+                "full handshake can take place",
+                alert=_TLAlert.missing_extension, code="psk-mode-unsupported")
+            yield from self._sendError(_TLAlert.missing_extension, what)
+        hello.extensions.remove(psk)
+        early_data = hello.getExtension(ExtensionType.early_data)
+        if early_data is not None:
+            # 0-RTT goes with the PSK; skip the client's early records as tlslite does
+            # when it declines early data.
+            hello.extensions.remove(early_data)
+            self._recordLayer.max_early_data = HandshakeSettings().max_early_data
+            self._recordLayer.early_data_ok = True
+
+    def _aiotls_check_alpn(self, encrypted_extensions: Any) -> Generator[Any, None, None]:
+        """TLS 1.3 client: the server may only select a protocol we offered (RFC 7301 3.2;
+        tlslite checks this in TLS 1.2's ServerHello, not in TLS 1.3's EncryptedExtensions)."""
+        ext = encrypted_extensions.getExtension(ExtensionType.alpn)
+        if ext is None:
+            return
+        offered = self._aiotls_alpn or []
+        names = ext.protocol_names or []
+        if not offered:
+            yield from self._sendError(
+                _TLAlert.unsupported_extension,
+                "the server sent an ALPN protocol although the client offered none")
+        if len(names) != 1:
+            yield from self._sendError(
+                _TLAlert.illegal_parameter,
+                f"the server's ALPN extension names {len(names)} protocols instead of one")
+        if names[0] not in offered:
+            yield from self._sendError(
+                _TLAlert.illegal_parameter,
+                f"the server selected ALPN protocol {bytes(names[0])!r}, which the client "
+                f"did not offer ({', '.join(repr(bytes(p)) for p in offered)})")
+
+    def _aiotls_note_certificate_request(self, request: Any) -> Generator[Any, None, None]:
+        """Client: remember the request (for the error if the server then refuses a client
+        without a certificate); in TLS 1.3, refuse clearly when our key can make none of
+        the handshake signatures the server accepts (tlslite failed with a TypeError, seen
+        as a malformed message)."""
+        self._aiotls_certificate_requested = True
+        requested = request.supported_signature_algs
+        credentials = self._aiotls_credentials
+        if tuple(self.version) <= (3, 3) or not requested or credentials is None:
+            return
+        ours = self._sigHashesToList(self._aiotls_settings, *credentials, version=(3, 4))
+        if not any(scheme in requested for scheme in ours):
+            def names(schemes: Any) -> str:
+                return ", ".join(SignatureScheme.toRepr(s) or f"0x{s[0]:02x}{s[1]:02x}"
+                                 for s in schemes)
+            yield from self._sendError(
+                _TLAlert.handshake_failure,
+                f"the server asks for a client certificate signing with {names(requested)}, "
+                f"and this client's key signs TLS 1.3 handshakes only with {names(ours)}"
+                + (" (RSA PKCS#1 v1.5 is not allowed there)"
+                   if any(s in _RSA_PKCS1_SCHEMES for s in requested) else ""))
+
+    def _aiotls_check_certificate_verify(self, verify: Any) -> Generator[Any, None, None]:
+        """TLS 1.3 client: the server's handshake signature must use a scheme we offered for
+        CertificateVerify; rsa_pkcs1_* are offered for certificates only (RFC 8446 4.2.3,
+        4.4.3).  tlslite verified any scheme the server chose."""
+        if tuple(self.version) <= (3, 3) or self._aiotls_settings is None:
+            return
+        allowed = self._sigHashesToList(self._aiotls_settings, version=(3, 4))
+        scheme = verify.signatureAlgorithm
+        if scheme not in allowed:
+            name = SignatureScheme.toRepr(scheme) or f"0x{scheme[0]:02x}{scheme[1]:02x}"
+            yield from self._sendError(
+                _TLAlert.illegal_parameter,
+                f"the server signed the TLS 1.3 handshake with {name}, which the client did "
+                "not offer for handshake signatures"
+                + (" (RSA PKCS#1 v1.5 is for certificates only in TLS 1.3)"
+                   if scheme in _RSA_PKCS1_SCHEMES else ""))
 
     def _clientGetServerHello(self, *args: Any, **kwargs: Any) -> Generator[Any, None, None]:
         # tlslite's requireExtendedMasterSecret also fires for TLS 1.3 (which has no such
@@ -1756,6 +1972,19 @@ class _TLSLiteConnection(_ReboundTLSConnection):  # type: ignore[misc]
             args = (*args[:7], [], *args[8:])
         elif kwargs.get("srv_alpns", 0) is None:
             kwargs["srv_alpns"] = []
+        # RFC 7301 3.2: a server with ALPN protocols and a client offering none of them
+        # SHALL answer no_application_protocol (tlslite does in TLS 1.2, but in TLS 1.3 it
+        # went on without ALPN).  A client offering no ALPN at all gets none.
+        hello = args[1] if len(args) > 1 else kwargs.get("clientHello")
+        server_protocols = args[7] if len(args) > 7 else kwargs.get("srv_alpns")
+        offer = hello.getExtension(ExtensionType.alpn) if hello is not None else None
+        if server_protocols and offer is not None and offer.protocol_names \
+                and not any(p in server_protocols for p in offer.protocol_names):
+            yield from self._sendError(
+                _TLAlert.no_application_protocol,
+                "the client offered ALPN protocols "
+                f"{', '.join(repr(bytes(p)) for p in offer.protocol_names)}, none of which this "
+                f"server accepts ({', '.join(repr(bytes(p)) for p in server_protocols)})")
         yield from super()._serverTLS13Handshake(*args, **kwargs)
 
     def _clientResume(self, session: Any, serverHello: Any, *args: Any,
@@ -1780,6 +2009,57 @@ class _TLSLiteConnection(_ReboundTLSConnection):  # type: ignore[misc]
         self.closed = True
         if not resumable and self.session:
             self.session.resumable = False
+
+
+#: Checks on received handshake messages: (we are the client, handshake type) -> check.
+_RECEIVED_CHECKS: dict[tuple[bool, int], Callable[[Any, Any], Generator[Any, None, None]]] = {
+    (False, HandshakeType.client_hello): _TLSLiteConnection._aiotls_screen_client_hello,
+    (True, HandshakeType.encrypted_extensions): _TLSLiteConnection._aiotls_check_alpn,
+    (True, HandshakeType.certificate_request):
+        _TLSLiteConnection._aiotls_note_certificate_request,
+    (True, HandshakeType.certificate_verify): _TLSLiteConnection._aiotls_check_certificate_verify,
+}
+
+
+# --- TLS 1.3 tickets across resumptions ---------------------------------------------------
+
+#: At most this many unused TLS 1.3 tickets are carried from one session to the next.
+_MAX_UNUSED_TICKETS = 8
+_TICKET_MAX_AGE = 7 * 24 * 3600  # RFC 8446 4.6.1
+
+
+def _one_ticket(session: Any) -> tuple[Any, list[tuple[Any, Any]]]:
+    """Split a client's session into what this handshake offers and what it keeps.
+
+    A TLS 1.3 session holds tickets, each bound to the resumption secret of the connection
+    that received it: the session's own tickets (newest, from its connection) and the
+    unused ones carried from the session it resumed (``_aiotls_unused``: (session, ticket)
+    pairs).  The oldest fresh ticket is offered, on a copy of its own session holding only
+    it (tlslite offers ``tickets[0]`` and filters that list in place: the caller's session
+    is never changed).  The others are returned, to be kept by the next session if this
+    handshake resumes: so a server that sends no new ticket on resumption (node, nginx,
+    OpenSSL with a ticket-key callback) still leaves the next connection something to
+    resume with, and following the chain of sessions offers every ticket once (RFC 8446
+    C.4).  Passing the same session to several connections offers its first ticket each
+    time, as OpenSSL's sessions do.  TLS 1.2 sessions pass through unchanged.
+    """
+    own = session.tickets or []
+    carried = getattr(session, "_aiotls_unused", None) or []
+    if not own and not carried:
+        return session, []
+    now = _tl_tlsrecordlayer.time.time()
+    fresh = [(owner, ticket) for owner, ticket in (*carried, *((session, t) for t in own))
+             if ticket.time + ticket.ticket_lifetime > now
+             and ticket.time + _TICKET_MAX_AGE > now][-(_MAX_UNUSED_TICKETS + 1):]
+    if not fresh:
+        offered = copy.copy(session)
+        offered.tickets = []
+        return offered, []
+    owner, ticket = fresh[0]
+    offered = copy.copy(owner)
+    offered.tickets = [ticket]
+    offered._aiotls_unused = None
+    return offered, fresh[1:]
 
 
 # --- per-context cached configuration ------------------------------------------------------
@@ -1835,7 +2115,7 @@ def _settings(ctx: TLSContext) -> Any:
     s.ticketKeys = [bytearray(32)] if ctx.num_tickets else []
     s.ticket_count = ctx.num_tickets
     s.ticketLifetime = ctx.session_ticket_lifetime
-    s.psk_modes = ["psk_dhe_ke"]  # resumption keeps forward secrecy
+    s.psk_modes = list(_PSK_MODES)
     s.cipherImplementations = ["python"]
     try:
         return s.validate()
@@ -1937,6 +2217,9 @@ class Engine:
                 now=now,
             )
         self.verified = tl._aiotls_policy is not None
+        #: Client: TLS 1.3 tickets of the resumed session not offered in this handshake,
+        #: (their session, ticket); they join this connection's session if it resumes.
+        self._unused_tickets: list[tuple[Any, Any]] = []
         self._reader: Generator[Any, None, None] | None = None
         #: aiotls's own record layer, once it has taken over (see take_over_records).
         self.fast: FastRecordLayer | None = None
@@ -1949,7 +2232,7 @@ class Engine:
                     cause="the context has no certificate chain loaded",
                     hint="call load_cert_chain(certfile, keyfile) on the server context",
                 )
-            self._settings = prepared.server_settings
+            self._settings = tl._aiotls_settings = prepared.server_settings
             self._gen: Any = tl.handshakeServerAsync(
                 certChain=prepared.cert_chain, privateKey=prepared.private_key,
                 reqCert=verify_mode != 0 and not ctx.post_handshake_auth,
@@ -1960,6 +2243,13 @@ class Engine:
             if sni is not None and _verify.is_ip_address(sni):
                 sni = None  # RFC 6066: no IP literals in SNI
             self._settings = prepared.client_settings
+            tl._aiotls_settings = prepared.client_settings
+            tl._aiotls_alpn = prepared.alpn
+            tl._aiotls_has_certificate = prepared.cert_chain is not None
+            if prepared.cert_chain is not None:
+                tl._aiotls_credentials = (prepared.private_key, prepared.cert_chain)
+            if session is not None:
+                session, self._unused_tickets = _one_ticket(session)
             if session is not None and session.tls_1_0_tickets and not session.sessionID:
                 # RFC 5077 3.4: present a TLS 1.2 ticket with a session ID of our own; the
                 # server echoes it only if it accepts the ticket (see _clientResume).
@@ -2255,6 +2545,10 @@ class Engine:
                 return self._tl._aiotls_error
             detail = exc.message or ""
             return error_for_sent_alert(exc.description, _clean_detail(detail))
+        if isinstance(exc, TLSRemoteAlert) and self._refused_without_certificate(exc):
+            self.failed = True
+            self._sock.discard = True
+            return _no_client_certificate_error(exc.description, during_handshake=during)
         if isinstance(exc, TLSRemoteAlert):
             self.failed = True
             self._sock.discard = True
@@ -2295,6 +2589,14 @@ class Engine:
                                                         else detail)) if alert is not None \
             else PeerMisbehaved(text)
         return err
+
+    def _refused_without_certificate(self, exc: TLSRemoteAlert) -> bool:
+        """A client that answered a CertificateRequest with no certificate, refused now."""
+        tl = self._tl
+        return (not self.server_side and tl._aiotls_certificate_requested
+                and not tl._aiotls_has_certificate
+                and exc.level == AlertLevel.fatal
+                and exc.description in _MISSING_CLIENT_CERTIFICATE_ALERTS)
 
     # --- introspection -----------------------------------------------------------------------
 
@@ -2349,8 +2651,18 @@ class Engine:
         return bool(tl.resumed)
 
     def session(self) -> Any:
-        """tlslite's Session object (tickets arrive into it after the handshake)."""
-        return self._tl.session
+        """The client's session to resume later: tlslite's Session object (tickets arrive
+        into it after the handshake) and, after a TLS 1.3 resumption, the tickets of the
+        resumed session that were not used (see :func:`_one_ticket`)."""
+        session = self._tl.session
+        if session is None or self.server_side:
+            return session
+        unused = self._unused_tickets if self.resumed() else []
+        if not unused and not getattr(session, "_aiotls_unused", None):
+            return session
+        state = copy.copy(session)  # (shares the list that later tickets arrive into)
+        state._aiotls_unused = list(unused)
+        return state
 
     def aead_implementation(self) -> tuple[str, str] | None:
         """(read cipher implementation, write cipher implementation), for tests and diagnose."""
@@ -2385,6 +2697,33 @@ _ALERT_FOR_EXCEPTION: dict[type[BaseException], tuple[int, str]] = {
     TLSUnknownPSKIdentity: (_TLAlert.unknown_psk_identity, "unknown PSK identity"),
     TLSProtocolException: (_TLAlert.decode_error, "protocol violation"),
 }
+
+
+#: Alerts with which servers refuse a client that answered their CertificateRequest with
+#: no certificate: certificate_required (TLS 1.3), handshake_failure (TLS 1.2: OpenSSL,
+#: aiotls), bad_certificate and certificate_unknown (Java), unexpected_message and
+#: decode_error (stacks that cannot take an empty Certificate message).
+_MISSING_CLIENT_CERTIFICATE_ALERTS = frozenset({
+    _TLAlert.certificate_required, _TLAlert.handshake_failure, _TLAlert.bad_certificate,
+    _TLAlert.certificate_unknown, _TLAlert.unexpected_message, _TLAlert.decode_error,
+    _TLAlert.access_denied,
+})
+
+
+def _no_client_certificate_error(alert: int, *, during_handshake: bool) -> AlertReceived:
+    """The error of a client that sent no certificate to a server that asked for one, and
+    was then refused: the received alert's generic advice ("the peer rejected our
+    certificate", "check that both ends speak TLS") points away from the cause."""
+    name = AlertDescription.name_of(alert)
+    stage = "during the handshake" if during_handshake else "just after the handshake"
+    return AlertReceived(
+        f"the server refused the connection with alert {name} ({alert}) {stage}, after it "
+        "asked for a client certificate and this client sent none",
+        cause="the server requires a client certificate and none is loaded on the client "
+        "context",
+        hint="load a certificate the server's CA accepts with load_cert_chain(certfile, "
+        "keyfile) on the client context",
+        alert=alert, code="client-certificate-required")
 
 
 _VERSION_TUPLE_RE = re.compile(r"\((3), ([0-4])\)")

@@ -199,8 +199,12 @@ def _verify_chain(
     if not chain_der:
         raise CertificateError(
             f"the {peer} sent no certificate",
-            cause=f"the {peer} is not configured with a certificate",
-            hint=f"configure a certificate on the {peer} (load_cert_chain)",
+            cause=f"the {peer} is not configured with a certificate"
+            + (", or has none that matches the signature algorithms or certificate "
+               "authorities this server requested" if role == "client" else ""),
+            hint=f"configure a certificate on the {peer} (load_cert_chain)"
+            + (" issued by a CA this server trusts, whose signatures use RSA (PKCS#1 v1.5 or "
+               "PSS) or ECDSA with SHA-256/384/512" if role == "client" else ""),
             alert=AlertDescription.certificate_required if role == "client"
             else AlertDescription.bad_certificate,
             code="certificate-missing", verify_code=X509_V_ERR_CERT_REJECTED,

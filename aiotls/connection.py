@@ -77,6 +77,13 @@ class TLSSession:
     Obtain it from :attr:`TLSConnection.session` after the handshake.  With TLS 1.3
     the server's tickets arrive just after the handshake, so take the session once
     some data has been exchanged (or at close).  Opaque otherwise.
+
+    TLS 1.3: a connection offers the oldest ticket of the session it was given; if it
+    resumes, its own session holds that session's other tickets followed by the ones the
+    server sent (at most 8 carried over), so taking each session from the last connection
+    uses every ticket once (RFC 8446 C.4), also with servers that send no ticket on
+    resumption.  A session itself never changes: giving the same one to several
+    connections offers the same ticket each time, as with OpenSSL.
     """
 
     __slots__ = ("_state", "server_hostname", "version")
@@ -92,7 +99,8 @@ class TLSSession:
     def has_ticket(self) -> bool:
         """True if the server gave us something to resume with."""
         state: Any = self._state
-        return bool(getattr(state, "tickets", None) or getattr(state, "tls_1_0_tickets", None))
+        return bool(getattr(state, "tickets", None) or getattr(state, "tls_1_0_tickets", None)
+                    or getattr(state, "_aiotls_unused", None))
 
     def __repr__(self) -> str:
         return (f"<aiotls.TLSSession {self.version} for {self.server_hostname!r} "
