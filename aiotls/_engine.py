@@ -691,6 +691,7 @@ class _FastADH(ADHKeyExchange):  # type: ignore[misc]
     """
 
     group_id: int | None = None
+    refused_parameters = False
 
     def makeServerKeyExchange(self, sigHash: Any = None) -> Any:
         ours = list(self.dhGroups or [])
@@ -725,6 +726,7 @@ class _FastADH(ADHKeyExchange):  # type: ignore[misc]
         group = next((g for g in offered
                       if RFC7919_GROUPS[g - GroupName.ffdhe2048] == params), None)
         if group is None:
+            self.refused_parameters = True
             raise TLSInsufficientSecurity(
                 "the server's DH parameters are not one of the RFC 7919 groups we offered")
         impl = _ffdh(group)
@@ -1797,10 +1799,22 @@ class _TLSLiteConnection(_ReboundTLSConnection):  # type: ignore[misc]
         # TLS 1.2 client: the (EC)DHE arithmetic in OpenSSL (see _FastAECDH, _FastADH).
         key_exchange = args[8] if len(args) > 8 else kwargs.get("keyExchange")
         _accelerate_kex(key_exchange)
-        for result in super()._clientKeyExchange(*args, **kwargs):
-            if isinstance(key_exchange, _FastADH) and key_exchange.group_id is not None:
-                self.ecdhCurve = key_exchange.group_id  # (tlslite records ECDHE groups only)
-            yield result
+        try:
+            for result in super()._clientKeyExchange(*args, **kwargs):
+                if isinstance(key_exchange, _FastADH) and key_exchange.group_id is not None:
+                    self.ecdhCurve = key_exchange.group_id  # (tlslite records ECDHE groups only)
+                yield result
+        except TLSLocalAlert:
+            if isinstance(key_exchange, _FastADH) and key_exchange.refused_parameters:
+                self._aiotls_error = PeerIncompatible(
+                    "the server chose Diffie-Hellman parameters that are not one of the RFC 7919 "
+                    "groups offered (ffdhe2048...)",
+                    cause="the server uses DH parameters of its own (a dhparam file, or its "
+                    "library's defaults) instead of negotiating a named group",
+                    hint="configure the server with ECDHE or an RFC 7919 group; or do not "
+                    "enable DHE suites on this client",
+                    alert=_TLAlert.insufficient_security, code="dh-parameters-not-offered")
+            raise
 
     def _shutdown(self, resumable: bool) -> None:
         # Unlike tlslite, keep the record layer keyed: a later alert must stay encrypted.
@@ -2304,7 +2318,7 @@ class Engine:
             self._sock.discard = True
             if self._tl._aiotls_error is not None:
                 return self._tl._aiotls_error
-            detail = exc.message or ""
+            detail = str(exc.message or "")  # (tlslite sometimes passes an exception)
             return error_for_sent_alert(exc.description, _clean_detail(detail))
         if isinstance(exc, TLSRemoteAlert):
             self.failed = True
