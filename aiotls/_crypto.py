@@ -195,10 +195,10 @@ class FFDHGroup:
             y = peer_value
         else:
             if len(peer_value) != self.size:
-                raise ValueError(f"FFDHE key share is {len(peer_value)} bytes, not {self.size}")
+                raise ValueError(f"the FFDHE key share is {len(peer_value)} bytes, not {self.size}")
             y = int.from_bytes(peer_value, "big")
         if not 1 < y < self.prime - 1:
-            raise ValueError("FFDHE public value out of range (must be 1 < y < p-1)")
+            raise ValueError("the FFDHE public value is out of range (must be 1 < y < p-1)")
         try:
             peer = dh.DHPublicNumbers(y, self._numbers).public_key()
             secret = private.exchange(peer)
