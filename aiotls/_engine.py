@@ -28,7 +28,10 @@ are tested):
 
 * :class:`_RecordLayer` overrides ``_getCipherSettings`` so AEAD ciphers come from
   ``cryptography`` (OpenSSL) instead of tlslite's pure Python (0.2 MB/s).
-* :class:`_TLSLiteConnection._getKEX` gives TLS 1.3 key shares from ``cryptography``.
+* :class:`_TLSLiteConnection._getKEX` gives TLS 1.3 key shares from ``cryptography``
+  (ECDHE, and FFDHE over tlslite's RFC 7919 primes); TLS 1.2 (EC)DHE key exchange
+  objects are switched to :class:`_FastECDHE` / :class:`_FastDHE` (OpenSSL arithmetic,
+  RFC 7919 groups only for DHE).
 * ``_check_certchain_with_settings`` (server certificates; client certificates in
   TLS 1.2), ``_serverSendTickets`` (client certificates in TLS 1.3) and
   ``_serverFinished`` (missing client certificate in TLS 1.2) run aiotls's

@@ -9,10 +9,16 @@ existing code reads naturally::
     srv = aiotls.TLSContext(ssl.PROTOCOL_TLS_SERVER)
     srv.load_cert_chain("cert.pem", "key.pem")
 
-Secure by default: TLS 1.2 and 1.3 only, AEAD suites with ECDHE only, peer
-certificates and host names verified on clients, RSA keys under 2048 bits
-refused, extended master secret required for TLS 1.2, no renegotiation,
-no heartbeat, no compression.  Turning verification off is possible only by
+Secure by default: TLS 1.2 and 1.3 only, AEAD suites with ECDHE only (the RFC 7919
+FFDHE groups are available through set_groups), peer certificates and host names
+verified on clients, RSA keys under 2048 bits refused, extended master secret
+required for TLS 1.2 (require_extended_master_secret), no renegotiation, no
+heartbeat, no compression.
+
+A context serves one side: ``PROTOCOL_TLS_CLIENT`` contexts make client connections
+only, ``PROTOCOL_TLS_SERVER`` contexts server connections only (see
+:meth:`aiotls.TLSConnection.check_context`).  Settings may be changed at any time;
+connections made afterwards use them.  Turning verification off is possible only by
 first setting ``check_hostname = False`` and then ``verify_mode = ssl.CERT_NONE``,
 in so many words.
 """
@@ -571,7 +577,10 @@ class TLSContext:
         """Choose cipher suites by IANA or OpenSSL name, separated by ``:``, ``,`` or spaces.
 
         ``"DEFAULT"`` stands for the default AEAD suites.  Legacy CBC suites are
-        accepted only when named explicitly.  The engine selects suites by bulk
+        accepted only when named explicitly, and so are the TLS 1.2 finite-field suites
+        ``TLS_DHE_RSA_WITH_AES_128_GCM_SHA256`` (``DHE-RSA-AES128-GCM-SHA256``),
+        ``..._AES_256_GCM_SHA384`` and ``..._CHACHA20_POLY1305_SHA256``, which also need an
+        ``ffdhe*`` group in :meth:`set_groups` (without one they are never negotiated).  The engine selects suites by bulk
         cipher and key exchange, so :meth:`get_ciphers` reports the exact set
         that results.
         """
@@ -619,8 +628,8 @@ class TLSContext:
         Known: ``x25519``, ``secp256r1``, ``secp384r1``, ``secp521r1``, ``x448``, and the
         finite-field groups of RFC 7919, ``ffdhe2048``, ``ffdhe3072``, ``ffdhe4096``,
         ``ffdhe6144`` and ``ffdhe8192`` (not enabled by default).  The client sends a key
-        share for the first one.  A server prefers elliptic-curve groups over
-        finite-field ones among those a client offers.
+        share for the first one.  A server (TLS 1.3) takes its first group if the client
+        sent a key share for it, otherwise an elliptic curve before an FFDHE group.
 
         FFDHE in TLS 1.2 needs a DHE suite as well (an RSA certificate, and
         ``set_ciphers("DEFAULT:DHE-RSA-AES128-GCM-SHA256")`` or another

@@ -636,6 +636,20 @@ def test_public_assignments_invalidate_the_prepared_settings(pki: PKI) -> None:
     assert ctx._generation == before
 
 
+def test_prepared_settings_are_kept_until_a_change(pki: PKI) -> None:
+    """The cache that makes handshakes cheap stays in use while nothing changes."""
+    from aiotls._engine import _prepare
+
+    ctx = pki.server_context()
+    _ok(*_connect(pki.client_context(), ctx))
+    first = _prepare(ctx)
+    _ok(*_connect(pki.client_context(), ctx))
+    assert _prepare(ctx) is first
+    ctx.num_tickets = 1
+    assert _prepare(ctx) is not first
+    assert _prepare(ctx).server_settings.ticket_count == 1
+
+
 @pytest.mark.parametrize(("attr", "bad"), [
     ("num_tickets", -1), ("num_tickets", "2"), ("session_ticket_lifetime", 0),
     ("session_ticket_lifetime", 604801), ("max_handshake_size", 10),
