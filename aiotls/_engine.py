@@ -1763,6 +1763,23 @@ class _TLSLiteConnection(_ReboundTLSConnection):  # type: ignore[misc]
                 and not result.getExtension(ExtensionType.extended_master_secret)):
             self._aiotls_error = _ems_missing("server", _TLAlert.handshake_failure)
             yield from self._sendError(_TLAlert.handshake_failure, self._aiotls_error.what)
+        session = args[1] if len(args) > 1 else kwargs.get("session")
+        if (isinstance(result, ServerHello) and tuple(self.version) <= (3, 3)
+                and session is not None and session.sessionID
+                and result.session_id == session.sessionID
+                and bool(result.getExtension(ExtensionType.extended_master_secret))
+                != bool(session.extendedMasterSecret)):
+            # RFC 7627 5.3: a resumption keeps the session's EMS status or is aborted (tlslite
+            # does not check; reachable only with require_extended_master_secret = False).
+            had, now = ("with", "without") if session.extendedMasterSecret else ("without", "with")
+            self._aiotls_error = PeerMisbehaved(
+                f"the server resumed a TLS 1.2 session {now} the extended master secret "
+                f"extension although the session was made {had} it (RFC 7627 5.3)",
+                cause="a broken server, or an attacker splicing sessions (triple handshake)",
+                hint="check the server's TLS implementation; a new connection without the "
+                "session makes a full handshake",
+                alert=_TLAlert.handshake_failure, code="extended-master-secret-mismatch")
+            yield from self._sendError(_TLAlert.handshake_failure, self._aiotls_error.what)
         yield result
 
     def _serverCertKeyExchange(self, *args: Any, **kwargs: Any) -> Generator[Any, None, None]:

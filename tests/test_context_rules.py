@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from tlslite import HandshakeSettings, X509CertChain
+from tlslite import HandshakeSettings, SessionCache, X509CertChain
 from tlslite import TLSConnection as RawTLS
 from tlslite import tlsconnection as tl_tlsconnection
 from tlslite.keyexchange import ADHKeyExchange, DHE_RSAKeyExchange
@@ -90,7 +90,8 @@ class TlslitePeer:
     """tlslite-ng's TLSConnection (client or server) driven in memory."""
 
     def __init__(self, *, server: bool, settings: HandshakeSettings,
-                 cert_key: tuple[str, str] | None = None, cls: type[RawTLS] = RawTLS) -> None:
+                 cert_key: tuple[str, str] | None = None, cls: type[RawTLS] = RawTLS,
+                 session_cache: SessionCache | None = None) -> None:
         self.sock = _MemSock()
         self.tls = cls(self.sock)
         self.error: BaseException | None = None
@@ -104,7 +105,8 @@ class TlslitePeer:
             with open(cert_key[1]) as f:
                 key = parsePEMKey(f.read(), private=True)
             self._gen: Any = self.tls.handshakeServerAsync(certChain=chain, privateKey=key,
-                                                           settings=settings)
+                                                           settings=settings,
+                                                           sessionCache=session_cache)
         else:
             self._gen = self.tls.handshakeClientCert(settings=settings, serverName="localhost",
                                                      async_=True)
@@ -733,6 +735,30 @@ def test_ems_is_offered_and_used_when_not_required(pki: PKI) -> None:
     server = aiotls.TLSConnection(sctx, server_side=True)
     exchange(peer, server)
     assert peer.handshake_done and peer.tls.extendedMasterSecret
+
+
+def test_resumption_must_keep_the_sessions_ems_status(pki: PKI) -> None:
+    """RFC 7627 5.3 (reachable with require_extended_master_secret = False): a session made
+    without EMS that a server resumes *with* EMS (or the reverse) is aborted, not resumed."""
+    cctx = pki.client_context()
+    cctx.require_extended_master_secret = False
+    cache = SessionCache()
+    peer = TlslitePeer(server=True, settings=tlslite_settings(max_version=(3, 3), ems=False),
+                       cert_key=pki.server("rsa2048"), session_cache=cache)
+    first = aiotls.TLSConnection(cctx, server_hostname="localhost")
+    exchange(peer, first)
+    assert first.version() == "TLSv1.2" and peer.handshake_done, first.error
+    assert first.session is not None
+    # a server that now claims the session had EMS (it resumes and sends the extension)
+    cache[peer.tls.session.sessionID].extendedMasterSecret = True
+    peer = TlslitePeer(server=True, settings=tlslite_settings(max_version=(3, 3)),
+                       cert_key=pki.server("rsa2048"), session_cache=cache)
+    again = aiotls.TLSConnection(cctx, server_hostname="localhost", session=first.session)
+    exchange(peer, again)
+    err = again.error
+    assert isinstance(err, aiotls.PeerMisbehaved), err
+    assert err.code == "extended-master-secret-mismatch" and "RFC 7627" in err.what
+    assert not again.handshake_complete
 
 
 def test_tls13_is_unaffected_by_the_ems_rule(pki: PKI) -> None:
