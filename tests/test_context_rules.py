@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import errno
 import inspect
 import os
@@ -91,7 +92,7 @@ class TlslitePeer:
 
     def __init__(self, *, server: bool, settings: HandshakeSettings,
                  cert_key: tuple[str, str] | None = None, cls: type[RawTLS] = RawTLS,
-                 session_cache: SessionCache | None = None) -> None:
+                 session_cache: SessionCache | None = None, session: Any = None) -> None:
         self.sock = _MemSock()
         self.tls = cls(self.sock)
         self.error: BaseException | None = None
@@ -109,7 +110,7 @@ class TlslitePeer:
                                                            sessionCache=session_cache)
         else:
             self._gen = self.tls.handshakeClientCert(settings=settings, serverName="localhost",
-                                                     async_=True)
+                                                     session=session, async_=True)
 
     def step(self) -> None:
         while self._gen is not None:
@@ -759,6 +760,49 @@ def test_resumption_must_keep_the_sessions_ems_status(pki: PKI) -> None:
     assert isinstance(err, aiotls.PeerMisbehaved), err
     assert err.code == "extended-master-secret-mismatch" and "RFC 7627" in err.what
     assert not again.handshake_complete
+
+
+class _TicketAwareTLS(RawTLS):  # type: ignore[misc]
+    """tlslite-ng's client takes any ticket-holding TLS 1.2 session as resumed, whatever
+    the server answered; this one follows RFC 5077 3.4 (resumed only if the server echoes
+    the session ID sent with the ticket)."""
+
+    def _clientResume(self, session: Any, serverHello: Any, *args: Any) -> Any:
+        if session is not None and session.tls_1_0_tickets and not (
+                session.sessionID and serverHello.session_id == session.sessionID):
+            return
+        yield from super()._clientResume(session, serverHello, *args)
+
+
+@pytest.mark.parametrize(("first_ems", "second_ems"),
+                         [(True, True), (True, False), (False, False), (False, True)])
+def test_server_resumption_keeps_the_sessions_ems_status(pki: PKI, first_ems: bool,
+                                                         second_ems: bool) -> None:
+    """The server side of RFC 7627 5.3 with aiotls's tickets: a session resumes with the
+    EMS status it was made with; made with EMS, it is not resumed without it
+    (handshake_failure); made without, it is not resumed with it (a full handshake)."""
+    sctx = pki.server_context()
+    sctx.require_extended_master_secret = False
+    peer = TlslitePeer(server=False, settings=tlslite_settings(max_version=(3, 3),
+                                                               ems=first_ems))
+    server = aiotls.TLSConnection(sctx, server_side=True)
+    exchange(peer, server)
+    assert peer.handshake_done and peer.tls.session.tls_1_0_tickets, (peer.error, server.error)
+    session = copy.copy(peer.tls.session)
+    session.sessionID = bytearray(os.urandom(32))
+    again = TlslitePeer(server=False, settings=tlslite_settings(max_version=(3, 3),
+                                                                ems=second_ems),
+                        session=session, cls=_TicketAwareTLS)
+    server = aiotls.TLSConnection(sctx, server_side=True)
+    exchange(again, server)
+    if first_ems == second_ems:
+        assert server.session_reused, server.error
+    elif first_ems:
+        assert server.error is not None
+        assert server.error.alert == aiotls.AlertDescription.handshake_failure
+    else:
+        assert server.handshake_complete and not server.session_reused, server.error
+        assert again.tls.extendedMasterSecret
 
 
 def test_tls13_is_unaffected_by_the_ems_rule(pki: PKI) -> None:
