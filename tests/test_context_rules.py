@@ -1075,6 +1075,22 @@ def test_tls12_client_refuses_dh_parameters_it_did_not_offer(
     assert err.code == "dh-parameters-not-offered" and "RFC 7919" in err.what
 
 
+def test_server_gives_a_legacy_dhe_client_its_first_ffdhe_group(pki: PKI) -> None:
+    """A TLS 1.2 client that lists no FFDHE group (pre-RFC 7919) but offers DHE gets the
+    server's first enabled RFC 7919 group (RFC 7919 4), never other parameters."""
+    sctx = rsa_server(pki)
+    sctx.set_groups(["x25519", "ffdhe3072", "ffdhe2048"])
+    sctx.set_ciphers("DEFAULT:DHE-RSA-AES128-GCM-SHA256")
+    peer = TlslitePeer(server=False, settings=tlslite_settings(
+        max_version=(3, 3), dhGroups=[], eccCurves=[], keyShares=[],
+        keyExchangeNames=["dhe_rsa"]))
+    server = aiotls.TLSConnection(sctx, server_side=True)
+    exchange(peer, server)
+    assert peer.handshake_done, (peer.error, server.error)
+    assert server.group == "ffdhe3072"
+    assert server.cipher()[0].startswith("DHE-RSA-")  # type: ignore[index]
+
+
 def test_server_without_ffdhe_never_picks_dhe(pki: PKI) -> None:
     """DHE suites enabled but no FFDHE group: a DHE-only client is refused rather than
     given DH parameters outside RFC 7919."""
