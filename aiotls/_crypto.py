@@ -28,7 +28,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.exceptions import InvalidTag, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa, x448, x25519
+from cryptography.hazmat.primitives.asymmetric import dh, ec, ed448, ed25519, rsa, x448, x25519
 from cryptography.hazmat.primitives.ciphers.aead import AESCCM, AESGCM, ChaCha20Poly1305
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
@@ -157,6 +157,54 @@ class ECDHGroup:
         if not any(secret):
             raise ValueError(f"{self.name} shared secret is all zero")
         return bytearray(secret)
+
+
+class FFDHGroup:
+    """Ephemeral finite-field Diffie-Hellman over one group (the engine passes RFC 7919's).
+
+    Public values and shared secrets are big-endian integers of the prime's length
+    (RFC 8446 4.2.8.1, 7.4.1); a TLS 1.2 caller strips the secret's leading zeros itself
+    (RFC 5246 8.1.2).
+    """
+
+    __slots__ = ("_numbers", "_params", "prime", "size")
+
+    def __init__(self, prime: int, generator: int) -> None:
+        self.prime = prime
+        self.size = (prime.bit_length() + 7) // 8
+        self._numbers = dh.DHParameterNumbers(prime, generator)
+        self._params = self._numbers.parameters()
+
+    def generate(self) -> Any:
+        """A fresh private key (OpenSSL picks the exponent size for the group's strength)."""
+        return self._params.generate_private_key()
+
+    @staticmethod
+    def public_value(private: Any) -> int:
+        """Our public value ``g^x mod p``."""
+        return int(private.public_key().public_numbers().y)
+
+    def public_bytes(self, private: Any) -> bytearray:
+        """Our public value as a key share: big-endian, the prime's length."""
+        return bytearray(self.public_value(private).to_bytes(self.size, "big"))
+
+    def shared_secret(self, private: Any, peer_value: int | bytes | bytearray) -> bytearray:
+        """DH with the peer's public value; ``ValueError`` unless 1 < y < p - 1 (RFC 7919
+        5.1: with a safe prime that also rules out the small subgroups)."""
+        if isinstance(peer_value, int):
+            y = peer_value
+        else:
+            if len(peer_value) != self.size:
+                raise ValueError(f"the FFDHE key share is {len(peer_value)} bytes, not {self.size}")
+            y = int.from_bytes(peer_value, "big")
+        if not 1 < y < self.prime - 1:
+            raise ValueError("the FFDHE public value is out of range (must be 1 < y < p-1)")
+        try:
+            peer = dh.DHPublicNumbers(y, self._numbers).public_key()
+            secret = private.exchange(peer)
+        except (ValueError, UnsupportedAlgorithm) as exc:
+            raise ValueError(f"invalid FFDHE public value: {exc}") from None
+        return bytearray(secret.rjust(self.size, b"\0"))
 
 
 # --- keys and certificates -------------------------------------------------------------------

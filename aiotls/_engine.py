@@ -28,7 +28,10 @@ are tested):
 
 * :class:`_RecordLayer` overrides ``_getCipherSettings`` so AEAD ciphers come from
   ``cryptography`` (OpenSSL) instead of tlslite's pure Python (0.2 MB/s).
-* :class:`_TLSLiteConnection._getKEX` gives TLS 1.3 key shares from ``cryptography``.
+* :class:`_TLSLiteConnection._getKEX` gives TLS 1.3 key shares from ``cryptography``
+  (ECDHE, and FFDHE over tlslite's RFC 7919 primes); TLS 1.2 (EC)DHE key exchange
+  objects are switched to :class:`_FastECDHE` / :class:`_FastDHE` (OpenSSL arithmetic,
+  RFC 7919 groups only for DHE).
 * ``_check_certchain_with_settings`` (server certificates; client certificates in
   TLS 1.2), ``_serverSendTickets`` (client certificates in TLS 1.3) and
   ``_serverFinished`` (missing client certificate in TLS 1.2) run aiotls's
@@ -63,6 +66,7 @@ import struct
 import types
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
+from ssl import TLSVersion
 from typing import Any
 
 from ecdsa.curves import NIST256p, NIST384p, NIST521p
@@ -105,7 +109,13 @@ from tlslite.errors import (
 )
 from tlslite.handshakehashes import HandshakeHashes
 from tlslite.handshakehelpers import HandshakeHelpers
-from tlslite.keyexchange import AECDHKeyExchange, ECDHE_RSAKeyExchange
+from tlslite.keyexchange import (
+    ADHKeyExchange,
+    AECDHKeyExchange,
+    DHE_RSAKeyExchange,
+    ECDHE_RSAKeyExchange,
+)
+from tlslite.mathtls import RFC7919_GROUPS
 from tlslite.messages import (
     Alert,
     Certificate,
@@ -133,7 +143,7 @@ from tlslite.x509certchain import X509CertChain
 from . import _crypto, _verify
 from ._record import DirectionState, RecordError, handshake_fragment_pending, interleaved_error
 from ._record import RecordLayer as FastRecordLayer
-from .context import SUITES_BY_ID, TLSContext
+from .context import FFDHE_GROUPS, SUITES_BY_ID, TLSContext
 from .errors import (
     AlertDescription,
     AlertReceived,
@@ -215,6 +225,16 @@ class _MemorySocket:
 _AEAD_FUNCS = {createAESGCM: "gcm", createAESCCM: "ccm", createAESCCM_8: "ccm_8"}
 #: Group ids whose key exchange runs in OpenSSL (GroupName.toStr is slow: looked up once here).
 _FAST_GROUPS: dict[int, str] = {getattr(GroupName, name): name for name in _crypto.KEX_GROUPS}
+#: RFC 7919 group code point -> its name; the (generator, prime) pairs are tlslite's own
+#: RFC7919_GROUPS, in code-point order (ffdhe2048 = 256 ... ffdhe8192 = 260).
+_FF_GROUPS: dict[int, str] = {getattr(GroupName, name): name for name in FFDHE_GROUPS}
+
+
+@functools.cache
+def _ffdh(group: int) -> _crypto.FFDHGroup:
+    """The OpenSSL-backed finite-field DH of one RFC 7919 group (made once)."""
+    generator, prime = RFC7919_GROUPS[group - GroupName.ffdhe2048]
+    return _crypto.FFDHGroup(prime, generator)
 
 
 class _RecordSocket(RecordSocket):  # type: ignore[misc]
@@ -499,6 +519,42 @@ class _KeyExchange:
             raise TLSIllegalParameterException(str(exc)) from None
 
 
+class _FFKeyExchange:
+    """tlslite's ``RawDHKeyExchange`` interface for the RFC 7919 groups (TLS 1.3 key
+    shares), with the arithmetic in OpenSSL (tlslite's ``FFDHKeyExchange`` is pure Python)."""
+
+    def __init__(self, group: int, version: tuple[int, int]) -> None:
+        self.group = group
+        self.version = version
+        self._impl = _ffdh(group)
+
+    def get_random_private_key(self) -> Any:
+        return self._impl.generate()
+
+    def calc_public_value(self, private: Any, point_format: str = "uncompressed") -> Any:
+        if tuple(self.version) < (3, 4):
+            return self._impl.public_value(private)
+        return self._impl.public_bytes(private)
+
+    def calc_shared_key(self, private: Any, peer_share: Any,
+                        valid_point_formats: Any = None) -> bytearray:
+        try:
+            secret = self._impl.shared_secret(private, peer_share)
+        except ValueError as exc:
+            raise TLSIllegalParameterException(str(exc)) from None
+        if tuple(self.version) < (3, 4):
+            return _strip_zeros(secret)
+        return secret
+
+
+def _strip_zeros(secret: bytearray) -> bytearray:
+    """A TLS 1.2 DH premaster secret: leading zero bytes stripped (RFC 5246 8.1.2)."""
+    start = 0
+    while start < len(secret) - 1 and not secret[start]:
+        start += 1
+    return secret[start:]
+
+
 class _FastECDSAKey(Python_ECDSAKey):  # type: ignore[misc]
     """A tlslite ECDSA key whose signing and verification run in OpenSSL."""
 
@@ -738,9 +794,74 @@ class _FastECDHE(ECDHE_RSAKeyExchange, _FastAECDH):  # type: ignore[misc]
     """ECDHE_RSAKeyExchange (RSA or ECDSA signed) with :class:`_FastAECDH` underneath."""
 
 
+class _FastADH(ADHKeyExchange):  # type: ignore[misc]
+    """TLS 1.2 DHE restricted to the RFC 7919 groups, with the arithmetic in OpenSSL.
+
+    Server: the first of the client's supported_groups that we enable (RFC 7919 3); a
+    client that lists no FFDHE group gets our first one (RFC 7919 4 allows any group then;
+    tlslite would use a non-RFC 7919 default).  Client: the server's (p, g) must be one of
+    the groups we offered, or the handshake ends with insufficient_security (tlslite
+    accepts any prime of 1024 bits or more).
+    """
+
+    group_id: int | None = None
+    refused_parameters = False
+
+    def makeServerKeyExchange(self, sigHash: Any = None) -> Any:
+        ours = list(self.dhGroups or [])
+        ext = self.clientHello.getExtension(ExtensionType.supported_groups)
+        offered = ext.groups if ext is not None and ext.groups else []
+        group = getFirstMatching(offered, ours)
+        if group is None:
+            if any(g in range(256, 512) for g in offered) or not ours:
+                raise TLSInsufficientSecurity("no common FFDHE group")
+            group = ours[0]
+        impl = _ffdh(group)
+        self.group_id = group
+        self.dh_g, self.dh_p = RFC7919_GROUPS[group - GroupName.ffdhe2048]
+        self.dh_Xs = impl.generate()
+        ske = ServerKeyExchange(self.cipherSuite, self.serverHello.server_version)
+        ske.createDH(self.dh_p, self.dh_g, impl.public_value(self.dh_Xs))
+        return ske
+
+    def processClientKeyExchange(self, clientKeyExchange: Any) -> Any:
+        if self.group_id is None:
+            raise TLSInternalError("no FFDHE group selected")
+        try:
+            return _strip_zeros(_ffdh(self.group_id).shared_secret(self.dh_Xs,
+                                                                   clientKeyExchange.dh_Yc))
+        except ValueError as exc:
+            raise TLSIllegalParameterException(str(exc)) from None
+
+    def processServerKeyExchange(self, srvPublicKey: Any, serverKeyExchange: Any) -> Any:
+        ext = self.clientHello.getExtension(ExtensionType.supported_groups)
+        offered = [g for g in (ext.groups if ext is not None else []) if g in _FF_GROUPS]
+        params = (serverKeyExchange.dh_g, serverKeyExchange.dh_p)
+        group = next((g for g in offered
+                      if RFC7919_GROUPS[g - GroupName.ffdhe2048] == params), None)
+        if group is None:
+            self.refused_parameters = True
+            raise TLSInsufficientSecurity(
+                "the server's DH parameters are not one of the RFC 7919 groups we offered")
+        impl = _ffdh(group)
+        self.group_id = group
+        private = impl.generate()
+        self.dh_Yc = impl.public_value(private)
+        try:
+            return _strip_zeros(impl.shared_secret(private, serverKeyExchange.dh_Ys))
+        except ValueError as exc:
+            raise TLSIllegalParameterException(str(exc)) from None
+
+
+class _FastDHE(DHE_RSAKeyExchange, _FastADH):  # type: ignore[misc]
+    """DHE_RSAKeyExchange (RSA signed) with :class:`_FastADH` underneath."""
+
+
 def _accelerate_kex(key_exchange: Any) -> None:
     if type(key_exchange) is ECDHE_RSAKeyExchange:
         key_exchange.__class__ = _FastECDHE
+    elif type(key_exchange) is DHE_RSAKeyExchange:
+        key_exchange.__class__ = _FastDHE
 
 
 # --- verification policy ---------------------------------------------------------------------
@@ -1627,6 +1748,8 @@ class _TLSLiteConnection(_ReboundTLSConnection):  # type: ignore[misc]
     _aiotls_has_certificate = False
     _aiotls_credentials: tuple[Any, Any] | None = None  # (private key, chain)
     _aiotls_certificate_requested = False
+    #: RFC 7627 required of TLS 1.2 peers (TLSContext.require_extended_master_secret).
+    _aiotls_require_ems = True
     #: (id(settings), id(key), id(certs), version) -> (settings, key, certs, result)
     _aiotls_sig_lists: dict[tuple[int, int, int, Any], tuple[Any, Any, Any, list[Any]]] = {}
 
@@ -1651,7 +1774,35 @@ class _TLSLiteConnection(_ReboundTLSConnection):  # type: ignore[misc]
     def _getKEX(group: int, version: tuple[int, int]) -> Any:
         if group in _FAST_GROUPS:
             return _KeyExchange(group, version)
+        if group in _FF_GROUPS:
+            return _FFKeyExchange(group, version)
         return _TLSLiteBase._getKEX(group, version)
+
+    #: True while this client builds its ClientHello (see _curveNamesToList).
+    _aiotls_in_hello = False
+    _aiotls_ff_listed = False
+
+    def _clientSendClientHello(self, *args: Any, **kwargs: Any) -> Generator[Any, None, None]:
+        self._aiotls_in_hello, self._aiotls_ff_listed = True, False
+        try:
+            yield from super()._clientSendClientHello(*args, **kwargs)
+        finally:
+            self._aiotls_in_hello = False
+
+    def _curveNamesToList(self, settings: Any, version: Any = (3, 4)) -> list[int]:
+        groups: list[int] = _ReboundTLSConnection._curveNamesToList(settings, version)
+        if self._aiotls_in_hello and settings.dhGroups and settings.maxVersion > (3, 3):
+            # tlslite lists FFDHE groups in supported_groups only when it offers a DHE suite;
+            # TLS 1.3 needs them listed for FFDHE key shares and HelloRetryRequests too
+            # (RFC 8446 4.2.7), so a client lists them with the elliptic curves.
+            self._aiotls_ff_listed = True
+            groups = groups + [getattr(GroupName, g) for g in settings.dhGroups]
+        return groups
+
+    def _groupNamesToList(self, settings: Any) -> list[int]:
+        if self._aiotls_in_hello and self._aiotls_ff_listed:
+            return []  # listed already (see _curveNamesToList)
+        return [getattr(GroupName, g) for g in settings.dhGroups]
 
     def _aiotls_verify(self, chain: list[bytes], missing_alert: int) -> Generator[int, None, None]:
         policy = self._aiotls_policy
@@ -1700,6 +1851,12 @@ class _TLSLiteConnection(_ReboundTLSConnection):  # type: ignore[misc]
 
     def _serverGetClientHello(self, *args: Any, **kwargs: Any) -> Generator[Any, None, None]:
         for result in super()._serverGetClientHello(*args, **kwargs):
+            if isinstance(result, tuple) and result[1] < (3, 4) and self._aiotls_require_ems \
+                    and not result[0].getExtension(ExtensionType.extended_master_secret):
+                # RFC 7627 5.3 (tlslite's own check would come later and with a vaguer error)
+                self._aiotls_error = _ems_missing("client", _TLAlert.insufficient_security)
+                yield from self._sendError(_TLAlert.insufficient_security,
+                                           self._aiotls_error.what)
             if isinstance(result, tuple) and result[1] < (3, 4):
                 # A TLS 1.2 full handshake.  tlslite issues a ticket only when the client's
                 # session_ticket extension is empty, so a client whose ticket could not be
@@ -1943,12 +2100,27 @@ class _TLSLiteConnection(_ReboundTLSConnection):  # type: ignore[misc]
             else:
                 break
         if (isinstance(result, ServerHello) and tuple(self.version) <= (3, 3)
+                and self._aiotls_require_ems
                 and not result.getExtension(ExtensionType.extended_master_secret)):
-            yield from self._sendError(
-                _TLAlert.handshake_failure,
-                "the server does not support the extended master secret extension (RFC 7627), "
-                "which aiotls requires for TLS 1.2",
-            )
+            self._aiotls_error = _ems_missing("server", _TLAlert.handshake_failure)
+            yield from self._sendError(_TLAlert.handshake_failure, self._aiotls_error.what)
+        session = args[1] if len(args) > 1 else kwargs.get("session")
+        if (isinstance(result, ServerHello) and tuple(self.version) <= (3, 3)
+                and session is not None and session.sessionID
+                and result.session_id == session.sessionID
+                and bool(result.getExtension(ExtensionType.extended_master_secret))
+                != bool(session.extendedMasterSecret)):
+            # RFC 7627 5.3: a resumption keeps the session's EMS status or is aborted (tlslite
+            # does not check; reachable only with require_extended_master_secret = False).
+            had, now = ("with", "without") if session.extendedMasterSecret else ("without", "with")
+            self._aiotls_error = PeerMisbehaved(
+                f"the server resumed a TLS 1.2 session {now} the extended master secret "
+                f"extension although the session was made {had} it (RFC 7627 5.3)",
+                cause="a broken server, or an attacker splicing sessions (triple handshake)",
+                hint="check the server's TLS implementation; a new connection without the "
+                "session makes a full handshake",
+                alert=_TLAlert.handshake_failure, code="extended-master-secret-mismatch")
+            yield from self._sendError(_TLAlert.handshake_failure, self._aiotls_error.what)
         if isinstance(result, ServerHello) and tuple(self.version) <= (3, 3):
             self._aiotls_tls12_send_limit()
         yield result
@@ -2000,9 +2172,25 @@ class _TLSLiteConnection(_ReboundTLSConnection):  # type: ignore[misc]
         yield from super()._clientResume(session, serverHello, *args, **kwargs)
 
     def _clientKeyExchange(self, *args: Any, **kwargs: Any) -> Generator[Any, None, None]:
-        # TLS 1.2 client: the ECDHE arithmetic in OpenSSL (see _FastAECDH).
-        _accelerate_kex(args[8] if len(args) > 8 else kwargs.get("keyExchange"))
-        yield from super()._clientKeyExchange(*args, **kwargs)
+        # TLS 1.2 client: the (EC)DHE arithmetic in OpenSSL (see _FastAECDH, _FastADH).
+        key_exchange = args[8] if len(args) > 8 else kwargs.get("keyExchange")
+        _accelerate_kex(key_exchange)
+        try:
+            for result in super()._clientKeyExchange(*args, **kwargs):
+                if isinstance(key_exchange, _FastADH) and key_exchange.group_id is not None:
+                    self.ecdhCurve = key_exchange.group_id  # (tlslite records ECDHE groups only)
+                yield result
+        except TLSLocalAlert:
+            if isinstance(key_exchange, _FastADH) and key_exchange.refused_parameters:
+                self._aiotls_error = PeerIncompatible(
+                    "the server chose Diffie-Hellman parameters that are not one of the RFC 7919 "
+                    "groups offered (ffdhe2048...)",
+                    cause="the server uses DH parameters of its own (a dhparam file, or its "
+                    "library's defaults) instead of negotiating a named group",
+                    hint="configure the server with ECDHE or an RFC 7919 group; or do not "
+                    "enable DHE suites on this client",
+                    alert=_TLAlert.insufficient_security, code="dh-parameters-not-offered")
+            raise
 
     def _shutdown(self, resumable: bool) -> None:
         # Unlike tlslite, keep the record layer keyed: a later alert must stay encrypted.
@@ -2062,6 +2250,20 @@ def _one_ticket(session: Any) -> tuple[Any, list[tuple[Any, Any]]]:
     return offered, fresh[1:]
 
 
+def _ems_missing(peer: str, alert: int) -> PeerIncompatible:
+    """The error for a TLS 1.2 peer without the extended master secret (RFC 7627)."""
+    return PeerIncompatible(
+        f"the {peer} does not support the extended master secret extension (RFC 7627), which "
+        "aiotls requires for TLS 1.2",
+        cause=f"the {peer} is an older TLS 1.2 implementation (for example an old Java or "
+        "embedded stack) or has the extension turned off",
+        hint=f"upgrade the {peer} or enable TLS 1.3 on it; to admit such peers anyway, at the "
+        "risk of the triple-handshake attack, set require_extended_master_secret = False on "
+        "this side's TLSContext",
+        alert=alert, code="extended-master-secret-required",
+    )
+
+
 # --- per-context cached configuration ------------------------------------------------------
 
 
@@ -2080,7 +2282,23 @@ def _settings(ctx: TLSContext) -> Any:
     s = HandshakeSettings()
     s.cipherNames = list(dict.fromkeys(x.cipher for x in suites))
     s.macNames = list(dict.fromkeys(x.mac for x in suites))
+    ec_groups = [g for g in ctx._groups if g not in FFDHE_GROUPS]
+    ff_groups = [g for g in ctx._groups if g in FFDHE_GROUPS]
     kexes = list(dict.fromkeys(x.kex for x in suites if x.kex))
+    chosen = kexes
+    if not ff_groups:
+        kexes = [k for k in kexes if k != "dhe_rsa"]  # DHE only over an RFC 7919 group
+    if not ec_groups:
+        kexes = [k for k in kexes if not k.startswith("ecdhe")]
+    if chosen and not kexes and ctx.maximum_version < TLSVersion.TLSv1_3:
+        raise TLSConfigurationError(
+            "the TLS 1.2 cipher suites chosen cannot be used with the key-exchange groups "
+            f"chosen ({', '.join(ctx._groups)})",
+            cause="DHE suites need an FFDHE group (ffdhe2048...) and ECDHE suites an "
+            "elliptic-curve group (x25519, secp256r1...)",
+            hint="add a matching group with set_groups(), or choose other suites with "
+            "set_ciphers()",
+        )
     s.keyExchangeNames = kexes or ["ecdhe_ecdsa", "ecdhe_rsa"]
     lo = _VERSION_TUPLES[_version_name(ctx.minimum_version)]
     hi = _VERSION_TUPLES[_version_name(ctx.maximum_version)]
@@ -2095,14 +2313,16 @@ def _settings(ctx: TLSContext) -> Any:
             hint="widen minimum_version/maximum_version or choose suites for those versions",
         )
     s.minVersion, s.maxVersion = lo, hi
-    s.eccCurves = list(ctx._groups)
+    s.eccCurves = ec_groups
     s.keyShares = [ctx._groups[0]]
-    s.dhGroups = []
+    s.dhGroups = ff_groups
     s.use_heartbeat_extension = False
     s.useExtendedMasterSecret = True
     # encrypt_then_mac (RFC 7366) only concerns CBC suites: not offered without them
     s.useEncryptThenMAC = any(x.mac != "aead" for x in suites)
-    s.requireExtendedMasterSecret = False  # enforced per role, see _prepare()
+    # RFC 7627 is enforced by aiotls for TLS 1.2 in both roles (see _ems_missing), per
+    # TLSContext.require_extended_master_secret; tlslite's own check also fires for TLS 1.3.
+    s.requireExtendedMasterSecret = False
     s.minKeySize = 2048
     s.rsaSigHashes = ["sha512", "sha384", "sha256"]
     s.ecdsaSigHashes = ["sha512", "sha384", "sha256"]
@@ -2164,7 +2384,6 @@ def _prepare(ctx: TLSContext) -> _Prepared:
         return cached
     client_settings = _settings(ctx)
     server_settings = _settings(ctx)
-    server_settings.requireExtendedMasterSecret = True
     chain = key = None
     if ctx._chain_der and ctx._key is not None:
         chain = X509CertChain([_parse_x509(d) for d in ctx._chain_der])
@@ -2173,7 +2392,7 @@ def _prepare(ctx: TLSContext) -> _Prepared:
     alpn = [bytearray(p.encode("ascii")) for p in ctx._alpn] or None
     prepared = _Prepared(ctx._generation, _validated_once(client_settings),
                          _validated_once(server_settings), chain, key, alpn)
-    ctx._engine_cache = prepared  # type: ignore[attr-defined]
+    ctx._engine_cache = prepared
     return prepared
 
 
@@ -2201,6 +2420,7 @@ class Engine:
         tl.closeSocket = False
         tl._aiotls_now = now
         tl._aiotls_defer_client_cert = server_side and ctx.post_handshake_auth
+        tl._aiotls_require_ems = ctx.require_extended_master_secret
         if server_side and ctx.num_tickets:
             tl._aiotls_tickets = ctx._ticket_sealer()
         self._tl = tl
@@ -2543,7 +2763,7 @@ class Engine:
             self._sock.discard = True
             if self._tl._aiotls_error is not None:
                 return self._tl._aiotls_error
-            detail = exc.message or ""
+            detail = str(exc.message or "")  # (tlslite sometimes passes an exception)
             return error_for_sent_alert(exc.description, _clean_detail(detail))
         if isinstance(exc, TLSRemoteAlert) and self._refused_without_certificate(exc):
             self.failed = True

@@ -1011,6 +1011,8 @@ def _probe_context(version: ssl.TLSVersion | None = None, suite: str | None = No
         ctx.minimum_version = ctx.maximum_version = version
     if suite is not None:
         ctx.set_ciphers(suite)
+        if "_DHE_" in suite:
+            ctx.set_groups(["ffdhe2048", "ffdhe3072", "ffdhe4096"])
     elif version is not None and version < ssl.TLSVersion.TLSv1_2:
         ctx.set_ciphers(":".join(s.name for s in ALL_SUITES if not s.aead))
     if group is not None:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import datetime
 import enum
+import ssl
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -45,6 +46,7 @@ from .context import TLSContext
 from .errors import (
     AlertDescription,
     PeerMisbehaved,
+    TLSConfigurationError,
     TLSError,
     TLSUsageError,
     TruncationError,
@@ -183,6 +185,7 @@ class TLSConnection:
     ) -> None:
         if not isinstance(context, TLSContext):
             raise TypeError(f"context must be an aiotls.TLSContext, not {type(context).__name__}")
+        TLSConnection.check_context(context, server_side=server_side)
         if server_side and server_hostname is not None:
             raise TLSUsageError("server_hostname is only meaningful for clients",
                                 hint="drop server_hostname= on the server side")
@@ -237,6 +240,49 @@ class TLSConnection:
                               session=session._state if session is not None else None)
         if not server_side:
             self._guard(self._advance)
+
+    @staticmethod
+    def check_context(context: TLSContext, *, server_side: bool) -> None:
+        """Raise the error making a connection of this role with ``context`` would raise.
+
+        The context/side rule (as in :mod:`ssl`): a context made with
+        :data:`ssl.PROTOCOL_TLS_CLIENT` makes only client connections, one made with
+        :data:`ssl.PROTOCOL_TLS_SERVER` only server connections.  A server context on the
+        client side would skip verifying the server (its ``verify_mode`` defaults to
+        ``CERT_NONE``), so it is refused rather than used.  Servers also need a
+        certificate.  Adapters that accept connections later (``create_server``) call
+        this once at startup, so a wrong context fails there, visibly.
+        """
+        if not isinstance(context, TLSContext):
+            raise TypeError(f"context must be an aiotls.TLSContext, not {type(context).__name__}")
+        if not server_side and context.protocol != ssl.PROTOCOL_TLS_CLIENT:
+            raise TLSUsageError(
+                "cannot make a client-side connection with a server context "
+                "(ssl.PROTOCOL_TLS_SERVER)",
+                cause="the context was made for servers (TLSContext(ssl.PROTOCOL_TLS_SERVER) or "
+                "create_default_context(ssl.Purpose.CLIENT_AUTH)); used by a client it would "
+                "not verify the server's certificate",
+                hint="make the client's context with ssl.PROTOCOL_TLS_CLIENT: "
+                "aiotls.create_default_context() or TLSContext(ssl.PROTOCOL_TLS_CLIENT)",
+                code="wrong-side-context",
+            )
+        if server_side and context.protocol != ssl.PROTOCOL_TLS_SERVER:
+            raise TLSUsageError(
+                "cannot make a server-side connection with a client context "
+                "(ssl.PROTOCOL_TLS_CLIENT)",
+                cause="the context was made for clients (TLSContext() / "
+                "TLSContext(ssl.PROTOCOL_TLS_CLIENT) or create_default_context())",
+                hint="make the server's context with ssl.PROTOCOL_TLS_SERVER: "
+                "TLSContext(ssl.PROTOCOL_TLS_SERVER) or "
+                "create_default_context(ssl.Purpose.CLIENT_AUTH), then load_cert_chain()",
+                code="wrong-side-context",
+            )
+        if server_side and not context._chain_der:
+            raise TLSConfigurationError(
+                "a TLS server needs a certificate",
+                cause="the context has no certificate chain loaded",
+                hint="call load_cert_chain(certfile, keyfile) on the server context",
+            )
 
     # --- state ---------------------------------------------------------------------------------
 

@@ -9,10 +9,16 @@ existing code reads naturally::
     srv = aiotls.TLSContext(ssl.PROTOCOL_TLS_SERVER)
     srv.load_cert_chain("cert.pem", "key.pem")
 
-Secure by default: TLS 1.2 and 1.3 only, AEAD suites with ECDHE only, peer
-certificates and host names verified on clients, RSA keys under 2048 bits
-refused, extended master secret required for TLS 1.2, no renegotiation,
-no heartbeat, no compression.  Turning verification off is possible only by
+Secure by default: TLS 1.2 and 1.3 only, AEAD suites with ECDHE only (the RFC 7919
+FFDHE groups are available through set_groups), peer certificates and host names
+verified on clients, RSA keys under 2048 bits refused, extended master secret
+required for TLS 1.2 (require_extended_master_secret), no renegotiation, no
+heartbeat, no compression.
+
+A context serves one side: ``PROTOCOL_TLS_CLIENT`` contexts make client connections
+only, ``PROTOCOL_TLS_SERVER`` contexts server connections only (see
+:meth:`aiotls.TLSConnection.check_context`).  Settings may be changed at any time;
+connections made afterwards use them.  Turning verification off is possible only by
 first setting ``check_hostname = False`` and then ``verify_mode = ssl.CERT_NONE``,
 in so many words.
 """
@@ -93,6 +99,14 @@ ALL_SUITES: tuple[CipherSuite, ...] = (
        "aes128", "ecdhe_rsa", "sha"),
     _s("TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA", "ECDHE-RSA-AES256-SHA", 0xC014, "TLSv1", 256,
        "aes256", "ecdhe_rsa", "sha"),
+    # Finite-field DHE (TLS 1.2, RSA certificates): off by default; they take effect only
+    # with an ffdhe group enabled in set_groups() (RFC 7919 negotiation).
+    _s("TLS_DHE_RSA_WITH_AES_128_GCM_SHA256", "DHE-RSA-AES128-GCM-SHA256", 0x009E, "TLSv1.2",
+       128, "aes128gcm", "dhe_rsa"),
+    _s("TLS_DHE_RSA_WITH_AES_256_GCM_SHA384", "DHE-RSA-AES256-GCM-SHA384", 0x009F, "TLSv1.2",
+       256, "aes256gcm", "dhe_rsa"),
+    _s("TLS_DHE_RSA_WITH_CHACHA20_POLY1305_SHA256", "DHE-RSA-CHACHA20-POLY1305", 0xCCAA,
+       "TLSv1.2", 256, "chacha20-poly1305", "dhe_rsa"),
 )
 DEFAULT_SUITES: tuple[CipherSuite, ...] = ALL_SUITES[:9]
 SUITES_BY_ID: dict[int, CipherSuite] = {s.id: s for s in ALL_SUITES}
@@ -101,8 +115,11 @@ _SUITES_BY_NAME: dict[str, CipherSuite] = {
     **{s.openssl_name.upper(): s for s in ALL_SUITES},
 }
 
-#: Key-exchange groups aiotls can use (all ECDHE; finite-field DH is not offered).
-ALL_GROUPS: tuple[str, ...] = ("x25519", "secp256r1", "secp384r1", "secp521r1", "x448")
+#: Finite-field DH groups of RFC 7919 (off by default: slower and larger than ECDHE).
+FFDHE_GROUPS: tuple[str, ...] = ("ffdhe2048", "ffdhe3072", "ffdhe4096", "ffdhe6144", "ffdhe8192")
+#: Key-exchange groups aiotls can use.
+ALL_GROUPS: tuple[str, ...] = ("x25519", "secp256r1", "secp384r1", "secp521r1", "x448",
+                               *FFDHE_GROUPS)
 DEFAULT_GROUPS: tuple[str, ...] = ("x25519", "secp256r1", "secp384r1")
 _GROUP_ALIASES = {"p-256": "secp256r1", "prime256v1": "secp256r1", "p-384": "secp384r1",
                   "p-521": "secp521r1", "x25519": "x25519", "x448": "x448"}
@@ -161,12 +178,25 @@ class TLSContext:
     """
 
     def __init__(self, protocol: int = ssl.PROTOCOL_TLS_CLIENT) -> None:
+        # Set first: every later assignment to a public name goes through __setattr__.
+        self._generation = 0
+        if protocol == ssl.PROTOCOL_TLS:
+            # ssl's generic PROTOCOL_TLS serves both sides and verifies nothing by default;
+            # aiotls never verifies less than asked, nor guesses the side: refused.
+            raise TLSConfigurationError(
+                "ssl.PROTOCOL_TLS (a context for either side) is not supported",
+                cause="in the ssl module it makes a context that verifies nothing by default "
+                "(and is deprecated since Python 3.10); aiotls ties a context to one side so "
+                "that a client context always verifies the server",
+                hint="use ssl.PROTOCOL_TLS_CLIENT (or aiotls.create_default_context()) for "
+                "clients and ssl.PROTOCOL_TLS_SERVER for servers",
+            )
         if protocol not in (ssl.PROTOCOL_TLS_CLIENT, ssl.PROTOCOL_TLS_SERVER):
             raise TLSConfigurationError(
                 f"unsupported protocol constant {protocol!r}",
                 hint="use ssl.PROTOCOL_TLS_CLIENT or ssl.PROTOCOL_TLS_SERVER",
             )
-        self.protocol = protocol
+        self._protocol = ssl._SSLMethod(protocol)
         client = protocol == ssl.PROTOCOL_TLS_CLIENT
         self._check_hostname = client
         self._verify_mode = ssl.CERT_REQUIRED if client else ssl.CERT_NONE
@@ -178,29 +208,123 @@ class TLSContext:
         self._trust = TrustStore()
         self._chain_der: tuple[bytes, ...] = ()
         self._key: _crypto.PrivateKey | None = None
-        #: Treat EOF without close_notify as a clean close (for HTTPS-style peers).
-        #: Off by default: an attacker could otherwise truncate the stream unnoticed.
-        self.suppress_ragged_eofs: bool = False
-        #: Largest total size of handshake records accepted before the handshake completes.
-        self.max_handshake_size: int = 256 * 1024
-        #: Servers: with verify_mode CERT_OPTIONAL/REQUIRED, do not ask for the client's
-        #: certificate during the handshake but later, with
-        #: TLSConnection.verify_client_post_handshake() (TLS 1.3).  (Clients always accept
-        #: post-handshake authentication when they have a certificate loaded.)
-        self.post_handshake_auth: bool = False
-        #: Session tickets a server sends after each full handshake (TLS 1.3; TLS 1.2 sends
-        #: one if this is non-zero, and so does a TLS 1.3 resumption, as in OpenSSL).  0
-        #: disables session resumption.  Like ssl's num_tickets.
-        self.num_tickets: int = 2
-        #: How long (seconds) a session ticket stays valid.
-        self.session_ticket_lifetime: int = 7200
+        self._suppress_ragged_eofs = False
+        self._max_handshake_size = 256 * 1024
+        self._post_handshake_auth = False
+        self._num_tickets = 2
+        self._session_ticket_lifetime = 7200
+        self._require_ems = True
         self._ticket_keys: list[bytes] = []
         self._sealer: Any = None
-        #: Incremented whenever the configuration changes (lets the engine cache derived state).
-        self._generation = 0
+
+    # --- change tracking ------------------------------------------------------------------------
+    #
+    # The engine caches what it derives from a context (tlslite settings, the parsed
+    # certificate chain and key) and rebuilds it when ``_generation`` moved.  Every setter and
+    # mutating method calls _changed(); __setattr__ also bumps it for any public name, so an
+    # attribute added later cannot be forgotten.  Connections made after a change use it;
+    # connections already made keep what they started with.
 
     def _changed(self) -> None:
         self._generation += 1
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "protocol":
+            raise AttributeError(
+                "TLSContext.protocol cannot be changed: it fixes the side the context serves "
+                "(and its verification defaults); make a new TLSContext(ssl.PROTOCOL_TLS_CLIENT "
+                "or ssl.PROTOCOL_TLS_SERVER)")
+        object.__setattr__(self, name, value)
+        if not name.startswith("_"):
+            self._generation += 1
+
+    @property
+    def protocol(self) -> ssl._SSLMethod:
+        """:data:`ssl.PROTOCOL_TLS_CLIENT` or :data:`ssl.PROTOCOL_TLS_SERVER`: the side this
+        context serves (read-only).  A client connection with a server context, or the
+        reverse, is refused with :class:`~aiotls.TLSUsageError`."""
+        return self._protocol
+
+    # --- connection behaviour -----------------------------------------------------------------
+
+    @property
+    def suppress_ragged_eofs(self) -> bool:
+        """Treat EOF without close_notify as a clean close (for HTTPS-style peers).
+
+        Off by default: an attacker could otherwise truncate the stream unnoticed."""
+        return self._suppress_ragged_eofs
+
+    @suppress_ragged_eofs.setter
+    def suppress_ragged_eofs(self, value: bool) -> None:
+        self._suppress_ragged_eofs = _check_bool(value, "suppress_ragged_eofs")
+        self._changed()
+
+    @property
+    def max_handshake_size(self) -> int:
+        """Largest total size (bytes) of handshake records accepted before the handshake
+        completes (default 256 KiB)."""
+        return self._max_handshake_size
+
+    @max_handshake_size.setter
+    def max_handshake_size(self, value: int) -> None:
+        self._max_handshake_size = _check_int(value, "max_handshake_size", 1024, 2**24)
+        self._changed()
+
+    @property
+    def post_handshake_auth(self) -> bool:
+        """Servers: with verify_mode CERT_OPTIONAL/REQUIRED, do not ask for the client's
+        certificate during the handshake but later, with
+        TLSConnection.verify_client_post_handshake() (TLS 1.3).  (Clients always accept
+        post-handshake authentication when they have a certificate loaded.)"""
+        return self._post_handshake_auth
+
+    @post_handshake_auth.setter
+    def post_handshake_auth(self, value: bool) -> None:
+        self._post_handshake_auth = _check_bool(value, "post_handshake_auth")
+        self._changed()
+
+    @property
+    def num_tickets(self) -> int:
+        """Session tickets a server sends after each full handshake (TLS 1.3; TLS 1.2 sends
+        one if this is non-zero, and so does a TLS 1.3 resumption, as in OpenSSL).  0
+        disables session resumption.  Like ssl's num_tickets."""
+        return self._num_tickets
+
+    @num_tickets.setter
+    def num_tickets(self, value: int) -> None:
+        self._num_tickets = _check_int(value, "num_tickets", 0, 2**16 - 1)
+        self._changed()
+
+    @property
+    def session_ticket_lifetime(self) -> int:
+        """How long (seconds) a session ticket stays valid: at most 604800 (7 days, the
+        RFC 8446 4.6.1 limit); default 7200."""
+        return self._session_ticket_lifetime
+
+    @session_ticket_lifetime.setter
+    def session_ticket_lifetime(self, value: int) -> None:
+        self._session_ticket_lifetime = _check_int(value, "session_ticket_lifetime", 1, 604800)
+        self._changed()
+
+    @property
+    def require_extended_master_secret(self) -> bool:
+        """Refuse TLS 1.2 peers that do not support the extended master secret (RFC 7627).
+
+        On (``True``) by default, in both roles.  Without RFC 7627 the TLS 1.2 master
+        secret is not bound to the handshake transcript, so a man in the middle can make
+        two connections share one secret and resume or renegotiate one as the other (the
+        "triple handshake" attack, which also defeats channel bindings such as
+        tls-unique).  Set ``False`` only to admit TLS 1.2 peers that predate RFC 7627
+        (older Java, embedded stacks), and prefer TLS 1.3 for them where possible.
+        aiotls still offers and uses the extension whenever the peer supports it; TLS 1.3
+        is not affected.
+        """
+        return self._require_ems
+
+    @require_extended_master_secret.setter
+    def require_extended_master_secret(self, value: bool) -> None:
+        self._require_ems = _check_bool(value, "require_extended_master_secret")
+        self._changed()
 
     # --- verification --------------------------------------------------------------------------
 
@@ -453,7 +577,10 @@ class TLSContext:
         """Choose cipher suites by IANA or OpenSSL name, separated by ``:``, ``,`` or spaces.
 
         ``"DEFAULT"`` stands for the default AEAD suites.  Legacy CBC suites are
-        accepted only when named explicitly.  The engine selects suites by bulk
+        accepted only when named explicitly, and so are the TLS 1.2 finite-field suites
+        ``TLS_DHE_RSA_WITH_AES_128_GCM_SHA256`` (``DHE-RSA-AES128-GCM-SHA256``),
+        ``..._AES_256_GCM_SHA384`` and ``..._CHACHA20_POLY1305_SHA256``, which also need an
+        ``ffdhe*`` group in :meth:`set_groups` (without one they are never negotiated).  The engine selects suites by bulk
         cipher and key exchange, so :meth:`get_ciphers` reports the exact set
         that results.
         """
@@ -498,8 +625,18 @@ class TLSContext:
     def set_groups(self, groups: Iterable[str]) -> None:
         """Choose the (EC)DHE key-exchange groups, in preference order.
 
-        Known: ``x25519``, ``secp256r1``, ``secp384r1``, ``secp521r1``, ``x448``.
-        The client sends a key share for the first one.
+        Known: ``x25519``, ``secp256r1``, ``secp384r1``, ``secp521r1``, ``x448``, and the
+        finite-field groups of RFC 7919, ``ffdhe2048``, ``ffdhe3072``, ``ffdhe4096``,
+        ``ffdhe6144`` and ``ffdhe8192`` (not enabled by default).  The client sends a key
+        share for the first one.  A server (TLS 1.3) takes its first group if the client
+        sent a key share for it, otherwise an elliptic curve before an FFDHE group.
+
+        FFDHE in TLS 1.2 needs a DHE suite as well (an RSA certificate, and
+        ``set_ciphers("DEFAULT:DHE-RSA-AES128-GCM-SHA256")`` or another
+        ``TLS_DHE_RSA_WITH_*`` AEAD suite): it is negotiated per RFC 7919, so the peer
+        must list one of these groups; a server never uses other DH parameters, and a
+        client refuses a server that picks parameters which are not one of the groups
+        it offered (insufficient_security).
         """
         chosen: list[str] = []
         for g in groups:
@@ -525,6 +662,19 @@ class TLSContext:
                 f"versions={_VERSION_NAMES[self._minimum_version]}-"
                 f"{_VERSION_NAMES[self._maximum_version]} trust={len(self._trust)} "
                 f"cert={'yes' if self._chain_der else 'no'}>")
+
+
+def _check_bool(value: Any, attr: str) -> bool:
+    if not isinstance(value, bool | int):
+        raise TLSConfigurationError(f"{attr} must be True or False, not {value!r}")
+    return bool(value)
+
+
+def _check_int(value: Any, attr: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise TLSConfigurationError(f"{attr} must be an integer from {low} to {high}, "
+                                    f"not {value!r}")
+    return int(value)
 
 
 def _is_ca(cert: x509.Certificate) -> bool:

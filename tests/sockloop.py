@@ -33,7 +33,7 @@ import struct
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Generic, ParamSpec, TypeVar
 
 import aiotls
@@ -417,7 +417,9 @@ class OpenSSLProcess:
     Always use it as a context manager: the process is killed on exit if still running.
     """
 
-    def __init__(self, argv: Sequence[str], *, stdin: bytes | None = None) -> None:
+    def __init__(self, argv: Sequence[str], *, stdin: bytes | None = None,
+                 env: Mapping[str, str] | None = None) -> None:
+        """``env``: variables added to this process's environment (e.g. ``OPENSSL_CONF``)."""
         self.argv = list(argv)
         self._lines: list[str] = []
         self._cond = threading.Condition()
@@ -427,6 +429,7 @@ class OpenSSLProcess:
             stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
+            env={**os.environ, **env} if env is not None else None,
         )
         self._reader = threading.Thread(target=self._read, name="openssl-output", daemon=True)
         self._reader.start()

@@ -167,8 +167,10 @@ def test_set_groups_and_alpn_validation() -> None:
     ctx = aiotls.TLSContext()
     ctx.set_groups(["P-256", "x25519"])
     assert ctx.get_groups() == ["secp256r1", "x25519"]
-    with pytest.raises(aiotls.TLSConfigurationError, match="ffdhe2048"):
-        ctx.set_groups(["ffdhe2048"])
+    with pytest.raises(aiotls.TLSConfigurationError, match="ffdhe1024"):
+        ctx.set_groups(["ffdhe1024"])  # not an RFC 7919 group
+    ctx.set_groups(["x25519", "FFDHE2048"])
+    assert ctx.get_groups() == ["x25519", "ffdhe2048"]
     with pytest.raises(aiotls.TLSConfigurationError):
         ctx.set_alpn_protocols(["x" * 256])
     with pytest.raises(aiotls.TLSConfigurationError, match="SSLv3"):
@@ -225,7 +227,8 @@ def test_server_requires_extended_master_secret(pki: PKI) -> None:
     server.receive_data(b"".join(sock.outbox))
     (event,) = server.events()
     assert isinstance(event.error, aiotls.PeerIncompatible)
-    assert "Extended Master Secret" in str(event.error)
+    assert "RFC 7627" in str(event.error)
+    assert "require_extended_master_secret = False" in event.error.hint
 
 
 def test_encrypt_then_mac_is_offered_only_with_cbc_suites() -> None:

@@ -110,13 +110,17 @@ def test_client_certificate_is_reverified_on_resumption(pki: PKI) -> None:
     sctx = pki.server_context()
     sctx.verify_mode = ssl.CERT_REQUIRED
     sctx.load_verify_locations(cafile=pki.ca_file)
+    sctx.session_ticket_lifetime = 7 * 24 * 3600  # the most RFC 8446 4.6.1 allows
+    now = datetime.datetime.now(datetime.UTC)
+    short_lived = pki.ca.issue("client.example.test", client=True, server=False,
+                               not_after=now + datetime.timedelta(days=1))
     cctx = pki.client_context()
-    cctx.load_cert_chain(pki.client[1], pki.client[2])
+    cctx.load_cert_chain(*short_lived.write(pki.directory, name="short-lived-client"))
     client, server = connect(cctx, sctx)
     assert server.getpeercert() is not None
-    # the client certificate expires (as seen by the server's clock) before resumption
-    later = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=400)
-    sctx.session_ticket_lifetime = 10**9
+    # the client certificate expires (as seen by the server's clock) before resumption,
+    # while the ticket is still valid
+    later = now + datetime.timedelta(days=2)
     again = aiotls.TLSConnection(cctx, server_hostname="localhost", session=client.session)
     server2 = aiotls.TLSConnection(sctx, server_side=True, now=lambda: later)
     pump(again, server2)

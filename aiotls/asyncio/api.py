@@ -14,9 +14,8 @@ import socket
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from ..connection import TLSSession
+from ..connection import TLSConnection, TLSSession
 from ..context import TLSContext, create_default_context
-from ..errors import TLSConfigurationError
 from .protocol import TLSProtocol
 
 __all__ = ["create_connection", "create_server", "start_tls"]
@@ -182,12 +181,9 @@ async def create_server(
                                         reuse_address=reuse_address, reuse_port=reuse_port,
                                         start_serving=start_serving)
     context = _context(ssl, server_side=True)
-    if not context._chain_der:
-        raise TLSConfigurationError(
-            "a TLS server needs a certificate",
-            cause="the context has no certificate chain loaded",
-            hint="call load_cert_chain(certfile, keyfile) on the server context",
-        )
+    # Refuse a client context or one without a certificate now, not on every accepted
+    # connection (where the failure would only reach a DEBUG log).
+    TLSConnection.check_context(context, server_side=True)
     # Validate the timeouts once, up front, rather than on every connection.
     TLSProtocol._validate_timeouts(ssl_handshake_timeout, ssl_shutdown_timeout)
 

@@ -1,0 +1,1202 @@
+"""TLSContext rules: the side a context serves, settings changed after first use, RFC 7627
+(extended master secret) in both roles, and the RFC 7919 FFDHE groups.
+
+Peers: aiotls itself, tlslite-ng's own TLSConnection driven in memory (an independent
+implementation whose options can leave out EMS or send bad DH values), and the
+``openssl`` command-line tool over loopback (bounded waits; processes ended by the
+context manager that started them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import errno
+import inspect
+import os
+import ssl
+import tempfile
+import types
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from tlslite import HandshakeSettings, SessionCache, X509CertChain
+from tlslite import TLSConnection as RawTLS
+from tlslite import tlsconnection as tl_tlsconnection
+from tlslite.keyexchange import ADHKeyExchange, DHE_RSAKeyExchange
+from tlslite.mathtls import RFC7919_GROUPS
+from tlslite.messages import ClientHello, KeyShareEntry
+from tlslite.utils.codec import Parser
+from tlslite.utils.keyfactory import parsePEMKey
+
+import aiotls
+import aiotls.asyncio
+from aiotls.context import DEFAULT_GROUPS, DEFAULT_SUITES, FFDHE_GROUPS
+from aiotls.events import DataReceived
+from tests.certs import CA
+from tests.conftest import PKI, handshake, pump
+from tests.sockloop import OpenSSLProcess, SocketTLS, find_openssl, free_port, listen
+
+TIMEOUT = 10.0
+TLS12 = ssl.TLSVersion.TLSv1_2
+
+
+# --- tlslite-ng as an in-memory peer -----------------------------------------------------------
+
+
+class _MemSock:
+    """A socket for tlslite-ng: bytes in an inbox/outbox; an empty inbox would block."""
+
+    def __init__(self) -> None:
+        self.inbox = bytearray()
+        self.outbox = bytearray()
+
+    def recv(self, size: int) -> bytes:
+        if not self.inbox:
+            raise OSError(errno.EWOULDBLOCK, "would block")
+        data = bytes(self.inbox[:size])
+        del self.inbox[:size]
+        return data
+
+    def send(self, data: bytes) -> int:
+        self.outbox += data
+        return len(data)
+
+    def sendall(self, data: bytes) -> None:
+        self.outbox += data
+
+    def close(self) -> None:
+        pass
+
+    def shutdown(self, how: int) -> None:
+        pass
+
+    def settimeout(self, value: float | None) -> None:
+        pass
+
+    def gettimeout(self) -> float | None:
+        return None
+
+    def getsockname(self) -> tuple[str, int]:
+        return ("127.0.0.1", 0)
+
+    def getpeername(self) -> tuple[str, int]:
+        return ("127.0.0.1", 0)
+
+
+class TlslitePeer:
+    """tlslite-ng's TLSConnection (client or server) driven in memory."""
+
+    def __init__(self, *, server: bool, settings: HandshakeSettings,
+                 cert_key: tuple[str, str] | None = None, cls: type[RawTLS] = RawTLS,
+                 session_cache: SessionCache | None = None, session: Any = None) -> None:
+        self.sock = _MemSock()
+        self.tls = cls(self.sock)
+        self.error: BaseException | None = None
+        self.handshake_done = False
+        self.received = bytearray()
+        if server:
+            assert cert_key is not None
+            chain = X509CertChain()
+            with open(cert_key[0]) as f:
+                chain.parsePemList(f.read())
+            with open(cert_key[1]) as f:
+                key = parsePEMKey(f.read(), private=True)
+            self._gen: Any = self.tls.handshakeServerAsync(certChain=chain, privateKey=key,
+                                                           settings=settings,
+                                                           sessionCache=session_cache)
+        else:
+            self._gen = self.tls.handshakeClientCert(settings=settings, serverName="localhost",
+                                                     session=session, async_=True)
+
+    def step(self) -> None:
+        while self._gen is not None:
+            try:
+                result = next(self._gen)
+            except StopIteration:
+                self.handshake_done = True
+                self._gen = self.tls.readAsync()
+                continue
+            except Exception as exc:  # the peer's verdict, examined by the test
+                self.error = exc
+                self._gen = None
+                return
+            if isinstance(result, int):
+                if result == 0:
+                    return
+                continue
+            self.received += result
+
+
+def exchange(peer: TlslitePeer, conn: aiotls.TLSConnection, rounds: int = 60) -> None:
+    """Shuttle bytes between a tlslite peer and an aiotls connection until both are quiet."""
+    for _ in range(rounds):
+        peer.step()
+        out = bytes(peer.sock.outbox)
+        peer.sock.outbox.clear()
+        if out and conn.error is None:
+            conn.receive_data(out)
+        back = conn.data_to_send()
+        if back:
+            peer.sock.inbox += back
+        if not out and not back:
+            peer.step()
+            return
+    raise AssertionError("the peers did not go quiet")
+
+
+def tlslite_settings(*, max_version: tuple[int, int] = (3, 4), ems: bool = True,
+                     **attrs: Any) -> HandshakeSettings:
+    settings = HandshakeSettings()
+    settings.maxVersion = max_version
+    settings.useExtendedMasterSecret = ems
+    for name, value in attrs.items():
+        setattr(settings, name, value)
+    return settings
+
+
+def client_hello(ctx: aiotls.TLSContext) -> ClientHello:
+    hello = aiotls.TLSConnection(ctx, server_hostname="localhost").data_to_send()
+    return ClientHello().parse(Parser(bytearray(hello[6:])))  # record header + type
+
+
+def offered_groups(ctx: aiotls.TLSContext) -> list[int]:
+    ext = client_hello(ctx).getExtension(10)  # supported_groups
+    return list(ext.groups) if ext is not None else []
+
+
+def rsa_server(pki: PKI) -> aiotls.TLSContext:
+    return pki.server_context("rsa2048")
+
+
+# --- 1. the side a context serves --------------------------------------------------------------
+
+
+def _server_tls_context() -> aiotls.TLSContext:
+    return aiotls.TLSContext(ssl.PROTOCOL_TLS_SERVER)
+
+
+def _server_default_context() -> aiotls.TLSContext:
+    return aiotls.create_default_context(ssl.Purpose.CLIENT_AUTH)
+
+
+SERVER_CONTEXTS: dict[str, Callable[[], aiotls.TLSContext]] = {
+    "TLSContext(PROTOCOL_TLS_SERVER)": _server_tls_context,
+    "create_default_context(CLIENT_AUTH)": _server_default_context,
+}
+
+
+def _client_contexts(pki: PKI) -> dict[str, aiotls.TLSContext]:
+    with_cert = pki.client_context()
+    with_cert.load_cert_chain(*pki.server())  # a certificate does not make it a server context
+    return {"TLSContext()": aiotls.TLSContext(), "create_default_context()":
+            aiotls.create_default_context(cafile=pki.ca_file), "client context with a cert":
+            with_cert}
+
+
+CLIENT_CONTEXT_NAMES = ("TLSContext()", "create_default_context()", "client context with a cert")
+
+
+def test_protocol_tls_is_refused_with_the_reason() -> None:
+    """The generic ssl.PROTOCOL_TLS verifies nothing by default in the ssl module; aiotls
+    refuses it rather than guess a side (or verify less than a client context does)."""
+    with pytest.raises(aiotls.TLSConfigurationError) as info:
+        aiotls.TLSContext(ssl.PROTOCOL_TLS)
+    assert "PROTOCOL_TLS_CLIENT" in info.value.hint and "PROTOCOL_TLS_SERVER" in info.value.hint
+    assert "verifies nothing" in info.value.cause
+
+
+def test_protocol_is_read_only() -> None:
+    ctx = aiotls.TLSContext(ssl.PROTOCOL_TLS_SERVER)
+    with pytest.raises(AttributeError, match="make a new TLSContext"):
+        ctx.protocol = ssl.PROTOCOL_TLS_CLIENT  # type: ignore[misc]
+    assert ctx.protocol == ssl.PROTOCOL_TLS_SERVER
+
+
+@pytest.mark.parametrize("make", SERVER_CONTEXTS.values(), ids=SERVER_CONTEXTS.keys())
+def test_server_context_is_refused_for_a_client(pki: PKI,
+                                                make: Callable[[], aiotls.TLSContext]) -> None:
+    ctx = make()
+    ctx.load_cert_chain(*pki.server())
+    with pytest.raises(aiotls.TLSUsageError) as info:
+        aiotls.TLSConnection(ctx, server_hostname="localhost")
+    assert info.value.code == "wrong-side-context"
+    assert "ssl.PROTOCOL_TLS_CLIENT" in info.value.hint
+    assert "server context" in info.value.what
+
+
+@pytest.mark.parametrize("name", CLIENT_CONTEXT_NAMES)
+def test_client_context_is_refused_for_a_server(pki: PKI, name: str) -> None:
+    ctx = _client_contexts(pki)[name]
+    with pytest.raises(aiotls.TLSUsageError) as info:
+        aiotls.TLSConnection(ctx, server_side=True)
+    assert info.value.code == "wrong-side-context"
+    assert "ssl.PROTOCOL_TLS_SERVER" in info.value.hint
+    assert "needs a certificate" not in str(info.value)  # the real mistake, not a symptom
+
+
+def test_check_context_is_what_a_connection_checks(pki: PKI) -> None:
+    aiotls.TLSConnection.check_context(pki.client_context(), server_side=False)
+    aiotls.TLSConnection.check_context(pki.server_context(), server_side=True)
+    with pytest.raises(aiotls.TLSConfigurationError, match="needs a certificate"):
+        aiotls.TLSConnection.check_context(aiotls.TLSContext(ssl.PROTOCOL_TLS_SERVER),
+                                           server_side=True)
+    with pytest.raises(aiotls.TLSUsageError):
+        aiotls.TLSConnection.check_context(pki.server_context(), server_side=False)
+
+
+@dataclass
+class WrongNameServer:
+    """A stdlib TLS server whose certificate comes from a CA the client does not trust,
+    for a name the client does not ask for; counts completed handshakes."""
+
+    port: int
+    handshakes: int = 0
+
+
+@contextlib.asynccontextmanager
+async def wrong_name_server() -> AsyncIterator[WrongNameServer]:
+    other = CA().issue("other.test")
+    with tempfile.TemporaryDirectory() as directory:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(*other.write(directory, name="other"))
+        state = WrongNameServer(0)
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            state.handshakes += 1
+            writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=ctx)
+        state.port = server.sockets[0].getsockname()[1]
+        try:
+            yield state
+        finally:
+            server.close()
+            await server.wait_closed()
+
+
+async def _client_api(api: str, port: int, ctx: aiotls.TLSContext) -> object:
+    if api == "open_connection":
+        return await aiotls.asyncio.open_connection("127.0.0.1", port, ssl=ctx,
+                                                    server_hostname="localhost")
+    return await aiotls.asyncio.create_connection(asyncio.Protocol, "127.0.0.1", port, ssl=ctx,
+                                                  server_hostname="localhost")
+
+
+async def _server_api(api: str, ctx: aiotls.TLSContext) -> asyncio.Server:
+    if api == "start_server":
+        return await aiotls.asyncio.start_server(lambda r, w: None, "127.0.0.1", 0, ssl=ctx)
+    return await aiotls.asyncio.create_server(asyncio.Protocol, "127.0.0.1", 0, ssl=ctx)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("api", ["open_connection", "create_connection"])
+@pytest.mark.parametrize("make", SERVER_CONTEXTS.values(), ids=SERVER_CONTEXTS.keys())
+async def test_asyncio_client_refuses_server_context(api: str,
+                                                     make: Callable[[], aiotls.TLSContext]) -> None:
+    """The reported case: with a server context, open_connection connected to a server
+    with an untrusted certificate for another name and getpeercert() was {}."""
+    async with asyncio.timeout(20), wrong_name_server() as server:
+        with pytest.raises(aiotls.TLSUsageError, match="PROTOCOL_TLS_CLIENT"):
+            await _client_api(api, server.port, make())
+        await asyncio.sleep(0.05)
+        assert server.handshakes == 0
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("api", ["start_server", "create_server"])
+@pytest.mark.parametrize("name", CLIENT_CONTEXT_NAMES)
+async def test_asyncio_server_refuses_client_context_at_startup(pki: PKI, api: str,
+                                                                name: str) -> None:
+    """Fails visibly when the server starts, not on every connection (DEBUG log only)."""
+    ctx = _client_contexts(pki)[name]
+    async with asyncio.timeout(20):
+        with pytest.raises(aiotls.TLSUsageError, match="PROTOCOL_TLS_SERVER"):
+            await _server_api(api, ctx)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("server_side", [False, True], ids=["client", "server"])
+async def test_start_tls_refuses_wrong_side(pki: PKI, server_side: bool) -> None:
+    loop = asyncio.get_running_loop()
+    accepted: asyncio.Future[asyncio.BaseTransport] = loop.create_future()
+
+    class Accept(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            if not accepted.done():
+                accepted.set_result(transport)
+
+    async with asyncio.timeout(20):
+        tcp_server = await loop.create_server(Accept, "127.0.0.1", 0)
+        port = tcp_server.sockets[0].getsockname()[1]
+        transport, protocol = await loop.create_connection(asyncio.Protocol, "127.0.0.1", port)
+        other = await accepted
+        try:
+            if server_side:
+                ctx, needed = pki.client_context(), "PROTOCOL_TLS_SERVER"
+                ctx.load_cert_chain(*pki.server())
+            else:
+                ctx, needed = pki.server_context(), "PROTOCOL_TLS_CLIENT"
+            with pytest.raises(aiotls.TLSUsageError, match=needed):
+                await aiotls.asyncio.start_tls(transport, protocol, ctx, server_side=server_side,
+                                               server_hostname=None if server_side
+                                               else "localhost")
+            assert not transport.is_closing()  # refused before touching the transport
+        finally:
+            transport.close()
+            other.close()
+            tcp_server.close()
+            await tcp_server.wait_closed()
+
+
+# --- 5. every setting takes effect on the next connection ----------------------------------------
+#
+# One row per public name of TLSContext.  Each row makes a first connection (so the engine
+# has prepared and cached the context), changes the setting, and checks that the next
+# connection observes the change.  test_every_public_name_has_a_row fails when a new
+# attribute or method is added without a row.
+
+
+def _connect(client_ctx: aiotls.TLSContext, server_ctx: aiotls.TLSContext,
+             server_hostname: str | None = "localhost", **server_kw: Any,
+             ) -> tuple[aiotls.TLSConnection, aiotls.TLSConnection]:
+    client = aiotls.TLSConnection(client_ctx, server_hostname=server_hostname)
+    server = aiotls.TLSConnection(server_ctx, server_side=True, **server_kw)
+    pump(client, server)
+    return client, server
+
+
+def der(cert: Any) -> bytes:
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    return bytes(cert.public_bytes(Encoding.DER))
+
+
+def _ok(client: aiotls.TLSConnection, server: aiotls.TLSConnection) -> None:
+    assert client.handshake_complete and server.handshake_complete, (client.error, server.error)
+
+
+def row_check_hostname(pki: PKI) -> None:
+    cctx = pki.client_context()
+    cctx.check_hostname = False
+    _ok(*_connect(cctx, pki.server_context(), "wrong.example"))
+    cctx.check_hostname = True
+    client, _ = _connect(cctx, pki.server_context(), "wrong.example")
+    assert isinstance(client.error, aiotls.CertificateError)
+
+
+def row_verify_mode(pki: PKI) -> None:
+    cctx = aiotls.TLSContext()  # trusts nothing
+    cctx.check_hostname = False
+    cctx.verify_mode = ssl.CERT_NONE
+    _ok(*_connect(cctx, pki.server_context()))
+    cctx.verify_mode = ssl.CERT_REQUIRED
+    client, _ = _connect(cctx, pki.server_context())
+    assert isinstance(client.error, aiotls.CertificateError)
+
+
+def row_minimum_version(pki: PKI) -> None:
+    sctx = pki.server_context()
+    cctx = pki.client_context()
+    cctx.maximum_version = TLS12
+    _ok(*_connect(cctx, sctx))
+    sctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    client, server = _connect(cctx, sctx)
+    assert not client.handshake_complete and server.error is not None
+
+
+def row_maximum_version(pki: PKI) -> None:
+    cctx = pki.client_context()
+    client, _ = _connect(cctx, pki.server_context())
+    assert client.version() == "TLSv1.3"
+    cctx.maximum_version = TLS12
+    client, _ = _connect(cctx, pki.server_context())
+    assert client.version() == "TLSv1.2"
+
+
+def row_load_cert_chain(pki: PKI) -> None:
+    sctx = pki.server_context("ecdsa-p256")
+    client, _ = _connect(pki.client_context(), sctx)
+    assert client.get_unverified_chain()[0] == der(pki.servers["ecdsa-p256"][0].cert)
+    sctx.load_cert_chain(*pki.server("rsa2048"))
+    client, _ = _connect(pki.client_context(), sctx)
+    assert client.get_unverified_chain()[0] == der(pki.servers["rsa2048"][0].cert)
+
+
+def row_load_verify_locations(pki: PKI) -> None:
+    cctx = aiotls.TLSContext()
+    client, _ = _connect(cctx, pki.server_context())
+    assert isinstance(client.error, aiotls.CertificateError)
+    cctx.load_verify_locations(cafile=pki.ca_file)
+    _ok(*_connect(cctx, pki.server_context()))
+
+
+def row_load_default_certs(pki: PKI) -> None:
+    cctx = aiotls.TLSContext()
+    client, _ = _connect(cctx, pki.server_context())
+    assert isinstance(client.error, aiotls.CertificateError)
+    paths = types.SimpleNamespace(cafile=pki.ca_file, capath=None, openssl_cafile=None,
+                                  openssl_capath=None)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ssl, "get_default_verify_paths", lambda: paths)
+        cctx.load_default_certs()
+    _ok(*_connect(cctx, pki.server_context()))
+
+
+def row_set_session_ticket_keys(pki: PKI) -> None:
+    sctx, cctx = pki.server_context(), pki.client_context()
+    sctx.set_session_ticket_keys([b"k" * 32])
+    first, _ = _connect(cctx, sctx)
+    again = aiotls.TLSConnection(cctx, server_hostname="localhost", session=first.session)
+    server = aiotls.TLSConnection(sctx, server_side=True)
+    pump(again, server)
+    assert server.session_reused  # the keys in use open the ticket
+    sctx.set_session_ticket_keys([b"n" * 32])
+    after = aiotls.TLSConnection(cctx, server_hostname="localhost", session=again.session)
+    server = aiotls.TLSConnection(sctx, server_side=True)
+    pump(after, server)
+    _ok(after, server)
+    assert not server.session_reused  # new keys: the old ticket no longer opens
+
+
+def row_set_alpn_protocols(pki: PKI) -> None:
+    sctx, cctx = pki.server_context(), pki.client_context()
+    sctx.set_alpn_protocols(["h2"])
+    client, _ = _connect(cctx, sctx)
+    assert client.selected_alpn_protocol() is None
+    cctx.set_alpn_protocols(["h2", "http/1.1"])
+    client, _ = _connect(cctx, sctx)
+    assert client.selected_alpn_protocol() == "h2"
+
+
+def row_set_ciphers(pki: PKI) -> None:
+    cctx = pki.client_context()
+    client, _ = _connect(cctx, pki.server_context())
+    assert client.cipher()[0] != "TLS_CHACHA20_POLY1305_SHA256"  # type: ignore[index]
+    cctx.set_ciphers("TLS_CHACHA20_POLY1305_SHA256")
+    client, _ = _connect(cctx, pki.server_context())
+    assert client.cipher()[0] == "TLS_CHACHA20_POLY1305_SHA256"  # type: ignore[index]
+
+
+def row_set_groups(pki: PKI) -> None:
+    cctx = pki.client_context()
+    client, _ = _connect(cctx, pki.server_context())
+    assert client.group == "x25519"
+    cctx.set_groups(["secp384r1"])
+    client, _ = _connect(cctx, pki.server_context())
+    assert client.group == "secp384r1"
+
+
+def row_suppress_ragged_eofs(pki: PKI) -> None:
+    cctx = pki.client_context()
+    client, _ = _connect(cctx, pki.server_context())
+    client.receive_data(b"")
+    assert isinstance(client.error, aiotls.TruncationError)
+    cctx.suppress_ragged_eofs = True
+    client, _ = _connect(cctx, pki.server_context())
+    client.receive_data(b"")
+    (*_, last) = client.events()
+    assert last.error is None and last.truncated  # type: ignore[union-attr]
+
+
+def row_max_handshake_size(pki: PKI) -> None:
+    cctx = pki.client_context()
+    _ok(*_connect(cctx, rsa_server(pki)))
+    cctx.max_handshake_size = 1024  # an RSA server's flight is larger
+    client, _ = _connect(cctx, rsa_server(pki))
+    assert client.error is not None and "handshake exceeded 1024 bytes" in str(client.error)
+
+
+def row_post_handshake_auth(pki: PKI) -> None:
+    sctx = pki.server_context()
+    sctx.verify_mode = ssl.CERT_REQUIRED
+    sctx.load_verify_locations(cafile=pki.ca_file)
+    cctx = pki.client_context()
+    cctx.load_cert_chain(pki.client[1], pki.client[2])
+    _, server = _connect(cctx, sctx)
+    assert server.get_unverified_chain()  # asked for during the handshake
+    sctx.post_handshake_auth = True
+    client, server = _connect(cctx, sctx)
+    _ok(client, server)
+    assert not server.get_unverified_chain()  # deferred to verify_client_post_handshake()
+
+
+def _tickets_seen_by_tlslite(sctx: aiotls.TLSContext) -> list[Any]:
+    peer = TlslitePeer(server=False, settings=tlslite_settings())
+    server = aiotls.TLSConnection(sctx, server_side=True)
+    exchange(peer, server)
+    assert peer.handshake_done, (peer.error, server.error)
+    return list(peer.tls.tickets)
+
+
+def row_num_tickets(pki: PKI) -> None:
+    sctx = pki.server_context()
+    assert len(_tickets_seen_by_tlslite(sctx)) == 2
+    sctx.num_tickets = 1
+    assert len(_tickets_seen_by_tlslite(sctx)) == 1
+
+
+def row_session_ticket_lifetime(pki: PKI) -> None:
+    sctx = pki.server_context()
+    assert {t.ticket_lifetime for t in _tickets_seen_by_tlslite(sctx)} == {7200}
+    sctx.session_ticket_lifetime = 60
+    assert {t.ticket_lifetime for t in _tickets_seen_by_tlslite(sctx)} == {60}
+
+
+def _tls12_client_without_ems(sctx: aiotls.TLSContext) -> tuple[TlslitePeer,
+                                                                 aiotls.TLSConnection]:
+    peer = TlslitePeer(server=False, settings=tlslite_settings(max_version=(3, 3), ems=False))
+    server = aiotls.TLSConnection(sctx, server_side=True)
+    exchange(peer, server)
+    return peer, server
+
+
+def row_require_extended_master_secret(pki: PKI) -> None:
+    sctx = pki.server_context()
+    _, server = _tls12_client_without_ems(sctx)
+    assert isinstance(server.error, aiotls.PeerIncompatible)
+    sctx.require_extended_master_secret = False
+    peer, server = _tls12_client_without_ems(sctx)
+    assert server.handshake_complete and peer.handshake_done, (server.error, peer.error)
+
+
+def row_protocol(pki: PKI) -> None:
+    sctx = pki.server_context()
+    _ok(*_connect(pki.client_context(), sctx))
+    with pytest.raises(AttributeError):
+        sctx.protocol = ssl.PROTOCOL_TLS_CLIENT  # type: ignore[misc]
+    _ok(*_connect(pki.client_context(), sctx))
+
+
+def row_get_groups(pki: PKI) -> None:
+    cctx = pki.client_context()
+    _ok(*_connect(cctx, pki.server_context()))
+    cctx.get_groups().insert(0, "secp384r1")  # a copy: changes nothing
+    client, _ = _connect(cctx, pki.server_context())
+    assert client.group == "x25519" and cctx.get_groups() == list(DEFAULT_GROUPS)
+
+
+def row_get_ciphers(pki: PKI) -> None:
+    cctx = pki.client_context()
+    _ok(*_connect(cctx, pki.server_context()))
+    cctx.get_ciphers().clear()
+    assert [c["iana_name"] for c in cctx.get_ciphers()] == [s.name for s in DEFAULT_SUITES]
+    _ok(*_connect(cctx, pki.server_context()))
+
+
+def row_get_ca_certs(pki: PKI) -> None:
+    cctx = pki.client_context()
+    _ok(*_connect(cctx, pki.server_context()))
+    cctx.get_ca_certs(binary_form=True).clear()
+    cctx.get_ca_certs().clear()
+    assert len(cctx.get_ca_certs()) == 1
+    _ok(*_connect(cctx, pki.server_context()))
+
+
+def row_cert_store_stats(pki: PKI) -> None:
+    cctx = pki.client_context()
+    _ok(*_connect(cctx, pki.server_context()))
+    cctx.cert_store_stats()["x509"] = 0
+    assert cctx.cert_store_stats()["x509"] == 1
+    _ok(*_connect(cctx, pki.server_context()))
+
+
+ROWS: dict[str, Callable[[PKI], None]] = {
+    name[len("row_"):]: fn for name, fn in globals().items() if name.startswith("row_")
+}
+
+
+def _public_names() -> set[str]:
+    names = {n for n in dir(aiotls.TLSContext) if not n.startswith("_")}
+    for ctx in (aiotls.TLSContext(), aiotls.TLSContext(ssl.PROTOCOL_TLS_SERVER)):
+        names |= {n for n in vars(ctx) if not n.startswith("_")}
+    return names
+
+
+def test_every_public_name_has_a_row() -> None:
+    """A new TLSContext attribute, property or method needs a row in ROWS showing that a
+    change after first use reaches the next connection (or is refused clearly)."""
+    assert _public_names() == set(ROWS)
+
+
+@pytest.mark.parametrize("name", sorted(ROWS))
+def test_change_after_first_use_takes_effect(pki: PKI, name: str) -> None:
+    ROWS[name](pki)
+
+
+def test_public_assignments_invalidate_the_prepared_settings(pki: PKI) -> None:
+    """The safety net for attributes added later: any public assignment moves the
+    generation the engine's cache is keyed on (private names do not)."""
+    ctx = pki.client_context()
+    before = ctx._generation
+    ctx.some_future_setting = 1  # type: ignore[attr-defined]
+    assert ctx._generation > before
+    before = ctx._generation
+    ctx._private_scratch = 1  # type: ignore[attr-defined]
+    assert ctx._generation == before
+
+
+def test_prepared_settings_are_kept_until_a_change(pki: PKI) -> None:
+    """The cache that makes handshakes cheap stays in use while nothing changes."""
+    from aiotls._engine import _prepare
+
+    ctx = pki.server_context()
+    _ok(*_connect(pki.client_context(), ctx))
+    first = _prepare(ctx)
+    _ok(*_connect(pki.client_context(), ctx))
+    assert _prepare(ctx) is first
+    ctx.num_tickets = 1
+    assert _prepare(ctx) is not first
+    assert _prepare(ctx).server_settings.ticket_count == 1
+
+
+@pytest.mark.parametrize(("attr", "bad"), [
+    ("num_tickets", -1), ("num_tickets", "2"), ("session_ticket_lifetime", 0),
+    ("session_ticket_lifetime", 604801), ("max_handshake_size", 10),
+    ("suppress_ragged_eofs", "yes"), ("post_handshake_auth", None),
+    ("require_extended_master_secret", "no"),
+])
+def test_invalid_values_are_refused_when_set(attr: str, bad: object) -> None:
+    ctx = aiotls.TLSContext(ssl.PROTOCOL_TLS_SERVER)
+    before = getattr(ctx, attr)
+    with pytest.raises(aiotls.TLSConfigurationError, match=attr):
+        setattr(ctx, attr, bad)
+    assert getattr(ctx, attr) == before
+
+
+def test_every_setter_is_documented() -> None:
+    for name, member in inspect.getmembers(aiotls.TLSContext):
+        if not name.startswith("_") and isinstance(member, property):
+            assert member.__doc__, name
+
+
+# --- 6. RFC 7627 extended master secret, both roles ----------------------------------------------
+
+
+def _tlslite_tls12_server(pki: PKI, *, ems: bool,
+                          cls: type[RawTLS] = RawTLS) -> TlslitePeer:
+    return TlslitePeer(server=True, settings=tlslite_settings(max_version=(3, 3), ems=ems),
+                       cert_key=pki.server("rsa2048"), cls=cls)
+
+
+@pytest.mark.parametrize("required", [True, False])
+def test_client_and_tlslite_server_without_ems(pki: PKI, required: bool) -> None:
+    cctx = pki.client_context()
+    cctx.require_extended_master_secret = required
+    peer = _tlslite_tls12_server(pki, ems=False)
+    client = aiotls.TLSConnection(cctx, server_hostname="localhost")
+    exchange(peer, client)
+    if required:
+        err = client.error
+        assert isinstance(err, aiotls.PeerIncompatible), err
+        assert err.code == "extended-master-secret-required"
+        assert err.alert == aiotls.AlertDescription.handshake_failure
+        assert "the server does not support" in err.what and "RFC 7627" in err.what
+        assert "require_extended_master_secret = False" in err.hint
+        assert not peer.handshake_done and peer.error is not None  # it got the alert
+    else:
+        assert client.version() == "TLSv1.2", client.error
+        assert peer.handshake_done and not peer.tls.extendedMasterSecret
+
+
+@pytest.mark.parametrize("required", [True, False])
+def test_server_and_tlslite_client_without_ems(pki: PKI, required: bool) -> None:
+    sctx = pki.server_context()
+    sctx.require_extended_master_secret = required
+    peer, server = _tls12_client_without_ems(sctx)
+    if required:
+        err = server.error
+        assert isinstance(err, aiotls.PeerIncompatible), err
+        assert err.code == "extended-master-secret-required"
+        assert "the client does not support" in err.what and "RFC 7627" in err.what
+        assert "require_extended_master_secret = False" in err.hint
+        assert peer.error is not None and not peer.handshake_done
+    else:
+        assert server.version() == "TLSv1.2" and peer.handshake_done, (server.error, peer.error)
+        server.send_data(b"hello")
+        exchange(peer, server)
+        assert bytes(peer.received) == b"hello"
+
+
+def test_ems_is_offered_and_used_when_not_required(pki: PKI) -> None:
+    cctx = pki.client_context()
+    cctx.require_extended_master_secret = False
+    assert 23 in {e.extType for e in client_hello(cctx).extensions}
+    peer = _tlslite_tls12_server(pki, ems=True)
+    client = aiotls.TLSConnection(cctx, server_hostname="localhost")
+    exchange(peer, client)
+    assert client.version() == "TLSv1.2" and peer.tls.extendedMasterSecret
+    # ... and the server role agrees to EMS with a client that offers it
+    sctx = pki.server_context()
+    sctx.require_extended_master_secret = False
+    peer = TlslitePeer(server=False, settings=tlslite_settings(max_version=(3, 3)))
+    server = aiotls.TLSConnection(sctx, server_side=True)
+    exchange(peer, server)
+    assert peer.handshake_done and peer.tls.extendedMasterSecret
+
+
+def test_resumption_must_keep_the_sessions_ems_status(pki: PKI) -> None:
+    """RFC 7627 5.3 (reachable with require_extended_master_secret = False): a session made
+    without EMS that a server resumes *with* EMS (or the reverse) is aborted, not resumed."""
+    cctx = pki.client_context()
+    cctx.require_extended_master_secret = False
+    cache = SessionCache()
+    peer = TlslitePeer(server=True, settings=tlslite_settings(max_version=(3, 3), ems=False),
+                       cert_key=pki.server("rsa2048"), session_cache=cache)
+    first = aiotls.TLSConnection(cctx, server_hostname="localhost")
+    exchange(peer, first)
+    assert first.version() == "TLSv1.2" and peer.handshake_done, first.error
+    assert first.session is not None
+    # a server that now claims the session had EMS (it resumes and sends the extension)
+    cache[peer.tls.session.sessionID].extendedMasterSecret = True
+    peer = TlslitePeer(server=True, settings=tlslite_settings(max_version=(3, 3)),
+                       cert_key=pki.server("rsa2048"), session_cache=cache)
+    again = aiotls.TLSConnection(cctx, server_hostname="localhost", session=first.session)
+    exchange(peer, again)
+    err = again.error
+    assert isinstance(err, aiotls.PeerMisbehaved), err
+    assert err.code == "extended-master-secret-mismatch" and "RFC 7627" in err.what
+    assert not again.handshake_complete
+
+
+class _TicketAwareTLS(RawTLS):  # type: ignore[misc]
+    """tlslite-ng's client takes any ticket-holding TLS 1.2 session as resumed, whatever
+    the server answered; this one follows RFC 5077 3.4 (resumed only if the server echoes
+    the session ID sent with the ticket)."""
+
+    def _clientResume(self, session: Any, serverHello: Any, *args: Any) -> Any:
+        if session is not None and session.tls_1_0_tickets and not (
+                session.sessionID and serverHello.session_id == session.sessionID):
+            return
+        yield from super()._clientResume(session, serverHello, *args)
+
+
+@pytest.mark.parametrize(("first_ems", "second_ems"),
+                         [(True, True), (True, False), (False, False), (False, True)])
+def test_server_resumption_keeps_the_sessions_ems_status(pki: PKI, first_ems: bool,
+                                                         second_ems: bool) -> None:
+    """The server side of RFC 7627 5.3 with aiotls's tickets: a session resumes with the
+    EMS status it was made with; made with EMS, it is not resumed without it
+    (handshake_failure); made without, it is not resumed with it (a full handshake)."""
+    sctx = pki.server_context()
+    sctx.require_extended_master_secret = False
+    peer = TlslitePeer(server=False, settings=tlslite_settings(max_version=(3, 3),
+                                                               ems=first_ems))
+    server = aiotls.TLSConnection(sctx, server_side=True)
+    exchange(peer, server)
+    assert peer.handshake_done and peer.tls.session.tls_1_0_tickets, (peer.error, server.error)
+    session = copy.copy(peer.tls.session)
+    session.sessionID = bytearray(os.urandom(32))
+    again = TlslitePeer(server=False, settings=tlslite_settings(max_version=(3, 3),
+                                                                ems=second_ems),
+                        session=session, cls=_TicketAwareTLS)
+    server = aiotls.TLSConnection(sctx, server_side=True)
+    exchange(again, server)
+    if first_ems == second_ems:
+        assert server.session_reused, server.error
+    elif first_ems:
+        assert server.error is not None
+        assert server.error.alert == aiotls.AlertDescription.handshake_failure
+    else:
+        assert server.handshake_complete and not server.session_reused, server.error
+        assert again.tls.extendedMasterSecret
+
+
+def test_tls13_is_unaffected_by_the_ems_rule(pki: PKI) -> None:
+    """TLS 1.3 has no EMS extension; a required EMS must not fire there."""
+    peer = TlslitePeer(server=False, settings=tlslite_settings(ems=False))
+    server = aiotls.TLSConnection(pki.server_context(), server_side=True)
+    exchange(peer, server)
+    assert server.version() == "TLSv1.3", server.error
+
+
+def require_openssl() -> str:
+    """The openssl binary.  Missing openssl FAILS the test (CI installs it); never a skip."""
+    path = find_openssl()
+    if path is None:
+        pytest.fail("these tests need the 'openssl' command-line tool", pytrace=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def no_ems_conf() -> Iterator[dict[str, str]]:
+    """OpenSSL 3.0 has no -no_ems flag: an OPENSSL_CONF that turns EMS off (the
+    ``Options = -ExtendedMasterSecret`` command of SSL_CONF_cmd)."""
+    with tempfile.TemporaryDirectory() as directory:
+        path = os.path.join(directory, "no-ems.cnf")
+        with open(path, "w") as f:
+            f.write("openssl_conf = openssl_init\n[openssl_init]\nssl_conf = ssl_sect\n"
+                    "[ssl_sect]\nsystem_default = system_default_sect\n"
+                    "[system_default_sect]\nOptions = -ExtendedMasterSecret\n")
+        yield {"OPENSSL_CONF": path}
+
+
+@pytest.mark.interop
+@pytest.mark.parametrize("required", [True, False])
+def test_client_and_openssl_s_server_without_ems(pki: PKI, no_ems_conf: dict[str, str],
+                                                 required: bool) -> None:
+    openssl_bin = require_openssl()
+    cctx = pki.client_context()
+    cctx.require_extended_master_secret = required
+    certfile, keyfile = pki.server("rsa2048")
+    port = free_port()
+    argv = [openssl_bin, "s_server", "-accept", f"127.0.0.1:{port}", "-cert", certfile,
+            "-key", keyfile, "-tls1_2", "-naccept", "1", "-rev"]
+    with OpenSSLProcess(argv, env=no_ems_conf) as server:
+        server.wait_for_output("ACCEPT", TIMEOUT)
+        with SocketTLS.connect(cctx, ("127.0.0.1", port), server_hostname="localhost",
+                               timeout=TIMEOUT) as tls:
+            if required:
+                with pytest.raises(AssertionError) as info:
+                    tls.handshake()
+                err = tls.conn.error
+                assert isinstance(err, aiotls.PeerIncompatible), info.value
+                assert "RFC 7627" in err.what and "require_extended_master_secret" in err.hint
+            else:
+                hs = tls.handshake()
+                assert hs.version == "TLSv1.2"
+                tls.send(b"abc\n")
+                assert tls.recv_line() == b"cba\n"
+                tls.close()
+        server.wait(TIMEOUT)
+
+
+@pytest.mark.interop
+@pytest.mark.parametrize("required", [True, False])
+def test_server_and_openssl_s_client_without_ems(pki: PKI, no_ems_conf: dict[str, str],
+                                                 required: bool) -> None:
+    openssl_bin = require_openssl()
+    sctx = pki.server_context("rsa2048")
+    sctx.require_extended_master_secret = required
+    with listen("127.0.0.1", TIMEOUT) as listener:
+        port = listener.getsockname()[1]
+        argv = [openssl_bin, "s_client", "-connect", f"127.0.0.1:{port}", "-tls1_2",
+                "-CAfile", pki.ca_file, "-servername", "localhost", "-ign_eof", "-nocommands"]
+        with OpenSSLProcess(argv, stdin=b"ping\n", env=no_ems_conf) as client:
+            client.close_stdin()
+            with SocketTLS.accept(sctx, listener, timeout=TIMEOUT) as tls:
+                if required:
+                    with pytest.raises(AssertionError):
+                        tls.handshake()
+                    err = tls.conn.error
+                    assert isinstance(err, aiotls.PeerIncompatible), err
+                    assert "the client does not support" in err.what
+                    assert "RFC 7627" in err.what and "require_extended_master_secret" in err.hint
+                else:
+                    hs = tls.handshake()
+                    assert hs.version == "TLSv1.2"
+                    assert tls.recv_line() == b"ping\n"
+                    tls.close()
+            rc, output = client.wait(TIMEOUT)
+    if required:
+        assert rc != 0 and "alert insufficient security" in output, output
+    else:
+        assert rc == 0 and "Extended master secret: no" in output, output
+
+
+# --- FFDHE (RFC 7919) --------------------------------------------------------------------------
+
+
+def _ffdhe_pair(pki: PKI, group: str, version: str) -> tuple[aiotls.TLSContext,
+                                                             aiotls.TLSContext]:
+    sctx = rsa_server(pki)
+    sctx.set_groups(["x25519", "secp256r1", group])
+    cctx = pki.client_context()
+    cctx.set_groups([group])
+    if version == "TLSv1.2":
+        cctx.maximum_version = TLS12
+        sctx.set_ciphers("DEFAULT:DHE-RSA-AES128-GCM-SHA256")
+        cctx.set_ciphers("DHE-RSA-AES256-GCM-SHA384:DHE-RSA-AES128-GCM-SHA256")
+    return cctx, sctx
+
+
+def test_ffdhe_is_off_by_default(pki: PKI) -> None:
+    ctx = aiotls.TLSContext()
+    assert ctx.get_groups() == list(DEFAULT_GROUPS)
+    assert not any(g in range(256, 512) for g in offered_groups(ctx))
+    assert not any(c["name"][:7] == "DHE-RSA" for c in ctx.get_ciphers())
+    # a DHE suite alone changes nothing without an FFDHE group
+    ctx.set_ciphers("DEFAULT:DHE-RSA-AES128-GCM-SHA256")
+    hello = client_hello(ctx)
+    assert 0x009E not in hello.cipher_suites
+    assert not any(g in range(256, 512) for g in offered_groups(ctx))
+
+
+@pytest.mark.parametrize("version", ["TLSv1.3", "TLSv1.2"])
+@pytest.mark.parametrize("group", FFDHE_GROUPS)
+def test_ffdhe_each_group(pki: PKI, group: str, version: str) -> None:
+    cctx, sctx = _ffdhe_pair(pki, group, version)
+    client, server = handshake(cctx, sctx)
+    assert client.version() == version, client.error or server.error
+    assert client.group == server.group == group
+    if version == "TLSv1.2":
+        assert client.cipher()[0].startswith("DHE-RSA-")  # type: ignore[index]
+    client.send_data(b"over " + group.encode())
+    pump(client, server)
+    assert b"".join(e.data for e in server.events() if isinstance(e, DataReceived)) \
+        == b"over " + group.encode()
+
+
+def test_ffdhe_listed_and_reached_by_hello_retry(pki: PKI) -> None:
+    """The client's key share is x25519; a server that takes only ffdhe2048 asks again
+    (HelloRetryRequest), which works only if ffdhe2048 was in supported_groups."""
+    cctx = pki.client_context()
+    cctx.set_groups(["x25519", "ffdhe2048", "ffdhe3072"])
+    assert offered_groups(cctx)[:3] == [29, 256, 257]
+    sctx = pki.server_context()
+    sctx.set_groups(["ffdhe2048"])
+    client, server = handshake(cctx, sctx)
+    assert client.group == server.group == "ffdhe2048", client.error or server.error
+
+
+class _BadShareTLS(RawTLS):  # type: ignore[misc]
+    """tlslite-ng sending a chosen FFDHE key share value (TLS 1.3) in either role."""
+
+    bad_share: bytes = b""
+
+    @classmethod
+    def _genKeyShareEntry(cls, group: int, version: tuple[int, int]) -> Any:
+        if group not in range(256, 261):
+            return super()._genKeyShareEntry(group, version)
+        return KeyShareEntry().create(group, bytearray(cls.bad_share), 1)
+
+
+_P2048 = RFC7919_GROUPS[0][1]
+BAD_SHARES = {
+    "zero": bytes(256), "one": (1).to_bytes(256, "big"),
+    "p-1": (_P2048 - 1).to_bytes(256, "big"), "p": _P2048.to_bytes(256, "big"),
+    "short": (2).to_bytes(255, "big"), "long": (2).to_bytes(257, "big"),
+}
+
+
+@pytest.mark.parametrize("role", ["server", "client"])
+@pytest.mark.parametrize("bad", BAD_SHARES.values(), ids=BAD_SHARES.keys())
+def test_ffdhe_bad_public_value_tls13(pki: PKI, bad: bytes, role: str) -> None:
+    cls = type("BadShare", (_BadShareTLS,), {"bad_share": bad})
+    if role == "server":  # aiotls is the server; tlslite the client with a bad share
+        sctx = pki.server_context()
+        sctx.set_groups(["ffdhe2048"])
+        peer = TlslitePeer(server=False, settings=tlslite_settings(keyShares=["ffdhe2048"]),
+                           cls=cls)
+        conn = aiotls.TLSConnection(sctx, server_side=True)
+    else:
+        cctx = pki.client_context()
+        cctx.set_groups(["ffdhe2048"])
+        peer = TlslitePeer(server=True, settings=tlslite_settings(), cert_key=pki.server(),
+                           cls=cls)
+        conn = aiotls.TLSConnection(cctx, server_hostname="localhost")
+    exchange(peer, conn)
+    err = conn.error
+    assert isinstance(err, aiotls.PeerMisbehaved), err
+    assert err.alert == aiotls.AlertDescription.illegal_parameter
+    # aiotls's own check fired (OpenSSL would also refuse most of these, with less to say)
+    assert ("bytes, not 256" if len(bad) != 256 else "(must be 1 < y < p-1)") in err.what
+    assert not conn.handshake_complete
+
+
+@pytest.mark.parametrize("bad", [0, 1, _P2048 - 1, _P2048, _P2048 + 5],
+                         ids=["0", "1", "p-1", "p", "p+5"])
+def test_ffdhe_bad_public_value_tls12_from_client(pki: PKI, bad: int,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    class BadClientDHE(DHE_RSAKeyExchange):  # type: ignore[misc]
+        def makeClientKeyExchange(self) -> Any:
+            self.dh_Yc = bad
+            return super().makeClientKeyExchange()
+
+    monkeypatch.setattr(tl_tlsconnection, "DHE_RSAKeyExchange", BadClientDHE)
+    sctx = rsa_server(pki)
+    sctx.set_groups(["ffdhe2048"])
+    sctx.set_ciphers("DHE-RSA-AES128-GCM-SHA256")
+    peer = TlslitePeer(server=False, settings=tlslite_settings(
+        max_version=(3, 3), dhGroups=["ffdhe2048"], eccCurves=[], keyShares=[],
+        keyExchangeNames=["dhe_rsa"]))
+    server = aiotls.TLSConnection(sctx, server_side=True)
+    exchange(peer, server)
+    err = server.error
+    assert isinstance(err, aiotls.PeerMisbehaved), err
+    assert err.alert == aiotls.AlertDescription.illegal_parameter
+    assert "(must be 1 < y < p-1)" in err.what
+
+
+class _BadServerADH(ADHKeyExchange):  # type: ignore[misc]
+    bad_ys: int | None = None
+    other_group: bool = False
+
+    def makeServerKeyExchange(self) -> Any:
+        if self.other_group:
+            self.dhGroups = None  # tlslite then uses its default, RFC 5054 group 3
+        ske = super().makeServerKeyExchange()
+        if self.bad_ys is not None:
+            ske.dh_Ys = self.bad_ys
+        return ske
+
+
+def _tls12_dhe_client(pki: PKI) -> aiotls.TLSConnection:
+    cctx = pki.client_context()
+    cctx.maximum_version = TLS12
+    cctx.set_groups(["ffdhe2048"])
+    cctx.set_ciphers("DHE-RSA-AES128-GCM-SHA256")
+    return aiotls.TLSConnection(cctx, server_hostname="localhost")
+
+
+@pytest.mark.parametrize("bad", [1, _P2048 - 1, _P2048], ids=["1", "p-1", "p"])
+def test_ffdhe_bad_public_value_tls12_from_server(pki: PKI, bad: int,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    bad_adh = type("BadADH", (_BadServerADH,), {"bad_ys": bad})
+    monkeypatch.setattr(tl_tlsconnection, "DHE_RSAKeyExchange",
+                        type("BadDHE", (DHE_RSAKeyExchange, bad_adh), {}))
+    peer = TlslitePeer(server=True, settings=tlslite_settings(max_version=(3, 3)),
+                       cert_key=pki.server("rsa2048"))
+    client = _tls12_dhe_client(pki)
+    exchange(peer, client)
+    err = client.error
+    assert isinstance(err, aiotls.PeerMisbehaved), err
+    assert err.alert == aiotls.AlertDescription.illegal_parameter
+    assert "(must be 1 < y < p-1)" in err.what
+
+
+def test_tls12_client_refuses_dh_parameters_it_did_not_offer(
+        pki: PKI, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server that answers with a prime that is not one of the offered RFC 7919 groups
+    (here tlslite's default 2048-bit RFC 5054 group) is refused: insufficient_security."""
+    other = type("OtherADH", (_BadServerADH,), {"other_group": True})
+    monkeypatch.setattr(tl_tlsconnection, "DHE_RSAKeyExchange",
+                        type("OtherDHE", (DHE_RSAKeyExchange, other), {}))
+    peer = TlslitePeer(server=True, settings=tlslite_settings(max_version=(3, 3)),
+                       cert_key=pki.server("rsa2048"))
+    client = _tls12_dhe_client(pki)
+    exchange(peer, client)
+    err = client.error
+    assert isinstance(err, aiotls.PeerIncompatible), err
+    assert err.alert == aiotls.AlertDescription.insufficient_security
+    assert err.code == "dh-parameters-not-offered" and "RFC 7919" in err.what
+
+
+def test_server_gives_a_legacy_dhe_client_its_first_ffdhe_group(pki: PKI) -> None:
+    """A TLS 1.2 client that lists no FFDHE group (pre-RFC 7919) but offers DHE gets the
+    server's first enabled RFC 7919 group (RFC 7919 4), never other parameters."""
+    sctx = rsa_server(pki)
+    sctx.set_groups(["x25519", "ffdhe3072", "ffdhe2048"])
+    sctx.set_ciphers("DEFAULT:DHE-RSA-AES128-GCM-SHA256")
+    peer = TlslitePeer(server=False, settings=tlslite_settings(
+        max_version=(3, 3), dhGroups=[], eccCurves=[], keyShares=[],
+        keyExchangeNames=["dhe_rsa"]))
+    server = aiotls.TLSConnection(sctx, server_side=True)
+    exchange(peer, server)
+    assert peer.handshake_done, (peer.error, server.error)
+    assert server.group == "ffdhe3072"
+    assert server.cipher()[0].startswith("DHE-RSA-")  # type: ignore[index]
+
+
+def test_server_without_ffdhe_never_picks_dhe(pki: PKI) -> None:
+    """DHE suites enabled but no FFDHE group: a DHE-only client is refused rather than
+    given DH parameters outside RFC 7919."""
+    sctx = rsa_server(pki)
+    sctx.set_ciphers("DEFAULT:DHE-RSA-AES128-GCM-SHA256")
+    peer = TlslitePeer(server=False, settings=tlslite_settings(
+        max_version=(3, 3), dhGroups=["ffdhe2048"], eccCurves=[], keyShares=[],
+        keyExchangeNames=["dhe_rsa"]))
+    server = aiotls.TLSConnection(sctx, server_side=True)
+    exchange(peer, server)
+    assert server.error is not None and not server.handshake_complete
+
+
+@pytest.mark.interop
+@pytest.mark.parametrize("version", ["TLSv1.3", "TLSv1.2"])
+def test_openssl_s_client_ffdhe2048_aiotls_server(pki: PKI, version: str) -> None:
+    openssl_bin = require_openssl()
+    sctx = rsa_server(pki)
+    sctx.set_groups(["x25519", "ffdhe2048"])
+    sctx.set_ciphers("DEFAULT:DHE-RSA-AES128-GCM-SHA256")
+    flags = ["-tls1_3"] if version == "TLSv1.3" else ["-tls1_2", "-cipher",
+                                                      "DHE-RSA-AES128-GCM-SHA256"]
+    with listen("127.0.0.1", TIMEOUT) as listener:
+        port = listener.getsockname()[1]
+        argv = [openssl_bin, "s_client", "-connect", f"127.0.0.1:{port}", "-groups",
+                "ffdhe2048", *flags, "-CAfile", pki.ca_file, "-verify_return_error",
+                "-servername", "localhost", "-ign_eof", "-nocommands"]
+        with OpenSSLProcess(argv, stdin=b"ping\n") as client:
+            client.close_stdin()
+            with SocketTLS.accept(sctx, listener, timeout=TIMEOUT) as tls:
+                hs = tls.handshake()
+                assert tls.recv_line() == b"ping\n"
+                tls.send(b"pong\n")
+                tls.close()
+            rc, output = client.wait(TIMEOUT)
+    assert rc == 0, output
+    assert hs.version == version and hs.group == "ffdhe2048"
+    assert "pong" in output
+    if version == "TLSv1.3":
+        assert "Server Temp Key: DH, 2048 bits" in output or "ffdhe2048" in output, output
+    else:
+        assert "DHE-RSA-AES128-GCM-SHA256" in output, output
+
+
+def _ffdhe2048_dhparam(openssl_bin: str, directory: str) -> str:
+    """ffdhe2048 as a DH parameter file (OpenSSL's TLS 1.2 server sends these; it does not
+    negotiate RFC 7919 groups in TLS 1.2)."""
+    path = os.path.join(directory, "ffdhe2048.pem")
+    with OpenSSLProcess([openssl_bin, "genpkey", "-genparam", "-algorithm", "DH", "-pkeyopt",
+                         "group:ffdhe2048", "-out", path]) as gen:
+        rc, output = gen.wait(TIMEOUT)
+    assert rc == 0, output
+    return path
+
+
+@pytest.mark.interop
+@pytest.mark.parametrize("version", ["TLSv1.3", "TLSv1.2"])
+def test_aiotls_client_openssl_s_server_ffdhe2048(pki: PKI, version: str,
+                                                  tmp_path: Any) -> None:
+    openssl_bin = require_openssl()
+    cctx = pki.client_context()
+    cctx.set_groups(["x25519", "ffdhe2048"])
+    flags = ["-tls1_3"]
+    if version == "TLSv1.2":
+        cctx.maximum_version = TLS12
+        cctx.set_ciphers("DHE-RSA-AES128-GCM-SHA256")
+        flags = ["-tls1_2", "-cipher", "DHE-RSA-AES128-GCM-SHA256",
+                 "-dhparam", _ffdhe2048_dhparam(openssl_bin, str(tmp_path))]
+    certfile, keyfile = pki.server("rsa2048")
+    port = free_port()
+    argv = [openssl_bin, "s_server", "-accept", f"127.0.0.1:{port}", "-cert", certfile,
+            "-key", keyfile, "-groups", "ffdhe2048", *flags, "-naccept", "1", "-rev"]
+    with OpenSSLProcess(argv) as server:
+        server.wait_for_output("ACCEPT", TIMEOUT)
+        with SocketTLS.connect(cctx, ("127.0.0.1", port), server_hostname="localhost",
+                               timeout=TIMEOUT) as tls:
+            hs = tls.handshake()
+            tls.send(b"abc\n")
+            assert tls.recv_line() == b"cba\n"
+            tls.close()
+        rc, output = server.wait(TIMEOUT)
+    assert rc == 0, output
+    assert hs.version == version and hs.group == "ffdhe2048", hs
+
+
+@pytest.mark.interop
+def test_aiotls_client_refuses_openssl_default_dh_parameters(pki: PKI) -> None:
+    """OpenSSL's TLS 1.2 server, left to its own DH parameters, does not use the offered
+    RFC 7919 group; aiotls refuses them (insufficient_security) and says why."""
+    openssl_bin = require_openssl()
+    cctx = pki.client_context()
+    cctx.maximum_version = TLS12
+    cctx.set_groups(["ffdhe2048"])
+    cctx.set_ciphers("DHE-RSA-AES128-GCM-SHA256")
+    certfile, keyfile = pki.server("rsa2048")
+    port = free_port()
+    argv = [openssl_bin, "s_server", "-accept", f"127.0.0.1:{port}", "-cert", certfile,
+            "-key", keyfile, "-tls1_2", "-cipher", "DHE-RSA-AES128-GCM-SHA256",
+            "-naccept", "1", "-rev"]
+    with OpenSSLProcess(argv) as server:
+        server.wait_for_output("ACCEPT", TIMEOUT)
+        with SocketTLS.connect(cctx, ("127.0.0.1", port), server_hostname="localhost",
+                               timeout=TIMEOUT) as tls, pytest.raises(AssertionError):
+            tls.handshake()
+        server.wait(TIMEOUT)
+    err = tls.conn.error
+    assert isinstance(err, aiotls.PeerIncompatible), err
+    assert err.code == "dh-parameters-not-offered"
+    assert err.alert == aiotls.AlertDescription.insufficient_security
