@@ -2,8 +2,9 @@
 
 The peer programs live in ``tests/peers/`` (``TLSPeer.java``, ``tls_peer.js``); GnuTLS is
 its own ``gnutls-serv``/``gnutls-cli``.  Each runs as a subprocess whose output is collected
-by a thread (:class:`PeerProcess`, an :class:`tests.sockloop.OpenSSLProcess`) and is killed
-on exit if still running.  The Java and node programs print one line per event::
+by a thread (:class:`PeerProcess` and :class:`GnuTLSProcess`, both
+:class:`tests.sockloop.OpenSSLProcess`) and is killed on exit if still running.  The Java
+and node programs print one line per event::
 
     LISTENING <port>                                (servers, once)
     HANDSHAKE <protocol> <suite> <alpn|-> <peer|-> [reused|full]
@@ -11,14 +12,21 @@ on exit if still running.  The Java and node programs print one line per event::
     DONE                                            (or ERROR <what>, exit status 1)
 
 Every wait is bounded (:data:`tests.sockloop.DEFAULT_TIMEOUT` unless given); the programs
-have timeouts of their own too.  Only 127.0.0.1 is used.
+have timeouts of their own too.  Only loopback is used: the Java and node servers listen on
+127.0.0.1; ``gnutls-serv``, which cannot be told to, listens in a network namespace of its
+own (:meth:`GnuTLSProcess.server`, :meth:`GnuTLSProcess.connect`).
 """
 
 from __future__ import annotations
 
+import ctypes
+import fcntl
 import os
 import shutil
+import socket
+import struct
 import subprocess
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,8 +35,11 @@ from tests.certs import Issued
 from tests.sockloop import DEFAULT_TIMEOUT, OpenSSLProcess
 
 __all__ = [
+    "GNUTLS_PRIORITY",
+    "GNUTLS_TIMEOUT",
     "JVM_TIMEOUT",
     "PEERS_DIR",
+    "GnuTLSProcess",
     "Handshake",
     "PeerProcess",
     "compile_java_peer",
@@ -198,6 +209,9 @@ def node_client(port: int, *, ca: str, certfile: str | None = None,
 
 # --- GnuTLS ------------------------------------------------------------------------------------
 
+#: Waits on GnuTLS (a start, a handshake of a busy machine).
+GNUTLS_TIMEOUT = 20.0
+
 #: GnuTLS priority strings pinning one version (the rest of NORMAL stays).
 GNUTLS_PRIORITY = {
     "TLSv1.2": "NORMAL:-VERS-ALL:+VERS-TLS1.2",
@@ -205,45 +219,149 @@ GNUTLS_PRIORITY = {
     None: "NORMAL",
 }
 
+#: The port gnutls-serv listens on inside its own network namespace (no one else is there).
+GNUTLS_PORT = 4433
 
-def gnutls_serv(port: int, *, certfile: str, keyfile: str, version: str | None = None,
+_CLONE_NEWNET = 0x40000000
+_SIOCSIFFLAGS = 0x8914
+_IFF_UP_LOOPBACK_RUNNING = 0x1 | 0x8 | 0x40
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise RuntimeError(f"{name} not found: .ci/run installs it (gnutls-bin, util-linux)")
+    return path
+
+
+class GnuTLSProcess(OpenSSLProcess):
+    """A ``gnutls-cli`` or ``gnutls-serv`` subprocess, output collected like
+    :class:`tests.sockloop.OpenSSLProcess` (use it as a context manager too).
+
+    ``gnutls-serv`` has no option to choose its address and listens on every interface, so
+    :meth:`server` runs it in a network namespace of its own (``unshare --net``, which needs
+    root as in CI), where only loopback exists, and :meth:`connect` opens a TCP connection
+    to it from inside that namespace: nothing listens outside loopback.  Starting
+    ``gnutls-serv`` any other way is refused.
+    """
+
+    #: The namespace and port of a process started by :meth:`server`.
+    netns_fd: int | None = None
+    port: int = 0
+
+    def __init__(self, argv: Sequence[str], *, stdin: bytes | None = None) -> None:
+        if os.path.basename(argv[0]) == "gnutls-serv":
+            raise ValueError("gnutls-serv listens on every interface: start it with "
+                             "GnuTLSProcess.server() (or gnutls_serv()), in a namespace")
+        super().__init__(argv, stdin=stdin)
+
+    @classmethod
+    def server(cls, args: Sequence[str], *, port: int = GNUTLS_PORT,
+               timeout: float = GNUTLS_TIMEOUT) -> GnuTLSProcess:
+        """Start ``gnutls-serv --port PORT ARGS...`` in a private network namespace and
+        wait until it listens."""
+        proc = cls([_tool("unshare"), "--net", _tool("gnutls-serv"), "--port", str(port),
+                    *args])
+        try:
+            proc.wait_for_output("listening on IPv4", timeout)
+            proc.netns_fd = os.open(f"/proc/{proc.proc.pid}/ns/net", os.O_RDONLY)
+            proc.port = port
+        except BaseException:
+            proc.kill()
+            raise
+        return proc
+
+    def connect(self, timeout: float = GNUTLS_TIMEOUT) -> socket.socket:
+        """A TCP connection to the server (in its namespace, to 127.0.0.1:port); hand it to
+        :class:`tests.sockloop.SocketTLS` or to ``aiotls.asyncio`` as ``sock=``."""
+        assert self.netns_fd is not None, "connect() is for processes started by server()"
+        result: list[socket.socket | BaseException] = []
+        fd = self.netns_fd
+
+        def in_namespace() -> None:
+            # setns() moves only this thread; the socket stays in the namespace it was
+            # made in, whichever thread uses it afterwards.
+            try:
+                libc = ctypes.CDLL(None, use_errno=True)
+                if libc.setns(fd, _CLONE_NEWNET) != 0:
+                    raise OSError(ctypes.get_errno(), "setns failed")
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as ctl:
+                    fcntl.ioctl(ctl, _SIOCSIFFLAGS,
+                                struct.pack("16sH", b"lo", _IFF_UP_LOOPBACK_RUNNING))
+                result.append(socket.create_connection(("127.0.0.1", self.port),
+                                                       timeout=timeout))
+            except BaseException as exc:  # reported in the calling thread
+                result.append(exc)
+
+        thread = threading.Thread(target=in_namespace, name="gnutls-netns")
+        thread.start()
+        thread.join(timeout)
+        if not result:
+            raise TimeoutError("connecting into gnutls-serv's namespace timed out")
+        if isinstance(result[0], BaseException):
+            raise result[0]
+        return result[0]
+
+    def kill(self) -> None:
+        super().kill()
+        if self.netns_fd is not None:
+            os.close(self.netns_fd)
+            self.netns_fd = None
+
+    def __enter__(self) -> GnuTLSProcess:
+        return self
+
+
+def _gnutls_options(*, version: str | None, ca: str | None, certfile: str | None,
+                    keyfile: str | None, alpn: Sequence[str],
+                    record_size: int | None) -> list[str]:
+    """What ``gnutls-serv`` and ``gnutls-cli`` are told alike."""
+    argv = ["--priority", GNUTLS_PRIORITY[version]]
+    for flag, value in (("--x509cafile", ca), ("--x509certfile", certfile),
+                        ("--x509keyfile", keyfile)):
+        if value is not None:
+            argv += [flag, value]
+    argv += [f"--alpn={name}" for name in alpn]
+    if record_size is not None:
+        argv.append(f"--recordsize={record_size}")
+    return argv
+
+
+def gnutls_serv(*, certfile: str, keyfile: str, version: str | None = None,
                 ca: str | None = None, require_client_cert: bool = False,
                 alpn: Sequence[str] = (), record_size: int | None = None,
-                sni_hostname: str | None = None) -> PeerProcess:
-    """``gnutls-serv --echo`` on 127.0.0.1:*port* (bind it yourself: it prints no port).
+                sni_hostname: str | None = None, tickets: bool = True,
+                timeout: float = GNUTLS_TIMEOUT) -> GnuTLSProcess:
+    """``gnutls-serv --echo`` in a network namespace of its own, listening (connect to it
+    with :meth:`GnuTLSProcess.connect`).
 
     *sni_hostname*: the name it serves; a client asking for another one gets a
     warning-level ``unrecognized_name`` before the ServerHello (GnuTLS's default).
+    *tickets* False: ``--noticket``.
     """
-    argv = ["gnutls-serv", "--echo", "-p", str(port), "--x509certfile", certfile,
-            "--x509keyfile", keyfile, "--priority", GNUTLS_PRIORITY[version]]
+    argv = ["--echo", *_gnutls_options(version=version, ca=ca, certfile=certfile,
+                                       keyfile=keyfile, alpn=alpn, record_size=record_size)]
     if require_client_cert:
-        assert ca is not None
-        argv += ["-r", "--verify-client-cert", "--x509cafile", ca]
+        assert ca is not None, "a client certificate is verified against ca"
+        argv += ["--require-client-cert", "--verify-client-cert"]
     else:
         argv.append("--disable-client-cert")
-    for name in alpn:
-        argv.append(f"--alpn={name}")
-    if record_size is not None:
-        argv.append(f"--recordsize={record_size}")
     if sni_hostname is not None:
         argv.append(f"--sni-hostname={sni_hostname}")
-    return PeerProcess(argv)
+    if not tickets:
+        argv.append("--noticket")
+    return GnuTLSProcess.server(argv, timeout=timeout)
 
 
 def gnutls_cli(port: int, *, ca: str, stdin: bytes, version: str | None = None,
                certfile: str | None = None, keyfile: str | None = None,
                alpn: Sequence[str] = (), record_size: int | None = None,
-               servername: str = "localhost") -> PeerProcess:
+               servername: str = "localhost") -> GnuTLSProcess:
     """``gnutls-cli`` to 127.0.0.1:*port*, sending *stdin* (it sends close_notify at the
-    end of its input and prints what it received)."""
-    argv = ["gnutls-cli", "-p", str(port), "--x509cafile", ca, "--priority",
-            GNUTLS_PRIORITY[version], "--sni-hostname", servername,
-            "--verify-hostname", servername, "127.0.0.1"]
-    if certfile is not None and keyfile is not None:
-        argv += ["--x509certfile", certfile, "--x509keyfile", keyfile]
-    for name in alpn:
-        argv.append(f"--alpn={name}")
-    if record_size is not None:
-        argv.append(f"--recordsize={record_size}")
-    return PeerProcess(argv, stdin=stdin)
+    end of its input -- :meth:`GnuTLSProcess.close_stdin` -- and prints what it received)."""
+    assert (certfile is None) == (keyfile is None), "a client certificate needs its key"
+    argv = [_tool("gnutls-cli"), "-p", str(port), "--sni-hostname", servername,
+            "--verify-hostname", servername,
+            *_gnutls_options(version=version, ca=ca, certfile=certfile, keyfile=keyfile,
+                             alpn=alpn, record_size=record_size), "127.0.0.1"]
+    return GnuTLSProcess(argv, stdin=stdin)

@@ -16,20 +16,15 @@ missed deadline raises :class:`TimeoutError` naming what was being waited for.
 
 The peer side of a test runs in a thread (:func:`run_in_thread`), and
 ``openssl`` subprocesses are wrapped by :class:`OpenSSLProcess`, which collects
-their output without ever blocking on a pipe; :class:`GnuTLSProcess` does the same
-for ``gnutls-cli``/``gnutls-serv`` (the server in a network namespace of its own,
-since it cannot be told to listen on loopback only).
+their output without ever blocking on a pipe (the other peers -- Java, node, GnuTLS --
+are launched by :mod:`tests.peers`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import fcntl
-import os
 import shutil
 import socket
-import struct
 import subprocess
 import threading
 import time
@@ -47,13 +42,11 @@ from aiotls.events import (
 
 __all__ = [
     "DEFAULT_TIMEOUT",
-    "GnuTLSProcess",
     "OpenSSLProcess",
     "PeerThread",
     "SocketTLS",
     "TLSFailed",
     "family_for",
-    "find_gnutls",
     "find_openssl",
     "free_port",
     "listen",
@@ -148,16 +141,27 @@ class SocketTLS:
     # --- construction ----------------------------------------------------------------------
 
     @classmethod
-    def connect(cls, context: aiotls.TLSContext, address: tuple[str, int], *,
-                server_hostname: str | None, timeout: float = DEFAULT_TIMEOUT) -> SocketTLS:
-        """TCP-connect to *address* and wrap the socket as a TLS client (no handshake yet)."""
-        sock = socket.create_connection(address, timeout=timeout)
+    def client(cls, context: aiotls.TLSContext, sock: socket.socket, *,
+               server_hostname: str | None, session: aiotls.TLSSession | None = None,
+               timeout: float = DEFAULT_TIMEOUT) -> SocketTLS:
+        """Wrap a connected socket as a TLS client (no handshake yet); closes the socket
+        if the connection cannot be made."""
         try:
-            conn = aiotls.TLSConnection(context, server_hostname=server_hostname)
+            conn = aiotls.TLSConnection(context, server_hostname=server_hostname,
+                                        session=session)
         except BaseException:
             sock.close()
             raise
         return cls(conn, sock, timeout=timeout)
+
+    @classmethod
+    def connect(cls, context: aiotls.TLSContext, address: tuple[str, int], *,
+                server_hostname: str | None, session: aiotls.TLSSession | None = None,
+                timeout: float = DEFAULT_TIMEOUT) -> SocketTLS:
+        """TCP-connect to *address* and wrap the socket as a TLS client (no handshake yet)."""
+        sock = socket.create_connection(address, timeout=timeout)
+        return cls.client(context, sock, server_hostname=server_hostname, session=session,
+                          timeout=timeout)
 
     @classmethod
     def accept(cls, context: aiotls.TLSContext, listener: socket.socket, *,
@@ -500,89 +504,3 @@ class OpenSSLProcess:
 
     def __exit__(self, *exc_info: object) -> None:
         self.kill()
-
-
-# --- GnuTLS (gnutls-cli / gnutls-serv) ------------------------------------------------------------
-
-
-def find_gnutls(tool: str = "gnutls-cli") -> str | None:
-    """Path of a GnuTLS command-line tool (``gnutls-cli``, ``gnutls-serv``), or None."""
-    return shutil.which(tool)
-
-
-_CLONE_NEWNET = 0x40000000
-_SIOCSIFFLAGS = 0x8914
-_IFF_UP_LOOPBACK_RUNNING = 0x1 | 0x8 | 0x40
-
-
-class GnuTLSProcess(OpenSSLProcess):
-    """A ``gnutls-cli`` or ``gnutls-serv`` subprocess, output collected like
-    :class:`OpenSSLProcess` (use it as a context manager too).
-
-    ``gnutls-serv`` has no option to choose its address and listens on every interface, so
-    :meth:`server` runs it in a network namespace of its own (``unshare -n``, which needs
-    root as in CI), where only loopback exists, and :meth:`connect` opens a TCP connection
-    to it from inside that namespace: nothing listens outside loopback.
-    """
-
-    #: The namespace and port of a process started by :meth:`server`.
-    netns_fd: int | None = None
-    port: int = 0
-
-    @classmethod
-    def server(cls, args: Sequence[str], *, port: int = 4433,
-               timeout: float = DEFAULT_TIMEOUT) -> GnuTLSProcess:
-        """Start ``gnutls-serv --port PORT ARGS...`` in a private network namespace and
-        wait until it listens."""
-        serv = find_gnutls("gnutls-serv")
-        unshare = shutil.which("unshare")
-        if serv is None or unshare is None:
-            raise RuntimeError("gnutls-serv and unshare are needed")
-        proc = cls([unshare, "--net", serv, "--port", str(port), *args])
-        try:
-            proc.wait_for_output("listening on IPv4", timeout)
-            proc.netns_fd = os.open(f"/proc/{proc.proc.pid}/ns/net", os.O_RDONLY)
-            proc.port = port
-        except BaseException:
-            proc.kill()
-            raise
-        return proc
-
-    def connect(self, timeout: float = DEFAULT_TIMEOUT) -> socket.socket:
-        """A TCP connection to the server (in its namespace, to 127.0.0.1:port)."""
-        assert self.netns_fd is not None, "connect() is for processes started by server()"
-        result: list[socket.socket | BaseException] = []
-        fd = self.netns_fd
-
-        def in_namespace() -> None:
-            # setns() moves only this thread; the socket stays in the namespace it was
-            # made in, whichever thread uses it afterwards.
-            try:
-                libc = ctypes.CDLL(None, use_errno=True)
-                if libc.setns(fd, _CLONE_NEWNET) != 0:
-                    raise OSError(ctypes.get_errno(), "setns failed")
-                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as ctl:
-                    fcntl.ioctl(ctl, _SIOCSIFFLAGS,
-                                struct.pack("16sH", b"lo", _IFF_UP_LOOPBACK_RUNNING))
-                result.append(socket.create_connection(("127.0.0.1", self.port),
-                                                       timeout=timeout))
-            except BaseException as exc:  # reported in the calling thread
-                result.append(exc)
-
-        thread = threading.Thread(target=in_namespace, name="gnutls-netns")
-        thread.start()
-        thread.join(timeout)
-        if not result:
-            raise TimeoutError("connecting into gnutls-serv's namespace timed out")
-        if isinstance(result[0], BaseException):
-            raise result[0]
-        return result[0]
-
-    def kill(self) -> None:
-        super().kill()
-        if self.netns_fd is not None:
-            os.close(self.netns_fd)
-            self.netns_fd = None
-
-    def __enter__(self) -> GnuTLSProcess:
-        return self

@@ -30,7 +30,8 @@ from aiotls import ConnectionState as State
 from aiotls.errors import AlertReceived, PeerMisbehaved, TLSError
 from aiotls.events import ConnectionTerminated, DataReceived, Event, HandshakeCompleted
 from tests.conftest import PKI, RecordForger, pump, split_records
-from tests.sockloop import GnuTLSProcess, SocketTLS, find_gnutls, listen, peer_thread
+from tests.peers import GNUTLS_TIMEOUT, gnutls_cli, gnutls_serv
+from tests.sockloop import SocketTLS, listen, peer_thread
 
 TLS13, TLS12 = "TLSv1.3", "TLSv1.2"
 VERSIONS = (TLS13, TLS12)
@@ -557,6 +558,20 @@ def _record_contents(wire: bytes, version: str) -> list[tuple[int, int]]:
     return out
 
 
+def _capture_sent(conn: aiotls.TLSConnection) -> bytearray:
+    """From now on, a copy of every byte *conn* gives to send."""
+    sent = bytearray()
+    take = conn.data_to_send
+
+    def capture() -> bytes | bytearray:
+        out = take()
+        sent.extend(out)
+        return out
+
+    conn.data_to_send = capture  # type: ignore[method-assign]
+    return sent
+
+
 def _tlslite_peer(sock: socket.socket, role: str, version: str, cipher: str, limit: int,
                   cert_pem: bytes, key_pem: bytes, size: int) -> bytes:
     """tlslite-ng as the peer that asks for ``limit`` (it enforces it on what it reads)."""
@@ -622,15 +637,7 @@ def test_sealed_records_honour_peer_record_size_limit(pki: PKI, version: str, su
         conn = aiotls.TLSConnection(server_ctx, server_side=True) if role == "server" \
             else aiotls.TLSConnection(client_ctx, server_hostname="localhost")
         tls = SocketTLS(conn, ours, timeout=30)
-        sent = bytearray()
-        take = conn.data_to_send
-
-        def capture() -> bytes | bytearray:
-            out = take()
-            sent.extend(out)
-            return out
-
-        conn.data_to_send = capture  # type: ignore[method-assign]
+        sent = _capture_sent(conn)
         tls.handshake()
         assert conn.cipher() is not None and conn.cipher()[0] == suite  # type: ignore[index]
         tls.send(blob)
@@ -645,85 +652,77 @@ def test_sealed_records_honour_peer_record_size_limit(pki: PKI, version: str, su
 
 # --- RFC 8449 with GnuTLS, the peer that showed the defect --------------------------------------
 
-GNUTLS_PRIORITY = {TLS13: "NORMAL:-VERS-ALL:+VERS-TLS1.3", TLS12: "NORMAL:-VERS-ALL:+VERS-TLS1.2"}
 GNUTLS_LIMIT = 512
-GNUTLS_TIMEOUT = 20.0
+#: The TLS 1.2 suite (AES-GCM, which :func:`_record_contents` measures), ECDSA as pki.server().
+GNUTLS_TLS12_SUITE = "ECDHE-ECDSA-AES128-GCM-SHA256"
 
 
 def _lines(count: int, tag: bytes) -> list[bytes]:
     return [b"%05d %s %s\n" % (i, tag, bytes(range(97, 123)) * 3) for i in range(count)]
 
 
-def _require_gnutls(tool: str) -> str:
-    path = find_gnutls(tool)
-    if path is None:
-        pytest.fail(f"{tool} is not installed (gnutls-bin; .ci/run installs it)", pytrace=False)
-    return path
+def _check_gnutls_limit(sent: bytes, version: str) -> None:
+    """What aiotls sealed went out in many records, the largest exactly the limit GnuTLS
+    advertised: ``--recordsize`` plus one in TLS 1.3 (for the content type byte), so 513."""
+    contents = _record_contents(sent, version)
+    assert len(contents) > 64 * 1024 // GNUTLS_LIMIT
+    assert max(n for _, n in contents) == GNUTLS_LIMIT + (version == TLS13)
 
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_gnutls_server_with_record_size_limit(pki: PKI, version: str) -> None:
     """aiotls client, ``gnutls-serv --recordsize=512 --echo``: 64 KiB each way in many
     records; GnuTLS rejects any record over its limit ("record packet with invalid
-    length"), and every record we sealed is checked too."""
-    _require_gnutls("gnutls-serv")
+    length"), and every record we sealed is checked too; close_notify both ways."""
     client_ctx, _ = contexts(pki, version)
     if version == TLS12:
-        client_ctx.set_ciphers("ECDHE-ECDSA-AES128-GCM-SHA256")  # (see _record_contents)
+        client_ctx.set_ciphers(GNUTLS_TLS12_SUITE)
     certfile, keyfile = pki.server()
-    args = ["--echo", f"--recordsize={GNUTLS_LIMIT}", "--x509certfile", certfile,
-            "--x509keyfile", keyfile, "--priority", GNUTLS_PRIORITY[version], "--noticket"]
     lines = _lines(700, b"to-gnutls")  # ~64 KiB
-    with GnuTLSProcess.server(args, timeout=GNUTLS_TIMEOUT) as server:
+    with gnutls_serv(certfile=certfile, keyfile=keyfile, version=version,
+                     record_size=GNUTLS_LIMIT, tickets=False) as server:
         conn = aiotls.TLSConnection(client_ctx, server_hostname="localhost")
-        sent = bytearray()
-        take = conn.data_to_send
-
-        def capture() -> bytes | bytearray:
-            out = take()
-            sent.extend(out)
-            return out
-
-        conn.data_to_send = capture  # type: ignore[method-assign]
-        with SocketTLS(conn, server.connect(GNUTLS_TIMEOUT), timeout=GNUTLS_TIMEOUT) as tls:
+        sent = _capture_sent(conn)
+        with SocketTLS(conn, server.connect(), timeout=GNUTLS_TIMEOUT) as tls:
             assert tls.handshake().version == version
             for start in range(0, len(lines), 70):
                 batch = b"".join(lines[start:start + 70])
                 tls.send(batch)
                 assert tls.recv_exactly(len(batch)) == batch
-            tls.close()
-    contents = _record_contents(bytes(sent), version)
-    assert len(contents) > 64 * 1024 // GNUTLS_LIMIT
-    # (in TLS 1.3 GnuTLS advertises --recordsize plus one, for the content type byte)
-    assert max(n for _, n in contents) == GNUTLS_LIMIT + (version == TLS13)
-    assert "invalid length" not in server.output
+            tls.close()  # fails unless GnuTLS answers with close_notify
+            assert tls.conn.error is None
+    _check_gnutls_limit(bytes(sent), version)
+    assert "invalid length" not in server.output, server.output
 
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_gnutls_client_with_record_size_limit(pki: PKI, version: str) -> None:
-    """``gnutls-cli --recordsize=512`` to an aiotls server that sends it 64 KiB."""
-    cli = _require_gnutls("gnutls-cli")
+    """``gnutls-cli --recordsize=512`` to an aiotls server that sends it 64 KiB: every
+    record fits, gnutls-cli prints all of it, and its close_notify ends the connection
+    cleanly."""
     _, server_ctx = contexts(pki, version)
+    if version == TLS12:
+        server_ctx.set_ciphers(GNUTLS_TLS12_SUITE)
     lines = _lines(700, b"from-aiotls")
-    with listen("127.0.0.1", GNUTLS_TIMEOUT) as listener:
-        port = listener.getsockname()[1]
-        argv = [cli, "--x509cafile", pki.ca_file, f"--recordsize={GNUTLS_LIMIT}",
-                "--priority", GNUTLS_PRIORITY[version], "--verify-hostname", "localhost",
-                "--sni-hostname", "localhost", "-p", str(port), "127.0.0.1"]
-        with GnuTLSProcess(argv, stdin=b"hello from gnutls-cli\n") as client:
-            with SocketTLS.accept(server_ctx, listener, timeout=GNUTLS_TIMEOUT) as tls:
-                assert tls.handshake().version == version
-                assert tls.recv_line() == b"hello from gnutls-cli\n"
-                tls.send(b"".join(lines))
-                tls.conn.close()  # (gnutls-cli exits on close_notify without answering it)
-                tls.flush()
-                client.wait_for_output("00699 from-aiotls", GNUTLS_TIMEOUT)
-            client.close_stdin()
-            rc, output = client.wait(GNUTLS_TIMEOUT)
+    request = b"hello from gnutls-cli\n"
+    with listen("127.0.0.1", GNUTLS_TIMEOUT) as listener, \
+            gnutls_cli(listener.getsockname()[1], ca=pki.ca_file, stdin=request,
+                       version=version, record_size=GNUTLS_LIMIT) as client:
+        with SocketTLS.accept(server_ctx, listener, timeout=GNUTLS_TIMEOUT) as tls:
+            sent = _capture_sent(tls.conn)
+            assert tls.handshake().version == version
+            assert tls.recv_line() == request
+            tls.send(b"".join(lines))
+            client.wait_for_output("00699 from-aiotls", GNUTLS_TIMEOUT)
+            client.close_stdin()  # end of its input: gnutls-cli sends close_notify
+            tls.wait_closed()  # fails on any error, or without gnutls-cli's close_notify
+            assert tls.conn.error is None
+        rc, output = client.wait(GNUTLS_TIMEOUT)
     assert rc == 0, output
     assert "invalid length" not in output and "Fatal error" not in output, output
     received = [line + "\n" for line in output.splitlines() if "from-aiotls" in line]
     assert "".join(received).encode() == b"".join(lines)
+    _check_gnutls_limit(bytes(sent), version)
 
 
 # --- through aiotls.asyncio, on both event loops -----------------------------------------------
