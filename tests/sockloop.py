@@ -23,6 +23,7 @@ are launched by :mod:`tests.peers`).
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import socket
 import subprocess
