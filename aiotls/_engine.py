@@ -1321,6 +1321,25 @@ def _named_with_super(classes: Any) -> set[str]:
             for name in code.co_names}
 
 
+def _ignore_ip_server_name(hello: Any) -> None:
+    """A received ClientHello whose server_name is one IP literal: drop the extension
+    (the transcript keeps the bytes as received) and keep the literal as
+    ``_aiotls_ip_sni``.  RFC 6066 3 forbids IP literals in SNI, but clients and scanners
+    (sslscan) send them; tlslite refused them with illegal_parameter, OpenSSL servers
+    ignore them, and so does aiotls: the connection has no SNI."""
+    ext = hello.getExtension(ExtensionType.server_name)
+    names = getattr(ext, "hostNames", None) if ext is not None else None
+    if not names or len(names) != 1 or len(ext.serverNames) != 1:
+        return
+    try:
+        name = bytes(names[0]).decode("ascii")
+    except UnicodeDecodeError:
+        return
+    if _verify.is_ip_address(name):
+        hello.extensions = [e for e in hello.extensions if e is not ext]
+        hello._aiotls_ip_sni = name
+
+
 def _keep_client_hello_bytes(hello: Any) -> None:
     """A parsed ClientHello keeps its bytes as received, so the PSK binder is checked
     against them (RFC 8446 4.2.11.2) instead of a re-serialisation of the parsed
@@ -1334,6 +1353,7 @@ def _keep_client_hello_bytes(hello: Any) -> None:
         result = parse(self, p)
         if not self.ssl2 and start >= 0 and p.bytes[start] == HandshakeType.client_hello:
             self._aiotls_wire = bytes(p.bytes[start:p.index])
+            _ignore_ip_server_name(self)
         return result
 
     write = hello.write
@@ -1416,7 +1436,13 @@ def _rebound_base() -> type:
         # TLSConnection never tests isinstance() against it)
         _tl_tlsconnection: _namespace(_tl_tlsconnection, HandshakeHelpers=_FastHandshakeHelpers,
                                       TLSExtension=_QuickTLSExtension,
-                                      ClientHello=_QUICK_MESSAGES["ClientHello"], **quick_ext),
+                                      ClientHello=_QUICK_MESSAGES["ClientHello"],
+                                      # RFC 8446 4.2.7: groups a server does not support
+                                      # are ignored.  tlslite refused (illegal_parameter)
+                                      # a TLS 1.3-only ClientHello that also lists pre-1.3
+                                      # groups (secp160r1, ...), as scanners send.
+                                      TLS_1_3_FORBIDDEN_GROUPS=frozenset(),
+                                      **quick_ext),
         _tl_tlsrecordlayer: _namespace(_tl_tlsrecordlayer),
     }
     attrs: dict[str, Any] = {}
@@ -1443,6 +1469,8 @@ class _TLSLiteConnection(_ReboundTLSConnection):  # type: ignore[misc]
     _aiotls_tickets: _crypto.TicketSealer | None = None
     _aiotls_now: Callable[[], datetime.datetime]
     _aiotls_sent_certificate = False
+    #: An IP literal the client sent as SNI, ignored (see _ignore_ip_server_name).
+    _aiotls_ip_sni: str | None = None
     _aiotls_pha_chain: list[bytes] | None = None
     _aiotls_defer_client_cert = False
     #: (id(settings), id(key), id(certs), version) -> (settings, key, certs, result)
@@ -1506,6 +1534,13 @@ class _TLSLiteConnection(_ReboundTLSConnection):  # type: ignore[misc]
                 extension = result[0].getExtension(ExtensionType.session_ticket)
                 if extension is not None and extension.ticket:
                     extension.ticket = bytearray()
+                # TACK (0xF300, an expired draft): tlslite answers a client offering it
+                # with a NameError when the optional tackpy is absent.  OpenSSL ignores the
+                # extension; so does aiotls (the transcript keeps the bytes as received).
+                if result[0].getExtension(ExtensionType.tack) is not None:
+                    result[0].tack = False
+            if isinstance(result, tuple):
+                self._aiotls_ip_sni = result[0].__dict__.get("_aiotls_ip_sni")
             yield result
 
     def _serverFinished(self, *args: Any, **kwargs: Any) -> Generator[Any, None, None]:
@@ -1600,6 +1635,12 @@ class _TLSLiteConnection(_ReboundTLSConnection):  # type: ignore[misc]
                 yield result
             else:
                 break
+        if isinstance(result, ServerHello) and tuple(self.version) > (3, 3):
+            share = result.getExtension(ExtensionType.key_share)
+            if share is not None and getattr(share, "server_share", True) is None:
+                # an empty key_share in a ServerHello: tlslite read its group from None
+                yield from self._sendError(
+                    _TLAlert.decode_error, "the ServerHello's key_share extension is empty")
         if (isinstance(result, ServerHello) and tuple(self.version) <= (3, 3)
                 and not result.getExtension(ExtensionType.extended_master_secret)):
             yield from self._sendError(
@@ -2198,6 +2239,10 @@ class Engine:
         session = self._tl.session
         name = session.serverName if session is not None else None
         return str(name) if name else None
+
+    def ignored_sni(self) -> str | None:
+        """Server side: an IP literal the client sent as SNI, which was ignored."""
+        return self._tl._aiotls_ip_sni if self.server_side else None
 
     def resumed(self) -> bool:
         tl = self._tl
