@@ -125,7 +125,9 @@ from ._record import RecordLayer as FastRecordLayer
 from .context import SUITES_BY_ID, TLSContext
 from .errors import (
     AlertDescription,
+    AlertReceived,
     CertificateError,
+    PeerIncompatible,
     PeerMisbehaved,
     TLSConfigurationError,
     TLSError,
@@ -1839,6 +1841,8 @@ class Engine:
         self._tl = tl
         self.handshake_done = False
         self.failed = False
+        #: A TLS 1.2 peer tried to renegotiate (aiotls never renegotiates).
+        self.renegotiation_refused = False
         verify_mode = int(ctx.verify_mode)
         if verify_mode != 0:
             tl._aiotls_policy = _Policy(
@@ -2051,6 +2055,12 @@ class Engine:
 
         Returns ``b""`` if it was close_notify, else ``None``.
         """
+        if record[0] == ContentType.handshake and self.version == "TLSv1.2":
+            # After a TLS 1.2 handshake a handshake record can only start a renegotiation
+            # (HelloRequest, ClientHello): tlslite refuses it with a warning
+            # no_renegotiation alert, and a peer that gives up then names the failure
+            # (see _translate).
+            self.renegotiation_refused = True
         self.feed(record)
         with self._synced():
             result = self.read()
@@ -2159,10 +2169,14 @@ class Engine:
             if self._tl._aiotls_error is not None:
                 return self._tl._aiotls_error
             detail = exc.message or ""
+            if "extended master secret" in detail.lower():
+                return self._no_ems_error(exc.description)
             return error_for_sent_alert(exc.description, _clean_detail(detail))
         if isinstance(exc, TLSRemoteAlert):
             self.failed = True
             self._sock.discard = True
+            if self.renegotiation_refused and not during:
+                return _renegotiation_error(exc.description)
             return error_for_received_alert(exc.description, during_handshake=during)
         alert, detail = _ALERT_FOR_EXCEPTION.get(type(exc), (None, ""))
         if alert is None:
@@ -2194,6 +2208,23 @@ class Engine:
                                                         else detail)) if alert is not None \
             else PeerMisbehaved(text)
         return err
+
+    def _no_ems_error(self, alert: int) -> TLSError:
+        """The peer's TLS 1.2 hello lacks RFC 7627 extended master secret, which we require."""
+        peer = "client" if self.server_side else "server"
+        return PeerIncompatible(
+            f"the {peer} does not support the TLS 1.2 extended master secret extension "
+            f"(RFC 7627), which this {'server' if self.server_side else 'client'} requires "
+            f"(sent alert {AlertDescription.name_of(alert)} to the peer)",
+            cause=f"the {peer} is an old or minimal TLS 1.2 implementation (older Java, "
+            "embedded stacks) without RFC 7627",
+            hint=f"upgrade the {peer} (or let it use TLS 1.3); if you cannot, set "
+            "require_extended_master_secret = False on this TLSContext, accepting that "
+            "TLS 1.2 sessions without it are open to the triple-handshake attack (an "
+            "attacker can make two connections share keys, defeating session resumption "
+            "and channel-binding guarantees)",
+            alert=alert, code="no-extended-master-secret",
+        )
 
     # --- introspection -----------------------------------------------------------------------
 
@@ -2264,6 +2295,22 @@ class Engine:
             return None
         return type(read).__module__ + "." + type(read).__name__, \
             type(write).__module__ + "." + type(write).__name__
+
+
+def _renegotiation_error(alert: int) -> TLSError:
+    """A fatal alert from a TLS 1.2 peer whose renegotiation we refused."""
+    name = AlertDescription.name_of(alert)
+    return AlertReceived(
+        f"the peer tried to renegotiate the TLS 1.2 connection, which aiotls does not "
+        f"support (it answered no_renegotiation), and then aborted with alert {name} "
+        f"({alert})",
+        cause="the peer renegotiates, typically to ask for a client certificate after the "
+        "handshake or to refresh keys; aiotls never renegotiates (RFC 5746 lets it refuse)",
+        hint="configure the peer not to renegotiate: request the client certificate in the "
+        "initial handshake (verify_mode on the server), use TLS 1.3 (post-handshake "
+        "authentication, KeyUpdate), or reconnect instead of refreshing keys",
+        alert=alert, code="renegotiation-refused",
+    )
 
 
 _PARSER_FAILURES = (KeyError, IndexError, AssertionError, TypeError, ValueError, struct.error,

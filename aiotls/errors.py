@@ -372,6 +372,20 @@ _CERTIFICATE = frozenset({
 })
 
 
+#: Advice for alerts whose meaning depends on who sent them: here the peer sent the alert
+#: about what *we* sent, so "the sender" is aiotls (used by error_for_received_alert).
+_RECEIVED_ADVICE: dict[int, tuple[str, str]] = {
+    _A.record_overflow: (
+        "the peer received a record from this side that was longer than it accepts "
+        "(2^14 bytes of plaintext, or a smaller limit it negotiated with record_size_limit "
+        "or max_fragment_length), or the records were altered in transit",
+        "if nothing between the two ends rewrites traffic, this side sent a record it must "
+        "not have: report it to aiotls with a handshake trace (python -m aiotls connect "
+        "HOST PORT) and the peer's TLS implementation",
+    ),
+}
+
+
 def alert_advice(alert: int) -> tuple[str, str]:
     """(likely cause, fix) for an alert number."""
     return _ALERT_ADVICE.get(alert, ("the peer reported an error", "check the peer's logs"))
@@ -381,7 +395,7 @@ def error_for_received_alert(alert: int, *, during_handshake: bool) -> AlertRece
     """The error for a fatal alert the peer sent us."""
     name = AlertDescription.name_of(alert)
     stage = "during the handshake" if during_handshake else "after the handshake"
-    cause, hint = alert_advice(alert)
+    cause, hint = _RECEIVED_ADVICE.get(alert) or alert_advice(alert)
     if alert in _CERTIFICATE:
         what = f"the peer rejected our certificate with alert {name} ({alert}) {stage}"
         if alert == _A.certificate_required:
