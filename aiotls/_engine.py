@@ -1496,6 +1496,23 @@ class _TLSLiteConnection(_ReboundTLSConnection):  # type: ignore[misc]
         return list(hit[3])
 
     @staticmethod
+    def _pickServerKeyExchangeSig(settings: Any, clientHello: Any, certList: Any = None,
+                                  private_key: Any = None, version: Any = (3, 3),
+                                  check_alt: bool = True) -> Any:
+        result = _ReboundTLSConnection._pickServerKeyExchangeSig(
+            settings, clientHello, certList, private_key, version, check_alt)
+        key = result[2] if isinstance(result, tuple) else None
+        if result and result[0] == "sha1" and \
+                str(getattr(key, "key_type", "")).lower() in ("ed25519", "ed448"):
+            # A TLS 1.2 client without signature_algorithms accepts only SHA-1 with RSA or
+            # ECDSA (RFC 5246 7.4.1.4.1); tlslite then crashed signing with an EdDSA key.
+            raise TLSHandshakeFailure(
+                "the client sent no signature_algorithms extension, so TLS 1.2 allows "
+                "only SHA-1 signatures with RSA or ECDSA keys, and this server's "
+                "certificate has an EdDSA key")
+        return result
+
+    @staticmethod
     def _getKEX(group: int, version: tuple[int, int]) -> Any:
         if group in _FAST_GROUPS:
             return _KeyExchange(group, version)
@@ -1637,6 +1654,21 @@ class _TLSLiteConnection(_ReboundTLSConnection):  # type: ignore[misc]
                 yield result
             else:
                 break
+        if isinstance(result, ServerHello):
+            # RFC 8446 4.2, RFC 5246 7.4.1.4: a ServerHello carries only extensions the
+            # client offered.  tlslite did not check, and crashed on some of them (a
+            # pre_shared_key answering no PSK offer).
+            hello = args[2] if len(args) > 2 else kwargs.get("clientHello")
+            offered = {ext.extType for ext in (hello.extensions or ())} if hello else set()
+            if hello is not None and CipherSuite.TLS_EMPTY_RENEGOTIATION_INFO_SCSV in \
+                    hello.cipher_suites:
+                offered.add(ExtensionType.renegotiation_info)
+            for ext in result.extensions or ():
+                if hello is not None and ext.extType not in offered:
+                    yield from self._sendError(
+                        _TLAlert.unsupported_extension,
+                        f"the ServerHello has an extension the client did not offer "
+                        f"({ExtensionType.toStr(ext.extType)})")
         if isinstance(result, ServerHello) and tuple(self.version) > (3, 3):
             share = result.getExtension(ExtensionType.key_share)
             if share is not None and getattr(share, "server_share", True) is None:
