@@ -132,6 +132,7 @@ from .errors import (
     TLSConfigurationError,
     TLSError,
     TLSUsageError,
+    X509_V_ERR_CERT_REJECTED,
     error_for_received_alert,
     error_for_sent_alert,
 )
@@ -456,6 +457,19 @@ class _PeerX509(X509):  # type: ignore[misc]
 
     def parseBinary(self, cert_bytes: Any) -> Any:
         der = bytes(cert_bytes)
+        try:
+            _crypto.load_der_certificate(der)  # (remembered: the parses below reuse it)
+        except ValueError as exc:
+            # Not X.509 as OpenSSL reads it (an invalid version, bad DER...): tlslite's
+            # lenient parser would take it, and the failure would surface later under
+            # another name (a signature check, or internal_error).
+            raise CertificateError(
+                f"the peer's certificate could not be parsed: {exc}",
+                cause="a malformed or non-X.509 certificate",
+                hint="re-issue the peer's certificate",
+                alert=AlertDescription.bad_certificate, code="certificate-malformed",
+                verify_code=X509_V_ERR_CERT_REJECTED,
+            ) from None
         found = _crypto.certificate_ec_key(der)
         if found is None:
             X509.parseBinary(self, cert_bytes)

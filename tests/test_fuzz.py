@@ -48,6 +48,7 @@ import aiotls
 from aiotls.errors import AlertDescription, TLSError
 from aiotls.events import ConnectionTerminated, DataReceived, Event, HandshakeCompleted
 from tests.certs import CA, KeyType
+from tests.conftest import split_handshake_messages, tap_handshake
 
 TLS12, TLS13 = "TLSv1.2", "TLSv1.3"
 HANDSHAKE = 22
@@ -164,20 +165,6 @@ def _session(scenario: Scenario) -> aiotls.TLSSession:
 
 
 # --- handshake message surgery -------------------------------------------------------------
-
-
-def _split_messages(data: bytes) -> list[bytes] | None:
-    """Whole handshake messages (header included), or None if ``data`` is not exactly that."""
-    out, pos = [], 0
-    while pos < len(data):
-        if len(data) - pos < 4:
-            return None
-        end = pos + 4 + int.from_bytes(data[pos + 1:pos + 4], "big")
-        if end > len(data):
-            return None
-        out.append(data[pos:end])
-        pos = end
-    return out
 
 
 def _u(data: bytes, pos: int, n: int) -> int:
@@ -397,17 +384,6 @@ def mutate_message(rng: random.Random, msg: bytes, tls13: bool) -> tuple[bytes, 
 # --- running one case ---------------------------------------------------------------------
 
 
-class _Raw:
-    """A record's content for tlslite's record layer: what it reads from a Message."""
-
-    def __init__(self, content_type: int, data: bytes) -> None:
-        self.contentType = content_type
-        self._data = bytearray(data)
-
-    def write(self) -> bytearray:
-        return bytearray(self._data)
-
-
 @dataclass
 class _Tap:
     """Mutates the ``target``-th handshake message a connection sends (counting from 0)."""
@@ -421,29 +397,18 @@ class _Tap:
     how: str = ""
 
     def install(self, conn: aiotls.TLSConnection) -> None:
-        # The one reach into internals: the sending connection's tlslite record layer, so
-        # that encrypted flights get hostile *plaintext* (ciphertext edits only test the AEAD).
-        layer = conn._engine._tl._recordLayer
-        send = layer.sendRecord
+        offset = len(self.sent)  # (a client's ClientHello went out before: see _run)
 
-        def send_record(msg: Any) -> Any:
-            if msg.contentType == HANDSHAKE:
-                data = bytes(msg.write())
-                messages = _split_messages(data)
-                if messages is not None:
-                    out = []
-                    for m in messages:
-                        if len(self.sent) == self.target:
-                            self.original = m
-                            self.mutated, self.how = mutate_message(self.rng, m, self.tls13)
-                            m = self.mutated
-                        self.sent.append(m[0] if len(self.sent) != self.target
-                                         else self.original[0])
-                        out.append(m)
-                    msg = _Raw(HANDSHAKE, b"".join(out))
-            return send(msg)
+        def edit(message: bytes) -> bytes:
+            index = offset + len(seen) - 1
+            self.sent.append(message[0])
+            if index != self.target:
+                return message
+            self.original = message
+            self.mutated, self.how = mutate_message(self.rng, message, self.tls13)
+            return self.mutated
 
-        layer.sendRecord = send_record
+        seen = tap_handshake(conn, edit)
 
 
 @dataclass
@@ -490,7 +455,6 @@ def _run(scenario: Scenario, tap: _Tap) -> Outcome:
     start = time.monotonic()
     client = aiotls.TLSConnection(client_ctx, server_hostname="localhost", session=session)
     server = aiotls.TLSConnection(server_ctx, server_side=True)
-    tap.install(server if scenario.victim == "client" else client)
     events: dict[str, list[Event]] = {"client": [], "server": []}
     hello = client.data_to_send()
     if scenario.victim == "server":
@@ -500,6 +464,7 @@ def _run(scenario: Scenario, tap: _Tap) -> Outcome:
             hello = _mutate_first_hello(tap, hello)
         else:
             tap.sent.append(1)
+    tap.install(server if scenario.victim == "client" else client)
     _feed(server, hello, events["server"])
     rounds = _pump(client, server, events["client"], events["server"])
     if all(_completed(events[r]) and not _terminated(events[r]) for r in events):
@@ -519,7 +484,7 @@ def _mutate_first_hello(tap: _Tap, flight: bytes) -> bytes:
     mutate it in the plaintext record instead."""
     assert flight[0] == HANDSHAKE
     body = flight[5:]
-    messages = _split_messages(body)
+    messages = split_handshake_messages(body)
     assert messages is not None and len(messages) == 1 and messages[0][0] == 1
     tap.original = messages[0]
     tap.mutated, tap.how = mutate_message(tap.rng, messages[0], tap.tls13)
