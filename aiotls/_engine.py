@@ -2372,7 +2372,10 @@ def _direction(state: Any) -> DirectionState:
 _ALERT_FOR_EXCEPTION: dict[type[BaseException], tuple[int, str]] = {
     TLSRecordOverflow: (_TLAlert.record_overflow, "record too long"),
     TLSBadRecordMAC: (_TLAlert.bad_record_mac, "record failed authentication"),
-    TLSDecryptionFailed: (_TLAlert.decryption_failed, "record decryption failed"),
+    # tlslite raises it, outside its record layer, for a TLS 1.3 CertificateVerify
+    # signature or Finished value that does not verify: decrypt_error (RFC 8446 6.2).
+    # decryption_failed is a TLS 1.0 alert that TLS 1.2 and 1.3 must never send.
+    TLSDecryptionFailed: (_TLAlert.decrypt_error, "handshake verification failed"),
     TLSUnexpectedMessage: (_TLAlert.unexpected_message, "unexpected message"),
     TLSIllegalParameterException: (_TLAlert.illegal_parameter, "illegal parameter"),
     TLSDecodeError: (_TLAlert.decode_error, "malformed message"),

@@ -18,7 +18,8 @@ Whatever the mutation, neither side may:
 
 * raise anything from ``receive_data`` (errors come as ``ConnectionTerminated`` events),
 * end with anything but an aiotls ``TLSError``, or with an ``internal_error`` (an error
-  blaming aiotls for the peer's input),
+  blaming aiotls for the peer's input), or with ``decryption_failed`` (an alert TLS 1.2 and
+  1.3 must never send),
 * keep talking forever (bounded rounds, bounded time per case), or buffer more than one
   record of input / emit unbounded output.
 
@@ -229,6 +230,37 @@ def _first_certificate(body: bytes, tls13: bool) -> tuple[int, int] | None:
 EXT_TYPES = [0, 1, 5, 10, 11, 13, 14, 15, 16, 17, 18, 21, 22, 23, 27, 28, 35, 41, 42, 43, 44,
              45, 47, 48, 49, 50, 51, 0xFF01, 0xF300, 0x3374, 0x0A0A, 0xFFFF, 57, 13172]
 INTERESTING = [0x00, 0x01, 0x02, 0x03, 0x04, 0x7F, 0x80, 0xFE, 0xFF]
+_X25519_SHARE = b"\x00\x1d\x00\x20" + bytes(range(32))
+#: Well-formed bodies of known extensions, in the shapes of either side (so that an
+#: extension lands, parsed, where the protocol does not expect it).
+SAMPLE_BODIES: dict[int, list[bytes]] = {
+    0: [b"", b"\x00\x0c\x00\x00\x09localhost"],
+    1: [b"\x01", b"\x05"],
+    5: [b"", b"\x01\x00\x00\x00\x00", b"\x01\x00\x00\x03abc"],
+    10: [b"\x00\x02\x00\x1d", b"\x00\x04\x00\x17\x01\x00", b"\x00\x00"],
+    11: [b"\x01\x00", b"\x01\x01"],
+    13: [b"\x00\x02\x04\x03", b"\x00\x02\x08\x07", b"\x00\x02\x02\x01"],
+    16: [b"\x00\x03\x02h2", b"\x00\x06\x02h2\x02h3", b"\x00\x01\x00"],
+    18: [b"", b"\x00\x00"],
+    21: [bytes(5)],
+    22: [b""],
+    23: [b""],
+    27: [b"\x02\x00\x01", b"\x02\x00\x02"],
+    28: [b"\x00\x40", b"\x40\x01", b"\x00\x00"],
+    35: [b"", b"\x01\x02\x03"],
+    41: [b"\x00\x00", b"\x00\x05", b"\x00\x0b\x00\x05abcde\x00\x00\x00\x01\x00\x21\x20"
+         + bytes(32)],
+    42: [b"", b"\x00\x00\x40\x00"],
+    43: [b"\x03\x04", b"\x03\x03", b"\x02\x03\x04", b"\x04\x03\x04\x03\x03", b"\x7f\x1c"],
+    44: [b"\x00\x03abc"],
+    45: [b"\x01\x01", b"\x01\x00", b"\x00"],
+    47: [b"\x00\x00", b"\x00\x05\x00\x03\x30\x01\x00"],
+    49: [b""],
+    50: [b"\x00\x02\x04\x03"],
+    51: [_X25519_SHARE, b"\x00\x24" + _X25519_SHARE, b"\x00\x17", b"\x00\x00",
+         b"\x01\x00\x00\x00"],
+    0xFF01: [b"\x00", b"\x0c" + bytes(12)],
+}
 
 
 def _mutate_bytes(rng: random.Random, data: bytes) -> tuple[bytes, str]:
@@ -282,11 +314,20 @@ def _mutate_bytes(rng: random.Random, data: bytes) -> tuple[bytes, str]:
 def _mutate_extensions(rng: random.Random, exts: list[tuple[int, bytes]]
                        ) -> tuple[list[tuple[int, bytes]], str]:
     exts = list(exts)
-    kinds = ["insert-empty", "insert-random", "insert-copy"]
+    kinds = ["insert-empty", "insert-random", "insert-copy", "insert-known", "insert-known"]
     if exts:
         kinds += ["drop", "empty", "truncate", "garbage", "duplicate", "mutate", "mutate",
                   "retype", "swap"]
     kind = rng.choice(kinds)
+    if kind == "insert-known" or (kind in ("mutate", "retype") and rng.random() < 0.3):
+        ext_type = rng.choice(list(SAMPLE_BODIES))
+        data = rng.choice(SAMPLE_BODIES[ext_type])
+        present = [i for i, (t, _) in enumerate(exts) if t == ext_type]
+        if present and rng.random() < 0.7:  # replace the body of the one already there
+            exts[present[0]] = (ext_type, data)
+            return exts, f"extension {ext_type:#06x} body set to {data.hex()}"
+        exts.insert(rng.randint(0, len(exts)), (ext_type, data))
+        return exts, f"insert extension {ext_type:#06x} ({data.hex()})"
     if kind.startswith("insert"):
         ext_type = rng.choice(EXT_TYPES)
         if kind == "insert-empty":
@@ -554,6 +595,9 @@ def run_case(name: str, seed: int) -> Outcome:
             if err.code == "internal-error" or err.alert is AlertDescription.internal_error:
                 raise FuzzFailure(_describe(scenario, seed, tap,
                                             f"{role} blamed itself: {err}"))
+            if err.alert is AlertDescription.decryption_failed:  # RFC 5246 7.2.2, 8446 6
+                raise FuzzFailure(_describe(scenario, seed, tap,
+                                            f"{role}: alert decryption_failed: {err}"))
         if _completed(events) and not _terminated(events):
             data = b"".join(bytes(e.data) for e in events if isinstance(e, DataReceived))
             peer = "server" if role == "client" else "client"

@@ -532,3 +532,35 @@ def test_refused_renegotiation_names_renegotiation(pki: PKI) -> None:
     assert "cipher suite" not in str(err)
     assert "renegotiate" in err.hint
 
+
+
+def flip_last_byte(message: bytes) -> bytes:
+    return message[:-1] + bytes([message[-1] ^ 0x01])
+
+
+# (a TLS 1.2 server signs its ServerKeyExchange, not a CertificateVerify)
+@pytest.mark.parametrize(("version", "victim", "msg_type"), [
+    pytest.param(version, victim, msg_type, id=f"{version.name}-{victim}-{name}")
+    for version in (TLS12, TLS13) for victim in ("client", "server")
+    for msg_type, name in ((15, "CertificateVerify"), (20, "Finished"))
+    if not (msg_type == 15 and victim == "client" and version is TLS12)
+])
+def test_bad_signature_or_finished_is_decrypt_error(pki: PKI, version: ssl.TLSVersion,
+                                                    victim: str, msg_type: int) -> None:
+    """RFC 8446 6.2: a signature or Finished value that does not verify is decrypt_error.
+    The TLS 1.3 paths sent decryption_failed (21), which TLS 1.2 and 1.3 must never send
+    ("record decryption failed")."""
+    client = aiotls.TLSConnection(client_ctx(pki, version, cert=True), server_hostname="localhost")
+    server = aiotls.TLSConnection(server_ctx(pki, mtls=True), server_side=True)
+    sender = server if victim == "client" else client
+    tap_handshake(sender, lambda m: flip_last_byte(m) if m[0] == msg_type else m)
+    client_events, server_events = handshake_with(client, server)
+    conn, events = (client, client_events) if victim == "client" else (server, server_events)
+    err = failure(conn, events)
+    assert isinstance(err, PeerMisbehaved)
+    assert err.alert is A.decrypt_error, str(err)
+    assert "record decryption" not in str(err)
+    peer_events = server_events if victim == "client" else client_events
+    [ended] = [e for e in peer_events if isinstance(e, ConnectionTerminated)]
+    assert isinstance(ended.error, AlertReceived)
+    assert ended.error.alert is A.decrypt_error
