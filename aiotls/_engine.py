@@ -124,6 +124,7 @@ from ._record import DirectionState, RecordError
 from ._record import RecordLayer as FastRecordLayer
 from .context import SUITES_BY_ID, TLSContext
 from .errors import (
+    X509_V_ERR_CERT_REJECTED,
     AlertDescription,
     AlertReceived,
     CertificateError,
@@ -132,7 +133,6 @@ from .errors import (
     TLSConfigurationError,
     TLSError,
     TLSUsageError,
-    X509_V_ERR_CERT_REJECTED,
     error_for_received_alert,
     error_for_sent_alert,
 )

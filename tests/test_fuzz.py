@@ -41,7 +41,6 @@ import ssl
 import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 import pytest
 
@@ -131,7 +130,7 @@ def _pki() -> _PKI:
     return _PKI(ca_file, servers, clients)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _contexts(scenario: Scenario) -> tuple[aiotls.TLSContext, aiotls.TLSContext]:
     """(client context, server context) for a scenario (made once: handshakes are the cost)."""
     pki = _pki()
@@ -152,7 +151,7 @@ def _contexts(scenario: Scenario) -> tuple[aiotls.TLSContext, aiotls.TLSContext]
     return client, server
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _session(scenario: Scenario) -> aiotls.TLSSession:
     client_ctx, server_ctx = _contexts(scenario)
     client = aiotls.TLSConnection(client_ctx, server_hostname="localhost")
@@ -541,7 +540,7 @@ def _terminated(events: list[Event]) -> list[ConnectionTerminated]:
     return [e for e in events if isinstance(e, ConnectionTerminated)]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def message_types(scenario: Scenario) -> tuple[int, ...]:
     """The handshake message types the sender sends in a clean run of the scenario."""
     outcome = _run(scenario, _Tap(random.Random(0), scenario.version == TLS13, None))
