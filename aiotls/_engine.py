@@ -2259,7 +2259,7 @@ class Engine:
         """The peer's TLS 1.2 hello lacks RFC 7627 extended master secret, which we require."""
         peer = "client" if self.server_side else "server"
         return PeerIncompatible(
-            f"the {peer} does not support the TLS 1.2 extended master secret extension "
+            f"the {peer} does not support the Extended Master Secret extension of TLS 1.2 "
             f"(RFC 7627), which this {'server' if self.server_side else 'client'} requires "
             f"(sent alert {AlertDescription.name_of(alert)} to the peer)",
             cause=f"the {peer} is an old or minimal TLS 1.2 implementation (older Java, "

@@ -81,6 +81,7 @@ class Scenario:
     resume: bool = False
     hrr: bool = False
     pha: bool = False
+    alpn: bool = False
 
 
 def _scenarios() -> list[Scenario]:
@@ -96,6 +97,8 @@ def _scenarios() -> list[Scenario]:
                                 key_type="ed25519", client_key_type="ed25519"))
             out.append(Scenario(f"{v}-resume/{victim}", version, victim, resume=True))
         out.append(Scenario(f"{v}-p384/client", version, "client", key_type="ecdsa-p384"))
+        for victim in ("client", "server"):
+            out.append(Scenario(f"{v}-alpn/{victim}", version, victim, alpn=True))
     for victim in ("client", "server"):
         out.append(Scenario(f"tls13-hrr/{victim}", TLS13, victim, hrr=True))
         out.append(Scenario(f"tls13-pha/{victim}", TLS13, victim, mtls=True, pha=True))
@@ -145,6 +148,9 @@ def _contexts(scenario: Scenario) -> tuple[aiotls.TLSContext, aiotls.TLSContext]
         server.verify_mode = ssl.CERT_REQUIRED
         server.post_handshake_auth = scenario.pha
         client.post_handshake_auth = scenario.pha
+    if scenario.alpn:
+        client.set_alpn_protocols(["h2", "http/1.1"])
+        server.set_alpn_protocols(["http/1.1", "h2"])
     if scenario.hrr:
         client.set_groups(["x25519", "secp256r1"])  # a key share for x25519 only
         server.set_groups(["secp256r1"])           # so the server asks again
