@@ -31,7 +31,14 @@ from aiotls.errors import (
 )
 from aiotls.events import ConnectionTerminated, Event, HandshakeCompleted
 from tests.conftest import PKI, pump, split_handshake_messages, tap_handshake
-from tests.sockloop import OpenSSLProcess, SocketTLS, find_openssl, listen, peer_thread
+from tests.sockloop import (
+    OpenSSLProcess,
+    SocketTLS,
+    find_openssl,
+    free_port,
+    listen,
+    peer_thread,
+)
 
 A = AlertDescription
 State = aiotls.ConnectionState
@@ -500,10 +507,10 @@ def test_received_record_overflow_does_not_blame_the_peer_as_sender(pki: PKI) ->
 
 
 @pytest.mark.skipif(find_openssl() is None, reason="openssl binary not installed")
-def test_refused_renegotiation_names_renegotiation(pki: PKI) -> None:
-    """``openssl s_client`` renegotiates on "R": aiotls refuses (no_renegotiation) and
-    OpenSSL gives up with handshake_failure, which aiotls reported as "no cipher suite,
-    key-exchange group or signature algorithm in common"."""
+def test_refused_renegotiation_names_renegotiation_server(pki: PKI) -> None:
+    """``openssl s_client`` renegotiates on "R" (a new ClientHello): aiotls refuses
+    (no_renegotiation) and OpenSSL gives up with handshake_failure, which aiotls reported as
+    "no cipher suite, key-exchange group or signature algorithm in common"."""
     listener = listen()
     port = listener.getsockname()[1]
 
@@ -511,7 +518,7 @@ def test_refused_renegotiation_names_renegotiation(pki: PKI) -> None:
         with SocketTLS.accept(server_ctx(pki), listener) as tls:
             tls.handshake()
             tls.send(b"ready\n")
-            with contextlib.suppress(AssertionError):
+            with contextlib.suppress(AssertionError):  # (the connection ends)
                 tls.recv_exactly(1, timeout=5)
             return tls.conn.error
 
@@ -525,13 +532,38 @@ def test_refused_renegotiation_names_renegotiation(pki: PKI) -> None:
             proc.proc.stdin.flush()
             err = thread.result(timeout=8)
     listener.close()
-    assert isinstance(err, AlertReceived)
+    assert_renegotiation_error(err)
+
+
+@pytest.mark.skipif(find_openssl() is None, reason="openssl binary not installed")
+def test_refused_renegotiation_names_renegotiation_client(pki: PKI) -> None:
+    """``openssl s_server`` renegotiates on "r" (a HelloRequest): the same, client side."""
+    port = free_port()
+    certfile, keyfile = pki.server()
+    argv = [find_openssl() or "openssl", "s_server", "-tls1_2", "-accept", f"127.0.0.1:{port}",
+            "-cert", certfile, "-key", keyfile]
+    with OpenSSLProcess(argv, stdin=b"") as proc:
+        proc.wait_for_output("ACCEPT")
+        with SocketTLS.connect(client_ctx(pki), ("127.0.0.1", port),
+                               server_hostname="localhost") as tls:
+            tls.handshake()
+            tls.send(b"ready\n")
+            proc.wait_for_output("ready")
+            assert proc.proc.stdin is not None
+            proc.proc.stdin.write(b"r\n")
+            proc.proc.stdin.flush()
+            with contextlib.suppress(AssertionError):  # (the connection ends)
+                tls.recv_exactly(1, timeout=5)
+            err = tls.conn.error
+    assert_renegotiation_error(err)
+
+
+def assert_renegotiation_error(err: TLSError | None) -> None:
+    assert isinstance(err, AlertReceived), err
     assert err.code == "renegotiation-refused"
     assert "renegotiat" in err.what and "not support" in err.what
     assert "cipher suite" not in str(err)
     assert "renegotiate" in err.hint
-
-
 
 def flip_last_byte(message: bytes) -> bytes:
     return message[:-1] + bytes([message[-1] ^ 0x01])
