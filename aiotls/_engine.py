@@ -1719,6 +1719,28 @@ class _TLSLiteConnection(_ReboundTLSConnection):  # type: ignore[misc]
             kwargs["srv_alpns"] = []
         yield from super()._serverTLS13Handshake(*args, **kwargs)
 
+    def _clientGetKeyFromChain(self, certificate: Any, settings: Any,
+                               tack_ext: Any = None) -> Generator[Any, None, None]:
+        result: Any = None
+        for result in super()._clientGetKeyFromChain(certificate, settings, tack_ext):
+            if result in (0, 1):
+                yield result
+            else:
+                break
+        scheme = self.serverSigAlg
+        if tuple(self.version) > (3, 3) and scheme is not None and isinstance(result, tuple):
+            # TLS 1.3: the CertificateVerify's scheme (read just before) must be one we
+            # offered and fit the certificate's key, as tlslite checks on the server side
+            # (RFC 8446 4.4.3); its client took an ECDSA scheme with an RSA key into
+            # `publicKey.curve_name` (AttributeError -> internal_error).
+            valid = self._sigHashesToList(settings, certList=result[1], version=(3, 4))
+            if tuple(scheme) not in [tuple(v) for v in valid]:
+                yield from self._sendError(
+                    _TLAlert.illegal_parameter,
+                    "the server's CertificateVerify uses a signature scheme that it was not "
+                    "offered or that does not fit the key of its certificate")
+        yield result
+
     def _clientResume(self, session: Any, serverHello: Any, *args: Any,
                       **kwargs: Any) -> Generator[Any, None, None]:
         # tlslite's client takes any TLS 1.2 session holding a ticket as resumed, whatever

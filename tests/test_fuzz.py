@@ -34,6 +34,7 @@ one with ``AIOTLS_SLOW_BUDGET=small``, as CI does).
 
 from __future__ import annotations
 
+import datetime
 import functools
 import os
 import random
@@ -41,8 +42,13 @@ import ssl
 import tempfile
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, rsa, x448, x25519
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 import aiotls
 from aiotls.errors import AlertDescription, TLSError
@@ -113,6 +119,42 @@ class _PKI:
     ca_file: str
     servers: dict[str, tuple[str, str]]
     clients: dict[str, tuple[str, str]]
+    #: DER certificates the CA issued for "localhost" (server and client use) over keys
+    #: TLS cannot sign with or aiotls does not take: swapped in for a peer's leaf.
+    zoo: list[tuple[str, bytes]]
+
+
+def _zoo(ca: CA) -> list[tuple[str, bytes]]:
+    keys: list[tuple[str, Any]] = [
+        ("dsa2048", dsa.generate_private_key(2048).public_key()),
+        ("secp256k1", ec.generate_private_key(ec.SECP256K1()).public_key()),
+        ("secp521r1", ec.generate_private_key(ec.SECP521R1()).public_key()),
+        ("ed448", ed448.Ed448PrivateKey.generate().public_key()),
+        ("x25519", x25519.X25519PrivateKey.generate().public_key()),
+        ("x448", x448.X448PrivateKey.generate().public_key()),
+        ("rsa1024", rsa.generate_private_key(65537, 1024).public_key()),
+        ("rsa2048-e3", rsa.generate_private_key(3, 2048).public_key()),
+    ]
+    now = datetime.datetime.now(datetime.UTC)
+    out = []
+    for name, public in keys:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+            .issuer_name(ca.cert.subject)
+            .public_key(public)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]),
+                           critical=False)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
+                                                  ExtendedKeyUsageOID.CLIENT_AUTH]),
+                           critical=False)
+        )
+        cert = builder.sign(ca.key, hashes.SHA256())
+        out.append((name, cert.public_bytes(serialization.Encoding.DER)))
+    return out
 
 
 @functools.lru_cache(maxsize=1)
@@ -130,7 +172,7 @@ def _pki() -> _PKI:
         issued = ca.issue("client.example.test", key_type=key_type,  # type: ignore[arg-type]
                           client=True, server=False)
         clients[key_type] = issued.write(directory, name=f"client-{key_type}")
-    return _PKI(ca_file, servers, clients)
+    return _PKI(ca_file, servers, clients, _zoo(ca))
 
 
 @functools.cache
@@ -382,7 +424,10 @@ def _mutate_certificate(rng: random.Random, body: bytes, tls13: bool) -> tuple[b
     start, end = span
     der = body[start:end]
     version_at = der.find(b"\xa0\x03\x02\x01")
-    if version_at >= 0 and rng.random() < 0.2:
+    if rng.random() < 0.25:
+        name, new_der = rng.choice(_pki().zoo)
+        how = f"replaced by a CA-issued certificate over a {name} key"
+    elif version_at >= 0 and rng.random() < 0.2:
         value = rng.choice([0, 1, 3, 4, 7, 0x7F, 0x80, 0xFF])
         new_der = der[:version_at + 4] + bytes([value]) + der[version_at + 5:]
         how = f"X.509 version byte = {value}"

@@ -19,6 +19,7 @@ import ssl
 from collections.abc import Callable
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 import aiotls
 from aiotls.errors import (
@@ -326,6 +327,36 @@ def test_server_hello_with_extension_not_offered(pki: PKI, version: ssl.TLSVersi
     assert isinstance(err, PeerMisbehaved)
     assert err.alert is A.unsupported_extension
     assert "did not offer" in err.what
+
+
+def replace_leaf(message: bytes, tls13: bool, der: bytes) -> bytes:
+    """A Certificate message whose first certificate is ``der`` (lengths fixed)."""
+    body = message[4:]
+    pos = 1 + body[0] if tls13 else 0
+    start = pos + 6
+    old_len = int.from_bytes(body[pos + 3:pos + 6], "big")
+    list_len = int.from_bytes(body[pos:pos + 3], "big") - old_len + len(der)
+    new = (body[:pos] + list_len.to_bytes(3, "big") + len(der).to_bytes(3, "big") + der
+           + body[start + old_len:])
+    return message[:1] + len(new).to_bytes(3, "big") + new
+
+
+@pytest.mark.parametrize("key_type", ["rsa2048", "ed25519", "ecdsa-p384"])
+def test_tls13_certificate_verify_scheme_not_fitting_the_key(pki: PKI, key_type: str) -> None:
+    """TLS 1.3 server whose certificate (valid, trusted, right name) has another key type
+    than its CertificateVerify's scheme (ecdsa_secp256r1_sha256): RFC 8446 4.4.3,
+    illegal_parameter.  With an RSA key tlslite read ``publicKey.curve_name``
+    (AttributeError) -> internal_error."""
+    issued = pki.ca.issue("localhost", key_type=key_type)  # type: ignore[arg-type]
+    der = issued.cert.public_bytes(serialization.Encoding.DER)
+    client = aiotls.TLSConnection(client_ctx(pki), server_hostname="localhost")
+    server = aiotls.TLSConnection(server_ctx(pki), server_side=True)  # an ECDSA P-256 key
+    tap_handshake(server, lambda m: replace_leaf(m, True, der) if m[0] == 11 else m)
+    server.receive_data(client.data_to_send())
+    err = failure(client, feed(client, bytes(server.data_to_send())))
+    assert isinstance(err, PeerMisbehaved)
+    assert err.alert is A.illegal_parameter
+    assert "CertificateVerify" in err.what
 
 
 def test_tls12_client_without_signature_algorithms_and_ed25519_server(pki: PKI) -> None:
