@@ -88,6 +88,8 @@ class Scenario:
     hrr: bool = False
     pha: bool = False
     alpn: bool = False
+    #: the server asks for a certificate (optional) and the client has none
+    no_client_cert: bool = False
 
 
 def _scenarios() -> list[Scenario]:
@@ -105,6 +107,8 @@ def _scenarios() -> list[Scenario]:
         out.append(Scenario(f"{v}-p384/client", version, "client", key_type="ecdsa-p384"))
         for victim in ("client", "server"):
             out.append(Scenario(f"{v}-alpn/{victim}", version, victim, alpn=True))
+        out.append(Scenario(f"{v}-no-client-cert/server", version, "server",
+                            no_client_cert=True))
     for victim in ("client", "server"):
         out.append(Scenario(f"tls13-hrr/{victim}", TLS13, victim, hrr=True))
         out.append(Scenario(f"tls13-pha/{victim}", TLS13, victim, mtls=True, pha=True))
@@ -190,6 +194,9 @@ def _contexts(scenario: Scenario) -> tuple[aiotls.TLSContext, aiotls.TLSContext]
         server.verify_mode = ssl.CERT_REQUIRED
         server.post_handshake_auth = scenario.pha
         client.post_handshake_auth = scenario.pha
+    if scenario.no_client_cert:
+        server.load_verify_locations(cafile=pki.ca_file)
+        server.verify_mode = ssl.CERT_OPTIONAL
     if scenario.alpn:
         client.set_alpn_protocols(["h2", "http/1.1"])
         server.set_alpn_protocols(["http/1.1", "h2"])
@@ -683,6 +690,8 @@ def test_clean_run_sends_what_is_fuzzed(name: str) -> None:
         expected |= {8, 20, 4}
     if scenario.mtls and scenario.victim == "server":
         expected |= {11, 15}
+    if scenario.no_client_cert:
+        expected |= {11}  # (empty)
     if scenario.mtls and scenario.victim == "client" and not scenario.pha:
         expected |= {13}
     if scenario.victim == "server" and scenario.version == TLS12 and not scenario.resume:
