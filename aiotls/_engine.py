@@ -134,6 +134,7 @@ from .errors import (
     TLSError,
     TLSUsageError,
     error_for_received_alert,
+    error_for_received_record_overflow,
     error_for_sent_alert,
 )
 
@@ -2240,11 +2241,18 @@ class Engine:
             if "extended master secret" in detail.lower():
                 return self._no_ems_error(exc.description)
             return error_for_sent_alert(exc.description, _clean_detail(detail))
+        if isinstance(exc, TLSRemoteAlert) and (exc.description == _TLAlert.record_overflow or (
+                self.renegotiation_refused and not during)):
+            # Alerts that answer something this side did: name it (the general advice
+            # blames the other side).
+            self.failed = True
+            self._sock.discard = True
+            if exc.description == _TLAlert.record_overflow:
+                return error_for_received_record_overflow(during_handshake=during)
+            return _renegotiation_error(exc.description)
         if isinstance(exc, TLSRemoteAlert):
             self.failed = True
             self._sock.discard = True
-            if self.renegotiation_refused and not during:
-                return _renegotiation_error(exc.description)
             return error_for_received_alert(exc.description, during_handshake=during)
         alert, detail = _ALERT_FOR_EXCEPTION.get(type(exc), (None, ""))
         if alert is None:

@@ -372,20 +372,6 @@ _CERTIFICATE = frozenset({
 })
 
 
-#: Advice for alerts whose meaning depends on who sent them: here the peer sent the alert
-#: about what *we* sent, so "the sender" is aiotls (used by error_for_received_alert).
-_RECEIVED_ADVICE: dict[int, tuple[str, str]] = {
-    _A.record_overflow: (
-        "the peer received a record from this side that was longer than it accepts "
-        "(2^14 bytes of plaintext, or a smaller limit it negotiated with record_size_limit "
-        "or max_fragment_length), or the records were altered in transit",
-        "if nothing between the two ends rewrites traffic, this side sent a record it must "
-        "not have: report it to aiotls with a handshake trace (python -m aiotls connect "
-        "HOST PORT) and the peer's TLS implementation",
-    ),
-}
-
-
 def alert_advice(alert: int) -> tuple[str, str]:
     """(likely cause, fix) for an alert number."""
     return _ALERT_ADVICE.get(alert, ("the peer reported an error", "check the peer's logs"))
@@ -395,7 +381,7 @@ def error_for_received_alert(alert: int, *, during_handshake: bool) -> AlertRece
     """The error for a fatal alert the peer sent us."""
     name = AlertDescription.name_of(alert)
     stage = "during the handshake" if during_handshake else "after the handshake"
-    cause, hint = _RECEIVED_ADVICE.get(alert) or alert_advice(alert)
+    cause, hint = alert_advice(alert)
     if alert in _CERTIFICATE:
         what = f"the peer rejected our certificate with alert {name} ({alert}) {stage}"
         if alert == _A.certificate_required:
@@ -421,3 +407,21 @@ def error_for_sent_alert(alert: int, detail: str) -> TLSError:
     else:
         cls = TLSError
     return cls(what, cause=cause, hint=hint, alert=alert, code=name.replace("_", "-"))
+
+
+def error_for_received_record_overflow(*, during_handshake: bool) -> AlertReceived:
+    """The peer's record_overflow alert: about a record *we* sent, so the advice for the
+    alert we send ("the sender is broken") would blame aiotls's peer for aiotls's record."""
+    stage = "during the handshake" if during_handshake else "after the handshake"
+    return AlertReceived(
+        f"the peer aborted the connection with alert record_overflow "
+        f"({int(_A.record_overflow)}) {stage}: it received a record from this side longer "
+        f"than it accepts",
+        cause="a record from this side exceeded 2^14 bytes of plaintext, or a smaller limit "
+        "the peer negotiated (record_size_limit, max_fragment_length), or the records were "
+        "altered in transit",
+        hint="if nothing between the two ends rewrites traffic, this side sent a record it "
+        "must not have: report it to aiotls with a handshake trace (python -m aiotls connect "
+        "HOST PORT) and the name of the peer's TLS implementation",
+        alert=_A.record_overflow, code="alert-record-overflow",
+    )
