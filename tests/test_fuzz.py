@@ -450,7 +450,15 @@ def _mutate_certificate(rng: random.Random, body: bytes, tls13: bool) -> tuple[b
 
 
 def mutate_message(rng: random.Random, msg: bytes, tls13: bool) -> tuple[bytes, str]:
-    """One seeded mutation of one handshake message (4-byte header included)."""
+    """One to three seeded mutations of one handshake message (4-byte header included)."""
+    hows = []
+    for _ in range(1 if rng.random() < 0.75 else rng.randint(2, 3)):
+        msg, how = _mutate_once(rng, msg, tls13)
+        hows.append(how)
+    return msg, "; then ".join(hows)
+
+
+def _mutate_once(rng: random.Random, msg: bytes, tls13: bool) -> tuple[bytes, str]:
     msg_type, body = msg[0], msg[4:]
     new_body: bytes | None = None
     how = ""
