@@ -51,7 +51,7 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, rsa, x448,
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 import aiotls
-from aiotls.errors import AlertDescription, TLSError
+from aiotls.errors import AlertDescription, AlertReceived, TLSError
 from aiotls.events import ConnectionTerminated, DataReceived, Event, HandshakeCompleted
 from tests.certs import CA, KeyType
 from tests.conftest import split_handshake_messages, tap_handshake
@@ -658,8 +658,10 @@ def run_case(name: str, seed: int) -> Outcome:
                 raise FuzzFailure(_describe(scenario, seed, tap,
                                             f"{role} ended with {err!r}, not a TLSError"))
             if err.code == "internal-error" or err.alert is AlertDescription.internal_error:
-                raise FuzzFailure(_describe(scenario, seed, tap,
-                                            f"{role} blamed itself: {err}"))
+                peer = "server" if role == "client" else "client"
+                who = (f"the {peer} blamed itself (the {role} got its internal_error alert)"
+                       if isinstance(err, AlertReceived) else f"the {role} blamed itself")
+                raise FuzzFailure(_describe(scenario, seed, tap, f"{who}: {err}"))
             if err.alert is AlertDescription.decryption_failed:  # RFC 5246 7.2.2, 8446 6
                 raise FuzzFailure(_describe(scenario, seed, tap,
                                             f"{role}: alert decryption_failed: {err}"))
@@ -729,7 +731,7 @@ def test_failure_report_carries_the_input() -> None:
     tap = _Tap(random.Random(1), True, 0, original=b"\x02\x00\x00\x01\xaa",
                mutated=b"\x02\x00\x00\x01\xbb", how="byte 0 = 0xbb")
     tap.sent.append(2)
-    text = _describe(scenario, 7, tap, "client blamed itself")
+    text = _describe(scenario, 7, tap, "the client blamed itself")
     assert "02000001aa" in text and "02000001bb" in text and "byte 0 = 0xbb" in text
     assert "run_case('tls13/client', 7)" in text
 
