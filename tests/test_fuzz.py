@@ -9,10 +9,18 @@ client), CertificateVerify, ServerKeyExchange, ClientKeyExchange, Finished, NewS
 a HelloRetryRequest's second ClientHello, a resumption's PSK hellos, and a post-handshake
 client-certificate flight.
 
+Scenarios: TLS 1.2 and 1.3, either side the victim, with ECDSA P-256/P-384, RSA and Ed25519
+certificates, mutual TLS (client certificates, and an empty client Certificate when auth is
+optional), resumption, HelloRetryRequest, post-handshake authentication and ALPN.
+
 The mutations are seeded (``random.Random(f"{scenario}:{seed}")``): bit flips, interesting
 bytes, truncation, insertion, deletion, length fields set to edge values, extension-level
-edits (drop, empty, truncate, duplicate, garbage, insert known and unknown types, TACK
-0xF300 included) and edits inside the first certificate's DER (its X.509 version among them).
+edits (drop, empty, truncate, duplicate, garbage, well-formed bodies of known extensions out
+of place, unknown types, TACK 0xF300 included), edits inside the first certificate's DER (its
+X.509 version among them), and CA-issued certificates over odd keys (DSA, secp256k1, Ed448,
+X25519, X448, RSA-1024, e=3) in place of the leaf; a quarter of the cases stack two or
+three.  The choices are seeded, the handshake's keys and randoms are not: the failure
+report's message bytes are the input to look at.
 
 Whatever the mutation, neither side may:
 
