@@ -851,6 +851,10 @@ _FAST_NAMES: dict[str, Any] = {
     "SignatureScheme": _cached_enum(_tl_constants.SignatureScheme),
     "HashAlgorithm": _cached_enum(_tl_constants.HashAlgorithm),
     "GroupName": _cached_enum(_tl_constants.GroupName),
+    # Not a speed-up: RFC 8446 4.2.7 has servers ignore the groups they do not support, but
+    # tlslite refused (illegal_parameter) a TLS 1.3-only ClientHello that also lists pre-1.3
+    # groups (secp160r1, ...), as scanners send.  (Only its ClientHello checks read it.)
+    "TLS_1_3_FORBIDDEN_GROUPS": frozenset(),
 }
 
 
@@ -1453,13 +1457,7 @@ def _rebound_base() -> type:
         # TLSConnection never tests isinstance() against it)
         _tl_tlsconnection: _namespace(_tl_tlsconnection, HandshakeHelpers=_FastHandshakeHelpers,
                                       TLSExtension=_QuickTLSExtension,
-                                      ClientHello=_QUICK_MESSAGES["ClientHello"],
-                                      # RFC 8446 4.2.7: groups a server does not support
-                                      # are ignored.  tlslite refused (illegal_parameter)
-                                      # a TLS 1.3-only ClientHello that also lists pre-1.3
-                                      # groups (secp160r1, ...), as scanners send.
-                                      TLS_1_3_FORBIDDEN_GROUPS=frozenset(),
-                                      **quick_ext),
+                                      ClientHello=_QUICK_MESSAGES["ClientHello"], **quick_ext),
         _tl_tlsrecordlayer: _namespace(_tl_tlsrecordlayer),
     }
     attrs: dict[str, Any] = {}
@@ -1559,6 +1557,13 @@ class _TLSLiteConnection(_ReboundTLSConnection):  # type: ignore[misc]
 
     def _serverGetClientHello(self, *args: Any, **kwargs: Any) -> Generator[Any, None, None]:
         for result in super()._serverGetClientHello(*args, **kwargs):
+            if isinstance(result, tuple):
+                self._aiotls_ip_sni = result[0].__dict__.get("_aiotls_ip_sni")
+                # TACK (0xF300, an expired draft): tlslite answers a TLS 1.2 client offering
+                # it with a NameError when the optional tackpy is absent.  OpenSSL ignores
+                # the extension; so does aiotls (the transcript keeps the bytes as received).
+                if result[0].getExtension(ExtensionType.tack) is not None:
+                    result[0].tack = False
             if isinstance(result, tuple) and result[1] < (3, 4):
                 # A TLS 1.2 full handshake.  tlslite issues a ticket only when the client's
                 # session_ticket extension is empty, so a client whose ticket could not be
@@ -1568,13 +1573,6 @@ class _TLSLiteConnection(_ReboundTLSConnection):  # type: ignore[misc]
                 extension = result[0].getExtension(ExtensionType.session_ticket)
                 if extension is not None and extension.ticket:
                     extension.ticket = bytearray()
-                # TACK (0xF300, an expired draft): tlslite answers a client offering it
-                # with a NameError when the optional tackpy is absent.  OpenSSL ignores the
-                # extension; so does aiotls (the transcript keeps the bytes as received).
-                if result[0].getExtension(ExtensionType.tack) is not None:
-                    result[0].tack = False
-            if isinstance(result, tuple):
-                self._aiotls_ip_sni = result[0].__dict__.get("_aiotls_ip_sni")
             yield result
 
     def _serverFinished(self, *args: Any, **kwargs: Any) -> Generator[Any, None, None]:
@@ -2232,15 +2230,6 @@ class Engine:
     def _translate(self, exc: BaseException) -> TLSError:
         """Turn a tlslite exception into an aiotls error, sending an alert if tlslite did not."""
         during = not self.handshake_done
-        if isinstance(exc, TLSLocalAlert):
-            self.failed = True
-            self._sock.discard = True
-            if self._tl._aiotls_error is not None:
-                return self._tl._aiotls_error
-            detail = exc.message or ""
-            if "extended master secret" in detail.lower():
-                return self._no_ems_error(exc.description)
-            return error_for_sent_alert(exc.description, _clean_detail(detail))
         if isinstance(exc, TLSRemoteAlert) and (exc.description == _TLAlert.record_overflow or (
                 self.renegotiation_refused and not during)):
             # Alerts that answer something this side did: name it (the general advice
@@ -2250,6 +2239,15 @@ class Engine:
             if exc.description == _TLAlert.record_overflow:
                 return error_for_received_record_overflow(during_handshake=during)
             return _renegotiation_error(exc.description)
+        if isinstance(exc, TLSLocalAlert):
+            self.failed = True
+            self._sock.discard = True
+            if self._tl._aiotls_error is not None:
+                return self._tl._aiotls_error
+            detail = exc.message or ""
+            if "extended master secret" in detail.lower():
+                return _no_ems_error(exc.description, server_side=self.server_side)
+            return error_for_sent_alert(exc.description, _clean_detail(detail))
         if isinstance(exc, TLSRemoteAlert):
             self.failed = True
             self._sock.discard = True
@@ -2284,23 +2282,6 @@ class Engine:
                                                         else detail)) if alert is not None \
             else PeerMisbehaved(text)
         return err
-
-    def _no_ems_error(self, alert: int) -> TLSError:
-        """The peer's TLS 1.2 hello lacks RFC 7627 extended master secret, which we require."""
-        peer = "client" if self.server_side else "server"
-        return PeerIncompatible(
-            f"the {peer} does not support the Extended Master Secret extension of TLS 1.2 "
-            f"(RFC 7627), which this {'server' if self.server_side else 'client'} requires "
-            f"(sent alert {AlertDescription.name_of(alert)} to the peer)",
-            cause=f"the {peer} is an old or minimal TLS 1.2 implementation (older Java, "
-            "embedded stacks) without RFC 7627",
-            hint=f"upgrade the {peer} (or let it use TLS 1.3); if you cannot, set "
-            "require_extended_master_secret = False on this TLSContext, accepting that "
-            "TLS 1.2 sessions without it are open to the triple-handshake attack (an "
-            "attacker can make two connections share keys, defeating session resumption "
-            "and channel-binding guarantees)",
-            alert=alert, code="no-extended-master-secret",
-        )
 
     # --- introspection -----------------------------------------------------------------------
 
@@ -2371,6 +2352,24 @@ class Engine:
             return None
         return type(read).__module__ + "." + type(read).__name__, \
             type(write).__module__ + "." + type(write).__name__
+
+
+def _no_ems_error(alert: int, *, server_side: bool) -> TLSError:
+    """The peer's TLS 1.2 hello lacks RFC 7627 extended master secret, which we require."""
+    peer, me = ("client", "server") if server_side else ("server", "client")
+    return PeerIncompatible(
+        f"the {peer} does not support the Extended Master Secret extension of TLS 1.2 "
+        f"(RFC 7627), which this {me} requires "
+        f"(sent alert {AlertDescription.name_of(alert)} to the peer)",
+        cause=f"the {peer} is an old or minimal TLS 1.2 implementation (older Java, "
+        "embedded stacks) without RFC 7627",
+        hint=f"upgrade the {peer} (or let it use TLS 1.3); if you cannot, set "
+        "require_extended_master_secret = False on this TLSContext, accepting that "
+        "TLS 1.2 sessions without it are open to the triple-handshake attack (an "
+        "attacker can make two connections share keys, defeating session resumption "
+        "and channel-binding guarantees)",
+        alert=alert, code="no-extended-master-secret",
+    )
 
 
 def _renegotiation_error(alert: int) -> TLSError:

@@ -99,17 +99,6 @@ def handshake(
     return client, server
 
 
-# --- event loops: every async test runs on the default loop and on uvloop -----------------------
-
-def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Any]:
-    """pytest-asyncio hook: parametrize async tests over the default loop and uvloop."""
-    import asyncio
-
-    import uvloop
-
-    return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
-
-
 # --- hostile handshake messages from an otherwise honest peer -----------------------------------
 
 
@@ -167,3 +156,15 @@ def tap_handshake(conn: aiotls.TLSConnection, edit: Any) -> list[int]:
 
     layer.sendRecord = send_record
     return seen
+
+
+# --- event loops: every async test runs on the default loop and on uvloop -----------------------
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Any]:
+    """pytest-asyncio hook: parametrize async tests over the default loop and uvloop."""
+    import asyncio
+
+    import uvloop
+
+    return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
+
