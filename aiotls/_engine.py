@@ -134,7 +134,6 @@ from .errors import (
     TLSError,
     TLSUsageError,
     error_for_received_alert,
-    error_for_received_record_overflow,
     error_for_sent_alert,
 )
 
@@ -2230,14 +2229,11 @@ class Engine:
     def _translate(self, exc: BaseException) -> TLSError:
         """Turn a tlslite exception into an aiotls error, sending an alert if tlslite did not."""
         during = not self.handshake_done
-        if isinstance(exc, TLSRemoteAlert) and (exc.description == _TLAlert.record_overflow or (
-                self.renegotiation_refused and not during)):
-            # Alerts that answer something this side did: name it (the general advice
-            # blames the other side).
+        if isinstance(exc, TLSRemoteAlert) and self.renegotiation_refused and not during:
+            # The peer gave up after we refused its renegotiation: name that (the general
+            # advice for its alert, handshake_failure, blames cipher suites).
             self.failed = True
             self._sock.discard = True
-            if exc.description == _TLAlert.record_overflow:
-                return error_for_received_record_overflow(during_handshake=during)
             return _renegotiation_error(exc.description)
         if isinstance(exc, TLSLocalAlert):
             self.failed = True

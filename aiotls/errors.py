@@ -408,20 +408,3 @@ def error_for_sent_alert(alert: int, detail: str) -> TLSError:
         cls = TLSError
     return cls(what, cause=cause, hint=hint, alert=alert, code=name.replace("_", "-"))
 
-
-def error_for_received_record_overflow(*, during_handshake: bool) -> AlertReceived:
-    """The peer's record_overflow alert: about a record *we* sent, so the advice for the
-    alert we send ("the sender is broken") would blame aiotls's peer for aiotls's record."""
-    stage = "during the handshake" if during_handshake else "after the handshake"
-    return AlertReceived(
-        f"the peer aborted the connection with alert record_overflow "
-        f"({int(_A.record_overflow)}) {stage}: it received a record from this side longer "
-        f"than it accepts",
-        cause="a record from this side exceeded 2^14 bytes of plaintext, or a smaller limit "
-        "the peer negotiated (record_size_limit, max_fragment_length), or the records were "
-        "altered in transit",
-        hint="if nothing between the two ends rewrites traffic, this side sent a record it "
-        "must not have: report it to aiotls with a handshake trace (python -m aiotls connect "
-        "HOST PORT) and the name of the peer's TLS implementation",
-        alert=_A.record_overflow, code="alert-record-overflow",
-    )

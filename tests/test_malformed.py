@@ -5,7 +5,7 @@ blaming aiotls ("a bug in aiotls or tlslite-ng") -- found by a mutation fuzz of 
 and server flights and by tests/test_fuzz.py -- and for places where aiotls was stricter
 than the peers people have (IP literals as SNI, pre-1.3 groups in TLS 1.3 ClientHellos),
 plus messages that pointed the wrong way (no extended master secret, refused
-renegotiation, a record_overflow alert about our own record).
+renegotiation).
 
 Each hostile input is fed through the public sans-IO API; the honest side is a real aiotls
 connection, whose outgoing handshake messages are rewritten where a test needs hostile
@@ -525,16 +525,6 @@ def test_tls12_server_without_extended_master_secret_message(pki: PKI) -> None:
 # =============================================================================================
 # 3. Messages that pointed the wrong way
 # =============================================================================================
-
-
-def test_received_record_overflow_does_not_blame_the_peer_as_sender(pki: PKI) -> None:
-    """A record_overflow alert from the peer is about a record *we* sent."""
-    client = aiotls.TLSConnection(client_ctx(pki), server_hostname="localhost")
-    client.data_to_send()
-    err = failure(client, feed(client, frame(ALERT, bytes([2, A.record_overflow]))))
-    assert isinstance(err, AlertReceived)
-    assert "the sender is broken" not in str(err)
-    assert "from this side" in err.cause
 
 
 @pytest.mark.skipif(find_openssl() is None, reason="openssl binary not installed")
