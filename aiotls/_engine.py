@@ -128,7 +128,6 @@ from .errors import (
     AlertDescription,
     AlertReceived,
     CertificateError,
-    PeerIncompatible,
     PeerMisbehaved,
     TLSConfigurationError,
     TLSError,
@@ -1475,7 +1474,26 @@ def _rebound_base() -> type:
 _ReboundTLSConnection: Any = _rebound_base()
 
 
-class _TLSLiteConnection(_ReboundTLSConnection):  # type: ignore[misc]
+class _TolerantServer(_ReboundTLSConnection):  # type: ignore[misc]
+    """What a server lets pass in a ClientHello that tlslite refused or crashed on, where
+    OpenSSL carries on (see also _ignore_ip_server_name, applied as the hello is parsed)."""
+
+    #: An IP literal the client sent as SNI, ignored (see _ignore_ip_server_name).
+    _aiotls_ip_sni: str | None = None
+
+    def _serverGetClientHello(self, *args: Any, **kwargs: Any) -> Generator[Any, None, None]:
+        for result in super()._serverGetClientHello(*args, **kwargs):
+            if isinstance(result, tuple):
+                self._aiotls_ip_sni = result[0].__dict__.get("_aiotls_ip_sni")
+                # TACK (0xF300, an expired draft): tlslite answers a TLS 1.2 client offering
+                # it with a NameError when the optional tackpy is absent.  OpenSSL ignores
+                # the extension; so does aiotls (the transcript keeps the bytes as received).
+                if result[0].getExtension(ExtensionType.tack) is not None:
+                    result[0].tack = False
+            yield result
+
+
+class _TLSLiteConnection(_TolerantServer):
     """tlslite's TLSConnection with aiotls's per-connection seams."""
 
     _aiotls_policy: _Policy | None = None
@@ -1483,8 +1501,6 @@ class _TLSLiteConnection(_ReboundTLSConnection):  # type: ignore[misc]
     _aiotls_tickets: _crypto.TicketSealer | None = None
     _aiotls_now: Callable[[], datetime.datetime]
     _aiotls_sent_certificate = False
-    #: An IP literal the client sent as SNI, ignored (see _ignore_ip_server_name).
-    _aiotls_ip_sni: str | None = None
     _aiotls_pha_chain: list[bytes] | None = None
     _aiotls_defer_client_cert = False
     #: (id(settings), id(key), id(certs), version) -> (settings, key, certs, result)
@@ -1556,13 +1572,6 @@ class _TLSLiteConnection(_ReboundTLSConnection):  # type: ignore[misc]
 
     def _serverGetClientHello(self, *args: Any, **kwargs: Any) -> Generator[Any, None, None]:
         for result in super()._serverGetClientHello(*args, **kwargs):
-            if isinstance(result, tuple):
-                self._aiotls_ip_sni = result[0].__dict__.get("_aiotls_ip_sni")
-                # TACK (0xF300, an expired draft): tlslite answers a TLS 1.2 client offering
-                # it with a NameError when the optional tackpy is absent.  OpenSSL ignores
-                # the extension; so does aiotls (the transcript keeps the bytes as received).
-                if result[0].getExtension(ExtensionType.tack) is not None:
-                    result[0].tack = False
             if isinstance(result, tuple) and result[1] < (3, 4):
                 # A TLS 1.2 full handshake.  tlslite issues a ticket only when the client's
                 # session_ticket extension is empty, so a client whose ticket could not be
@@ -2241,8 +2250,6 @@ class Engine:
             if self._tl._aiotls_error is not None:
                 return self._tl._aiotls_error
             detail = exc.message or ""
-            if "extended master secret" in detail.lower():
-                return _no_ems_error(exc.description, server_side=self.server_side)
             return error_for_sent_alert(exc.description, _clean_detail(detail))
         if isinstance(exc, TLSRemoteAlert):
             self.failed = True
@@ -2348,24 +2355,6 @@ class Engine:
             return None
         return type(read).__module__ + "." + type(read).__name__, \
             type(write).__module__ + "." + type(write).__name__
-
-
-def _no_ems_error(alert: int, *, server_side: bool) -> TLSError:
-    """The peer's TLS 1.2 hello lacks RFC 7627 extended master secret, which we require."""
-    peer, me = ("client", "server") if server_side else ("server", "client")
-    return PeerIncompatible(
-        f"the {peer} does not support the Extended Master Secret extension of TLS 1.2 "
-        f"(RFC 7627), which this {me} requires "
-        f"(sent alert {AlertDescription.name_of(alert)} to the peer)",
-        cause=f"the {peer} is an old or minimal TLS 1.2 implementation (older Java, "
-        "embedded stacks) without RFC 7627",
-        hint=f"upgrade the {peer} (or let it use TLS 1.3); if you cannot, set "
-        "require_extended_master_secret = False on this TLSContext, accepting that "
-        "TLS 1.2 sessions without it are open to the triple-handshake attack (an "
-        "attacker can make two connections share keys, defeating session resumption "
-        "and channel-binding guarantees)",
-        alert=alert, code="no-extended-master-secret",
-    )
 
 
 def _renegotiation_error(alert: int) -> TLSError:

@@ -407,4 +407,3 @@ def error_for_sent_alert(alert: int, detail: str) -> TLSError:
     else:
         cls = TLSError
     return cls(what, cause=cause, hint=hint, alert=alert, code=name.replace("_", "-"))
-

@@ -4,8 +4,7 @@ Regression tests for inputs that ended connections with ``internal_error`` and a
 blaming aiotls ("a bug in aiotls or tlslite-ng") -- found by a mutation fuzz of ClientHellos
 and server flights and by tests/test_fuzz.py -- and for places where aiotls was stricter
 than the peers people have (IP literals as SNI, pre-1.3 groups in TLS 1.3 ClientHellos),
-plus messages that pointed the wrong way (no extended master secret, refused
-renegotiation).
+plus a message that pointed the wrong way (a refused renegotiation).
 
 Each hostile input is fed through the public sans-IO API; the honest side is a real aiotls
 connection, whose outgoing handshake messages are rewritten where a test needs hostile
@@ -490,36 +489,6 @@ def test_key_share_for_group_not_offered_is_still_illegal_parameter(pki: PKI) ->
     err = failure(server, feed(server, hello))
     assert isinstance(err, PeerMisbehaved)
     assert err.alert is A.illegal_parameter
-
-
-def test_tls12_client_without_extended_master_secret_message(pki: PKI) -> None:
-    """The hint named cipher suites and groups; the client lacks RFC 7627."""
-    client = aiotls.TLSConnection(client_ctx(pki, TLS12), server_hostname="localhost")
-    hello = edit_first_flight(client.data_to_send(), lambda m: edit_hello(
-        m, lambda exts: [(t, d) for t, d in exts if t != 23]))
-    server = aiotls.TLSConnection(server_ctx(pki), server_side=True)
-    err = failure(server, feed(server, hello))
-    assert isinstance(err, PeerIncompatible)
-    assert err.code == "no-extended-master-secret"
-    assert "client does not support" in err.what and "RFC 7627" in err.what
-    assert "upgrade the client" in err.hint
-    assert "require_extended_master_secret = False" in err.hint
-    assert "stronger cipher suites" not in str(err)
-    assert sent_alert(server) == [err.alert_number]
-
-
-def test_tls12_server_without_extended_master_secret_message(pki: PKI) -> None:
-    client = aiotls.TLSConnection(client_ctx(pki, TLS12), server_hostname="localhost")
-    server = aiotls.TLSConnection(server_ctx(pki), server_side=True)
-    tap_handshake(server, lambda m: edit_hello(m, lambda exts: [(t, d) for t, d in exts
-                                                                if t != 23])
-                  if m[0] == 2 else m)
-    server.receive_data(client.data_to_send())
-    err = failure(client, feed(client, bytes(server.data_to_send())))
-    assert isinstance(err, PeerIncompatible)
-    assert "server does not support" in err.what and "RFC 7627" in err.what
-    assert "upgrade the server" in err.hint
-    assert "cipher suite" not in str(err)
 
 
 # =============================================================================================
