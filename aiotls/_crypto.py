@@ -512,8 +512,15 @@ def load_der_certificate(der: bytes) -> x509.Certificate:
 
     Parses are remembered (certificates are immutable): the handshake reads the peer's key,
     verification reads the chain and ``getpeercert()`` the leaf, all from the same bytes.
+
+    Every malformed certificate raises :class:`ValueError`: cryptography's
+    ``InvalidVersion`` (an X.509 version other than 1 or 3) is not one, and escaped the
+    callers' ``except ValueError`` as an aiotls internal error.
     """
-    return _load_der_certificate(bytes(der))
+    try:
+        return _load_der_certificate(bytes(der))
+    except x509.InvalidVersion as exc:
+        raise ValueError(f"invalid X.509 version: {exc}") from None
 
 
 @functools.lru_cache(maxsize=256)

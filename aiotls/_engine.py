@@ -145,6 +145,7 @@ from ._record import DirectionState, RecordError, handshake_fragment_pending, in
 from ._record import RecordLayer as FastRecordLayer
 from .context import FFDHE_GROUPS, SUITES_BY_ID, TLSContext
 from .errors import (
+    X509_V_ERR_CERT_REJECTED,
     AlertDescription,
     AlertReceived,
     CertificateError,
@@ -622,6 +623,19 @@ class _PeerX509(X509):  # type: ignore[misc]
 
     def parseBinary(self, cert_bytes: Any) -> Any:
         der = bytes(cert_bytes)
+        try:
+            _crypto.load_der_certificate(der)  # (remembered: the parses below reuse it)
+        except ValueError as exc:
+            # Not X.509 as OpenSSL reads it (an invalid version, bad DER...): tlslite's
+            # lenient parser would take it, and the failure would surface later under
+            # another name (a signature check, or internal_error).
+            raise CertificateError(
+                f"the peer's certificate could not be parsed: {exc}",
+                cause="a malformed or non-X.509 certificate",
+                hint="re-issue the peer's certificate",
+                alert=AlertDescription.bad_certificate, code="certificate-malformed",
+                verify_code=X509_V_ERR_CERT_REJECTED,
+            ) from None
         found = _crypto.certificate_ec_key(der)
         if found is None:
             X509.parseBinary(self, cert_bytes)
@@ -1067,6 +1081,10 @@ _FAST_NAMES: dict[str, Any] = {
     "SignatureScheme": _cached_enum(_tl_constants.SignatureScheme),
     "HashAlgorithm": _cached_enum(_tl_constants.HashAlgorithm),
     "GroupName": _cached_enum(_tl_constants.GroupName),
+    # Not a speed-up: RFC 8446 4.2.7 has servers ignore the groups they do not support, but
+    # tlslite refused (illegal_parameter) a TLS 1.3-only ClientHello that also lists pre-1.3
+    # groups (secp160r1, ...), as scanners send.  (Only its ClientHello checks read it.)
+    "TLS_1_3_FORBIDDEN_GROUPS": frozenset(),
 }
 
 
@@ -1554,6 +1572,25 @@ def _named_with_super(classes: Any) -> set[str]:
             for name in code.co_names}
 
 
+def _ignore_ip_server_name(hello: Any) -> None:
+    """A received ClientHello whose server_name is one IP literal: drop the extension
+    (the transcript keeps the bytes as received) and keep the literal as
+    ``_aiotls_ip_sni``.  RFC 6066 3 forbids IP literals in SNI, but clients and scanners
+    (sslscan) send them; tlslite refused them with illegal_parameter, OpenSSL servers
+    ignore them, and so does aiotls: the connection has no SNI."""
+    ext = hello.getExtension(ExtensionType.server_name)
+    names = getattr(ext, "hostNames", None) if ext is not None else None
+    if not names or len(names) != 1 or len(ext.serverNames) != 1:
+        return
+    try:
+        name = bytes(names[0]).decode("ascii")
+    except UnicodeDecodeError:
+        return
+    if _verify.is_ip_address(name):
+        hello.extensions = [e for e in hello.extensions if e is not ext]
+        hello._aiotls_ip_sni = name
+
+
 def _keep_client_hello_bytes(hello: Any) -> None:
     """A parsed ClientHello keeps its bytes as received, so the PSK binder is checked
     against them (RFC 8446 4.2.11.2) instead of a re-serialisation of the parsed
@@ -1567,6 +1604,7 @@ def _keep_client_hello_bytes(hello: Any) -> None:
         result = parse(self, p)
         if not self.ssl2 and start >= 0 and p.bytes[start] == HandshakeType.client_hello:
             self._aiotls_wire = bytes(p.bytes[start:p.index])
+            _ignore_ip_server_name(self)
         return result
 
     write = hello.write
@@ -1731,7 +1769,26 @@ def _rebound_base() -> type:
 _ReboundTLSConnection: Any = _rebound_base()
 
 
-class _TLSLiteConnection(_ReboundTLSConnection):  # type: ignore[misc]
+class _TolerantServer(_ReboundTLSConnection):  # type: ignore[misc]
+    """What a server lets pass in a ClientHello that tlslite refused or crashed on, where
+    OpenSSL carries on (see also _ignore_ip_server_name, applied as the hello is parsed)."""
+
+    #: An IP literal the client sent as SNI, ignored (see _ignore_ip_server_name).
+    _aiotls_ip_sni: str | None = None
+
+    def _serverGetClientHello(self, *args: Any, **kwargs: Any) -> Generator[Any, None, None]:
+        for result in super()._serverGetClientHello(*args, **kwargs):
+            if isinstance(result, tuple):
+                self._aiotls_ip_sni = result[0].__dict__.get("_aiotls_ip_sni")
+                # TACK (0xF300, an expired draft): tlslite answers a TLS 1.2 client offering
+                # it with a NameError when the optional tackpy is absent.  OpenSSL ignores
+                # the extension; so does aiotls (the transcript keeps the bytes as received).
+                if result[0].getExtension(ExtensionType.tack) is not None:
+                    result[0].tack = False
+            yield result
+
+
+class _TLSLiteConnection(_TolerantServer):
     """tlslite's TLSConnection with aiotls's per-connection seams."""
 
     _aiotls_policy: _Policy | None = None
@@ -1769,6 +1826,23 @@ class _TLSLiteConnection(_ReboundTLSConnection):  # type: ignore[misc]
                                                             version)
             hit = cache[key] = (settings, privateKey, certList, result)
         return list(hit[3])
+
+    @staticmethod
+    def _pickServerKeyExchangeSig(settings: Any, clientHello: Any, certList: Any = None,
+                                  private_key: Any = None, version: Any = (3, 3),
+                                  check_alt: bool = True) -> Any:
+        result = _ReboundTLSConnection._pickServerKeyExchangeSig(
+            settings, clientHello, certList, private_key, version, check_alt)
+        key = result[2] if isinstance(result, tuple) else None
+        if result and result[0] == "sha1" and \
+                str(getattr(key, "key_type", "")).lower() in ("ed25519", "ed448"):
+            # A TLS 1.2 client without signature_algorithms accepts only SHA-1 with RSA or
+            # ECDSA (RFC 5246 7.4.1.4.1); tlslite then crashed signing with an EdDSA key.
+            raise TLSHandshakeFailure(
+                "the client sent no signature_algorithms extension, so TLS 1.2 allows "
+                "only SHA-1 signatures with RSA or ECDSA keys, and this server's "
+                "certificate has an EdDSA key")
+        return result
 
     @staticmethod
     def _getKEX(group: int, version: tuple[int, int]) -> Any:
@@ -2099,6 +2173,27 @@ class _TLSLiteConnection(_ReboundTLSConnection):  # type: ignore[misc]
                 yield result
             else:
                 break
+        if isinstance(result, ServerHello):
+            # RFC 8446 4.2, RFC 5246 7.4.1.4: a ServerHello carries only extensions the
+            # client offered.  tlslite did not check, and crashed on some of them (a
+            # pre_shared_key answering no PSK offer).
+            hello = args[2] if len(args) > 2 else kwargs.get("clientHello")
+            offered = {ext.extType for ext in (hello.extensions or ())} if hello else set()
+            if hello is not None and CipherSuite.TLS_EMPTY_RENEGOTIATION_INFO_SCSV in \
+                    hello.cipher_suites:
+                offered.add(ExtensionType.renegotiation_info)
+            for ext in result.extensions or ():
+                if hello is not None and ext.extType not in offered:
+                    yield from self._sendError(
+                        _TLAlert.unsupported_extension,
+                        f"the ServerHello has an extension the client did not offer "
+                        f"({ExtensionType.toStr(ext.extType)})")
+        if isinstance(result, ServerHello) and tuple(self.version) > (3, 3):
+            share = result.getExtension(ExtensionType.key_share)
+            if share is not None and getattr(share, "server_share", True) is None:
+                # an empty key_share in a ServerHello: tlslite read its group from None
+                yield from self._sendError(
+                    _TLAlert.decode_error, "the ServerHello's key_share extension is empty")
         if (isinstance(result, ServerHello) and tuple(self.version) <= (3, 3)
                 and self._aiotls_require_ems
                 and not result.getExtension(ExtensionType.extended_master_secret)):
@@ -2158,6 +2253,28 @@ class _TLSLiteConnection(_ReboundTLSConnection):  # type: ignore[misc]
                 f"{', '.join(repr(bytes(p)) for p in offer.protocol_names)}, none of which this "
                 f"server accepts ({', '.join(repr(bytes(p)) for p in server_protocols)})")
         yield from super()._serverTLS13Handshake(*args, **kwargs)
+
+    def _clientGetKeyFromChain(self, certificate: Any, settings: Any,
+                               tack_ext: Any = None) -> Generator[Any, None, None]:
+        result: Any = None
+        for result in super()._clientGetKeyFromChain(certificate, settings, tack_ext):
+            if result in (0, 1):
+                yield result
+            else:
+                break
+        scheme = self.serverSigAlg
+        if tuple(self.version) > (3, 3) and scheme is not None and isinstance(result, tuple):
+            # TLS 1.3: the CertificateVerify's scheme (read just before) must be one we
+            # offered and fit the certificate's key, as tlslite checks on the server side
+            # (RFC 8446 4.4.3); its client took an ECDSA scheme with an RSA key into
+            # `publicKey.curve_name` (AttributeError -> internal_error).
+            valid = self._sigHashesToList(settings, certList=result[1], version=(3, 4))
+            if tuple(scheme) not in [tuple(v) for v in valid]:
+                yield from self._sendError(
+                    _TLAlert.illegal_parameter,
+                    "the server's CertificateVerify uses a signature scheme that it was not "
+                    "offered or that does not fit the key of its certificate")
+        yield result
 
     def _clientResume(self, session: Any, serverHello: Any, *args: Any,
                       **kwargs: Any) -> Generator[Any, None, None]:
@@ -2426,6 +2543,8 @@ class Engine:
         self._tl = tl
         self.handshake_done = False
         self.failed = False
+        #: A TLS 1.2 peer tried to renegotiate (aiotls never renegotiates).
+        self.renegotiation_refused = False
         verify_mode = int(ctx.verify_mode)
         if verify_mode != 0:
             tl._aiotls_policy = _Policy(
@@ -2656,6 +2775,12 @@ class Engine:
 
         Returns ``b""`` if it was close_notify, else ``None``.
         """
+        if record[0] == ContentType.handshake and self.version == "TLSv1.2":
+            # After a TLS 1.2 handshake a handshake record can only start a renegotiation
+            # (HelloRequest, ClientHello): tlslite refuses it with a warning
+            # no_renegotiation alert, and a peer that gives up then names the failure
+            # (see _translate).
+            self.renegotiation_refused = True
         self.feed(record)
         with self._synced():
             result = self.read()
@@ -2758,6 +2883,12 @@ class Engine:
     def _translate(self, exc: BaseException) -> TLSError:
         """Turn a tlslite exception into an aiotls error, sending an alert if tlslite did not."""
         during = not self.handshake_done
+        if isinstance(exc, TLSRemoteAlert) and self.renegotiation_refused and not during:
+            # The peer gave up after we refused its renegotiation: name that (the general
+            # advice for its alert, handshake_failure, blames cipher suites).
+            self.failed = True
+            self._sock.discard = True
+            return _renegotiation_error(exc.description)
         if isinstance(exc, TLSLocalAlert):
             self.failed = True
             self._sock.discard = True
@@ -2863,6 +2994,10 @@ class Engine:
         name = session.serverName if session is not None else None
         return str(name) if name else None
 
+    def ignored_sni(self) -> str | None:
+        """Server side: an IP literal the client sent as SNI, which was ignored."""
+        return self._tl._aiotls_ip_sni if self.server_side else None
+
     def resumed(self) -> bool:
         tl = self._tl
         if self.server_side and self.version == "TLSv1.3":
@@ -2895,6 +3030,22 @@ class Engine:
             type(write).__module__ + "." + type(write).__name__
 
 
+def _renegotiation_error(alert: int) -> TLSError:
+    """A fatal alert from a TLS 1.2 peer whose renegotiation we refused."""
+    name = AlertDescription.name_of(alert)
+    return AlertReceived(
+        f"the peer tried to renegotiate the TLS 1.2 connection, which aiotls does not "
+        f"support (it answered no_renegotiation), and then aborted with alert {name} "
+        f"({alert})",
+        cause="the peer renegotiates, typically to ask for a client certificate after the "
+        "handshake or to refresh keys; aiotls never renegotiates (RFC 5746 lets it refuse)",
+        hint="configure the peer not to renegotiate: request the client certificate in the "
+        "initial handshake (verify_mode on the server), use TLS 1.3 (post-handshake "
+        "authentication, KeyUpdate), or reconnect instead of refreshing keys",
+        alert=alert, code="renegotiation-refused",
+    )
+
+
 _PARSER_FAILURES = (KeyError, IndexError, AssertionError, TypeError, ValueError, struct.error,
                     OverflowError, UnicodeError)
 _FAST_CIPHERS = frozenset({"aes128gcm", "aes256gcm", "chacha20-poly1305"})
@@ -2908,7 +3059,10 @@ def _direction(state: Any) -> DirectionState:
 _ALERT_FOR_EXCEPTION: dict[type[BaseException], tuple[int, str]] = {
     TLSRecordOverflow: (_TLAlert.record_overflow, "record too long"),
     TLSBadRecordMAC: (_TLAlert.bad_record_mac, "record failed authentication"),
-    TLSDecryptionFailed: (_TLAlert.decryption_failed, "record decryption failed"),
+    # tlslite raises it, outside its record layer, for a TLS 1.3 CertificateVerify
+    # signature or Finished value that does not verify: decrypt_error (RFC 8446 6.2).
+    # decryption_failed is a TLS 1.0 alert that TLS 1.2 and 1.3 must never send.
+    TLSDecryptionFailed: (_TLAlert.decrypt_error, "handshake verification failed"),
     TLSUnexpectedMessage: (_TLAlert.unexpected_message, "unexpected message"),
     TLSIllegalParameterException: (_TLAlert.illegal_parameter, "illegal parameter"),
     TLSDecodeError: (_TLAlert.decode_error, "malformed message"),

@@ -816,6 +816,18 @@ class TLSConnection:
         return TLSSession(state, self.server_hostname, self._handshake_event.version)
 
     @property
+    def ignored_server_name(self) -> str | None:
+        """Server side: the IP address the client sent as its SNI server name, if it did.
+
+        RFC 6066 section 3 forbids IP literals in SNI, but some clients and scanners
+        (sslscan) send one.  Like OpenSSL servers, aiotls ignores it -- the connection has
+        no SNI (``HandshakeCompleted.server_name`` is ``None``) -- and keeps the literal
+        here for diagnosis.  ``None`` on clients and when no IP literal was received.
+        Available as soon as the ClientHello has been read.
+        """
+        return self._engine.ignored_sni()
+
+    @property
     def group(self) -> str | None:
         """The key-exchange group, e.g. ``"x25519"``."""
         return self._handshake_event.group if self._handshake_event else None

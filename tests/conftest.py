@@ -110,6 +110,65 @@ def handshake(
     return client, server
 
 
+# --- hostile handshake messages from an otherwise honest peer -----------------------------------
+
+
+class _RawRecord:
+    """A record's content as tlslite's record layer reads it from a Message."""
+
+    def __init__(self, content_type: int, data: bytes) -> None:
+        self.contentType = content_type
+        self._data = bytearray(data)
+
+    def write(self) -> bytearray:
+        return bytearray(self._data)
+
+
+def split_handshake_messages(data: bytes) -> list[bytes] | None:
+    """Whole handshake messages (4-byte header included), or None if ``data`` is not that."""
+    out, pos = [], 0
+    while pos < len(data):
+        if len(data) - pos < 4:
+            return None
+        end = pos + 4 + int.from_bytes(data[pos + 1:pos + 4], "big")
+        if end > len(data):
+            return None
+        out.append(data[pos:end])
+        pos = end
+    return out
+
+
+def tap_handshake(conn: aiotls.TLSConnection, edit: Any) -> list[int]:
+    """Rewrite the handshake messages ``conn`` sends from now on.
+
+    ``edit(message)`` gets each outgoing handshake message (header included) after ``conn``
+    hashed it into its transcript and before record protection, and returns what to send
+    instead.  So the peer receives well-framed, correctly encrypted records -- TLS 1.3's
+    encrypted flights included -- whose plaintext is hostile.  Returns the list of the
+    types of the messages seen so far (it grows as ``conn`` sends).
+
+    This reaches into the connection's engine (its tlslite record layer): the one way to
+    put chosen plaintext under real traffic keys.
+    """
+    layer = conn._engine._tl._recordLayer
+    send = layer.sendRecord
+    seen: list[int] = []
+
+    def send_record(msg: Any) -> Any:
+        if msg.contentType == 22:
+            messages = split_handshake_messages(bytes(msg.write()))
+            if messages is not None:
+                out = []
+                for m in messages:
+                    seen.append(m[0])
+                    out.append(edit(m))
+                msg = _RawRecord(22, b"".join(out))
+        return send(msg)
+
+    layer.sendRecord = send_record
+    return seen
+
+
 # --- event loops: every async test runs on the default loop and on uvloop -----------------------
 
 def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Any]:
