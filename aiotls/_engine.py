@@ -2394,6 +2394,10 @@ class _Prepared:
     alpn: list[bytearray] | None
 
 
+#: Every protocol version tlslite speaks, newest first.
+_ALL_VERSIONS = ((3, 4), (3, 3), (3, 2), (3, 1))
+
+
 def _settings(ctx: TLSContext) -> Any:
     suites = ctx._suites
     s = HandshakeSettings()
@@ -2430,6 +2434,10 @@ def _settings(ctx: TLSContext) -> Any:
             hint="widen minimum_version/maximum_version or choose suites for those versions",
         )
     s.minVersion, s.maxVersion = lo, hi
+    # What a client lists in supported_versions, and what a server accepts from one: only the
+    # versions between the minimum and the maximum (tlslite's default lists TLS 1.3 down to
+    # 1.0 whatever minVersion says, and a server picks from that list unchecked).
+    s.versions = [v for v in _ALL_VERSIONS if lo <= v <= hi]
     s.eccCurves = ec_groups
     s.keyShares = [ctx._groups[0]]
     s.dhGroups = ff_groups
@@ -2895,6 +2903,10 @@ class Engine:
             if self._tl._aiotls_error is not None:
                 return self._tl._aiotls_error
             detail = str(exc.message or "")  # (tlslite sometimes passes an exception)
+            if exc.description == _TLAlert.protocol_version:
+                return _version_refused(self.server_side, self._settings, detail)
+            if exc.description == _TLAlert.illegal_parameter and "downgrade protection" in detail:
+                return _downgrade_detected(self._tl.version)
             return error_for_sent_alert(exc.description, _clean_detail(detail))
         if isinstance(exc, TLSRemoteAlert) and self._refused_without_certificate(exc):
             self.failed = True
@@ -3101,6 +3113,55 @@ def _no_client_certificate_error(alert: int, *, during_handshake: bool) -> Alert
 
 
 _VERSION_TUPLE_RE = re.compile(r"\((3), ([0-4])\)")
+_OLD_VERSION_RE = re.compile(r"(?i)too (old|new) version: \(3, ([0-4])\)")
+
+
+def _downgrade_detected(version: Any) -> PeerMisbehaved:
+    """The error for a ServerHello whose random carries RFC 8446 4.1.3's downgrade sentinel."""
+    chosen = _VERSION_NAMES.get(tuple(version), "an older version") if version else \
+        "an older version"
+    return PeerMisbehaved(
+        f"the server chose {chosen} but its random carries the RFC 8446 4.1.3 downgrade "
+        "sentinel, which says it supports a newer version this client also offered (sent "
+        "alert illegal_parameter to the peer)",
+        cause="something between the two ends removed the newer versions from the "
+        "ClientHello (a downgrade attack), or the server is broken",
+        hint="check the network path for a TLS-intercepting middlebox; do not lower "
+        "maximum_version to get past this",
+        alert=_TLAlert.illegal_parameter, code="downgrade-detected")
+
+
+def _version_refused(server_side: bool, settings: Any, detail: str) -> PeerIncompatible:
+    """The error for a protocol_version alert this end sent: which side offered what,
+    and which side to change (tlslite's own text names neither)."""
+    lo = _VERSION_NAMES.get(tuple(settings.minVersion), "?") if settings is not None else "?"
+    hi = _VERSION_NAMES.get(tuple(settings.maxVersion), "?") if settings is not None else "?"
+    allowed = lo if lo == hi else f"{lo} to {hi}"
+    found = _OLD_VERSION_RE.search(detail)
+    version = _VERSION_NAMES.get((3, int(found.group(2))), "SSLv3") if found else None
+    newer = found is not None and found.group(1).lower() == "new"
+    if not server_side:
+        what = (f"the server chose {version or 'a protocol version'}, which this client does "
+                f"not allow (it allows {allowed})")
+        if newer:
+            cause = "the server answered with a version the client did not offer (a broken server)"
+            hint = "check the server's TLS implementation"
+        else:
+            cause = ("the server supports only older TLS versions than this client allows "
+                     "(TLS 1.0 and 1.1 are deprecated, RFC 8996)")
+            hint = ("upgrade the server to TLS 1.2 or 1.3; only if you must talk to it, lower "
+                    "minimum_version on this client's context")
+    else:
+        offered = f"at most {version}" if version else "none of them in its supported_versions"
+        what = (f"the client offered only TLS versions this server does not allow "
+                f"({offered}; the server allows {allowed})")
+        cause = ("the client supports only older TLS versions than this server allows "
+                 "(TLS 1.0 and 1.1 are deprecated, RFC 8996)")
+        hint = ("upgrade the client to TLS 1.2 or 1.3; only if you must serve it, lower "
+                "minimum_version on this server's context")
+    return PeerIncompatible(f"{what} (sent alert protocol_version to the peer)", cause=cause,
+                            hint=hint, alert=_TLAlert.protocol_version, code="protocol-version")
+
 
 
 def _clean_detail(detail: str) -> str:
