@@ -2331,6 +2331,23 @@ _RECEIVED_CHECKS: dict[tuple[bool, int], Callable[[Any, Any], Generator[Any, Non
 #: At most this many unused TLS 1.3 tickets are carried from one session to the next.
 _MAX_UNUSED_TICKETS = 8
 _TICKET_MAX_AGE = 7 * 24 * 3600  # RFC 8446 4.6.1
+#: At most this many TLS 1.3 tickets are kept from one connection (the newest): a server
+#: may send any number of NewSessionTickets (RFC 8446 4.6.1), and each one kept is memory.
+_MAX_KEPT_TICKETS = _MAX_UNUSED_TICKETS
+
+
+class _KeptTickets(list):  # type: ignore[type-arg]
+    """A client connection's TLS 1.3 tickets: tlslite appends each NewSessionTicket to the
+    connection's list (its session shares it), and so does :meth:`Engine.take_ticket`; past
+    ``_MAX_KEPT_TICKETS`` the oldest ones are dropped."""
+
+    __slots__ = ()
+
+    def append(self, ticket: Any) -> None:
+        super().append(ticket)
+        if len(self) > _MAX_KEPT_TICKETS:
+            del self[:len(self) - _MAX_KEPT_TICKETS]
+
 
 
 def _one_ticket(session: Any) -> tuple[Any, list[tuple[Any, Any]]]:
@@ -2542,6 +2559,7 @@ class Engine:
         self._sock = _MemorySocket()
         tl = _TLSLiteConnection(self._sock)
         tl._recordLayer = _RecordLayer(tl.sock)
+        tl.tickets = _KeptTickets()
         tl.closeSocket = False
         tl._aiotls_now = now
         tl._aiotls_defer_client_cert = server_side and ctx.post_handshake_auth

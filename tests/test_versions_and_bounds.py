@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 from tlslite import HandshakeSettings, X509CertChain
 from tlslite import TLSConnection as RawTLS
-from tlslite.messages import ClientHello, ServerHello
+from tlslite.messages import ClientHello
 from tlslite.utils.codec import Parser
 from tlslite.utils.keyfactory import parsePEMKey
 
 import aiotls
 from aiotls.errors import AlertDescription
-from tests.conftest import PKI, handshake, pump
+from tests.conftest import PKI, RecordForger, handshake, pump
 from tests.sockloop import OpenSSLProcess, SocketTLS, find_openssl, free_port
 
 TIMEOUT = 10.0
@@ -282,3 +282,75 @@ def test_client_and_openssl_tls11_server(pki: PKI) -> None:
     assert isinstance(err, aiotls.AlertReceived), err
     assert err.alert == AlertDescription.protocol_version
     assert "minimum_version" in err.hint, err.hint
+
+
+# --- 2. what a peer can make a connection keep --------------------------------------------------
+
+KEPT_TICKETS = 8  # (TLSSession's documented bound)
+
+
+def _tickets(session: aiotls.TLSSession | None) -> list[Any]:
+    assert session is not None
+    return list(session._state.tickets)  # type: ignore[attr-defined]
+
+
+def test_client_keeps_the_newest_tickets_of_a_real_server(pki: PKI) -> None:
+    """A server sending 10,000 NewSessionTickets after one handshake: the client keeps
+    the newest 8 (on main it kept all), and resumes with them."""
+    sctx = pki.server_context()
+    sctx.num_tickets = 10_000
+    client, server = handshake(pki.client_context(), sctx)
+    server.send_data(b"x")  # (the tickets travel with the first records)
+    pump(client, server, rounds=200)
+    tickets = _tickets(client.session)
+    assert len(tickets) == KEPT_TICKETS
+    times = [t.time for t in tickets]
+    assert times == sorted(times)
+    again = aiotls.TLSConnection(pki.client_context(), server_hostname="localhost",
+                                 session=client.session)
+    sctx.num_tickets = 1
+    resumed_server = aiotls.TLSConnection(sctx, server_side=True)
+    pump(again, resumed_server)
+    assert again.session_reused and resumed_server.session_reused
+
+
+def _new_session_ticket(n: int) -> bytes:
+    """A NewSessionTicket (RFC 8446 4.6.1) whose nonce and ticket carry ``n``."""
+    nonce = n.to_bytes(4, "big")
+    ticket = b"forged-ticket-" + nonce
+    body = (b"\x00\x00\x1c\x20" + b"\x01\x02\x03\x04" + bytes((len(nonce),)) + nonce
+            + len(ticket).to_bytes(2, "big") + ticket + b"\x00\x00")
+    return b"\x04" + len(body).to_bytes(3, "big") + body
+
+
+@pytest.mark.parametrize("fragmented", [False, True], ids=["record-layer", "engine"])
+def test_client_keeps_at_most_8_of_10000_forged_tickets(pki: PKI, fragmented: bool) -> None:
+    """10,000 NewSessionTickets forged in the server's name, each in its own record (taken
+    by aiotls's record layer) or split over two records (reassembled and taken by the
+    engine, tlslite's path): the client keeps the newest 8, in order."""
+    client, server = handshake(pki.client_context(), pki.server_context())
+    server.send_data(b"x")
+    pump(client, server)
+    assert client.version() == "TLSv1.3"
+    forger = RecordForger(client)
+    count = 10_000
+    records = []
+    for n in range(count):
+        message = _new_session_ticket(n)
+        if fragmented:
+            records += [forger.seal(22, message[:5]), forger.seal(22, message[5:])]
+        else:
+            records.append(forger.seal(22, message))
+        if len(records) >= 500:
+            client.receive_data(b"".join(records))
+            records.clear()
+    if records:
+        client.receive_data(b"".join(records))
+    assert client.error is None
+    tickets = _tickets(client.session)
+    assert [int.from_bytes(bytes(t.ticket_nonce), "big") for t in tickets] == \
+        list(range(count - KEPT_TICKETS, count))
+    forger_out = RecordForger(client, sending=True)  # the connection still works
+    client.send_data(b"ping")
+    kind, data = forger_out.unseal(client.data_to_send())
+    assert (kind, data) == (23, b"ping")
