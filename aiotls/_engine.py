@@ -2411,6 +2411,34 @@ class _Prepared:
     alpn: list[bytearray] | None
 
 
+#: The longest post-handshake handshake message aiotls holds while it arrives, by type
+#: (the body's length, RFC 8446 4): at most what the message's fields allow (a ticket and
+#: its extensions under 2^16 bytes each...), a certificate chain at most 1 MiB; others
+#: (which the engine refuses once whole) as long as a ticket.  Beyond it the connection
+#: is aborted at the first fragment instead of buffering up to 16 MiB.
+_POST_HANDSHAKE_LIMITS = {
+    HandshakeType.key_update: 1,
+    HandshakeType.finished: 64,
+    HandshakeType.certificate: 1 << 20,
+    HandshakeType.compressed_certificate: 1 << 20,
+}
+_POST_HANDSHAKE_LIMIT = 1 << 17
+
+
+def _oversized_message(buffered: bytes | bytearray) -> tuple[str, int, int] | None:
+    """(type name, declared length, limit) of a handshake message waiting in ``buffered``
+    whose declared length is over its limit, else None."""
+    pos, n = 0, len(buffered)
+    while n - pos >= 4:
+        kind = buffered[pos]
+        length = int.from_bytes(buffered[pos + 1:pos + 4], "big")
+        limit = _POST_HANDSHAKE_LIMITS.get(kind, _POST_HANDSHAKE_LIMIT)
+        if length > limit:
+            return HandshakeType.toStr(kind), length, limit
+        pos += 4 + length
+    return None
+
+
 #: Every protocol version tlslite speaks, newest first.
 _ALL_VERSIONS = ((3, 4), (3, 3), (3, 2), (3, 1))
 
@@ -2814,6 +2842,18 @@ class Engine:
             # The engine decrypted application data, which must never happen here.
             raise PeerMisbehaved("application data arrived where a control record was expected",
                                  alert=AlertDescription.unexpected_message)
+        oversized = _oversized_message(self._tl._defragmenter.buffers[ContentType.handshake])
+        if oversized is not None:
+            kind, length, limit = oversized
+            self.fail(_TLAlert.illegal_parameter)
+            raise PeerMisbehaved(
+                f"the peer started a post-handshake {kind} message of {length} bytes, more "
+                f"than the {limit} bytes aiotls accepts for it (sent alert illegal_parameter "
+                "to the peer)",
+                cause="a broken or hostile peer: such a message would be held in memory "
+                "until its last byte arrived",
+                hint="check the peer's TLS implementation",
+                alert=AlertDescription.illegal_parameter, code="message-too-large")
         return result
 
     def request_client_certificate(self) -> None:

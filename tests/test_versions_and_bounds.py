@@ -354,3 +354,41 @@ def test_client_keeps_at_most_8_of_10000_forged_tickets(pki: PKI, fragmented: bo
     client.send_data(b"ping")
     kind, data = forger_out.unseal(client.data_to_send())
     assert (kind, data) == (23, b"ping")
+
+
+@pytest.mark.parametrize("kind", [4, 24, 13, 99], ids=["ticket", "key_update",
+                                                      "certificate_request", "unknown"])
+def test_oversized_post_handshake_message_is_refused_at_its_first_fragment(
+        pki: PKI, kind: int) -> None:
+    """A handshake message header announcing 16 MiB after the handshake: the client aborts
+    with illegal_parameter at once, instead of holding up to 16 MiB of fragments (on main
+    it kept buffering every 16 KiB record that followed)."""
+    client, server = handshake(pki.client_context(), pki.server_context())
+    server.send_data(b"x")
+    pump(client, server)
+    forger = RecordForger(client)
+    reader = RecordForger(client, sending=True)
+    records = [forger.seal(22, bytes((kind,)) + b"\xff\xff\xff")]
+    records += [forger.seal(22, bytes(16384)) for _ in range(64)]  # 1 MiB of "fragments"
+    with pytest.raises(aiotls.PeerMisbehaved) as info:
+        client.receive_data(b"".join(records))
+    assert info.value.alert == AlertDescription.illegal_parameter
+    assert "16777215 bytes" in info.value.what, info.value.what
+    assert reader.unseal(client.data_to_send()) == \
+        (21, bytes((2, AlertDescription.illegal_parameter)))
+
+
+def test_largest_legal_ticket_is_still_accepted(pki: PKI) -> None:
+    """The bound leaves room for every NewSessionTicket the RFC allows: a ticket of
+    2^16 - 1 bytes arriving in five fragments is kept."""
+    client, server = handshake(pki.client_context(), pki.server_context())
+    server.send_data(b"x")
+    pump(client, server)
+    forger = RecordForger(client)
+    ticket = bytes(65535)
+    body = b"\x00\x00\x1c\x20" + bytes(4) + b"\x01\x07" + b"\xff\xff" + ticket + b"\x00\x00"
+    message = b"\x04" + len(body).to_bytes(3, "big") + body
+    for start in range(0, len(message), 16384):
+        client.receive_data(forger.seal(22, message[start:start + 16384]))
+    assert client.error is None
+    assert bytes(_tickets(client.session)[-1].ticket) == ticket
