@@ -370,10 +370,11 @@ def test_oversized_post_handshake_message_is_refused_at_its_first_fragment(
     reader = RecordForger(client, sending=True)
     records = [forger.seal(22, bytes((kind,)) + b"\xff\xff\xff")]
     records += [forger.seal(22, bytes(16384)) for _ in range(64)]  # 1 MiB of "fragments"
-    with pytest.raises(aiotls.PeerMisbehaved) as info:
-        client.receive_data(b"".join(records))
-    assert info.value.alert == AlertDescription.illegal_parameter
-    assert "16777215 bytes" in info.value.what, info.value.what
+    client.receive_data(b"".join(records))
+    err = client.error
+    assert isinstance(err, aiotls.PeerMisbehaved), err
+    assert err.alert == AlertDescription.illegal_parameter
+    assert "16777215 bytes" in err.what, err.what
     assert reader.unseal(client.data_to_send()) == \
         (21, bytes((2, AlertDescription.illegal_parameter)))
 
