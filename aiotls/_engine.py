@@ -2960,7 +2960,7 @@ class Engine:
             self._sock.discard = True
             if self._tl._aiotls_error is not None:
                 return self._tl._aiotls_error
-            detail = str(exc.message or "")  # (tlslite sometimes passes an exception)
+            detail = _safe_str(exc.message)  # (tlslite sometimes passes an exception)
             if exc.description == _TLAlert.protocol_version:
                 return _version_refused(self.server_side, self._settings, detail)
             if exc.description == _TLAlert.illegal_parameter and "downgrade protection" in detail:
@@ -2988,7 +2988,7 @@ class Engine:
                     break
         if alert is None and isinstance(exc, SyntaxError):  # tlslite's codec.DecodeError
             alert, detail = _TLAlert.decode_error, "malformed message"
-        if alert is None and isinstance(exc, TLSInternalError) and "Multiple extensions" in str(exc):
+        if alert is None and isinstance(exc, TLSInternalError) and "Multiple extensions" in _safe_str(exc):
             alert, detail = _TLAlert.illegal_parameter, "duplicate extension"
         if alert is None and self._peer_input and isinstance(exc, _PARSER_FAILURES):
             # tlslite's parsers signal many malformed inputs with plain Python exceptions
@@ -2999,17 +2999,20 @@ class Engine:
         if alert is None and not isinstance(exc, TLSAbruptCloseError):
             self.fail(_TLAlert.internal_error)
             return TLSError(
-                f"internal error in the TLS engine: {type(exc).__name__}: {exc}",
+                f"internal error in the TLS engine: {type(exc).__name__}: {_safe_str(exc)}",
                 cause="a bug in aiotls or tlslite-ng, possibly triggered by unusual peer input",
                 hint="please report it with the handshake trace (python -m aiotls connect HOST PORT)",
                 alert=AlertDescription.internal_error, code="internal-error",
             )
         self.fail(alert)
-        text = str(exc) or detail
-        err = error_for_sent_alert(alert, _clean_detail(f"{detail}: {text}" if text != detail
-                                                        else detail)) if alert is not None \
-            else PeerMisbehaved(text)
-        return err
+        text = _safe_str(exc) or detail
+        if alert is None:
+            return PeerMisbehaved(
+                f"the peer closed the connection without an alert ({_clean_detail(text)})",
+                cause="the peer gave up, crashed, or does not speak TLS on this port",
+                hint="check the peer's logs, and that it speaks TLS on this port")
+        return error_for_sent_alert(alert, _clean_detail(f"{detail}: {text}" if text != detail
+                                                         else detail))
 
     def _refused_without_certificate(self, exc: TLSRemoteAlert) -> bool:
         """A client that answered a CertificateRequest with no certificate, refused now."""
@@ -3220,6 +3223,17 @@ def _version_refused(server_side: bool, settings: Any, detail: str) -> PeerIncom
     return PeerIncompatible(f"{what} (sent alert protocol_version to the peer)", cause=cause,
                             hint=hint, alert=_TLAlert.protocol_version, code="protocol-version")
 
+
+
+def _safe_str(value: object) -> str:
+    """``str(value)`` for text taken from a tlslite exception, whatever it holds: ``""`` for
+    None, the class name if its ``__str__`` fails (a message translated must never raise)."""
+    if value is None:
+        return ""
+    try:
+        return str(value)
+    except Exception:
+        return f"<{type(value).__name__}>"
 
 
 def _clean_detail(detail: str) -> str:

@@ -15,11 +15,13 @@ from typing import Any
 import pytest
 from tlslite import HandshakeSettings, X509CertChain
 from tlslite import TLSConnection as RawTLS
-from tlslite.messages import ClientHello
+from tlslite import errors as tl_errors
+from tlslite.messages import Alert, ClientHello
 from tlslite.utils.codec import Parser
 from tlslite.utils.keyfactory import parsePEMKey
 
 import aiotls
+from aiotls import errors
 from aiotls.errors import AlertDescription
 from tests.conftest import PKI, RecordForger, handshake, pump
 from tests.sockloop import OpenSSLProcess, SocketTLS, find_openssl, free_port
@@ -393,3 +395,100 @@ def test_largest_legal_ticket_is_still_accepted(pki: PKI) -> None:
         client.receive_data(forger.seal(22, message[start:start + 16384]))
     assert client.error is None
     assert bytes(_tickets(client.session)[-1].ticket) == ticket
+
+
+# --- 3. advice that names the side and the fix --------------------------------------------------
+
+#: Every alert aiotls (or tlslite under it) can send, and every standard alert a peer can.
+ALERTS = list(AlertDescription)
+SIDES = ("the peer", "this side", "this server", "this client", "the server", "the client")
+
+
+def _advice(err: aiotls.TLSError) -> tuple[str, str]:
+    return err.cause, err.hint
+
+
+@pytest.mark.parametrize("alert", ALERTS, ids=[a.name for a in ALERTS])
+def test_alert_advice_names_a_side_and_a_fix(alert: AlertDescription) -> None:
+    """Each alert, sent or received, comes with its own cause and fix (not a generic
+    fallback), the cause names the side at fault, and sent and received advice differ:
+    an alert this side sent blames what the peer sent, one it received blames this side
+    or reports the peer's own trouble.  (On main both directions shared one text, e.g.
+    insufficient_security sent by aiotls advised enabling stronger suites on this side.)"""
+    sent = errors.error_for_sent_alert(alert, "detail")
+    received = errors.error_for_received_alert(alert, during_handshake=True)
+    fallback_sent = errors.error_for_sent_alert(255, "detail")
+    fallback_received = errors.error_for_received_alert(255, during_handshake=True)
+    for err, fallback in ((sent, fallback_sent), (received, fallback_received)):
+        cause, hint = _advice(err)
+        assert cause and hint and (cause, hint) != _advice(fallback), (alert, cause, hint)
+        assert any(side in cause for side in SIDES), (alert, cause)
+        assert hint != cause
+    if alert != AlertDescription.no_application_protocol:  # (the same fix either way)
+        assert _advice(sent) != _advice(received), alert
+
+
+def test_insufficient_security_points_the_right_way() -> None:
+    sent = errors.error_for_sent_alert(AlertDescription.insufficient_security, "weak group")
+    assert "the peer offered only parameters weaker" in sent.cause
+    assert "configure the peer" in sent.hint and "enable stronger" not in sent.hint
+    received = errors.error_for_received_alert(AlertDescription.insufficient_security,
+                                               during_handshake=True)
+    assert "the peer requires stronger parameters than this side offered" in received.cause
+    assert "set_ciphers()" in received.hint
+
+
+class _Unprintable:
+    def __str__(self) -> str:
+        raise RuntimeError("no text")
+
+
+def _tlslite_exceptions() -> list[BaseException]:
+    """Every exception class tlslite-ng defines, made with odd arguments."""
+    odd: list[Any] = [None, b"bytes", ValueError("nested"), 12345, {"k": 1}, _Unprintable(),
+                      "text"]
+    made: list[BaseException] = []
+    for cls in vars(tl_errors).values():
+        if not (isinstance(cls, type) and issubclass(cls, BaseException)
+                and cls.__module__ == tl_errors.__name__):
+            continue
+        for arg in odd:
+            if issubclass(cls, tl_errors.TLSLocalAlert):
+                for description in (AlertDescription.illegal_parameter,
+                                    AlertDescription.protocol_version, 0, 255):
+                    made.append(cls(Alert().create(description, 2), arg))
+            elif issubclass(cls, tl_errors.TLSRemoteAlert):
+                for description, level in ((40, 2), (255, 2), (255, 1), (0, 2)):
+                    made.append(cls(Alert().create(description, level)))
+            elif issubclass(cls, tl_errors.TLSValidationError):
+                made.append(cls(arg, arg))
+            else:
+                made.append(cls(arg))
+    return made
+
+
+@pytest.mark.parametrize("side", ["client", "server"])
+def test_no_tlslite_exception_shape_crashes_translation(pki: PKI, side: str) -> None:
+    """Any tlslite exception, whatever it carries, becomes an aiotls error through
+    receive_data (the fault is injected where the engine reads its next record): no
+    TypeError or other crash escapes, and the error prints."""
+    made = _tlslite_exceptions()
+    assert len(made) > 100
+    for exc in made:
+        client = aiotls.TLSConnection(pki.client_context(), server_hostname="localhost")
+        server = aiotls.TLSConnection(pki.server_context(), server_side=True)
+        hello = client.data_to_send()
+        victim, data = (server, hello) if side == "server" else (client, None)
+        if data is None:
+            server.receive_data(hello)
+            data = server.data_to_send()
+
+        def fault(*args: Any, _exc: BaseException = exc, **kwargs: Any) -> Any:
+            raise _exc
+            yield  # (a generator, as the method it replaces)
+
+        victim._engine._tl._recordLayer.recvRecord = fault
+        victim.receive_data(data)
+        err = victim.error
+        assert isinstance(err, aiotls.TLSError), (exc, err)
+        assert str(err) and err.what, exc
