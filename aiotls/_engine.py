@@ -2333,7 +2333,8 @@ _MAX_UNUSED_TICKETS = 8
 _TICKET_MAX_AGE = 7 * 24 * 3600  # RFC 8446 4.6.1
 #: At most this many TLS 1.3 tickets are kept from one connection (the newest): a server
 #: may send any number of NewSessionTickets (RFC 8446 4.6.1), and each one kept is memory.
-_MAX_KEPT_TICKETS = _MAX_UNUSED_TICKETS
+#: As many as a resumption uses: one offered, the others carried (see _one_ticket).
+_MAX_KEPT_TICKETS = _MAX_UNUSED_TICKETS + 1
 
 
 class _KeptTickets(list):  # type: ignore[type-arg]
