@@ -3202,6 +3202,8 @@ def _version_refused(server_side: bool, settings: Any, detail: str) -> PeerIncom
     found = _OLD_VERSION_RE.search(detail)
     version = _VERSION_NAMES.get((3, int(found.group(2))), "SSLv3") if found else None
     newer = found is not None and found.group(1).lower() == "new"
+    deprecated = (" (TLS 1.0 and 1.1 are deprecated, RFC 8996)"
+                  if version in ("TLSv1", "TLSv1.1", "SSLv3") else "")
     if not server_side:
         what = (f"the server chose {version or 'a protocol version'}, which this client does "
                 f"not allow (it allows {allowed})")
@@ -3209,17 +3211,15 @@ def _version_refused(server_side: bool, settings: Any, detail: str) -> PeerIncom
             cause = "the server answered with a version the client did not offer (a broken server)"
             hint = "check the server's TLS implementation"
         else:
-            cause = ("the server supports only older TLS versions than this client allows "
-                     "(TLS 1.0 and 1.1 are deprecated, RFC 8996)")
-            hint = ("upgrade the server to TLS 1.2 or 1.3; only if you must talk to it, lower "
+            cause = f"the server supports only older TLS versions than this client allows{deprecated}"
+            hint = (f"upgrade the server to {lo} or later; only if you must talk to it, lower "
                     "minimum_version on this client's context")
     else:
         offered = f"at most {version}" if version else "none of them in its supported_versions"
         what = (f"the client offered only TLS versions this server does not allow "
                 f"({offered}; the server allows {allowed})")
-        cause = ("the client supports only older TLS versions than this server allows "
-                 "(TLS 1.0 and 1.1 are deprecated, RFC 8996)")
-        hint = ("upgrade the client to TLS 1.2 or 1.3; only if you must serve it, lower "
+        cause = f"the client supports only older TLS versions than this server allows{deprecated}"
+        hint = (f"upgrade the client to {lo} or later; only if you must serve it, lower "
                 "minimum_version on this server's context")
     return PeerIncompatible(f"{what} (sent alert protocol_version to the peer)", cause=cause,
                             hint=hint, alert=_TLAlert.protocol_version, code="protocol-version")
