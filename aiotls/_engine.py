@@ -2331,6 +2331,24 @@ _RECEIVED_CHECKS: dict[tuple[bool, int], Callable[[Any, Any], Generator[Any, Non
 #: At most this many unused TLS 1.3 tickets are carried from one session to the next.
 _MAX_UNUSED_TICKETS = 8
 _TICKET_MAX_AGE = 7 * 24 * 3600  # RFC 8446 4.6.1
+#: At most this many TLS 1.3 tickets are kept from one connection (the newest): a server
+#: may send any number of NewSessionTickets (RFC 8446 4.6.1), and each one kept is memory.
+#: As many as a resumption uses: one offered, the others carried (see _one_ticket).
+_MAX_KEPT_TICKETS = _MAX_UNUSED_TICKETS + 1
+
+
+class _KeptTickets(list):  # type: ignore[type-arg]
+    """A client connection's TLS 1.3 tickets: tlslite appends each NewSessionTicket to the
+    connection's list (its session shares it), and so does :meth:`Engine.take_ticket`; past
+    ``_MAX_KEPT_TICKETS`` the oldest ones are dropped."""
+
+    __slots__ = ()
+
+    def append(self, ticket: Any) -> None:
+        super().append(ticket)
+        if len(self) > _MAX_KEPT_TICKETS:
+            del self[:len(self) - _MAX_KEPT_TICKETS]
+
 
 
 def _one_ticket(session: Any) -> tuple[Any, list[tuple[Any, Any]]]:
@@ -2394,6 +2412,38 @@ class _Prepared:
     alpn: list[bytearray] | None
 
 
+#: The longest post-handshake handshake message aiotls holds while it arrives, by type
+#: (the body's length, RFC 8446 4): at most what the message's fields allow (a ticket and
+#: its extensions under 2^16 bytes each...), a certificate chain at most 1 MiB; others
+#: (which the engine refuses once whole) as long as a ticket.  Beyond it the connection
+#: is aborted at the first fragment instead of buffering up to 16 MiB.
+_POST_HANDSHAKE_LIMITS = {
+    HandshakeType.key_update: 1,
+    HandshakeType.finished: 64,
+    HandshakeType.certificate: 1 << 20,
+    HandshakeType.compressed_certificate: 1 << 20,
+}
+_POST_HANDSHAKE_LIMIT = 1 << 17
+
+
+def _oversized_message(buffered: bytes | bytearray) -> tuple[str, int, int] | None:
+    """(type name, declared length, limit) of a handshake message waiting in ``buffered``
+    whose declared length is over its limit, else None."""
+    pos, n = 0, len(buffered)
+    while n - pos >= 4:
+        kind = buffered[pos]
+        length = int.from_bytes(buffered[pos + 1:pos + 4], "big")
+        limit = _POST_HANDSHAKE_LIMITS.get(kind, _POST_HANDSHAKE_LIMIT)
+        if length > limit:
+            return HandshakeType.toStr(kind), length, limit
+        pos += 4 + length
+    return None
+
+
+#: Every protocol version tlslite speaks, newest first.
+_ALL_VERSIONS = ((3, 4), (3, 3), (3, 2), (3, 1))
+
+
 def _settings(ctx: TLSContext) -> Any:
     suites = ctx._suites
     s = HandshakeSettings()
@@ -2430,6 +2480,10 @@ def _settings(ctx: TLSContext) -> Any:
             hint="widen minimum_version/maximum_version or choose suites for those versions",
         )
     s.minVersion, s.maxVersion = lo, hi
+    # What a client lists in supported_versions, and what a server accepts from one: only the
+    # versions between the minimum and the maximum (tlslite's default lists TLS 1.3 down to
+    # 1.0 whatever minVersion says, and a server picks from that list unchecked).
+    s.versions = [v for v in _ALL_VERSIONS if lo <= v <= hi]
     s.eccCurves = ec_groups
     s.keyShares = [ctx._groups[0]]
     s.dhGroups = ff_groups
@@ -2534,6 +2588,7 @@ class Engine:
         self._sock = _MemorySocket()
         tl = _TLSLiteConnection(self._sock)
         tl._recordLayer = _RecordLayer(tl.sock)
+        tl.tickets = _KeptTickets()
         tl.closeSocket = False
         tl._aiotls_now = now
         tl._aiotls_defer_client_cert = server_side and ctx.post_handshake_auth
@@ -2788,6 +2843,18 @@ class Engine:
             # The engine decrypted application data, which must never happen here.
             raise PeerMisbehaved("application data arrived where a control record was expected",
                                  alert=AlertDescription.unexpected_message)
+        oversized = _oversized_message(self._tl._defragmenter.buffers[ContentType.handshake])
+        if oversized is not None:
+            kind, length, limit = oversized
+            self.fail(_TLAlert.illegal_parameter)
+            raise PeerMisbehaved(
+                f"the peer started a post-handshake {kind} message of {length} bytes, more "
+                f"than the {limit} bytes aiotls accepts for it (sent alert illegal_parameter "
+                "to the peer)",
+                cause="a broken or hostile peer: such a message would be held in memory "
+                "until its last byte arrived",
+                hint="check the peer's TLS implementation",
+                alert=AlertDescription.illegal_parameter, code="message-too-large")
         return result
 
     def request_client_certificate(self) -> None:
@@ -2894,7 +2961,11 @@ class Engine:
             self._sock.discard = True
             if self._tl._aiotls_error is not None:
                 return self._tl._aiotls_error
-            detail = str(exc.message or "")  # (tlslite sometimes passes an exception)
+            detail = _safe_str(exc.message)  # (tlslite sometimes passes an exception)
+            if exc.description == _TLAlert.protocol_version:
+                return _version_refused(self.server_side, self._settings, detail)
+            if exc.description == _TLAlert.illegal_parameter and "downgrade protection" in detail:
+                return _downgrade_detected(self._tl.version)
             return error_for_sent_alert(exc.description, _clean_detail(detail))
         if isinstance(exc, TLSRemoteAlert) and self._refused_without_certificate(exc):
             self.failed = True
@@ -2918,7 +2989,7 @@ class Engine:
                     break
         if alert is None and isinstance(exc, SyntaxError):  # tlslite's codec.DecodeError
             alert, detail = _TLAlert.decode_error, "malformed message"
-        if alert is None and isinstance(exc, TLSInternalError) and "Multiple extensions" in str(exc):
+        if alert is None and isinstance(exc, TLSInternalError) and "Multiple extensions" in _safe_str(exc):
             alert, detail = _TLAlert.illegal_parameter, "duplicate extension"
         if alert is None and self._peer_input and isinstance(exc, _PARSER_FAILURES):
             # tlslite's parsers signal many malformed inputs with plain Python exceptions
@@ -2929,17 +3000,20 @@ class Engine:
         if alert is None and not isinstance(exc, TLSAbruptCloseError):
             self.fail(_TLAlert.internal_error)
             return TLSError(
-                f"internal error in the TLS engine: {type(exc).__name__}: {exc}",
+                f"internal error in the TLS engine: {type(exc).__name__}: {_safe_str(exc)}",
                 cause="a bug in aiotls or tlslite-ng, possibly triggered by unusual peer input",
                 hint="please report it with the handshake trace (python -m aiotls connect HOST PORT)",
                 alert=AlertDescription.internal_error, code="internal-error",
             )
         self.fail(alert)
-        text = str(exc) or detail
-        err = error_for_sent_alert(alert, _clean_detail(f"{detail}: {text}" if text != detail
-                                                        else detail)) if alert is not None \
-            else PeerMisbehaved(text)
-        return err
+        text = _safe_str(exc) or detail
+        if alert is None:
+            return PeerMisbehaved(
+                f"the peer closed the connection without an alert ({_clean_detail(text)})",
+                cause="the peer gave up, crashed, or does not speak TLS on this port",
+                hint="check the peer's logs, and that it speaks TLS on this port")
+        return error_for_sent_alert(alert, _clean_detail(f"{detail}: {text}" if text != detail
+                                                         else detail))
 
     def _refused_without_certificate(self, exc: TLSRemoteAlert) -> bool:
         """A client that answered a CertificateRequest with no certificate, refused now."""
@@ -3101,6 +3175,66 @@ def _no_client_certificate_error(alert: int, *, during_handshake: bool) -> Alert
 
 
 _VERSION_TUPLE_RE = re.compile(r"\((3), ([0-4])\)")
+_OLD_VERSION_RE = re.compile(r"(?i)too (old|new) version: \(3, ([0-4])\)")
+
+
+def _downgrade_detected(version: Any) -> PeerMisbehaved:
+    """The error for a ServerHello whose random carries RFC 8446 4.1.3's downgrade sentinel."""
+    chosen = _VERSION_NAMES.get(tuple(version), "an older version") if version else \
+        "an older version"
+    return PeerMisbehaved(
+        f"the server chose {chosen} but its random carries the RFC 8446 4.1.3 downgrade "
+        "sentinel, which says it supports a newer version this client also offered (sent "
+        "alert illegal_parameter to the peer)",
+        cause="something between the two ends removed the newer versions from the "
+        "ClientHello (a downgrade attack), or the server is broken",
+        hint="check the network path for a TLS-intercepting middlebox; do not lower "
+        "maximum_version to get past this",
+        alert=_TLAlert.illegal_parameter, code="downgrade-detected")
+
+
+def _version_refused(server_side: bool, settings: Any, detail: str) -> PeerIncompatible:
+    """The error for a protocol_version alert this end sent: which side offered what,
+    and which side to change (tlslite's own text names neither)."""
+    lo = _VERSION_NAMES.get(tuple(settings.minVersion), "?") if settings is not None else "?"
+    hi = _VERSION_NAMES.get(tuple(settings.maxVersion), "?") if settings is not None else "?"
+    allowed = lo if lo == hi else f"{lo} to {hi}"
+    found = _OLD_VERSION_RE.search(detail)
+    version = _VERSION_NAMES.get((3, int(found.group(2))), "SSLv3") if found else None
+    newer = found is not None and found.group(1).lower() == "new"
+    deprecated = (" (TLS 1.0 and 1.1 are deprecated, RFC 8996)"
+                  if version in ("TLSv1", "TLSv1.1", "SSLv3") else "")
+    if not server_side:
+        what = (f"the server chose {version or 'a protocol version'}, which this client does "
+                f"not allow (it allows {allowed})")
+        if newer:
+            cause = "the server answered with a version the client did not offer (a broken server)"
+            hint = "check the server's TLS implementation"
+        else:
+            cause = f"the server supports only older TLS versions than this client allows{deprecated}"
+            hint = (f"upgrade the server to {lo} or later; only if you must talk to it, lower "
+                    "minimum_version on this client's context")
+    else:
+        offered = f"at most {version}" if version else "none of them in its supported_versions"
+        what = (f"the client offered only TLS versions this server does not allow "
+                f"({offered}; the server allows {allowed})")
+        cause = f"the client supports only older TLS versions than this server allows{deprecated}"
+        hint = (f"upgrade the client to {lo} or later; only if you must serve it, lower "
+                "minimum_version on this server's context")
+    return PeerIncompatible(f"{what} (sent alert protocol_version to the peer)", cause=cause,
+                            hint=hint, alert=_TLAlert.protocol_version, code="protocol-version")
+
+
+
+def _safe_str(value: object) -> str:
+    """``str(value)`` for text taken from a tlslite exception, whatever it holds: ``""`` for
+    None, the class name if its ``__str__`` fails (a message translated must never raise)."""
+    if value is None:
+        return ""
+    try:
+        return str(value)
+    except Exception:
+        return f"<{type(value).__name__}>"
 
 
 def _clean_detail(detail: str) -> str:

@@ -82,7 +82,8 @@ class TLSSession:
 
     TLS 1.3: a connection offers the oldest ticket of the session it was given; if it
     resumes, its own session holds that session's other tickets followed by the ones the
-    server sent (at most 8 carried over), so taking each session from the last connection
+    server sent (at most 8 carried over; of the tickets a server sends, a connection keeps
+    the newest 9), so taking each session from the last connection
     uses every ticket once (RFC 8446 C.4), also with servers that send no ticket on
     resumption.  A session itself never changes: giving the same one to several
     connections offers the same ticket each time, as with OpenSSL.

@@ -248,87 +248,313 @@ X509_V_ERR_HOSTNAME_MISMATCH = 62
 X509_V_ERR_IP_ADDRESS_MISMATCH = 64
 
 
+_A = AlertDescription
+_TRACE = "'python -m aiotls connect HOST PORT'"
+_CERTS = "'python -m aiotls certs FILE'"
+
 # --- alert → error translation -----------------------------------------------------------------
 #
-# For each alert: (likely cause, fix).  Used both when the peer sends us an alert and when the
-# engine sends one, so the text is written from the point of view of "the other side".
+# For each alert, (likely cause, fix) in two directions (RFC 8446 6.2 says what each alert
+# means; the sender is the side that found the fault):
+#
+# * _SENT_ADVICE: this side sent the alert, so the fault it names is in what the *peer*
+#   sent (or, for certificates, the peer's certificate); the fix is on the peer, or in this
+#   side's settings where they are what refused it.
+# * _RECEIVED_ADVICE: the peer sent it, so the fault is in what *this side* sent; the fix is
+#   in this side's configuration, or a report to aiotls for protocol errors.
+#
+# Every cause names a side ("the peer", "this side") and every fix says what to change
+# where (tests/test_versions_and_bounds.py checks each alert).
 
-_A = AlertDescription
-_ALERT_ADVICE: dict[int, tuple[str, str]] = {
+_SENT_ADVICE: dict[int, tuple[str, str]] = {
+    _A.close_notify: (
+        "this side closed the connection", "nothing to fix: this is an orderly close"),
     _A.unexpected_message: (
-        "a message arrived in a state where the protocol forbids it (a buggy peer, or not TLS at all)",
-        "check that both ends speak TLS on this port and that nothing rewrites the byte stream",
+        "the peer sent a message the protocol forbids at that point (a buggy peer, or a peer "
+        "not speaking TLS)",
+        "check that the peer speaks TLS on this port and that nothing between the two ends "
+        "rewrites the byte stream",
     ),
     _A.bad_record_mac: (
-        "a record failed authentication: the data was corrupted or altered in transit, "
-        "or the two sides derived different keys",
-        "look for a middlebox altering traffic; retry, and capture the handshake with "
-        "'python -m aiotls connect HOST PORT' if it repeats",
+        "a record from the peer failed authentication: it was corrupted or altered in "
+        "transit, or the two sides derived different keys",
+        f"look for a middlebox altering traffic; if it repeats, capture a trace with {_TRACE} "
+        "and report it with the peer's TLS library",
+    ),
+    _A.decryption_failed: (
+        "a record from the peer could not be decrypted (an obsolete TLS 1.0 alert)",
+        "upgrade the peer's TLS implementation",
     ),
     _A.record_overflow: (
-        "a record was longer than TLS allows (2^14 bytes of plaintext)",
-        "the sender is broken or is not speaking TLS",
+        "the peer sent a record longer than TLS allows (2^14 bytes of plaintext)",
+        "the peer's TLS implementation is broken, or it is not speaking TLS: check it",
+    ),
+    _A.decompression_failure: (
+        "the peer sent compressed data (TLS compression is obsolete and never negotiated)",
+        "upgrade the peer's TLS implementation",
     ),
     _A.handshake_failure: (
-        "no cipher suite, key-exchange group or signature algorithm in common, "
-        "or a required client certificate was not sent",
-        "compare both sides' versions, ciphers and groups (python -m aiotls connect HOST PORT "
-        "shows what the server accepts), and load a client certificate if the server asks for one",
+        "the peer offered no cipher suite, key-exchange group or signature algorithm that "
+        "this side accepts",
+        "compare the peer's offer with this side's set_ciphers() and set_groups(); widen "
+        "them only if the peer cannot be upgraded",
+    ),
+    _A.no_certificate: (
+        "the peer sent no certificate (an obsolete SSL 3.0 alert)",
+        "load a certificate on the peer",
     ),
     _A.bad_certificate: (
-        "the certificate was rejected as invalid (bad signature, wrong host name, wrong usage)",
-        "check the certificate chain and names with 'python -m aiotls certs FILE'",
+        "the peer's certificate was rejected as invalid (bad signature, wrong host name, "
+        "wrong usage)",
+        f"fix the peer's certificate (inspect it with {_CERTS}), or this side's "
+        "server_hostname if the name is what differs",
     ),
     _A.unsupported_certificate: (
-        "the certificate's key type or extended key usage is not acceptable for this role",
-        "issue a certificate with an RSA, ECDSA or Ed25519 key and the right extended key usage",
+        "the peer's certificate has a key type or extended key usage this side does not "
+        "accept for its role",
+        "give the peer a certificate with an RSA (2048+ bits), ECDSA or Ed25519 key and the "
+        "extended key usage of its role (serverAuth or clientAuth)",
     ),
-    _A.certificate_revoked: ("the certificate was revoked by its issuer", "obtain a new certificate"),
+    _A.certificate_revoked: (
+        "the peer's certificate was revoked by its issuer",
+        "the peer needs a new certificate",
+    ),
     _A.certificate_expired: (
-        "the certificate is outside its validity period (expired, not yet valid, or a wrong clock)",
-        "renew the certificate, or fix the system clock",
+        "the peer's certificate is outside its validity period (expired or not yet valid), "
+        "or this machine's clock is wrong",
+        "renew the peer's certificate, or fix this machine's clock",
     ),
     _A.certificate_unknown: (
-        "the certificate was rejected for an unspecified reason",
-        "check the certificate chain and names with 'python -m aiotls certs FILE'",
+        "the peer's certificate was rejected (the message says why)",
+        f"check the peer's certificate chain and names with {_CERTS}",
     ),
     _A.illegal_parameter: (
-        "a handshake field had a value that is out of range or inconsistent",
-        "one TLS stack is buggy; report it with a handshake trace",
+        "the peer sent a handshake field whose value is out of range or inconsistent with "
+        "the rest of the handshake (a buggy peer, or altered traffic)",
+        f"report it to the peer's TLS vendor with a trace ({_TRACE}), and look for a "
+        "middlebox altering traffic",
     ),
     _A.unknown_ca: (
-        "the certificate chain does not lead to a trusted root (unknown or missing CA)",
-        "send the full chain (leaf + intermediates) from the certificate side, and load the "
-        "issuing CA with load_verify_locations() on the verifying side",
+        "the peer's certificate chain does not lead to a CA this side trusts (an unknown "
+        "CA, or intermediates the peer did not send)",
+        "load the issuing CA on this side with load_verify_locations(), and have the peer "
+        "send its full chain (leaf + intermediates)",
     ),
     _A.access_denied: (
-        "the certificate was valid but the peer's policy denies access to it",
-        "ask the peer's operator which identities are allowed",
+        "the peer's certificate is valid but this side's policy does not admit it",
+        "admit that identity in this side's policy, or give the peer an identity it admits",
     ),
     _A.decode_error: (
-        "a message could not be parsed (malformed, truncated, or not TLS)",
-        "check that both ends speak TLS on this port",
+        "the peer sent a message that could not be parsed (malformed, truncated, or not TLS)",
+        "check that the peer speaks TLS on this port; if it does, its TLS implementation "
+        "is buggy: report it to its vendor",
     ),
     _A.decrypt_error: (
-        "a handshake signature or Finished check failed: wrong private key for the certificate, "
-        "or the handshake was tampered with",
-        "check that the private key matches the certificate (load_cert_chain verifies this)",
+        "the peer's handshake signature or Finished value did not verify: the peer's "
+        "private key does not match its certificate, or the handshake was tampered with",
+        "check the peer's key and certificate pair, and look for a middlebox altering "
+        "the handshake",
+    ),
+    _A.export_restriction: (
+        "the peer negotiated an export-grade parameter (an obsolete SSL 3.0 alert)",
+        "upgrade the peer's TLS implementation",
     ),
     _A.protocol_version: (
-        "no TLS version in common (aiotls allows TLS 1.2 and 1.3 unless told otherwise)",
-        "upgrade the peer, or set minimum_version explicitly if you must talk to a legacy peer",
+        "the peer supports no protocol version this side allows (TLS 1.2 and 1.3 unless "
+        "told otherwise)",
+        "upgrade the peer to TLS 1.2 or 1.3; only if you must talk to it, lower "
+        "minimum_version on this side's context",
     ),
     _A.insufficient_security: (
-        "the peer requires stronger parameters than we offered",
-        "enable stronger cipher suites or groups",
+        "the peer offered only parameters weaker than this side requires (groups, key "
+        "sizes, the extended master secret)",
+        "configure the peer for stronger groups, keys or extensions; this side's "
+        "requirements protect the connection and should stay",
     ),
     _A.internal_error: (
-        "the peer hit an internal error unrelated to the protocol",
+        "this side hit an internal error unrelated to the peer's input",
+        f"report it to aiotls with a trace ({_TRACE})",
+    ),
+    _A.inappropriate_fallback: (
+        "the peer retried with a lower protocol version than both sides support "
+        "(TLS_FALLBACK_SCSV): a downgrade attack, or a client falling back after another "
+        "failure",
+        "fix the client's first failure instead of letting it retry with lower versions",
+    ),
+    _A.user_canceled: (
+        "this side's application canceled the handshake",
+        "nothing to fix if the cancellation was intended; otherwise see why the "
+        "application gave up (a timeout, a close)",
+    ),
+    _A.no_renegotiation: (
+        "the peer asked to renegotiate, which aiotls never does",
+        "turn renegotiation off on the peer (TLS 1.3 has none; aiotls refuses it in TLS 1.2)",
+    ),
+    _A.missing_extension: (
+        "the peer's message lacks an extension TLS requires there (key_share, "
+        "supported_groups, signature_algorithms...)",
+        "the peer's TLS implementation is buggy or misconfigured: report it to its vendor",
+    ),
+    _A.unsupported_extension: (
+        "the peer sent an extension this side never offered, or one not allowed in that "
+        "message",
+        "the peer's TLS implementation is buggy: report it to its vendor",
+    ),
+    _A.certificate_unobtainable: (
+        "a certificate the peer referred to by URL could not be fetched (RFC 6066)",
+        "have the peer send its certificate itself",
+    ),
+    _A.unrecognized_name: (
+        "the peer asked for a host name (SNI) this server is not configured for",
+        "configure this server for that name, or have the client connect with a name "
+        "this server serves",
+    ),
+    _A.bad_certificate_status_response: (
+        "the peer's OCSP status response (RFC 6066) was invalid",
+        "fix the peer's OCSP stapling",
+    ),
+    _A.bad_certificate_hash_value: (
+        "a certificate the peer referred to did not match its hash (RFC 6066)",
+        "have the peer send its certificate itself",
+    ),
+    _A.unknown_psk_identity: (
+        "the peer offered a pre-shared key identity this side does not know",
+        "configure the same PSK identity on the peer and on this side",
+    ),
+    _A.certificate_required: (
+        "the peer (a client) sent no certificate, and this server requires one",
+        "load a client certificate on the peer, or set verify_mode = ssl.CERT_OPTIONAL on "
+        "this server's context",
+    ),
+    _A.no_application_protocol: (
+        "the peer offered no ALPN protocol this side accepts",
+        "make set_alpn_protocols() on both sides share at least one protocol",
+    ),
+}
+
+_RECEIVED_ADVICE: dict[int, tuple[str, str]] = {
+    _A.close_notify: (
+        "the peer closed the connection", "nothing to fix: this is an orderly close"),
+    _A.unexpected_message: (
+        "the peer got a message from this side in a state where it forbids it (a buggy "
+        "peer, or something rewriting the byte stream)",
+        "check that this side talks to a TLS endpoint on that port, look for a proxy "
+        f"rewriting traffic, and report it with a trace ({_TRACE}) if it repeats",
+    ),
+    _A.bad_record_mac: (
+        "a record from this side failed the peer's authentication check: altered in "
+        "transit, or the two sides derived different keys",
+        f"look for a middlebox altering traffic; if it repeats, capture a trace with {_TRACE} "
+        "and report it to aiotls with the peer's TLS library",
+    ),
+    _A.decryption_failed: (
+        "the peer could not decrypt a record from this side (an obsolete TLS 1.0 alert)",
+        "upgrade the peer's TLS implementation",
+    ),
+    _A.record_overflow: (
+        "the peer received a record from aiotls longer than it accepts: it may limit record "
+        "sizes (record_size_limit, RFC 8449, or max_fragment_length) in a way aiotls did not "
+        "honour, or something between the two ends altered the records",
+        "check for a proxy or load balancer rewriting TLS records; if there is none, report "
+        "it to aiotls with the peer's TLS library and version",
+    ),
+    _A.decompression_failure: (
+        "the peer reported a decompression failure (an obsolete alert: aiotls never "
+        "compresses)",
+        "report it with the peer's TLS library",
+    ),
+    _A.handshake_failure: (
+        "the peer found no cipher suite, key-exchange group or signature algorithm in "
+        "common with what this side offered, or it requires a client certificate this "
+        "side did not send",
+        f"compare this side's set_ciphers() and set_groups() with what the peer accepts "
+        f"({_TRACE} shows a server's choice), and load a client certificate with "
+        "load_cert_chain() if the peer asks for one",
+    ),
+    _A.no_certificate: (
+        "the peer did not get a certificate from this side (an obsolete SSL 3.0 alert)",
+        "load a certificate on this side with load_cert_chain()",
+    ),
+    _A.bad_certificate: (
+        "the peer rejected this side's certificate as invalid (bad signature, wrong name, "
+        "wrong usage)",
+        f"check this side's certificate and chain with {_CERTS} against the name the peer "
+        "expects",
+    ),
+    _A.unsupported_certificate: (
+        "the peer does not accept the key type or extended key usage of this side's "
+        "certificate",
+        "give this side a certificate with a key type the peer supports (RSA or ECDSA are "
+        "the most widely accepted) and the extended key usage of its role",
+    ),
+    _A.certificate_revoked: (
+        "the peer considers this side's certificate revoked",
+        "obtain a new certificate for this side",
+    ),
+    _A.certificate_expired: (
+        "the peer finds this side's certificate expired or not yet valid (or the peer's "
+        "clock is wrong)",
+        f"renew this side's certificate (check its dates with {_CERTS}), or have the peer's "
+        "clock fixed",
+    ),
+    _A.certificate_unknown: (
+        "the peer rejected this side's certificate without saying why",
+        f"check this side's certificate chain and names with {_CERTS}, and ask the peer's "
+        "operator which certificates it accepts",
+    ),
+    _A.illegal_parameter: (
+        "the peer found a field sent by this side out of range or inconsistent (or the "
+        "traffic was altered)",
+        f"report it to aiotls with a trace ({_TRACE}) and the peer's TLS library, and look "
+        "for a middlebox altering traffic",
+    ),
+    _A.unknown_ca: (
+        "the peer does not trust the CA that issued this side's certificate, or this side "
+        "did not send the intermediate certificates",
+        "send the full chain from this side (leaf + intermediates in the file given to "
+        "load_cert_chain()), and have the peer trust the issuing CA",
+    ),
+    _A.access_denied: (
+        "the peer accepted this side's certificate but its policy denies access",
+        "ask the peer's operator which identities are allowed, and use one of them here",
+    ),
+    _A.decode_error: (
+        "the peer could not parse a message from this side (or something between the two "
+        "ends altered it)",
+        f"check for a proxy rewriting traffic; if there is none, report it to aiotls with a "
+        f"trace ({_TRACE}) and the peer's TLS library",
+    ),
+    _A.decrypt_error: (
+        "the peer could not verify this side's handshake signature or Finished value: this "
+        "side's private key does not match its certificate, or the handshake was altered",
+        "check that this side's key matches its certificate (load_cert_chain() verifies "
+        "this), and look for a middlebox altering the handshake",
+    ),
+    _A.export_restriction: (
+        "the peer reported an export restriction (an obsolete SSL 3.0 alert)",
+        "upgrade the peer's TLS implementation",
+    ),
+    _A.protocol_version: (
+        "the peer supports none of the protocol versions this side offered (aiotls offers "
+        "TLS 1.2 and 1.3 unless told otherwise)",
+        "upgrade the peer to TLS 1.2 or 1.3; only if you must talk to it, lower "
+        "minimum_version on this side's context",
+    ),
+    _A.insufficient_security: (
+        "the peer requires stronger parameters than this side offered (cipher suites, "
+        "groups, key sizes, the extended master secret)",
+        "offer stronger cipher suites and groups from this side (set_ciphers(), "
+        "set_groups()) or a larger key, as the peer requires",
+    ),
+    _A.internal_error: (
+        "the peer hit an internal error unrelated to what this side sent",
         "check the peer's logs",
     ),
     _A.inappropriate_fallback: (
-        "a version-fallback retry was detected (possible downgrade attack)",
-        "do not retry with lower versions; fix the original failure",
+        "the peer saw a version-fallback signal (TLS_FALLBACK_SCSV) from this side while "
+        "it supports a higher version (aiotls never sends one: something rewrote the "
+        "ClientHello)",
+        "look for a middlebox altering traffic; do not retry with lower versions",
     ),
     _A.user_canceled: (
         "the peer's application canceled the handshake before it completed "
@@ -337,30 +563,55 @@ _ALERT_ADVICE: dict[int, tuple[str, str]] = {
         "prompt, a shutdown)",
     ),
     _A.no_renegotiation: (
-        "renegotiation was requested and refused", "do not use renegotiation; aiotls never does"
+        "the peer refused a renegotiation (aiotls never starts one)",
+        "report it to aiotls with a trace and the peer's TLS library",
     ),
     _A.missing_extension: (
-        "a mandatory TLS extension was absent", "one TLS stack is buggy; report it with a trace"
+        "the peer expected an extension this side did not send",
+        f"report it to aiotls with a trace ({_TRACE}) and the peer's TLS library",
     ),
     _A.unsupported_extension: (
-        "an extension appeared that was never offered", "one TLS stack is buggy; report it"
+        "the peer received an extension from this side that it did not offer or does not "
+        "allow there",
+        f"report it to aiotls with a trace ({_TRACE}) and the peer's TLS library",
+    ),
+    _A.certificate_unobtainable: (
+        "the peer could not fetch a certificate by URL (RFC 6066; aiotls never sends "
+        "certificate URLs)",
+        "report it with the peer's TLS library",
     ),
     _A.unrecognized_name: (
-        "the server does not serve the requested host name (SNI)",
+        "the server does not serve the host name this client asked for (SNI)",
         "check server_hostname against the names the server is configured for",
     ),
+    _A.bad_certificate_status_response: (
+        "the peer rejected an OCSP status response (RFC 6066; aiotls never staples one)",
+        "report it with the peer's TLS library",
+    ),
+    _A.bad_certificate_hash_value: (
+        "the peer reported a certificate hash mismatch (RFC 6066; aiotls never sends "
+        "certificate hashes)",
+        "report it with the peer's TLS library",
+    ),
     _A.unknown_psk_identity: (
-        "the pre-shared key identity is unknown", "check the PSK identity on both sides"
+        "the peer does not know the pre-shared key identity this side offered",
+        "configure the same PSK identity on this side and on the peer",
     ),
     _A.certificate_required: (
-        "the server requires a client certificate and none was sent",
-        "load a client certificate with load_cert_chain() on the client context",
+        "the server requires a client certificate and this client sent none",
+        "load a client certificate with load_cert_chain() on this client's context",
     ),
     _A.no_application_protocol: (
-        "no ALPN protocol in common",
+        "the peer accepts none of the ALPN protocols this side offered",
         "make set_alpn_protocols() on both sides share at least one protocol",
     ),
 }
+
+_UNKNOWN_SENT = ("this side refused something the peer sent", "see the message for what")
+_UNKNOWN_RECEIVED = (
+    "the peer sent an alert number that no TLS standard aiotls knows defines",
+    "check the peer's logs and its TLS library's documentation for that alert",
+)
 
 _MISBEHAVED = frozenset({
     _A.unexpected_message, _A.bad_record_mac, _A.decryption_failed, _A.record_overflow,
@@ -379,22 +630,11 @@ _CERTIFICATE = frozenset({
 })
 
 
-def alert_advice(alert: int) -> tuple[str, str]:
-    """(likely cause, fix) for an alert number."""
-    return _ALERT_ADVICE.get(alert, ("the peer reported an error", "check the peer's logs"))
-
-
-#: (likely cause, fix) for alerts whose advice depends on who sent them: received, these
-#: blame records that *we* sent.
-_RECEIVED_ADVICE: dict[int, tuple[str, str]] = {
-    _A.record_overflow: (
-        "the peer received a record from aiotls longer than it accepts: it may limit record "
-        "sizes (record_size_limit, RFC 8449, or max_fragment_length) in a way aiotls did not "
-        "honour, or something between the two ends altered the records",
-        "check for a proxy or load balancer rewriting TLS records; if there is none, report "
-        "it to aiotls with the peer's TLS library and version",
-    ),
-}
+def alert_advice(alert: int, *, sent: bool = False) -> tuple[str, str]:
+    """(likely cause, fix) for an alert number: one this side *sent*, or received."""
+    if sent:
+        return _SENT_ADVICE.get(alert, _UNKNOWN_SENT)
+    return _RECEIVED_ADVICE.get(alert, _UNKNOWN_RECEIVED)
 
 
 def error_for_received_alert(alert: int, *, during_handshake: bool, level: int = 2,
@@ -407,7 +647,7 @@ def error_for_received_alert(alert: int, *, during_handshake: bool, level: int =
     """
     name = AlertDescription.name_of(alert)
     stage = "during the handshake" if during_handshake else "after the handshake"
-    cause, hint = _RECEIVED_ADVICE.get(alert) or alert_advice(alert)
+    cause, hint = alert_advice(alert)
     code = f"alert-{name.replace('_', '-')}"
     if alert == _A.user_canceled and level != 1:
         what = f"the peer ended the connection with a fatal user_canceled alert ({alert}) {stage}"
@@ -443,7 +683,7 @@ def error_for_received_alert(alert: int, *, during_handshake: bool, level: int =
 def error_for_sent_alert(alert: int, detail: str) -> TLSError:
     """The error for a fatal alert we sent, given the engine's description of the problem."""
     name = AlertDescription.name_of(alert)
-    cause, hint = alert_advice(alert)
+    cause, hint = alert_advice(alert, sent=True)
     what = f"{detail or 'protocol error'} (sent alert {name} to the peer)"
     cls: type[TLSError]
     if alert in _MISBEHAVED:

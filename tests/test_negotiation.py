@@ -400,6 +400,9 @@ def test_psk_ke_only_hello_without_key_share_negotiating_tls12(pki: PKI, where: 
     if where.startswith("hello"):
         exts = [(t, b"\x02\x03\x03" if t == EXT_SUPPORTED_VERSIONS else d) for t, d in exts]
     else:
+        # (the client was pinned to TLS 1.3: let its hello offer TLS 1.2 as well)
+        exts = [(t, b"\x04\x03\x04\x03\x03" if t == EXT_SUPPORTED_VERSIONS else d)
+                for t, d in exts]
         sctx.maximum_version = TLS12
     server = aiotls.TLSConnection(sctx, server_side=True)
     server.receive_data(client_hello_record(prefix, exts))
