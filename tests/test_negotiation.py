@@ -23,7 +23,7 @@ import aiotls.asyncio
 from aiotls.errors import AlertDescription
 from aiotls.events import DataReceived
 from tests.certs import CA, Issued
-from tests.conftest import PKI, pump
+from tests.conftest import PKI, connect
 from tests.sockloop import (
     DEFAULT_TIMEOUT,
     OpenSSLProcess,
@@ -56,19 +56,6 @@ def context_pair(pki: PKI, version: ssl.TLSVersion | None = None,
     client, server = pki.client_context(), pki.server_context()
     if version is not None:
         client.minimum_version = client.maximum_version = version
-    return client, server
-
-
-def connect(client_ctx: aiotls.TLSContext, server_ctx: aiotls.TLSContext,
-            session: aiotls.TLSSession | None = None,
-            ) -> tuple[aiotls.TLSConnection, aiotls.TLSConnection]:
-    """A handshake in memory, then a little data so TLS 1.3 tickets arrive."""
-    client = aiotls.TLSConnection(client_ctx, server_hostname="localhost", session=session)
-    server = aiotls.TLSConnection(server_ctx, server_side=True)
-    pump(client, server)
-    if client.handshake_complete and server.handshake_complete:
-        server.send_data(b"hello")
-        pump(client, server)
     return client, server
 
 
