@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import ssl
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 import aiotls
+import aiotls.asyncio
 from aiotls.events import DataReceived
 from tests.certs import CA, Issued, KeyType
 
@@ -122,6 +124,40 @@ def connect(client_ctx: aiotls.TLSContext, server_ctx: aiotls.TLSContext,
         server.send_data(b"hello")
         pump(client, server)
     return client, server
+
+
+# --- session chains over aiotls.asyncio --------------------------------------------------------
+
+
+async def echo_line(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """An asyncio server's connection handler: echo one line, then close."""
+    writer.write(await reader.readline())
+    await writer.drain()
+    writer.close()
+    await writer.wait_closed()
+
+
+async def session_chain(port: int, ctx: aiotls.TLSContext, count: int = 3,
+                        after_each: Callable[[], None] | None = None) -> list[bool]:
+    """README's recipe over aiotls.asyncio: ``count`` connections to an :func:`echo_line`
+    server on 127.0.0.1:``port``, each offering the session of the one before; each sends
+    and checks a line.  Returns each connection's ``session_reused``; ``after_each`` runs
+    after every connection (e.g. to change the server).  Bounded: 30 s in all."""
+    session = None
+    reused = []
+    async with asyncio.timeout(30):
+        for _ in range(count):
+            reader, writer = await aiotls.asyncio.open_connection(
+                "127.0.0.1", port, ssl=ctx, server_hostname="localhost", session=session)
+            writer.write(b"ping\n")
+            assert await reader.readline() == b"ping\n"
+            reused.append(writer.get_extra_info("session_reused"))
+            session = writer.get_extra_info("ssl_object").session
+            writer.close()
+            await writer.wait_closed()
+            if after_each is not None:
+                after_each()
+    return reused
 
 
 # --- hostile handshake messages from an otherwise honest peer -----------------------------------

@@ -340,6 +340,19 @@ def test_interleaved_in_tls13_handshake(pki: PKI, role: str, name: str,
     assert victim.data_to_send()  # the alert
 
 
+def _plaintext_flight(pki: PKI, version: str, role: str) -> tuple[aiotls.TLSConnection, bytes]:
+    """(victim, the plaintext flight it is about to read): a server and the ClientHello, or
+    a client and the server's first flight (its records)."""
+    client_ctx, server_ctx = contexts(pki, version)
+    client = aiotls.TLSConnection(client_ctx, server_hostname="localhost")
+    server = aiotls.TLSConnection(server_ctx, server_side=True)
+    hello = client.data_to_send()
+    if role == "server":
+        return server, hello
+    server.receive_data(hello)
+    return client, server.data_to_send()
+
+
 HELLO_BETWEEN = [
     # (name, record, allowed in TLS 1.2: RFC 5246 6.2.1 lets alerts interleave)
     ("change-cipher-spec", plain(CCS, b"\x01"), False),
@@ -356,15 +369,7 @@ def test_interleaved_in_plaintext_handshake(pki: PKI, role: str, name: str, midd
     """TLS 1.2's plaintext flights (the server's; the ClientHello to a server): a
     change_cipher_spec between fragments would change keys mid-message (refused), a fatal
     alert there is the peer's alert (TLS 1.2 allows interleaved alerts)."""
-    client_ctx, server_ctx = contexts(pki, TLS12)
-    client = aiotls.TLSConnection(client_ctx, server_hostname="localhost")
-    server = aiotls.TLSConnection(server_ctx, server_side=True)
-    hello = client.data_to_send()
-    if role == "server":
-        victim, flight = server, hello
-    else:
-        server.receive_data(hello)
-        victim, flight = client, server.data_to_send()
+    victim, flight = _plaintext_flight(pki, TLS12, role)
     payload = b"".join(r[5:] for r in split_records(flight))
     records = [plain(HANDSHAKE, payload[:2]), middle, plain(HANDSHAKE, payload[2:])]
     events = deliver(victim, records, path)
@@ -517,16 +522,8 @@ def test_plaintext_handshake_record_over_2_14(pki: PKI, version: str, role: str,
                                               path: str) -> None:
     """A plaintext handshake record (ClientHello; the server's first flight) with 2^14 + 1
     bytes of content: record_overflow before any of it is parsed."""
-    client_ctx, server_ctx = contexts(pki, version)
-    client = aiotls.TLSConnection(client_ctx, server_hostname="localhost")
-    server = aiotls.TLSConnection(server_ctx, server_side=True)
-    hello = client.data_to_send()
-    if role == "server":
-        victim, flight = server, hello
-    else:
-        server.receive_data(hello)
-        victim, flight = client, split_records(server.data_to_send())[0]
-    payload = flight[5:]
+    victim, flight = _plaintext_flight(pki, version, role)
+    payload = split_records(flight)[0][5:]
     record = plain(HANDSHAKE, payload + bytes(MAX + 1 - len(payload)))
     err = failure(deliver(victim, [record], path))
     assert isinstance(err, PeerMisbehaved) and err.alert is A.record_overflow, err

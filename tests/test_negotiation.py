@@ -23,7 +23,7 @@ import aiotls.asyncio
 from aiotls.errors import AlertDescription
 from aiotls.events import DataReceived
 from tests.certs import CA, Issued
-from tests.conftest import PKI, connect
+from tests.conftest import PKI, connect, echo_line, session_chain
 from tests.sockloop import (
     DEFAULT_TIMEOUT,
     OpenSSLProcess,
@@ -784,32 +784,17 @@ async def test_session_chain_over_asyncio_with_an_openssl_server(pki: PKI) -> No
     """README's recipe over aiotls.asyncio (take the next session from the last connection)
     against an asyncio server on OpenSSL that stops sending tickets after the first
     connection: every connection after the first resumes (the third was a full handshake)."""
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(await reader.readline())
-        await writer.drain()
-        writer.close()
-        await writer.wait_closed()
-
     sctx = pki.stdlib_server_context()
     sctx.minimum_version = TLS13
     sctx.num_tickets = 2
-    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=sctx)
+    server = await asyncio.start_server(echo_line, "127.0.0.1", 0, ssl=sctx)
     port = server.sockets[0].getsockname()[1]
-    ctx = pki.client_context()
-    session = None
-    reused = []
+
+    def no_more_tickets() -> None:
+        sctx.num_tickets = 0
+
     try:
-        async with asyncio.timeout(30):
-            for _ in range(3):
-                reader, writer = await aiotls.asyncio.open_connection(
-                    "127.0.0.1", port, ssl=ctx, server_hostname="localhost", session=session)
-                writer.write(b"ping\n")
-                assert await reader.readline() == b"ping\n"
-                reused.append(writer.get_extra_info("session_reused"))
-                session = writer.get_extra_info("ssl_object").session
-                writer.close()
-                await writer.wait_closed()
-                sctx.num_tickets = 0
+        reused = await session_chain(port, pki.client_context(), after_each=no_more_tickets)
     finally:
         server.close()
         await server.wait_closed()

@@ -36,7 +36,8 @@ __all__ = ["MemorySocket", "RawTLS", "TlslitePeer", "exchange", "tlslite_credent
 class MemorySocket:
     """What tlslite needs of a socket: ``recv`` raises EWOULDBLOCK when the inbox is empty
     (tlslite's generators turn that into "want read", a yielded 0); ``send`` and ``sendall``
-    append to the outbox."""
+    append to the outbox; ``close`` and ``shutdown`` do nothing.  (tlslite's other socket
+    methods -- getpeername, settimeout... -- only pass through to the socket: not here.)"""
 
     def __init__(self) -> None:
         self.inbox = bytearray()
@@ -67,18 +68,6 @@ class MemorySocket:
 
     def shutdown(self, how: int) -> None:
         pass
-
-    def settimeout(self, value: float | None) -> None:
-        pass
-
-    def gettimeout(self) -> float | None:
-        return None
-
-    def getsockname(self) -> tuple[str, int]:
-        return ("127.0.0.1", 0)
-
-    def getpeername(self) -> tuple[str, int]:
-        return ("127.0.0.1", 0)
 
 
 def tlslite_settings(*, min_version: tuple[int, int] | None = None,
