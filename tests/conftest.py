@@ -188,8 +188,20 @@ def split_handshake_messages(data: bytes) -> list[bytes] | None:
     return out
 
 
+def engine_record_layer(conn: aiotls.TLSConnection) -> Any:
+    """The tlslite record layer under ``conn``'s engine (private state).
+
+    The one place the tests name ``conn._engine._tl._recordLayer``: for
+    :func:`tap_handshake` (which wraps its ``sendRecord``), :class:`RecordForger` (which
+    reads its keys while tlslite protects the records) and test_hostile's empty-record
+    flood.  Nothing else may reach there.
+    """
+    return conn._engine._tl._recordLayer
+
+
 def tap_handshake(conn: aiotls.TLSConnection, edit: Any) -> list[int]:
-    """Rewrite the handshake messages ``conn`` sends from now on.
+    """Internal verb (for tests only): rewrite the handshake messages ``conn`` sends from
+    now on.
 
     ``edit(message)`` gets each outgoing handshake message (header included) after ``conn``
     hashed it into its transcript and before record protection, and returns what to send
@@ -197,10 +209,12 @@ def tap_handshake(conn: aiotls.TLSConnection, edit: Any) -> list[int]:
     encrypted flights included -- whose plaintext is hostile.  Returns the list of the
     types of the messages seen so far (it grows as ``conn`` sends).
 
-    This reaches into the connection's engine (its tlslite record layer): the one way to
-    put chosen plaintext under real traffic keys.
+    Not public behaviour: it wraps ``sendRecord`` of the engine's tlslite record layer
+    (:func:`engine_record_layer`), the one way to put chosen plaintext under real traffic
+    keys.  Tests that need hostile handshake plaintext use this verb; none patches the
+    record layer itself.
     """
-    layer = conn._engine._tl._recordLayer
+    layer = engine_record_layer(conn)
     send = layer.sendRecord
     seen: list[int] = []
 
@@ -254,7 +268,7 @@ class RecordForger:
             cipher, key, iv, seq = state.cipher, state.key, state.iv, state.seq
             self.tls13 = fast.tls13
         else:
-            layer = engine._tl._recordLayer
+            layer = engine_record_layer(conn)
             read = layer._writeState if sending else layer._readState
             assert read.encContext is not None, "no keys yet: nothing to forge with"
             cipher, key = read.encContext.name, bytes(read.encContext.key)
