@@ -35,7 +35,7 @@ from aiotls.context import DEFAULT_GROUPS, DEFAULT_SUITES, FFDHE_GROUPS
 from aiotls.events import DataReceived
 from tests.certs import CA
 from tests.conftest import PKI, handshake, pump
-from tests.sockloop import OpenSSLProcess, SocketTLS, find_openssl, free_port, listen
+from tests.sockloop import OpenSSLProcess, SocketTLS, free_port, listen, require_openssl
 from tests.tlslite_peer import RawTLS, TlslitePeer, exchange, tlslite_settings
 
 TIMEOUT = 10.0
@@ -694,13 +694,6 @@ def test_tls13_is_unaffected_by_the_ems_rule(pki: PKI) -> None:
     exchange(peer, server)
     assert server.version() == "TLSv1.3", server.error
 
-
-def require_openssl() -> str:
-    """The openssl binary.  Missing openssl FAILS the test (CI installs it); never a skip."""
-    path = find_openssl()
-    if path is None:
-        pytest.fail("these tests need the 'openssl' command-line tool", pytrace=False)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -29,9 +29,9 @@ from tests.sockloop import (
     OpenSSLProcess,
     SocketTLS,
     TLSFailed,
-    find_openssl,
     free_port,
     listen,
+    require_openssl,
 )
 from tests.tlslite_peer import RawTLS, TlslitePeer, exchange, tlslite_settings
 
@@ -770,13 +770,6 @@ def test_openssl_server_without_tickets_on_resumption(pki: PKI) -> None:
 
 # --- openssl ------------------------------------------------------------------------------
 
-
-def require_openssl() -> str:
-    """The openssl binary.  Missing openssl FAILS the test (CI installs it); never a skip."""
-    path = find_openssl()
-    if path is None:
-        pytest.fail("these tests need the 'openssl' command-line tool", pytrace=False)
-    return path
 
 
 @pytest.mark.timeout(60)

@@ -212,8 +212,7 @@ _PKI: PKI
 def test_fast_path_against_openssl_s_server(pki: PKI, version: str, suite: str) -> None:
     """Every AEAD suite round-trips through aiotls's record layer against ``openssl s_server``
     (``-rev`` answers each line reversed), in records of every size up to 2^14 bytes."""
-    from tests.sockloop import OpenSSLProcess, SocketTLS, free_port
-    from tests.test_interop import require_openssl
+    from tests.sockloop import OpenSSLProcess, SocketTLS, free_port, require_openssl
 
     openssl_bin = require_openssl()
     ctx = pki.client_context()
