@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import ssl
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 import aiotls
+import aiotls.asyncio
 from aiotls.events import DataReceived
 from tests.certs import CA, Issued, KeyType
 
@@ -110,6 +112,54 @@ def handshake(
     return client, server
 
 
+def connect(client_ctx: aiotls.TLSContext, server_ctx: aiotls.TLSContext,
+            session: aiotls.TLSSession | None = None,
+            ) -> tuple[aiotls.TLSConnection, aiotls.TLSConnection]:
+    """A handshake in memory (resuming ``session`` if given), then a little data from the
+    server so TLS 1.3 tickets (sent after the handshake) arrive; returns (client, server)."""
+    client = aiotls.TLSConnection(client_ctx, server_hostname="localhost", session=session)
+    server = aiotls.TLSConnection(server_ctx, server_side=True)
+    pump(client, server)
+    if client.handshake_complete and server.handshake_complete:
+        server.send_data(b"hello")
+        pump(client, server)
+    return client, server
+
+
+# --- session chains over aiotls.asyncio --------------------------------------------------------
+
+
+async def echo_line(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """An asyncio server's connection handler: echo one line, then close."""
+    writer.write(await reader.readline())
+    await writer.drain()
+    writer.close()
+    await writer.wait_closed()
+
+
+async def session_chain(port: int, ctx: aiotls.TLSContext, count: int = 3,
+                        after_each: Callable[[], None] | None = None) -> list[bool]:
+    """README's recipe over aiotls.asyncio: ``count`` connections to an :func:`echo_line`
+    server on 127.0.0.1:``port``, each offering the session of the one before; each sends
+    and checks a line.  Returns each connection's ``session_reused``; ``after_each`` runs
+    after every connection (e.g. to change the server).  Bounded: 30 s in all."""
+    session = None
+    reused = []
+    async with asyncio.timeout(30):
+        for _ in range(count):
+            reader, writer = await aiotls.asyncio.open_connection(
+                "127.0.0.1", port, ssl=ctx, server_hostname="localhost", session=session)
+            writer.write(b"ping\n")
+            assert await reader.readline() == b"ping\n"
+            reused.append(writer.get_extra_info("session_reused"))
+            session = writer.get_extra_info("ssl_object").session
+            writer.close()
+            await writer.wait_closed()
+            if after_each is not None:
+                after_each()
+    return reused
+
+
 # --- hostile handshake messages from an otherwise honest peer -----------------------------------
 
 
@@ -138,8 +188,20 @@ def split_handshake_messages(data: bytes) -> list[bytes] | None:
     return out
 
 
+def engine_record_layer(conn: aiotls.TLSConnection) -> Any:
+    """The tlslite record layer under ``conn``'s engine (private state).
+
+    The one place the tests name ``conn._engine._tl._recordLayer``: for
+    :func:`tap_handshake` (which wraps its ``sendRecord``), :class:`RecordForger` (which
+    reads its keys while tlslite protects the records) and test_hostile's empty-record
+    flood.  Nothing else may reach there.
+    """
+    return conn._engine._tl._recordLayer
+
+
 def tap_handshake(conn: aiotls.TLSConnection, edit: Any) -> list[int]:
-    """Rewrite the handshake messages ``conn`` sends from now on.
+    """Internal verb (for tests only): rewrite the handshake messages ``conn`` sends from
+    now on.
 
     ``edit(message)`` gets each outgoing handshake message (header included) after ``conn``
     hashed it into its transcript and before record protection, and returns what to send
@@ -147,10 +209,12 @@ def tap_handshake(conn: aiotls.TLSConnection, edit: Any) -> list[int]:
     encrypted flights included -- whose plaintext is hostile.  Returns the list of the
     types of the messages seen so far (it grows as ``conn`` sends).
 
-    This reaches into the connection's engine (its tlslite record layer): the one way to
-    put chosen plaintext under real traffic keys.
+    Not public behaviour: it wraps ``sendRecord`` of the engine's tlslite record layer
+    (:func:`engine_record_layer`), the one way to put chosen plaintext under real traffic
+    keys.  Tests that need hostile handshake plaintext use this verb; none patches the
+    record layer itself.
     """
-    layer = conn._engine._tl._recordLayer
+    layer = engine_record_layer(conn)
     send = layer.sendRecord
     seen: list[int] = []
 
@@ -204,7 +268,7 @@ class RecordForger:
             cipher, key, iv, seq = state.cipher, state.key, state.iv, state.seq
             self.tls13 = fast.tls13
         else:
-            layer = engine._tl._recordLayer
+            layer = engine_record_layer(conn)
             read = layer._writeState if sending else layer._readState
             assert read.encContext is not None, "no keys yet: nothing to forge with"
             cipher, key = read.encContext.name, bytes(read.encContext.key)

@@ -32,6 +32,8 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Generic, ParamSpec, TypeVar
 
+import pytest
+
 import aiotls
 from aiotls.events import (
     CloseNotifyReceived,
@@ -414,6 +416,16 @@ def find_openssl() -> str | None:
     """Path of the ``openssl`` command-line tool, or None."""
     return shutil.which("openssl") or (
         "/usr/bin/openssl" if shutil.which("/usr/bin/openssl") else None)
+
+
+def require_openssl() -> str:
+    """The openssl binary.  Missing openssl FAILS the test (CI installs it); never a skip."""
+    path = find_openssl()
+    if path is None:
+        pytest.fail("these tests need the 'openssl' command-line tool (OpenSSL 3.x), "
+                    "which is not installed or not on PATH; install it (apt-get install openssl)",
+                    pytrace=False)
+    return path
 
 
 class OpenSSLProcess:

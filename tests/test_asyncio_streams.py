@@ -29,7 +29,7 @@ import pytest
 import aiotls
 import aiotls.asyncio
 from tests.certs import CA
-from tests.conftest import PKI
+from tests.conftest import PKI, echo_line, session_chain
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -648,28 +648,10 @@ async def test_interop_aiotls_client_stdlib_server(pki: PKI) -> None:
 @pytest.mark.timeout(60)
 async def test_session_resumption_over_asyncio(pki: PKI) -> None:
     """aiotls extension: open_connection(..., session=...) resumes an earlier session."""
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(await reader.readline())
-        await writer.drain()
-        writer.close()
-        await writer.wait_closed()
-
-    server = await aiotls.asyncio.start_server(handle, "127.0.0.1", 0, ssl=pki.server_context())
+    server = await aiotls.asyncio.start_server(echo_line, "127.0.0.1", 0,
+                                               ssl=pki.server_context())
     port = server.sockets[0].getsockname()[1]
-    ctx = pki.client_context()
-    session = None
-    reused = []
-    async with asyncio.timeout(30):
-        for _ in range(3):
-            reader, writer = await aiotls.asyncio.open_connection(
-                "127.0.0.1", port, ssl=ctx, server_hostname="localhost", session=session)
-            writer.write(b"ping\n")
-            assert await reader.readline() == b"ping\n"
-            conn = writer.get_extra_info("ssl_object")
-            reused.append(writer.get_extra_info("session_reused"))
-            session = conn.session
-            writer.close()
-            await writer.wait_closed()
+    reused = await session_chain(port, pki.client_context())
     assert reused == [False, True, True]
     server.close()
     await server.wait_closed()

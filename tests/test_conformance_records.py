@@ -29,9 +29,11 @@ from aiotls import AlertDescription as A
 from aiotls import ConnectionState as State
 from aiotls.errors import AlertReceived, PeerMisbehaved, TLSError
 from aiotls.events import ConnectionTerminated, DataReceived, Event, HandshakeCompleted
+from tests.certs import Issued
 from tests.conftest import PKI, RecordForger, pump, split_records
 from tests.peers import GNUTLS_TIMEOUT, gnutls_cli, gnutls_serv
 from tests.sockloop import SocketTLS, listen, peer_thread
+from tests.tlslite_peer import RawTLS, tlslite_credentials, tlslite_settings
 
 TLS13, TLS12 = "TLSv1.3", "TLSv1.2"
 VERSIONS = (TLS13, TLS12)
@@ -286,6 +288,24 @@ def test_hostile_records_right_behind_the_handshake(pki: PKI, version: str, case
 # --- RFC 8446 5.1 during the handshake ---------------------------------------------------------
 
 
+def _tls13_encrypted_flight(pki: PKI, role: str) -> tuple[aiotls.TLSConnection, bytes]:
+    """A TLS 1.3 handshake in memory, stopped where ``role`` (the victim) is about to read
+    its peer's encrypted flight: (victim, that flight's protected record -- the server's
+    EncryptedExtensions..Finished, or the client's Finished)."""
+    client_ctx, server_ctx = contexts(pki, TLS13)
+    client = aiotls.TLSConnection(client_ctx, server_hostname="localhost")
+    server = aiotls.TLSConnection(server_ctx, server_side=True)
+    server.receive_data(client.data_to_send())
+    sh, ccs, encrypted = split_records(server.data_to_send())
+    if role == "client":
+        client.receive_data(sh + ccs)
+        return client, encrypted
+    client.receive_data(sh + ccs + encrypted)
+    client_ccs, finished = split_records(client.data_to_send())
+    server.receive_data(client_ccs)
+    return server, finished
+
+
 def _split_encrypted_flight(victim: aiotls.TLSConnection, encrypted: bytes,
                             middle: Callable[[RecordForger], bytes]) -> list[bytes]:
     """Re-seal the handshake messages of ``encrypted`` as two records, the first cut two
@@ -310,27 +330,27 @@ BETWEEN_HANDSHAKE_13 = [
 def test_interleaved_in_tls13_handshake(pki: PKI, role: str, name: str,
                                         middle: Callable[[RecordForger], bytes],
                                         path: str) -> None:
-    client_ctx, server_ctx = contexts(pki, TLS13)
-    client = aiotls.TLSConnection(client_ctx, server_hostname="localhost")
-    server = aiotls.TLSConnection(server_ctx, server_side=True)
-    server.receive_data(client.data_to_send())
-    sh, ccs, encrypted = split_records(server.data_to_send())
-    if role == "client":
-        victim = client
-        victim.receive_data(sh + ccs)
-        records = _split_encrypted_flight(victim, encrypted, middle)
-    else:
-        victim = server
-        client.receive_data(sh + ccs + encrypted)
-        client_ccs, finished = split_records(client.data_to_send())
-        victim.receive_data(client_ccs)
-        records = _split_encrypted_flight(victim, finished, middle)
+    victim, flight = _tls13_encrypted_flight(pki, role)
+    records = _split_encrypted_flight(victim, flight, middle)
     events = deliver(victim, records, path)
     assert not any(isinstance(e, HandshakeCompleted | DataReceived) for e in events), events
     err = failure(events)
     assert isinstance(err, PeerMisbehaved), err
     assert err.alert is A.unexpected_message and err.code == "interleaved-record", err
     assert victim.data_to_send()  # the alert
+
+
+def _plaintext_flight(pki: PKI, version: str, role: str) -> tuple[aiotls.TLSConnection, bytes]:
+    """(victim, the plaintext flight it is about to read): a server and the ClientHello, or
+    a client and the server's first flight (its records)."""
+    client_ctx, server_ctx = contexts(pki, version)
+    client = aiotls.TLSConnection(client_ctx, server_hostname="localhost")
+    server = aiotls.TLSConnection(server_ctx, server_side=True)
+    hello = client.data_to_send()
+    if role == "server":
+        return server, hello
+    server.receive_data(hello)
+    return client, server.data_to_send()
 
 
 HELLO_BETWEEN = [
@@ -349,15 +369,7 @@ def test_interleaved_in_plaintext_handshake(pki: PKI, role: str, name: str, midd
     """TLS 1.2's plaintext flights (the server's; the ClientHello to a server): a
     change_cipher_spec between fragments would change keys mid-message (refused), a fatal
     alert there is the peer's alert (TLS 1.2 allows interleaved alerts)."""
-    client_ctx, server_ctx = contexts(pki, TLS12)
-    client = aiotls.TLSConnection(client_ctx, server_hostname="localhost")
-    server = aiotls.TLSConnection(server_ctx, server_side=True)
-    hello = client.data_to_send()
-    if role == "server":
-        victim, flight = server, hello
-    else:
-        server.receive_data(hello)
-        victim, flight = client, server.data_to_send()
+    victim, flight = _plaintext_flight(pki, TLS12, role)
     payload = b"".join(r[5:] for r in split_records(flight))
     records = [plain(HANDSHAKE, payload[:2]), middle, plain(HANDSHAKE, payload[2:])]
     events = deliver(victim, records, path)
@@ -492,20 +504,7 @@ def test_padded_handshake_record(pki: PKI, role: str, inner: int, accepted: bool
                                  path: str) -> None:
     """TLS 1.3 encrypted handshake messages padded to an inner plaintext of exactly the
     limit complete the handshake; one byte more is record_overflow."""
-    client_ctx, server_ctx = contexts(pki, TLS13)
-    client = aiotls.TLSConnection(client_ctx, server_hostname="localhost")
-    server = aiotls.TLSConnection(server_ctx, server_side=True)
-    server.receive_data(client.data_to_send())
-    sh, ccs, encrypted = split_records(server.data_to_send())
-    if role == "client":
-        victim = client
-        victim.receive_data(sh + ccs)
-        target = encrypted
-    else:
-        victim = server
-        client.receive_data(sh + ccs + encrypted)
-        client_ccs, target = split_records(client.data_to_send())
-        victim.receive_data(client_ccs)
+    victim, target = _tls13_encrypted_flight(pki, role)
     _, messages = RecordForger(victim).unseal(target)
     record = RecordForger(victim).seal(HANDSHAKE, messages, inner - len(messages) - 1)
     events = deliver(victim, [record], path)
@@ -523,16 +522,8 @@ def test_plaintext_handshake_record_over_2_14(pki: PKI, version: str, role: str,
                                               path: str) -> None:
     """A plaintext handshake record (ClientHello; the server's first flight) with 2^14 + 1
     bytes of content: record_overflow before any of it is parsed."""
-    client_ctx, server_ctx = contexts(pki, version)
-    client = aiotls.TLSConnection(client_ctx, server_hostname="localhost")
-    server = aiotls.TLSConnection(server_ctx, server_side=True)
-    hello = client.data_to_send()
-    if role == "server":
-        victim, flight = server, hello
-    else:
-        server.receive_data(hello)
-        victim, flight = client, split_records(server.data_to_send())[0]
-    payload = flight[5:]
+    victim, flight = _plaintext_flight(pki, version, role)
+    payload = split_records(flight)[0][5:]
     record = plain(HANDSHAKE, payload + bytes(MAX + 1 - len(payload)))
     err = failure(deliver(victim, [record], path))
     assert isinstance(err, PeerMisbehaved) and err.alert is A.record_overflow, err
@@ -573,22 +564,15 @@ def _capture_sent(conn: aiotls.TLSConnection) -> bytearray:
 
 
 def _tlslite_peer(sock: socket.socket, role: str, version: str, cipher: str, limit: int,
-                  cert_pem: bytes, key_pem: bytes, size: int) -> bytes:
+                  credentials: Issued, size: int) -> bytes:
     """tlslite-ng as the peer that asks for ``limit`` (it enforces it on what it reads)."""
-    from tlslite import HandshakeSettings, X509CertChain, parsePEMKey
-    from tlslite import TLSConnection as TLSLite
-
-    settings = HandshakeSettings()
-    settings.record_size_limit = limit
-    settings.minVersion = settings.maxVersion = (3, 4) if version == TLS13 else (3, 3)
-    settings.cipherNames = [cipher]
-    conn = TLSLite(sock)
+    tls_version = (3, 4) if version == TLS13 else (3, 3)
+    settings = tlslite_settings(min_version=tls_version, max_version=tls_version,
+                                record_size_limit=limit, cipherNames=[cipher])
+    conn = RawTLS(sock)
     if role == "server":
-        chain = X509CertChain()
-        chain.parsePemList(cert_pem.decode())
-        conn.handshakeServer(certChain=chain, privateKey=parsePEMKey(key_pem.decode(),
-                                                                     private=True),
-                             settings=settings)
+        chain, key = tlslite_credentials(credentials)
+        conn.handshakeServer(certChain=chain, privateKey=key, settings=settings)
     else:
         conn.handshakeClientCert(settings=settings, serverName="localhost")
     got = bytearray()
@@ -633,7 +617,7 @@ def test_sealed_records_honour_peer_record_size_limit(pki: PKI, version: str, su
     blob = bytes(range(256)) * (size // 256)
     peer_role = "client" if role == "server" else "server"
     with ours, theirs, peer_thread(_tlslite_peer, theirs, peer_role, version, cipher, limit,
-                                   issued.chain_pem, issued.key_pem, size) as peer:
+                                   issued, size) as peer:
         conn = aiotls.TLSConnection(server_ctx, server_side=True) if role == "server" \
             else aiotls.TLSConnection(client_ctx, server_hostname="localhost")
         tls = SocketTLS(conn, ours, timeout=30)

@@ -13,6 +13,7 @@ from aiotls.context import DEFAULT_SUITES
 from tests.certs import CA
 from tests.conftest import PKI, handshake
 from tests.test_verify import StdlibPeer, run
+from tests.tlslite_peer import TlslitePeer, tlslite_settings
 
 
 def test_secure_defaults() -> None:
@@ -213,20 +214,11 @@ def test_legacy_versions_only_when_asked(pki: PKI, tmp_path: object) -> None:
 
 def test_server_requires_extended_master_secret(pki: PKI) -> None:
     # A TLS 1.2 client that does not offer EMS (tlslite with EMS disabled) is refused.
-    from tlslite import HandshakeSettings
-    from tlslite import TLSConnection as RawTLS
-
-    from aiotls._engine import _MemorySocket
-
-    sock = _MemorySocket()
-    raw = RawTLS(sock)
-    settings = HandshakeSettings()
-    settings.useExtendedMasterSecret = False
-    settings.maxVersion = (3, 3)
-    gen = raw.handshakeClientCert(settings=settings, async_=True)
-    assert next(gen) == 0
+    peer = TlslitePeer.client(tlslite_settings(max_version=(3, 3), ems=False))
+    peer.step()
+    assert peer.running and not peer.handshake_done  # its ClientHello sent, it waits
     server = aiotls.TLSConnection(pki.server_context(), server_side=True)
-    server.receive_data(b"".join(sock.outbox))
+    server.receive_data(peer.sock.take())
     (event,) = server.events()
     assert isinstance(event.error, aiotls.PeerIncompatible)
     assert "RFC 7627" in str(event.error)

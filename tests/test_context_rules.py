@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import errno
 import inspect
 import os
 import ssl
@@ -23,14 +22,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from tlslite import HandshakeSettings, SessionCache, X509CertChain
-from tlslite import TLSConnection as RawTLS
+from tlslite import SessionCache
 from tlslite import tlsconnection as tl_tlsconnection
 from tlslite.keyexchange import ADHKeyExchange, DHE_RSAKeyExchange
 from tlslite.mathtls import RFC7919_GROUPS
 from tlslite.messages import ClientHello, KeyShareEntry
 from tlslite.utils.codec import Parser
-from tlslite.utils.keyfactory import parsePEMKey
 
 import aiotls
 import aiotls.asyncio
@@ -38,124 +35,11 @@ from aiotls.context import DEFAULT_GROUPS, DEFAULT_SUITES, FFDHE_GROUPS
 from aiotls.events import DataReceived
 from tests.certs import CA
 from tests.conftest import PKI, handshake, pump
-from tests.sockloop import OpenSSLProcess, SocketTLS, find_openssl, free_port, listen
+from tests.sockloop import OpenSSLProcess, SocketTLS, free_port, listen, require_openssl
+from tests.tlslite_peer import RawTLS, TlslitePeer, exchange, tlslite_settings
 
 TIMEOUT = 10.0
 TLS12 = ssl.TLSVersion.TLSv1_2
-
-
-# --- tlslite-ng as an in-memory peer -----------------------------------------------------------
-
-
-class _MemSock:
-    """A socket for tlslite-ng: bytes in an inbox/outbox; an empty inbox would block."""
-
-    def __init__(self) -> None:
-        self.inbox = bytearray()
-        self.outbox = bytearray()
-
-    def recv(self, size: int) -> bytes:
-        if not self.inbox:
-            raise OSError(errno.EWOULDBLOCK, "would block")
-        data = bytes(self.inbox[:size])
-        del self.inbox[:size]
-        return data
-
-    def send(self, data: bytes) -> int:
-        self.outbox += data
-        return len(data)
-
-    def sendall(self, data: bytes) -> None:
-        self.outbox += data
-
-    def close(self) -> None:
-        pass
-
-    def shutdown(self, how: int) -> None:
-        pass
-
-    def settimeout(self, value: float | None) -> None:
-        pass
-
-    def gettimeout(self) -> float | None:
-        return None
-
-    def getsockname(self) -> tuple[str, int]:
-        return ("127.0.0.1", 0)
-
-    def getpeername(self) -> tuple[str, int]:
-        return ("127.0.0.1", 0)
-
-
-class TlslitePeer:
-    """tlslite-ng's TLSConnection (client or server) driven in memory."""
-
-    def __init__(self, *, server: bool, settings: HandshakeSettings,
-                 cert_key: tuple[str, str] | None = None, cls: type[RawTLS] = RawTLS,
-                 session_cache: SessionCache | None = None, session: Any = None) -> None:
-        self.sock = _MemSock()
-        self.tls = cls(self.sock)
-        self.error: BaseException | None = None
-        self.handshake_done = False
-        self.received = bytearray()
-        if server:
-            assert cert_key is not None
-            chain = X509CertChain()
-            with open(cert_key[0]) as f:
-                chain.parsePemList(f.read())
-            with open(cert_key[1]) as f:
-                key = parsePEMKey(f.read(), private=True)
-            self._gen: Any = self.tls.handshakeServerAsync(certChain=chain, privateKey=key,
-                                                           settings=settings,
-                                                           sessionCache=session_cache)
-        else:
-            self._gen = self.tls.handshakeClientCert(settings=settings, serverName="localhost",
-                                                     session=session, async_=True)
-
-    def step(self) -> None:
-        while self._gen is not None:
-            try:
-                result = next(self._gen)
-            except StopIteration:
-                self.handshake_done = True
-                self._gen = self.tls.readAsync()
-                continue
-            except Exception as exc:  # the peer's verdict, examined by the test
-                self.error = exc
-                self._gen = None
-                return
-            if isinstance(result, int):
-                if result == 0:
-                    return
-                continue
-            self.received += result
-
-
-def exchange(peer: TlslitePeer, conn: aiotls.TLSConnection, rounds: int = 60) -> None:
-    """Shuttle bytes between a tlslite peer and an aiotls connection until both are quiet."""
-    for _ in range(rounds):
-        peer.step()
-        out = bytes(peer.sock.outbox)
-        peer.sock.outbox.clear()
-        if out and conn.error is None:
-            conn.receive_data(out)
-        back = conn.data_to_send()
-        if back:
-            peer.sock.inbox += back
-        if not out and not back:
-            peer.step()
-            return
-    raise AssertionError("the peers did not go quiet")
-
-
-def tlslite_settings(*, max_version: tuple[int, int] = (3, 4), ems: bool = True,
-                     **attrs: Any) -> HandshakeSettings:
-    settings = HandshakeSettings()
-    settings.maxVersion = max_version
-    settings.useExtendedMasterSecret = ems
-    for name, value in attrs.items():
-        setattr(settings, name, value)
-    return settings
 
 
 def client_hello(ctx: aiotls.TLSContext) -> ClientHello:
@@ -525,7 +409,7 @@ def row_post_handshake_auth(pki: PKI) -> None:
 
 
 def _tickets_seen_by_tlslite(sctx: aiotls.TLSContext) -> list[Any]:
-    peer = TlslitePeer(server=False, settings=tlslite_settings())
+    peer = TlslitePeer.client(tlslite_settings())
     server = aiotls.TLSConnection(sctx, server_side=True)
     exchange(peer, server)
     assert peer.handshake_done, (peer.error, server.error)
@@ -548,7 +432,7 @@ def row_session_ticket_lifetime(pki: PKI) -> None:
 
 def _tls12_client_without_ems(sctx: aiotls.TLSContext) -> tuple[TlslitePeer,
                                                                  aiotls.TLSConnection]:
-    peer = TlslitePeer(server=False, settings=tlslite_settings(max_version=(3, 3), ems=False))
+    peer = TlslitePeer.client(tlslite_settings(max_version=(3, 3), ems=False))
     server = aiotls.TLSConnection(sctx, server_side=True)
     exchange(peer, server)
     return peer, server
@@ -678,8 +562,8 @@ def test_every_setter_is_documented() -> None:
 
 def _tlslite_tls12_server(pki: PKI, *, ems: bool,
                           cls: type[RawTLS] = RawTLS) -> TlslitePeer:
-    return TlslitePeer(server=True, settings=tlslite_settings(max_version=(3, 3), ems=ems),
-                       cert_key=pki.server("rsa2048"), cls=cls)
+    return TlslitePeer.server(tlslite_settings(max_version=(3, 3), ems=ems),
+                              pki.server("rsa2048"), tls_class=cls)
 
 
 @pytest.mark.parametrize("required", [True, False])
@@ -732,7 +616,7 @@ def test_ems_is_offered_and_used_when_not_required(pki: PKI) -> None:
     # ... and the server role agrees to EMS with a client that offers it
     sctx = pki.server_context()
     sctx.require_extended_master_secret = False
-    peer = TlslitePeer(server=False, settings=tlslite_settings(max_version=(3, 3)))
+    peer = TlslitePeer.client(tlslite_settings(max_version=(3, 3)))
     server = aiotls.TLSConnection(sctx, server_side=True)
     exchange(peer, server)
     assert peer.handshake_done and peer.tls.extendedMasterSecret
@@ -744,16 +628,16 @@ def test_resumption_must_keep_the_sessions_ems_status(pki: PKI) -> None:
     cctx = pki.client_context()
     cctx.require_extended_master_secret = False
     cache = SessionCache()
-    peer = TlslitePeer(server=True, settings=tlslite_settings(max_version=(3, 3), ems=False),
-                       cert_key=pki.server("rsa2048"), session_cache=cache)
+    peer = TlslitePeer.server(tlslite_settings(max_version=(3, 3), ems=False),
+                              pki.server("rsa2048"), session_cache=cache)
     first = aiotls.TLSConnection(cctx, server_hostname="localhost")
     exchange(peer, first)
     assert first.version() == "TLSv1.2" and peer.handshake_done, first.error
     assert first.session is not None
     # a server that now claims the session had EMS (it resumes and sends the extension)
     cache[peer.tls.session.sessionID].extendedMasterSecret = True
-    peer = TlslitePeer(server=True, settings=tlslite_settings(max_version=(3, 3)),
-                       cert_key=pki.server("rsa2048"), session_cache=cache)
+    peer = TlslitePeer.server(tlslite_settings(max_version=(3, 3)), pki.server("rsa2048"),
+                              session_cache=cache)
     again = aiotls.TLSConnection(cctx, server_hostname="localhost", session=first.session)
     exchange(peer, again)
     err = again.error
@@ -783,16 +667,14 @@ def test_server_resumption_keeps_the_sessions_ems_status(pki: PKI, first_ems: bo
     (handshake_failure); made without, it is not resumed with it (a full handshake)."""
     sctx = pki.server_context()
     sctx.require_extended_master_secret = False
-    peer = TlslitePeer(server=False, settings=tlslite_settings(max_version=(3, 3),
-                                                               ems=first_ems))
+    peer = TlslitePeer.client(tlslite_settings(max_version=(3, 3), ems=first_ems))
     server = aiotls.TLSConnection(sctx, server_side=True)
     exchange(peer, server)
     assert peer.handshake_done and peer.tls.session.tls_1_0_tickets, (peer.error, server.error)
     session = copy.copy(peer.tls.session)
     session.sessionID = bytearray(os.urandom(32))
-    again = TlslitePeer(server=False, settings=tlslite_settings(max_version=(3, 3),
-                                                                ems=second_ems),
-                        session=session, cls=_TicketAwareTLS)
+    again = TlslitePeer.client(tlslite_settings(max_version=(3, 3), ems=second_ems),
+                               session=session, tls_class=_TicketAwareTLS)
     server = aiotls.TLSConnection(sctx, server_side=True)
     exchange(again, server)
     if first_ems == second_ems:
@@ -807,18 +689,11 @@ def test_server_resumption_keeps_the_sessions_ems_status(pki: PKI, first_ems: bo
 
 def test_tls13_is_unaffected_by_the_ems_rule(pki: PKI) -> None:
     """TLS 1.3 has no EMS extension; a required EMS must not fire there."""
-    peer = TlslitePeer(server=False, settings=tlslite_settings(ems=False))
+    peer = TlslitePeer.client(tlslite_settings(ems=False))
     server = aiotls.TLSConnection(pki.server_context(), server_side=True)
     exchange(peer, server)
     assert server.version() == "TLSv1.3", server.error
 
-
-def require_openssl() -> str:
-    """The openssl binary.  Missing openssl FAILS the test (CI installs it); never a skip."""
-    path = find_openssl()
-    if path is None:
-        pytest.fail("these tests need the 'openssl' command-line tool", pytrace=False)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -979,14 +854,12 @@ def test_ffdhe_bad_public_value_tls13(pki: PKI, bad: bytes, role: str) -> None:
     if role == "server":  # aiotls is the server; tlslite the client with a bad share
         sctx = pki.server_context()
         sctx.set_groups(["ffdhe2048"])
-        peer = TlslitePeer(server=False, settings=tlslite_settings(keyShares=["ffdhe2048"]),
-                           cls=cls)
+        peer = TlslitePeer.client(tlslite_settings(keyShares=["ffdhe2048"]), tls_class=cls)
         conn = aiotls.TLSConnection(sctx, server_side=True)
     else:
         cctx = pki.client_context()
         cctx.set_groups(["ffdhe2048"])
-        peer = TlslitePeer(server=True, settings=tlslite_settings(), cert_key=pki.server(),
-                           cls=cls)
+        peer = TlslitePeer.server(tlslite_settings(), pki.server(), tls_class=cls)
         conn = aiotls.TLSConnection(cctx, server_hostname="localhost")
     exchange(peer, conn)
     err = conn.error
@@ -995,6 +868,13 @@ def test_ffdhe_bad_public_value_tls13(pki: PKI, bad: bytes, role: str) -> None:
     # aiotls's own check fired (OpenSSL would also refuse most of these, with less to say)
     assert ("bytes, not 256" if len(bad) != 256 else "(must be 1 < y < p-1)") in err.what
     assert not conn.handshake_complete
+
+
+def _tls12_dhe_only_client(dh_groups: list[str]) -> TlslitePeer:
+    """tlslite's TLS 1.2 client offering DHE key exchange only, with ``dh_groups``."""
+    return TlslitePeer.client(tlslite_settings(max_version=(3, 3), dhGroups=dh_groups,
+                                               eccCurves=[], keyShares=[],
+                                               keyExchangeNames=["dhe_rsa"]))
 
 
 @pytest.mark.parametrize("bad", [0, 1, _P2048 - 1, _P2048, _P2048 + 5],
@@ -1010,9 +890,7 @@ def test_ffdhe_bad_public_value_tls12_from_client(pki: PKI, bad: int,
     sctx = rsa_server(pki)
     sctx.set_groups(["ffdhe2048"])
     sctx.set_ciphers("DHE-RSA-AES128-GCM-SHA256")
-    peer = TlslitePeer(server=False, settings=tlslite_settings(
-        max_version=(3, 3), dhGroups=["ffdhe2048"], eccCurves=[], keyShares=[],
-        keyExchangeNames=["dhe_rsa"]))
+    peer = _tls12_dhe_only_client(["ffdhe2048"])
     server = aiotls.TLSConnection(sctx, server_side=True)
     exchange(peer, server)
     err = server.error
@@ -1034,24 +912,28 @@ class _BadServerADH(ADHKeyExchange):  # type: ignore[misc]
         return ske
 
 
-def _tls12_dhe_client(pki: PKI) -> aiotls.TLSConnection:
+def _tls12_dhe_client_against(pki: PKI, monkeypatch: pytest.MonkeyPatch,
+                              **bad_server: Any) -> aiotls.TLSConnection:
+    """An aiotls TLS 1.2 DHE client (offering ffdhe2048) after a handshake with tlslite's
+    server, whose ServerKeyExchange is made by :class:`_BadServerADH` with ``bad_server``
+    (``bad_ys=...``, ``other_group=True``)."""
+    adh = type("BadADH", (_BadServerADH,), bad_server)
+    monkeypatch.setattr(tl_tlsconnection, "DHE_RSAKeyExchange",
+                        type("BadDHE", (DHE_RSAKeyExchange, adh), {}))
+    peer = TlslitePeer.server(tlslite_settings(max_version=(3, 3)), pki.server("rsa2048"))
     cctx = pki.client_context()
     cctx.maximum_version = TLS12
     cctx.set_groups(["ffdhe2048"])
     cctx.set_ciphers("DHE-RSA-AES128-GCM-SHA256")
-    return aiotls.TLSConnection(cctx, server_hostname="localhost")
+    client = aiotls.TLSConnection(cctx, server_hostname="localhost")
+    exchange(peer, client)
+    return client
 
 
 @pytest.mark.parametrize("bad", [1, _P2048 - 1, _P2048], ids=["1", "p-1", "p"])
 def test_ffdhe_bad_public_value_tls12_from_server(pki: PKI, bad: int,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    bad_adh = type("BadADH", (_BadServerADH,), {"bad_ys": bad})
-    monkeypatch.setattr(tl_tlsconnection, "DHE_RSAKeyExchange",
-                        type("BadDHE", (DHE_RSAKeyExchange, bad_adh), {}))
-    peer = TlslitePeer(server=True, settings=tlslite_settings(max_version=(3, 3)),
-                       cert_key=pki.server("rsa2048"))
-    client = _tls12_dhe_client(pki)
-    exchange(peer, client)
+    client = _tls12_dhe_client_against(pki, monkeypatch, bad_ys=bad)
     err = client.error
     assert isinstance(err, aiotls.PeerMisbehaved), err
     assert err.alert == aiotls.AlertDescription.illegal_parameter
@@ -1062,13 +944,7 @@ def test_tls12_client_refuses_dh_parameters_it_did_not_offer(
         pki: PKI, monkeypatch: pytest.MonkeyPatch) -> None:
     """A server that answers with a prime that is not one of the offered RFC 7919 groups
     (here tlslite's default 2048-bit RFC 5054 group) is refused: insufficient_security."""
-    other = type("OtherADH", (_BadServerADH,), {"other_group": True})
-    monkeypatch.setattr(tl_tlsconnection, "DHE_RSAKeyExchange",
-                        type("OtherDHE", (DHE_RSAKeyExchange, other), {}))
-    peer = TlslitePeer(server=True, settings=tlslite_settings(max_version=(3, 3)),
-                       cert_key=pki.server("rsa2048"))
-    client = _tls12_dhe_client(pki)
-    exchange(peer, client)
+    client = _tls12_dhe_client_against(pki, monkeypatch, other_group=True)
     err = client.error
     assert isinstance(err, aiotls.PeerIncompatible), err
     assert err.alert == aiotls.AlertDescription.insufficient_security
@@ -1081,9 +957,7 @@ def test_server_gives_a_legacy_dhe_client_its_first_ffdhe_group(pki: PKI) -> Non
     sctx = rsa_server(pki)
     sctx.set_groups(["x25519", "ffdhe3072", "ffdhe2048"])
     sctx.set_ciphers("DEFAULT:DHE-RSA-AES128-GCM-SHA256")
-    peer = TlslitePeer(server=False, settings=tlslite_settings(
-        max_version=(3, 3), dhGroups=[], eccCurves=[], keyShares=[],
-        keyExchangeNames=["dhe_rsa"]))
+    peer = _tls12_dhe_only_client([])
     server = aiotls.TLSConnection(sctx, server_side=True)
     exchange(peer, server)
     assert peer.handshake_done, (peer.error, server.error)
@@ -1096,9 +970,7 @@ def test_server_without_ffdhe_never_picks_dhe(pki: PKI) -> None:
     given DH parameters outside RFC 7919."""
     sctx = rsa_server(pki)
     sctx.set_ciphers("DEFAULT:DHE-RSA-AES128-GCM-SHA256")
-    peer = TlslitePeer(server=False, settings=tlslite_settings(
-        max_version=(3, 3), dhGroups=["ffdhe2048"], eccCurves=[], keyShares=[],
-        keyExchangeNames=["dhe_rsa"]))
+    peer = _tls12_dhe_only_client(["ffdhe2048"])
     server = aiotls.TLSConnection(sctx, server_side=True)
     exchange(peer, server)
     assert server.error is not None and not server.handshake_complete

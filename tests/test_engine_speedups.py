@@ -31,8 +31,7 @@ from tlslite.utils import cryptomath
 import aiotls
 from aiotls import _engine
 from aiotls.events import DataReceived
-from tests.conftest import PKI, handshake, pump
-from tests.test_resumption import connect
+from tests.conftest import PKI, connect, handshake, pump
 
 VERSIONS = {"TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
 _OWNERS = {

@@ -55,7 +55,7 @@ from aiotls.events import (
     Event,
     HandshakeCompleted,
 )
-from tests.conftest import pump
+from tests.conftest import engine_record_layer, pump
 
 State = aiotls.ConnectionState
 A = AlertDescription
@@ -1096,7 +1096,7 @@ def empty_records(conn: aiotls.TLSConnection, count: int) -> bytes:
         return b"".join(bytes(fast.seal(b"")) for _ in range(count))
     from tlslite.messages import ApplicationData
 
-    layer = engine._tl._recordLayer
+    layer = engine_record_layer(conn)
     for _ in range(count):
         for _ in layer.sendRecord(ApplicationData().create(bytearray())):
             pass

@@ -30,10 +30,10 @@ from tests.sockloop import (
     OpenSSLProcess,
     SocketTLS,
     TLSFailed,
-    find_openssl,
     free_port,
     listen,
     peer_thread,
+    require_openssl,
 )
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(60)]
@@ -330,15 +330,6 @@ def test_stdlib_client_rejects_wrong_hostname(pki: PKI) -> None:
 
 # --- openssl s_server / s_client ------------------------------------------------------------------
 
-
-def require_openssl() -> str:
-    """The openssl binary.  Missing openssl FAILS the test (CI installs it); never a skip."""
-    path = find_openssl()
-    if path is None:
-        pytest.fail("the interop tests need the 'openssl' command-line tool (OpenSSL 3.x), "
-                    "which is not installed or not on PATH; install it (apt-get install openssl)",
-                    pytrace=False)
-    return path
 
 
 def _reversed_lines(count: int) -> list[bytes]:

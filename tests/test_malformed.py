@@ -184,6 +184,15 @@ def server_reply_types(server: aiotls.TLSConnection) -> list[tuple[int, bytes]]:
     return out
 
 
+def client_reads_edited_flight(client: aiotls.TLSConnection, server: aiotls.TLSConnection,
+                               msg_type: int, edit: Callable[[bytes], bytes]) -> list[Event]:
+    """The client's events after it read the server's first flight, in which each handshake
+    message of type ``msg_type`` went through ``edit`` (under real keys: tap_handshake)."""
+    tap_handshake(server, lambda m: edit(m) if m[0] == msg_type else m)
+    server.receive_data(client.data_to_send())
+    return feed(client, bytes(server.data_to_send()))
+
+
 def handshake_with(client: aiotls.TLSConnection, server: aiotls.TLSConnection
                    ) -> tuple[list[Event], list[Event]]:
     pump(client, server)
@@ -225,9 +234,8 @@ def test_server_hello_with_empty_key_share_is_decode_error(pki: PKI) -> None:
     internal_error.  OpenSSL answers decode_error."""
     client = aiotls.TLSConnection(client_ctx(pki), server_hostname="localhost")
     server = aiotls.TLSConnection(server_ctx(pki), server_side=True)
-    tap_handshake(server, lambda m: edit_hello(m, replace_ext(51, b"")) if m[0] == 2 else m)
-    server.receive_data(client.data_to_send())
-    events = feed(client, bytes(server.data_to_send()))
+    events = client_reads_edited_flight(client, server, 2,
+                                        lambda m: edit_hello(m, replace_ext(51, b"")))
     err = failure(client, events)
     assert isinstance(err, PeerMisbehaved)
     assert err.alert is A.decode_error
@@ -259,9 +267,8 @@ def test_server_certificate_with_invalid_x509_version(pki: PKI, version: ssl.TLS
     tls13 = version is TLS13
     client = aiotls.TLSConnection(client_ctx(pki, version), server_hostname="localhost")
     server = aiotls.TLSConnection(server_ctx(pki), server_side=True)
-    tap_handshake(server, lambda m: edit_leaf(m, tls13, bad_x509_version) if m[0] == 11 else m)
-    server.receive_data(client.data_to_send())
-    events = feed(client, bytes(server.data_to_send()))
+    events = client_reads_edited_flight(client, server, 11,
+                                        lambda m: edit_leaf(m, tls13, bad_x509_version))
     err = failure(client, events)
     assert isinstance(err, CertificateError)
     assert err.alert is A.bad_certificate
@@ -318,10 +325,8 @@ def test_server_hello_with_extension_not_offered(pki: PKI, version: ssl.TLSVersi
     the client's PSK extension is None) -> internal_error."""
     client = aiotls.TLSConnection(client_ctx(pki, version), server_hostname="localhost")
     server = aiotls.TLSConnection(server_ctx(pki), server_side=True)
-    tap_handshake(server, lambda m: edit_hello(m, lambda exts: [*exts, (ext_type, data)])
-                  if m[0] == 2 else m)
-    server.receive_data(client.data_to_send())
-    events = feed(client, bytes(server.data_to_send()))
+    events = client_reads_edited_flight(
+        client, server, 2, lambda m: edit_hello(m, lambda exts: [*exts, (ext_type, data)]))
     err = failure(client, events)
     assert isinstance(err, PeerMisbehaved)
     assert err.alert is A.unsupported_extension
@@ -350,9 +355,8 @@ def test_tls13_certificate_verify_scheme_not_fitting_the_key(pki: PKI, key_type:
     der = issued.cert.public_bytes(serialization.Encoding.DER)
     client = aiotls.TLSConnection(client_ctx(pki), server_hostname="localhost")
     server = aiotls.TLSConnection(server_ctx(pki), server_side=True)  # an ECDSA P-256 key
-    tap_handshake(server, lambda m: replace_leaf(m, True, der) if m[0] == 11 else m)
-    server.receive_data(client.data_to_send())
-    err = failure(client, feed(client, bytes(server.data_to_send())))
+    err = failure(client, client_reads_edited_flight(client, server, 11,
+                                                     lambda m: replace_leaf(m, True, der)))
     assert isinstance(err, PeerMisbehaved)
     assert err.alert is A.illegal_parameter
     assert "CertificateVerify" in err.what

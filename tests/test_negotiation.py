@@ -10,34 +10,30 @@ over loopback.  Wire bytes are parsed here, by hand, where the claim is about th
 from __future__ import annotations
 
 import asyncio
-import errno
 import re
 import ssl
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator
 from typing import Any
 
 import pytest
-from tlslite import HandshakeSettings
-from tlslite import TLSConnection as TLSLiteConnection
-from tlslite.errors import TLSLocalAlert, TLSRemoteAlert
-from tlslite.utils.keyfactory import parsePEMKey
-from tlslite.x509certchain import X509CertChain
+from tlslite.errors import TLSRemoteAlert
 
 import aiotls
 import aiotls.asyncio
 from aiotls.errors import AlertDescription
 from aiotls.events import DataReceived
 from tests.certs import CA, Issued
-from tests.conftest import PKI, pump
+from tests.conftest import PKI, connect, echo_line, session_chain
 from tests.sockloop import (
     DEFAULT_TIMEOUT,
     OpenSSLProcess,
     SocketTLS,
     TLSFailed,
-    find_openssl,
     free_port,
     listen,
+    require_openssl,
 )
+from tests.tlslite_peer import RawTLS, TlslitePeer, exchange, tlslite_settings
 
 TLS12, TLS13 = ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3
 VERSIONS = [pytest.param(TLS12, id="tls1.2"), pytest.param(TLS13, id="tls1.3")]
@@ -60,19 +56,6 @@ def context_pair(pki: PKI, version: ssl.TLSVersion | None = None,
     client, server = pki.client_context(), pki.server_context()
     if version is not None:
         client.minimum_version = client.maximum_version = version
-    return client, server
-
-
-def connect(client_ctx: aiotls.TLSContext, server_ctx: aiotls.TLSContext,
-            session: aiotls.TLSSession | None = None,
-            ) -> tuple[aiotls.TLSConnection, aiotls.TLSConnection]:
-    """A handshake in memory, then a little data so TLS 1.3 tickets arrive."""
-    client = aiotls.TLSConnection(client_ctx, server_hostname="localhost", session=session)
-    server = aiotls.TLSConnection(server_ctx, server_side=True)
-    pump(client, server)
-    if client.handshake_complete and server.handshake_complete:
-        server.send_data(b"hello")
-        pump(client, server)
     return client, server
 
 
@@ -155,121 +138,19 @@ def alert_of(flight: Wire) -> int | None:
 
 # --- tlslite-ng's own TLSConnection as an independent peer, in memory ----------------------
 
-
-class MemorySocket:
-    """What tlslite needs of a socket: recv raises EWOULDBLOCK when empty (tlslite turns that
-    into "want read"); send and sendall append to an outbox."""
-
-    def __init__(self) -> None:
-        self.inbox = bytearray()
-        self.outbox = bytearray()
-
-    def recv(self, size: int) -> bytes:
-        if not self.inbox:
-            raise OSError(errno.EWOULDBLOCK, "would block")
-        data = bytes(self.inbox[:size])
-        del self.inbox[:size]
-        return data
-
-    def send(self, data: bytes) -> int:
-        self.outbox += data
-        return len(data)
-
-    def sendall(self, data: bytes) -> None:
-        self.outbox += data
-
-    def take(self) -> bytes:
-        data = bytes(self.outbox)
-        self.outbox.clear()
-        return data
-
-    def settimeout(self, value: float | None) -> None:
-        pass
-
-    def gettimeout(self) -> float | None:
-        return None
-
-    def getsockname(self) -> tuple[str, int]:
-        return ("127.0.0.1", 0)
-
-    def getpeername(self) -> tuple[str, int]:
-        return ("127.0.0.1", 0)
-
-    def shutdown(self, how: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-class TLSLitePeer:
-    """A tlslite TLSConnection (or subclass) driven by hand against an aiotls connection."""
-
-    def __init__(self, cls: type[TLSLiteConnection] = TLSLiteConnection) -> None:
-        self.sock = MemorySocket()
-        self.tls = cls(self.sock)
-        self.gen: Iterator[Any] | None = None
-        self.result: Any = None
-        self.error: Exception | None = None
-
-    def start(self, gen: Iterator[Any]) -> None:
-        self.gen, self.result = gen, None
-
-    def step(self) -> None:
-        """Run the current generator until it wants input or ends."""
-        if self.gen is None:
-            return
-        try:
-            for value in self.gen:
-                if isinstance(value, int) and value in (0, 1):
-                    if value == 0:
-                        return
-                    continue
-                self.result = value  # (readAsync's data)
-                break
-        except (TLSLocalAlert, TLSRemoteAlert) as exc:
-            self.error = exc
-        self.gen = None
-
-    @property
-    def running(self) -> bool:
-        return self.gen is not None
-
-
-def run(peer: TLSLitePeer, conn: aiotls.TLSConnection, rounds: int = 50) -> None:
-    """Shuttle bytes until both are quiet."""
-    for _ in range(rounds):
-        peer.step()
-        out = peer.sock.take()
-        if out:
-            conn.receive_data(out)
-        back = conn.data_to_send()
-        if back:
-            peer.sock.inbox += back
-        if not out and not back and not (peer.running and peer.sock.inbox):
-            return
-    raise AssertionError("the peers did not go quiet")
-
-
-def tlslite_settings(**changes: Any) -> HandshakeSettings:
-    settings = HandshakeSettings()
-    settings.minVersion = (3, 4)
-    for name, value in changes.items():
-        setattr(settings, name, value)
-    return settings
+#: tlslite's settings for a TLS 1.3-only peer.
+TLS13_ONLY = (3, 4)
 
 
 def tlslite_client_session(sctx: aiotls.TLSContext) -> Any:
     """A tlslite client's TLS 1.3 session holding the tickets of an aiotls server."""
-    peer = TLSLitePeer()
+    peer = TlslitePeer.client(tlslite_settings(min_version=TLS13_ONLY), keep_reading=False)
     server = aiotls.TLSConnection(sctx, server_side=True)
-    peer.start(peer.tls.handshakeClientCert(settings=tlslite_settings(), serverName="localhost",
-                                            async_=True))
-    run(peer, server)
+    exchange(peer, server)
     assert server.handshake_complete and peer.error is None, (server.error, peer.error)
     server.send_data(b"x")
     peer.start(peer.tls.readAsync())  # takes the NewSessionTickets, then the data
-    run(peer, server)
+    exchange(peer, server)
     assert peer.result == b"x"
     assert peer.tls.session.tickets, "the aiotls server sent no ticket"
     return peer.tls.session
@@ -287,19 +168,18 @@ def test_psk_ke_only_client_gets_a_full_handshake(pki: PKI, key_shares: list[str
     handshake.  (aiotls answered handshake_failure.)"""
     sctx = pki.server_context()
     session = tlslite_client_session(sctx)
-    peer = TLSLitePeer()
+    settings = tlslite_settings(min_version=TLS13_ONLY, psk_modes=["psk_ke"],
+                                keyShares=key_shares)
+    peer = TlslitePeer.client(settings, session=session, keep_reading=False)
     server = aiotls.TLSConnection(sctx, server_side=True)
-    settings = tlslite_settings(psk_modes=["psk_ke"], keyShares=key_shares)
-    peer.start(peer.tls.handshakeClientCert(settings=settings, session=session,
-                                            serverName="localhost", async_=True))
-    run(peer, server)
+    exchange(peer, server)
     assert server.error is None and peer.error is None, (server.error, peer.error)
     assert server.handshake_complete and not server.session_reused
     assert not peer.tls.resumed
     assert peer.tls.session.serverCertChain is not None  # authenticated by certificate
     server.send_data(b"full")
     peer.start(peer.tls.readAsync())
-    run(peer, server)
+    exchange(peer, server)
     assert peer.result == b"full"
 
 
@@ -307,11 +187,10 @@ def test_client_allowing_both_modes_resumes_with_dhe(pki: PKI) -> None:
     """tlslite's default offer (psk_dhe_ke and psk_ke) resumes, with (EC)DHE."""
     sctx = pki.server_context()
     session = tlslite_client_session(sctx)
-    peer = TLSLitePeer()
+    peer = TlslitePeer.client(tlslite_settings(min_version=TLS13_ONLY), session=session,
+                              keep_reading=False)
     server = aiotls.TLSConnection(sctx, server_side=True)
-    peer.start(peer.tls.handshakeClientCert(settings=tlslite_settings(), session=session,
-                                            serverName="localhost", async_=True))
-    run(peer, server)
+    exchange(peer, server)
     assert server.error is None and peer.error is None, (server.error, peer.error)
     assert server.session_reused and peer.tls.resumed
     assert server.group is not None  # a key exchange took place (psk_dhe_ke)
@@ -474,7 +353,7 @@ def test_alpn_outcomes(pki: PKI, version: ssl.TLSVersion, client_alpn: list[str]
     assert client.selected_alpn_protocol() == server.selected_alpn_protocol() == expected
 
 
-class RogueALPNServer(TLSLiteConnection):  # type: ignore[misc]
+class RogueALPNServer(RawTLS):  # type: ignore[misc]
     """tlslite's server, told (after the client's hello entered the transcript) that the
     client offered b"x-rogue": it selects a protocol the client never offered."""
 
@@ -487,10 +366,17 @@ class RogueALPNServer(TLSLiteConnection):  # type: ignore[misc]
             yield result
 
 
-def tlslite_server_credentials(issued: Issued) -> tuple[Any, Any]:
-    chain = X509CertChain()
-    chain.parsePemList(issued.chain_pem.decode())
-    return chain, parsePEMKey(issued.key_pem.decode(), private=True)
+def against_tlslite_server(cctx: aiotls.TLSContext, credentials: Issued,
+                           server_class: type[RawTLS], **options: Any,
+                           ) -> tuple[TlslitePeer, aiotls.TLSConnection]:
+    """An aiotls client (``cctx``) after its handshake with tlslite's server of class
+    ``server_class`` (one that misbehaves); ``options`` go to tlslite's
+    handshakeServerAsync.  Returns (peer, client)."""
+    peer = TlslitePeer.server(tlslite_settings(), credentials, tls_class=server_class,
+                              keep_reading=False, **options)
+    client = aiotls.TLSConnection(cctx, server_hostname="localhost")
+    exchange(peer, client)
+    return peer, client
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -500,14 +386,8 @@ def test_client_refuses_an_alpn_protocol_it_did_not_offer(pki: PKI,
     not offer ends the handshake with illegal_parameter (tlslite checked only TLS 1.2)."""
     cctx, _ = context_pair(pki, version)
     cctx.set_alpn_protocols(["h2", "http/1.1"])
-    chain, key = tlslite_server_credentials(pki.servers["ecdsa-p256"][0])
-    peer = TLSLitePeer(RogueALPNServer)
-    peer.start(peer.tls.handshakeServerAsync(certChain=chain, privateKey=key,
-                                             settings=HandshakeSettings(),
-                                             alpn=[bytearray(b"x-rogue")]))
-    client = aiotls.TLSConnection(cctx, server_hostname="localhost")
-    peer.sock.inbox += client.data_to_send()
-    run(peer, client)
+    peer, client = against_tlslite_server(cctx, pki.servers["ecdsa-p256"][0], RogueALPNServer,
+                                          alpn=[bytearray(b"x-rogue")])
     assert not client.handshake_complete
     assert isinstance(client.error, aiotls.PeerMisbehaved), client.error
     assert client.error.alert == AlertDescription.illegal_parameter
@@ -596,7 +476,7 @@ def test_tls13_certificate_request_lists_certificate_signatures(pki: PKI) -> Non
     assert u16_list(exts[EXT_SIGNATURE_ALGORITHMS_CERT]) == CERT_SCHEMES
 
 
-class PKCS1SigningServer(TLSLiteConnection):  # type: ignore[misc]
+class PKCS1SigningServer(RawTLS):  # type: ignore[misc]
     """tlslite's server, made to sign its TLS 1.3 CertificateVerify with rsa_pkcs1_sha256
     (RFC 8446 4.4.3 forbids it)."""
 
@@ -606,7 +486,7 @@ class PKCS1SigningServer(TLSLiteConnection):  # type: ignore[misc]
                                   check_alt: bool = True) -> Any:
         if version > (3, 3):
             return "rsa_pkcs1_sha256", certList, private_key
-        return TLSLiteConnection._pickServerKeyExchangeSig(
+        return RawTLS._pickServerKeyExchangeSig(
             settings, clientHello, certList, private_key, version, check_alt)
 
 
@@ -614,13 +494,7 @@ def test_tls13_client_refuses_an_rsa_pkcs1_certificate_verify(pki: PKI) -> None:
     """rsa_pkcs1_* are offered for certificates only: a server that signs its TLS 1.3
     handshake with one gets illegal_parameter (tlslite verified any scheme)."""
     cctx, _ = context_pair(pki)  # TLS 1.2 and 1.3: rsa_pkcs1 was offered before too
-    chain, key = tlslite_server_credentials(pki.servers["rsa2048"][0])
-    peer = TLSLitePeer(PKCS1SigningServer)
-    peer.start(peer.tls.handshakeServerAsync(certChain=chain, privateKey=key,
-                                             settings=HandshakeSettings()))
-    client = aiotls.TLSConnection(cctx, server_hostname="localhost")
-    peer.sock.inbox += client.data_to_send()
-    run(peer, client)
+    peer, client = against_tlslite_server(cctx, pki.servers["rsa2048"][0], PKCS1SigningServer)
     assert peer.tls.serverSigAlg == (4, 1)  # the server did sign with rsa_pkcs1_sha256
     assert not client.handshake_complete
     assert isinstance(client.error, aiotls.PeerMisbehaved), client.error
@@ -628,7 +502,7 @@ def test_tls13_client_refuses_an_rsa_pkcs1_certificate_verify(pki: PKI) -> None:
     assert "rsa_pkcs1_sha256" in client.error.what
 
 
-class PKCS1RequestingServer(TLSLiteConnection):  # type: ignore[misc]
+class PKCS1RequestingServer(RawTLS):  # type: ignore[misc]
     """tlslite's server asking, in TLS 1.3, for client signatures in rsa_pkcs1_sha256 only."""
 
     @staticmethod
@@ -636,7 +510,7 @@ class PKCS1RequestingServer(TLSLiteConnection):  # type: ignore[misc]
                          version: Any = (3, 3)) -> list[Any]:
         if privateKey is None and certList is None and version > (3, 3):
             return [(4, 1)]  # (the CertificateRequest's list)
-        return TLSLiteConnection._sigHashesToList(  # type: ignore[no-any-return]
+        return RawTLS._sigHashesToList(  # type: ignore[no-any-return]
             settings, privateKey, certList, version)
 
 
@@ -647,13 +521,8 @@ def test_tls13_client_never_signs_with_rsa_pkcs1(pki: PKI, tmp_path: Any) -> Non
     cctx, _ = context_pair(pki, TLS13)
     issued = pki.ca.issue("client.example.test", key_type="rsa2048", client=True, server=False)
     cctx.load_cert_chain(*issued.write(str(tmp_path), name="rsa-client"))
-    chain, key = tlslite_server_credentials(pki.servers["ecdsa-p256"][0])
-    peer = TLSLitePeer(PKCS1RequestingServer)
-    peer.start(peer.tls.handshakeServerAsync(certChain=chain, privateKey=key, reqCert=True,
-                                             settings=HandshakeSettings()))
-    client = aiotls.TLSConnection(cctx, server_hostname="localhost")
-    peer.sock.inbox += client.data_to_send()
-    run(peer, client)
+    peer, client = against_tlslite_server(cctx, pki.servers["ecdsa-p256"][0],
+                                          PKCS1RequestingServer, reqCert=True)
     assert not client.handshake_complete
     assert isinstance(client.error, aiotls.PeerIncompatible), client.error
     assert client.error.alert == AlertDescription.handshake_failure
@@ -905,45 +774,23 @@ def test_openssl_server_without_tickets_on_resumption(pki: PKI) -> None:
 # --- openssl ------------------------------------------------------------------------------
 
 
-def require_openssl() -> str:
-    """The openssl binary.  Missing openssl FAILS the test (CI installs it); never a skip."""
-    path = find_openssl()
-    if path is None:
-        pytest.fail("these tests need the 'openssl' command-line tool", pytrace=False)
-    return path
-
 
 @pytest.mark.timeout(60)
 async def test_session_chain_over_asyncio_with_an_openssl_server(pki: PKI) -> None:
     """README's recipe over aiotls.asyncio (take the next session from the last connection)
     against an asyncio server on OpenSSL that stops sending tickets after the first
     connection: every connection after the first resumes (the third was a full handshake)."""
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(await reader.readline())
-        await writer.drain()
-        writer.close()
-        await writer.wait_closed()
-
     sctx = pki.stdlib_server_context()
     sctx.minimum_version = TLS13
     sctx.num_tickets = 2
-    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=sctx)
+    server = await asyncio.start_server(echo_line, "127.0.0.1", 0, ssl=sctx)
     port = server.sockets[0].getsockname()[1]
-    ctx = pki.client_context()
-    session = None
-    reused = []
+
+    def no_more_tickets() -> None:
+        sctx.num_tickets = 0
+
     try:
-        async with asyncio.timeout(30):
-            for _ in range(3):
-                reader, writer = await aiotls.asyncio.open_connection(
-                    "127.0.0.1", port, ssl=ctx, server_hostname="localhost", session=session)
-                writer.write(b"ping\n")
-                assert await reader.readline() == b"ping\n"
-                reused.append(writer.get_extra_info("session_reused"))
-                session = writer.get_extra_info("ssl_object").session
-                writer.close()
-                await writer.wait_closed()
-                sctx.num_tickets = 0
+        reused = await session_chain(port, pki.client_context(), after_each=no_more_tickets)
     finally:
         server.close()
         await server.wait_closed()

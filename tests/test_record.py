@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 import aiotls
 from aiotls import _record
 from aiotls.events import CloseNotifyReceived, ConnectionTerminated, DataReceived
-from tests.conftest import PKI, data_of, handshake, pump
+from tests.conftest import PKI, data_of, handshake, pump, split_records
 from tests.test_verify import StdlibPeer, run
 
 SUITES = [
@@ -150,15 +150,6 @@ def test_control_records_interleaved_with_data(pki: PKI) -> None:
     assert events[-1].error is None
 
 
-def _records(wire: bytes) -> list[bytes]:
-    out, pos = [], 0
-    while pos < len(wire):
-        n = int.from_bytes(wire[pos + 3:pos + 5], "big")
-        out.append(wire[pos:pos + 5 + n])
-        pos += 5 + n
-    return out
-
-
 @settings(max_examples=60, deadline=None)
 @given(st.data())
 def test_tampered_records_are_rejected(data: st.DataObject) -> None:
@@ -169,7 +160,7 @@ def test_tampered_records_are_rejected(data: st.DataObject) -> None:
     messages = [os.urandom(data.draw(st.integers(1, 3000))) for _ in range(3)]
     for m in messages:
         client.send_data(m)
-    records = _records(client.data_to_send())
+    records = split_records(client.data_to_send())
     assert len(records) == 3
     attack = data.draw(st.sampled_from(["flip", "reorder", "replay", "drop", "truncate"]))
     if attack == "flip":
@@ -221,8 +212,7 @@ _PKI: PKI
 def test_fast_path_against_openssl_s_server(pki: PKI, version: str, suite: str) -> None:
     """Every AEAD suite round-trips through aiotls's record layer against ``openssl s_server``
     (``-rev`` answers each line reversed), in records of every size up to 2^14 bytes."""
-    from tests.sockloop import OpenSSLProcess, SocketTLS, free_port
-    from tests.test_interop import require_openssl
+    from tests.sockloop import OpenSSLProcess, SocketTLS, free_port, require_openssl
 
     openssl_bin = require_openssl()
     ctx = pki.client_context()

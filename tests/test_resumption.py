@@ -11,22 +11,10 @@ import pytest
 
 import aiotls
 from aiotls.events import DataReceived
-from tests.conftest import PKI, pump
+from tests.conftest import PKI, connect, pump
 from tests.test_verify import StdlibPeer, run
 
 VERSIONS = {"TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
-
-
-def connect(client_ctx: aiotls.TLSContext, server_ctx: aiotls.TLSContext,
-            session: aiotls.TLSSession | None = None,
-            ) -> tuple[aiotls.TLSConnection, aiotls.TLSConnection]:
-    client = aiotls.TLSConnection(client_ctx, server_hostname="localhost", session=session)
-    server = aiotls.TLSConnection(server_ctx, server_side=True)
-    pump(client, server)
-    # exchange a little data so TLS 1.3 tickets (sent after the handshake) arrive
-    server.send_data(b"hello")
-    pump(client, server)
-    return client, server
 
 
 @pytest.mark.parametrize("version", VERSIONS)
