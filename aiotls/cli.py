@@ -884,11 +884,14 @@ def _serve_one(sock: socket.socket, addr: str, ctx: TLSContext, timeout: float, 
                done: Callable[[], None]) -> None:
     try:
         with sock:
-            channel = _Channel(sock, TLSConnection(ctx, server_side=True), peer=addr,
-                               io_timeout=timeout)
+            conn = TLSConnection(ctx, server_side=True)
+            channel = _Channel(sock, conn, peer=addr, io_timeout=timeout)
             hs = channel.handshake(time.monotonic() + timeout)
+            sni = hs.server_name or "none"
+            if conn.ignored_server_name is not None:
+                sni += f" (ignored the IP address {conn.ignored_server_name} sent as SNI)"
             log(f"[{addr}] handshake OK: {hs.version} {hs.cipher} {hs.group or '?'}"
-                f" ALPN={hs.alpn_protocol or 'none'} SNI={hs.server_name or 'none'}")
+                f" ALPN={hs.alpn_protocol or 'none'} SNI={sni}")
             echoed = 0
             while True:
                 event = channel.next_event(time.monotonic() + timeout, "waiting for data")

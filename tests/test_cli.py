@@ -25,6 +25,7 @@ import aiotls
 import aiotls.__main__
 from aiotls import _crypto, cli
 from tests.certs import CA
+from tests.sockloop import require_openssl
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SUBPROCESS_TIMEOUT = 30.0
@@ -523,6 +524,25 @@ def test_serve_logs_and_stops_cleanly(files: Files) -> None:
     assert "closed cleanly" in out
     assert "alert unknown_ca" in out  # the second client rejected the server's certificate
     assert out.rstrip().endswith("stopped")
+
+
+def test_serve_logs_an_ip_address_sent_as_sni(files: Files) -> None:
+    """RFC 6066 forbids an IP literal as SNI; clients and scanners send one anyway.  The
+    server ignores it (no SNI) and its log says so, for diagnosis."""
+    openssl = require_openssl()
+    proc = ServeProcess("--cert", files.server_cert, "--key", files.server_key,
+                        "--max-connections", "1")
+    try:
+        client = subprocess.run(
+            [openssl, "s_client", "-connect", f"127.0.0.1:{proc.port}", "-servername",
+             "127.0.0.1", "-CAfile", files.ca_file, "-verify_return_error"],
+            input=b"", capture_output=True, timeout=30)
+    finally:
+        code, out, err = proc.stop()
+    assert client.returncode == 0, client.stdout + client.stderr
+    assert code == 0, out + err
+    assert "handshake OK" in out, out
+    assert "SNI=none (ignored the IP address 127.0.0.1 sent as SNI)" in out, out
 
 
 def test_serve_bad_key_is_explained(files: Files, tmp_path: pathlib.Path,
