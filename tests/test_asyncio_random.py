@@ -25,8 +25,8 @@ from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
 import aiotls
+from tests.asyncio_memory import EOF, LOST, memory_tls_pair
 from tests.conftest import PKI
-from tests.test_asyncio_transport import EOF, LOST, memory_tls_pair
 
 LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
     "asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop,
