@@ -56,8 +56,8 @@ class MemoryTransport(asyncio.Transport):
         self.out += data
 
     def take(self) -> bytes:
-        out = bytes(self.out)
-        self.out.clear()
+        """What the protocol wrote so far (``out`` starts again empty)."""
+        out, self.out = bytes(self.out), bytearray()
         return out
 
     def is_closing(self) -> bool:

@@ -6,8 +6,8 @@ EOF without close_notify, ``connection_lost`` with a ``TruncationError``) -- wha
 the way the ciphertext is cut into reads, however the application pauses and resumes (inside
 its callbacks or later), and whatever control records (TLS 1.3 KeyUpdate) sit between data
 records.  Here hypothesis draws all of that, and each example runs on the default loop and on
-uvloop, over an in-memory transport (``MemoryTransport``) that honours ``pause_reading()`` the
-way a socket transport does: no reads while paused.
+uvloop, over an in-memory transport (``MemoryTransport``, tests/asyncio_memory.py) whose
+``pause_reading()`` the driver honours the way a socket transport does: no reads while paused.
 """
 
 from __future__ import annotations
