@@ -6,8 +6,8 @@ EOF without close_notify, ``connection_lost`` with a ``TruncationError``) -- wha
 the way the ciphertext is cut into reads, however the application pauses and resumes (inside
 its callbacks or later), and whatever control records (TLS 1.3 KeyUpdate) sit between data
 records.  Here hypothesis draws all of that, and each example runs on the default loop and on
-uvloop, over an in-memory transport (``MemoryTransport``) that honours ``pause_reading()`` the
-way a socket transport does: no reads while paused.
+uvloop, over an in-memory transport (``MemoryTransport``, tests/asyncio_memory.py) whose
+``pause_reading()`` the driver honours the way a socket transport does: no reads while paused.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
 import aiotls
+from tests.asyncio_memory import EOF, LOST, memory_tls_pair
 from tests.conftest import PKI
-from tests.test_asyncio_transport import EOF, LOST, memory_tls_pair
 
 LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
     "asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop,
@@ -126,9 +126,16 @@ async def scenario(pki: PKI, version: ssl.TLSVersion, app: Reader, parts: list[b
               if b > a]
     steps = random.Random(seed)
     eof_sent = False
-    # bounded (a hang fails the test below): reads, deliveries, and a few ticks per pause
+    # Bounded (a hang fails the test below).  The budget is counted in loop iterations --
+    # enough for the reads, the deliveries (one per ``smallest`` bytes at worst) and the few
+    # ticks each pause needs -- and turned into steps by the share of steps that are loop
+    # iterations (or ticks, while the transport is paused): (1 - feed_bias) / 2, so 40% with
+    # feed_bias 0.2 but 5% with 0.9.  (A budget of 40_000 + 16 steps per delivery, whatever
+    # the bias, ran out before the last delivery with feed_bias 0.9 and 64-byte buffers: see
+    # test_worst_interleaving_the_strategies_can_draw.)
     smallest = min(getattr(app, "sizes", [16_384]))
-    for _ in range(40_000 + 16 * (len(cipher) // smallest)):
+    loop_share = (1 - feed_bias) / 2
+    for _ in range(int((16_000 + 7 * (len(cipher) // smallest)) / loop_share)):
         if LOST in app.calls:
             break
         # one step: a read (only while the transport reads), the application's own timer,
@@ -203,14 +210,33 @@ def check_random_interleaving(pki: PKI, data: st.DataObject) -> None:
     feed_bias = data.draw(st.sampled_from([0.2, 0.5, 0.9]), label="feed bias")
     seed = data.draw(st.integers(0, 2**32), label="seed")
     close_notify = data.draw(st.booleans(), label="close_notify before the EOF")
+    check_interleaving(pki, version, parts, key_updates, cuts, pauses, delays, long_pause,
+                       buffers if buffered else None, feed_bias, seed, close_notify)
+
+
+#: A guard against a handshake that never completes in memory_tls_pair (the scenario's own
+#: steps are bounded): generous, because the slowest example the strategies can draw (six
+#: 200 kB parts read through 64-byte buffers with feed_bias 0.9 or 0.2) takes 15-25 s of
+#: CPU per loop on an idle 2-core machine, and the suite shares machines -- a 30 s guard
+#: failed that example under load.
+SCENARIO_GUARD = 240
+
+
+def check_interleaving(pki: PKI, version: ssl.TLSVersion, parts: list[bytes],
+                       key_updates: list[bool], cuts: list[int], pauses: list[bool],
+                       delays: list[int], long_pause: bool, buffers: list[int] | None,
+                       feed_bias: float, seed: int, close_notify: bool) -> None:
+    """One example, on each loop: a plain Protocol, or a BufferedProtocol offering
+    ``buffers`` in turn."""
     for loop_name, factory in LOOPS.items():
-        app: Reader = BufferedReader(pauses, delays, buffers, long_pause) if buffered \
+        app: Reader = BufferedReader(pauses, delays, buffers, long_pause) if buffers \
             else PlainReader(pauses, delays, long_pause)
         errors: list[dict[str, Any]] = []
         with asyncio.Runner(loop_factory=factory) as runner:
             runner.get_loop().set_exception_handler(_Recorder(errors))
             runner.run(asyncio.wait_for(scenario(pki, version, app, parts, key_updates, cuts,
-                                                 feed_bias, seed, close_notify), 30))
+                                                 feed_bias, seed, close_notify),
+                                        SCENARIO_GUARD))
         assert errors == [], (loop_name, errors)
         expected = b"".join(parts)
         assert len(app.data) == len(expected) and app.data == expected, loop_name
@@ -223,6 +249,20 @@ def check_random_interleaving(pki: PKI, data: st.DataObject) -> None:
         else:  # an EOF without close_notify: possibly truncated, so an error, not an EOF
             assert isinstance(app.exc, aiotls.TruncationError), (loop_name, app.exc)
             assert EOF not in app.calls, loop_name
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_worst_interleaving_the_strategies_can_draw(pki: PKI) -> None:
+    """The largest payload the strategies draw (six parts of 200 kB, a KeyUpdate after each),
+    read through 64-byte buffers by an application that pauses after every delivery and
+    waits 4 ticks (300 the first time): 18,750 pauses and resumptions.  With feed_bias 0.9
+    only 5% of the steps are loop iterations; the heavy test's step budget used to run out
+    here ("no connection_lost: 0 reads left ... reading False, app paused False") though
+    the adapter was still delivering."""
+    parts = [random.Random(i).randbytes(200_000) for i in range(6)]
+    check_interleaving(pki, ssl.TLSVersion.TLSv1_3, parts, [True] * 6, [1, 65_000, 700_000],
+                       [True], [4], True, [64], 0.9, 1, True)
 
 
 class FlowTransport:

@@ -43,13 +43,23 @@ import aiotls.asyncio as aa
 from aiotls.asyncio.protocol import _RECV_BUFFER, _recv_buffer
 from aiotls.errors import AlertDescription, PeerMisbehaved, TLSConfigurationError, TruncationError
 from aiotls.events import CloseNotifyReceived, DataReceived, Event
+from tests.asyncio_memory import (
+    DATA,
+    EOF,
+    LOST,
+    MADE,
+    SNI,
+    MemoryTransport,
+    feed,
+    memory_tls_pair,
+    pin,
+)
 from tests.certs import CA
 from tests.conftest import PKI, data_of
 
 pytestmark = pytest.mark.timeout(60)
 
 HOST = "127.0.0.1"
-SNI = "localhost"
 KiB = 1024
 MiB = 1024 * KiB
 #: aiotls's documented defaults (protocol.py): read high water, write high water, one read.
@@ -57,7 +67,6 @@ READ_HIGH = 256 * KiB
 WRITE_HIGH = 512 * KiB
 RECV_CHUNK = _RECV_BUFFER  # what one read of the shared receive buffer can bring
 
-MADE, DATA, EOF, LOST = "connection_made", "data_received", "eof_received", "connection_lost"
 VERSIONS = [
     pytest.param(ssl.TLSVersion.TLSv1_2, "TLSv1.2", id="tls1.2"),
     pytest.param(ssl.TLSVersion.TLSv1_3, "TLSv1.3", id="tls1.3"),
@@ -74,12 +83,6 @@ def make_payload(n: int, seed: int = 0) -> bytes:
 def digest(data: bytes | bytearray) -> str:
     """Compare big payloads without pytest dumping megabytes into the report."""
     return f"{len(data)} bytes sha256={hashlib.sha256(data).hexdigest()[:16]}"
-
-
-def pin(ctx: aiotls.TLSContext, version: ssl.TLSVersion) -> aiotls.TLSContext:
-    ctx.minimum_version = version
-    ctx.maximum_version = version
-    return ctx
 
 
 async def until(predicate: Callable[[], bool], event: asyncio.Event) -> None:
@@ -904,104 +907,6 @@ def test_receive_buffer_is_per_thread_and_page_aligned() -> None:
         assert not view.readonly and len(view) == _RECV_BUFFER
         address = ctypes.addressof(ctypes.c_char.from_buffer(view))
         assert address % mmap.PAGESIZE == 0, address % mmap.PAGESIZE
-
-
-class MemoryTransport(asyncio.Transport):
-    """A transport under a TLSProtocol whose ciphertext the test hands over itself."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.out = bytearray()
-        self.closing = False
-        self.reading = True
-        self.protocol: Any = None
-
-    def write(self, data: Any) -> None:
-        self.out += data
-
-    def take(self) -> bytes:
-        out = bytes(self.out)
-        self.out.clear()
-        return out
-
-    def is_closing(self) -> bool:
-        return self.closing
-
-    def close(self) -> None:
-        if not self.closing:
-            self.closing = True
-            asyncio.get_running_loop().call_soon(self.protocol.connection_lost, None)
-
-    def abort(self) -> None:
-        self.close()
-
-    def _force_close(self, exc: BaseException | None) -> None:  # (sslproto's fatal errors)
-        if not self.closing:
-            self.closing = True
-            asyncio.get_running_loop().call_soon(self.protocol.connection_lost, exc)
-
-    def get_write_buffer_size(self) -> int:
-        return 0
-
-    def pause_reading(self) -> None:
-        self.reading = False
-
-    def resume_reading(self) -> None:
-        self.reading = True
-
-
-def feed(protocol: Any, data: bytes) -> None:
-    """Hand ``data`` to a BufferedProtocol the way a socket transport does."""
-    view = memoryview(data)
-    while view:
-        buf = protocol.get_buffer(len(view))
-        n = min(len(buf), len(view))
-        buf[:n] = view[:n]
-        protocol.buffer_updated(n)
-        view = view[n:]
-
-
-async def memory_tls_pair(pki: PKI, app: asyncio.BaseProtocol, *, stdlib: bool = False,
-                          server_side: bool = False, version: ssl.TLSVersion | None = None
-                          ) -> tuple[Any, MemoryTransport, aiotls.TLSConnection]:
-    """A TLS protocol for ``app`` -- aiotls's, or asyncio's own ``sslproto`` -- over an
-    in-memory transport, its handshake done against an in-memory aiotls peer (a server, or
-    a client when ``server_side``; pinned to ``version`` if given)."""
-    loop = asyncio.get_running_loop()
-    if server_side:
-        peer_context = pki.client_context()
-        peer = aiotls.TLSConnection(
-            pin(peer_context, version) if version else peer_context, server_hostname=SNI)
-    else:
-        peer_context = pki.server_context()
-        peer = aiotls.TLSConnection(
-            pin(peer_context, version) if version else peer_context, server_side=True)
-    waiter = loop.create_future()
-    tls: Any
-    if stdlib:
-        context = pki.stdlib_server_context() if server_side else pki.stdlib_client_context()
-        tls = asyncio.sslproto.SSLProtocol(loop, app, context, waiter, server_side=server_side,
-                                           server_hostname=None if server_side else SNI)
-    else:
-        context = pki.server_context() if server_side else pki.client_context()
-        tls = aiotls.asyncio.TLSProtocol(loop, app, context, waiter, server_side=server_side,
-                                         server_hostname=None if server_side else SNI)
-    wire = MemoryTransport()
-    wire.protocol = tls
-    tls.connection_made(wire)
-    for _ in range(20):
-        await asyncio.sleep(0)
-        back = peer.data_to_send()
-        if back:
-            feed(tls, back)
-        out = wire.take()
-        if out:
-            peer.receive_data(out)
-        if waiter.done() and not out and not back:
-            break
-    await waiter
-    peer.events()
-    return tls, wire, peer
 
 
 async def test_close_lifecycle_matches_sslproto(pki: PKI) -> None:

@@ -16,6 +16,7 @@ from aiotls.events import (
     HandshakeCompleted,
 )
 from tests.conftest import PKI, data_of, handshake, pump
+from tests.stdlib_peer import StdlibPeer, run
 
 VERSIONS = {"TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
 KEY_TYPES = ("rsa2048", "ecdsa-p256", "ed25519")
@@ -391,8 +392,6 @@ def test_client_alpn_offer_to_server_without_alpn(pki: PKI, version: str) -> Non
 
 
 def test_stdlib_client_alpn_offer_to_server_without_alpn(pki: PKI) -> None:
-    from tests.test_verify import StdlibPeer, run
-
     ctx = pki.stdlib_client_context()
     ctx.set_alpn_protocols(["h2", "http/1.1"])
     peer = StdlibPeer(ctx, server_side=False, server_hostname="localhost")

@@ -12,7 +12,7 @@ import aiotls
 from aiotls.context import DEFAULT_SUITES
 from tests.certs import CA
 from tests.conftest import PKI, handshake
-from tests.test_verify import StdlibPeer, run
+from tests.stdlib_peer import StdlibPeer, run
 from tests.tlslite_peer import TlslitePeer, tlslite_settings
 
 

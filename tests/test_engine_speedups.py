@@ -32,6 +32,7 @@ import aiotls
 from aiotls import _engine
 from aiotls.events import DataReceived
 from tests.conftest import PKI, connect, handshake, pump
+from tests.stdlib_peer import StdlibPeer, run
 
 VERSIONS = {"TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
 _OWNERS = {
@@ -203,8 +204,6 @@ def test_post_handshake_auth_uses_only_the_fast_helpers(pki: PKI,
 
 
 def test_rebound_engine_interoperates_with_openssl(pki: PKI, no_slow_helpers: list[str]) -> None:
-    from tests.test_verify import StdlibPeer, run
-
     for version in VERSIONS.values():
         ctx = pki.client_context()
         ctx.maximum_version = version
@@ -428,8 +427,6 @@ def _resuming_hellos(pki: PKI) -> list[bytes]:
     first, _ = connect(ctx, pki.server_context())
     hellos = [bytes(aiotls.TLSConnection(ctx, server_hostname="localhost",
                                          session=first.session).data_to_send())]
-    from tests.test_verify import StdlibPeer, run
-
     stdlib_ctx = pki.stdlib_client_context()
     peer = StdlibPeer(stdlib_ctx, server_side=False, server_hostname="localhost")
     server = aiotls.TLSConnection(pki.server_context(), server_side=True)

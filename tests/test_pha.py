@@ -10,7 +10,7 @@ import aiotls
 from aiotls.events import ClientCertificateReceived, DataReceived
 from tests.certs import CA
 from tests.conftest import PKI, handshake, pump
-from tests.test_verify import StdlibPeer, run
+from tests.stdlib_peer import StdlibPeer, run
 
 
 def pha_server(pki: PKI, mode: int = ssl.CERT_REQUIRED) -> aiotls.TLSContext:

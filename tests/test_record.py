@@ -13,7 +13,7 @@ import aiotls
 from aiotls import _record
 from aiotls.events import CloseNotifyReceived, ConnectionTerminated, DataReceived
 from tests.conftest import PKI, data_of, handshake, pump, split_records
-from tests.test_verify import StdlibPeer, run
+from tests.stdlib_peer import StdlibPeer, run
 
 SUITES = [
     ("TLSv1.3", "TLS_AES_128_GCM_SHA256"),

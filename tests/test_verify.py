@@ -15,56 +15,11 @@ import pytest
 import aiotls
 from tests.certs import CA, Issued, self_signed
 from tests.conftest import PKI, handshake
+from tests.stdlib_peer import StdlibPeer, run
 
 VERSIONS = {"TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
 NOW = datetime.datetime.now(datetime.UTC)
 DAY = datetime.timedelta(days=1)
-
-
-class StdlibPeer:
-    """The stdlib ssl module over memory BIOs."""
-
-    def __init__(self, ctx: ssl.SSLContext, *, server_side: bool,
-                 server_hostname: str | None = None) -> None:
-        self.incoming = ssl.MemoryBIO()
-        self.outgoing = ssl.MemoryBIO()
-        self.obj = ctx.wrap_bio(self.incoming, self.outgoing, server_side=server_side,
-                                server_hostname=server_hostname)
-        self.error: ssl.SSLError | None = None
-        self.handshake_done = False
-        self.received = bytearray()
-
-    def step(self) -> None:
-        if self.error is not None:
-            return
-        try:
-            if not self.handshake_done:
-                self.obj.do_handshake()
-                self.handshake_done = True
-            while True:
-                chunk = self.obj.read(65536)
-                if not chunk:
-                    return
-                self.received += chunk
-        except (ssl.SSLWantReadError, ssl.SSLZeroReturnError):
-            pass
-        except ssl.SSLError as exc:
-            self.error = exc
-
-
-def run(conn: aiotls.TLSConnection, peer: StdlibPeer, rounds: int = 30) -> None:
-    for _ in range(rounds):
-        peer.step()
-        out = peer.outgoing.read()
-        if out:
-            conn.receive_data(out)
-        data = conn.data_to_send()
-        if data:
-            peer.incoming.write(data)
-        if not out and not data:
-            peer.step()
-            return
-    raise AssertionError("no progress")
 
 
 def stdlib_server(leaf: Issued, tmp_path: object, version: str) -> ssl.SSLContext:

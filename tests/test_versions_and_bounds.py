@@ -8,23 +8,21 @@ versions, or fed a hand-edited ClientHello), and ``openssl s_server`` over loopb
 
 from __future__ import annotations
 
-import errno
 import ssl
 from typing import Any
 
 import pytest
-from tlslite import HandshakeSettings, X509CertChain
-from tlslite import TLSConnection as RawTLS
+from tlslite import HandshakeSettings
 from tlslite import errors as tl_errors
 from tlslite.messages import Alert, ClientHello
 from tlslite.utils.codec import Parser
-from tlslite.utils.keyfactory import parsePEMKey
 
 import aiotls
 from aiotls import errors
 from aiotls.errors import AlertDescription
 from tests.conftest import PKI, RecordForger, handshake, pump
 from tests.sockloop import OpenSSLProcess, SocketTLS, find_openssl, free_port
+from tests.tlslite_peer import MemorySocket, RawTLS, TlslitePeer, exchange, tlslite_settings
 
 TIMEOUT = 10.0
 V = ssl.TLSVersion
@@ -33,93 +31,10 @@ V = ssl.TLSVersion
 # --- tlslite-ng as an in-memory peer -------------------------------------------------------------
 
 
-class _MemSock:
-    """A socket for tlslite-ng: an inbox and an outbox; an empty inbox would block."""
-
-    def __init__(self) -> None:
-        self.inbox = bytearray()
-        self.outbox = bytearray()
-
-    def recv(self, size: int) -> bytes:
-        if not self.inbox:
-            raise OSError(errno.EWOULDBLOCK, "would block")
-        data = bytes(self.inbox[:size])
-        del self.inbox[:size]
-        return data
-
-    def send(self, data: bytes) -> int:
-        self.outbox += data
-        return len(data)
-
-    def sendall(self, data: bytes) -> None:
-        self.outbox += data
-
-
-class _Peer:
-    """tlslite-ng's TLSConnection (client or server) driven in memory; ``error`` is its
-    verdict, ``edit_in`` rewrites each chunk of bytes it is about to read."""
-
-    def __init__(self, settings: HandshakeSettings, *, cert_key: tuple[str, str] | None = None,
-                 edit_in: Any = None) -> None:
-        self.sock = _MemSock()
-        self.tls = RawTLS(self.sock)
-        self.error: BaseException | None = None
-        self.edit_in = edit_in
-        if cert_key is not None:
-            chain = X509CertChain()
-            with open(cert_key[0]) as f:
-                chain.parsePemList(f.read())
-            with open(cert_key[1]) as f:
-                key = parsePEMKey(f.read(), private=True)
-            self.gen: Any = self.tls.handshakeServerAsync(certChain=chain, privateKey=key,
-                                                          settings=settings)
-        else:
-            self.gen = self.tls.handshakeClientCert(settings=settings, serverName="localhost",
-                                                    async_=True)
-
-    def step(self) -> None:
-        while self.gen is not None:
-            try:
-                result = next(self.gen)
-            except StopIteration:
-                self.gen = None
-                return
-            except Exception as exc:  # the peer's verdict, examined by the test
-                self.error = exc
-                self.gen = None
-                return
-            if result == 0:
-                return
-
-    def feed(self, data: bytes) -> None:
-        self.sock.inbox += self.edit_in(data) if self.edit_in is not None else data
-
-
-def exchange(peer: _Peer, conn: aiotls.TLSConnection, rounds: int = 30) -> None:
-    """Shuttle bytes between a tlslite peer and an aiotls connection until both are quiet."""
-    for _ in range(rounds):
-        peer.step()
-        out = bytes(peer.sock.outbox)
-        peer.sock.outbox.clear()
-        if out and conn.error is None:
-            conn.receive_data(out)
-        back = conn.data_to_send()
-        if back:
-            peer.feed(back)
-        if not out and not back:
-            peer.step()
-            return
-    raise AssertionError("the peers did not go quiet")
-
-
 def pinned(version: tuple[int, int], **attrs: Any) -> HandshakeSettings:
     """tlslite settings that speak exactly one protocol version."""
-    settings = HandshakeSettings()
-    settings.minVersion = settings.maxVersion = version
-    settings.versions = [version]
-    for name, value in attrs.items():
-        setattr(settings, name, value)
-    return settings
+    return tlslite_settings(min_version=version, max_version=version, versions=[version],
+                            **attrs)
 
 
 def parse_client_hello(record: bytes) -> ClientHello:
@@ -167,8 +82,8 @@ def test_client_hello_offers_exactly_the_configured_versions(
 def test_client_refuses_tls11_server(pki: PKI) -> None:
     """A TLS 1.1-only server (tlslite pinned to 1.1, reading the ClientHello as a legacy
     server does) answers TLS 1.1: the client, minimum TLS 1.2 by default, refuses it."""
-    cert, key = pki.server("rsa2048")
-    server = _Peer(pinned((3, 2)), cert_key=(cert, key), edit_in=without_supported_versions)
+    server = TlslitePeer.server(pinned((3, 2)), pki.server("rsa2048"),
+                                edit_in=without_supported_versions)
     ctx = pki.client_context()
     ctx.set_ciphers("DEFAULT:ECDHE-RSA-AES128-SHA")  # a suite TLS 1.1 can use
     client = aiotls.TLSConnection(ctx, server_hostname="localhost")
@@ -184,8 +99,8 @@ def test_client_refuses_tls11_server(pki: PKI) -> None:
 def test_client_pinned_to_tls13_refuses_tls12_server(pki: PKI) -> None:
     """A TLS 1.2 server (one that ignores supported_versions) answers TLS 1.2 to a client
     allowing TLS 1.3 only: the client refuses it and says which side to change."""
-    server = _Peer(pinned((3, 3)), cert_key=pki.server("ecdsa-p256"),
-                   edit_in=without_supported_versions)
+    server = TlslitePeer.server(pinned((3, 3)), pki.server("ecdsa-p256"),
+                                edit_in=without_supported_versions)
     ctx = pki.client_context()
     ctx.minimum_version = V.TLSv1_3
     client = aiotls.TLSConnection(ctx, server_hostname="localhost")
@@ -210,7 +125,8 @@ def test_client_detects_downgrade_sentinel(pki: PKI) -> None:
     """RFC 8446 4.1.3: a TLS 1.3-capable server forced down to TLS 1.2 (here by a MITM
     editing supported_versions) says so in its random; the client aborts with
     illegal_parameter and names the downgrade."""
-    server = _Peer(HandshakeSettings(), cert_key=pki.server("ecdsa-p256"), edit_in=_strip_tls13)
+    server = TlslitePeer.server(tlslite_settings(), pki.server("ecdsa-p256"),
+                                edit_in=_strip_tls13)
     client = aiotls.TLSConnection(pki.client_context(), server_hostname="localhost")
     exchange(server, client)
     err = client.error
@@ -222,7 +138,7 @@ def test_client_detects_downgrade_sentinel(pki: PKI) -> None:
 def test_server_refuses_tls11_client(pki: PKI) -> None:
     """A client speaking TLS 1.1 at most: a default server (TLS 1.2 minimum) refuses it
     with protocol_version and says the client is the side to upgrade."""
-    client = _Peer(pinned((3, 2)))
+    client = TlslitePeer.client(pinned((3, 2)))
     sctx = pki.server_context("rsa2048")
     sctx.set_ciphers("DEFAULT:ECDHE-RSA-AES128-SHA")
     server = aiotls.TLSConnection(sctx, server_side=True)
@@ -239,8 +155,8 @@ def test_server_ignores_versions_below_minimum_in_supported_versions(pki: PKI) -
     """A ClientHello with legacy_version TLS 1.2 and supported_versions = [TLS 1.1]: a
     server whose minimum is TLS 1.2 must refuse it (it negotiated TLS 1.1, picking from
     tlslite's default list, when a suite TLS 1.1 can use was enabled)."""
-    raw = _MemSock()
-    gen = RawTLS(raw).handshakeClientCert(settings=HandshakeSettings(), serverName="localhost",
+    raw = MemorySocket()
+    gen = RawTLS(raw).handshakeClientCert(settings=tlslite_settings(), serverName="localhost",
                                           async_=True)
     assert next(gen) == 0  # the ClientHello is out; it waits for the ServerHello
     hello = parse_client_hello(bytes(raw.outbox))

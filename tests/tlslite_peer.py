@@ -7,7 +7,8 @@ other side of an aiotls :class:`~aiotls.TLSConnection`:
 
 * in memory: :class:`TlslitePeer` runs tlslite's handshake/read generators over a
   :class:`MemorySocket`, and :func:`exchange` shuttles bytes between it and an aiotls
-  connection until both are quiet;
+  connection until both are quiet (a peer made with ``edit_in`` sees every chunk it is
+  fed rewritten first: a man in the middle, e.g. one editing the ClientHello);
 * over a real socket (a thread running tlslite's blocking API): build its settings and
   credentials with :func:`tlslite_settings` and :func:`tlslite_credentials`.
 
@@ -18,7 +19,7 @@ aiotls/_engine.py.
 from __future__ import annotations
 
 import errno
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from tlslite import HandshakeSettings, SessionCache, X509CertChain
@@ -112,11 +113,14 @@ class TlslitePeer:
     propagates.  :meth:`client` and :meth:`server` start a handshake: ``handshake_done`` is
     set when it completes, and with ``keep_reading`` the peer then reads application data
     for as long as it comes (all of it in ``received``).  ``result`` holds what the last
-    read returned.
+    read returned.  :meth:`feed` hands it bytes from the other side, through ``edit_in``
+    (bytes -> bytes) when given.
     """
 
-    def __init__(self, tls_class: type[RawTLS] = RawTLS) -> None:
+    def __init__(self, tls_class: type[RawTLS] = RawTLS, *,
+                 edit_in: Callable[[bytes], bytes] | None = None) -> None:
         self.sock = MemorySocket()
+        self.edit_in = edit_in
         self.tls = tls_class(self.sock)
         self.gen: Iterator[Any] | None = None
         self.result: Any = None
@@ -129,9 +133,9 @@ class TlslitePeer:
     @classmethod
     def client(cls, settings: HandshakeSettings, *, tls_class: type[RawTLS] = RawTLS,
                session: Any = None, server_name: str = "localhost", keep_reading: bool = True,
-               **options: Any) -> TlslitePeer:
+               edit_in: Callable[[bytes], bytes] | None = None, **options: Any) -> TlslitePeer:
         """A client whose handshake has started (its ClientHello is in ``sock.outbox``)."""
-        peer = cls(tls_class)
+        peer = cls(tls_class, edit_in=edit_in)
         peer.start(peer.tls.handshakeClientCert(settings=settings, serverName=server_name,
                                                 session=session, async_=True, **options),
                    handshake=True, keep_reading=keep_reading)
@@ -140,11 +144,12 @@ class TlslitePeer:
     @classmethod
     def server(cls, settings: HandshakeSettings, credentials: Issued | tuple[str, str], *,
                tls_class: type[RawTLS] = RawTLS, session_cache: SessionCache | None = None,
-               keep_reading: bool = True, **options: Any) -> TlslitePeer:
+               keep_reading: bool = True, edit_in: Callable[[bytes], bytes] | None = None,
+               **options: Any) -> TlslitePeer:
         """A server waiting for a ClientHello, with the certificate and key of
         ``credentials`` (see :func:`tlslite_credentials`); ``options`` go to tlslite's
         handshakeServerAsync (``reqCert=True``, ``alpn=[...]``...)."""
-        peer = cls(tls_class)
+        peer = cls(tls_class, edit_in=edit_in)
         chain, key = tlslite_credentials(credentials)
         peer.start(peer.tls.handshakeServerAsync(certChain=chain, privateKey=key,
                                                  settings=settings, sessionCache=session_cache,
@@ -157,6 +162,10 @@ class TlslitePeer:
         """Run ``gen`` (e.g. ``peer.tls.readAsync()``) from the next :meth:`step` on."""
         self.gen, self.result = gen, None
         self._handshake, self.keep_reading = handshake, keep_reading
+
+    def feed(self, data: bytes) -> None:
+        """Bytes from the other side, for the peer to read (rewritten by ``edit_in``)."""
+        self.sock.inbox += self.edit_in(data) if self.edit_in is not None else data
 
     @property
     def running(self) -> bool:
@@ -199,7 +208,7 @@ def exchange(peer: TlslitePeer, conn: aiotls.TLSConnection, rounds: int = 60) ->
             conn.receive_data(out)
         back = conn.data_to_send()
         if back:
-            peer.sock.inbox += back
+            peer.feed(back)
         if not out and not back and not (peer.running and peer.sock.inbox):
             peer.step()
             return
