@@ -1798,11 +1798,10 @@ class _TLSLiteConnection(_TolerantServer):
     _aiotls_sent_certificate = False
     _aiotls_pha_chain: list[bytes] | None = None
     _aiotls_defer_client_cert = False
-    #: The handshake settings; client: the ALPN protocols offered, whether a certificate is
-    #: loaded, and whether the server asked for one (CertificateRequest).
+    #: The handshake settings; client: the ALPN protocols offered, its key and chain if a
+    #: certificate is loaded, and whether the server asked for one (CertificateRequest).
     _aiotls_settings: Any = None
     _aiotls_alpn: list[bytearray] | None = None
-    _aiotls_has_certificate = False
     _aiotls_credentials: tuple[Any, Any] | None = None  # (private key, chain)
     _aiotls_certificate_requested = False
     #: RFC 7627 required of TLS 1.2 peers (TLSContext.require_extended_master_secret).
@@ -1925,13 +1924,13 @@ class _TLSLiteConnection(_TolerantServer):
 
     def _serverGetClientHello(self, *args: Any, **kwargs: Any) -> Generator[Any, None, None]:
         for result in super()._serverGetClientHello(*args, **kwargs):
-            if isinstance(result, tuple) and result[1] < (3, 4) and self._aiotls_require_ems \
-                    and not result[0].getExtension(ExtensionType.extended_master_secret):
-                # RFC 7627 5.3 (tlslite's own check would come later and with a vaguer error)
-                self._aiotls_error = _ems_missing("client", _TLAlert.insufficient_security)
-                yield from self._sendError(_TLAlert.insufficient_security,
-                                           self._aiotls_error.what)
             if isinstance(result, tuple) and result[1] < (3, 4):
+                if self._aiotls_require_ems \
+                        and not result[0].getExtension(ExtensionType.extended_master_secret):
+                    # RFC 7627 5.2 (tlslite's own check would come later, with a vaguer error)
+                    self._aiotls_error = _ems_missing("client", _TLAlert.insufficient_security)
+                    yield from self._sendError(_TLAlert.insufficient_security,
+                                               self._aiotls_error.what)
                 # A TLS 1.2 full handshake.  tlslite issues a ticket only when the client's
                 # session_ticket extension is empty, so a client whose ticket could not be
                 # used (new ticket keys) never got another: RFC 5077 3.3 lets the server
@@ -2173,38 +2172,40 @@ class _TLSLiteConnection(_TolerantServer):
                 yield result
             else:
                 break
-        if isinstance(result, ServerHello):
+        if not isinstance(result, ServerHello):
+            yield result
+            return
+        hello = args[2] if len(args) > 2 else kwargs.get("clientHello")
+        if hello is not None:
             # RFC 8446 4.2, RFC 5246 7.4.1.4: a ServerHello carries only extensions the
             # client offered.  tlslite did not check, and crashed on some of them (a
             # pre_shared_key answering no PSK offer).
-            hello = args[2] if len(args) > 2 else kwargs.get("clientHello")
-            offered = {ext.extType for ext in (hello.extensions or ())} if hello else set()
-            if hello is not None and CipherSuite.TLS_EMPTY_RENEGOTIATION_INFO_SCSV in \
-                    hello.cipher_suites:
+            offered = {ext.extType for ext in (hello.extensions or ())}
+            if CipherSuite.TLS_EMPTY_RENEGOTIATION_INFO_SCSV in hello.cipher_suites:
                 offered.add(ExtensionType.renegotiation_info)
             for ext in result.extensions or ():
-                if hello is not None and ext.extType not in offered:
+                if ext.extType not in offered:
                     yield from self._sendError(
                         _TLAlert.unsupported_extension,
                         f"the ServerHello has an extension the client did not offer "
                         f"({ExtensionType.toStr(ext.extType)})")
-        if isinstance(result, ServerHello) and tuple(self.version) > (3, 3):
+        if tuple(self.version) > (3, 3):
             share = result.getExtension(ExtensionType.key_share)
             if share is not None and getattr(share, "server_share", True) is None:
                 # an empty key_share in a ServerHello: tlslite read its group from None
                 yield from self._sendError(
                     _TLAlert.decode_error, "the ServerHello's key_share extension is empty")
-        if (isinstance(result, ServerHello) and tuple(self.version) <= (3, 3)
-                and self._aiotls_require_ems
-                and not result.getExtension(ExtensionType.extended_master_secret)):
+            yield result
+            return
+        # TLS 1.2
+        ems = bool(result.getExtension(ExtensionType.extended_master_secret))
+        if self._aiotls_require_ems and not ems:
             self._aiotls_error = _ems_missing("server", _TLAlert.handshake_failure)
             yield from self._sendError(_TLAlert.handshake_failure, self._aiotls_error.what)
         session = args[1] if len(args) > 1 else kwargs.get("session")
-        if (isinstance(result, ServerHello) and tuple(self.version) <= (3, 3)
-                and session is not None and session.sessionID
+        if (session is not None and session.sessionID
                 and result.session_id == session.sessionID
-                and bool(result.getExtension(ExtensionType.extended_master_secret))
-                != bool(session.extendedMasterSecret)):
+                and ems != bool(session.extendedMasterSecret)):
             # RFC 7627 5.3: a resumption keeps the session's EMS status or is aborted (tlslite
             # does not check; reachable only with require_extended_master_secret = False).
             had, now = ("with", "without") if session.extendedMasterSecret else ("without", "with")
@@ -2216,8 +2217,7 @@ class _TLSLiteConnection(_TolerantServer):
                 "session makes a full handshake",
                 alert=_TLAlert.handshake_failure, code="extended-master-secret-mismatch")
             yield from self._sendError(_TLAlert.handshake_failure, self._aiotls_error.what)
-        if isinstance(result, ServerHello) and tuple(self.version) <= (3, 3):
-            self._aiotls_tls12_send_limit()
+        self._aiotls_tls12_send_limit()
         yield result
 
     def _serverCertKeyExchange(self, *args: Any, **kwargs: Any) -> Generator[Any, None, None]:
@@ -2620,12 +2620,7 @@ class Engine:
         self._sync_depth = 0
         self._peer_input = True
         if server_side:
-            if prepared.cert_chain is None:
-                raise TLSConfigurationError(
-                    "a server-side connection needs a certificate",
-                    cause="the context has no certificate chain loaded",
-                    hint="call load_cert_chain(certfile, keyfile) on the server context",
-                )
+            # (TLSConnection.check_context has made sure the context has a certificate)
             self._settings = tl._aiotls_settings = prepared.server_settings
             self._gen: Any = tl.handshakeServerAsync(
                 certChain=prepared.cert_chain, privateKey=prepared.private_key,
@@ -2639,7 +2634,6 @@ class Engine:
             self._settings = prepared.client_settings
             tl._aiotls_settings = prepared.client_settings
             tl._aiotls_alpn = prepared.alpn
-            tl._aiotls_has_certificate = prepared.cert_chain is not None
             if prepared.cert_chain is not None:
                 tl._aiotls_credentials = (prepared.private_key, prepared.cert_chain)
             if session is not None:
@@ -3019,7 +3013,7 @@ class Engine:
         """A client that answered a CertificateRequest with no certificate, refused now."""
         tl = self._tl
         return (not self.server_side and tl._aiotls_certificate_requested
-                and not tl._aiotls_has_certificate
+                and tl._aiotls_credentials is None
                 and exc.level == AlertLevel.fatal
                 and exc.description in _MISSING_CLIENT_CERTIFICATE_ALERTS)
 
