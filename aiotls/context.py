@@ -26,6 +26,7 @@ in so many words.
 from __future__ import annotations
 
 import os
+import socket
 import ssl
 import warnings
 from collections.abc import Iterable, Sequence
@@ -654,6 +655,26 @@ class TLSContext:
     def get_groups(self) -> list[str]:
         """The enabled key-exchange groups, in preference order."""
         return list(self._groups)
+
+    # --- the ssl.SSLContext factories ----------------------------------------------------------
+
+    def wrap_socket(
+        self,
+        sock: socket.socket,
+        server_side: bool = False,
+        do_handshake_on_connect: bool = True,
+        suppress_ragged_eofs: bool = True,
+        server_hostname: str | bytes | None = None,
+        session: Any = None,
+    ) -> Any:
+        """A blocking TLS socket over ``sock``, like :meth:`ssl.SSLContext.wrap_socket`
+        (see :mod:`aiotls.sync`)."""
+        from .sync import wrap_socket
+
+        return wrap_socket(sock, self, server_side=server_side,
+                           do_handshake_on_connect=do_handshake_on_connect,
+                           suppress_ragged_eofs=suppress_ragged_eofs,
+                           server_hostname=server_hostname, session=session)
 
     def __repr__(self) -> str:
         role = "client" if self.protocol == ssl.PROTOCOL_TLS_CLIENT else "server"
