@@ -121,6 +121,7 @@ from tlslite.messages import (
     Certificate,
     CertificateRequest,
     CompressedCertificate,
+    Finished,
     NewSessionTicket,
     NewSessionTicket1_0,
     RecordHeader3,
@@ -1798,6 +1799,8 @@ class _TLSLiteConnection(_TolerantServer):
     _aiotls_sent_certificate = False
     _aiotls_pha_chain: list[bytes] | None = None
     _aiotls_defer_client_cert = False
+    #: verify_data of the first Finished of the handshake, sent or received (tls-unique)
+    _aiotls_first_finished: bytes | None = None
     #: The handshake settings; client: the ALPN protocols offered, its key and chain if a
     #: certificate is loaded, and whether the server asked for one (CertificateRequest).
     _aiotls_settings: Any = None
@@ -2046,9 +2049,17 @@ class _TLSLiteConnection(_TolerantServer):
             return messages  # (post-handshake reads ask for several content types)
         return self._aiotls_checked(messages)
 
+    def _sendMsg(self, msg: Any, randomizeFirstBlock: bool = True,
+                 update_hashes: bool = True) -> Any:
+        if self._aiotls_first_finished is None and isinstance(msg, Finished):
+            self._aiotls_first_finished = bytes(msg.verify_data)
+        return super()._sendMsg(msg, randomizeFirstBlock, update_hashes)
+
     def _aiotls_checked(self, messages: Any) -> Generator[Any, None, None]:
         for result in messages:
             if not isinstance(result, int):
+                if self._aiotls_first_finished is None and isinstance(result, Finished):
+                    self._aiotls_first_finished = bytes(result.verify_data)
                 check = _RECEIVED_CHECKS.get((self._client, getattr(result, "handshakeType", -1)))
                 if check is not None:
                     yield from check(self, result)
@@ -3065,6 +3076,12 @@ class Engine:
     def ignored_sni(self) -> str | None:
         """Server side: an IP literal the client sent as SNI, which was ignored."""
         return self._tl._aiotls_ip_sni if self.server_side else None
+
+    def tls_unique(self) -> bytes | None:
+        """RFC 5929 tls-unique: the first Finished's verify_data (TLS 1.2 only)."""
+        if self.version != "TLSv1.2" or not self.handshake_done:
+            return None
+        return self._tl._aiotls_first_finished
 
     def resumed(self) -> bool:
         tl = self._tl

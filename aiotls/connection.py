@@ -236,6 +236,7 @@ class TLSConnection:
         # a bytes object per batch (the larger part of the receive cost for bulk data).
         self._lend = False
         self._lent: list[bytearray] = []
+        self._unused = b""
         self._engine = Engine(context, server_side=server_side, server_hostname=server_hostname,
                               now=now or _utcnow,
                               session=session._state if session is not None else None)
@@ -582,7 +583,7 @@ class TLSConnection:
                 self._events.append(DataReceived(chunk))
 
         try:
-            for src in segments:
+            for index, src in enumerate(segments):
                 view = memoryview(src)
                 end = len(view)
                 pos = 0
@@ -619,12 +620,14 @@ class TLSConnection:
                             deliver()
                             pos += _HEADER + length
                             self._engine.peer_closed()
+                            self._keep_unused(view[pos:], segments[index + 1:])
                             self._closed_by_peer()
                             return
                         fast.rewind()  # another control record: the engine decrypts it
                     deliver()
                     pos += _HEADER + length
                     if self._engine.control_record(bytes(record)) == b"":
+                        self._keep_unused(view[pos:], segments[index + 1:])
                         self._closed_by_peer()
                         return
                     if tls13:
@@ -639,6 +642,10 @@ class TLSConnection:
                     self._lent.append(plain)
                 else:
                     _give_back(plain)
+
+    def _keep_unused(self, rest: memoryview, later: list[Any]) -> None:
+        if len(rest) or any(len(s) for s in later):
+            self._unused = bytes(rest) + b"".join(bytes(s) for s in later)
 
     def _complete_split_record(self, data: memoryview) -> list[Any]:
         """Move into the partial record kept from the previous read the bytes that complete
@@ -851,9 +858,29 @@ class TLSConnection:
             return {}
         return _verify.peercert_dict(chain[0])
 
+    def get_channel_binding(self, cb_type: str = "tls-unique") -> bytes | None:
+        """Channel binding data, like :meth:`ssl.SSLSocket.get_channel_binding`.
+
+        ``"tls-unique"`` (RFC 5929): the first Finished message's verify_data, for TLS 1.2.
+        ``None`` before the handshake and for TLS 1.3, where RFC 8446 (C.5) leaves
+        tls-unique undefined.  Other types raise ``ValueError``.
+        """
+        if cb_type != "tls-unique":
+            raise ValueError(f"{cb_type!r} channel binding type not implemented")
+        return self._engine.tls_unique()
+
     def get_unverified_chain(self) -> list[bytes]:
         """The peer's chain as sent (DER, leaf first)."""
         return list(self._handshake_event.peer_certificates) if self._handshake_event else []
+
+    @property
+    def unused_data(self) -> bytes:
+        """Bytes received after the peer's close_notify, which TLS does not cover.
+
+        Protocols that go on in plaintext after TLS ends (STARTTLS-style downgrades,
+        ``SSLObject.unwrap()``) hand them to the next reader; otherwise they are
+        ignored.  Empty unless the peer closed with close_notify."""
+        return self._unused
 
     @property
     def error(self) -> TLSError | None:

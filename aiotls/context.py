@@ -31,13 +31,16 @@ import ssl
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 
 from cryptography import x509
 
 from . import _crypto
 from ._verify import TrustStore
-from .errors import TLSConfigurationError
+from .errors import TLSConfigurationError, TLSUsageError
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer, StrOrBytesPath
 
 __all__ = ["CipherSuite", "TLSContext", "create_default_context"]
 
@@ -132,17 +135,39 @@ _VERSION_NAMES = {
 _SUPPORTED_VERSIONS = (ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1,
                        ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3)
 
+#: Option bits that describe what aiotls always does (reported by ``options``; clearing them
+#: changes nothing: aiotls never speaks SSL, compresses or renegotiates, and a server picks
+#: the suite by its own preference).
+_BASE_OPTIONS = (ssl.OP_NO_SSLv2 | ssl.OP_NO_SSLv3 | ssl.OP_NO_COMPRESSION
+                 | ssl.OP_NO_RENEGOTIATION | ssl.OP_CIPHER_SERVER_PREFERENCE
+                 | ssl.OP_SINGLE_DH_USE | ssl.OP_SINGLE_ECDH_USE)
+_VERSION_OPTIONS = {
+    ssl.TLSVersion.TLSv1: ssl.OP_NO_TLSv1, ssl.TLSVersion.TLSv1_1: ssl.OP_NO_TLSv1_1,
+    ssl.TLSVersion.TLSv1_2: ssl.OP_NO_TLSv1_2, ssl.TLSVersion.TLSv1_3: ssl.OP_NO_TLSv1_3,
+}
+#: Verification flags that describe what aiotls's verifier always does: RFC 5280 checks
+#: as strict as OpenSSL's X509_STRICT, and every certificate in the trust store is an
+#: anchor (like PARTIAL_CHAIN), the trusted one preferred (TRUSTED_FIRST).
+_ALWAYS_VERIFY_FLAGS = (ssl.VERIFY_X509_STRICT | ssl.VERIFY_X509_PARTIAL_CHAIN
+                        | ssl.VERIFY_X509_TRUSTED_FIRST)
+_UNSUPPORTED_VERIFY_FLAGS = {
+    ssl.VERIFY_CRL_CHECK_LEAF: "CRL checking (VERIFY_CRL_CHECK_LEAF)",
+    ssl.VERIFY_CRL_CHECK_CHAIN: "CRL checking (VERIFY_CRL_CHECK_CHAIN)",
+    ssl.VERIFY_ALLOW_PROXY_CERTS: "proxy certificates (VERIFY_ALLOW_PROXY_CERTS)",
+}
+
+
 #: Size of the smallest RSA key aiotls accepts, ours or the peer's.
 MIN_RSA_BITS = 2048
 
 
-def _read(path: str | os.PathLike[str], what: str) -> bytes:
+def _read(path: StrOrBytesPath, what: str) -> bytes:
     try:
         with open(path, "rb") as f:
             return f.read()
     except OSError as exc:
         raise TLSConfigurationError(
-            f"cannot read the {what} {os.fspath(path)!r}: {exc.strerror or exc}",
+            f"cannot read the {what} {os.fsdecode(path)!r}: {exc.strerror or exc}",
             cause="the path is wrong or the file is not readable by this process",
             hint="check the path and the file's permissions",
         ) from None
@@ -168,7 +193,26 @@ def _parse_certificates(data: bytes) -> list[x509.Certificate]:
         return [x509.load_der_x509_certificate(data)]
 
 
-class TLSContext:
+def _check_protocol(protocol: int) -> None:
+    if protocol == ssl.PROTOCOL_TLS:
+        # ssl's generic PROTOCOL_TLS serves both sides and verifies nothing by default;
+        # aiotls never verifies less than asked, nor guesses the side: refused.
+        raise TLSConfigurationError(
+            "ssl.PROTOCOL_TLS (a context for either side) is not supported",
+            cause="in the ssl module it makes a context that verifies nothing by default "
+            "(and is deprecated since Python 3.10); aiotls ties a context to one side so "
+            "that a client context always verifies the server",
+            hint="use ssl.PROTOCOL_TLS_CLIENT (or aiotls.create_default_context()) for "
+            "clients and ssl.PROTOCOL_TLS_SERVER for servers",
+        )
+    if protocol not in (ssl.PROTOCOL_TLS_CLIENT, ssl.PROTOCOL_TLS_SERVER):
+        raise TLSConfigurationError(
+            f"unsupported protocol constant {protocol!r}",
+            hint="use ssl.PROTOCOL_TLS_CLIENT or ssl.PROTOCOL_TLS_SERVER",
+        )
+
+
+class TLSContext(ssl.SSLContext):
     """Configuration shared by many connections (the aiotls counterpart of ssl.SSLContext).
 
     ``protocol`` is :data:`ssl.PROTOCOL_TLS_CLIENT` (the default: verify the
@@ -178,29 +222,24 @@ class TLSContext:
     load the system's, or :meth:`load_verify_locations`.
     """
 
+    def __new__(cls, protocol: int = ssl.PROTOCOL_TLS_CLIENT, *args: Any,
+                **kwargs: Any) -> Self:
+        _check_protocol(protocol)
+        # ssl.SSLContext makes an OpenSSL context here; aiotls never uses it for TLS (every
+        # name below that would reach it is overridden), it is what makes isinstance() and
+        # the C-level type checks of asyncio, uvloop, anyio, trio, httpx and aiohttp pass.
+        return super().__new__(cls, protocol)
+
     def __init__(self, protocol: int = ssl.PROTOCOL_TLS_CLIENT) -> None:
         # Set first: every later assignment to a public name goes through __setattr__.
         self._generation = 0
-        if protocol == ssl.PROTOCOL_TLS:
-            # ssl's generic PROTOCOL_TLS serves both sides and verifies nothing by default;
-            # aiotls never verifies less than asked, nor guesses the side: refused.
-            raise TLSConfigurationError(
-                "ssl.PROTOCOL_TLS (a context for either side) is not supported",
-                cause="in the ssl module it makes a context that verifies nothing by default "
-                "(and is deprecated since Python 3.10); aiotls ties a context to one side so "
-                "that a client context always verifies the server",
-                hint="use ssl.PROTOCOL_TLS_CLIENT (or aiotls.create_default_context()) for "
-                "clients and ssl.PROTOCOL_TLS_SERVER for servers",
-            )
-        if protocol not in (ssl.PROTOCOL_TLS_CLIENT, ssl.PROTOCOL_TLS_SERVER):
-            raise TLSConfigurationError(
-                f"unsupported protocol constant {protocol!r}",
-                hint="use ssl.PROTOCOL_TLS_CLIENT or ssl.PROTOCOL_TLS_SERVER",
-            )
+        _check_protocol(protocol)
         self._protocol = ssl._SSLMethod(protocol)
         client = protocol == ssl.PROTOCOL_TLS_CLIENT
         self._check_hostname = client
         self._verify_mode = ssl.CERT_REQUIRED if client else ssl.CERT_NONE
+        self._options = _BASE_OPTIONS
+        self._verify_flags = _ALWAYS_VERIFY_FLAGS
         self._minimum_version = ssl.TLSVersion.TLSv1_2
         self._maximum_version = ssl.TLSVersion.TLSv1_3
         self._suites: tuple[CipherSuite, ...] = DEFAULT_SUITES
@@ -217,6 +256,7 @@ class TLSContext:
         self._require_ems = True
         self._ticket_keys: list[bytes] = []
         self._sealer: Any = None
+
 
     # --- change tracking ------------------------------------------------------------------------
     #
@@ -240,7 +280,7 @@ class TLSContext:
             self._generation += 1
 
     @property
-    def protocol(self) -> ssl._SSLMethod:
+    def protocol(self) -> ssl._SSLMethod:  # type: ignore[override]
         """:data:`ssl.PROTOCOL_TLS_CLIENT` or :data:`ssl.PROTOCOL_TLS_SERVER`: the side this
         context serves (read-only).  A client connection with a server context, or the
         reverse, is refused with :class:`~aiotls.TLSUsageError`."""
@@ -367,18 +407,18 @@ class TLSContext:
 
     def load_verify_locations(
         self,
-        cafile: str | os.PathLike[str] | None = None,
-        capath: str | os.PathLike[str] | None = None,
-        cadata: str | bytes | None = None,
+        cafile: StrOrBytesPath | None = None,
+        capath: StrOrBytesPath | None = None,
+        cadata: str | ReadableBuffer | None = None,
     ) -> None:
         """Add trusted CA certificates: a PEM file, a directory of PEM/DER files, or data
         (PEM text as ``str``, DER or PEM as ``bytes``)."""
         if cafile is None and capath is None and cadata is None:
             raise TypeError("cafile, capath and cadata cannot be all omitted")
         if cafile is not None:
-            self._trust.add(_load_certificates(_read(cafile, "CA file"), os.fspath(cafile)))
+            self._trust.add(_load_certificates(_read(cafile, "CA file"), os.fsdecode(cafile)))
         if capath is not None:
-            path = os.fspath(capath)
+            path = os.fsdecode(capath)
             if not os.path.isdir(path):
                 raise TLSConfigurationError(f"capath {path!r} is not a directory",
                                             hint="pass a directory of CA certificate files")
@@ -439,8 +479,8 @@ class TLSContext:
 
     def load_cert_chain(
         self,
-        certfile: str | os.PathLike[str],
-        keyfile: str | os.PathLike[str] | None = None,
+        certfile: StrOrBytesPath,
+        keyfile: StrOrBytesPath | None = None,
         password: str | bytes | Any = None,
     ) -> None:
         """Load our certificate chain (leaf first, then intermediates) and private key.
@@ -451,7 +491,7 @@ class TLSContext:
         """
         cert_data = _read(certfile, "certificate file")
         key_data = _read(keyfile, "key file") if keyfile is not None else cert_data
-        certs = _load_certificates(cert_data, os.fspath(certfile))
+        certs = _load_certificates(cert_data, os.fsdecode(certfile))
         if callable(password):
             password = password()
         if isinstance(password, str):
@@ -529,7 +569,7 @@ class TLSContext:
 
     # --- protocol parameters -------------------------------------------------------------------
 
-    @property
+    @property  # type: ignore[override]
     def minimum_version(self) -> ssl.TLSVersion:
         """Lowest TLS version allowed (default TLS 1.2)."""
         return self._minimum_version
@@ -539,7 +579,7 @@ class TLSContext:
         self._minimum_version = self._check_version(value, "minimum_version")
         self._changed()
 
-    @property
+    @property  # type: ignore[override]
     def maximum_version(self) -> ssl.TLSVersion:
         """Highest TLS version allowed (default TLS 1.3)."""
         return self._maximum_version
@@ -607,7 +647,7 @@ class TLSContext:
         self._suites = tuple(chosen)
         self._changed()
 
-    def get_ciphers(self) -> list[dict[str, Any]]:
+    def get_ciphers(self) -> list[dict[str, Any]]:  # type: ignore[override]
         """The suites this context enables, like :meth:`ssl.SSLContext.get_ciphers`."""
         return [
             {"id": 0x03000000 | s.id, "name": s.openssl_name, "iana_name": s.name,
@@ -655,6 +695,221 @@ class TLSContext:
     def get_groups(self) -> list[str]:
         """The enabled key-exchange groups, in preference order."""
         return list(self._groups)
+
+    # --- the rest of the ssl.SSLContext surface ---------------------------------------------
+    #
+    # Every public name of ssl.SSLContext is defined here (tests/test_facade.py checks it),
+    # so nothing ever reaches the OpenSSL context underneath: what aiotls can honour drives
+    # aiotls, the rest raises at the call.
+
+    @property
+    def options(self) -> ssl.Options:
+        """Option bits, like :attr:`ssl.SSLContext.options`.
+
+        Honoured: ``OP_NO_TLSv1`` ... ``OP_NO_TLSv1_3`` (setting one raises
+        :attr:`minimum_version` or lowers :attr:`maximum_version`; clearing one never widens
+        them -- use the version attributes), ``OP_NO_TICKET`` (servers: send no session
+        tickets, i.e. ``num_tickets = 0``) and ``OP_IGNORE_UNEXPECTED_EOF`` (same as
+        :attr:`suppress_ragged_eofs`).  ``OP_NO_SSLv2``, ``OP_NO_SSLv3``,
+        ``OP_NO_COMPRESSION``, ``OP_NO_RENEGOTIATION``, ``OP_CIPHER_SERVER_PREFERENCE`` and
+        the ``OP_SINGLE_*_USE`` bits are always reported: they describe what aiotls always
+        does.  Other bits are kept and have no effect.
+        """
+        value = self._options | _BASE_OPTIONS
+        for version, bit in _VERSION_OPTIONS.items():
+            if not self._minimum_version <= version <= self._maximum_version:
+                value |= bit
+        if self._suppress_ragged_eofs:
+            value |= ssl.OP_IGNORE_UNEXPECTED_EOF
+        if self._protocol == ssl.PROTOCOL_TLS_SERVER and self._num_tickets == 0:
+            value |= ssl.OP_NO_TICKET
+        return ssl.Options(value)
+
+    @options.setter
+    def options(self, value: int) -> None:
+        value = int(value)
+        current = int(self.options)
+        allowed = [v for v in _SUPPORTED_VERSIONS
+                   if self._minimum_version <= v <= self._maximum_version
+                   and not value & _VERSION_OPTIONS[v]]
+        if not allowed or any(v not in allowed for v in _SUPPORTED_VERSIONS
+                              if allowed[0] < v < allowed[-1]):
+            raise TLSConfigurationError(
+                "the OP_NO_TLSv1* options leave no contiguous range of TLS versions "
+                f"within {_VERSION_NAMES[self._minimum_version]}-"
+                f"{_VERSION_NAMES[self._maximum_version]}",
+                hint="set minimum_version and maximum_version instead of OP_NO_TLS* options",
+            )
+        newly = value & ~current
+        cleared = current & ~value
+        self._minimum_version, self._maximum_version = allowed[0], allowed[-1]
+        if newly & ssl.OP_IGNORE_UNEXPECTED_EOF:
+            self._suppress_ragged_eofs = True
+        elif cleared & ssl.OP_IGNORE_UNEXPECTED_EOF:
+            self._suppress_ragged_eofs = False
+        if self._protocol == ssl.PROTOCOL_TLS_SERVER:
+            if newly & ssl.OP_NO_TICKET:
+                self._num_tickets = 0
+            elif cleared & ssl.OP_NO_TICKET:
+                self._num_tickets = 2
+        derived = _BASE_OPTIONS | ssl.OP_IGNORE_UNEXPECTED_EOF | ssl.OP_NO_TICKET
+        for bit in _VERSION_OPTIONS.values():
+            derived |= bit
+        self._options = value & ~derived
+        if self._protocol == ssl.PROTOCOL_TLS_CLIENT:
+            self._options |= value & ssl.OP_NO_TICKET  # kept: clients resume only when asked
+        self._changed()
+
+    @property
+    def verify_flags(self) -> ssl.VerifyFlags:
+        """Verification flags, like :attr:`ssl.SSLContext.verify_flags`.
+
+        ``VERIFY_X509_STRICT``, ``VERIFY_X509_PARTIAL_CHAIN`` and ``VERIFY_X509_TRUSTED_FIRST``
+        are always reported (aiotls's verifier applies RFC 5280 strictly and treats every
+        certificate in the trust store as an anchor); clearing them changes nothing.  CRL
+        checking and proxy certificates are not supported: asking for them raises.
+        """
+        return ssl.VerifyFlags(self._verify_flags | _ALWAYS_VERIFY_FLAGS)
+
+    @verify_flags.setter
+    def verify_flags(self, value: int) -> None:
+        value = int(value)
+        for bit, what in _UNSUPPORTED_VERIFY_FLAGS.items():
+            if value & bit:
+                raise TLSConfigurationError(
+                    f"{what} is not supported by aiotls",
+                    cause="aiotls's verifier does not fetch or check revocation lists",
+                    hint="leave verify_flags at its default; use short-lived certificates or "
+                    "the stdlib ssl module if CRL checking is required",
+                )
+        self._verify_flags = ssl.VerifyFlags(value)
+        self._changed()
+
+    @property
+    def hostname_checks_common_name(self) -> bool:
+        """Always ``False``: names are matched against subjectAltName only (RFC 6125)."""
+        return False
+
+    @hostname_checks_common_name.setter
+    def hostname_checks_common_name(self, value: bool) -> None:
+        if value:
+            raise TLSConfigurationError(
+                "aiotls never matches the host name against the certificate's common name",
+                cause="RFC 6125 and the CA/Browser Forum deprecate it; the name must be in "
+                "subjectAltName",
+                hint="reissue the certificate with the host name in subjectAltName",
+            )
+
+    @property
+    def security_level(self) -> int:  # type: ignore[override]
+        """OpenSSL-style security level aiotls enforces: 2 (112-bit security: RSA keys of
+        2048 bits or more, no SHA-1 signatures in the handshake)."""
+        return 2
+
+    @property  # type: ignore[override]
+    def keylog_filename(self) -> str | None:
+        """Key logging (NSS key log format) is not available yet: always ``None``."""
+        return None
+
+    @keylog_filename.setter
+    def keylog_filename(self, value: str | None) -> None:
+        if value is not None:
+            raise TLSConfigurationError(
+                "keylog_filename is not supported by aiotls yet",
+                hint="leave keylog_filename unset (or unset SSLKEYLOGFILE for frameworks that "
+                "copy it into the context)",
+            )
+
+    @property
+    def sni_callback(self) -> Any:
+        """Server name callbacks are not available yet: always ``None``."""
+        return None
+
+    @sni_callback.setter
+    def sni_callback(self, value: Any) -> None:
+        if value is not None:
+            raise TLSConfigurationError(
+                "sni_callback is not supported by aiotls yet",
+                hint="serve one certificate per listening socket for now",
+            )
+
+    def set_servername_callback(self, server_name_callback: Any) -> None:
+        """Not available yet; raises unless ``None`` (see :attr:`sni_callback`)."""
+        self.sni_callback = server_name_callback
+
+    @property
+    def _msg_callback(self) -> Any:
+        return None
+
+    @_msg_callback.setter
+    def _msg_callback(self, value: Any) -> None:
+        if value is not None:
+            raise TLSConfigurationError("message callbacks (_msg_callback) are an OpenSSL "
+                                        "debugging hook that aiotls does not have")
+
+    def load_dh_params(self, path: str, /) -> None:
+        """Not supported: aiotls uses only the RFC 7919 groups (see :meth:`set_groups`)."""
+        raise TLSConfigurationError(
+            "load_dh_params() is not supported: aiotls uses only the RFC 7919 FFDHE groups",
+            cause="custom DH parameters cannot be checked for safety by the client",
+            hint="call set_groups(['x25519', 'secp256r1', 'ffdhe2048']) and name a DHE suite "
+            "in set_ciphers()",
+        )
+
+    def set_ecdh_curve(self, name: str, /) -> None:
+        """Use only this elliptic curve for key exchange (like the stdlib): ``set_groups([name])``."""
+        self.set_groups([name])
+
+    def set_npn_protocols(self, npn_protocols: Iterable[str]) -> None:
+        """Not supported: NPN is obsolete (and deprecated in the ssl module)."""
+        raise TLSConfigurationError("NPN is not supported",
+                                    hint="use set_alpn_protocols() instead")
+
+    def set_default_verify_paths(self) -> None:
+        """Trust the system's CA store (as :meth:`load_default_certs`)."""
+        self.load_default_certs()
+
+    def session_stats(self) -> dict[str, int]:
+        """Not available: aiotls keeps no session cache (resumption uses tickets)."""
+        raise TLSConfigurationError("session_stats() is not available in aiotls",
+                                    cause="aiotls keeps no server-side session cache")
+
+    @property
+    def sslobject_class(self) -> type[ssl.SSLObject]:  # type: ignore[override]
+        """The class :meth:`wrap_bio` returns: :class:`aiotls.compat.TLSObject`."""
+        from .compat import TLSObject
+
+        return TLSObject
+
+    @property
+    def sslsocket_class(self) -> type[ssl.SSLSocket]:  # type: ignore[override]
+        """The class :meth:`wrap_socket` returns: :class:`aiotls.sync.TLSSocket`."""
+        from .sync import TLSSocket
+
+        cls: type[ssl.SSLSocket] = TLSSocket
+        return cls
+
+    def wrap_bio(
+        self,
+        incoming: ssl.MemoryBIO,
+        outgoing: ssl.MemoryBIO,
+        server_side: bool = False,
+        server_hostname: str | bytes | None = None,
+        session: Any = None,
+    ) -> ssl.SSLObject:
+        """An :class:`ssl.SSLObject` driven by aiotls over two memory BIOs, like
+        :meth:`ssl.SSLContext.wrap_bio`: what asyncio, uvloop, anyio, trio, httpx and
+        aiohttp call when given this context (see :mod:`aiotls.compat`)."""
+        from .compat import TLSObject
+
+        return TLSObject(self, incoming, outgoing, server_side=server_side,
+                         server_hostname=server_hostname, session=session)
+
+    def _wrap_bio(self, *args: Any, **kwargs: Any) -> Any:
+        raise TLSUsageError("an aiotls.TLSContext cannot make OpenSSL objects",
+                            hint="call wrap_bio() or wrap_socket()")
+
+    _wrap_socket = _wrap_bio
 
     # --- the ssl.SSLContext factories ----------------------------------------------------------
 

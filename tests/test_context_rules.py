@@ -488,6 +488,148 @@ def row_cert_store_stats(pki: PKI) -> None:
     _ok(*_connect(cctx, pki.server_context()))
 
 
+def row_options(pki: PKI) -> None:
+    cctx = pki.client_context()
+    assert _connect(cctx, pki.server_context())[0].version() == "TLSv1.3"
+    cctx.options |= ssl.OP_NO_TLSv1_3  # (the stdlib way to say maximum_version = TLSv1.2)
+    assert cctx.maximum_version == TLS12 and cctx.options & ssl.OP_NO_TLSv1_3
+    assert _connect(cctx, pki.server_context())[0].version() == "TLSv1.2"
+    cctx.options &= ~ssl.OP_NO_TLSv1_3  # clearing never widens: that is maximum_version's job
+    assert cctx.maximum_version == TLS12
+    sctx = pki.server_context()
+    sctx.options |= ssl.OP_NO_TICKET
+    assert sctx.num_tickets == 0 and _tickets_seen_by_tlslite(sctx) == []
+    cctx.options |= ssl.OP_IGNORE_UNEXPECTED_EOF
+    assert cctx.suppress_ragged_eofs
+    with pytest.raises(aiotls.TLSConfigurationError, match="contiguous"):
+        cctx.options |= ssl.OP_NO_TLSv1_2  # (nothing left between 1.2 and 1.2)
+
+
+def row_verify_flags(pki: PKI) -> None:
+    cctx = pki.client_context()
+    cctx.verify_flags = ssl.VERIFY_DEFAULT
+    assert cctx.verify_flags & ssl.VERIFY_X509_STRICT  # always applied, so always reported
+    for flag in (ssl.VERIFY_CRL_CHECK_LEAF, ssl.VERIFY_CRL_CHECK_CHAIN):
+        with pytest.raises(aiotls.TLSConfigurationError, match="CRL"):
+            cctx.verify_flags |= flag
+    assert not cctx.verify_flags & ssl.VERIFY_CRL_CHECK_LEAF
+    _ok(*_connect(cctx, pki.server_context()))
+
+
+def _refused_setting(pki: PKI, name: str, value: Any, off: Any) -> None:
+    cctx = pki.client_context()
+    with pytest.raises(aiotls.TLSConfigurationError):
+        setattr(cctx, name, value)
+    assert getattr(cctx, name) == off
+    setattr(cctx, name, off)  # the value aiotls has is accepted
+    _ok(*_connect(cctx, pki.server_context()))
+
+
+def row_hostname_checks_common_name(pki: PKI) -> None:
+    _refused_setting(pki, "hostname_checks_common_name", True, False)
+
+
+def row_keylog_filename(pki: PKI) -> None:
+    _refused_setting(pki, "keylog_filename", os.devnull, None)
+
+
+def row_sni_callback(pki: PKI) -> None:
+    _refused_setting(pki, "sni_callback", lambda *args: None, None)
+
+
+def row_set_servername_callback(pki: PKI) -> None:
+    sctx = pki.server_context()
+    with pytest.raises(aiotls.TLSConfigurationError):
+        sctx.set_servername_callback(lambda *args: None)
+    assert sctx.sni_callback is None
+    _ok(*_connect(pki.client_context(), sctx))
+
+
+def row_security_level(pki: PKI) -> None:
+    cctx = pki.client_context()
+    with pytest.raises(AttributeError):
+        cctx.security_level = 0  # type: ignore[misc]
+    assert cctx.security_level == 2
+
+
+def row_load_dh_params(pki: PKI) -> None:
+    sctx = rsa_server(pki)
+    with pytest.raises(aiotls.TLSConfigurationError, match="set_groups"):
+        sctx.load_dh_params(pki.ca_file)
+    _ok(*_connect(pki.client_context(), sctx))
+
+
+def row_set_ecdh_curve(pki: PKI) -> None:
+    cctx = pki.client_context()
+    cctx.set_ecdh_curve("secp384r1")
+    assert cctx.get_groups() == ["secp384r1"]
+    assert _connect(cctx, pki.server_context())[0].group == "secp384r1"
+
+
+def row_set_npn_protocols(pki: PKI) -> None:
+    cctx = pki.client_context()
+    with pytest.raises(aiotls.TLSConfigurationError, match="set_alpn_protocols"):
+        cctx.set_npn_protocols(["http/1.1"])
+    _ok(*_connect(cctx, pki.server_context()))
+
+
+def row_set_default_verify_paths(pki: PKI) -> None:
+    cctx = pki.client_context()
+    before = cctx.cert_store_stats()["x509"]
+    cctx.set_default_verify_paths()
+    assert cctx.cert_store_stats()["x509"] >= before
+    _ok(*_connect(cctx, pki.server_context()))  # the test CA is still trusted
+
+
+def row_session_stats(pki: PKI) -> None:
+    with pytest.raises(aiotls.TLSConfigurationError, match="session cache"):
+        pki.server_context().session_stats()
+
+
+def row_sslobject_class(pki: PKI) -> None:
+    from aiotls.compat import TLSObject
+
+    assert pki.client_context().sslobject_class is TLSObject
+
+
+def row_sslsocket_class(pki: PKI) -> None:
+    from aiotls.sync import TLSSocket
+
+    assert pki.client_context().sslsocket_class is TLSSocket
+
+
+def row_wrap_bio(pki: PKI) -> None:
+    cctx = pki.client_context()
+    first = cctx.wrap_bio(ssl.MemoryBIO(), ssl.MemoryBIO(), server_hostname="localhost")
+    cctx.maximum_version = TLS12
+    second = cctx.wrap_bio(ssl.MemoryBIO(), ssl.MemoryBIO(), server_hostname="localhost")
+    assert isinstance(first, ssl.SSLObject) and isinstance(second, ssl.SSLObject)
+    versions = [client_hello_of(obj).getExtension(43) for obj in (first, second)]
+    assert [v is not None and (3, 4) in v.versions for v in versions] == [True, False]
+
+
+def client_hello_of(obj: ssl.SSLObject) -> ClientHello:
+    incoming, outgoing = obj._incoming, obj._outgoing  # type: ignore[attr-defined]
+    with pytest.raises(ssl.SSLWantReadError):
+        obj.do_handshake()
+    assert incoming.pending == 0
+    hello = outgoing.read()
+    return ClientHello().parse(Parser(bytearray(hello[6:])))
+
+
+def row_wrap_socket(pki: PKI) -> None:
+    import socket
+
+    from aiotls.sync import TLSSocket
+
+    a, b = socket.socketpair()
+    with a, b:
+        wrapped = pki.client_context().wrap_socket(a, server_hostname="localhost",
+                                                   do_handshake_on_connect=False)
+        assert isinstance(wrapped, TLSSocket)
+        wrapped.close()
+
+
 ROWS: dict[str, Callable[[PKI], None]] = {
     name[len("row_"):]: fn for name, fn in globals().items() if name.startswith("row_")
 }

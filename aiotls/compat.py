@@ -1,0 +1,411 @@
+"""The ``ssl`` facade: an :class:`ssl.SSLObject` driven by :class:`aiotls.TLSConnection`.
+
+Theory of operation
+-------------------
+Frameworks that do TLS over memory BIOs (asyncio's and uvloop's ``sslproto``, anyio's
+``TLSStream``, trio's ``SSLStream``, and through them httpx and aiohttp) call
+``context.wrap_bio(incoming, outgoing, ...)`` and then drive the returned object with a
+handful of Python-level calls: ``do_handshake``, ``read``, ``write``, ``unwrap``,
+``pending``, ``getpeercert``, ``version``, ``cipher``...  They push the bytes they receive
+into ``incoming`` and send whatever appears in ``outgoing``; a call that cannot finish
+raises :class:`ssl.SSLWantReadError` and is repeated after more bytes arrived.
+
+:class:`TLSObject` keeps that contract on top of the sans-IO core.  Every call runs one
+*pump*: bytes waiting in ``incoming`` go to ``TLSConnection.receive_data`` (``write_eof``
+becomes ``receive_data(b"")``), the connection's events are taken (plaintext is kept
+here until ``read`` asks for it), and ``data_to_send()`` is written to ``outgoing``.
+
+Two details keep the stdlib's semantics:
+
+* After a close_notify, the bytes that follow it in ``incoming`` belong to whoever
+  unwrapped the connection (STARTTLS-style protocols go on in plaintext): the connection
+  leaves them in ``TLSConnection.unused_data`` and the pump puts them back into
+  ``incoming`` untouched.
+* Fatal errors are raised as aiotls's :class:`~aiotls.TLSError` (an :class:`ssl.SSLError`;
+  certificate failures are :class:`ssl.SSLCertVerificationError`, an EOF without
+  close_notify is :class:`ssl.SSLEOFError`) -- never :class:`ssl.SSLSyscallError`, which
+  asyncio and uvloop take as "try again" and would wait on forever.  The alert owed to
+  the peer is in ``outgoing`` before the error is raised.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections import deque
+from typing import Any
+
+from .connection import ConnectionState, TLSConnection, TLSSession
+from .context import TLSContext
+from .errors import TLSUsageError
+from .events import (
+    CloseNotifyReceived,
+    ConnectionTerminated,
+    DataReceived,
+)
+
+__all__ = ["TLSObject"]
+
+def _want_read() -> ssl.SSLWantReadError:
+    return ssl.SSLWantReadError(ssl.SSL_ERROR_WANT_READ, "The operation did not complete (read)")
+
+
+def _normalise_hostname(name: str | bytes | None) -> str | None:
+    if name is None:
+        return None
+    if isinstance(name, bytes | bytearray):
+        name = bytes(name).decode("ascii")
+    if not isinstance(name, str):
+        raise TypeError(f"server_hostname must be str or bytes, not {type(name).__name__}")
+    if not name.isascii():
+        name = name.encode("idna").decode("ascii")
+    return name
+
+
+class TLSObject(ssl.SSLObject):
+    """An :class:`ssl.SSLObject` whose TLS is done by aiotls (made by
+    :meth:`aiotls.TLSContext.wrap_bio`).
+
+    Behaves like the stdlib's where frameworks depend on it.  The underlying
+    :class:`~aiotls.TLSConnection` is :attr:`connection`: everything aiotls knows about the
+    connection (``group``, the negotiated events, ``update_keys()``...) is there.
+    """
+
+    def __init__(self, context: TLSContext, incoming: ssl.MemoryBIO, outgoing: ssl.MemoryBIO,
+                 *, server_side: bool = False, server_hostname: str | bytes | None = None,
+                 session: Any = None) -> None:
+        # (ssl.SSLObject.__init__ refuses to run: it has no public constructor.)
+        if not isinstance(incoming, ssl.MemoryBIO) or not isinstance(outgoing, ssl.MemoryBIO):
+            raise TypeError("incoming and outgoing must be ssl.MemoryBIO objects")
+        self._incoming = incoming
+        self._outgoing = outgoing
+        self._server_side = bool(server_side)
+        self._server_hostname = _normalise_hostname(server_hostname)
+        self._context = context
+        self._session: TLSSession | None = session
+        self._conn = self._new_connection()
+        self._started = False
+        self._plain: deque[bytes] = deque()
+        self._plain_size = 0
+        self._peer_closed = False  # the peer's close_notify arrived
+        self._unwrapped = False  # unwrap() was called
+        self._eof_fed = False
+        self._leftover = b""  # bytes after close_notify that incoming could not take back
+
+    def _new_connection(self) -> TLSConnection:
+        if not isinstance(self._context, TLSContext):
+            raise TypeError("context must be an aiotls.TLSContext, not "
+                            f"{type(self._context).__name__}")
+        return TLSConnection(self._context, server_side=self._server_side,
+                             server_hostname=self._server_hostname, session=self._session)
+
+    # --- identity ------------------------------------------------------------------------------
+
+    @property
+    def connection(self) -> TLSConnection:
+        """The :class:`aiotls.TLSConnection` doing the TLS."""
+        return self._conn
+
+    @property  # type: ignore[override]
+    def context(self) -> TLSContext:
+        """The :class:`aiotls.TLSContext`.  It may be replaced (by another context for the
+        same side) until the connection has started."""
+        return self._context
+
+    @context.setter
+    def context(self, ctx: TLSContext) -> None:
+        if not isinstance(ctx, TLSContext):
+            raise TypeError(f"context must be an aiotls.TLSContext, not {type(ctx).__name__}")
+        if ctx is self._context:
+            return
+        if self._started:
+            raise TLSUsageError(
+                "cannot change the context of a connection that has started",
+                hint="set the context before the first do_handshake(), read() or write()",
+            )
+        old, self._context = self._context, ctx
+        try:
+            self._conn = self._new_connection()
+        except BaseException:
+            self._context = old
+            raise
+
+    @property
+    def server_side(self) -> bool:
+        """True for the server role."""
+        return self._server_side
+
+    @property
+    def server_hostname(self) -> str | None:
+        """The host name given to wrap_bio() (always a ``str``), or ``None``."""
+        return self._server_hostname
+
+    @property  # type: ignore[override]
+    def session(self) -> TLSSession | None:
+        """The :class:`aiotls.TLSSession` to resume later (clients, after the handshake).
+
+        Assign one before the handshake starts to resume it."""
+        return self._conn.session if self._conn.handshake_complete else self._session
+
+    @session.setter
+    def session(self, session: TLSSession | None) -> None:
+        if self._started:
+            raise ValueError("Cannot set session after handshake.")
+        if session is not None and not isinstance(session, TLSSession):
+            raise TypeError("session must be an aiotls.TLSSession (from a connection made "
+                            "with an aiotls.TLSContext)")
+        old, self._session = self._session, session
+        try:
+            self._conn = self._new_connection()
+        except BaseException:
+            self._session = old
+            raise
+
+    @property
+    def session_reused(self) -> bool:
+        """True if the session was resumed."""
+        return self._conn.session_reused
+
+    # --- the pump ------------------------------------------------------------------------------
+
+    def _pump(self) -> None:
+        """Feed what ``incoming`` holds, take the events, write what is owed to ``outgoing``."""
+        self._started = True
+        conn = self._conn
+        incoming = self._incoming
+        if not self._eof_fed and not self._ended():
+            if incoming.pending:
+                self._receive(incoming.read())
+            if incoming.eof and not incoming.pending and not self._eof_fed \
+                    and not self._peer_closed:
+                self._eof_fed = True
+                if not self._ended():
+                    conn.receive_data(b"")
+                    self._take_events()
+        out = conn.data_to_send()
+        if out:
+            self._outgoing.write(out)
+
+    def _handshake_done(self) -> bool:
+        return self._conn.handshake_complete
+
+    def _ended(self) -> bool:
+        return self._conn.state in (ConnectionState.CLOSED, ConnectionState.FAILED)
+
+    def _receive(self, data: bytes) -> None:
+        conn = self._conn
+        if self._ended():
+            return
+        conn.receive_data(data)
+        self._take_events()
+        if self._peer_closed and conn.unused_data:
+            self._put_back(conn.unused_data)
+
+    def _take_events(self) -> None:
+        for event in self._conn.events():
+            if type(event) is DataReceived:
+                self._plain.append(event.data)
+                self._plain_size += len(event.data)
+            elif type(event) is CloseNotifyReceived:
+                self._peer_closed = True
+            elif type(event) is ConnectionTerminated and event.error is None \
+                    and event.truncated:
+                self._peer_closed = True  # an EOF tolerated by suppress_ragged_eofs
+
+    def _put_back(self, rest: bytes) -> None:
+        if not rest:
+            return
+        if self._incoming.eof:
+            self._leftover += rest  # (a MemoryBIO takes no bytes after write_eof())
+            return
+        tail = self._incoming.read()
+        self._incoming.write(rest)
+        if tail:
+            self._incoming.write(tail)
+
+    def _raise_if_failed(self) -> None:
+        error = self._conn.error
+        if error is not None:
+            raise error
+
+    # --- the SSLObject verbs -------------------------------------------------------------------
+
+    def do_handshake(self) -> None:
+        """Advance the handshake: write our flight to ``outgoing``; raise
+        :class:`ssl.SSLWantReadError` until the peer's answer completes it."""
+        if self._conn.handshake_complete:
+            self._started = True
+            return
+        self._pump()
+        if self._handshake_done():
+            return
+        self._raise_if_failed()
+        if self._ended():
+            raise ssl.SSLZeroReturnError(ssl.SSL_ERROR_ZERO_RETURN,
+                                         "TLS/SSL connection has been closed (EOF)")
+        raise _want_read()
+
+    def read(self, len: int = 1024, buffer: Any = None) -> Any:
+        """Up to ``len`` bytes of plaintext (into ``buffer`` if given: the count).
+
+        :class:`ssl.SSLWantReadError` when no whole record is there yet; ``b""`` (0) after
+        the peer's close_notify; :class:`ssl.SSLZeroReturnError` after our own
+        :meth:`unwrap`; :class:`ssl.SSLEOFError` (:class:`aiotls.TruncationError`) when
+        ``incoming`` reached EOF without close_notify, unless the context's
+        ``suppress_ragged_eofs`` is set.
+        """
+        if not self._plain_size:
+            if not self._conn.handshake_complete:
+                self.do_handshake()
+            self._pump()
+        if self._plain_size:
+            return self._give(len, buffer)
+        if self._unwrapped:
+            raise ssl.SSLZeroReturnError(ssl.SSL_ERROR_ZERO_RETURN,
+                                         "TLS/SSL connection has been closed (EOF)")
+        if self._peer_closed:
+            return 0 if buffer is not None else b""
+        self._raise_if_failed()
+        if self._conn.state is ConnectionState.CLOSED:
+            return 0 if buffer is not None else b""
+        raise _want_read()
+
+    def _give(self, n: int, buffer: Any) -> Any:
+        plain = self._plain
+        if buffer is not None:
+            view = memoryview(buffer).cast("B")
+            if n is None or n <= 0 or n > len(view):
+                n = len(view)
+            done = 0
+            while plain and done < n:
+                chunk = plain[0]
+                take = min(n - done, len(chunk))
+                view[done:done + take] = chunk[:take] if take < len(chunk) else chunk
+                done += take
+                if take < len(chunk):
+                    plain[0] = chunk[take:]
+                else:
+                    plain.popleft()
+            self._plain_size -= done
+            return done
+        if n is None or n <= 0:
+            n = self._plain_size
+        first = plain[0]
+        if len(first) == n or (len(first) < n and len(plain) == 1):
+            plain.popleft()
+            self._plain_size -= len(first)
+            return first
+        if len(first) > n:
+            plain[0] = first[n:]
+            self._plain_size -= n
+            return first[:n]
+        parts = []
+        got = 0
+        while plain and got < n:
+            chunk = plain.popleft()
+            if got + len(chunk) > n:
+                plain.appendleft(chunk[n - got:])
+                chunk = chunk[:n - got]
+            parts.append(chunk)
+            got += len(chunk)
+        self._plain_size -= got
+        return b"".join(parts)
+
+    def write(self, data: Any) -> int:
+        """Encrypt ``data`` into ``outgoing`` (driving the handshake first if needed);
+        returns ``len(data)``."""
+        conn = self._conn
+        if not conn.handshake_complete:
+            self.do_handshake()
+        if self._unwrapped or conn.state is not ConnectionState.OPEN:
+            self._raise_if_failed()
+            raise ssl.SSLZeroReturnError(ssl.SSL_ERROR_ZERO_RETURN,
+                                         "cannot write: the TLS connection is closed")
+        view = memoryview(data)
+        conn.send_data(view)
+        out = conn.data_to_send()
+        if out:
+            self._outgoing.write(out)
+        return view.nbytes
+
+    def pending(self) -> int:
+        """Decrypted bytes ready for :meth:`read` without more input."""
+        return self._plain_size
+
+    def unwrap(self) -> None:
+        """Send close_notify (once) and wait for the peer's: :class:`ssl.SSLWantReadError`
+        until it arrived.  Bytes after the peer's close_notify stay in ``incoming``."""
+        conn = self._conn
+        if not self._unwrapped:
+            self._unwrapped = True
+            if conn.state in (ConnectionState.HANDSHAKING, ConnectionState.OPEN):
+                conn.close()
+            self._take_events()
+        self._pump()
+        if self._peer_closed or conn.state is ConnectionState.CLOSED:
+            if self._leftover and not self._incoming.eof:
+                self._put_back(self._leftover)
+                self._leftover = b""
+            return None
+        self._raise_if_failed()
+        if self._eof_fed:
+            raise ssl.SSLEOFError(ssl.SSL_ERROR_EOF, "EOF occurred in violation of protocol")
+        raise _want_read()
+
+    # --- what the handshake negotiated --------------------------------------------------------
+
+    def getpeercert(self, binary_form: bool = False) -> Any:
+        """The peer's certificate (``ValueError`` before the handshake), like the stdlib's."""
+        return self._conn.getpeercert(binary_form)
+
+    def get_unverified_chain(self) -> list[bytes]:
+        """The peer's chain as sent (DER, leaf first)."""
+        return self._conn.get_unverified_chain()
+
+    def version(self) -> str | None:
+        """``"TLSv1.3"`` / ``"TLSv1.2"``, or ``None`` before the handshake."""
+        return self._conn.version()
+
+    def cipher(self) -> tuple[str, str, int] | None:
+        """``(name, protocol, secret_bits)``, or ``None`` before the handshake."""
+        return self._conn.cipher()
+
+    def shared_ciphers(self) -> list[tuple[str, str, int]] | None:
+        """The suites this side enabled for the negotiated protocol family, as
+        ``(name, protocol, bits)`` (``None`` before the handshake)."""
+        version = self._conn.version()
+        if version is None:
+            return None
+        tls13 = version == "TLSv1.3"
+        return [(s.openssl_name, s.protocol, s.bits)
+                for s in self._context._effective_suites()
+                if (s.protocol == "TLSv1.3") == tls13]
+
+    def compression(self) -> None:
+        """Always ``None``: aiotls never compresses."""
+        return None
+
+    def selected_alpn_protocol(self) -> str | None:
+        """The negotiated ALPN protocol, or ``None``."""
+        return self._conn.selected_alpn_protocol()
+
+    def selected_npn_protocol(self) -> None:
+        """Always ``None``: NPN is not supported."""
+        return None
+
+    def get_channel_binding(self, cb_type: str = "tls-unique") -> bytes | None:
+        """RFC 5929 ``tls-unique`` for TLS 1.2 (``None`` before the handshake and for
+        TLS 1.3, where RFC 8446 C.5 leaves it undefined)."""
+        if cb_type != "tls-unique":
+            raise ValueError(f"{cb_type!r} channel binding type not implemented")
+        return self._conn.get_channel_binding(cb_type)
+
+    def verify_client_post_handshake(self) -> None:
+        """TLS 1.3 servers: ask for the client's certificate now (see
+        :meth:`aiotls.TLSConnection.verify_client_post_handshake`)."""
+        self._conn.verify_client_post_handshake()
+        out = self._conn.data_to_send()
+        if out:
+            self._outgoing.write(out)
+
+    def __repr__(self) -> str:
+        return f"<aiotls.compat.TLSObject {self._conn!r}>"
