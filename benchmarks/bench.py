@@ -14,8 +14,12 @@ the CPU cost of *both* ends, like for like):
 * ``aiotls``         asyncio default loop + aiotls
 * ``uvloop``         uvloop + ``ssl`` (uvloop's own TLS protocol, OpenSSL)
 * ``aiotls+uvloop``  uvloop + aiotls
+* ``facade``         asyncio default loop's own TLS (``sslproto``) handed an aiotls
+                     context: the ``ssl`` facade, ``wrap_bio()`` -> ``aiotls.compat.TLSObject``
+* ``facade+uvloop``  uvloop's own TLS protocol handed an aiotls context
 
-Ratios printed are aiotls/stdlib (default loop) and aiotls+uvloop/uvloop.  For
+Ratios printed are aiotls/stdlib (default loop), aiotls+uvloop/uvloop, facade/stdlib and
+facade+uvloop/uvloop.  For
 the "higher is better" scenarios a ratio above 1 means aiotls is faster; for
 memory a ratio below 1 means aiotls uses less.
 """
@@ -45,7 +49,10 @@ import aiotls
 import aiotls.asyncio as aio
 from aiotls.cli import generate_demo_pki
 
-IMPLS = ("stdlib", "aiotls", "uvloop", "aiotls+uvloop")
+IMPLS = ("stdlib", "aiotls", "facade", "uvloop", "aiotls+uvloop", "facade+uvloop")
+#: the ratios reported: (aiotls name, baseline)
+PAIRS = (("aiotls", "stdlib"), ("aiotls+uvloop", "uvloop"), ("facade", "stdlib"),
+         ("facade+uvloop", "uvloop"))
 
 
 # --- contexts --------------------------------------------------------------------------------
@@ -101,6 +108,18 @@ class ResumingContext(ssl.SSLContext):
                                 session or self.session)
 
 
+class ResumingTLSContext(aiotls.TLSContext):
+    """The same for an aiotls context handed to the loop's own TLS (the ``ssl`` facade)."""
+
+    _bench_session: aiotls.TLSSession | None = None  # (private: changes no setting)
+
+    def wrap_bio(self, incoming: ssl.MemoryBIO, outgoing: ssl.MemoryBIO, server_side: bool = False,
+                 server_hostname: str | bytes | None = None,
+                 session: Any = None) -> ssl.SSLObject:
+        return super().wrap_bio(incoming, outgoing, server_side, server_hostname,
+                                session or self._bench_session)
+
+
 class Contexts:
     def __init__(self, tmp: str, key_type: str) -> None:
         self.pki = generate_demo_pki(tmp, key_type)
@@ -123,7 +142,7 @@ class Contexts:
     def aiotls(self, suite: Suite | None) -> tuple[aiotls.TLSContext, aiotls.TLSContext]:
         server = aiotls.TLSContext(ssl.PROTOCOL_TLS_SERVER)
         server.load_cert_chain(self.pki.cert_file, self.pki.key_file)
-        client = aiotls.TLSContext(ssl.PROTOCOL_TLS_CLIENT)
+        client = ResumingTLSContext(ssl.PROTOCOL_TLS_CLIENT)
         client.load_verify_locations(self.pki.ca_file)
         if suite is not None:
             v = ssl.TLSVersion.TLSv1_3 if suite.version == "TLSv1.3" else ssl.TLSVersion.TLSv1_2
@@ -139,8 +158,11 @@ class Contexts:
 class Impl:
     def __init__(self, name: str, contexts: Contexts, suite: Suite | None) -> None:
         self.name = name
+        #: aiotls's own asyncio adapter (aiotls.asyncio)
         self.uses_aiotls = name.startswith("aiotls")
-        if self.uses_aiotls:
+        #: aiotls contexts handed to the loop's own TLS machinery (wrap_bio: the ssl facade)
+        self.facade = name.startswith("facade")
+        if self.uses_aiotls or self.facade:
             self.server_ctx: Any
             self.server_ctx, self.client_ctx = contexts.aiotls(suite)
         else:
@@ -163,7 +185,10 @@ class Impl:
             return await aio.create_connection(factory, "127.0.0.1", port, ssl=self.client_ctx,
                                                server_hostname="localhost", session=session)
         loop = asyncio.get_running_loop()
-        self.client_ctx.session = session
+        if self.facade:
+            self.client_ctx._bench_session = session
+        else:
+            self.client_ctx.session = session
         transport, protocol = await loop.create_connection(
             factory, "127.0.0.1", port, ssl=self.client_ctx, server_hostname="localhost")
         return transport, protocol  # type: ignore[return-value]
@@ -552,30 +577,36 @@ async def _sync(value: float) -> float:
     return value
 
 
+def _pair_label(a: str, b: str) -> str:
+    return f"{a.replace('uvloop', 'uv')}/{b.replace('uvloop', 'uv')}"
+
+
 def print_table(rows: list[Row]) -> None:
     head = (f"{'scenario':<64} {'unit':<13} " + " ".join(f"{n:>13}" for n in IMPLS)
-            + f" {'aiotls/stdlib':>14} {'aiotls+uv/uv':>13}")
+            + " " + " ".join(f"{_pair_label(a, b):>16}" for a, b in PAIRS))
     print(head)
     print("-" * len(head))
     for row in rows:
-        r1 = row.ratio("aiotls", "stdlib")
-        r2 = row.ratio("aiotls+uvloop", "uvloop")
         vals = " ".join(f"{row.values.get(n, float('nan')):>13.1f}" for n in IMPLS)
-        print(f"{row.scenario:<64} {row.unit:<13} {vals} "
-              f"{(f'{r1:.2f}x' if r1 else '-'):>14} {(f'{r2:.2f}x' if r2 else '-'):>13}")
+        ratios = []
+        for a, b in PAIRS:
+            r = row.ratio(a, b)
+            ratios.append(f"{(f'{r:.2f}x' if r else '-'):>16}")
+        print(f"{row.scenario:<64} {row.unit:<13} {vals} " + " ".join(ratios))
 
 
 def print_round_ratios(rows: list[Row]) -> None:
     if not any(len(runs) > 1 for row in rows for runs in row.runs.values()):
         return
     print("\nratios within each round (implementations ran back to back): median [min-max]")
+    print(f"{'':<64} " + " ".join(f"{_pair_label(a, b):>24}" for a, b in PAIRS))
     for row in rows:
         cells = []
-        for a, b in (("aiotls", "stdlib"), ("aiotls+uvloop", "uvloop")):
+        for a, b in PAIRS:
             ratios = sorted(row.round_ratios(a, b))
             cells.append(f"{statistics.median(ratios):.2f}x [{ratios[0]:.2f}-{ratios[-1]:.2f}]"
                          if ratios else "-")
-        print(f"{row.scenario:<64} {cells[0]:>24} {cells[1]:>24}")
+        print(f"{row.scenario:<64} " + " ".join(f"{c:>24}" for c in cells))
 
 
 def plot(rows: list[Row], path: str) -> None:
@@ -588,7 +619,7 @@ def plot(rows: list[Row], path: str) -> None:
     for ax, row in zip(axes if len(rows) > 1 else [axes], rows, strict=True):
         names = list(row.values)
         ax.barh(names, [row.values[n] for n in names],
-                color=["#888", "#2a7", "#88a", "#2a7"][:len(names)])
+                color=["#888", "#2a7", "#7c5", "#88a", "#2a7", "#7c5"][:len(names)])
         ax.set_title(row.scenario, fontsize=9)
         ax.set_xlabel(row.unit, fontsize=8)
         ax.tick_params(labelsize=8)
