@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 import socket
 import ssl
+import threading
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -156,6 +157,8 @@ _UNSUPPORTED_VERIFY_FLAGS = {
     ssl.VERIFY_ALLOW_PROXY_CERTS: "proxy certificates (VERIFY_ALLOW_PROXY_CERTS)",
 }
 
+
+_SEALER_LOCK = threading.Lock()
 
 #: Size of the smallest RSA key aiotls accepts, ours or the peer's.
 MIN_RSA_BITS = 2048
@@ -562,9 +565,13 @@ class TLSContext(ssl.SSLContext):
 
     def _ticket_sealer(self) -> Any:
         if self._sealer is None:
-            if not self._ticket_keys:
-                self._ticket_keys = [os.urandom(32)]
-            self._sealer = _crypto.TicketSealer(self._ticket_keys)
+            # (wrap_bio() may run in worker threads: one random key per context, not one
+            # per thread that raced here)
+            with _SEALER_LOCK:
+                if self._sealer is None:
+                    if not self._ticket_keys:
+                        self._ticket_keys = [os.urandom(32)]
+                    self._sealer = _crypto.TicketSealer(self._ticket_keys)
         return self._sealer
 
     # --- protocol parameters -------------------------------------------------------------------
