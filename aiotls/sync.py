@@ -140,6 +140,16 @@ class TLSSocket(ssl.SSLSocket):
 
     _context: TLSContext
     _conn: TLSConnection | None
+    _session: TLSSession | None
+    _connected: bool
+    _lock: threading.Lock
+    _read_lock: threading.Lock
+    _write_lock: threading.RLock
+    _sslobj: None
+    #: Handshake in connect()/accept() (and at wrap time for connected sockets).
+    do_handshake_on_connect: bool
+    #: ``recv`` returns ``b""`` (not TruncationError) on EOF without close_notify.
+    suppress_ragged_eofs: bool
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         raise TypeError("TLSSocket has no public constructor: use TLSContext.wrap_socket() "
@@ -350,9 +360,13 @@ class TLSSocket(ssl.SSLSocket):
 
     # --- handshake -------------------------------------------------------------------------------
 
+    def _require_connected(self) -> None:
+        if not self._connected:
+            self.getpeername()  # raises ENOTCONN if the socket really is not connected
+
     def do_handshake(self, block: bool = False) -> None:
         """Run the handshake (a no-op once done)."""
-        self._check_connected()
+        self._require_connected()
         timeout = self.gettimeout()
         try:
             if timeout == 0.0 and block:
@@ -363,6 +377,7 @@ class TLSSocket(ssl.SSLSocket):
 
     def _handshake(self) -> None:
         self._live("Handshake")
+        self._require_connected()
         with self._read_lock:
             self._flush(writer=True)  # a client's hello is ready from the start
             while not self._handshake_done:
@@ -376,7 +391,7 @@ class TLSSocket(ssl.SSLSocket):
 
     # --- reading ---------------------------------------------------------------------------------
 
-    def read(self, len: int = 1024, buffer: Any = None) -> Any:  # noqa: A002 (stdlib name)
+    def read(self, len: int = 1024, buffer: Any = None) -> Any:
         """Read up to ``len`` bytes (into ``buffer`` if given: returns the count)."""
         self._live("Read")
         if not self._handshake_done:
@@ -428,10 +443,10 @@ class TLSSocket(ssl.SSLSocket):
             raise ValueError(f"recvfrom not allowed on instances of {type(self)}")
         return super(ssl.SSLSocket, self).recvfrom(buflen, flags)
 
-    def recvfrom_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> Any:
+    def recvfrom_into(self, buffer: Any, nbytes: int | None = None, flags: int = 0) -> Any:
         if self._conn is not None:
             raise ValueError(f"recvfrom_into not allowed on instances of {type(self)}")
-        return super(ssl.SSLSocket, self).recvfrom_into(buffer, nbytes, flags)
+        return super(ssl.SSLSocket, self).recvfrom_into(buffer, nbytes or 0, flags)
 
     def pending(self) -> int:
         """Decrypted bytes waiting to be read."""
@@ -590,8 +605,8 @@ class TLSSocket(ssl.SSLSocket):
 
     # --- what was negotiated ---------------------------------------------------------------------
 
-    @property
-    def context(self) -> TLSContext:  # type: ignore[override]
+    @property  # type: ignore[override]
+    def context(self) -> TLSContext:
         """The :class:`~aiotls.TLSContext`; assignable before any byte was exchanged."""
         return self._context
 
@@ -602,8 +617,8 @@ class TLSSocket(ssl.SSLSocket):
         self._replace(ctx, self._session, "context")
         self._context = ctx
 
-    @property
-    def session(self) -> TLSSession | None:  # type: ignore[override]
+    @property  # type: ignore[override]
+    def session(self) -> TLSSession | None:
         """The session to resume later (clients, after the handshake); assignable before
         the handshake to resume one."""
         conn = self._conn
@@ -628,13 +643,13 @@ class TLSSocket(ssl.SSLSocket):
             self._collect()
 
     @property
-    def session_reused(self) -> bool | None:  # type: ignore[override]
+    def session_reused(self) -> bool | None:
         conn = self._conn
         return conn.session_reused if conn is not None else None
 
     def getpeercert(self, binary_form: bool = False) -> Any:
         """The peer's certificate (``ValueError`` before the handshake), as the stdlib."""
-        self._check_connected()
+        self._require_connected()
         return self._live("getpeercert()").getpeercert(binary_form)
 
     def version(self) -> str | None:
