@@ -743,6 +743,12 @@ class Channel:
         """The exception to raise when waiting on a connection that is already over."""
         return TLSUsageError(f"the connection is already over ({waiting_for})")
 
+    def aborted_error(self) -> Exception:
+        """The exception to raise when the connection ends cleanly during the handshake
+        (closed locally)."""
+        return TLSUsageError("the connection ended before the handshake completed",
+                             cause="the connection was closed locally during the handshake")
+
     def flush(self) -> None:
         """Write what the connection has to send."""
         data = self.conn.data_to_send()
@@ -789,3 +795,28 @@ class Channel:
         """Encrypt and write ``data``."""
         self.conn.send_data(data)
         self.flush()
+
+    def handshake(self, deadline: float) -> HandshakeCompleted:
+        """Run the handshake; its :class:`~aiotls.events.HandshakeCompleted` event."""
+        self.flush()  # a client's ClientHello is ready right after construction
+        while True:
+            event = self.next_event(deadline, "waiting for the TLS handshake")
+            if isinstance(event, HandshakeCompleted):
+                return event
+            if isinstance(event, ConnectionTerminated):
+                raise self.aborted_error()
+
+    def close(self, deadline: float) -> bool:
+        """Send close_notify and wait for the peer's; True if the peer's close_notify
+        arrived (False if the peer ended the connection without it)."""
+        got_close_notify = False
+        if self.terminated:
+            return False
+        self.conn.close()
+        self.flush()
+        while True:
+            event = self.next_event(deadline, "waiting for the peer's close_notify")
+            if isinstance(event, CloseNotifyReceived):
+                got_close_notify = True
+            elif isinstance(event, ConnectionTerminated):
+                return got_close_notify
