@@ -712,3 +712,39 @@ def test_post_handshake_client_authentication(pki: PKI, listener: socket.socket)
             assert _recv_exactly(tls, 7) == b"show me"
             tls.sendall(b"here")
             assert peer.result(TIMEOUT) == ((("commonName", "client.example.test"),),)
+
+
+# --- Channel: the event-level blocking driver (the command line's) --------------------------------
+
+
+def test_channel_drives_a_connection_event_by_event(pki: PKI, listener: socket.socket) -> None:
+    def body(tls: ssl.SSLSocket) -> bytes:
+        got = _recv_exactly(tls, 5)
+        tls.sendall(got.upper())
+        tls.unwrap()  # close_notify both ways
+        return got
+
+    with peer_thread(_stdlib_server(listener, pki.stdlib_server_context(), body)) as peer, \
+            _connect(listener.getsockname()) as sock:
+        conn = aiotls.TLSConnection(pki.client_context(), server_hostname="localhost")
+        channel = aiotls.sync.Channel(sock, conn, peer="the server", io_timeout=TIMEOUT)
+        deadline = time.monotonic() + TIMEOUT
+        hs = channel.handshake(deadline)
+        assert hs.server_name == "localhost" and channel.bytes_received > 0
+        channel.send(b"hello")
+        event = channel.next_event(deadline, "waiting for the echo")
+        assert event == aiotls.DataReceived(b"HELLO")
+        assert channel.close(deadline) is True  # the peer's close_notify arrived
+        with pytest.raises(aiotls.TLSUsageError, match="already over"):
+            channel.next_event(deadline, "waiting for more")
+        assert peer.result(TIMEOUT) == b"hello"
+
+
+def test_channel_deadline(pki: PKI, listener: socket.socket) -> None:
+    with _connect(listener.getsockname()) as sock, listener.accept()[0]:
+        conn = aiotls.TLSConnection(pki.client_context(), server_hostname="localhost")
+        channel = aiotls.sync.Channel(sock, conn, peer="a silent peer", io_timeout=TIMEOUT)
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            channel.handshake(started + 0.3)
+        assert time.monotonic() - started < 2.0
