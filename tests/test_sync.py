@@ -524,6 +524,44 @@ def test_non_blocking_handshake_and_reads(pki: PKI, listener: socket.socket) -> 
         peer.result(TIMEOUT)
 
 
+def test_non_blocking_writes_raise_want_write_and_lose_nothing(pki: PKI,
+                                                              listener: socket.socket) -> None:
+    reading = threading.Event()
+
+    def body(tls: TLSSocket) -> str:
+        assert reading.wait(TIMEOUT)  # nothing read until the client's socket is full
+        digest = hashlib.sha256()
+        while data := tls.recv(65536):
+            digest.update(data)
+        return digest.hexdigest()
+
+    with peer_thread(_aiotls_server(listener, pki.server_context(), body)) as peer:
+        with _client(pki, listener.getsockname()) as tls:
+            tls.setblocking(False)
+            sent = hashlib.sha256()
+            block = os.urandom(100_000)
+            deadline = time.monotonic() + TIMEOUT
+            full = False
+            while not full:  # until the socket takes no more
+                assert time.monotonic() < deadline
+                try:
+                    sent.update(block[:tls.send(block)])
+                except ssl.SSLWantWriteError:
+                    full = True
+            reading.set()
+            for _ in range(20):  # then more, waiting for room each time
+                while True:
+                    assert select.select([], [tls], [], TIMEOUT)[1]
+                    try:
+                        sent.update(block[:tls.send(block)])
+                        break
+                    except ssl.SSLWantWriteError:
+                        continue
+            tls.settimeout(TIMEOUT)
+            tls.unwrap()  # flushes what is queued, then close_notify both ways
+        assert peer.result(TIMEOUT) == sent.hexdigest()
+
+
 # --- accept and connect ---------------------------------------------------------------------------
 
 
@@ -685,8 +723,16 @@ def test_session_resumption(pki: PKI, listener: socket.socket, version: ssl.TLSV
             assert _recv_exactly(tls, 3) == b"one"  # (TLS 1.3 tickets arrive with the data)
             session = tls.session
         assert isinstance(session, aiotls.TLSSession)
-        with _client(pki, listener.getsockname(), ctx=ctx, session=session) as tls:
+        # the session set on an unconnected socket, before connect()
+        with ctx.wrap_socket(socket.socket(), server_hostname="localhost") as tls:
+            tls.settimeout(TIMEOUT)
+            tls.session = session
+            tls.connect(listener.getsockname())
             assert tls.session_reused is True
+            with pytest.raises(ValueError, match="after handshake"):
+                tls.session = session
+            with pytest.raises(ValueError, match="after handshake"):
+                tls.context = ctx
             tls.sendall(b"two")
             assert _recv_exactly(tls, 3) == b"two"
         assert peer.result(TIMEOUT) == [False, True]
