@@ -35,6 +35,10 @@ Timeouts are the socket's own: a blocking socket with a timeout raises
 raises :class:`ssl.SSLWantReadError` / :class:`ssl.SSLWantWriteError` like the stdlib.
 Fatal TLS errors are raised as the :class:`~aiotls.TLSError` the connection reported
 (after its alert was written), never as :class:`ssl.SSLSyscallError`.
+
+:class:`Channel` is the same loop one level down, for programs that want the
+connection's events rather than a socket (the command line is one): no locks, no
+buffering, a deadline on every wait.
 """
 
 from __future__ import annotations
@@ -219,7 +223,6 @@ class TLSSocket(ssl.SSLSocket):
         self._rbuf = bytearray(_READ_SIZE) if conn is not None else bytearray()
         self._handshake_done = False
         self._terminated = False
-        self._peer_closed = False
         self._truncated = False
         self._error: TLSError | None = None
         self._discard = False  # unwrapping: data after our close_notify is dropped
@@ -248,8 +251,6 @@ class TLSSocket(ssl.SSLSocket):
                     self._plain += event.data
             elif isinstance(event, HandshakeCompleted):
                 self._handshake_done = True
-            elif isinstance(event, CloseNotifyReceived):
-                self._peer_closed = True
             elif isinstance(event, ConnectionTerminated):
                 self._terminated = True
                 self._error = event.error

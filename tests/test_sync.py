@@ -256,6 +256,40 @@ def test_http_client_refuses_untrusted_server(pki: PKI,
     conn.close()
 
 
+def test_smtplib_starttls(pki: PKI, listener: socket.socket) -> None:
+    """STARTTLS: smtplib wraps its connected socket in the middle of a plaintext dialogue."""
+    import smtplib
+
+    def server() -> list[bytes]:
+        raw, _ = listener.accept()
+        raw.settimeout(TIMEOUT)
+        commands = []
+        with raw:
+            f = raw.makefile("rb")
+            raw.sendall(b"220 test ESMTP\r\n")
+            commands.append(f.readline().split()[0].upper())
+            raw.sendall(b"250-test\r\n250 STARTTLS\r\n")
+            commands.append(f.readline().strip())
+            raw.sendall(b"220 go ahead\r\n")
+            f.close()
+            with pki.stdlib_server_context().wrap_socket(raw, server_side=True) as tls:
+                f = tls.makefile("rb")
+                for reply in (b"250 test\r\n", b"221 bye\r\n"):
+                    commands.append(f.readline().split()[0].upper())
+                    tls.sendall(reply)
+                f.close()
+        return commands
+
+    with peer_thread(server) as peer:
+        host, port = listener.getsockname()
+        with smtplib.SMTP(host, port, local_hostname="client", timeout=TIMEOUT) as smtp:
+            smtp.ehlo()
+            assert smtp.starttls(context=pki.client_context())[0] == 220
+            assert isinstance(smtp.sock, TLSSocket) and smtp.sock.version() is not None
+            assert smtp.ehlo()[0] == 250
+        assert peer.result(TIMEOUT) == [b"EHLO", b"STARTTLS", b"EHLO", b"QUIT"]
+
+
 # --- reading and writing --------------------------------------------------------------------------
 
 
