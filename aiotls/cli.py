@@ -9,7 +9,7 @@ Subcommands::
     diagnose  probe what a server accepts and verify its certificate
 
 Everything here uses blocking sockets with a deadline on every wait, driving the
-sans-IO :class:`aiotls.TLSConnection` directly (see :class:`_Channel`), so the
+sans-IO :class:`aiotls.TLSConnection` directly (see :class:`aiotls.sync.Channel`), so the
 command line doubles as a readable example of the core API.
 
 Exit status: 0 on success, 1 when the operation or a requested check fails
@@ -43,16 +43,16 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 
 from . import __version__, _crypto, _verify
 from ._crypto import ThrowawayPKI, generate_throwaway_pki
-from .connection import ConnectionState, TLSConnection
+from .connection import TLSConnection
 from .context import ALL_GROUPS, ALL_SUITES, TLSContext
 from .errors import CertificateError, TLSError
 from .events import (
     CloseNotifyReceived,
     ConnectionTerminated,
     DataReceived,
-    Event,
     HandshakeCompleted,
 )
+from .sync import Channel
 
 __all__ = ["CLIError", "hostname_matches", "main"]
 
@@ -61,7 +61,6 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 
-_RECV_SIZE = 65536
 _DEMO_BUDGET = 4.5  # seconds for the whole demo, key generation included
 _DEMO_MESSAGES = ("hello", "how are you?", "goodbye")
 _DEMO_CLIENT_ALPN = ("h2", "http/1.1")
@@ -345,80 +344,21 @@ def hostname_matches(cert: x509.Certificate, hostname: str) -> str | None:
 # --- a TLSConnection over a blocking socket ----------------------------------------------------
 
 
-class _Channel:
-    """Drive a :class:`TLSConnection` over a blocking socket, every wait bounded by a deadline.
-
-    The pattern is the sans-IO loop: write whatever ``data_to_send()`` holds, read
-    from the socket, ``receive_data()``, repeat until ``next_event()`` has something.
-    A :class:`ConnectionTerminated` carrying an error is raised as that error.
+class _Channel(Channel):
+    """:class:`aiotls.sync.Channel` (the sans-IO loop over a blocking socket, every wait
+    bounded by a deadline) with the command line's messages: socket errors and waits on
+    a finished connection are raised as :class:`CLIError`.
     """
 
-    def __init__(self, sock: socket.socket, conn: TLSConnection, *, peer: str,
-                 io_timeout: float) -> None:
-        self.sock = sock
-        self.conn = conn
-        self.peer = peer
-        self.io_timeout = io_timeout
-        self.terminated = False
-        self.bytes_sent = 0
-        self.bytes_received = 0
-        # Each flush is a whole TLS flight or message: do not let Nagle hold it back.
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    def network_error(self, exc: OSError, doing: str) -> Exception:
+        return _network_error(exc, doing)
 
-    def flush(self) -> None:
-        data = self.conn.data_to_send()
-        if not data:
-            return
-        self.sock.settimeout(self.io_timeout)
-        try:
-            self.sock.sendall(data)
-        except OSError as exc:
-            if self.conn.state in (ConnectionState.FAILED, ConnectionState.CLOSED):
-                return  # the peer is gone; the alert or close_notify we owed cannot be delivered
-            raise _network_error(exc, f"sending to {self.peer}") from None
-        self.bytes_sent += len(data)
+    def closed_error(self, waiting_for: str) -> Exception:
+        return CLIError(f"the connection is already over ({waiting_for})")
 
-    def _fill(self, deadline: float, waiting_for: str) -> None:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise _network_error(TimeoutError(), f"{waiting_for} ({self.peer})")
-        self.sock.settimeout(remaining)
-        try:
-            data = self.sock.recv(_RECV_SIZE)
-        except OSError as exc:
-            raise _network_error(exc, f"{waiting_for} ({self.peer})") from None
-        self.bytes_received += len(data)
-        self.conn.receive_data(data)  # b"" tells the connection about EOF
-        self.flush()  # replies the engine produced while reading (alerts, close_notify, ...)
-
-    def next_event(self, deadline: float, waiting_for: str) -> Event:
-        while True:
-            event = self.conn.next_event()
-            if event is not None:
-                if isinstance(event, ConnectionTerminated):
-                    self.terminated = True
-                    self.flush()
-                    if event.error is not None:
-                        raise event.error
-                return event
-            if self.terminated:
-                raise CLIError(f"the connection is already over ({waiting_for})")
-            self._fill(deadline, waiting_for)
-
-    def handshake(self, deadline: float) -> HandshakeCompleted:
-        self.flush()  # a client's ClientHello is ready right after construction
-        while True:
-            event = self.next_event(deadline, "waiting for the TLS handshake")
-            if isinstance(event, HandshakeCompleted):
-                return event
-            if isinstance(event, ConnectionTerminated):
-                raise CLIError("the connection ended before the handshake completed",
-                               cause="the connection was closed locally during the handshake")
-
-    def send(self, data: bytes) -> None:
-        self.conn.send_data(data)
-        self.flush()
+    def aborted_error(self) -> Exception:
+        return CLIError("the connection ended before the handshake completed",
+                        cause="the connection was closed locally during the handshake")
 
     def receive(self, size: int, deadline: float, *, at_least_one: bool = False) -> bytes:
         """Read until ``size`` bytes arrived (or any data, with ``at_least_one``)."""
@@ -434,20 +374,6 @@ class _Channel:
                     hint="check the peer's logs",
                 )
         return bytes(got)
-
-    def close(self, deadline: float) -> bool:
-        """Send close_notify and wait for the peer's; True if the peer's close_notify arrived."""
-        got_close_notify = False
-        if self.terminated:
-            return False
-        self.conn.close()
-        self.flush()
-        while True:
-            event = self.next_event(deadline, "waiting for the peer's close_notify")
-            if isinstance(event, CloseNotifyReceived):
-                got_close_notify = True
-            elif isinstance(event, ConnectionTerminated):
-                return got_close_notify
 
 
 def _set_versions(ctx: TLSContext, version: ssl.TLSVersion | None) -> None:
