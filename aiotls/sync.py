@@ -51,7 +51,6 @@ import ssl
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 from typing import Any
 
 from .connection import ConnectionState, TLSConnection, TLSSession
@@ -679,18 +678,14 @@ class TLSSocket(ssl.SSLSocket):
         return None
 
     def get_channel_binding(self, cb_type: str = "tls-unique") -> bytes | None:
-        """Channel binding data; aiotls does not expose ``tls-unique``."""
+        """RFC 5929 ``tls-unique`` for TLS 1.2 (``None`` before the handshake and for
+        TLS 1.3, where RFC 8446 C.5 leaves it undefined)."""
         if cb_type not in ssl.CHANNEL_BINDING_TYPES:
             raise ValueError(f"{cb_type} channel binding type not implemented")
         conn = self._conn
-        binding: Callable[[str], bytes | None] | None = getattr(conn, "get_channel_binding", None)
         if conn is None:
             return None
-        if binding is None:
-            raise NotImplementedError(
-                "aiotls does not expose the tls-unique channel binding (the first Finished "
-                "message); RFC 9266 deprecates it for TLS 1.3")
-        return binding(cb_type)
+        return conn.get_channel_binding(cb_type)
 
     def verify_client_post_handshake(self) -> None:
         """TLS 1.3 server: request the client's certificate now; ``getpeercert()`` shows

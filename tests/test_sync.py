@@ -724,12 +724,23 @@ def test_misuse(pki: PKI, listener: socket.socket) -> None:
         assert info.value.errno == errno.ENOTCONN
 
 
-def test_channel_binding_is_refused_clearly(pki: PKI, listener: socket.socket) -> None:
-    with peer_thread(_stdlib_server(listener, pki.stdlib_server_context(), _echo)) as peer:
-        with _client(pki, listener.getsockname()) as tls, \
-                pytest.raises(NotImplementedError, match="tls-unique"):
-            tls.get_channel_binding()
-        peer.result(TIMEOUT)
+@pytest.mark.parametrize("version", VERSIONS)
+def test_tls_unique_matches_the_stdlib_servers(pki: PKI, listener: socket.socket,
+                                               version: ssl.TLSVersion) -> None:
+    def body(tls: ssl.SSLSocket) -> bytes | None:
+        binding = tls.get_channel_binding()
+        _echo(tls)
+        return binding
+
+    with peer_thread(_stdlib_server(listener, pki.stdlib_server_context(), body)) as peer:
+        with _client(pki, listener.getsockname(), version=version) as tls:
+            ours = tls.get_channel_binding()
+            tls.unwrap()
+        theirs = peer.result(TIMEOUT)
+    if version == ssl.TLSVersion.TLSv1_2:
+        assert ours is not None and len(ours) == 12 and ours == theirs
+    else:
+        assert ours is None  # RFC 8446 C.5: undefined for TLS 1.3 (OpenSSL still answers)
 
 
 # --- sessions and post-handshake authentication ---------------------------------------------------
