@@ -571,14 +571,15 @@ class TLSListener(Listener[TLSStream]):
         self.handshake_timeout = handshake_timeout
 
     @staticmethod
-    async def handle_handshake_error(exc: BaseException, stream: AnyByteStream) -> None:
-        """Called when a handshake failed: closes ``stream``, logs ``exc`` (TLS errors,
-        timeouts and early EOFs as one warning line; anything else with its traceback),
-        and re-raises cancellation and exceptions that are not :class:`Exception`."""
-        await anyio.aclose_forcefully(stream)
+    async def handle_handshake_error(exc: BaseException, stream: AnyByteStream,
+                                     peer: object = None) -> None:
+        """Called when a handshake failed: logs ``exc`` (TLS errors, timeouts and early
+        EOFs as one warning line; anything else with its traceback) with the ``peer``'s
+        address, closes ``stream``, and re-raises cancellation and exceptions that are not
+        :class:`Exception`."""
         if isinstance(exc, anyio.get_cancelled_exc_class()) or not isinstance(exc, Exception):
+            await anyio.aclose_forcefully(stream)
             raise exc
-        peer = stream.extra(SocketAttribute.remote_address, None)
         if isinstance(exc, TimeoutError):
             logger.warning("TLS handshake with %s timed out", peer)
         elif isinstance(exc, TLSError | anyio.EndOfStream | anyio.BrokenResourceError):
@@ -586,17 +587,22 @@ class TLSListener(Listener[TLSStream]):
             logger.warning("TLS handshake with %s failed: %s", peer, detail)
         else:
             logger.error("TLS handshake with %s failed", peer, exc_info=exc)
+        await anyio.aclose_forcefully(stream)
 
     async def serve(self, handler: Callable[[TLSStream], Any],
                     task_group: TaskGroup | None = None) -> None:
         async def handshake_then_handle(stream: AnyByteStream) -> None:
+            try:  # (read now: a failed handshake closes the socket)
+                peer = stream.extra(SocketAttribute.remote_address, None)
+            except Exception:
+                peer = None
             try:
                 with anyio.fail_after(self.handshake_timeout):
                     wrapped = await TLSStream.wrap(stream, server_side=True,
                                                    ssl_context=self.ssl_context,
                                                    standard_compatible=self.standard_compatible)
             except BaseException as exc:
-                await self.handle_handshake_error(exc, stream)
+                await self.handle_handshake_error(exc, stream, peer)
             else:
                 await handler(wrapped)
 
