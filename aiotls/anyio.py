@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any, cast
@@ -79,13 +80,30 @@ __all__ = ["TLSListener", "TLSStream"]
 
 logger = logging.getLogger(__name__)
 
-#: Bytes asked of the transport per read.  Larger reads mean fewer, larger decryption
-#: batches (asyncio delivers up to 256 KiB per read anyway).
+#: Bytes asked of the transport per read.  On asyncio a stream hands over what the event
+#: loop read (up to 256 KiB), and cuts a larger piece with two copies: ask for all of it.
 _READ_SIZE = 256 * 1024
+#: On trio a read allocates a buffer of the size asked for: 64 KiB stays below glibc's
+#: mmap threshold (no fresh pages to fault in on every read) and decrypts to less than
+#: a default receive() takes, so the plaintext is handed over without being cut (copied).
+#: 256 KiB cost 3-7% of bulk throughput on trio in A/B runs here.
+_READ_SIZE_TRIO = 64 * 1024
 #: Seconds allowed to send the last bytes (an alert, close_notify) before closing.
 _FAREWELL_TIMEOUT = 5.0
 #: Records with a body this small end a piece of input (see "Theory of operation").
 _SMALL_RECORD = 256
+
+
+def _running_trio() -> bool:
+    """Whether this task runs on trio (anyio's trio backend)."""
+    trio = sys.modules.get("trio")
+    if trio is None:
+        return False
+    try:
+        trio.lowlevel.current_task()
+    except RuntimeError:
+        return False
+    return True
 
 
 class TLSStream(ByteStream):
@@ -115,6 +133,7 @@ class TLSStream(ByteStream):
         # they are; an object stream of bytes (anyio's memory streams) gets bytes.
         self._bytes_out = not isinstance(transport_stream, ByteSendStream)
         self._receive_size = isinstance(transport_stream, ByteReceiveStream)
+        self._read_size = _READ_SIZE_TRIO if _running_trio() else _READ_SIZE
         self._read_lock = anyio.Lock(fast_acquire=True)
         self._write_lock = anyio.Lock(fast_acquire=True)
         self._plain: deque[bytes] = deque()  # decrypted, not yet received
@@ -206,7 +225,12 @@ class TLSStream(ByteStream):
         """
         if max_bytes < 1:
             raise ValueError("max_bytes must be a positive integer")
-        async with self._read_lock:
+        lock = self._read_lock
+        try:
+            lock.acquire_nowait()  # (the usual case, without a coroutine of its own)
+        except anyio.WouldBlock:
+            await lock.acquire()
+        try:
             while not self._plain:
                 if self._closed:
                     raise anyio.ClosedResourceError
@@ -216,6 +240,8 @@ class TLSStream(ByteStream):
                 self._feed(data)
                 await self._flush(blocking=False)  # replies made while reading
             return self._take(max_bytes)
+        finally:
+            lock.release()
 
     def _take(self, max_bytes: int) -> bytes:
         plain = self._plain
@@ -244,7 +270,8 @@ class TLSStream(ByteStream):
             raise anyio.BrokenResourceError from self._broken
         try:
             if self._receive_size:
-                return await cast(ByteReceiveStream, self.transport_stream).receive(_READ_SIZE)
+                return await cast(ByteReceiveStream,
+                                  self.transport_stream).receive(self._read_size)
             return await self.transport_stream.receive()
         except anyio.EndOfStream:
             return b""
@@ -392,7 +419,12 @@ class TLSStream(ByteStream):
         :raises anyio.BrokenResourceError: the peer closed the connection, the transport
             failed, or the stream failed earlier.
         """
-        async with self._write_lock:
+        lock = self._write_lock
+        try:
+            lock.acquire_nowait()
+        except anyio.WouldBlock:
+            await lock.acquire()
+        try:
             self._check_writable()
             try:
                 self._conn.send_data(item)
@@ -404,6 +436,8 @@ class TLSStream(ByteStream):
                 await self._close_after_error(locked=True)
                 raise
             await self._send_queued()
+        finally:
+            lock.release()
 
     def _check_writable(self) -> None:
         if self._closed or self._eof_sent:
@@ -417,25 +451,34 @@ class TLSStream(ByteStream):
     async def _flush(self, *, blocking: bool) -> None:
         """Send what the connection has queued.  Not ``blocking``: leave it to the task
         holding the write lock, if any (it sends everything queued before it lets go)."""
-        if self._write_lock.locked() and not blocking:
+        if not blocking:
+            if self._write_lock.locked():
+                return
+            out = self._conn.data_to_send()
+            if not out:
+                return
+            self._write_lock.acquire_nowait()  # (free: checked above, nothing ran since)
+            try:
+                if self._broken is None:
+                    with contextlib.suppress(OSError, anyio.BrokenResourceError,
+                                             anyio.ClosedResourceError):
+                        # A reply made while reading (a KeyUpdate answer, our close_notify)
+                        # that cannot be sent: the next send() reports it; what was
+                        # received still counts.
+                        await self._send_queued(out)
+            finally:
+                self._write_lock.release()
             return
         async with self._write_lock:
             if self._broken is not None:
-                if blocking:
-                    raise anyio.BrokenResourceError from self._broken
-                return
-            try:
-                await self._send_queued()
-            except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
-                if blocking:
-                    raise
-                # A reply made while reading (a KeyUpdate answer, our close_notify) could
-                # not be sent: the next send() reports it; what was received still counts.
+                raise anyio.BrokenResourceError from self._broken
+            await self._send_queued()
 
-    async def _send_queued(self) -> None:
-        """With the write lock: send the connection's output until none is left."""
+    async def _send_queued(self, out: bytes | bytearray = b"") -> None:
+        """With the write lock: send ``out`` (taken from the connection already), then the
+        connection's output until none is left."""
         conn = self._conn
-        while out := conn.data_to_send():
+        while out or (out := conn.data_to_send()):
             try:
                 await self.transport_stream.send(bytes(out) if self._bytes_out
                                                  else cast(bytes, out))
@@ -446,6 +489,7 @@ class TLSStream(ByteStream):
                 if isinstance(exc, OSError):
                     raise anyio.BrokenResourceError from exc
                 raise
+            out = b""
 
     async def send_eof(self) -> None:
         """TLS 1.3: send close_notify and go on receiving until the peer's (a half-close).
