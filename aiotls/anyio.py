@@ -106,6 +106,18 @@ def _running_trio() -> bool:
     return True
 
 
+def _a_labels(hostname: str) -> str:
+    """An internationalised host name in its ASCII form (IDNA 2008, UTS 46 mapping), as
+    anyio resolves it for its own TLS stream; ASCII names and IP addresses as they are."""
+    try:
+        hostname.encode("ascii")
+    except UnicodeEncodeError:
+        import idna  # anyio's own dependency
+
+        return idna.encode(hostname, uts46=True).decode("ascii")
+    return hostname
+
+
 class TLSStream(ByteStream):
     """A byte stream that encrypts what is sent and decrypts what is received.
 
@@ -140,7 +152,6 @@ class TLSStream(ByteStream):
         self._head_pos = 0  # how much of _plain[0] was received already
         self._peer_closed = False  # the peer's close_notify arrived
         self._terminated: ConnectionTerminated | None = None
-        self._transport_eof = False
         self._eof_sent = False  # send_eof(): we still expect the peer's data
         self._closed = False  # aclose() or unwrap(): this stream is done
         self._discarding = False  # unwrap() or aclose() began: received data is dropped
@@ -171,7 +182,8 @@ class TLSStream(ByteStream):
         :param server_side: ``True`` for the server side; defaults to ``not hostname``, as
             in anyio.
         :param hostname: the server's name (clients): sent as SNI and verified against the
-            certificate when ``ssl_context.check_hostname`` is on.
+            certificate when ``ssl_context.check_hostname`` is on.  An internationalised
+            name is converted to its ASCII form (IDNA 2008), as anyio does.
         :param ssl_context: an :class:`aiotls.TLSContext` made for this side
             (``ssl.PROTOCOL_TLS_CLIENT`` or ``ssl.PROTOCOL_TLS_SERVER``).
         :param standard_compatible: ``False`` skips close_notify when closing and takes the
@@ -194,7 +206,8 @@ class TLSStream(ByteStream):
             raise TLSUsageError("hostname is only meaningful for clients",
                                 hint="drop hostname= on the server side")
         conn = TLSConnection(ssl_context, server_side=server_side,
-                             server_hostname=hostname or None, session=session)
+                             server_hostname=_a_labels(hostname) if hostname else None,
+                             session=session)
         stream = cls(transport_stream, conn, standard_compatible=standard_compatible)
         await stream._handshake()
         return stream
@@ -290,7 +303,6 @@ class TLSStream(ByteStream):
         """Give transport bytes to the connection and collect what they meant."""
         conn = self._conn
         if not data:
-            self._transport_eof = True
             conn.receive_data(b"")
             self._drain()
             return
