@@ -14,6 +14,7 @@ import asyncio
 import hashlib
 import logging
 import math
+import random
 import ssl
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -103,6 +104,37 @@ class Corked(ObjectStream[bytes]):
     @property
     def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
         return self.inner.extra_attributes
+
+
+class Trickle(ObjectStream[bytes]):
+    """A transport that hands over what it receives in small pieces (1 to 7 bytes, from a
+    seeded generator), so records and their headers arrive cut anywhere; once
+    ``trickling`` is off, each item as it was sent."""
+
+    def __init__(self, inner: ObjectStream[bytes], seed: int) -> None:
+        self.inner = inner
+        self.random = random.Random(seed)
+        self.pending = b""
+        self.trickling = True
+
+    async def receive(self) -> bytes:
+        if not self.pending:
+            item = await self.inner.receive()
+            if not self.trickling:
+                return item
+            self.pending = item
+        n = self.random.randint(1, 7)
+        piece, self.pending = self.pending[:n], self.pending[n:]
+        return piece
+
+    async def send(self, item: bytes) -> None:
+        await self.inner.send(item)
+
+    async def send_eof(self) -> None:
+        await self.inner.send_eof()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
 
 
 async def wrap_pair(client_transport: Any, server_transport: Any,
@@ -794,3 +826,70 @@ async def test_internationalised_hostname_is_sent_and_verified_in_ascii(pki: Any
                                          ssl_context=pki.client_context())
             assert info.value.verify_code == X509_V_ERR_HOSTNAME_MISMATCH
             assert "xn--bcher-kva.example" in str(info.value)
+
+
+@pytest.mark.parametrize("seed", range(3))
+async def test_records_cut_anywhere_by_the_transport(pki: Any, seed: int) -> None:
+    """Reads that cut records and their headers anywhere: data and a KeyUpdate come
+    through, and the stream keeps track of where records begin, so that later the peer's
+    close_notify and the cleartext after it, read at once, still part at the right byte."""
+    raw_a, raw_b = memory_pair()
+    a = Trickle(raw_a, seed)
+    b = Corked(raw_b)
+    with anyio.fail_after(TIMEOUT):
+        client, server = await wrap_pair(a, b, pki.client_context(), pki.server_context())
+        messages = [pattern(n, n) for n in (1, 30, 300, 5000, 20000)]
+        for message in messages:
+            await server.send(message)
+        server.extra(TLSAttribute.ssl_object).update_keys(request_peer_update=True)
+        await server.send(b"after the update")
+        expected = b"".join(messages) + b"after the update"
+        assert await receive_exactly(client, len(expected)) == expected
+        await client.send(b"reply")
+        assert await server.receive() == b"reply"
+        a.trickling = False
+        async with anyio.create_task_group() as tg:
+            result: list[tuple[Any, bytes]] = []
+
+            async def client_unwraps() -> None:
+                result.append(await client.unwrap())
+
+            tg.start_soon(client_unwraps)
+            b.corked = True
+            assert await receive_until_end(server) == b""
+            transport, _ = await server.unwrap()
+            await transport.send(b"cleartext")
+            await b.uncork()
+        assert result == [(a, b"cleartext")]
+
+
+async def test_one_large_send_received_in_small_pieces(pki: Any) -> None:
+    data = pattern(MiB, 6)
+    with anyio.fail_after(TIMEOUT):
+        async with tcp_pair() as (a, b):
+            client, server = await wrap_pair(a, b, pki.client_context(), pki.server_context())
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(client.send, data)
+                received = bytearray()
+                while len(received) < len(data):
+                    piece = await server.receive(1000)
+                    assert 1 <= len(piece) <= 1000
+                    received += piece
+            assert received == data
+            await client.aclose()
+            await server.aclose()
+
+
+async def test_cancelled_receive_loses_nothing(pki: Any) -> None:
+    with anyio.fail_after(TIMEOUT):
+        async with tcp_pair() as (a, b):
+            client, server = await wrap_pair(a, b, pki.client_context(), pki.server_context())
+            with anyio.move_on_after(0.05) as scope:
+                await client.receive()  # nothing comes
+            assert scope.cancelled_caught
+            await server.send(b"after the cancellation")
+            assert await client.receive() == b"after the cancellation"
+            await client.send(b"and the stream still works")
+            assert await server.receive() == b"and the stream still works"
+            await client.aclose()
+            await server.aclose()
