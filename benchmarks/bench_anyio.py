@@ -88,6 +88,7 @@ class Impl:
         async with anyio.create_task_group() as tg:
             tg.start_soon(server)
             streams["client"] = await self.wrap(raw_client, False, standard_compatible)
+        self.cipher = streams["client"].extra(TLSAttribute.cipher)[0]
         return streams["client"], streams["server"]
 
 
@@ -101,7 +102,6 @@ async def bulk(impl: Impl, total: int) -> float:
     async with await anyio.create_tcp_listener(local_host="127.0.0.1") as multi:
         listener = multi.listeners[0]
         client, server = await impl.pair(listener, listener.extra(SocketAttribute.local_port))
-        impl.cipher = client.extra(TLSAttribute.cipher)[0]
 
         async def sink() -> None:
             got = 0
