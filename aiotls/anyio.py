@@ -88,8 +88,6 @@ _READ_SIZE = 256 * 1024
 #: a default receive() takes, so the plaintext is handed over without being cut (copied).
 #: 256 KiB cost 3-7% of bulk throughput on trio in A/B runs here.
 _READ_SIZE_TRIO = 64 * 1024
-#: Seconds allowed to send the last bytes (an alert, close_notify) before closing.
-_FAREWELL_TIMEOUT = 5.0
 #: Records with a body this small end a piece of input (see "Theory of operation").
 _SMALL_RECORD = 256
 
@@ -130,10 +128,13 @@ class TLSStream(ByteStream):
     :var transport_stream: the wrapped stream.
     :var standard_compatible: whether close_notify is sent on close and required from
         the peer (see :meth:`wrap`).
+    :var close_timeout: seconds :meth:`aclose` (and a fatal error) may spend sending the
+        last bytes -- close_notify, an alert -- before the transport is closed regardless.
     """
 
     transport_stream: AnyByteStream
     standard_compatible: bool
+    close_timeout: float = 5.0
 
     def __init__(self, transport_stream: AnyByteStream, connection: TLSConnection, *,
                  standard_compatible: bool) -> None:
@@ -410,7 +411,7 @@ class TLSStream(ByteStream):
     async def _close_after_error(self, *, locked: bool = False) -> None:
         """A fatal TLS error: send the alert owed to the peer (bounded), close the transport.
         ``locked``: the caller holds the write lock."""
-        with anyio.move_on_after(_FAREWELL_TIMEOUT):
+        with anyio.move_on_after(self.close_timeout):
             try:
                 if not locked:
                     await self._flush(blocking=True)
@@ -557,15 +558,16 @@ class TLSStream(ByteStream):
             return self.transport_stream, self._leftover
 
     async def aclose(self) -> None:
-        """Send close_notify (``standard_compatible``, at most 5 s), then close the
-        transport.  The peer's close_notify is not waited for (RFC 8446 6.1 allows it)."""
+        """Send close_notify (``standard_compatible``; for at most :attr:`close_timeout`
+        seconds), then close the transport.  The peer's close_notify is not waited for
+        (RFC 8446 6.1 allows it)."""
         if self._closed:
             return
         self._closed = self._discarding = True
         self._plain.clear()
         try:
             if self.standard_compatible and self._broken is None:
-                with anyio.move_on_after(_FAREWELL_TIMEOUT):
+                with anyio.move_on_after(self.close_timeout):
                     async with self._write_lock:
                         self._conn.close()
                         if self._broken is None:

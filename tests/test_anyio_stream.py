@@ -402,11 +402,30 @@ async def test_aclose_when_cancelled_closes_the_transport_at_once(pki: Any) -> N
     """The aclose_forcefully() pattern: no close_notify, no waiting, the transport closes."""
     a, b = memory_pair()
     with anyio.fail_after(TIMEOUT):
-        client, server = await wrap_pair(a, b, pki.client_context(), pki.server_context(),
-                                         server_standard_compatible=False)
+        client, server = await wrap_pair(a, b, pki.client_context(), pki.server_context())
         await anyio.aclose_forcefully(client)
-        with pytest.raises(anyio.EndOfStream):  # no close_notify came, only the EOF
+        with pytest.raises(anyio.BrokenResourceError) as info:  # EOF, no close_notify
             await server.receive()
+        assert isinstance(info.value.__cause__, aiotls.TruncationError)
+        await server.aclose()
+
+
+async def test_aclose_is_bounded_when_the_peer_never_reads(pki: Any) -> None:
+    """A transport whose send never completes: aclose() gives up on close_notify after
+    close_timeout and closes the transport."""
+    a_send, b_receive = anyio.create_memory_object_stream[bytes](1)
+    b_send, a_receive = anyio.create_memory_object_stream[bytes](1)
+    a, b = StapledObjectStream(a_send, a_receive), StapledObjectStream(b_send, b_receive)
+    with anyio.fail_after(TIMEOUT):
+        client, server = await wrap_pair(a, b, pki.client_context(), pki.server_context())
+        await a.send(b"filler")  # the client-to-server buffer is full now
+        client.close_timeout = 0.2
+        started = anyio.current_time()
+        await client.aclose()  # the server is not receiving: close_notify cannot be sent
+        assert 0.2 <= anyio.current_time() - started < 5
+        assert await b.receive() == b"filler"
+        with pytest.raises(anyio.EndOfStream):  # nothing after it: the transport closed
+            await b.receive()
         await server.aclose()
 
 
