@@ -241,6 +241,8 @@ def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> d
 
     import uvloop
 
+    if item.get_closest_marker("anyio") is not None:
+        return {"asyncio": asyncio.new_event_loop}  # (unused: see pytest_pycollect_makeitem)
     return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
 
 
@@ -330,4 +332,37 @@ def split_records(data: bytes) -> list[bytes]:
         out.append(data[pos:pos + 5 + n])
         pos += 5 + n
     assert pos == len(data), "the stream ends inside a record"
+    return out
+
+
+# --- anyio tests: run by anyio's pytest plugin, not by pytest-asyncio ----------------------------
+
+def _anyio_marked(item: pytest.Item) -> bool:
+    return item.get_closest_marker("anyio") is not None
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> Any:
+    """Give ``@pytest.mark.anyio`` tests back to anyio's plugin.
+
+    With ``asyncio_mode = "auto"`` pytest-asyncio claims every coroutine test: it marks it
+    ``asyncio`` and replaces its item by one that runs it on an asyncio loop, so anyio's
+    plugin never sees a coroutine and a test parametrized over ``"trio"`` silently runs on
+    asyncio.  This wrapper (outermost) turns such items back into plain
+    :class:`pytest.Function` items, which anyio's ``pytest_pyfunc_call`` then runs on the
+    backend of the test's ``anyio_backend`` parameter.
+    """
+    result = yield
+    if not isinstance(result, list):
+        return result
+    out: list[Any] = []
+    for item in result:
+        if isinstance(item, pytest.Function) and _anyio_marked(item) \
+                and item.get_closest_marker("asyncio") is not None:
+            item = pytest.Function.from_parent(
+                item.parent, name=item.name, callspec=getattr(item, "callspec", None),
+                callobj=item.obj, fixtureinfo=item._fixtureinfo,
+                keywords={k: v for k, v in item.keywords.items() if k != "asyncio"},
+                originalname=item.originalname)
+        out.append(item)
     return out

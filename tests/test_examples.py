@@ -410,3 +410,26 @@ def test_starttls(loop: list[str]) -> None:
                for line in lines), result.stdout
     assert any(line.startswith("server: TLS established, TLSv1.3 ") for line in lines)
     assert result.stderr == ""
+
+
+# --- anyio --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("backend", [
+    pytest.param([], id="asyncio"),
+    pytest.param(["--uvloop"], id="uvloop"),
+    pytest.param(["--backend", "trio"], id="trio"),
+])
+def test_anyio_echo(backend: list[str]) -> None:
+    result = run_example("anyio_echo.py", *backend, "first", "second line")
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert re.match(r"listening on 127\.0\.0\.1:\d+$", lines[0]), result.stdout
+    assert re.match(r"client: connected, TLSv1\.3 TLS_\w+ \(\d+ bits\), verified for "
+                    r"'localhost'$", lines[1]), result.stdout
+    assert "server: client connected, TLSv1.3" in lines
+    positions = [lines.index(step) for step in (
+        "server: echoing b'first'", "client: echo first",
+        "server: echoing b'second line'", "client: echo second line",
+        "server: closed by the client", "done")]
+    assert positions == sorted(positions), result.stdout
+    assert result.stderr == ""
