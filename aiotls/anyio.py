@@ -42,12 +42,9 @@ the peer's close_notify.  TLS 1.2 has no half-close (RFC 5246 7.2.1: the receive
 close_notify must answer and discard pending writes), so there it raises
 :exc:`NotImplementedError`, as anyio's own stream does.
 
-:meth:`TLSStream.unwrap` must hand back the bytes that follow the peer's close_notify
-(cleartext of the protocol that continues on the transport).  The connection drops what
-follows a close_notify in the data it is fed, so after the handshake the stream cuts
-its input just after every small record (a close_notify is 23-31 bytes): a close_notify
-always ends a piece, and whatever follows it is kept for :meth:`~TLSStream.unwrap`.
-Bulk data (full-size records) is still fed in large pieces.
+:meth:`TLSStream.unwrap` hands back the bytes that follow the peer's close_notify
+(cleartext of the protocol that continues on the transport): the connection keeps them
+in :attr:`aiotls.TLSConnection.unused_data`.
 """
 
 from __future__ import annotations
@@ -88,8 +85,6 @@ _READ_SIZE = 256 * 1024
 #: a default receive() takes, so the plaintext is handed over without being cut (copied).
 #: 256 KiB cost 3-7% of bulk throughput on trio in A/B runs here.
 _READ_SIZE_TRIO = 64 * 1024
-#: Records with a body this small end a piece of input (see "Theory of operation").
-_SMALL_RECORD = 256
 
 
 def _running_trio() -> bool:
@@ -120,9 +115,9 @@ class TLSStream(ByteStream):
     """A byte stream that encrypts what is sent and decrypts what is received.
 
     Made with :meth:`wrap`, which performs the TLS handshake.  All the extra attributes of
-    :class:`anyio.streams.tls.TLSAttribute` are supported but
-    ``channel_binding_tls_unique`` (not available from aiotls) and, on the server side,
-    ``shared_ciphers`` (aiotls does not keep the client's offer); ``ssl_object`` is the
+    :class:`anyio.streams.tls.TLSAttribute` are supported but, on the server side,
+    ``shared_ciphers`` (aiotls does not keep the client's offer);
+    ``channel_binding_tls_unique`` is ``None`` for TLS 1.3 (RFC 8446 C.5); ``ssl_object`` is the
     :class:`aiotls.TLSConnection`.  The transport's own attributes are passed through.
 
     :var transport_stream: the wrapped stream.
@@ -159,10 +154,6 @@ class TLSStream(ByteStream):
         self._broken: BaseException | None = None  # the transport is unusable
         self._reported = False  # the terminating error was raised once already
         self._leftover = b""  # transport bytes after the peer's close_notify
-        # input framing (see _small_record_ends)
-        self._skip = 0
-        self._skip_small = False
-        self._partial_header = b""
 
     # --- making one ----------------------------------------------------------------------
 
@@ -268,7 +259,7 @@ class TLSStream(ByteStream):
         self._head_pos = 0
         out = head[pos:] if pos else head
         if plain and len(out) + len(plain[0]) <= max_bytes:
-            # small records, received separately: hand them over together
+            # small pieces, received separately: hand them over together
             parts = [out]
             size = len(out)
             while plain and size + len(plain[0]) <= max_bytes:
@@ -303,70 +294,11 @@ class TLSStream(ByteStream):
     def _feed(self, data: bytes) -> None:
         """Give transport bytes to the connection and collect what they meant."""
         conn = self._conn
-        if not data:
-            conn.receive_data(b"")
-            self._drain()
-            return
-        ends = self._small_record_ends(data)
-        if not ends or not conn.handshake_complete:
-            conn.receive_data(data)
-            self._drain()
-            return
-        view = memoryview(data)
-        start = 0
-        for end in ends:
-            conn.receive_data(view[start:end])
-            self._drain()
-            start = end
-            if self._peer_closed or self._terminated is not None:
-                if self._peer_closed:
-                    self._leftover = bytes(view[end:])
-                return
-        if start < len(data):
-            conn.receive_data(view[start:])
-            self._drain()
-
-    def _small_record_ends(self, data: bytes) -> list[int]:
-        """Offsets in ``data`` just after each small record ending in it.
-
-        Tracks the record framing across reads (``_skip``: bytes of the current record
-        still to come; ``_partial_header``: a header cut by the end of a read).  The
-        connection validates the records; this only decides where to cut the input.
-        """
-        n = len(data)
-        ends: list[int] = []
-        if self._partial_header:
-            header = self._partial_header + data[:5 - len(self._partial_header)]
-            if len(header) < 5:
-                self._partial_header = header
-                return ends
-            pos = 5 - len(self._partial_header)
-            self._partial_header = b""
-            self._skip = (header[3] << 8 | header[4])
-            self._skip_small = self._skip <= _SMALL_RECORD
-        else:
-            pos = 0
-        pos += self._skip
-        if pos > n:
-            self._skip = pos - n
-            return ends
-        if self._skip_small and pos:
-            ends.append(pos)
-        self._skip = 0
-        self._skip_small = False
-        while True:
-            if n - pos < 5:
-                self._partial_header = data[pos:]
-                return ends
-            length = data[pos + 3] << 8 | data[pos + 4]
-            end = pos + 5 + length
-            if end > n:
-                self._skip = end - n
-                self._skip_small = length <= _SMALL_RECORD
-                return ends
-            if length <= _SMALL_RECORD:
-                ends.append(end)
-            pos = end
+        conn.receive_data(data)
+        self._drain()
+        if self._peer_closed and conn.unused_data:
+            # cleartext that followed the peer's close_notify: the next protocol's
+            self._leftover = conn.unused_data
 
     def _drain(self) -> None:
         conn = self._conn
@@ -587,6 +519,7 @@ class TLSStream(ByteStream):
         attributes: dict[Any, Callable[[], Any]] = {
             **self.transport_stream.extra_attributes,
             TLSAttribute.alpn_protocol: conn.selected_alpn_protocol,
+            TLSAttribute.channel_binding_tls_unique: conn.get_channel_binding,
             TLSAttribute.cipher: conn.cipher,
             TLSAttribute.peer_certificate: lambda: conn.getpeercert(False),
             TLSAttribute.peer_certificate_binary: lambda: conn.getpeercert(True),

@@ -688,8 +688,8 @@ async def test_extra_attributes(pki: Any) -> None:
                 assert cipher == conn.cipher() and cipher[1] == "TLSv1.3" and cipher[2] >= 128
                 assert stream.extra(TLSAttribute.alpn_protocol) == "http/1.1"
                 assert stream.extra(TLSAttribute.standard_compatible) is not server_side
-                with pytest.raises(anyio.TypedAttributeLookupError):
-                    stream.extra(TLSAttribute.channel_binding_tls_unique)
+                # tls-unique: undefined for TLS 1.3 (RFC 8446 C.5)
+                assert stream.extra(TLSAttribute.channel_binding_tls_unique) is None
                 # the transport's attributes pass through
                 assert stream.extra(SocketAttribute.remote_address) == \
                     stream.transport_stream.extra(SocketAttribute.remote_address)
@@ -700,6 +700,18 @@ async def test_extra_attributes(pki: Any) -> None:
             assert client.extra(TLSAttribute.peer_certificate_binary) == issued.cert.public_bytes(Encoding.DER)
             assert server.extra(TLSAttribute.peer_certificate) is None  # no client certificate
             assert server.extra(TLSAttribute.peer_certificate_binary) is None
+            await client.aclose()
+            await server.aclose()
+
+
+async def test_tls_unique_on_tls12_is_the_same_on_both_ends(pki: Any) -> None:
+    with anyio.fail_after(TIMEOUT):
+        async with tcp_pair() as (a, b):
+            client, server = await wrap_pair(a, b, tls12(pki.client_context()),
+                                             pki.server_context())
+            ours = client.extra(TLSAttribute.channel_binding_tls_unique)
+            assert ours is not None and len(ours) == 12
+            assert server.extra(TLSAttribute.channel_binding_tls_unique) == ours
             await client.aclose()
             await server.aclose()
 
