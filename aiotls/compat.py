@@ -49,7 +49,8 @@ def _want_read() -> ssl.SSLWantReadError:
     return ssl.SSLWantReadError(ssl.SSL_ERROR_WANT_READ, "The operation did not complete (read)")
 
 
-def _normalise_hostname(name: str | bytes | None) -> str | None:
+def normalise_hostname(name: str | bytes | None) -> str | None:
+    """A ``server_hostname`` as the stdlib keeps it: ``str``, IDNA A-label."""
     if name is None:
         return None
     if isinstance(name, bytes | bytearray):
@@ -79,7 +80,7 @@ class TLSObject(ssl.SSLObject):
         self._incoming = incoming
         self._outgoing = outgoing
         self._server_side = bool(server_side)
-        self._server_hostname = _normalise_hostname(server_hostname)
+        self._server_hostname = normalise_hostname(server_hostname)
         self._context = context
         self._session: TLSSession | None = session
         self._conn = self._new_connection()

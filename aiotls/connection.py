@@ -201,6 +201,13 @@ class TLSConnection:
                 or server_hostname.startswith(".") or "\x00" in server_hostname):
             raise TLSUsageError(f"invalid server_hostname {server_hostname!r}",
                                     hint="pass a DNS name or an IP address")
+        if server_hostname is not None and not server_hostname.isascii():
+            raise TLSUsageError(
+                f"server_hostname {server_hostname!r} is not ASCII",
+                cause="TLS carries internationalised names as IDNA A-labels (RFC 6066 3)",
+                hint="encode it as an A-label first, e.g. name.encode('idna').decode('ascii') "
+                "(wrap_bio(), wrap_socket() and aiotls.anyio do this for you)",
+            )
         if session is not None:
             if server_side:
                 raise TLSUsageError("session= is for clients: servers resume from tickets",

@@ -53,6 +53,7 @@ import time
 from collections import deque
 from typing import Any
 
+from .compat import normalise_hostname
 from .connection import ConnectionState, TLSConnection, TLSSession
 from .context import TLSContext
 from .errors import TLSError, TLSUsageError, TruncationError
@@ -69,20 +70,6 @@ __all__ = ["Channel", "TLSSocket", "wrap_socket"]
 _READ_SIZE = 65536  # raw bytes per read: the plaintext buffer never holds more
 _WRITE_CHUNK = 256 * 1024  # plaintext accepted per write(): the output queue stays bounded
 _HEADER = 5
-
-
-def _hostname(server_hostname: str | bytes | None) -> str | None:
-    """The host name as ``str`` (the stdlib keeps the IDNA A-label)."""
-    if server_hostname is None:
-        return None
-    if isinstance(server_hostname, bytes | bytearray):
-        return bytes(server_hostname).decode("ascii")
-    if not isinstance(server_hostname, str):
-        raise TypeError(f"server_hostname must be str or bytes, not "
-                        f"{type(server_hostname).__name__}")
-    if not server_hostname.isascii():
-        return server_hostname.encode("idna").decode("ascii")
-    return server_hostname
 
 
 def wrap_socket(
@@ -170,7 +157,7 @@ class TLSSocket(ssl.SSLSocket):
                                 hint="wrap the plain socket once")
         if sock.getsockopt(socket.SOL_SOCKET, socket.SO_TYPE) != socket.SOCK_STREAM:
             raise NotImplementedError("only stream sockets are supported")
-        hostname = _hostname(server_hostname)
+        hostname = normalise_hostname(server_hostname)
         TLSConnection.check_context(context, server_side=server_side)
         connected = True
         try:

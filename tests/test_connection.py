@@ -399,3 +399,14 @@ def test_stdlib_client_alpn_offer_to_server_without_alpn(pki: PKI) -> None:
     run(server, peer)
     assert server.version() == "TLSv1.3", server.error
     assert peer.obj.selected_alpn_protocol() is None
+
+
+def test_a_non_ascii_server_hostname_is_the_callers_mistake(pki: PKI) -> None:
+    """Not a malformed message blamed on the peer: refused at once, with the A-label hint;
+    the ssl facade encodes it (IDNA) as the stdlib does."""
+    with pytest.raises(aiotls.TLSUsageError, match="not ASCII") as info:
+        aiotls.TLSConnection(pki.client_context(), server_hostname="bücher.example")
+    assert "idna" in str(info.value)
+    obj = pki.client_context().wrap_bio(ssl.MemoryBIO(), ssl.MemoryBIO(),
+                                        server_hostname="bücher.example")
+    assert obj.server_hostname == "xn--bcher-kva.example"
