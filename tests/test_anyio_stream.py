@@ -166,24 +166,20 @@ async def receive_exactly(stream: Any, n: int) -> bytes:
     return bytes(data)
 
 
-async def receive_until_end(stream: Any) -> bytes:
+async def receive_until_end(stream: Any, *,
+                            ends: tuple[type[Exception], ...] = (anyio.EndOfStream,)) -> bytes:
     """Everything until EndOfStream (and not beyond: any other error propagates)."""
     data = bytearray()
     while True:
         try:
             data += await stream.receive()
-        except anyio.EndOfStream:
+        except ends:
             return bytes(data)
 
 
 async def receive_until_closed(stream: Any) -> bytes:
     """Raw transport: everything until the peer closed it (EOF, or reset)."""
-    data = bytearray()
-    while True:
-        try:
-            data += await stream.receive()
-        except (anyio.EndOfStream, anyio.BrokenResourceError):
-            return bytes(data)
+    return await receive_until_end(stream, ends=(anyio.EndOfStream, anyio.BrokenResourceError))
 
 
 def pattern(n: int, seed: int) -> bytes:
