@@ -3,13 +3,15 @@
 Each framework is handed an :class:`aiotls.TLSContext` where it expects an
 :class:`ssl.SSLContext`; it calls ``wrap_bio()`` and drives the
 :class:`aiotls.compat.TLSObject` it gets like the stdlib's ``SSLObject``.  Every test moves
-real data over 127.0.0.1, is bounded by ``asyncio.timeout``, runs on the default loop and
-on uvloop (conftest's ``pytest_asyncio_loop_factories``) and for each aiotls end checks
-that aiotls did the TLS: the transport's ``ssl_object`` is a ``TLSObject`` whose
-``connection`` is a :class:`aiotls.TLSConnection`, and, aiotls on both ends, the client's
-``set_groups(["secp384r1"])`` (a setting the OpenSSL context underneath never sees) is
-what the server negotiated.  Each test runs three ways: aiotls client against a stdlib
-``ssl`` server, stdlib client against an aiotls server, aiotls on both ends.
+real data over 127.0.0.1, is bounded by ``asyncio.timeout`` and runs on the default loop
+and on uvloop (conftest's ``pytest_asyncio_loop_factories``), three ways: aiotls client
+against a stdlib ``ssl`` server, stdlib client against an aiotls server, aiotls on both
+ends (conftest's ``ends``).  Each checks that aiotls did the TLS on the ends given aiotls:
+the transport's ``ssl_object`` is a ``TLSObject`` whose ``connection`` is a
+:class:`aiotls.TLSConnection`; the suite either end reports is ChaCha20-Poly1305, the only
+one the aiotls ends allow (``set_ciphers`` restricts TLS 1.3 suites in aiotls only; an
+OpenSSL pair picks AES-256-GCM, see the first test); aiotls on both ends, the group is
+P-384, the only one the aiotls client offers.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ import logging
 import os
 import ssl
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, cast
 
 import aiohttp
@@ -32,55 +33,10 @@ import aiotls
 from aiotls.compat import TLSObject
 from aiotls.connection import ConnectionState
 from tests.certs import CA
-from tests.conftest import PKI
+from tests.conftest import FRAMEWORK_SUITE, PKI
+from tests.conftest import FrameworkEnds as Ends
 
 TIMEOUT = 20.0
-MODES = ["aiotls-client", "aiotls-server", "aiotls-both"]
-
-
-@dataclass
-class Ends:
-    """The two contexts of one test: aiotls's or the stdlib's on each end."""
-
-    mode: str
-    client: ssl.SSLContext
-    server: ssl.SSLContext
-
-    @property
-    def aiotls_client(self) -> bool:
-        return self.mode != "aiotls-server"
-
-    @property
-    def aiotls_server(self) -> bool:
-        return self.mode != "aiotls-client"
-
-    def check(self, obj: Any, *, server_side: bool) -> None:
-        """``obj`` (an ``ssl_object``) is aiotls's on the ends that were given aiotls; with
-        aiotls on both ends the server negotiated the group only aiotls's client allows."""
-        if self.aiotls_server if server_side else self.aiotls_client:
-            assert isinstance(obj, TLSObject), f"not aiotls's: {obj!r}"
-            assert isinstance(obj.connection, aiotls.TLSConnection)
-            assert obj.connection.handshake_complete
-            if self.mode == "aiotls-both":
-                assert obj.connection.group == "secp384r1"
-        else:
-            assert type(obj) is ssl.SSLObject
-        assert obj.version() in ("TLSv1.2", "TLSv1.3")
-
-
-@pytest.fixture(params=MODES)
-def ends(request: pytest.FixtureRequest, pki: PKI) -> Ends:
-    mode: str = request.param
-    client: ssl.SSLContext
-    server: ssl.SSLContext
-    if mode == "aiotls-server":
-        client = pki.stdlib_client_context()
-    else:
-        client = pki.client_context()
-        # Only aiotls reads its groups: with aiotls on both ends P-384 is what they agree.
-        client.set_groups(["secp384r1"])
-    server = pki.stdlib_server_context() if mode == "aiotls-client" else pki.server_context()
-    return Ends(mode, client, server)
 
 
 @pytest.fixture
@@ -119,6 +75,23 @@ async def echo_lines(reader: asyncio.StreamReader, writer: asyncio.StreamWriter)
 
 
 # --- streams ---------------------------------------------------------------------------------------
+
+
+async def test_an_openssl_pair_negotiates_another_suite(pki: PKI) -> None:
+    """The baseline of the suite check: without aiotls the pair picks something else."""
+    server, port = await serve(echo_lines, pki.stdlib_server_context())
+    try:
+        async with asyncio.timeout(TIMEOUT):
+            reader, writer = await asyncio.open_connection(
+                "127.0.0.1", port, ssl=pki.stdlib_client_context(), server_hostname="localhost")
+            writer.write(b"x\n")
+            assert await reader.readline() == b"x\n"
+            cipher = writer.get_extra_info("cipher")
+            writer.close()
+            await writer.wait_closed()
+    finally:
+        await stop(server)
+    assert cipher[0] != FRAMEWORK_SUITE
 
 
 async def test_open_connection_and_start_server(ends: Ends) -> None:
