@@ -91,6 +91,7 @@ class TLSObject(ssl.SSLObject):
         self._eof_fed = False
         self._leftover = b""  # bytes after close_notify that incoming could not take back
         self._held = b""  # our answer to the peer's close_notify, until its data is read
+        self._eof_reported = False  # read() returned b"" for the peer's close_notify
 
     def _new_connection(self) -> TLSConnection:
         if not isinstance(self._context, TLSContext):
@@ -281,9 +282,11 @@ class TLSObject(ssl.SSLObject):
             raise ssl.SSLZeroReturnError(ssl.SSL_ERROR_ZERO_RETURN,
                                          "TLS/SSL connection has been closed (EOF)")
         if self._peer_closed:
+            self._eof_reported = True
             return 0 if buffer is not None else b""
         self._raise_if_failed()
         if self._conn.state is ConnectionState.CLOSED:
+            self._eof_reported = True
             return 0 if buffer is not None else b""
         raise _want_read()
 
@@ -346,8 +349,17 @@ class TLSObject(ssl.SSLObject):
         return view.nbytes
 
     def pending(self) -> int:
-        """Decrypted bytes ready for :meth:`read` without more input."""
-        return self._plain_size
+        """Decrypted bytes ready for :meth:`read` without more input -- and 1 when none are
+        left but the peer's close_notify is, until :meth:`read` has reported it (``b""``).
+
+        OpenSSL decrypts one record per read, so a close_notify that came with the last
+        data is still in ``incoming`` when that data has been read; aiotls takes in all of
+        ``incoming`` at once.  uvloop reads only while ``incoming.pending`` or
+        ``pending()`` is non-zero: without the 1 it would never read the ``b""`` and never
+        tell the application (``eof_received``) that the peer closed."""
+        if self._plain_size:
+            return self._plain_size
+        return int(self._peer_closed and not self._eof_reported and not self._unwrapped)
 
     def unwrap(self) -> None:
         """Send close_notify (once) and wait for the peer's: :class:`ssl.SSLWantReadError`

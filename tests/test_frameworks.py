@@ -227,6 +227,91 @@ async def test_buffered_protocol_client(ends: Ends) -> None:
     assert app.calls >= len(payload) // len(app.buffer)
 
 
+class Recorder(asyncio.BufferedProtocol):
+    """Records the callbacks it gets; a BufferedProtocol, or, with ``buffered=False``,
+    wrapped so that asyncio sees a plain Protocol (``data_received``)."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray(1000)
+        self.data = bytearray()
+        self.calls: list[str] = []
+        self.lost: asyncio.Future[Exception | None] = \
+            asyncio.get_running_loop().create_future()
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return memoryview(self.buffer)
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data += self.buffer[:nbytes]
+
+    def data_received(self, data: bytes) -> None:
+        self.data += data
+
+    def eof_received(self) -> bool | None:
+        self.calls.append("eof_received")
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.calls.append("connection_lost")
+        self.lost.set_result(exc)
+
+
+class PlainRecorder(asyncio.Protocol):
+    def __init__(self) -> None:
+        self.inner = Recorder()
+
+    def data_received(self, data: bytes) -> None:
+        self.inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self.inner.eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.inner.connection_lost(exc)
+
+
+@pytest.mark.parametrize("buffered", [False, True], ids=["Protocol", "BufferedProtocol"])
+async def test_last_data_and_close_notify_in_one_segment(pki: PKI, buffered: bool) -> None:
+    """A peer writes its last data and its close_notify in one segment, and waits for our
+    close_notify before it hangs up.  The application gets all the data, then
+    ``eof_received`` (not just ``connection_lost``), and our close_notify goes out.
+
+    (uvloop reads an SSLObject only while ``incoming.pending`` or ``pending()`` is
+    non-zero: it saw neither once aiotls had taken the close_notify in with the data.)"""
+    last = os.urandom(5000)
+    answered = asyncio.Event()
+
+    async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = aiotls.TLSConnection(pki.server_context(), server_side=True)
+        while not conn.handshake_complete:
+            conn.receive_data(await reader.read(65536))
+            writer.write(conn.data_to_send())
+        conn.send_data(last)
+        conn.close()
+        writer.write(conn.data_to_send())  # the data and close_notify: one write
+        while conn.state is not ConnectionState.CLOSED and (data := await reader.read(65536)):
+            conn.receive_data(data)
+        if conn.state is ConnectionState.CLOSED and conn.error is None:
+            answered.set()
+        writer.close()
+
+    server, port = await serve(peer, None)
+    try:
+        async with asyncio.timeout(TIMEOUT):
+            factory = Recorder if buffered else PlainRecorder
+            transport, proto = await asyncio.get_running_loop().create_connection(
+                factory, "127.0.0.1", port, ssl=pki.client_context(),
+                server_hostname="localhost")
+            assert isinstance(transport.get_extra_info("ssl_object"), TLSObject)
+            app = proto if isinstance(proto, Recorder) else proto.inner
+            assert await app.lost is None
+            await answered.wait()
+    finally:
+        await stop(server)
+    assert app.data == last
+    assert app.calls == ["eof_received", "connection_lost"]
+
+
 # --- STARTTLS: upgrading a plain connection --------------------------------------------------------
 
 
