@@ -446,6 +446,46 @@ async def test_16_mib_both_ways(ends: Ends) -> None:
     assert got_up == [hashlib.sha256(up).digest()]
 
 
+async def test_tls12_streams(ends: Ends, pki: PKI,
+                             no_asyncio_errors: Callable[[], None]) -> None:
+    """The same over TLS 1.2 (its own record layer and close path): 1 MiB each way, a
+    clean close."""
+    ends.client.maximum_version = ssl.TLSVersion.TLSv1_2
+    if ends.aiotls_client:
+        # In TLS 1.2 the groups also name the curves the server's ECDSA key may use:
+        # P-256 must be there for the test certificate (P-384 stays first).
+        ends.client.set_groups(["secp384r1", "secp256r1"])
+    payload = os.urandom(1 << 20)
+    server_objs: list[Any] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        server_objs.append(writer.get_extra_info("ssl_object"))
+        writer.write(await reader.readexactly(len(payload)))
+        await writer.drain()
+        assert await reader.read() == b""
+        writer.close()
+        await writer.wait_closed()
+
+    server, port = await serve(handler, ends.server)
+    try:
+        async with asyncio.timeout(TIMEOUT):
+            reader, writer = await asyncio.open_connection(
+                "127.0.0.1", port, ssl=ends.client, server_hostname="localhost")
+            obj = writer.get_extra_info("ssl_object")
+            assert obj.version() == "TLSv1.2"
+            ends.check(obj, server_side=False)
+            writer.write(payload)
+            assert await reader.readexactly(len(payload)) == payload
+            writer.close()
+            await writer.wait_closed()
+            while not server_objs or server_objs[0].version() is None:
+                await asyncio.sleep(0.01)
+    finally:
+        await stop(server)
+    ends.check(server_objs[0], server_side=True)
+    no_asyncio_errors()
+
+
 @pytest.mark.parametrize("closer", ["client", "server"])
 async def test_close_notify_both_ways(ends: Ends, closer: str,
                                       no_asyncio_errors: Callable[[], None]) -> None:
