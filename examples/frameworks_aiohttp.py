@@ -45,10 +45,12 @@ async def main(cert: str, key: str, ca: str) -> None:
 
 
 if __name__ == "__main__":
-    import uvloop  # only for --uvloop
-
     with tempfile.TemporaryDirectory() as tmp:
         pki = generate_demo_pki(tmp)  # a throwaway CA and a certificate for 127.0.0.1
-        factory = uvloop.new_event_loop if "--uvloop" in sys.argv else None
+        factory = None
+        if "--uvloop" in sys.argv:
+            import uvloop
+
+            factory = uvloop.new_event_loop
         with asyncio.Runner(loop_factory=factory) as runner:
             runner.run(main(pki.cert_file, pki.key_file, pki.ca_file))

@@ -38,7 +38,8 @@ async def main(cert: str, key: str, ca: str) -> None:
                                                        server_hostname="localhost")
         writer.write(b"hello\n")
         print("open_connection:", (await reader.readline()).decode().strip())
-        writer.close()
+        writer.close()  # sends close_notify
+        await writer.wait_closed()
         server.close()
 
         # 2. STARTTLS: upgrade a plain connection with StreamWriter.start_tls().
@@ -52,14 +53,17 @@ async def main(cert: str, key: str, ca: str) -> None:
         print("start_tls:", (await reader.readline()).decode().strip(),
               "client:", writer.get_extra_info("ssl_object"))
         writer.close()
+        await writer.wait_closed()
         plain.close()
 
 
 if __name__ == "__main__":
-    import uvloop  # only for --uvloop
-
     with tempfile.TemporaryDirectory() as tmp:
         pki = generate_demo_pki(tmp)  # a throwaway CA and a certificate for localhost
-        factory = uvloop.new_event_loop if "--uvloop" in sys.argv else None
+        factory = None
+        if "--uvloop" in sys.argv:
+            import uvloop
+
+            factory = uvloop.new_event_loop
         with asyncio.Runner(loop_factory=factory) as runner:
             runner.run(main(pki.cert_file, pki.key_file, pki.ca_file))
