@@ -99,6 +99,39 @@ def test_connect_tcp_and_tls_listener(ends: FrameworkEnds, run: Runner) -> None:
     ends.check(seen["server"], server_side=True)
 
 
+def test_tls_stream_not_standard_compatible(ends: FrameworkEnds, run: Runner) -> None:
+    """``standard_compatible=False`` (what httpx uses): the server hangs up without
+    close_notify, and the client reads the data, then a plain end of stream."""
+    seen: list[Any] = []
+
+    async def main() -> None:
+        async def handler(stream: TLSStream) -> None:
+            seen.append(stream.extra(TLSAttribute.ssl_object))
+            await stream.send(b"all of it")
+            await stream.aclose()  # no close_notify in this mode
+
+        tcp = await anyio.create_tcp_listener(local_host="127.0.0.1")
+        port = tcp.extra(SocketAttribute.local_port)
+        listener = TLSListener(tcp, ends.server, standard_compatible=False)
+        with anyio.fail_after(TIMEOUT):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(listener.serve, handler)
+                stream = await anyio.connect_tcp("127.0.0.1", port, ssl_context=ends.client,
+                                                 tls=True, tls_hostname="localhost",
+                                                 tls_standard_compatible=False)
+                ends.check(stream.extra(TLSAttribute.ssl_object), server_side=False)
+                data = await receive_exactly(stream, len(b"all of it"))
+                assert data == b"all of it"
+                with pytest.raises(anyio.EndOfStream):  # not BrokenResourceError
+                    await stream.receive()
+                await stream.aclose()
+                tg.cancel_scope.cancel()
+            await listener.aclose()
+
+    run(main)
+    ends.check(seen[0], server_side=True)
+
+
 @pytest.mark.parametrize("server", ["stdlib", "aiotls"])
 def test_connect_tcp_untrusted_certificate(pki: PKI, run: Runner, server: str) -> None:
     client = aiotls.TLSContext(ssl.PROTOCOL_TLS_CLIENT)
