@@ -91,6 +91,8 @@ class TLSObject(ssl.SSLObject):
         self._unwrapped = False  # unwrap() was called
         self._eof_fed = False
         self._leftover = b""  # bytes after close_notify that incoming could not take back
+        self._held = b""  # our answer to the peer's close_notify, until its data is read
+        self._eof_reported = False  # read() returned b"" for the peer's close_notify
 
     def _new_connection(self) -> TLSConnection:
         if not isinstance(self._context, TLSContext):
@@ -182,7 +184,21 @@ class TLSObject(ssl.SSLObject):
                 if not self._ended():
                     conn.receive_data(b"")
                     self._take_events()
-        out = conn.data_to_send()
+        self._flush()
+
+    def _flush(self) -> None:
+        """Write what the connection owes the peer to ``outgoing`` -- except, after the
+        peer's close_notify, while plaintext it sent before is still unread: then our
+        answering close_notify waits here.  OpenSSL answers only when the application
+        reads up to the close_notify (or unwraps); a peer that gets the answer earlier
+        may close TCP at once, and uvloop, which reads a ``BufferedProtocol``'s data a
+        buffer at a time, drops what was still unread when that EOF arrives."""
+        out = self._conn.data_to_send()
+        if self._peer_closed and self._plain_size and not self._unwrapped:
+            self._held += out
+            return
+        if self._held:
+            out, self._held = self._held + out, b""
         if out:
             self._outgoing.write(out)
 
@@ -259,14 +275,19 @@ class TLSObject(ssl.SSLObject):
                 self.do_handshake()
             self._pump()
         if self._plain_size:
-            return self._give(len, buffer)
+            given = self._give(len, buffer)
+            if self._held and not self._plain_size:
+                self._flush()  # all read: the answer to the peer's close_notify goes now
+            return given
         if self._unwrapped:
             raise ssl.SSLZeroReturnError(ssl.SSL_ERROR_ZERO_RETURN,
                                          "TLS/SSL connection has been closed (EOF)")
         if self._peer_closed:
+            self._eof_reported = True
             return 0 if buffer is not None else b""
         self._raise_if_failed()
         if self._conn.state is ConnectionState.CLOSED:
+            self._eof_reported = True
             return 0 if buffer is not None else b""
         raise _want_read()
 
@@ -329,8 +350,17 @@ class TLSObject(ssl.SSLObject):
         return view.nbytes
 
     def pending(self) -> int:
-        """Decrypted bytes ready for :meth:`read` without more input."""
-        return self._plain_size
+        """Decrypted bytes ready for :meth:`read` without more input -- and 1 when none are
+        left but the peer's close_notify is, until :meth:`read` has reported it (``b""``).
+
+        OpenSSL decrypts one record per read, so a close_notify that came with the last
+        data is still in ``incoming`` when that data has been read; aiotls takes in all of
+        ``incoming`` at once.  uvloop reads only while ``incoming.pending`` or
+        ``pending()`` is non-zero: without the 1 it would never read the ``b""`` and never
+        tell the application (``eof_received``) that the peer closed."""
+        if self._plain_size:
+            return self._plain_size
+        return int(self._peer_closed and not self._eof_reported and not self._unwrapped)
 
     def unwrap(self) -> None:
         """Send close_notify (once) and wait for the peer's: :class:`ssl.SSLWantReadError`

@@ -366,3 +366,77 @@ def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: objec
                 originalname=item.originalname)
         out.append(item)
     return out
+
+
+# --- frameworks on aiotls contexts (test_frameworks*.py) ------------------------------------------
+
+#: What the aiotls ends of a framework test allow, and the OpenSSL ends do not: P-384 as
+#: the only key-exchange group and ChaCha20-Poly1305 as the only suite (TLS 1.3 included,
+#: which ``ssl.SSLContext.set_ciphers`` cannot restrict).  An OpenSSL pair negotiates
+#: x25519 and AES-256-GCM, so the group and suite seen by either end show who did the TLS.
+FRAMEWORK_GROUP = "secp384r1"
+FRAMEWORK_SUITE = "TLS_CHACHA20_POLY1305_SHA256"
+FRAMEWORK_SUITE_TLS12 = "ECDHE-ECDSA-CHACHA20-POLY1305"
+
+
+@dataclass
+class FrameworkEnds:
+    """The two contexts of a framework test: aiotls's or the stdlib's on each end."""
+
+    mode: str  # "aiotls-client" (stdlib server), "aiotls-server" (stdlib client), "aiotls-both"
+    client: ssl.SSLContext
+    server: ssl.SSLContext
+
+    @property
+    def aiotls_client(self) -> bool:
+        return self.mode != "aiotls-server"
+
+    @property
+    def aiotls_server(self) -> bool:
+        return self.mode != "aiotls-client"
+
+    def check(self, obj: Any, *, server_side: bool) -> None:
+        """``obj`` (a transport's ``ssl_object``) is aiotls's on the ends given aiotls, an
+        OpenSSL one otherwise; the suite is the one only aiotls's ends allow; with aiotls
+        on both ends the group is the one only they allow."""
+        from aiotls.compat import TLSObject
+
+        if self.aiotls_server if server_side else self.aiotls_client:
+            assert isinstance(obj, TLSObject), f"not aiotls's: {obj!r}"
+            assert isinstance(obj.connection, aiotls.TLSConnection)
+            assert obj.connection.handshake_complete
+            if self.mode == "aiotls-both":
+                assert obj.connection.group == FRAMEWORK_GROUP
+        else:
+            assert type(obj) is ssl.SSLObject
+        self.check_cipher(obj.cipher())
+
+    def check_cipher(self, cipher: tuple[str, str, int] | None) -> None:
+        """The negotiated suite (``cipher()`` of either end) is the one only aiotls allowed."""
+        assert cipher is not None
+        expected = FRAMEWORK_SUITE if cipher[1] == "TLSv1.3" else FRAMEWORK_SUITE_TLS12
+        assert cipher[0] == expected, cipher
+
+
+def framework_ends(pki: PKI, mode: str) -> FrameworkEnds:
+    client: ssl.SSLContext
+    server: ssl.SSLContext
+    if mode == "aiotls-server":
+        client = pki.stdlib_client_context()
+    else:
+        client = pki.client_context()
+        client.set_groups([FRAMEWORK_GROUP])
+        client.set_ciphers(FRAMEWORK_SUITE + ":" + FRAMEWORK_SUITE_TLS12)
+    if mode == "aiotls-client":
+        server = pki.stdlib_server_context()
+    else:
+        server = pki.server_context()
+        server.set_ciphers(FRAMEWORK_SUITE + ":" + FRAMEWORK_SUITE_TLS12)
+    return FrameworkEnds(mode, client, server)
+
+
+@pytest.fixture(params=["aiotls-client", "aiotls-server", "aiotls-both"])
+def ends(request: pytest.FixtureRequest, pki: PKI) -> FrameworkEnds:
+    """A framework test's contexts: aiotls client / stdlib server, stdlib client / aiotls
+    server, aiotls on both ends."""
+    return framework_ends(pki, request.param)

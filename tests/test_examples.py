@@ -433,3 +433,56 @@ def test_anyio_echo(backend: list[str]) -> None:
         "server: closed by the client", "done")]
     assert positions == sorted(positions), result.stdout
     assert result.stderr == ""
+
+
+# --- examples/frameworks_*.py: frameworks handed aiotls contexts ---------------------------------
+
+BACKENDS = [pytest.param("asyncio", id="asyncio"), pytest.param("trio", id="trio")]
+#: What only aiotls's connection reports: the server's TLSConnection and the P-384 group
+#: the aiotls client asked for with set_groups() (OpenSSL's default pair is x25519).
+SERVER_PROOF = "(server: aiotls, secp384r1)"
+CLIENT_PROOF = "client: <aiotls.compat.TLSObject <aiotls.TLSConnection client"
+
+
+def run_ok(script: str, *args: str) -> list[str]:
+    result = run_example(script, *args)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stderr == ""
+    return result.stdout.splitlines()
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_frameworks_asyncio(loop: list[str]) -> None:
+    lines = run_ok("frameworks_asyncio.py", *loop)
+    assert lines[0] == f"open_connection: hello {SERVER_PROOF}"
+    assert lines[1].startswith(f"start_tls: upgraded {SERVER_PROOF} {CLIENT_PROOF}")
+    assert "TLSv1.3" in lines[1]
+    assert len(lines) == 2
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_frameworks_anyio(backend: str) -> None:
+    lines = run_ok("frameworks_anyio.py", "--backend", backend)
+    assert lines == [lines[0]]
+    assert lines[0].startswith(f"connect_tcp on {backend}: hello {SERVER_PROOF} {CLIENT_PROOF}")
+
+
+def test_frameworks_trio() -> None:
+    # The client's set_ciphers() restricts TLS 1.3 suites: only aiotls honours that.
+    assert run_ok("frameworks_trio.py") == [
+        "SSLStream: hello (server: TLSContext), client: TLSContext, "
+        "TLSv1.3 TLS_CHACHA20_POLY1305_SHA256"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_frameworks_httpx(backend: str) -> None:
+    lines = run_ok("frameworks_httpx.py", "--backend", backend)
+    assert lines == [lines[0]]
+    assert lines[0].startswith(
+        f"httpx on {backend}: 200 'hello from aiotls (secp384r1)', {CLIENT_PROOF}")
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_frameworks_aiohttp(loop: list[str]) -> None:
+    assert run_ok("frameworks_aiohttp.py", *loop) == [
+        "aiohttp: 200 'hello from aiotls (TLSv1.3, secp384r1)'"]
