@@ -2562,7 +2562,8 @@ def _version_name(v: Any) -> str:
 
 def _prepare(ctx: TLSContext) -> _Prepared:
     cached: _Prepared | None = getattr(ctx, "_engine_cache", None)
-    if cached is not None and cached.generation == ctx._generation:
+    generation = ctx._generation  # read first: a change made while building is not lost
+    if cached is not None and cached.generation == generation:
         return cached
     client_settings = _settings(ctx)
     server_settings = _settings(ctx)
@@ -2572,7 +2573,7 @@ def _prepare(ctx: TLSContext) -> _Prepared:
         key = _accelerate(parsePEMKey(_crypto.private_key_pkcs8_pem(ctx._key), private=True,
                                       implementations=["python"]), ctx._key, private=True)
     alpn = [bytearray(p.encode("ascii")) for p in ctx._alpn] or None
-    prepared = _Prepared(ctx._generation, _validated_once(client_settings),
+    prepared = _Prepared(generation, _validated_once(client_settings),
                          _validated_once(server_settings), chain, key, alpn)
     ctx._engine_cache = prepared
     return prepared

@@ -618,8 +618,11 @@ class TLSContext(ssl.SSLContext):
             raw = p.encode("ascii") if isinstance(p, str) else p
             if not 1 <= len(raw) <= 255:
                 raise TLSConfigurationError(f"ALPN protocol {p!r} must be 1 to 255 bytes long")
-        self._alpn = tuple(p if isinstance(p, str) else p.decode("ascii") for p in protos)
-        self._changed()
+        alpn = tuple(p if isinstance(p, str) else p.decode("ascii") for p in protos)
+        if alpn != self._alpn:
+            # (httpx sets the same list before every connection: the prepared settings stay)
+            self._alpn = alpn
+            self._changed()
 
     def set_ciphers(self, ciphers: str) -> None:
         """Choose cipher suites by IANA or OpenSSL name, separated by ``:``, ``,`` or spaces.

@@ -653,6 +653,42 @@ def test_change_after_first_use_takes_effect(pki: PKI, name: str) -> None:
     ROWS[name](pki)
 
 
+def test_setting_the_same_alpn_list_keeps_the_prepared_settings(pki: PKI) -> None:
+    """httpx calls set_alpn_protocols() with the same list before every connection: that
+    must not rebuild the engine's prepared settings (certificate chain, key) each time."""
+    cctx = pki.client_context()
+    cctx.set_alpn_protocols(["http/1.1"])
+    before = cctx._generation
+    cctx.set_alpn_protocols(["http/1.1"])
+    assert cctx._generation == before
+    cctx.set_alpn_protocols(["h2", "http/1.1"])
+    assert cctx._generation > before
+
+
+def test_a_change_made_while_settings_are_prepared_is_not_lost(
+        pki: PKI, monkeypatch: pytest.MonkeyPatch) -> None:
+    """wrap_bio() may prepare a context's settings in a worker thread while the loop's
+    thread changes the context: the change must reach the next connection."""
+    from aiotls import _engine
+
+    cctx = pki.client_context()
+    original = _engine._settings
+    changed = []
+
+    def settings_then_a_change(ctx: aiotls.TLSContext) -> Any:
+        result = original(ctx)
+        if ctx is cctx and not changed:
+            ctx.maximum_version = TLS12  # what another thread did meanwhile
+            changed.append(True)
+        return result
+
+    monkeypatch.setattr(_engine, "_settings", settings_then_a_change)
+    client, _ = _connect(cctx, pki.server_context())
+    assert client.version() == "TLSv1.3"  # prepared before the change
+    client, _ = _connect(cctx, pki.server_context())
+    assert client.version() == "TLSv1.2"
+
+
 def test_public_assignments_invalidate_the_prepared_settings(pki: PKI) -> None:
     """The safety net for attributes added later: any public assignment moves the
     generation the engine's cache is keyed on (private names do not)."""
