@@ -9,6 +9,9 @@
   and options the command line really has.
 - The README's Python examples run and print what their comments say, with a throwaway PKI
   in place of ca.pem/cert.pem/key.pem and a free loopback port in place of 8443.
+- The README's framework snippets (``py`` blocks) name the example script they come from,
+  and every call and keyword argument they show is used in that script, which
+  tests/test_examples.py runs.
 """
 
 from __future__ import annotations
@@ -217,3 +220,19 @@ def test_readme_python_examples_run(tmp_path: Path) -> None:
         "TLSv1.3 ('TLS_AES_256_GCM_SHA384', 'TLSv1.3', 256)",
         "b'hello\\n'",
     ], lines
+
+
+def test_readme_framework_snippets_come_from_tested_examples() -> None:
+    blocks = re.findall(r"```py\n(.*?)```", README.read_text(encoding="utf-8"), re.DOTALL)
+    assert len(blocks) >= 5, "expected a snippet per framework"
+    for block in blocks:
+        first, _, code = block.partition("\n")
+        source = re.match(r"# (examples/\S+\.py)", first)
+        assert source, f"a framework snippet must name its example script: {first!r}"
+        example = (ROOT / source.group(1)).read_text(encoding="utf-8")
+        calls = {m.split(".")[-1] for m in re.findall(r"([A-Za-z_][\w.]*)\(", code)}
+        keywords = set(re.findall(r"\b(\w+)=", code))
+        assert calls and keywords
+        missing = sorted(name for name in calls if f"{name}(" not in example)
+        missing += sorted(f"{k}=" for k in keywords if f"{k}=" not in example)
+        assert not missing, f"{source.group(1)} does not use {missing}"
