@@ -86,6 +86,7 @@ class TLSObject(ssl.SSLObject):
         self._conn = self._new_connection()
         self._started = False
         self._plain: deque[bytes] = deque()
+        self._pos = 0  # bytes of _plain[0] already read
         self._plain_size = 0
         self._peer_closed = False  # the peer's close_notify arrived
         self._unwrapped = False  # unwrap() was called
@@ -292,7 +293,12 @@ class TLSObject(ssl.SSLObject):
         raise _want_read()
 
     def _give(self, n: int, buffer: Any) -> Any:
+        """Up to ``n`` buffered plaintext bytes (into ``buffer`` if given: the count).
+
+        The first chunk is consumed through an offset (``_pos``), so that many small reads
+        of a large chunk copy each byte once."""
         plain = self._plain
+        pos = self._pos
         if buffer is not None:
             view = memoryview(buffer).cast("B")
             if n is None or n <= 0 or n > len(view):
@@ -300,35 +306,43 @@ class TLSObject(ssl.SSLObject):
             done = 0
             while plain and done < n:
                 chunk = plain[0]
-                take = min(n - done, len(chunk))
-                view[done:done + take] = chunk[:take] if take < len(chunk) else chunk
+                take = min(n - done, len(chunk) - pos)
+                view[done:done + take] = memoryview(chunk)[pos:pos + take]
                 done += take
-                if take < len(chunk):
-                    plain[0] = chunk[take:]
+                if pos + take < len(chunk):
+                    pos += take
                 else:
                     plain.popleft()
+                    pos = 0
+            self._pos = pos
             self._plain_size -= done
             return done
         if n is None or n <= 0:
             n = self._plain_size
         first = plain[0]
-        if len(first) == n or (len(first) < n and len(plain) == 1):
-            plain.popleft()
-            self._plain_size -= len(first)
-            return first
-        if len(first) > n:
-            plain[0] = first[n:]
+        avail = len(first) - pos
+        if avail > n:
+            self._pos = pos + n
             self._plain_size -= n
-            return first[:n]
+            return first[pos:pos + n]
+        if avail == n or len(plain) == 1:
+            plain.popleft()
+            self._pos = 0
+            self._plain_size -= avail
+            return first[pos:] if pos else first
         parts = []
         got = 0
         while plain and got < n:
-            chunk = plain.popleft()
-            if got + len(chunk) > n:
-                plain.appendleft(chunk[n - got:])
-                chunk = chunk[:n - got]
-            parts.append(chunk)
-            got += len(chunk)
+            chunk = plain[0]
+            take = min(n - got, len(chunk) - pos)
+            parts.append(chunk[pos:pos + take] if pos or take < len(chunk) else chunk)
+            got += take
+            if pos + take < len(chunk):
+                pos += take
+            else:
+                plain.popleft()
+                pos = 0
+        self._pos = pos
         self._plain_size -= got
         return b"".join(parts)
 

@@ -239,6 +239,28 @@ def test_read_wants_more_until_a_whole_record_arrived(pki: PKI,
     assert server.obj.read(2000, buf) == 990 and buf[:990] == b"x" * 990
 
 
+def test_small_reads_of_large_records_return_every_byte_in_order(pki: PKI) -> None:
+    client, server = pair(pki)
+    handshake(client, server)
+    payload = bytes(range(256)) * 700  # several records, delivered as one chunk
+    client.obj.write(payload)
+    client.obj.write(b"tail")
+    client.to(server)
+    got = bytearray()
+    buf = bytearray(5)
+    for i in range(len(payload) // 6 + 10):
+        try:
+            if i % 2:
+                got += server.obj.read(7)
+            else:
+                count = server.obj.read(5, buf)
+                got += buf[:count]
+        except ssl.SSLWantReadError:
+            break
+    assert bytes(got) == payload + b"tail"
+    assert server.obj.pending() == 0
+
+
 @pytest.mark.parametrize("peers", PEERS)
 def test_read_returns_empty_after_the_peers_close_notify(pki: PKI,
                                                          peers: tuple[bool, bool]) -> None:
