@@ -85,7 +85,7 @@ class TLSObject(ssl.SSLObject):
         self._session: TLSSession | None = session
         self._conn = self._new_connection()
         self._started = False
-        self._plain: deque[bytes] = deque()
+        self._plain: deque[Any] = deque()  # bytes or lent memoryviews
         self._pos = 0  # bytes of _plain[0] already read
         self._plain_size = 0
         self._peer_closed = False  # the peer's close_notify arrived
@@ -99,8 +99,13 @@ class TLSObject(ssl.SSLObject):
         if not isinstance(self._context, TLSContext):
             raise TypeError("context must be an aiotls.TLSContext, not "
                             f"{type(self._context).__name__}")
-        return TLSConnection(self._context, server_side=self._server_side,
+        conn = TLSConnection(self._context, server_side=self._server_side,
                              server_hostname=self._server_hostname, session=self._session)
+        # Plaintext is lent (memoryviews of the connection's decryption buffer, valid until
+        # _release_plaintext()): read() copies it out once -- into the caller's buffer, or
+        # into the bytes it returns -- and gives the buffers back when all was read.
+        conn._lend = True
+        return conn
 
     # --- identity ------------------------------------------------------------------------------
 
@@ -303,48 +308,31 @@ class TLSObject(ssl.SSLObject):
             view = memoryview(buffer).cast("B")
             if n is None or n <= 0 or n > len(view):
                 n = len(view)
-            done = 0
-            while plain and done < n:
-                chunk = plain[0]
-                take = min(n - done, len(chunk) - pos)
-                view[done:done + take] = memoryview(chunk)[pos:pos + take]
-                done += take
-                if pos + take < len(chunk):
-                    pos += take
-                else:
-                    plain.popleft()
-                    pos = 0
-            self._pos = pos
-            self._plain_size -= done
-            return done
-        if n is None or n <= 0:
+        elif n is None or n <= 0:
             n = self._plain_size
-        first = plain[0]
-        avail = len(first) - pos
-        if avail > n:
-            self._pos = pos + n
-            self._plain_size -= n
-            return first[pos:pos + n]
-        if avail == n or len(plain) == 1:
-            plain.popleft()
-            self._pos = 0
-            self._plain_size -= avail
-            return first[pos:] if pos else first
-        parts = []
-        got = 0
-        while plain and got < n:
+        parts: list[Any] = []
+        done = 0
+        while plain and done < n:
             chunk = plain[0]
-            take = min(n - got, len(chunk) - pos)
-            parts.append(chunk[pos:pos + take] if pos or take < len(chunk) else chunk)
-            got += take
+            take = min(n - done, len(chunk) - pos)
+            if buffer is not None:
+                view[done:done + take] = chunk[pos:pos + take]
+            else:
+                parts.append(chunk[pos:pos + take])
+            done += take
             if pos + take < len(chunk):
                 pos += take
             else:
                 plain.popleft()
                 pos = 0
         self._pos = pos
-        self._plain_size -= got
-        return b"".join(parts)
+        self._plain_size -= done
+        result: Any = done
+        if buffer is None:
+            result = bytes(parts[0]) if len(parts) == 1 else b"".join(parts)
+        if not plain:
+            self._conn._release_plaintext()  # every lent byte is copied out: give them back
+        return result
 
     def write(self, data: Any) -> int:
         """Encrypt ``data`` into ``outgoing`` (driving the handshake first if needed);
