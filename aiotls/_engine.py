@@ -1801,6 +1801,8 @@ class _TLSLiteConnection(_TolerantServer):
     _aiotls_defer_client_cert = False
     #: verify_data of the first Finished of the handshake, sent or received (tls-unique)
     _aiotls_first_finished: bytes | None = None
+    #: server: the cipher suites the client offered
+    _aiotls_client_suites: tuple[int, ...] = ()
     #: The handshake settings; client: the ALPN protocols offered, its key and chain if a
     #: certificate is loaded, and whether the server asked for one (CertificateRequest).
     _aiotls_settings: Any = None
@@ -1927,6 +1929,8 @@ class _TLSLiteConnection(_TolerantServer):
 
     def _serverGetClientHello(self, *args: Any, **kwargs: Any) -> Generator[Any, None, None]:
         for result in super()._serverGetClientHello(*args, **kwargs):
+            if isinstance(result, tuple):
+                self._aiotls_client_suites = tuple(result[0].cipher_suites)
             if isinstance(result, tuple) and result[1] < (3, 4):
                 if self._aiotls_require_ems \
                         and not result[0].getExtension(ExtensionType.extended_master_secret):
@@ -3077,6 +3081,10 @@ class Engine:
     def ignored_sni(self) -> str | None:
         """Server side: an IP literal the client sent as SNI, which was ignored."""
         return self._tl._aiotls_ip_sni if self.server_side else None
+
+    def client_suites(self) -> tuple[int, ...]:
+        """Server: the cipher suite code points the client offered."""
+        return self._tl._aiotls_client_suites if self.server_side else ()
 
     def tls_unique(self) -> bytes | None:
         """RFC 5929 tls-unique: the first Finished's verify_data (TLS 1.2 only)."""

@@ -115,9 +115,9 @@ class TLSStream(ByteStream):
     """A byte stream that encrypts what is sent and decrypts what is received.
 
     Made with :meth:`wrap`, which performs the TLS handshake.  All the extra attributes of
-    :class:`anyio.streams.tls.TLSAttribute` are supported but, on the server side,
-    ``shared_ciphers`` (aiotls does not keep the client's offer);
-    ``channel_binding_tls_unique`` is ``None`` for TLS 1.3 (RFC 8446 C.5); ``ssl_object`` is the
+    :class:`anyio.streams.tls.TLSAttribute` are supported (``shared_ciphers`` is ``None``
+    on clients, as in anyio; ``channel_binding_tls_unique`` is ``None`` for TLS 1.3, RFC 8446
+    C.5); ``ssl_object`` is the
     :class:`aiotls.TLSConnection`.  The transport's own attributes are passed through.
 
     :var transport_stream: the wrapped stream.
@@ -527,9 +527,8 @@ class TLSStream(ByteStream):
             TLSAttribute.ssl_object: lambda: conn,
             TLSAttribute.standard_compatible: lambda: self.standard_compatible,
             TLSAttribute.tls_version: conn.version,
+            TLSAttribute.shared_ciphers: conn.shared_ciphers,
         }
-        if not conn.server_side:
-            attributes[TLSAttribute.shared_ciphers] = lambda: None
         return attributes
 
     def __repr__(self) -> str:

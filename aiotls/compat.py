@@ -403,15 +403,9 @@ class TLSObject(ssl.SSLObject):
         return self._conn.cipher()
 
     def shared_ciphers(self) -> list[tuple[str, str, int]] | None:
-        """The suites this side enabled for the negotiated protocol family, as
-        ``(name, protocol, bits)`` (``None`` before the handshake)."""
-        version = self._conn.version()
-        if version is None:
-            return None
-        tls13 = version == "TLSv1.3"
-        return [(s.openssl_name, s.protocol, s.bits)
-                for s in self._context._effective_suites()
-                if (s.protocol == "TLSv1.3") == tls13]
+        """Server side: the suites the client offered that this context enables (``None``
+        on clients and before the handshake, as in the stdlib)."""
+        return self._conn.shared_ciphers()
 
     def compression(self) -> None:
         """Always ``None``: aiotls never compresses."""

@@ -815,6 +815,17 @@ class TLSConnection:
         """Always ``None``: TLS compression is insecure and never used."""
         return None
 
+    def shared_ciphers(self) -> list[tuple[str, str, int]] | None:
+        """Server side: the suites both the client offered and this context enables, in this
+        context's order, as ``(name, protocol, secret_bits)`` like
+        :meth:`ssl.SSLSocket.shared_ciphers`.  ``None`` on clients and before the
+        handshake, as in the stdlib."""
+        if not self.server_side or self._handshake_event is None:
+            return None
+        offered = set(self._engine.client_suites())
+        return [(s.openssl_name, s.protocol, s.bits)
+                for s in self.context._effective_suites() if s.id in offered]
+
     @property
     def session_reused(self) -> bool:
         """True if the session was resumed."""

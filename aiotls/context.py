@@ -670,8 +670,10 @@ class TLSContext(ssl.SSLContext):
         ciphers = {s.cipher for s in self._suites}
         kexes = {s.kex for s in self._suites if s.kex}
         macs = {s.mac for s in self._suites}
+        # (as the engine does: TLS 1.3 suites only if one was chosen, TLS 1.2 ones likewise)
+        tls13 = any(s.kex is None for s in self._suites)
         return [s for s in ALL_SUITES if s.cipher in ciphers and s.mac in macs
-                and (s.kex is None or s.kex in kexes)]
+                and (s.kex in kexes if s.kex else tls13)]
 
     def set_groups(self, groups: Iterable[str]) -> None:
         """Choose the (EC)DHE key-exchange groups, in preference order.

@@ -648,10 +648,10 @@ class TLSSocket(ssl.SSLSocket):
         return conn.cipher() if conn is not None else None
 
     def shared_ciphers(self) -> list[tuple[str, str, int]] | None:
-        """The negotiated suite, as a one-element list (aiotls does not keep the list of
-        suites both sides offered); ``None`` before the handshake."""
-        cipher = self.cipher()
-        return [cipher] if cipher is not None else None
+        """Server side: the suites the client offered that this context enables (``None``
+        on clients and before the handshake, as in the stdlib)."""
+        conn = self._conn
+        return conn.shared_ciphers() if conn is not None else None
 
     def compression(self) -> None:
         return None

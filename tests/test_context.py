@@ -240,3 +240,26 @@ def test_encrypt_then_mac_is_offered_only_with_cbc_suites() -> None:
     assert ExtensionType.extended_master_secret in extensions(ctx)
     ctx.set_ciphers("ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES128-GCM-SHA256")
     assert ExtensionType.encrypt_then_mac in extensions(ctx)
+
+
+@pytest.mark.parametrize("ciphers", [
+    "DEFAULT",
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384",  # TLS 1.2 only
+    "TLS_CHACHA20_POLY1305_SHA256",  # TLS 1.3 only
+    "TLS_AES_128_GCM_SHA256:ECDHE-ECDSA-CHACHA20-POLY1305",
+])
+def test_get_ciphers_is_exactly_what_a_client_offers(ciphers: str) -> None:
+    from tlslite.messages import ClientHello
+    from tlslite.utils.codec import Parser
+
+    ctx = aiotls.TLSContext()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_ciphers(ciphers)
+    hello = ClientHello().parse(Parser(bytearray(aiotls.TLSConnection(ctx).data_to_send()[6:])))
+    offered = set(hello.cipher_suites) - {0xFF}
+    versions = hello.getExtension(43)
+    if versions is not None and (3, 3) not in versions.versions:
+        # TLS 1.3 only: the TLS 1.2 suites tlslite still lists can never be negotiated
+        offered = {s for s in offered if s >> 8 == 0x13}
+    assert {c["id"] & 0xFFFF for c in ctx.get_ciphers()} == offered

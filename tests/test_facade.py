@@ -355,7 +355,7 @@ def test_plaintext_in_the_same_read_as_close_notify_stays_in_the_bio(
 
 
 @pytest.mark.parametrize("peers", PEERS)
-def test_alpn_and_shared_ciphers(pki: PKI, peers: tuple[bool, bool]) -> None:
+def test_alpn(pki: PKI, peers: tuple[bool, bool]) -> None:
     client, server = pair(pki, aiotls_client=peers[0], aiotls_server=peers[1])
     for end in (client, server):
         end.obj.context.set_alpn_protocols(["h2", "http/1.1"])
@@ -368,10 +368,28 @@ def test_alpn_and_shared_ciphers(pki: PKI, peers: tuple[bool, bool]) -> None:
     assert client.obj.selected_alpn_protocol() == server.obj.selected_alpn_protocol() == "h2"
     for end in (client, server):
         if isinstance(end.obj, TLSObject):
-            shared = end.obj.shared_ciphers()
-            assert shared and all(proto == "TLSv1.3" for _, proto, _ in shared)
-            assert end.obj.cipher()[0] in {name for name, _, _ in shared}  # type: ignore[index]
             assert end.obj.selected_npn_protocol() is None
+
+
+@pytest.mark.parametrize("aiotls_client", [True, False], ids=["aiotls-client", "openssl-client"])
+def test_shared_ciphers_are_the_clients_offer_that_the_server_enables(
+        pki: PKI, aiotls_client: bool) -> None:
+    cctx = pki.client_context() if aiotls_client else pki.stdlib_client_context()
+    cctx.set_ciphers("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384")
+    # (what each offers; OpenSSL keeps its TLS 1.3 suites whatever set_ciphers says)
+    offered = {c["name"] for c in cctx.get_ciphers()}
+    assert "TLS_CHACHA20_POLY1305_SHA256" not in offered or not aiotls_client
+    client, server = pair(pki, client_ctx=cctx)
+    assert server.obj.shared_ciphers() is None  # before the handshake
+    handshake(client, server)
+    if aiotls_client:
+        assert client.obj.shared_ciphers() is None  # client side, as in the stdlib
+    shared = server.obj.shared_ciphers()
+    assert shared is not None and server.obj.cipher() in shared
+    enabled = {c["name"] for c in server.obj.context.get_ciphers()}
+    assert {name for name, _, _ in shared} == offered & enabled
+    protocols = {c["name"]: c["protocol"] for c in server.obj.context.get_ciphers()}
+    assert all(proto == protocols[name] for name, proto, _ in shared)
 
 
 @pytest.mark.parametrize("peers", PEERS)
