@@ -26,8 +26,10 @@ direction, calls queue on the lock.
 
 The end of the stream, as anyio's :class:`anyio.streams.tls.TLSStream` reports it:
 
-* the peer's close_notify: :exc:`anyio.EndOfStream` (our close_notify goes out at once:
-  :class:`~aiotls.TLSConnection` answers it, there is no receiving half-close);
+* the peer's close_notify: :exc:`anyio.EndOfStream`.  On TLS 1.3 our side stays open
+  (``TLSConnection(half_close=True)``): :meth:`TLSStream.send` still works, and
+  :meth:`TLSStream.aclose` sends our close_notify.  On TLS 1.2 it is answered at once and
+  later sends fail (RFC 5246 7.2.1);
 * transport EOF without close_notify (a possible truncation attack):
   :exc:`anyio.BrokenResourceError` from an :class:`aiotls.TruncationError` with
   ``standard_compatible=True``, :exc:`anyio.EndOfStream` otherwise (or when the
@@ -199,7 +201,7 @@ class TLSStream(ByteStream):
                                 hint="drop hostname= on the server side")
         conn = TLSConnection(ssl_context, server_side=server_side,
                              server_hostname=_a_labels(hostname) if hostname else None,
-                             session=session)
+                             session=session, half_close=True)
         stream = cls(transport_stream, conn, standard_compatible=standard_compatible)
         await stream._handshake()
         return stream
@@ -389,9 +391,10 @@ class TLSStream(ByteStream):
             raise anyio.ClosedResourceError
         if self._broken is not None:
             raise anyio.BrokenResourceError from self._broken
-        if self._terminated is not None or self._peer_closed:
-            raise anyio.BrokenResourceError from self._terminated.error \
-                if self._terminated is not None else None
+        if self._terminated is not None:
+            raise anyio.BrokenResourceError from self._terminated.error
+        if self._peer_closed and self._conn.state is not ConnectionState.OPEN:
+            raise anyio.BrokenResourceError  # (TLS 1.2: the peer's close_notify ends both)
 
     async def _flush(self, *, blocking: bool) -> None:
         """Send what the connection has queued.  Not ``blocking``: leave it to the task
@@ -440,8 +443,8 @@ class TLSStream(ByteStream):
         """TLS 1.3: send close_notify and go on receiving until the peer's (a half-close).
 
         After it :meth:`send` raises :exc:`anyio.ClosedResourceError`, :meth:`receive`
-        delivers the peer's data until its close_notify.  Peers that answer a close_notify
-        at once (aiotls among them) end their side too: their later sends fail.
+        delivers the peer's data until its close_notify.  aiotls and OpenSSL peers can
+        go on sending; peers that answer a close_notify at once end their side too.
 
         :raises NotImplementedError: on TLS 1.2, which has no half-close.
         """

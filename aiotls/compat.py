@@ -99,8 +99,11 @@ class TLSObject(ssl.SSLObject):
         if not isinstance(self._context, TLSContext):
             raise TypeError("context must be an aiotls.TLSContext, not "
                             f"{type(self._context).__name__}")
+        # half_close: as with OpenSSL, a TLS 1.3 peer's close_notify is answered when the
+        # application unwraps, and data can be written until then
         conn = TLSConnection(self._context, server_side=self._server_side,
-                             server_hostname=self._server_hostname, session=self._session)
+                             server_hostname=self._server_hostname, session=self._session,
+                             half_close=True)
         # Plaintext is lent (memoryviews of the connection's decryption buffer, valid until
         # _release_plaintext()): read() copies it out once -- into the caller's buffer, or
         # into the bytes it returns -- and gives the buffers back when all was read.
@@ -181,7 +184,8 @@ class TLSObject(ssl.SSLObject):
         self._started = True
         conn = self._conn
         incoming = self._incoming
-        if not self._eof_fed and not self._ended():
+        if not self._eof_fed and not self._ended() and not self._peer_closed:
+            # (after the peer's close_notify, incoming holds the next protocol's bytes)
             if incoming.pending:
                 self._receive(incoming.read())
             if incoming.eof and not incoming.pending and not self._eof_fed \

@@ -171,6 +171,12 @@ class TLSConnection:
         against (clients).  Required when ``context.check_hostname`` is on.
     :param now: clock used for certificate validity checks; returns an aware
         UTC datetime.  Defaults to the system clock.
+    :param session: a :class:`TLSSession` to resume (clients).
+    :param half_close: TLS 1.3: when the peer's close_notify arrives, keep our side open
+        (RFC 8446 6.1 lets each side close its write direction alone): data can still be
+        sent until :meth:`close`, which sends our close_notify and ends the connection.
+        Off by default: aiotls then answers a close_notify at once, as TLS 1.2 requires
+        (RFC 5246 7.2.1) and as TLS 1.2 connections always do.
 
     A client's ClientHello is ready in :meth:`data_to_send` right after construction.
     """
@@ -183,6 +189,7 @@ class TLSConnection:
         server_hostname: str | None = None,
         now: Callable[[], datetime.datetime] | None = None,
         session: TLSSession | None = None,
+        half_close: bool = False,
     ) -> None:
         if not isinstance(context, TLSContext):
             raise TypeError(f"context must be an aiotls.TLSContext, not {type(context).__name__}")
@@ -244,6 +251,8 @@ class TLSConnection:
         self._lend = False
         self._lent: list[bytearray] = []
         self._unused = b""
+        self._half_close = bool(half_close)
+        self._peer_closed = False  # the peer's close_notify arrived
         self._engine = Engine(context, server_side=server_side, server_hostname=server_hostname,
                               now=now or _utcnow,
                               session=session._state if session is not None else None)
@@ -330,6 +339,12 @@ class TLSConnection:
                 raise self._error
             raise TLSUsageError("receive_data() after the connection was closed",
                                 hint="stop feeding data once ConnectionTerminated was seen")
+        if self._peer_closed:
+            # half-closed by the peer: what follows its close_notify is not TLS (RFC 8446
+            # 6.1: ignored), and its EOF ends nothing we still send
+            if data:
+                self._unused += bytes(data)
+            return
         if not data:
             self._on_eof()
             return
@@ -388,13 +403,17 @@ class TLSConnection:
         Data the peer sent before its own close_notify is still delivered; its
         close_notify then arrives as :class:`~aiotls.events.CloseNotifyReceived`
         followed by ``ConnectionTerminated(error=None)``.  (When the *peer* closes
-        first, aiotls answers with close_notify at once: there is no half-close.)
+        first, aiotls answers with close_notify at once -- unless ``half_close`` keeps a
+        TLS 1.3 connection's side open: then this sends it and ends the connection.)
         """
         if self._state in (ConnectionState.HANDSHAKING, ConnectionState.OPEN):
             was_handshaking = self._state is ConnectionState.HANDSHAKING
             self._pending_app.clear()
             self._engine.close_notify()
-            if was_handshaking:
+            if self._peer_closed:  # (half_close) both sides have closed now
+                self._set_state(ConnectionState.CLOSED)
+                self._terminate(None)
+            elif was_handshaking:
                 # Nothing useful can follow an aborted handshake.
                 self._set_state(ConnectionState.CLOSED)
                 self._terminate(None)
@@ -626,8 +645,13 @@ class TLSConnection:
                             # close_notify, the usual end of a connection: handled here
                             deliver()
                             pos += _HEADER + length
-                            self._engine.peer_closed()
                             self._keep_unused(view[pos:], segments[index + 1:])
+                            if tls13 and self._half_close \
+                                    and self._state is ConnectionState.OPEN:
+                                self._peer_closed = True  # our side stays open
+                                self._events.append(CloseNotifyReceived())
+                                return
+                            self._engine.peer_closed()
                             self._closed_by_peer()
                             return
                         fast.rewind()  # another control record: the engine decrypts it
@@ -720,6 +744,7 @@ class TLSConnection:
 
     def _closed_by_peer(self) -> None:
         """The peer's close_notify arrived (answered already): the connection ends cleanly."""
+        self._peer_closed = True
         self._events.append(CloseNotifyReceived())
         self._set_state(ConnectionState.CLOSED)
         self._terminate(None)
@@ -890,6 +915,12 @@ class TLSConnection:
     def get_unverified_chain(self) -> list[bytes]:
         """The peer's chain as sent (DER, leaf first)."""
         return list(self._handshake_event.peer_certificates) if self._handshake_event else []
+
+    @property
+    def peer_closed(self) -> bool:
+        """True once the peer's close_notify arrived (with ``half_close``, while our side
+        may still send)."""
+        return self._peer_closed
 
     @property
     def unused_data(self) -> bytes:

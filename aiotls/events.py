@@ -63,8 +63,10 @@ class DataReceived:
 class CloseNotifyReceived:
     """The peer sent close_notify: it will send no more data (a clean TLS EOF).
 
-    aiotls has already queued its own close_notify in reply (no half-close), so
-    ``send_data`` is no longer possible; ``ConnectionTerminated(error=None)`` follows.
+    aiotls has already queued its own close_notify in reply, so ``send_data`` is no
+    longer possible and ``ConnectionTerminated(error=None)`` follows -- except on a TLS 1.3
+    connection made with ``half_close=True``: there our side stays open until
+    :meth:`~aiotls.TLSConnection.close`, which ends the connection.
     """
 
 

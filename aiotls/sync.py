@@ -174,7 +174,7 @@ class TLSSocket(ssl.SSLSocket):
         conn: TLSConnection | None = None
         if connected or not server_side:
             conn = TLSConnection(context, server_side=server_side, server_hostname=hostname,
-                                 session=session)
+                                 session=session, half_close=True)
         kwargs: dict[str, Any] = {"family": sock.family, "type": sock.type,
                                   "proto": sock.proto, "fileno": sock.fileno()}
         self = cls.__new__(cls, **kwargs)
@@ -209,6 +209,7 @@ class TLSSocket(ssl.SSLSocket):
         self._rbuf = bytearray(_READ_SIZE) if conn is not None else bytearray()
         self._handshake_done = False
         self._terminated = False
+        self._peer_closed = False  # the peer's close_notify arrived
         self._truncated = False
         self._error: TLSError | None = None
         self._discard = False  # unwrapping: data after our close_notify is dropped
@@ -237,6 +238,9 @@ class TLSSocket(ssl.SSLSocket):
                     self._plain += event.data
             elif isinstance(event, HandshakeCompleted):
                 self._handshake_done = True
+            elif isinstance(event, CloseNotifyReceived):
+                # (TLS 1.3: our side stays open -- half_close -- until unwrap() or close())
+                self._peer_closed = True
             elif isinstance(event, ConnectionTerminated):
                 self._terminated = True
                 self._error = event.error
@@ -401,6 +405,8 @@ class TLSSocket(ssl.SSLSocket):
                         return 0 if buffer is not None else b""
                     if self._terminated:
                         return self._ended(buffer is not None)
+                    if self._peer_closed:
+                        return 0 if buffer is not None else b""
                     if self._conn is None:
                         raise ValueError("Read on closed or unwrapped SSL socket.")
                 self._receive()
@@ -624,7 +630,8 @@ class TLSSocket(ssl.SSLSocket):
             if self._started or self._handshake_done:
                 raise ValueError(f"Cannot set {what} after handshake.")
             conn = TLSConnection(ctx, server_side=self.server_side,
-                                 server_hostname=self.server_hostname, session=session)
+                                 server_hostname=self.server_hostname, session=session,
+                                 half_close=True)
             self._conn = conn
             self._out.clear()
             self._collect()

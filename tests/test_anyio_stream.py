@@ -325,19 +325,35 @@ async def test_send_eof_is_a_half_close_with_a_stdlib_peer(pki: Any) -> None:
                 await client.aclose()
 
 
-async def test_send_eof_with_an_aiotls_peer_ends_both_directions(pki: Any) -> None:
-    """aiotls answers a close_notify at once: the peer gets EndOfStream and cannot send
-    any more; we get its close_notify."""
+async def test_send_eof_is_a_half_close_with_an_aiotls_peer(pki: Any) -> None:
+    """TLS 1.3, aiotls on both ends: the peer gets EndOfStream, still answers, and its
+    aclose() ends the connection; we read its answer, then EndOfStream."""
     with anyio.fail_after(TIMEOUT):
         async with tcp_pair() as (a, b):
             client, server = await wrap_pair(a, b, pki.client_context(), pki.server_context())
             await client.send(b"last words")
             await client.send_eof()
             assert await receive_until_end(server) == b"last words"
+            await server.send(b"heard: ")
+            await server.send(b"last words")
+            await server.aclose()
+            assert await receive_until_end(client) == b"heard: last words"
+            conn = client.extra(TLSAttribute.ssl_object)
+            assert conn.state is aiotls.ConnectionState.CLOSED and conn.error is None
+            await client.aclose()
+
+
+async def test_a_tls12_close_notify_ends_both_directions(pki: Any) -> None:
+    """TLS 1.2 has no half-close: a peer's close_notify is answered at once, and sending
+    after it fails."""
+    with anyio.fail_after(TIMEOUT):
+        async with tcp_pair() as (a, b):
+            client, server = await wrap_pair(a, b, tls12(pki.client_context()),
+                                             pki.server_context())
+            await client.aclose()
+            assert await receive_until_end(server) == b""
             with pytest.raises(anyio.BrokenResourceError):
                 await server.send(b"too late")
-            assert await receive_until_end(client) == b""
-            await client.aclose()
             await server.aclose()
 
 

@@ -410,3 +410,55 @@ def test_a_non_ascii_server_hostname_is_the_callers_mistake(pki: PKI) -> None:
     obj = pki.client_context().wrap_bio(ssl.MemoryBIO(), ssl.MemoryBIO(),
                                         server_hostname="bücher.example")
     assert obj.server_hostname == "xn--bcher-kva.example"
+
+
+def _half_closed_pair(pki: PKI, version: ssl.TLSVersion, half_close: bool
+                      ) -> tuple[aiotls.TLSConnection, aiotls.TLSConnection]:
+    cctx = pki.client_context()
+    cctx.maximum_version = version
+    client = aiotls.TLSConnection(cctx, server_hostname="localhost")
+    server = aiotls.TLSConnection(pki.server_context(), server_side=True,
+                                  half_close=half_close)
+    pump(client, server)
+    server.events()
+    client.events()
+    client.close()
+    server.receive_data(client.data_to_send() + b"PLAIN")
+    return client, server
+
+
+def test_half_close_keeps_our_side_open_after_the_peers_close_notify(pki: PKI) -> None:
+    """TLS 1.3 (RFC 8446 6.1): with half_close the peer's close_notify closes only its
+    direction: we can still send, the peer still reads, and our close() ends it."""
+    client, server = _half_closed_pair(pki, ssl.TLSVersion.TLSv1_3, half_close=True)
+    events = server.events()
+    assert any(isinstance(e, CloseNotifyReceived) for e in events)
+    assert not any(isinstance(e, ConnectionTerminated) for e in events)
+    assert server.peer_closed and server.state is aiotls.ConnectionState.OPEN
+    assert server.data_to_send() == b""  # no close_notify sent in reply
+    assert server.unused_data == b"PLAIN"
+    server.receive_data(b" MORE")  # not TLS any more: kept, not parsed
+    server.receive_data(b"")  # the peer's TCP FIN ends nothing we still send
+    assert server.unused_data == b"PLAIN MORE"
+    server.send_data(b"the answer")
+    client.receive_data(server.data_to_send())
+    assert data_of(client) == b"the answer"
+    server.close()
+    assert server.state is aiotls.ConnectionState.CLOSED
+    assert isinstance(server.events()[-1], ConnectionTerminated)
+    client.receive_data(server.data_to_send())
+    assert client.state is aiotls.ConnectionState.CLOSED and client.error is None
+
+
+@pytest.mark.parametrize(("version", "half_close"), [
+    (ssl.TLSVersion.TLSv1_3, False), (ssl.TLSVersion.TLSv1_2, True), (ssl.TLSVersion.TLSv1_2, False)])
+def test_without_half_close_or_on_tls12_a_close_notify_is_answered_at_once(
+        pki: PKI, version: ssl.TLSVersion, half_close: bool) -> None:
+    client, server = _half_closed_pair(pki, version, half_close=half_close)
+    assert isinstance(server.events()[-1], ConnectionTerminated)
+    assert server.state is aiotls.ConnectionState.CLOSED and server.peer_closed
+    with pytest.raises(aiotls.TLSUsageError):
+        server.send_data(b"too late")
+    client.receive_data(server.data_to_send())  # our close_notify, in reply
+    assert client.state is aiotls.ConnectionState.CLOSED and client.error is None
+    assert server.unused_data == b"PLAIN"

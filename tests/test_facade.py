@@ -280,6 +280,39 @@ def test_read_returns_empty_after_the_peers_close_notify(pki: PKI,
         client.obj.read(10)
 
 
+def test_tls13_write_after_the_peers_close_notify_until_unwrap(pki: PKI) -> None:
+    """As with OpenSSL: a TLS 1.3 peer's close_notify closes its direction only; ours is
+    answered at unwrap(), and data can be written until then (RFC 8446 6.1)."""
+    client, server = pair(pki)
+    handshake(client, server)
+    with pytest.raises(ssl.SSLWantReadError):
+        client.obj.unwrap()
+    client.to(server)
+    assert server.read_all() == b""
+    assert server.outgoing.pending == 0  # no close_notify yet
+    assert server.obj.write(b"late answer") == 11
+    server.to(client)
+    assert client.obj.read(100) == b"late answer"
+    assert server.obj.unwrap() is None
+    server.to(client)
+    assert client.obj.unwrap() is None
+    with pytest.raises(ssl.SSLZeroReturnError):
+        server.obj.write(b"after unwrap")
+
+
+def test_tls12_close_notify_ends_both_directions(pki: PKI) -> None:
+    client, server = pair(pki, version=TLS12)
+    handshake(client, server)
+    with pytest.raises(ssl.SSLWantReadError):
+        client.obj.unwrap()
+    client.to(server)
+    assert server.read_all() == b""
+    with pytest.raises(ssl.SSLZeroReturnError):
+        server.obj.write(b"too late")  # RFC 5246 7.2.1: no half-close
+    server.to(client)
+    assert client.obj.unwrap() is None
+
+
 @pytest.mark.parametrize("peers", PEERS)
 def test_eof_without_close_notify_is_an_eof_error(pki: PKI, peers: tuple[bool, bool]) -> None:
     client, server = pair(pki, aiotls_client=peers[0], aiotls_server=peers[1])

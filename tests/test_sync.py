@@ -441,6 +441,29 @@ def test_eof_without_close_notify(pki: PKI, listener: socket.socket, suppress: b
             assert not isinstance(info.value, ssl.SSLSyscallError)
 
 
+def test_tls13_half_close_the_peer_answers_after_our_close_notify(
+        pki: PKI, listener: socket.socket) -> None:
+    """TLS 1.3 (RFC 8446 6.1): shutdown(SHUT_WR) closes our direction only; the server
+    reads the end, still answers, and its close() ends the connection."""
+    def body(tls: TLSSocket) -> None:
+        request = _recv_until_eof(tls)
+        tls.sendall(b"heard: " + request)
+
+    with peer_thread(_aiotls_server(listener, pki.server_context(), body)) as server:
+        with _client(pki, listener.getsockname(), suppress_ragged_eofs=False) as tls:
+            tls.sendall(b"question")
+            tls.shutdown(socket.SHUT_WR)
+            assert _recv_until_eof(tls) == b"heard: question"
+        server.result(TIMEOUT)
+
+
+def _recv_until_eof(tls: socket.socket) -> bytes:
+    got = b""
+    while data := tls.recv(65536):
+        got += data
+    return got
+
+
 @pytest.mark.parametrize("how", ["unwrap", "shutdown", "close"])
 def test_clean_close_is_not_a_truncation(pki: PKI, listener: socket.socket, how: str) -> None:
     """The peer's close_notify ends recv() with b"" even with suppress_ragged_eofs=False;
