@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import ssl
 from collections import deque
-from typing import Any
+from typing import Any, NoReturn
 
 from .connection import ConnectionState, TLSConnection, TLSSession
 from .context import TLSContext
@@ -43,7 +43,7 @@ from .events import (
     DataReceived,
 )
 
-__all__ = ["TLSObject"]
+__all__ = ["RefusedTLSObject", "TLSObject"]
 
 def _want_read() -> ssl.SSLWantReadError:
     return ssl.SSLWantReadError(ssl.SSL_ERROR_WANT_READ, "The operation did not complete (read)")
@@ -440,3 +440,84 @@ class TLSObject(ssl.SSLObject):
 
     def __repr__(self) -> str:
         return f"<aiotls.compat.TLSObject {self._conn!r}>"
+
+
+#: A plaintext fatal alert, internal_error (RFC 8446 6.2; readable before any handshake).
+_INTERNAL_ERROR_ALERT = bytes([21, 3, 3, 0, 2, 2, 80])
+
+
+class RefusedTLSObject(TLSObject):
+    """What a server context's :meth:`~aiotls.TLSContext.wrap_bio` returns when it cannot
+    serve at all (a client context, no certificate): its handshake fails at once with the
+    reason, after an internal_error alert, so that the framework closes the connection
+    instead of leaving the client waiting."""
+
+    def __init__(self, context: TLSContext, incoming: ssl.MemoryBIO, outgoing: ssl.MemoryBIO,
+                 error: Exception) -> None:
+        self._context = context
+        self._incoming = incoming
+        self._outgoing = outgoing
+        self._server_side = True
+        self._server_hostname = None
+        self._error = error
+        self._alerted = False
+
+    def _refuse(self) -> NoReturn:
+        if not self._alerted:
+            self._alerted = True
+            self._outgoing.write(_INTERNAL_ERROR_ALERT)
+        raise self._error
+
+    @property
+    def connection(self) -> TLSConnection:
+        raise self._error
+
+    def do_handshake(self) -> None:
+        self._refuse()
+
+    def read(self, len: int = 1024, buffer: Any = None) -> Any:
+        self._refuse()
+
+    def write(self, data: Any) -> int:
+        self._refuse()
+
+    def unwrap(self) -> None:
+        return None
+
+    def pending(self) -> int:
+        return 0
+
+    def getpeercert(self, binary_form: bool = False) -> Any:
+        raise ValueError("handshake not done yet")
+
+    def version(self) -> None:
+        return None
+
+    def cipher(self) -> None:
+        return None
+
+    def shared_ciphers(self) -> None:
+        return None
+
+    def selected_alpn_protocol(self) -> None:
+        return None
+
+    def get_channel_binding(self, cb_type: str = "tls-unique") -> None:
+        return None
+
+    def get_unverified_chain(self) -> list[bytes]:
+        return []
+
+    @property
+    def session_reused(self) -> bool:
+        return False
+
+    @property  # type: ignore[misc]
+    def session(self) -> None:  # type: ignore[override]
+        return None
+
+    def verify_client_post_handshake(self) -> None:
+        self._refuse()
+
+    def __repr__(self) -> str:
+        return f"<aiotls.compat.RefusedTLSObject: {self._error}>"

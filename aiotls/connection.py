@@ -300,6 +300,7 @@ class TLSConnection:
                 "a TLS server needs a certificate",
                 cause="the context has no certificate chain loaded",
                 hint="call load_cert_chain(certfile, keyfile) on the server context",
+                code="server-needs-certificate",
             )
 
     # --- state ---------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ in so many words.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import ssl
@@ -159,6 +160,7 @@ _UNSUPPORTED_VERIFY_FLAGS = {
 
 
 _SEALER_LOCK = threading.Lock()
+_logger = logging.getLogger(__name__)
 
 #: Size of the smallest RSA key aiotls accepts, ours or the peer's.
 MIN_RSA_BITS = 2048
@@ -259,6 +261,7 @@ class TLSContext(ssl.SSLContext):
         self._require_ems = True
         self._ticket_keys: list[bytes] = []
         self._sealer: Any = None
+        self._refusal_logged = False
 
 
     # --- change tracking ------------------------------------------------------------------------
@@ -914,8 +917,24 @@ class TLSContext(ssl.SSLContext):
         aiohttp call when given this context (see :mod:`aiotls.compat`)."""
         from .compat import TLSObject
 
-        return TLSObject(self, incoming, outgoing, server_side=server_side,
-                         server_hostname=server_hostname, session=session)
+        try:
+            return TLSObject(self, incoming, outgoing, server_side=server_side,
+                             server_hostname=server_hostname, session=session)
+        except (TLSUsageError, TLSConfigurationError) as exc:
+            if not server_side or exc.code not in ("wrong-side-context",
+                                                   "server-needs-certificate"):
+                raise
+            # A server's framework (asyncio.start_server, aiohttp...) calls wrap_bio() for
+            # each connection it accepted: raising here would leave that connection open
+            # and unanswered (asyncio waits for a handshake that never starts) and, outside
+            # debug mode, unreported.  So: say it once, and give the framework an object
+            # that fails the handshake, which closes the connection.
+            if not self._refusal_logged:
+                self._refusal_logged = True
+                _logger.error("every server connection made with %r will fail: %s", self, exc)
+            from .compat import RefusedTLSObject
+
+            return RefusedTLSObject(self, incoming, outgoing, exc)
 
     def _wrap_bio(self, *args: Any, **kwargs: Any) -> Any:
         raise TLSUsageError("an aiotls.TLSContext cannot make OpenSSL objects",

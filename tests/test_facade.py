@@ -111,6 +111,22 @@ def test_wrap_bio_refuses_a_context_for_the_other_side(pki: PKI) -> None:
                                       server_hostname="localhost")
 
 
+def test_a_server_that_cannot_serve_fails_each_handshake_with_an_alert(pki: PKI) -> None:
+    """For servers wrap_bio() does not raise (frameworks call it per connection and would
+    leave the connection hanging): the handshake fails, after an internal_error alert."""
+    no_cert = aiotls.TLSContext(ssl.PROTOCOL_TLS_SERVER)
+    for ctx, error in ((no_cert, aiotls.TLSConfigurationError),
+                       (pki.client_context(), aiotls.TLSUsageError)):
+        server = End(ctx, server_side=True)
+        assert isinstance(server.obj, ssl.SSLObject)
+        with pytest.raises(error):
+            server.obj.do_handshake()
+        assert server.outgoing.read() == bytes([21, 3, 3, 0, 2, 2, 80])
+        with pytest.raises(error):
+            server.obj.read(10)
+        assert server.obj.version() is None and server.obj.pending() == 0
+
+
 # --- identity ----------------------------------------------------------------------------------
 
 

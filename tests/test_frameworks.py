@@ -740,3 +740,30 @@ async def test_aiohttp_client_and_server(ends: Ends) -> None:
     assert len(seen) == 4
     for obj in seen:
         ends.check(obj, server_side=True)
+
+
+async def test_a_wrong_side_context_in_start_server_is_logged_once(
+        pki: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """asyncio drops a server's handshake errors outside debug mode: a client context given
+    to start_server would fail every connection in silence (and, raised from wrap_bio(),
+    leave each client waiting forever), so aiotls says it once and each client gets an
+    alert at once."""
+    ctx = pki.client_context()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    caplog.set_level(logging.ERROR, logger="aiotls")
+    async with asyncio.timeout(10):
+        server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=ctx)
+        port = server.sockets[0].getsockname()[1]
+        for _ in range(2):
+            # (asyncio closes at once: an alert, or a reset when the ClientHello was unread)
+            with pytest.raises((ssl.SSLError, ConnectionError)):
+                await asyncio.open_connection("127.0.0.1", port, server_hostname="localhost",
+                                              ssl=pki.stdlib_client_context())
+        server.close()
+        await server.wait_closed()
+    logged = [r for r in caplog.records if r.name.startswith("aiotls")]
+    assert len(logged) == 1 and "server connection" in logged[0].getMessage()
+    assert "PROTOCOL_TLS_SERVER" in logged[0].getMessage()
