@@ -184,7 +184,8 @@ class TLSObject(ssl.SSLObject):
         self._started = True
         conn = self._conn
         incoming = self._incoming
-        if not self._eof_fed and not self._ended() and not self._peer_closed:
+        if (incoming.pending or incoming.eof) and not self._eof_fed \
+                and not self._peer_closed and not self._ended():
             # (after the peer's close_notify, incoming holds the next protocol's bytes)
             if incoming.pending:
                 self._receive(incoming.read())
