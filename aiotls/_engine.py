@@ -65,7 +65,7 @@ import secrets
 import struct
 import types
 from collections.abc import Callable, Generator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ssl import TLSVersion
 from typing import Any
 
@@ -891,12 +891,15 @@ class _Policy:
     hostname: str | None
     mode: int
     now: Callable[[], datetime.datetime]
+    #: the path the last verification built, leaf to trust anchor (DER)
+    path: list[bytes] = field(default_factory=list)
 
     def verify(self, chain: list[bytes]) -> None:
         if not chain and self.mode != _CERT_REQUIRED:
             return
-        _verify.verify_chain(chain, trust=self.trust, role=self.peer_role,
-                             hostname=self.hostname, now=self.now())
+        built = _verify.verify_chain(chain, trust=self.trust, role=self.peer_role,
+                                     hostname=self.hostname, now=self.now())
+        self.path = [_crypto.der_bytes(c) for c in built]
 
 
 def _chain_der(chain: Any) -> list[bytes]:
@@ -3081,6 +3084,12 @@ class Engine:
     def ignored_sni(self) -> str | None:
         """Server side: an IP literal the client sent as SNI, which was ignored."""
         return self._tl._aiotls_ip_sni if self.server_side else None
+
+    def verified_chain(self) -> list[bytes]:
+        """The path the peer's certificate was verified along (leaf to trust anchor, DER);
+        empty when nothing was verified (CERT_NONE, no certificate, a resumed session)."""
+        policy = self._tl._aiotls_policy
+        return list(policy.path) if policy is not None else []
 
     def client_suites(self) -> tuple[int, ...]:
         """Server: the cipher suite code points the client offered."""

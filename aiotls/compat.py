@@ -395,6 +395,11 @@ class TLSObject(ssl.SSLObject):
         """The peer's certificate (``ValueError`` before the handshake), like the stdlib's."""
         return self._conn.getpeercert(binary_form)
 
+    def get_verified_chain(self) -> list[bytes]:
+        """The verified path, leaf to trust anchor (DER); see
+        :meth:`aiotls.TLSConnection.get_verified_chain`."""
+        return self._conn.get_verified_chain()
+
     def get_unverified_chain(self) -> list[bytes]:
         """The peer's chain as sent (DER, leaf first)."""
         return self._conn.get_unverified_chain()
@@ -507,6 +512,9 @@ class RefusedTLSObject(TLSObject):
         return None
 
     def get_unverified_chain(self) -> list[bytes]:
+        return []
+
+    def get_verified_chain(self) -> list[bytes]:
         return []
 
     @property

@@ -913,6 +913,12 @@ class TLSConnection:
             raise ValueError(f"{cb_type!r} channel binding type not implemented")
         return self._engine.tls_unique()
 
+    def get_verified_chain(self) -> list[bytes]:
+        """The path the peer's certificate was verified along: DER, leaf first, ending with
+        the trust anchor (like :meth:`ssl.SSLSocket.get_verified_chain`).  Empty when
+        nothing was verified: ``CERT_NONE``, no certificate sent, or a resumed session."""
+        return self._engine.verified_chain() if self._handshake_event else []
+
     def get_unverified_chain(self) -> list[bytes]:
         """The peer's chain as sent (DER, leaf first)."""
         return list(self._handshake_event.peer_certificates) if self._handshake_event else []

@@ -694,6 +694,8 @@ class TLSContext(ssl.SSLContext):
         client refuses a server that picks parameters which are not one of the groups
         it offered (insufficient_security).
         """
+        if isinstance(groups, str):  # Python 3.15's form: "x25519:secp256r1"
+            groups = [g.strip() for g in groups.split(":") if g.strip()]
         chosen: list[str] = []
         for g in groups:
             name = _GROUP_ALIASES.get(g.lower(), g.lower())
@@ -707,9 +709,13 @@ class TLSContext(ssl.SSLContext):
         self._groups = tuple(chosen)
         self._changed()
 
-    def get_groups(self) -> list[str]:
-        """The enabled key-exchange groups, in preference order."""
-        return list(self._groups)
+    def get_groups(self, *, include_aliases: bool = False) -> list[str]:
+        """The enabled key-exchange groups, in preference order (``include_aliases``, from
+        Python 3.15's signature, adds their other names)."""
+        if not include_aliases:
+            return list(self._groups)
+        return [*self._groups, *(alias for alias, name in _GROUP_ALIASES.items()
+                                 if name in self._groups and alias not in self._groups)]
 
     # --- the rest of the ssl.SSLContext surface ---------------------------------------------
     #
@@ -861,6 +867,68 @@ class TLSContext(ssl.SSLContext):
         if value is not None:
             raise TLSConfigurationError("message callbacks (_msg_callback) are an OpenSSL "
                                         "debugging hook that aiotls does not have")
+
+    # Names of newer Pythons, defined here so that they never reach OpenSSL there either.
+
+    def set_psk_client_callback(self, callback: Any) -> None:
+        """Python 3.13's external PSKs: not available yet (raises unless ``None``)."""
+        self._no_psk(callback)
+
+    def set_psk_server_callback(self, callback: Any, identity_hint: str | None = None) -> None:
+        """Python 3.13's external PSKs: not available yet (raises unless ``None``)."""
+        self._no_psk(callback)
+
+    @staticmethod
+    def _no_psk(callback: Any) -> None:
+        if callback is not None:
+            raise TLSConfigurationError(
+                "external pre-shared keys (PSK callbacks) are not supported by aiotls yet",
+                hint="use certificates; aiotls resumes sessions with tickets",
+            )
+
+    def set_ciphersuites(self, ciphersuites: str, /) -> None:
+        """Python 3.15's name: choose the TLS 1.3 suites (``"A:B"``), keeping the TLS 1.2
+        ones (as OpenSSL's ``SSL_CTX_set_ciphersuites``)."""
+        chosen: list[CipherSuite] = []
+        for token in ciphersuites.replace(",", ":").split(":"):
+            token = token.strip()
+            if not token:
+                continue
+            suite = _SUITES_BY_NAME.get(token.upper())
+            if suite is None or suite.protocol != "TLSv1.3":
+                raise TLSConfigurationError(
+                    f"unknown TLS 1.3 cipher suite {token!r}",
+                    hint="use one of: " + ", ".join(
+                        s.name for s in ALL_SUITES if s.protocol == "TLSv1.3"))
+            if suite not in chosen:
+                chosen.append(suite)
+        if not chosen:
+            raise TLSConfigurationError("set_ciphersuites() selected no cipher suite")
+        old, self._suites = self._suites, (
+            *chosen, *(s for s in self._suites if s.protocol != "TLSv1.3"))
+        effective = {s for s in self._effective_suites() if s.protocol == "TLSv1.3"}
+        if effective != set(chosen):
+            self._suites = old
+            raise TLSConfigurationError(
+                "these TLS 1.3 suites cannot be chosen apart from the TLS 1.2 ones: "
+                f"{', '.join(s.name for s in chosen)} would also enable "
+                f"{', '.join(s.name for s in effective - set(chosen))}",
+                cause="aiotls enables suites by bulk cipher, and TLS 1.2 suites with those "
+                "ciphers are enabled",
+                hint="choose every suite at once with set_ciphers(), e.g. "
+                "set_ciphers('TLS_CHACHA20_POLY1305_SHA256:ECDHE-ECDSA-CHACHA20-POLY1305')",
+            )
+        self._changed()
+
+    def set_client_sigalgs(self, sigalgs: str, /) -> None:
+        """Python 3.15's name: choosing signature algorithms is not available yet."""
+        raise TLSConfigurationError("set_client_sigalgs() is not supported by aiotls yet",
+                                    hint="aiotls offers the secure algorithms it implements")
+
+    def set_server_sigalgs(self, sigalgs: str, /) -> None:
+        """Python 3.15's name: choosing signature algorithms is not available yet."""
+        raise TLSConfigurationError("set_server_sigalgs() is not supported by aiotls yet",
+                                    hint="aiotls offers the secure algorithms it implements")
 
     def load_dh_params(self, path: str, /) -> None:
         """Not supported: aiotls uses only the RFC 7919 groups (see :meth:`set_groups`)."""

@@ -646,6 +646,14 @@ class TLSSocket(ssl.SSLSocket):
         self._require_connected()
         return self._live("getpeercert()").getpeercert(binary_form)
 
+    def get_verified_chain(self) -> list[bytes]:
+        """The verified path, leaf to trust anchor (DER; Python 3.13's name)."""
+        return self._live("get_verified_chain()").get_verified_chain()
+
+    def get_unverified_chain(self) -> list[bytes]:
+        """The peer's chain as sent (DER, leaf first; Python 3.13's name)."""
+        return self._live("get_unverified_chain()").get_unverified_chain()
+
     def version(self) -> str | None:
         conn = self._conn
         return conn.version() if conn is not None else None

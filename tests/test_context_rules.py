@@ -630,6 +630,49 @@ def row_wrap_socket(pki: PKI) -> None:
         wrapped.close()
 
 
+def row_set_psk_client_callback(pki: PKI) -> None:
+    cctx = pki.client_context()
+    with pytest.raises(aiotls.TLSConfigurationError, match="pre-shared"):
+        cctx.set_psk_client_callback(lambda hint: (None, b"key"))
+    cctx.set_psk_client_callback(None)
+    _ok(*_connect(cctx, pki.server_context()))
+
+
+def row_set_psk_server_callback(pki: PKI) -> None:
+    sctx = pki.server_context()
+    with pytest.raises(aiotls.TLSConfigurationError, match="pre-shared"):
+        sctx.set_psk_server_callback(lambda identity: b"key")
+    _ok(*_connect(pki.client_context(), sctx))
+
+
+def row_set_ciphersuites(pki: PKI) -> None:
+    cctx = pki.client_context()
+    client, _ = _connect(cctx, pki.server_context())
+    assert client.cipher()[0] == "TLS_AES_256_GCM_SHA384"  # type: ignore[index]
+    with pytest.raises(aiotls.TLSConfigurationError, match="would also enable"):
+        # (suites go by bulk cipher: the default TLS 1.2 suites keep AES-GCM on)
+        cctx.set_ciphersuites("TLS_CHACHA20_POLY1305_SHA256")
+    assert _connect(cctx, pki.server_context())[0].cipher()[0] == "TLS_AES_256_GCM_SHA384"  # type: ignore[index]
+    cctx.set_ciphers("ECDHE-ECDSA-CHACHA20-POLY1305")  # TLS 1.2 only
+    cctx.set_ciphersuites("TLS_CHACHA20_POLY1305_SHA256")
+    client, _ = _connect(cctx, pki.server_context())
+    assert client.cipher()[0] == "TLS_CHACHA20_POLY1305_SHA256"  # type: ignore[index]
+    assert {c["name"] for c in cctx.get_ciphers()} == {"TLS_CHACHA20_POLY1305_SHA256",
+                                                       "ECDHE-ECDSA-CHACHA20-POLY1305"}
+    with pytest.raises(aiotls.TLSConfigurationError, match="unknown TLS 1\\.3"):
+        cctx.set_ciphersuites("ECDHE-ECDSA-AES128-GCM-SHA256")
+
+
+def row_set_client_sigalgs(pki: PKI) -> None:
+    with pytest.raises(aiotls.TLSConfigurationError):
+        pki.client_context().set_client_sigalgs("ECDSA+SHA256")
+
+
+def row_set_server_sigalgs(pki: PKI) -> None:
+    with pytest.raises(aiotls.TLSConfigurationError):
+        pki.server_context().set_server_sigalgs("ECDSA+SHA256")
+
+
 ROWS: dict[str, Callable[[PKI], None]] = {
     name[len("row_"):]: fn for name, fn in globals().items() if name.startswith("row_")
 }

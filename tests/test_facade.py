@@ -88,6 +88,9 @@ def test_tls_context_is_an_ssl_context_and_defines_every_public_name() -> None:
     assert isinstance(ctx, ssl.SSLContext)
     names = {n for n in dir(ssl.SSLContext) if not n.startswith("_")}
     names |= {"_wrap_bio", "_wrap_socket", "_msg_callback"}
+    # and what newer Pythons add (3.13: external PSKs; 3.15: suites, groups, sigalgs)
+    names |= {"set_psk_client_callback", "set_psk_server_callback", "set_ciphersuites",
+              "set_groups", "get_groups", "set_client_sigalgs", "set_server_sigalgs"}
     missing = sorted(n for n in names if n not in vars(aiotls.TLSContext))
     assert not missing, f"inherited from ssl.SSLContext (would reach OpenSSL): {missing}"
     with pytest.raises(aiotls.TLSUsageError):
@@ -96,6 +99,7 @@ def test_tls_context_is_an_ssl_context_and_defines_every_public_name() -> None:
 
 def test_tls_object_defines_every_public_name_of_ssl_object() -> None:
     names = {n for n in dir(ssl.SSLObject) if not n.startswith("_")}
+    names |= {"get_verified_chain", "get_unverified_chain"}  # (Python 3.13)
     missing = sorted(n for n in names if n not in vars(TLSObject))
     assert not missing, f"inherited from ssl.SSLObject (would reach OpenSSL): {missing}"
 
@@ -186,6 +190,23 @@ def test_do_handshake_writes_each_flight_and_wants_read_until_done(
         assert end.obj.compression() is None
     assert client.obj.getpeercert()["subjectAltName"]
     assert client.obj.getpeercert(True)[:1] == b"\x30"
+
+
+@pytest.mark.parametrize("peers", PEERS)
+def test_verified_chain_runs_from_the_leaf_to_the_trust_anchor(
+        pki: PKI, peers: tuple[bool, bool]) -> None:
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    client, server = pair(pki, aiotls_client=peers[0], aiotls_server=peers[1])
+    handshake(client, server)
+    if isinstance(client.obj, TLSObject):
+        chain = client.obj.get_verified_chain()
+        leaf = client.obj.getpeercert(True)
+        assert chain[0] == leaf and len(chain) == 2
+        assert chain[-1] == pki.ca.cert.public_bytes(Encoding.DER)
+        assert client.obj.get_unverified_chain() == [leaf]
+    if isinstance(server.obj, TLSObject):
+        assert server.obj.get_verified_chain() == []  # no client certificate asked for
 
 
 def test_write_before_the_handshake_drives_it(pki: PKI) -> None:

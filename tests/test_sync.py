@@ -133,6 +133,11 @@ def test_aiotls_client_stdlib_server(pki: PKI, listener: socket.socket,
                 serialization.Encoding.DER)
             assert not tls.server_side and tls.server_hostname == "localhost"
             assert tls.context is not None and tls.session_reused is False
+            leaf = tls.getpeercert(binary_form=True)
+            assert tls.get_unverified_chain() == [leaf]
+            verified = tls.get_verified_chain()  # leaf to the trust anchor
+            assert verified[0] == leaf and verified[-1] == pki.ca.cert.public_bytes(
+                serialization.Encoding.DER)
             tls.sendall(b"ping")
             assert _recv_exactly(tls, 4) == b"ping"
             assert tls.pending() == 0
