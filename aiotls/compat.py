@@ -81,9 +81,9 @@ class TLSObject(ssl.SSLObject):
         self._outgoing = outgoing
         self._server_side = bool(server_side)
         self._server_hostname = normalise_hostname(server_hostname)
+        self._conn = self._new_connection(context, session)
         self._context = context
         self._session: TLSSession | None = session
-        self._conn = self._new_connection()
         self._started = False
         self._plain: deque[Any] = deque()  # bytes or lent memoryviews
         self._pos = 0  # bytes of _plain[0] already read
@@ -91,18 +91,18 @@ class TLSObject(ssl.SSLObject):
         self._peer_closed = False  # the peer's close_notify arrived
         self._unwrapped = False  # unwrap() was called
         self._eof_fed = False
-        self._leftover = b""  # bytes after close_notify that incoming could not take back
         self._held = b""  # our answer to the peer's close_notify, until its data is read
         self._eof_reported = False  # read() returned b"" for the peer's close_notify
 
-    def _new_connection(self) -> TLSConnection:
-        if not isinstance(self._context, TLSContext):
-            raise TypeError("context must be an aiotls.TLSContext, not "
-                            f"{type(self._context).__name__}")
+    def _new_connection(self, context: TLSContext, session: TLSSession | None) -> TLSConnection:
+        """The connection for ``context`` and ``session`` (at construction, or when either
+        is replaced before the connection has started)."""
+        if not isinstance(context, TLSContext):
+            raise TypeError(f"context must be an aiotls.TLSContext, not {type(context).__name__}")
         # half_close: as with OpenSSL, a TLS 1.3 peer's close_notify is answered when the
         # application unwraps, and data can be written until then
-        conn = TLSConnection(self._context, server_side=self._server_side,
-                             server_hostname=self._server_hostname, session=self._session,
+        conn = TLSConnection(context, server_side=self._server_side,
+                             server_hostname=self._server_hostname, session=session,
                              half_close=True)
         # Plaintext is lent (memoryviews of the connection's decryption buffer, valid until
         # _release_plaintext()): read() copies it out once -- into the caller's buffer, or
@@ -125,8 +125,6 @@ class TLSObject(ssl.SSLObject):
 
     @context.setter
     def context(self, ctx: TLSContext) -> None:
-        if not isinstance(ctx, TLSContext):
-            raise TypeError(f"context must be an aiotls.TLSContext, not {type(ctx).__name__}")
         if ctx is self._context:
             return
         if self._started:
@@ -134,12 +132,8 @@ class TLSObject(ssl.SSLObject):
                 "cannot change the context of a connection that has started",
                 hint="set the context before the first do_handshake(), read() or write()",
             )
-        old, self._context = self._context, ctx
-        try:
-            self._conn = self._new_connection()
-        except BaseException:
-            self._context = old
-            raise
+        self._conn = self._new_connection(ctx, self._session)
+        self._context = ctx
 
     @property
     def server_side(self) -> bool:
@@ -165,12 +159,8 @@ class TLSObject(ssl.SSLObject):
         if session is not None and not isinstance(session, TLSSession):
             raise TypeError("session must be an aiotls.TLSSession (from a connection made "
                             "with an aiotls.TLSContext)")
-        old, self._session = self._session, session
-        try:
-            self._conn = self._new_connection()
-        except BaseException:
-            self._session = old
-            raise
+        self._conn = self._new_connection(self._context, session)
+        self._session = session
 
     @property
     def session_reused(self) -> bool:
@@ -189,8 +179,7 @@ class TLSObject(ssl.SSLObject):
             # (after the peer's close_notify, incoming holds the next protocol's bytes)
             if incoming.pending:
                 self._receive(incoming.read())
-            if incoming.eof and not incoming.pending and not self._eof_fed \
-                    and not self._peer_closed:
+            if incoming.eof and not incoming.pending and not self._peer_closed:
                 self._eof_fed = True
                 if not self._ended():
                     conn.receive_data(b"")
@@ -243,8 +232,7 @@ class TLSObject(ssl.SSLObject):
         if not rest:
             return
         if self._incoming.eof:
-            self._leftover += rest  # (a MemoryBIO takes no bytes after write_eof())
-            return
+            return  # (a MemoryBIO takes no bytes after write_eof(): nobody can read them)
         tail = self._incoming.read()
         self._incoming.write(rest)
         if tail:
@@ -380,9 +368,6 @@ class TLSObject(ssl.SSLObject):
             self._take_events()
         self._pump()
         if self._peer_closed or conn.state is ConnectionState.CLOSED:
-            if self._leftover and not self._incoming.eof:
-                self._put_back(self._leftover)
-                self._leftover = b""
             return None
         self._raise_if_failed()
         if self._eof_fed:

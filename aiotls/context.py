@@ -238,7 +238,7 @@ class TLSContext(ssl.SSLContext):
     def __init__(self, protocol: int = ssl.PROTOCOL_TLS_CLIENT) -> None:
         # Set first: every later assignment to a public name goes through __setattr__.
         self._generation = 0
-        _check_protocol(protocol)
+        # (the protocol was checked by __new__, before OpenSSL made its context)
         self._protocol = ssl._SSLMethod(protocol)
         client = protocol == ssl.PROTOCOL_TLS_CLIENT
         self._check_hostname = client
