@@ -125,6 +125,8 @@ class TLSObject(ssl.SSLObject):
 
     @context.setter
     def context(self, ctx: TLSContext) -> None:
+        if not isinstance(ctx, TLSContext):
+            raise TypeError(f"context must be an aiotls.TLSContext, not {type(ctx).__name__}")
         if ctx is self._context:
             return
         if self._started:
