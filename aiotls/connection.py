@@ -70,6 +70,9 @@ _CONTENT_TYPES = frozenset({20, 21, 22, 23})
 _APPLICATION_DATA = 23
 _ALERT = 21
 _HANDSHAKE = 22
+#: Bytes kept in unused_data after a half-closed peer's close_notify (the rest is ignored,
+#: as RFC 8446 6.1 says; a peer that keeps sending cannot grow a connection without bound).
+_MAX_UNUSED = 256 * 1024
 _HTTP_PREFIXES = (b"GET ", b"POST", b"HEAD", b"PUT ", b"HTTP", b"OPTI", b"DELE", b"CONN", b"PATC")
 
 
@@ -343,8 +346,9 @@ class TLSConnection:
         if self._peer_closed:
             # half-closed by the peer: what follows its close_notify is not TLS (RFC 8446
             # 6.1: ignored), and its EOF ends nothing we still send
-            if data:
-                self._unused += bytes(data)
+            room = _MAX_UNUSED - len(self._unused)
+            if data and room > 0:
+                self._unused += bytes(data[:room])
             return
         if not data:
             self._on_eof()
@@ -935,7 +939,8 @@ class TLSConnection:
 
         Protocols that go on in plaintext after TLS ends (STARTTLS-style downgrades,
         ``SSLObject.unwrap()``) hand them to the next reader; otherwise they are
-        ignored.  Empty unless the peer closed with close_notify."""
+        ignored.  Empty unless the peer closed with close_notify.  With ``half_close``,
+        bytes fed after that are added, up to 256 KiB."""
         return self._unused
 
     @property

@@ -462,3 +462,11 @@ def test_without_half_close_or_on_tls12_a_close_notify_is_answered_at_once(
     client.receive_data(server.data_to_send())  # our close_notify, in reply
     assert client.state is aiotls.ConnectionState.CLOSED and client.error is None
     assert server.unused_data == b"PLAIN"
+
+
+def test_bytes_after_a_half_closed_peers_close_notify_are_kept_within_a_bound(pki: PKI) -> None:
+    """A peer that goes on sending after its close_notify cannot grow the connection."""
+    _, server = _half_closed_pair(pki, ssl.TLSVersion.TLSv1_3, half_close=True)
+    for _ in range(64):
+        server.receive_data(b"x" * 65536)
+    assert server.unused_data.startswith(b"PLAIN") and len(server.unused_data) == 256 * 1024
