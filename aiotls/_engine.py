@@ -891,15 +891,15 @@ class _Policy:
     hostname: str | None
     mode: int
     now: Callable[[], datetime.datetime]
-    #: the path the last verification built, leaf to trust anchor (DER)
-    path: list[bytes] = field(default_factory=list)
+    #: the path the last verification built, leaf to trust anchor (serialised only when
+    #: asked for: get_verified_chain() is rare, handshakes are not)
+    path: list[Any] = field(default_factory=list)
 
     def verify(self, chain: list[bytes]) -> None:
         if not chain and self.mode != _CERT_REQUIRED:
             return
-        built = _verify.verify_chain(chain, trust=self.trust, role=self.peer_role,
-                                     hostname=self.hostname, now=self.now())
-        self.path = [_crypto.der_bytes(c) for c in built]
+        self.path = _verify.verify_chain(chain, trust=self.trust, role=self.peer_role,
+                                         hostname=self.hostname, now=self.now())
 
 
 def _chain_der(chain: Any) -> list[bytes]:
@@ -3089,7 +3089,7 @@ class Engine:
         """The path the peer's certificate was verified along (leaf to trust anchor, DER);
         empty when nothing was verified (CERT_NONE, no certificate, a resumed session)."""
         policy = self._tl._aiotls_policy
-        return list(policy.path) if policy is not None else []
+        return [_crypto.der_bytes(c) for c in policy.path] if policy is not None else []
 
     def client_suites(self) -> tuple[int, ...]:
         """Server: the cipher suite code points the client offered."""
