@@ -331,12 +331,8 @@ class TLSStream(ByteStream):
             self._eof_sent and not self._peer_closed and not self._closed)
         if truncated:
             if not isinstance(error, TruncationError):
-                error = TruncationError(
-                    "the peer closed the connection without sending close_notify",
-                    cause="the peer's TLS stack skips close_notify, or an attacker truncated "
-                    "the data stream", hint="pass standard_compatible=False if the "
-                    "application protocol marks the end of its data itself",
-                    code="truncated")
+                error = TruncationError.without_close_notify(
+                    "pass standard_compatible=False")
             if self.standard_compatible:
                 raise anyio.BrokenResourceError from error
             raise anyio.EndOfStream

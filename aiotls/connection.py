@@ -803,14 +803,8 @@ class TLSConnection:
                 self._set_state(ConnectionState.CLOSED)
                 self._terminate(None, truncated=True)
             else:
-                self._fail_without_alert(TruncationError(
-                    "the peer closed the connection without sending close_notify",
-                    cause="the peer's TLS stack skips close_notify (common for HTTPS servers), "
-                    "or an attacker truncated the data stream",
-                    hint="if the application protocol marks its own message ends (HTTP with "
-                    "Content-Length), set TLSContext.suppress_ragged_eofs = True",
-                    code="truncated",
-                ))
+                self._fail_without_alert(TruncationError.without_close_notify(
+                    "set TLSContext.suppress_ragged_eofs = True"))
         elif state is ConnectionState.CLOSING:
             self._set_state(ConnectionState.CLOSED)
             self._terminate(None)

@@ -233,6 +233,19 @@ class TruncationError(TLSError, ssl.SSLEOFError):
 
     code = "truncated"
 
+    @classmethod
+    def without_close_notify(cls, tolerate: str) -> TruncationError:
+        """The error for a clean TCP close that lacked close_notify; ``tolerate`` names
+        how this adapter tolerates such peers (its knob)."""
+        return cls(
+            "the peer closed the connection without sending close_notify",
+            cause="the peer's TLS stack skips close_notify (common for HTTPS servers), "
+            "or an attacker truncated the data stream",
+            hint=f"if the application protocol marks its own message ends (HTTP with "
+            f"Content-Length), {tolerate}",
+            code="truncated",
+        )
+
 
 # OpenSSL X509_V_ERR_* numbers used as CertificateError.verify_code (same as ssl).
 X509_V_ERR_UNSPECIFIED = 1

@@ -109,14 +109,8 @@ def _want_write() -> ssl.SSLWantWriteError:
 
 
 def _truncation() -> TruncationError:
-    return TruncationError(
-        "the peer closed the connection without sending close_notify",
-        cause="the peer's TLS stack skips close_notify (common for HTTPS servers), "
-        "or an attacker truncated the data stream",
-        hint="if the application protocol marks its own message ends (HTTP with "
-        "Content-Length), wrap the socket with suppress_ragged_eofs=True",
-        code="truncated",
-    )
+    return TruncationError.without_close_notify(
+        "wrap the socket with suppress_ragged_eofs=True")
 
 
 class TLSSocket(ssl.SSLSocket):
