@@ -45,7 +45,8 @@ from .events import (
 
 __all__ = ["RefusedTLSObject", "TLSObject"]
 
-def _want_read() -> ssl.SSLWantReadError:
+def want_read() -> ssl.SSLWantReadError:
+    """The stdlib's "try again once more bytes came in" (shared with :mod:`aiotls.sync`)."""
     return ssl.SSLWantReadError(ssl.SSL_ERROR_WANT_READ, "The operation did not complete (read)")
 
 
@@ -260,7 +261,7 @@ class TLSObject(ssl.SSLObject):
         if self._ended():
             raise ssl.SSLZeroReturnError(ssl.SSL_ERROR_ZERO_RETURN,
                                          "TLS/SSL connection has been closed (EOF)")
-        raise _want_read()
+        raise want_read()
 
     def read(self, len: int = 1024, buffer: Any = None) -> Any:
         """Up to ``len`` bytes of plaintext (into ``buffer`` if given: the count).
@@ -290,7 +291,7 @@ class TLSObject(ssl.SSLObject):
         if self._conn.state is ConnectionState.CLOSED:
             self._eof_reported = True
             return 0 if buffer is not None else b""
-        raise _want_read()
+        raise want_read()
 
     def _give(self, n: int, buffer: Any) -> Any:
         """Up to ``n`` buffered plaintext bytes (into ``buffer`` if given: the count).
@@ -374,7 +375,7 @@ class TLSObject(ssl.SSLObject):
         self._raise_if_failed()
         if self._eof_fed:
             raise ssl.SSLEOFError(ssl.SSL_ERROR_EOF, "EOF occurred in violation of protocol")
-        raise _want_read()
+        raise want_read()
 
     # --- what the handshake negotiated --------------------------------------------------------
 

@@ -53,7 +53,7 @@ import time
 from collections import deque
 from typing import Any
 
-from .compat import normalise_hostname
+from .compat import normalise_hostname, want_read
 from .connection import ConnectionState, TLSConnection, TLSSession
 from .context import TLSContext
 from .errors import TLSError, TLSUsageError, TruncationError
@@ -97,10 +97,6 @@ def wrap_socket(
                            do_handshake_on_connect=do_handshake_on_connect,
                            suppress_ragged_eofs=suppress_ragged_eofs,
                            server_hostname=server_hostname, session=session)
-
-
-def _want_read() -> ssl.SSLWantReadError:
-    return ssl.SSLWantReadError(ssl.SSL_ERROR_WANT_READ, "The operation did not complete (read)")
 
 
 def _want_write() -> ssl.SSLWantWriteError:
@@ -305,7 +301,7 @@ class TLSSocket(ssl.SSLSocket):
         try:
             n = socket.socket.recv_into(self, self._rbuf, size)
         except BlockingIOError:
-            raise _want_read() from None
+            raise want_read() from None
         data = memoryview(self._rbuf)[:n]
         self._track(data)
         with self._lock:
