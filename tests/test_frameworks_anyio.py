@@ -222,6 +222,14 @@ async def trio_pair(ends: FrameworkEnds, **kwargs: Any) -> tuple[trio.SSLStream[
     return client, server
 
 
+async def trio_receive_all(stream: Any) -> bytes:
+    """Everything until the stream's end (b"" from receive_some)."""
+    data = b""
+    while chunk := await stream.receive_some():
+        data += chunk
+    return data
+
+
 async def trio_handshake(client: trio.SSLStream[Any], server: trio.SSLStream[Any]) -> None:
     async with trio.open_nursery() as nursery:
         nursery.start_soon(client.do_handshake)
@@ -301,10 +309,7 @@ def test_trio_unwrap_back_to_plaintext(ends: FrameworkEnds) -> None:
                 transport, trailing = await client.unwrap()
                 assert trailing == b""
                 await transport.send_all(b"in the clear")
-                reply = b""
-                while chunk := await transport.receive_some():
-                    reply += chunk
-                assert reply == b"plain reply"
+                assert await trio_receive_all(transport) == b"plain reply"
                 await transport.aclose()
 
     trio.run(main)
@@ -323,10 +328,7 @@ def test_trio_https_compatible(ends: FrameworkEnds) -> None:
             check_trio(ends, client, server)
             await server.send_all(b"HTTP/1.0 200 OK\r\n\r\nbody")
             await server.aclose()  # no close_notify in this mode
-            response = b""
-            while chunk := await client.receive_some():
-                response += chunk
-            assert response == b"HTTP/1.0 200 OK\r\n\r\nbody"
+            assert await trio_receive_all(client) == b"HTTP/1.0 200 OK\r\n\r\nbody"
             await client.aclose()
 
     trio.run(main)
