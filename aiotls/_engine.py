@@ -54,7 +54,6 @@ filters and enum-name lookups are faster equivalents (see ``_rebind``).
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import datetime
 import errno
@@ -142,7 +141,8 @@ from tlslite.x509 import X509
 from tlslite.x509certchain import X509CertChain
 
 from . import _crypto, _verify
-from ._record import DirectionState, RecordError, handshake_fragment_pending, interleaved_error
+from . import _record as _record_mod
+from ._record import RecordError, handshake_fragment_pending, interleaved_error
 from ._record import RecordLayer as FastRecordLayer
 from .context import FFDHE_GROUPS, SUITES_BY_ID, TLSContext
 from .errors import (
@@ -247,6 +247,15 @@ class _RecordSocket(RecordSocket):  # type: ignore[misc]
     records (never SSLv2), so the whole record is taken at once.
     """
 
+    def ready(self) -> bool:
+        """True if a whole record waits (or a header that :meth:`recv` refuses)."""
+        buffered = self.sock
+        inbox = buffered.socket.inbox
+        if buffered._read_buffer:
+            inbox[:0] = buffered._read_buffer
+            buffered._read_buffer.clear()
+        return len(inbox) >= 5 and len(inbox) >= 5 + ((inbox[3] << 8) | inbox[4])
+
     def recv(self) -> Generator[Any, None, None]:
         buffered = self.sock  # tlslite's BufferedSocket around the _MemorySocket
         inbox = buffered.socket.inbox
@@ -330,11 +339,56 @@ def alert_rule(tls13: bool, level: int, description: int) -> str:
 
 
 class _RecordLayer(RecordLayer):  # type: ignore[misc]
-    """tlslite's record layer with AEAD ciphers from ``cryptography``."""
+    """tlslite's record layer whose encrypted records all go through aiotls's.
 
-    def __init__(self, sock: Any) -> None:
+    Every time tlslite switches keys it assigns ``_readState``/``_writeState``; for the AEAD
+    ciphers aiotls handles, the assignment installs a :class:`aiotls._record.Direction` in
+    the connection's one :class:`aiotls._record.RecordLayer` (``records``), and from then on
+    that direction seals and opens every record: tlslite's state object keeps only the
+    cipher's name for its introspection, never a sequence number that is used.  Records
+    that the connection already opened (post-handshake control records) arrive through
+    :meth:`push_opened` as plaintext and are not decrypted again.
+    """
+
+    def __init__(self, sock: Any, records: FastRecordLayer) -> None:
+        self.records = records
+        self._opened: list[tuple[int, bytes]] = []
         super().__init__(sock)
         self._recordSocket = _RecordSocket(sock)
+
+    def _install(self, state: Any, *, reading: bool) -> None:
+        ctx = state.encContext
+        if isinstance(ctx, _crypto.AEADCipher) and ctx.name in _record_mod.CIPHERS \
+                and self._version >= (3, 3):
+            self.records.install(reading=reading, cipher=ctx.name, key=ctx.key,
+                                 iv=bytes(state.fixedNonce), tls13=self._is_tls13_plus())
+        else:
+            self.records.remove(reading=reading)
+
+    @property
+    def _readState(self) -> Any:
+        return self.__dict__["_aiotls_read_state"]
+
+    @_readState.setter
+    def _readState(self, state: Any) -> None:
+        self.__dict__["_aiotls_read_state"] = state
+        self._install(state, reading=True)
+
+    @property
+    def _writeState(self) -> Any:
+        return self.__dict__["_aiotls_write_state"]
+
+    @_writeState.setter
+    def _writeState(self, state: Any) -> None:
+        self.__dict__["_aiotls_write_state"] = state
+        self._install(state, reading=False)
+
+    def push_opened(self, content_type: int, content: bytes) -> None:
+        """A record the connection already decrypted; :meth:`recvRecord` hands it out next."""
+        self._opened.append((content_type, content))
+
+    def has_opened(self) -> bool:
+        return bool(self._opened)
 
     @staticmethod
     def _getCipherSettings(cipherSuite: int) -> tuple[int, int, Any]:
@@ -354,33 +408,19 @@ class _RecordLayer(RecordLayer):  # type: ignore[misc]
 
         return key_len, iv_len, create
 
-    def _sealing_tls13(self, state: Any, content_type: int) -> bool:
-        """Whether a record goes through :meth:`sendRecord`'s TLS 1.3 AEAD path."""
-        return (type(state.encContext) is _crypto.AEADCipher and self._version > (3, 3)
-                and self._tls13record and content_type != ContentType.change_cipher_spec
-                and not self.padding_cb)
-
     def sendRecord(self, msg: Any) -> Generator[Any, None, None]:
-        """tlslite's ``sendRecord`` for TLS 1.3 AEAD records (encrypted handshake messages
-        and alerts) without its generic Writer/Message steps: the inner plaintext, the
-        header as additional data, the IV XOR sequence-number nonce (RFC 8446 5.2-5.3).
-        Everything else (plaintext, CCS, TLS 1.2, padding callbacks) is tlslite's."""
-        state = self._writeState
+        """Records under keys that aiotls's record layer holds are sealed there (TLS 1.3:
+        inner plaintext, header as additional data, IV XOR sequence number, RFC 8446
+        5.2-5.3; TLS 1.2: RFC 5288/7905); plaintext records and CCS are tlslite's."""
         content_type = msg.contentType
-        if not self._sealing_tls13(state, content_type):
+        if self.records._write is None or content_type == ContentType.change_cipher_spec:
             yield from super().sendRecord(msg)
             return
-        cipher = state.encContext
-        inner = msg.write()
-        inner.append(content_type)
-        length = len(inner) + cipher.tagLength
-        version = self._recordSocket.version
-        header = bytes((ContentType.application_data, version[0], version[1],
-                        length >> 8, length & 0xFF))
-        seq = state.seqnum
-        state.seqnum = seq + 1
-        nonce = (int.from_bytes(state.fixedNonce, "big") ^ seq).to_bytes(12, "big")
-        self._recordSocket.sock.send(header + cipher.seal(nonce, inner, header))
+        try:
+            sealed = self.records.seal_record(content_type, msg.write())
+        except RecordError as exc:
+            raise TLSInternalError(str(exc)) from None
+        self._recordSocket.sock.send(sealed)
         yield from ()
 
     #: Warning alerts ignored so far on this connection; see :meth:`recvRecord`.
@@ -425,55 +465,72 @@ class _RecordLayer(RecordLayer):  # type: ignore[misc]
                 self._aiotls_canceled = True
 
     def _recv_one_record(self) -> Generator[Any, None, None]:
-        """tlslite's ``recvRecord`` for TLS 1.3 AEAD records, with its checks and
-        exceptions in the same order (the alerts follow from them), without its generic
-        steps.  Anything else -- no keys, early data, TLS 1.2, SSLv2 -- is tlslite's."""
-        state = self._readState
-        if type(state.encContext) is not _crypto.AEADCipher or self._early_data_ok \
-                or not (self._version > (3, 3) and self._tls13record):
+        """The next record: one the connection opened already, one opened here with aiotls's
+        record layer (with tlslite's checks and exceptions, in its order: the alerts follow
+        from them), or -- no keys yet, or a legacy cipher -- tlslite's."""
+        records = self.records
+        if records._read is None:
             yield from super().recvRecord()
             return
-        result: Any = None
-        for result in self._recordSocket.recv():
-            if result in (0, 1):
-                yield result
-            else:
+        while True:
+            # (a reader suspended here may be resumed for an opened record or a raw one)
+            while not self._opened and not self._recordSocket.ready():
+                yield 0  # WANT_READ
+            if self._opened:
+                content_type, content = self._opened.pop(0)
+                version = (3, 4) if self._is_tls13_plus() else tuple(self._version)
+                yield RecordHeader3().create(version, content_type, len(content)), \
+                    Parser(bytearray(content))
+                return
+            result: Any = None
+            for result in self._recordSocket.recv():
+                if result in (0, 1):
+                    yield result
+                else:
+                    break
+            header, data = result
+            record_type = header.type
+            tls13 = self._is_tls13_plus()
+            if tls13 and (record_type == ContentType.change_cipher_spec or (
+                    record_type == ContentType.alert and len(data) < 3
+                    and records._read.seq == 0)):
+                # an unprotected CCS, or a plaintext alert from a peer that has no keys yet
+                self.early_data_ok = False
                 break
-        header, data = result
-        record_type = header.type
-        if record_type == ContentType.change_cipher_spec or (
-                record_type == ContentType.alert and len(data) < 3 and state.seqnum == 0):
-            # an unprotected CCS, or a plaintext alert from a peer that has no keys yet
+            seq = records._read.seq
+            if tls13:
+                # tlslite's checks, in its order (the alert follows from the first that fails)
+                failure: Exception | None = None
+                if len(data) < 16:
+                    failure = TLSBadRecordMAC("Truncated tag")
+                elif record_type != ContentType.application_data:
+                    failure = TLSUnexpectedMessage("Invalid ContentType for encrypted record: "
+                                                   f"{ContentType.toStr(record_type)}")
+                elif header.version != (3, 3):
+                    failure = TLSIllegalParameterException(
+                        f"Unexpected version in encrypted record: {header.version}")
+                if failure is not None:
+                    records._read.seq = seq + 1  # (used up, as in tlslite: the error is fatal)
+                    raise failure
+            record = bytes((record_type, header.version[0], header.version[1],
+                            len(data) >> 8, len(data) & 0xFF)) + data
+            out = bytearray()
+            try:
+                record_type, n = records.open(memoryview(record), out, 0)
+            except RecordError as exc:
+                if exc.alert == _TLAlert.bad_record_mac and self.early_data_ok and (
+                        self._early_data_processed + len(data) < self.max_early_data):
+                    # RFC 8446 4.2.10: skip the 0-RTT data a server declined (it was
+                    # protected with keys this side does not have)
+                    self._early_data_processed += len(data)
+                    continue
+                records._read.seq = seq + 1  # (used up, as in tlslite: the error is fatal)
+                raise _RECORD_ERRORS.get(exc.alert, TLSInternalError)(str(exc)) from None
+            del out[n:]
+            data = out
             self.early_data_ok = False
-        else:
-            cipher = state.encContext
-            seq = state.seqnum
-            state.seqnum = seq + 1
-            if cipher.tagLength > len(data):
-                raise TLSBadRecordMAC("Truncated tag")
-            if record_type != ContentType.application_data:
-                raise TLSUnexpectedMessage("Invalid ContentType for encrypted record: "
-                                           f"{ContentType.toStr(record_type)}")
-            if header.version != (3, 3):
-                raise TLSIllegalParameterException(
-                    f"Unexpected version in encrypted record: {header.version}")
-            if header.length != len(data):
-                raise TLSBadRecordMAC("Length mismatch")
-            nonce = (int.from_bytes(state.fixedNonce, "big") ^ seq).to_bytes(12, "big")
-            aad = bytes((record_type, 3, 3, header.length >> 8, header.length & 0xFF))
-            data = cipher.open(nonce, data, aad)
-            if data is None:
-                raise TLSBadRecordMAC("Invalid tag, decryption failure")
-            self.early_data_ok = False
-            if len(data) > self.recv_record_limit + 1:
-                raise TLSRecordOverflow()
-            size = len(data.rstrip(b"\0"))
-            if not size:
-                raise TLSUnexpectedMessage("Malformed record layer inner plaintext"
-                                           " - content type missing")
-            record_type = data[size - 1]
-            del data[size - 1:]
-            header = RecordHeader3().create((3, 4), record_type, size - 1)
+            header = RecordHeader3().create((3, 4) if tls13 else header.version, record_type, n)
+            break
         if len(data) > self.recv_record_limit:
             raise TLSRecordOverflow()
         yield header, Parser(data)
@@ -2606,7 +2663,9 @@ class Engine:
         self.server_hostname = server_hostname
         self._sock = _MemorySocket()
         tl = _TLSLiteConnection(self._sock)
-        tl._recordLayer = _RecordLayer(tl.sock)
+        #: The connection's one record layer: every record under keys goes through it.
+        self._records = FastRecordLayer()
+        tl._recordLayer = _RecordLayer(tl.sock, self._records)
         tl.tickets = _KeptTickets()
         tl.closeSocket = False
         tl._aiotls_now = now
@@ -2634,9 +2693,8 @@ class Engine:
         #: (their session, ticket); they join this connection's session if it resumes.
         self._unused_tickets: list[tuple[Any, Any]] = []
         self._reader: Generator[Any, None, None] | None = None
-        #: aiotls's own record layer, once it has taken over (see take_over_records).
-        self.fast: FastRecordLayer | None = None
-        self._sync_depth = 0
+        #: The connection decrypts application data itself (see take_over_records).
+        self.records_taken_over = False
         self._peer_input = True
         if server_side:
             # (TLSConnection.check_context has made sure the context has a certificate)
@@ -2684,7 +2742,8 @@ class Engine:
         return out  # type: ignore[return-value]
 
     def _has_input(self) -> bool:
-        return bool(self._sock.inbox) or bool(self._tl.sock._read_buffer)
+        return bool(self._sock.inbox) or bool(self._tl.sock._read_buffer) \
+            or self._tl._recordLayer.has_opened()
 
     # --- driving -----------------------------------------------------------------------------
 
@@ -2714,12 +2773,12 @@ class Engine:
         return bytes(value) if value is not None else b""
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        fast = self.fast
-        if fast is not None:
-            if fast.needs_key_update():
+        if self.records_taken_over:
+            records = self._records
+            if records.needs_key_update():
                 self.update_keys(request_peer=False)
             try:
-                sealed = fast.seal(data)
+                sealed = records.seal(data)
             except RecordError as exc:
                 raise TLSError(f"cannot send: {exc}", alert=exc.alert,
                                hint="open a new connection") from None
@@ -2730,42 +2789,42 @@ class Engine:
     def close_notify(self) -> None:
         """Send close_notify; nothing is sent after it."""
         self._flush_queue()
-        if self.fast is not None and not self._sock.discard:
-            self._sock.send(self.fast.seal_record(_ALERT, _CLOSE_NOTIFY))
+        if self.records_taken_over and not self._sock.discard:
+            # (the same record layer as tlslite's path below, without its per-message steps)
+            self._sock.send(self._records.seal_record(_ALERT, _CLOSE_NOTIFY))
         else:
-            with self._synced():
-                self._send_alert(_TLAlert.close_notify, AlertLevel.warning)
+            self._send_alert(_TLAlert.close_notify, AlertLevel.warning)
         self._sock.discard = True
 
     def peer_closed(self) -> None:
         """The record layer received the peer's close_notify: answer it (as tlslite would,
         unless we sent ours already) and shut down.  Nothing is sent after it."""
-        if self.fast is not None and not self._sock.discard:
+        if self.records_taken_over and not self._sock.discard:
             self.close_notify()
         self._sock.discard = True
         self._tl._shutdown(True)
 
     # --- aiotls's record layer takes over after the handshake --------------------------------
 
-    def take_over_records(self) -> FastRecordLayer | None:
-        """Move application-data protection to :mod:`aiotls._record`, if the suite allows.
-
-        Returns the record layer, or ``None`` for suites that stay on the engine (CBC, CCM).
-        """
-        version = self.version
-        rl = self._tl._recordLayer
-        read, write = rl._readState, rl._writeState
-        if version not in ("TLSv1.3", "TLSv1.2"):
-            return None
-        for state in (read, write):
-            ctx = state.encContext
-            if not isinstance(ctx, _crypto.AEADCipher) or ctx.name not in _FAST_CIPHERS:
-                return None
+    def take_over_records(self) -> bool:
+        """Let the connection decrypt and encrypt application data itself, through the
+        engine's record verbs (:meth:`open_small`, :meth:`open_run`, :meth:`open_record`,
+        :meth:`write`), if aiotls's record layer protects both directions (every AEAD suite
+        enabled by default; CBC and CCM stay on tlslite's record layer and :meth:`read`)."""
+        records = self._records
+        if self.version not in ("TLSv1.3", "TLSv1.2") or not (
+                records.protects(reading=True) and records.protects(reading=False)):
+            return False
         # tlslite's send limit is in content bytes per record: the peer's record_size_limit
         # (RFC 8449), minus the content type byte in TLS 1.3; 2^14 without one
-        self.fast = FastRecordLayer(version, _direction(read), _direction(write),
-                                    send_limit=int(rl.send_record_limit))
-        return self.fast
+        records.set_send_limit(int(self._tl._recordLayer.send_record_limit))
+        self.records_taken_over = True
+        #: Engine verbs for the connection's receive path (see aiotls._record.RecordLayer):
+        self.tls13 = records.tls13
+        self.open_small = records.open_small
+        self.open_run = records.open_run
+        self.open_record = records.open
+        return True
 
     def handshake_fragment_pending(self) -> bool:
         """True while the engine holds the first part of a handshake message whose rest has
@@ -2780,24 +2839,32 @@ class Engine:
         self._sock.inbox.clear()
         return data
 
-    @contextlib.contextmanager
-    def _synced(self) -> Iterator[None]:
-        """Run an engine operation with the engine's record state matching the fast layer's."""
-        fast = self.fast
-        if fast is None or self._sync_depth:
-            # Not taken over, or already inside a synchronised operation (an error path
-            # sending an alert): the engine's state is the current one.
-            yield
-            return
-        rl = self._tl._recordLayer
-        rl._readState.seqnum = fast.read_seq
-        rl._writeState.seqnum = fast.write_seq
-        self._sync_depth += 1
-        try:
-            yield
-        finally:
-            self._sync_depth -= 1
-            fast.import_states(_direction(rl._readState), _direction(rl._writeState))
+    # --- for tests and diagnostics ------------------------------------------------------------
+
+    def record_keys(self, *, reading: bool) -> _record_mod.DirectionKeys | None:
+        """The keys and sequence number of one direction, or ``None`` while aiotls's record
+        layer does not protect it (no keys yet, or a legacy cipher that tlslite protects)."""
+        return self._records.keys(reading=reading)
+
+    @property
+    def records(self) -> FastRecordLayer:
+        """The connection's record layer (for tests and diagnostics: the connection itself
+        uses the verbs above)."""
+        return self._records
+
+    def seal_record(self, content_type: int, content: bytes) -> bytes:
+        """One record of any content type under the current write keys, in sequence (for
+        tests that need records an honest peer does not send, such as an empty one)."""
+        return self._records.seal_record(content_type, content)
+
+    def set_sequence_number(self, *, reading: bool, seq: int) -> None:
+        """Jump one direction's sequence number (for tests of the 2^64 limit)."""
+        direction = self._records._read if reading else self._records._write
+        direction.seq = seq
+
+    def set_key_update_after(self, records: int) -> None:
+        """TLS 1.3: send a KeyUpdate once this many records went out under one key."""
+        self._records.key_update_after = records
 
     def take_ticket(self, plaintext: bytes | bytearray | memoryview) -> bool:
         """TLS 1.3 client: keep the NewSessionTickets of a record that aiotls's record layer
@@ -2850,8 +2917,16 @@ class Engine:
             # (see _translate).
             self.renegotiation_refused = True
         self.feed(record)
-        with self._synced():
-            result = self.read()
+        return self._control()
+
+    def control_message(self, content_type: int, content: bytes) -> bytes | None:
+        """Like :meth:`control_record`, for a record the connection decrypted already (the
+        engine does not decrypt it again): its content type and content."""
+        self._tl._recordLayer.push_opened(content_type, content)
+        return self._control()
+
+    def _control(self) -> bytes | None:
+        result = self.read()
         if result:
             # The engine decrypted application data, which must never happen here.
             raise PeerMisbehaved("application data arrived where a control record was expected",
@@ -2896,8 +2971,7 @@ class Engine:
         # refuses its own request if the list is empty: offer zlib for this one message.
         settings = self._settings.fresh_copy()
         settings.certificate_compression_receive = ["zlib"]
-        with self._synced():
-            self._drive(tl.request_post_handshake_auth(settings), peer_input=False)
+        self._drive(tl.request_post_handshake_auth(settings), peer_input=False)
 
     def take_pha_result(self) -> list[bytes] | None:
         """The client certificate chain from a completed post-handshake authentication."""
@@ -2909,9 +2983,8 @@ class Engine:
         if self.version != "TLSv1.3":
             raise TLSUsageError("KeyUpdate exists only in TLS 1.3",
                                 hint="TLS 1.2 connections cannot change keys; reconnect instead")
-        with self._synced():
-            self._drive(self._tl.send_keyupdate_request(1 if request_peer else 0),
-                        peer_input=False)
+        self._drive(self._tl.send_keyupdate_request(1 if request_peer else 0),
+                    peer_input=False)
 
     def fail(self, alert: int | None) -> None:
         """Abort: send a fatal alert (if given and none was sent yet), then go quiet."""
@@ -2919,8 +2992,7 @@ class Engine:
             self.failed = True
             if alert is not None:
                 self._flush_queue()
-                with self._synced():
-                    self._send_alert(alert, AlertLevel.fatal)
+                self._send_alert(alert, AlertLevel.fatal)
             self._sock.discard = True
         self._tl.closed = True
 
@@ -3151,12 +3223,15 @@ def _renegotiation_error(alert: int) -> TLSError:
 
 _PARSER_FAILURES = (KeyError, IndexError, AssertionError, TypeError, ValueError, struct.error,
                     OverflowError, UnicodeError)
-_FAST_CIPHERS = frozenset({"aes128gcm", "aes256gcm", "chacha20-poly1305"})
 
 
-def _direction(state: Any) -> DirectionState:
-    ctx = state.encContext
-    return DirectionState(ctx.name, bytes(ctx.key), bytes(state.fixedNonce), int(state.seqnum))
+#: RecordError alerts from aiotls's record layer as the tlslite exceptions its handshake code
+#: expects (the alert follows from the exception, see _ALERT_FOR_EXCEPTION).
+_RECORD_ERRORS: dict[int, type[Exception]] = {
+    _TLAlert.bad_record_mac: TLSBadRecordMAC,
+    _TLAlert.record_overflow: TLSRecordOverflow,
+    _TLAlert.unexpected_message: TLSUnexpectedMessage,
+}
 
 
 _ALERT_FOR_EXCEPTION: dict[type[BaseException], tuple[int, str]] = {

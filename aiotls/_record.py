@@ -1,22 +1,27 @@
-"""aiotls's own record layer for application data, once the handshake is done.
+"""The one owner of record protection, from the moment the handshake makes keys.
 
 Theory of operation
 -------------------
-tlslite-ng's record layer costs ~50 to 100 Python calls and several copies per
-record.  After the handshake aiotls takes the traffic keys out of the engine and
-protects application data itself: one AEAD object per key (OpenSSL through
-``cryptography``), the nonce computed as ``iv XOR sequence`` with integer
-arithmetic, and ``encrypt_into``/``decrypt_into`` writing straight into the
-output buffers.
+A connection has one :class:`RecordLayer` holding one :class:`Direction` per direction:
+the AEAD object (OpenSSL through ``cryptography``, made once per key), the IV and the
+sequence number.  Keys and sequence numbers live nowhere else:
 
-Only ``application_data`` goes through here.  Everything else that arrives
-after the handshake -- alerts, NewSessionTicket, KeyUpdate, post-handshake
-authentication, renegotiation attempts -- is rare, so it is handed back to the
-engine *as ciphertext*: the engine's sequence numbers and keys are synchronised
-from this object first and read back afterwards (the engine may have answered a
-KeyUpdate and changed keys).  TLS 1.3 hides the real content type inside the
-encryption, so such a record is decrypted here, recognised, and given to the
-engine to decrypt again; the cost only applies to those rare records.
+* During the handshake, tlslite-ng's handshake code sends and receives its encrypted
+  records through the engine's tlslite record layer, which seals and opens them here
+  (``aiotls._engine.records``); each time tlslite switches keys (TLS 1.3 handshake and
+  application keys, KeyUpdate; TLS 1.2 at ChangeCipherSpec) the engine installs a new
+  :class:`Direction` (sequence number 0).
+* After the handshake the connection decrypts every record itself, through the engine's
+  verbs (``open_small``, ``open_run``, ``open_record``), one pass per record: application
+  data goes to the application, and the *plaintext* of anything else (alerts,
+  NewSessionTicket, KeyUpdate, post-handshake authentication) goes to the engine, which
+  never decrypts it again.  Whatever the engine sends (a KeyUpdate and its new keys,
+  tickets, alerts) is sealed here too, so nothing is ever exported, synchronised or
+  rewound.
+
+Only the AEAD ciphers of :data:`CIPHERS` are handled (every suite enabled by default);
+the legacy ones a user may enable (CBC, CCM) stay on tlslite-ng's own record layer for the
+whole connection, which is then their one owner.
 
 Both roles and both TLS 1.3 and TLS 1.2 AEAD suites are handled:
 
@@ -127,67 +132,97 @@ def _seal_scratch() -> bytearray:
     return buf
 
 
-@dataclass(slots=True)
-class DirectionState:
-    """Keys and sequence number for one direction."""
+class Direction:
+    """The keys and sequence number of one direction: the only place they live once the
+    handshake has made keys (tlslite-ng's record state for that direction is a shell
+    pointing here, see ``aiotls._engine.records``)."""
 
-    cipher: str  # tlslite spelling: aes128gcm, aes256gcm, chacha20-poly1305
+    __slots__ = ("aead", "cipher", "iv", "iv_int", "key", "seq")
+
+    def __init__(self, cipher: str, key: bytes, iv: bytes) -> None:
+        self.cipher = cipher  # tlslite spelling: aes128gcm, aes256gcm, chacha20-poly1305
+        self.key = key
+        self.iv = iv  # 12 bytes (TLS 1.3 and ChaCha20) or the 4-byte salt (TLS 1.2 AES-GCM)
+        self.iv_int = int.from_bytes(iv, "big") if len(iv) == 12 else 0
+        self.seq = 0  # new keys always start at sequence number 0
+        self.aead: Any = _crypto.new_aead(cipher, key)
+
+
+#: Ciphers this record layer protects (every AEAD suite aiotls enables by default); others
+#: (CBC, CCM, only when a user enables them) stay on tlslite-ng's record layer.
+CIPHERS = frozenset({"aes128gcm", "aes256gcm", "chacha20-poly1305"})
+
+
+@dataclass(frozen=True, slots=True)
+class DirectionKeys:
+    """A snapshot of one direction's record protection (for tests and diagnostics)."""
+
+    tls13: bool
+    cipher: str
     key: bytes
-    iv: bytes  # 12 bytes (TLS 1.3 and ChaCha20) or the 4-byte salt (TLS 1.2 AES-GCM)
+    iv: bytes
     seq: int
 
 
-class _Direction:
-    __slots__ = ("aead", "cipher", "iv", "iv_int", "key", "seq")
-
-    def __init__(self, state: DirectionState) -> None:
-        self.cipher = state.cipher
-        self.key = state.key
-        self.iv = state.iv
-        self.iv_int = int.from_bytes(state.iv, "big") if len(state.iv) == 12 else 0
-        self.seq = state.seq
-        self.aead: Any = _crypto.new_aead(state.cipher, state.key)
-
-    def export(self) -> DirectionState:
-        return DirectionState(self.cipher, self.key, self.iv, self.seq)
-
-
 class RecordLayer:
-    """Protects and unprotects application data records for one connection."""
+    """Protects and unprotects every record of one connection once keys exist.
 
-    def __init__(self, version: str, read: DirectionState, write: DirectionState,
-                 send_limit: int = MAX_FRAGMENT) -> None:
-        self.tls13 = version == "TLSv1.3"
-        self.explicit_nonce = not self.tls13 and read.cipher != "chacha20-poly1305"
-        self._read = _Direction(read)
-        self._write = _Direction(write)
+    The engine installs a :class:`Direction` whenever the handshake switches keys (TLS 1.3
+    handshake and application keys, KeyUpdate; TLS 1.2 after ChangeCipherSpec); the
+    engine's own handshake records and the connection's application data both go through
+    the directions installed here.
+    """
+
+    def __init__(self) -> None:
+        self.tls13 = False
+        self.explicit_nonce = False
+        # (typed Any: the hot paths run only once both are installed)
+        self._read: Any = None
+        self._write: Any = None
         self.key_update_after = KEY_UPDATE_AFTER
-        #: Most content bytes per record we send: 2^14, or less when the peer asked for it
-        #: with record_size_limit (RFC 8449; its value minus the content type byte in TLS 1.3).
+        self.set_send_limit(MAX_FRAGMENT)
+
+    def install(self, *, reading: bool, cipher: str, key: bytes, iv: bytes,
+                tls13: bool) -> None:
+        """New keys for one direction (sequence number 0)."""
+        direction = Direction(cipher, key, iv)
+        self.tls13 = tls13
+        self.explicit_nonce = not tls13 and cipher != "chacha20-poly1305"
+        if reading:
+            self._read = direction
+        else:
+            self._write = direction
+
+    def remove(self, *, reading: bool) -> None:
+        """No protection in one direction any more (the engine's state went back to none, or
+        to a cipher this layer does not handle)."""
+        if reading:
+            self._read = None
+        else:
+            self._write = None
+
+    def protects(self, *, reading: bool) -> bool:
+        return (self._read if reading else self._write) is not None
+
+    def set_send_limit(self, send_limit: int) -> None:
+        """Most content bytes per record we send: 2^14, or less when the peer asked for it
+        with record_size_limit (RFC 8449; its value minus the content type byte in TLS 1.3)."""
         self.send_limit = max(1, min(MAX_FRAGMENT, send_limit))
         self._small = min(_SMALL, self.send_limit)
         clen = self.send_limit + 1 + _TAG
         self._full_header13 = bytes((APPLICATION_DATA, 3, 3, clen >> 8, clen & 0xFF))
 
-    # --- state exchange with the engine ------------------------------------------------------
-
-    def export_states(self) -> tuple[DirectionState, DirectionState]:
-        return self._read.export(), self._write.export()
-
-    def import_states(self, read: DirectionState, write: DirectionState) -> None:
-        for current, new, name in ((self._read, read, "_read"), (self._write, write, "_write")):
-            if current.key != new.key or current.iv != new.iv:
-                setattr(self, name, _Direction(new))
-            else:
-                current.seq = new.seq
+    def keys(self, *, reading: bool) -> DirectionKeys | None:
+        d = self._read if reading else self._write
+        return None if d is None else DirectionKeys(self.tls13, d.cipher, d.key, d.iv, d.seq)
 
     @property
     def read_seq(self) -> int:
-        return self._read.seq
+        return int(self._read.seq)
 
     @property
     def write_seq(self) -> int:
-        return self._write.seq
+        return int(self._write.seq)
 
     def needs_key_update(self) -> bool:
         """True when the write key has protected enough records to be replaced (TLS 1.3)."""
@@ -270,18 +305,21 @@ class RecordLayer:
         d.seq = seq + 1
         return ctype, n
 
-    def open_run(self, view: memoryview, pos: int, end: int, out: bytearray,
-                 offset: int) -> tuple[int, int, RecordError | None]:
-        """Decrypt consecutive whole application-data records from ``view[pos:end]`` into
-        ``out`` at ``offset`` -- the hot loop of the receive path.
+    def open_run(self, view: memoryview, pos: int, end: int, out: bytearray, offset: int
+                 ) -> tuple[int, int, RecordError | None, tuple[int, int] | None]:
+        """Decrypt consecutive whole records from ``view[pos:end]`` into ``out`` at
+        ``offset`` -- the hot loop of the receive path.
 
-        Stops before an incomplete record, a record whose outer header is not
-        ``23 03 03`` with a length within the limits (RFC 8446 5.4: an inner plaintext of
-        at most 2^14 + 1 bytes), or one whose inner type is not application
-        data (that one is left unconsumed, its sequence number unused).  Returns
-        ``(pos, offset, error)``: progress after what was decrypted, and the
-        :class:`RecordError` of a record that failed authentication (progress before it
-        stands: those records were authentic).
+        Application data accumulates in ``out``.  The run stops before an incomplete record
+        or one whose outer header is not ``23 03 03`` with a length within the limits (RFC
+        8446 5.4: an inner plaintext of at most 2^14 + 1 bytes), which :meth:`open` then
+        decides; and after a TLS 1.3 record whose inner type is not application data (a
+        control record: alert, KeyUpdate, NewSessionTicket...), which is consumed.
+
+        Returns ``(pos, offset, error, control)``: progress after what was decrypted; the
+        :class:`RecordError` of a record that failed (progress before it stands: those
+        records were authentic); and ``(content_type, length)`` of a control record whose
+        content is ``out[offset:offset + length]``.
         """
         if not self.tls13:
             return self._open_run12(view, pos, end, out, offset)
@@ -292,6 +330,7 @@ class RecordLayer:
         outview = memoryview(out)
         limit = _MAX_SEALED_TLS13  # longer ones go to open(), which rejects them
         error: RecordError | None = None
+        control: tuple[int, int] | None = None
         try:
             while end - pos >= 5 + _TAG + 1:
                 if view[pos] != APPLICATION_DATA or view[pos + 1] != 3 or view[pos + 2] != 3:
@@ -312,19 +351,31 @@ class RecordLayer:
                     break
                 last = offset + n - 1
                 if out[last] != APPLICATION_DATA:
-                    break  # padding or a control record: leave it to open()
+                    # zero padding, then the real content type (RFC 8446 5.4)
+                    while last >= offset and out[last] == 0:
+                        last -= 1
+                    if last < offset:
+                        error = RecordError(10, "encrypted record without a content type")
+                        break
+                    if out[last] != APPLICATION_DATA:
+                        seq += 1
+                        pos += 5 + length
+                        control = (out[last], last - offset)
+                        break
                 seq += 1
                 offset = last
                 pos += 5 + length
         finally:
             d.seq = seq
             outview.release()
-        return pos, offset, error
+        return pos, offset, error, control
 
-    def open_small(self, record: bytes | bytearray | memoryview) -> bytes | None:
-        """The plaintext of ``record`` if it is exactly one short, unpadded TLS 1.3
-        application-data record that authenticates; ``None`` (nothing consumed) otherwise,
-        for :meth:`open_run` and :meth:`open` to handle -- the path of interactive traffic."""
+    def open_small(self, record: bytes | bytearray | memoryview
+                   ) -> bytes | tuple[int, bytes] | None:
+        """``record`` if it is exactly one short TLS 1.3 record (the path of interactive
+        traffic): its application data as ``bytes``, or ``(content_type, content)`` for a
+        control record; ``None`` (nothing consumed) for anything else, which :meth:`open_run`
+        and :meth:`open` handle.  Raises :class:`RecordError` if it fails authentication."""
         n = len(record)
         if (n > 5 + _SMALL + 1 + _TAG or n < 5 + 1 + _TAG or record[0] != APPLICATION_DATA
                 or record[1] != 3 or record[2] != 3 or (record[3] << 8) | record[4] != n - 5):
@@ -336,14 +387,19 @@ class RecordLayer:
             plain = d.aead.decrypt((d.iv_int ^ d.seq).to_bytes(12, "big"), record[5:],
                                    record[:5])
         except _crypto.InvalidTag:
-            return None
-        if plain[-1] != APPLICATION_DATA:
-            return None  # padding or a control record
+            raise RecordError(20, "record failed authentication (bad_record_mac)") from None
         d.seq += 1
-        return plain[:-1]  # type: ignore[no-any-return]
+        if plain[-1] == APPLICATION_DATA:
+            return plain[:-1]  # type: ignore[no-any-return]
+        inner = plain.rstrip(b"\0")
+        if not inner:
+            raise RecordError(10, "encrypted record without a content type")
+        if inner[-1] == APPLICATION_DATA:
+            return inner[:-1]  # type: ignore[no-any-return]
+        return inner[-1], inner[:-1]
 
-    def _open_run12(self, view: memoryview, pos: int, end: int, out: bytearray,
-                    offset: int) -> tuple[int, int, RecordError | None]:
+    def _open_run12(self, view: memoryview, pos: int, end: int, out: bytearray, offset: int
+                    ) -> tuple[int, int, RecordError | None, tuple[int, int] | None]:
         """TLS 1.2 :meth:`open_run`: AAD = seq || header with the plaintext length; GCM
         carries an 8-byte explicit nonce after the header (RFC 5288), ChaCha20 uses
         iv XOR seq (RFC 7905).  Anything unusual is left to :meth:`open`."""
@@ -381,11 +437,7 @@ class RecordLayer:
         finally:
             d.seq = seq
             outview.release()
-        return pos, offset, error
-
-    def rewind(self) -> None:
-        """Undo the last :meth:`open` (the record goes to the engine instead)."""
-        self._read.seq -= 1
+        return pos, offset, error, None
 
     # --- sending -----------------------------------------------------------------------------
 
@@ -462,7 +514,7 @@ class RecordLayer:
         d.seq = seq + 1
         return bytes(header + body)
 
-    def _seal13(self, d: _Direction, view: memoryview, total: int, nrec: int) -> bytearray:
+    def _seal13(self, d: Direction, view: memoryview, total: int, nrec: int) -> bytearray:
         # TLS 1.3: the inner plaintext is data || 0x17, encrypted straight into `out`.
         out = bytearray(total + nrec * (6 + _TAG))
         outview = memoryview(out)

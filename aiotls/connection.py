@@ -353,7 +353,7 @@ class TLSConnection:
         if not data:
             self._on_eof()
             return
-        if self._engine.fast is not None:
+        if self._engine.records_taken_over:
             self._guard(self._process_fast, data)
             return
         self._inbuf += data
@@ -562,7 +562,7 @@ class TLSConnection:
         self._advance()
         if self._terminated:
             return 0, len(buf), False, True
-        if self._engine.fast is not None:
+        if self._engine.records_taken_over:
             # aiotls's record layer took over: it handles whatever follows.
             rest = bytes(buf)
             buf.clear()
@@ -572,20 +572,26 @@ class TLSConnection:
         return 0, len(buf), False, False
 
     def _process_fast(self, data: bytes | bytearray | memoryview) -> None:
-        """Records after the handshake, with aiotls's record layer (see ``_record.py``).
-
-        Application data is decrypted here in one pass per record, consecutive records
-        coalescing into one :class:`DataReceived`; anything else goes to the engine.
+        """Records after the handshake, through the engine's record verbs (see
+        ``_record.py``): each record is decrypted once, here; application data of
+        consecutive records coalesces into one :class:`DataReceived`, and the content of any
+        other record (alert, KeyUpdate, NewSessionTicket...) goes to the engine as plaintext.
         """
-        fast = self._engine.fast
-        assert fast is not None
-        tls13 = fast.tls13
+        engine = self._engine
+        tls13 = engine.tls13
         partial = self._hs_partial
         if not self._inbuf and tls13 and not partial:
-            small = fast.open_small(data)
-            if small is not None:
+            try:
+                small = engine.open_small(data)
+            except RecordError as exc:
+                raise error_for_sent_alert(exc.alert, str(exc)) from None
+            if isinstance(small, bytes):
                 if small:  # (an empty record carries nothing to deliver)
                     self._events.append(DataReceived(small))
+                return
+            if small is not None:
+                inner, content = small
+                self._control(inner, content, memoryview(b""), [])
                 return
         segments: list[Any] = [data]
         if self._inbuf:
@@ -619,56 +625,50 @@ class TLSConnection:
                 end = len(view)
                 pos = 0
                 while end - pos >= _HEADER:
+                    control = None
                     if not partial:
-                        pos, plen, failure = fast.open_run(view, pos, end, plain, plen)
+                        pos, plen, failure, control = engine.open_run(view, pos, end, plain,
+                                                                      plen)
                         if failure is not None:
                             raise error_for_sent_alert(failure.alert, str(failure))
+                    if control is None:
                         if end - pos < _HEADER:
                             break
-                    length = self._record_length(view, pos)
-                    if end - pos < _HEADER + length:
-                        break
-                    ctype = view[pos]
-                    record = view[pos:pos + _HEADER + length]
-                    if ctype == _APPLICATION_DATA or (ctype == _ALERT and not tls13):
+                        length = self._record_length(view, pos)
+                        if end - pos < _HEADER + length:
+                            break
+                        ctype = view[pos]
+                        record = view[pos:pos + _HEADER + length]
+                        pos += _HEADER + length
+                        if ctype != _APPLICATION_DATA and (ctype != _ALERT or tls13):
+                            # a record without protection (a TLS 1.3 CCS) or of a type that
+                            # only the engine judges (a TLS 1.2 renegotiation attempt)
+                            deliver()
+                            if engine.control_record(bytes(record)) == b"":
+                                self._keep_unused(view[pos:], segments[index + 1:])
+                                self._closed_by_peer()
+                                return
+                            if tls13:
+                                partial = self._hs_partial = \
+                                    engine.handshake_fragment_pending()
+                            self._check_pha()
+                            continue
                         try:
-                            inner, n = fast.open(record, plain, plen)
+                            inner, n = engine.open_record(record, plain, plen)
                         except RecordError as exc:
                             raise error_for_sent_alert(exc.alert, str(exc)) from None
                         if partial and inner != _HANDSHAKE:
                             raise interleaved_error(inner)  # (its content is not delivered)
                         if inner == _APPLICATION_DATA:
                             plen += n
-                            pos += _HEADER + length
                             continue
-                        if inner == _HANDSHAKE and self._engine.take_ticket(
-                                memoryview(plain)[plen:plen + n]):
-                            pos += _HEADER + length  # a session ticket, kept by the engine
-                            continue
-                        if inner == _ALERT and n == 2 and plain[plen] in (1, 2) \
-                                and plain[plen + 1] == 0:
-                            # close_notify, the usual end of a connection: handled here
-                            deliver()
-                            pos += _HEADER + length
-                            self._keep_unused(view[pos:], segments[index + 1:])
-                            if tls13 and self._half_close \
-                                    and self._state is ConnectionState.OPEN:
-                                self._peer_closed = True  # our side stays open
-                                self._events.append(CloseNotifyReceived())
-                                return
-                            self._engine.peer_closed()
-                            self._closed_by_peer()
-                            return
-                        fast.rewind()  # another control record: the engine decrypts it
+                        control = (inner, n)
+                    inner, n = control
+                    content = bytes(memoryview(plain)[plen:plen + n])
                     deliver()
-                    pos += _HEADER + length
-                    if self._engine.control_record(bytes(record)) == b"":
-                        self._keep_unused(view[pos:], segments[index + 1:])
-                        self._closed_by_peer()
+                    if self._control(inner, content, view[pos:], segments[index + 1:]):
                         return
-                    if tls13:
-                        partial = self._hs_partial = self._engine.handshake_fragment_pending()
-                    self._check_pha()
+                    partial = self._hs_partial
                 if pos < end:  # (only the last segment can end inside a record)
                     self._inbuf = bytearray(view[pos:])
         finally:
@@ -678,6 +678,31 @@ class TLSConnection:
                     self._lent.append(plain)
                 else:
                     _give_back(plain)
+
+    def _control(self, inner: int, content: bytes, rest: memoryview, later: list[Any]) -> bool:
+        """The content of a decrypted record that is not application data; True when the
+        connection ended with it (``rest`` and ``later``: the bytes that followed it)."""
+        engine = self._engine
+        if inner == _HANDSHAKE and engine.take_ticket(content):
+            return False  # session tickets, kept by the engine
+        if inner == _ALERT and len(content) == 2 and content[0] in (1, 2) and content[1] == 0:
+            # close_notify, the usual end of a connection: handled here
+            self._keep_unused(rest, later)
+            if engine.tls13 and self._half_close and self._state is ConnectionState.OPEN:
+                self._peer_closed = True  # our side stays open
+                self._events.append(CloseNotifyReceived())
+                return True
+            engine.peer_closed()
+            self._closed_by_peer()
+            return True
+        if engine.control_message(inner, content) == b"":
+            self._keep_unused(rest, later)
+            self._closed_by_peer()
+            return True
+        if engine.tls13:
+            self._hs_partial = engine.handshake_fragment_pending()
+        self._check_pha()
+        return False
 
     def _keep_unused(self, rest: memoryview, later: list[Any]) -> None:
         if len(rest) or any(len(s) for s in later):
@@ -770,7 +795,7 @@ class TLSConnection:
         )
         self._set_state(ConnectionState.OPEN)
         self._events.append(self._handshake_event)
-        if engine.take_over_records() is not None:
+        if engine.take_over_records():
             # (no handshake fragment can be pending here: the engine refuses a message that
             # shares a record with Finished, a key change -- RFC 8446 5.1)
             leftover = engine.leftover_input()

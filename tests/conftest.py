@@ -264,11 +264,10 @@ class RecordForger:
         from cryptography.hazmat.primitives.ciphers.aead import AESCCM, AESGCM, ChaCha20Poly1305
 
         engine = conn._engine
-        fast = engine.fast
-        if fast is not None:
-            state = fast.export_states()[1 if sending else 0]
-            cipher, key, iv, seq = state.cipher, state.key, state.iv, state.seq
-            self.tls13 = fast.tls13
+        keys = engine.record_keys(reading=not sending)
+        if keys is not None:
+            cipher, key, iv, seq = keys.cipher, keys.key, keys.iv, keys.seq
+            self.tls13 = keys.tls13
         else:
             layer = engine_record_layer(conn)
             read = layer._writeState if sending else layer._readState

@@ -29,7 +29,7 @@ from tlslite.handshakehashes import HandshakeHashes
 from tlslite.utils import cryptomath
 
 import aiotls
-from aiotls import _engine
+from aiotls import _engine, _record
 from aiotls.events import DataReceived
 from tests.conftest import PKI, connect, handshake, pump
 from tests.stdlib_peer import StdlibPeer, run
@@ -794,7 +794,7 @@ def _tls13_layers(suite: int, *, client: bool) -> tuple[object, object]:
 
     layers = []
     for _ in range(2):
-        layer = _engine._RecordLayer(BufferedSocket(_engine._MemorySocket()))
+        layer = _engine._RecordLayer(BufferedSocket(_engine._MemorySocket()), _record.RecordLayer())
         layer.client = client
         layer.version = (3, 4)
         layer.tls13record = True
@@ -837,10 +837,13 @@ def _receive(layer: object, raw: bytes, tlslites: bool) -> object:
     try:
         got = _drain(RecordLayer.recvRecord(layer) if tlslites else layer.recvRecord())
     except Exception as exc:
-        return type(exc), str(exc)
+        return type(exc)  # (the alert follows from the type; aiotls's messages say more)
     header, parser = got  # type: ignore[misc]
-    return (header.type, header.version, header.length, bytes(parser.bytes),
-            layer._readState.seqnum)  # type: ignore[attr-defined]
+    # (the sequence number's owner: tlslite's state on its path, aiotls's record layer on
+    # the engine's)
+    seq = layer._readState.seqnum if tlslites else \
+        layer.records.keys(reading=True).seq  # type: ignore[attr-defined]
+    return (header.type, header.version, header.length, bytes(parser.bytes), seq)
 
 
 def _records(rng: random.Random, sealer: object) -> Iterator[bytes]:
@@ -886,7 +889,7 @@ def test_tls13_record_path_equals_tlslites(suite: int) -> None:
     compared = 0
     for _ in range(8):
         for raw in _records(rng, sealer):
-            assert _receive(lean, raw, False) == _receive(slow, raw, True), raw.hex()
+            assert _receive(lean, raw, False) == _receive(slow, raw, True), raw[:40].hex()
             compared += 1
     assert compared > 100
     a, b = _tls13_layers(suite, client=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import ssl
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -39,8 +40,8 @@ def pair(pki: PKI, version: str, suite: str) -> tuple[aiotls.TLSConnection, aiot
 @pytest.mark.parametrize(("version", "suite"), SUITES)
 def test_fast_path_takes_over_every_aead_suite(pki: PKI, version: str, suite: str) -> None:
     client, server = pair(pki, version, suite)
-    assert client._engine.fast is not None
-    assert server._engine.fast is not None
+    assert client._engine.records_taken_over
+    assert server._engine.records_taken_over
     for size in (0, 1, 2**14 - 1, 2**14, 2**14 + 1, 100_000):
         blob = os.urandom(size)
         client.send_data(blob)
@@ -60,7 +61,7 @@ def test_fast_path_against_stdlib(pki: PKI, version: str, suite: str) -> None:
     conn = aiotls.TLSConnection(ctx, server_hostname="localhost")
     run(conn, peer)
     assert conn.cipher()[0] == suite
-    assert conn._engine.fast is not None
+    assert conn._engine.records_taken_over
     blob = os.urandom(70_000)
     conn.send_data(blob)
     peer.incoming.write(conn.data_to_send())
@@ -74,15 +75,18 @@ def test_fast_path_against_stdlib(pki: PKI, version: str, suite: str) -> None:
 
 def test_key_update_both_directions(pki: PKI) -> None:
     client, server = pair(pki, "TLSv1.3", "TLS_AES_128_GCM_SHA256")
-    old_client_write = client._engine.fast.export_states()[1].key
+    old_client_write = client._engine.record_keys(reading=False).key
     client.update_keys(request_peer_update=True)
     client.send_data(b"after update")
     pump(client, server)
     assert data_of(server) == b"after update"
     # the client's write key changed; the server answered with its own KeyUpdate
-    assert client._engine.fast.export_states()[1].key != old_client_write
-    assert server._engine.fast.export_states()[0].key == client._engine.fast.export_states()[1].key
-    assert client._engine.fast.export_states()[0].key == server._engine.fast.export_states()[1].key
+    def key(conn: aiotls.TLSConnection, reading: bool) -> bytes:
+        return conn._engine.record_keys(reading=reading).key
+
+    assert key(client, False) != old_client_write
+    assert key(server, True) == key(client, False)
+    assert key(client, True) == key(server, False)
     server.send_data(b"server after update")
     pump(client, server)
     assert data_of(client) == b"server after update"
@@ -94,7 +98,7 @@ def test_key_update_against_stdlib(pki: PKI) -> None:
     peer = StdlibPeer(pki.stdlib_server_context(), server_side=True)
     conn = aiotls.TLSConnection(ctx, server_hostname="localhost")
     run(conn, peer)
-    before = conn._engine.fast.export_states()
+    before = [conn._engine.record_keys(reading=r).key for r in (True, False)]
     conn.update_keys(request_peer_update=True)
     conn.send_data(b"ping")
     peer.incoming.write(conn.data_to_send())
@@ -104,26 +108,26 @@ def test_key_update_against_stdlib(pki: PKI) -> None:
     conn.events()
     conn.receive_data(peer.outgoing.read())
     assert data_of(conn) == b"pong"
-    after = conn._engine.fast.export_states()
-    assert after[0].key != before[0].key  # OpenSSL updated its keys as asked
-    assert after[1].key != before[1].key
+    after = [conn._engine.record_keys(reading=r).key for r in (True, False)]
+    assert after[0] != before[0]  # OpenSSL updated its keys as asked
+    assert after[1] != before[1]
 
 
 def test_automatic_key_update_before_limit(pki: PKI) -> None:
     client, server = pair(pki, "TLSv1.3", "TLS_AES_256_GCM_SHA384")
-    client._engine.fast.key_update_after = 10
-    first_key = client._engine.fast.export_states()[1].key
+    client._engine.set_key_update_after(10)
+    first_key = client._engine.record_keys(reading=False).key
     for i in range(25):
         client.send_data(b"record %d;" % i)
     pump(client, server)
     assert data_of(server) == b"".join(b"record %d;" % i for i in range(25))
-    assert client._engine.fast.export_states()[1].key != first_key
-    assert client._engine.fast.write_seq < 25  # the sequence restarted with each new key
+    assert client._engine.record_keys(reading=False).key != first_key
+    assert client._engine.record_keys(reading=False).seq < 25  # restarted with each new key
 
 
 def test_tls12_sequence_exhaustion_closes(pki: PKI) -> None:
     client, server = pair(pki, "TLSv1.2", "ECDHE-ECDSA-AES128-GCM-SHA256")
-    client._engine.fast._write.seq = _record.SEQ_LIMIT - 1
+    client._engine.set_sequence_number(reading=False, seq=_record.SEQ_LIMIT - 1)
     with pytest.raises(aiotls.TLSError, match="sequence number exhausted"):
         client.send_data(b"x")
     assert client.state is aiotls.ConnectionState.FAILED
@@ -232,7 +236,7 @@ def test_fast_path_against_openssl_s_server(pki: PKI, version: str, suite: str) 
                                timeout=20) as tls:
             tls.handshake()
             assert tls.conn.cipher()[0] == suite
-            assert tls.conn._engine.fast is not None
+            assert tls.conn._engine.records_taken_over
             # s_server -rev works line by line (lines under its 16 KiB buffer); a batch of
             # lines sent at once spans several full records.
             lines = [os.urandom(n).hex().encode() for n in (5, 3000, 4000, 4000, 4000, 4000)]
@@ -289,7 +293,7 @@ def test_close_notify_with_openssl_both_ways(pki: PKI, version: str, suite: str)
         conn = aiotls.TLSConnection(ctx, server_hostname="localhost")
         peer = StdlibPeer(pki.stdlib_server_context(), server_side=True)
         run(conn, peer)
-        assert conn.cipher()[0] == suite and conn._engine.fast is not None, conn.error
+        assert conn.cipher()[0] == suite and conn._engine.records_taken_over, conn.error
         conn.events()
         if aiotls_closes:
             conn.close()
@@ -308,14 +312,14 @@ def test_close_notify_with_openssl_both_ways(pki: PKI, version: str, suite: str)
 @pytest.mark.parametrize("version", VERSIONS)
 def test_close_notify_at_fatal_level_still_closes(pki: PKI, version: str) -> None:
     client, server = pair(pki, version, SUITES[0][1] if version == "TLSv1.3" else SUITES[3][1])
-    server.receive_data(client._engine.fast.seal_record(21, b"\x02\x00"))
+    server.receive_data(client._engine.seal_record(21, b"\x02\x00"))
     assert server.events() == [CloseNotifyReceived(), ConnectionTerminated(error=None)]
 
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_other_alerts_still_reach_the_engine(pki: PKI, version: str) -> None:
     client, server = pair(pki, version, SUITES[0][1] if version == "TLSv1.3" else SUITES[3][1])
-    server.receive_data(client._engine.fast.seal_record(21, b"\x02\x50"))  # internal_error
+    server.receive_data(client._engine.seal_record(21, b"\x02\x50"))  # internal_error
     events = server.events()
     assert len(events) == 1 and isinstance(events[0], ConnectionTerminated)
     assert isinstance(events[0].error, aiotls.AlertReceived)
@@ -380,8 +384,8 @@ def test_short_records_take_the_one_record_paths(pki: PKI, size: int) -> None:
     blob = os.urandom(size)
     client.send_data(blob)
     wire = client.data_to_send()
-    assert isinstance(server._engine.fast, _record.RecordLayer)
-    small = server._engine.fast.open_small(wire)
+    assert server._engine.records_taken_over
+    small = server._engine.open_small(wire)
     if size == 0:
         assert wire == b"" and small is None  # send_data(b"") sends nothing
     elif size <= 2048:
@@ -392,13 +396,14 @@ def test_short_records_take_the_one_record_paths(pki: PKI, size: int) -> None:
         assert data_of(server) == blob
     # empty application data: no event
     client.send_data(b"")
-    server.receive_data(client._engine.fast.seal(b""))
+    server.receive_data(client._engine.seal_record(23, b""))
     assert server.events() == []
     # a tampered short record is refused and not delivered
     client.send_data(b"hello")
     bad = bytearray(client.data_to_send())
     bad[-1] ^= 1
-    assert server._engine.fast.open_small(bad) is None
+    with pytest.raises(_record.RecordError, match="bad_record_mac"):
+        server._engine.open_small(bad)  # (nothing consumed)
     server.receive_data(bytes(bad))
     events = server.events()
     assert not any(isinstance(e, DataReceived) for e in events)
@@ -452,8 +457,7 @@ def test_connections_share_one_seal_buffer_and_idle_ones_hold_none(pki: PKI) -> 
 
     pairs = [pair(pki, "TLSv1.3", "TLS_AES_128_GCM_SHA256") for _ in range(3)]
     for client, _ in pairs:
-        fast = client._engine.fast
-        assert fast is not None
+        fast = client._engine.records
         assert sys.getsizeof(fast) + sum(sys.getsizeof(v) for v in vars(fast).values()
                                          if not callable(v)) < 4096
     payloads = [[os.urandom(n) for n in (70_000, 16_384, 1, 40_000)] for _ in pairs]
@@ -463,3 +467,93 @@ def test_connections_share_one_seal_buffer_and_idle_ones_hold_none(pki: PKI) -> 
     for (client, server), parts in zip(pairs, payloads, strict=True):
         server.receive_data(client.data_to_send())
         assert data_of(server) == b"".join(parts)
+
+
+# --- one owner of record protection: every record is decrypted once --------------------------
+
+
+class _CountingAEAD:
+    """An AEAD object that counts decryptions (and otherwise is the real one)."""
+
+    def __init__(self, aead: Any, counter: list[int]) -> None:
+        self._aead = aead
+        self._counter = counter
+
+    def decrypt(self, *args: Any) -> Any:
+        self._counter[0] += 1
+        return self._aead.decrypt(*args)
+
+    def decrypt_into(self, *args: Any) -> Any:
+        self._counter[0] += 1
+        return self._aead.decrypt_into(*args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._aead, name)
+
+
+def _encrypted_records(stream: bytes, tls13: bool) -> int:
+    """How many protected records a byte stream from one side holds (TLS 1.3: every record
+    of outer type application_data; TLS 1.2: every record after ChangeCipherSpec)."""
+    count, pos, protected = 0, 0, False
+    while pos < len(stream):
+        ctype = stream[pos]
+        length = int.from_bytes(stream[pos + 3:pos + 5], "big")
+        if (tls13 and ctype == 23) or (not tls13 and protected):
+            count += 1
+        protected = protected or ctype == 20
+        pos += 5 + length
+    assert pos == len(stream)
+    return count
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_every_record_is_decrypted_exactly_once(pki: PKI, monkeypatch: pytest.MonkeyPatch,
+                                                version: str) -> None:
+    """Handshake records, session tickets, KeyUpdates, data and close_notify: each protected
+    record is opened once, by the one record layer (control records are not handed back to
+    the engine as ciphertext to be decrypted again)."""
+    from aiotls import _crypto
+
+    counter = [0]
+    for name, factory in list(_crypto._AEAD_FACTORIES.items()):
+        monkeypatch.setitem(_crypto._AEAD_FACTORIES, name,
+                            lambda key, _f=factory: _CountingAEAD(_f(key), counter))
+    ctx = pki.client_context()
+    ctx.minimum_version = ctx.maximum_version = VERSIONS[version]
+    client = aiotls.TLSConnection(ctx, server_hostname="localhost")
+    server = aiotls.TLSConnection(pki.server_context(), server_side=True)
+    streams = {client: bytearray(), server: bytearray()}
+
+    def shuttle() -> None:
+        for _ in range(50):
+            moved = False
+            for sender, receiver in ((client, server), (server, client)):
+                out = sender.data_to_send()
+                if out:
+                    streams[sender] += out
+                    receiver.receive_data(out)
+                    moved = True
+            if not moved:
+                return
+
+    shuttle()
+    assert client.handshake_complete and server.handshake_complete
+    for i in range(3):
+        server.send_data(b"small %d" % i)
+        client.send_data(os.urandom(40_000))
+        shuttle()
+    if version == "TLSv1.3":
+        server.update_keys(request_peer_update=True)  # a KeyUpdate each way
+        server.send_data(b"after the update")
+        shuttle()
+        client.update_keys(request_peer_update=False)
+        client.send_data(b"x")
+        shuttle()
+    server.close()
+    shuttle()
+    assert client.error is None and server.error is None
+    tls13 = version == "TLSv1.3"
+    received = _encrypted_records(bytes(streams[server]), tls13) + \
+        _encrypted_records(bytes(streams[client]), tls13)
+    assert received > 10
+    assert counter[0] == received
