@@ -715,7 +715,7 @@ def test_a_change_made_while_settings_are_prepared_is_not_lost(
     from aiotls import _engine
 
     cctx = pki.client_context()
-    original = _engine._settings
+    original = _engine.settings._settings
     changed = []
 
     def settings_then_a_change(ctx: aiotls.TLSContext) -> Any:
@@ -725,7 +725,7 @@ def test_a_change_made_while_settings_are_prepared_is_not_lost(
             changed.append(True)
         return result
 
-    monkeypatch.setattr(_engine, "_settings", settings_then_a_change)
+    monkeypatch.setattr(_engine.settings, "_settings", settings_then_a_change)
     client, _ = _connect(cctx, pki.server_context())
     assert client.version() == "TLSv1.3"  # prepared before the change
     client, _ = _connect(cctx, pki.server_context())
@@ -746,7 +746,7 @@ def test_public_assignments_invalidate_the_prepared_settings(pki: PKI) -> None:
 
 def test_prepared_settings_are_kept_until_a_change(pki: PKI) -> None:
     """The cache that makes handshakes cheap stays in use while nothing changes."""
-    from aiotls._engine import _prepare
+    from aiotls._engine.settings import _prepare
 
     ctx = pki.server_context()
     _ok(*_connect(pki.client_context(), ctx))

@@ -1,6 +1,6 @@
 """The engine's speed-ups over tlslite's own code, each checked for equivalence.
 
-tlslite's handshake methods run with aiotls's faster helpers (``_engine._rebind``).
+tlslite's handshake methods run with aiotls's faster helpers (``_engine.rebind._rebind``).
 
 The rebound methods must be tlslite's own code (same code objects), every tlslite method
 that uses the replaced helpers must be covered (a tlslite upgrade that adds one fails
@@ -58,8 +58,8 @@ def _function(obj: object) -> types.FunctionType:
 
 
 def test_every_method_using_the_helpers_is_rebound() -> None:
-    replaced = (set(_engine._FAST_NAMES) | {"HandshakeHelpers", "TLSExtension"}
-                | set(_engine._QUICK_EXTENSIONS))
+    replaced = (set(_engine.rebind._FAST_NAMES) | {"HandshakeHelpers", "TLSExtension"}
+                | set(_engine.verification._QUICK_EXTENSIONS))
     for module, owner in _OWNERS.items():
         users = {
             name for name, attr in vars(owner).items()
@@ -67,20 +67,20 @@ def test_every_method_using_the_helpers_is_rebound() -> None:
             and _names(_function(attr).__code__) & replaced
         }
         assert users, "tlslite changed: none of its methods use the replaced helpers"
-        assert users - _LEFT_ALONE == set(_engine._REBOUND_METHODS[module])
+        assert users - _LEFT_ALONE == set(_engine.base._REBOUND_METHODS[module])
 
 
 def test_rebound_methods_are_tlslites_code_with_fast_globals() -> None:
-    for module, names in _engine._REBOUND_METHODS.items():
+    for module, names in _engine.base._REBOUND_METHODS.items():
         owner = _OWNERS[module]
         for name in names:
             original = vars(owner)[name]
-            rebound = vars(_engine._ReboundTLSConnection)[name]
+            rebound = vars(_engine.base._ReboundTLSConnection)[name]
             assert type(rebound) is type(original), name
             assert _function(rebound).__code__ is _function(original).__code__, name
             namespace = _function(rebound).__globals__
             assert namespace is not vars(module)
-            for key, fast in _engine._FAST_NAMES.items():
+            for key, fast in _engine.rebind._FAST_NAMES.items():
                 if key in vars(module):
                     assert namespace[key] is fast, (name, key)
     # tlslite's own modules are untouched
@@ -94,20 +94,20 @@ def test_fast_helpers_equal_tlslites(hash_name: str, size: int) -> None:
     for _ in range(10):
         key = bytearray(os.urandom(size))
         data = bytearray(os.urandom(100))
-        assert _engine._fast_hmac(key, data, hash_name) == cryptomath.secureHMAC(key, data,
+        assert _engine.rebind._fast_hmac(key, data, hash_name) == cryptomath.secureHMAC(key, data,
                                                                                   hash_name)
         for label, length in ((b"key", 16), (b"iv", 12), (b"finished", size), (b"res binder", size),
                               (b"exp master", 3 * size + 5)):
             context = bytearray(os.urandom(size))
             expected = cryptomath.HKDF_expand_label(key, bytearray(label), context, length,
                                                     hash_name)
-            got = _engine._fast_hkdf_expand_label(key, bytearray(label), context, length,
+            got = _engine.rebind._fast_hkdf_expand_label(key, bytearray(label), context, length,
                                                   hash_name)
             assert isinstance(got, bytearray) and got == expected
         hashes = HandshakeHashes()
         hashes.update(data)
         for transcript in (None, hashes):
-            assert _engine._fast_derive_secret(key, bytearray(b"c hs traffic"), transcript,
+            assert _engine.rebind._fast_derive_secret(key, bytearray(b"c hs traffic"), transcript,
                                                hash_name) == \
                 cryptomath.derive_secret(key, bytearray(b"c hs traffic"), transcript, hash_name)
 
@@ -126,16 +126,16 @@ def test_cached_suite_filtering_equals_tlslites() -> None:
                        "getEcdsaSuites", "getDheCertSuites", "getAnonSuites"):
             for version in (None, (3, 3), (3, 4)):
                 for _ in range(2):  # the second call is served from the cache
-                    got = getattr(_engine._CachedSuites, getter)(settings, version)
+                    got = getattr(_engine.rebind._CachedSuites, getter)(settings, version)
                     assert got == getattr(CipherSuite, getter)(settings, version)
                 got.append(-1)  # callers may mutate what they get; the cache must not change
-                assert getattr(_engine._CachedSuites, getter)(settings, version) == \
+                assert getattr(_engine.rebind._CachedSuites, getter)(settings, version) == \
                     getattr(CipherSuite, getter)(settings, version)
 
 
 def test_cached_enum_names_equal_tlslites() -> None:
     for base in (SignatureScheme, HashAlgorithm, GroupName):
-        fast = _engine._FAST_NAMES[base.__name__]
+        fast = _engine.rebind._FAST_NAMES[base.__name__]
         assert issubclass(fast, base)
         values = [v for k, v in vars(base).items() if not k.startswith("_")
                   and isinstance(v, int | tuple)]
@@ -144,7 +144,7 @@ def test_cached_enum_names_equal_tlslites() -> None:
             for _ in range(2):
                 assert fast.toRepr(value) == base.toRepr(value)
                 assert fast.toStr(value) == base.toStr(value)
-    assert _engine._FAST_NAMES["GroupName"].toRepr(GroupName.x25519, ["x25519"]) is None
+    assert _engine.rebind._FAST_NAMES["GroupName"].toRepr(GroupName.x25519, ["x25519"]) is None
 
 
 @pytest.fixture
@@ -218,7 +218,7 @@ def test_rebound_engine_interoperates_with_openssl(pki: PKI, no_slow_helpers: li
 
 def test_quick_extension_dispatch_covers_every_field_name_extension() -> None:
     base = tlslite.extensions.TLSExtension
-    quick = _engine._QuickTLSExtension
+    quick = _engine.quick._QuickTLSExtension
     assert issubclass(quick, base) and quick.__name__ == "TLSExtension"
     tables = [attr for attr, value in vars(base).items()
               if attr.endswith("Extensions") and isinstance(value, dict)]
@@ -228,18 +228,18 @@ def test_quick_extension_dispatch_covers_every_field_name_extension() -> None:
         assert original.keys() == fast.keys()
         for ext_type, cls in original.items():
             if issubclass(cls, tlslite.extensions.CustomNameExtension):
-                assert fast[ext_type] is _engine._QUICK_EXTENSIONS[cls.__name__]
+                assert fast[ext_type] is _engine.verification._QUICK_EXTENSIONS[cls.__name__]
                 assert issubclass(fast[ext_type], cls)
             else:
                 assert fast[ext_type] is cls
 
 
 def test_quick_messages_keep_original_class_names_for_super() -> None:
-    originals = [getattr(tlslite.messages, name) for name in _engine._QUICK_MESSAGES]
-    with_super = _engine._named_with_super(originals)
+    originals = [getattr(tlslite.messages, name) for name in _engine.driver._QUICK_MESSAGES]
+    with_super = _engine.rebind._named_with_super(originals)
     assert {"ClientHello", "ServerHello", "CompressedCertificate"} <= with_super
     assert "CertificateEntry" not in with_super
-    for name, quick in _engine._QUICK_MESSAGES.items():
+    for name, quick in _engine.driver._QUICK_MESSAGES.items():
         original = getattr(tlslite.messages, name)
         assert quick.__bases__ == (original,) and quick.__name__ == original.__name__
         for value in vars(quick).values():
@@ -249,15 +249,15 @@ def test_quick_messages_keep_original_class_names_for_super() -> None:
                     continue  # aiotls's own wrappers (ClientHello bytes as received)
                 namespace = func.__globals__
                 # tlslite writes super(ClientHello, self): those names stay the originals
-                for other in with_super & set(_engine._QUICK_MESSAGES):
+                for other in with_super & set(_engine.driver._QUICK_MESSAGES):
                     assert namespace[other] is getattr(tlslite.messages, other), other
-                assert namespace["CertificateEntry"] is _engine._QUICK_MESSAGES["CertificateEntry"]
-                assert namespace["TLSExtension"] is _engine._QuickTLSExtension
-                assert namespace["X509"] is _engine._PeerX509
-    rebound = _function(vars(_engine._ReboundTLSConnection)["_getMsg"])
+                assert namespace["CertificateEntry"] is _engine.driver._QUICK_MESSAGES["CertificateEntry"]
+                assert namespace["TLSExtension"] is _engine.quick._QuickTLSExtension
+                assert namespace["X509"] is _engine.accel._PeerX509
+    rebound = _function(vars(_engine.base._ReboundTLSConnection)["_getMsg"])
     assert rebound.__code__ is tlslite.tlsrecordlayer.TLSRecordLayer._getMsg.__code__
-    assert rebound.__globals__["ClientHello"] is _engine._QUICK_MESSAGES["ClientHello"]
-    assert rebound.__globals__["derive_secret"] is _engine._fast_derive_secret
+    assert rebound.__globals__["ClientHello"] is _engine.driver._QUICK_MESSAGES["ClientHello"]
+    assert rebound.__globals__["derive_secret"] is _engine.rebind._fast_derive_secret
 
 
 def _hello_bytes(pki: PKI) -> list[bytes]:
@@ -283,13 +283,13 @@ def test_quick_client_hello_parses_and_writes_like_tlslites(pki: PKI) -> None:
 
     for raw in _hello_bytes(pki):
         original = tlslite.messages.ClientHello().parse(Parser(bytearray(raw[1:])))
-        quick = _engine._QUICK_MESSAGES["ClientHello"]().parse(Parser(bytearray(raw[1:])))
+        quick = _engine.driver._QUICK_MESSAGES["ClientHello"]().parse(Parser(bytearray(raw[1:])))
         assert quick.write() == original.write() == bytearray(raw)
         assert len(quick.extensions) == len(original.extensions) > 5
         for fast, slow in zip(quick.extensions, original.extensions, strict=True):
             assert isinstance(fast, type(slow)) and fast == slow
             assert fast.extType == slow.extType and fast.write() == slow.write()
-        assert any(isinstance(e, _engine._QuickFieldMixin) for e in quick.extensions)
+        assert any(isinstance(e, _engine.quick._QuickFieldMixin) for e in quick.extensions)
         for ext_type in {e.extType for e in original.extensions} | {0xFAFA, 0xFFFF}:
             fast_ext, slow_ext = quick.getExtension(ext_type), original.getExtension(ext_type)
             assert (fast_ext is None) == (slow_ext is None)
@@ -307,7 +307,7 @@ def test_handshakes_build_only_quick_extensions(pki: PKI,
     original_init = tlslite.extensions.CustomNameExtension.__init__
 
     def init(self: object, *args: object, **kwargs: object) -> None:
-        if not isinstance(self, _engine._QuickFieldMixin):
+        if not isinstance(self, _engine.quick._QuickFieldMixin):
             slow.append(type(self).__name__)
         original_init(self, *args, **kwargs)
 
@@ -326,7 +326,7 @@ def test_transcript_hashes_equal_tlslites() -> None:
     names = ["md5", "sha1", "sha224", "sha256", "sha384", "sha512", "intrinsic", None]
     for seed in range(20):
         rng = random.Random(seed)
-        slow, fast = HandshakeHashes(), _engine._TranscriptHashes()
+        slow, fast = HandshakeHashes(), _engine.rebind._TranscriptHashes()
         for _step in range(rng.randrange(1, 12)):
             chunk = bytearray(os.urandom(rng.randrange(0, 300)))
             slow.update(chunk)
@@ -359,7 +359,7 @@ def test_handshakes_keep_only_the_transcript_hashes_they_use(
         client, server = connect(cctx, pki.server_context())
         assert client.handshake_complete and server.handshake_complete, client.error
         hashes = client._engine._tl._handshake_hash
-        assert isinstance(hashes, _engine._TranscriptHashes)
+        assert isinstance(hashes, _engine.rebind._TranscriptHashes)
         assert set(hashes._running) <= {"sha256", "sha384"}
         again, server = connect(cctx, pki.server_context(), session=client.session)
         assert again.handshake_complete, again.error
@@ -402,7 +402,7 @@ def test_own_ecdsa_signature_is_not_verified_twice(pki: PKI,
     key = pki.server_context()
     client, server = handshake(pki.client_context(), key)
     private = key._engine_cache.private_key
-    assert isinstance(private, _engine._FastECDSAKey)
+    assert isinstance(private, _engine.accel._FastECDSAKey)
     signature, digest = private._aiotls_signed
     calls: list[bytes] = []
     real = _crypto.ecdsa_verify_digest
@@ -449,7 +449,7 @@ def test_psk_binder_is_checked_over_the_received_bytes(pki: PKI) -> None:
     from tlslite.utils.codec import Parser
 
     for raw in _resuming_hellos(pki):
-        quick = _engine._QUICK_MESSAGES["ClientHello"]()
+        quick = _engine.driver._QUICK_MESSAGES["ClientHello"]()
         parser = Parser(bytearray(raw))
         parser.get(1)  # the handshake type, read by tlslite before parse()
         quick.parse(parser)
@@ -469,7 +469,7 @@ def test_resuming_client_hello_is_serialised_once(pki: PKI,
     first, _ = connect(cctx, sctx)
     session = first.session
     assert session is not None
-    quick = _engine._QUICK_MESSAGES["ClientHello"]
+    quick = _engine.driver._QUICK_MESSAGES["ClientHello"]
     serialise = quick._write
     hellos: list[tlslite.messages.ClientHello] = []
 
@@ -515,9 +515,9 @@ def test_peer_certificates_take_openssls_parse(pki: PKI, monkeypatch: pytest.Mon
             assert bool(parsed) == tlslite_parses, (key_type, parsed)
             cert = client._engine._tl.session.serverCertChain.x509List[0]
             if not tlslite_parses:
-                assert isinstance(cert, _engine._PeerX509)
+                assert isinstance(cert, _engine.accel._PeerX509)
                 key = cert.publicKey
-                assert isinstance(key, _engine._FastECDSAKey) and key._aiotls_public is not None
+                assert isinstance(key, _engine.accel._FastECDSAKey) and key._aiotls_public is not None
                 assert len(key) == {"ecdsa-p256": 256, "ecdsa-p384": 384}[key_type]
                 reference = X509()
                 original(reference, cert.bytes)
@@ -530,7 +530,7 @@ def test_malformed_peer_certificate_still_fails_cleanly(pki: PKI) -> None:
     """A certificate OpenSSL cannot parse falls back to tlslite's parser and its error."""
     from tlslite.utils.codec import DecodeError
 
-    bogus = _engine._PeerX509()
+    bogus = _engine.accel._PeerX509()
     with pytest.raises((SyntaxError, DecodeError, IndexError, ValueError)):
         bogus.parseBinary(bytearray(b"\x30\x03\x02\x01\x01"))
 
@@ -540,7 +540,7 @@ def test_signature_scheme_lists_are_remembered_per_context(pki: PKI) -> None:
     handshake(pki.client_context(), sctx)
     prepared = sctx._engine_cache
     settings = prepared.server_settings.validate()
-    conn_class = _engine._TLSLiteConnection
+    conn_class = _engine.tlsconn._TLSLiteConnection
     base = tlslite.tlsconnection.TLSConnection._sigHashesToList
     for args in ((settings,), (settings, prepared.private_key, prepared.cert_chain, (3, 4)),
                  (settings, prepared.private_key, prepared.cert_chain, (3, 3))):
@@ -562,7 +562,7 @@ def test_signature_scheme_lists_are_remembered_per_context(pki: PKI) -> None:
 ])
 def test_quick_extension_fields_behave_like_tlslites(name: str, values: list[object]) -> None:
     original_cls = getattr(tlslite.extensions, name)
-    quick_cls = _engine._QUICK_EXTENSIONS[name]
+    quick_cls = _engine.verification._QUICK_EXTENSIONS[name]
     original, quick = original_cls().create(values), quick_cls().create(values)
     field = original._field_name
     assert quick.__dict__.get("__setattr__") is None  # set on the class, not per object
@@ -591,7 +591,7 @@ def _parse_both(raw: bytes, flags: dict[str, bool]) -> tuple[object, object]:
     from tlslite.utils.codec import Parser
 
     outcomes = []
-    for ext_class in (tlslite.extensions.TLSExtension, _engine._QuickTLSExtension):
+    for ext_class in (tlslite.extensions.TLSExtension, _engine.quick._QuickTLSExtension):
         p = Parser(bytearray(b"\x01\x02\x03" + raw + b"\xee"))
         p.index = 3
         try:
@@ -669,7 +669,7 @@ def test_quick_extension_parser_equals_tlslites_for_any_payload() -> None:
     known = {t for attr, table in vars(base).items()
              if attr.endswith("Extensions") and isinstance(table, dict) for t in table}
     rng = random.Random(4)
-    quick_types = {cls().extType for cls in _engine._QUICK_PARSERS}
+    quick_types = {cls().extType for cls in _engine.quick._QUICK_PARSERS}
     assert {0, 10, 11, 13, 35, 41, 43, 45, 28, 50, 51} <= quick_types  # the hello staples
     compared = 0
     for ext_type in sorted(known | {0xFAFA, 0x4469}):
@@ -690,14 +690,14 @@ def test_quick_extension_parser_keeps_objects_apart() -> None:
 
     raw = bytes.fromhex("000a00060004001d0017") * 2
     p = Parser(bytearray(raw))
-    first = _engine._QuickTLSExtension().parse(p)
-    second = _engine._QuickTLSExtension().parse(p)
+    first = _engine.quick._QuickTLSExtension().parse(p)
+    second = _engine.quick._QuickTLSExtension().parse(p)
     assert first.groups == second.groups == [29, 23]
     assert first.groups is not second.groups and first._extData is not second._extData
     first._extData += b"x"
     first.groups.append(24)
     assert second._extData == bytearray() and second.groups == [29, 23]
-    assert isinstance(first, _engine._QUICK_EXTENSIONS["SupportedGroupsExtension"])
+    assert isinstance(first, _engine.verification._QUICK_EXTENSIONS["SupportedGroupsExtension"])
 
 
 def test_remembered_hostname_check_equals_tlslites() -> None:
@@ -714,7 +714,7 @@ def test_remembered_hostname_check_equals_tlslites() -> None:
                 except Exception as exc:  # (tlslite raises on some inputs: so must we)
                     expected = type(exc)
                 try:
-                    got: object = _engine._fast_is_valid_hostname(value)
+                    got: object = _engine.rebind._fast_is_valid_hostname(value)
                 except Exception as exc:
                     got = type(exc)
                 assert got == expected, (value, got, expected)
@@ -741,8 +741,8 @@ def test_remembered_extension_writes_equal_tlslites() -> None:
     value and then remembered: every value, repeated, gives tlslite's bytes or its
     exception, each result a fresh object, and the memory stays bounded."""
     rng = random.Random(7)
-    remembered = [cls for cls in _engine._QUICK_EXTENSIONS.values()
-                  if vars(cls).get("write") is _engine._remembered_write]
+    remembered = [cls for cls in _engine.verification._QUICK_EXTENSIONS.values()
+                  if vars(cls).get("write") is _engine.quick._remembered_write]
     names = {cls.__name__ for cls in remembered}
     assert {"SignatureAlgorithmsExtension", "SupportedGroupsExtension",
             "SupportedVersionsExtension", "PskKeyExchangeModesExtension",
@@ -767,8 +767,8 @@ def test_remembered_extension_writes_equal_tlslites() -> None:
                     assert outcomes[0] == outcomes[1] == outcomes[2], (cls, value)
                     compared += 1
     assert compared > 1000
-    assert len(_engine._WRITTEN) <= 256
-    ext = _engine._QUICK_EXTENSIONS["SupportedGroupsExtension"]().create([29, 23])
+    assert len(_engine.quick._WRITTEN) <= 256
+    ext = _engine.verification._QUICK_EXTENSIONS["SupportedGroupsExtension"]().create([29, 23])
     first = ext.write()
     first += b"changed"  # callers may extend what they get
     assert ext.write() == tlslite.extensions.SupportedGroupsExtension().create([29, 23]).write()
@@ -781,7 +781,7 @@ def test_suite_tables_as_sets_are_only_tested_for_membership() -> None:
     import re
 
     for name in ("ecdhAllSuites", "dhAllSuites"):
-        assert getattr(_engine._CachedSuites, name) == set(getattr(CipherSuite, name))
+        assert getattr(_engine.rebind._CachedSuites, name) == set(getattr(CipherSuite, name))
         for module in (tlslite.tlsconnection, tlslite.messages):
             for line in inspect.getsource(module).splitlines():
                 if f"CipherSuite.{name}" in line:
@@ -794,7 +794,7 @@ def _tls13_layers(suite: int, *, client: bool) -> tuple[object, object]:
 
     layers = []
     for _ in range(2):
-        layer = _engine._RecordLayer(BufferedSocket(_engine._MemorySocket()), _record.RecordLayer())
+        layer = _engine.records._RecordLayer(BufferedSocket(_engine.driver._MemorySocket()), _record.RecordLayer())
         layer.client = client
         layer.version = (3, 4)
         layer.tls13record = True
@@ -909,7 +909,7 @@ def test_quick_extension_parser_takes_the_hello_extensions_itself(
     def refuse(self: object, p: object) -> object:
         raise AssertionError("tlslite's parser was called")
 
-    monkeypatch.setattr(_engine, "_tl_ext_parse", refuse)
+    monkeypatch.setattr(_engine.quick, "_tl_ext_parse", refuse)
     sni = _v16(b"\x00" + _v16(b"example.com"))
     share = b"\x00\x1d" + _v16(b"k" * 32)
     psk = _v16(_v16(b"ticket") + b"\x00\x00\x00\x07") + _v16(b"\x30" + b"b" * 48)
@@ -917,5 +917,5 @@ def test_quick_extension_parser_takes_the_hello_extensions_itself(
                                       (51, share, True), (41, psk, False), (35, b"t" * 9, False),
                                       (43, b"\x03\x04", True)):
         raw = ext_type.to_bytes(2, "big") + _v16(payload)
-        ext = _engine._QuickTLSExtension(server=server).parse(Parser(bytearray(raw)))
+        ext = _engine.quick._QuickTLSExtension(server=server).parse(Parser(bytearray(raw)))
         assert ext.extType == ext_type and ext.write() == raw

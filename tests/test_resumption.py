@@ -398,3 +398,24 @@ def test_real_tickets_take_the_short_way_and_resume(pki: PKI,
     slow, _ = connect(cctx, sctx)
     assert slow.session is not None and slow.session.has_ticket
     assert connect(cctx, sctx, slow.session)[0].session_reused
+
+
+def test_the_client_ages_tickets_by_the_connections_clock(pki: PKI) -> None:
+    """The engine reads no clock of its own: a TLS 1.3 client whose clock (``now``) says the
+    ticket is a month old does not offer it (RFC 8446 4.6.1: seven days at most), although
+    the machine's clock, and the server's, say it is fresh."""
+    cctx, sctx = pki.client_context(), pki.server_context()
+    client, _ = connect(cctx, sctx)
+    session = client.session
+    assert session is not None and session.has_ticket
+
+    def month_later() -> datetime.datetime:
+        return datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=30)
+
+    late = aiotls.TLSConnection(cctx, server_hostname="localhost", session=session,
+                                now=month_later)
+    server = aiotls.TLSConnection(sctx, server_side=True)
+    pump(late, server)
+    assert late.handshake_complete and not late.session_reused and not server.session_reused
+    again, server2 = connect(cctx, sctx, session)  # the machine's clock: still fresh
+    assert again.session_reused and server2.session_reused

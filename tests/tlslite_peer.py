@@ -13,7 +13,7 @@ other side of an aiotls :class:`~aiotls.TLSConnection`:
   credentials with :func:`tlslite_settings` and :func:`tlslite_credentials`.
 
 This is the one place tests build tlslite peers; aiotls itself imports tlslite only in
-aiotls/_engine.py.
+aiotls/_engine/.
 """
 
 from __future__ import annotations

@@ -1,0 +1,379 @@
+"""tlslite-ng's record layer, with every encrypted record sealed and opened by aiotls's.
+
+:class:`_RecordLayer` replaces tlslite's per connection.  Whenever tlslite assigns a new
+read or write state (new keys), the assignment installs a :class:`aiotls._record.Direction`
+in the connection's one :class:`aiotls._record.RecordLayer`; from then on its
+``sendRecord``/``recvRecord`` seal and open through it, with tlslite's checks in tlslite's
+order (so the same alerts follow).  Records the connection decrypted already arrive as
+plaintext (:meth:`_RecordLayer.push_opened`).  :class:`_RecordSocket` takes whole records
+from the in-memory socket at once.  :func:`alert_rule` decides which received alerts the
+connection carries on after (tlslite ends the connection on every alert).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+from tlslite.constants import AlertDescription as _TLAlert
+from tlslite.constants import (
+    AlertLevel,
+    CipherSuite,
+    ContentType,
+)
+from tlslite.errors import (
+    TLSBadRecordMAC,
+    TLSIllegalParameterException,
+    TLSInternalError,
+    TLSRecordOverflow,
+    TLSUnexpectedMessage,
+)
+from tlslite.messages import (
+    RecordHeader3,
+)
+from tlslite.recordlayer import ConnectionState, RecordLayer, RecordSocket
+from tlslite.utils.cipherfactory import createAESCCM, createAESCCM_8, createAESGCM, createCHACHA20
+from tlslite.utils.codec import Parser
+
+from .. import _crypto
+from .. import _record as _record_mod
+from .._record import RecordError
+from .._record import RecordLayer as FastRecordLayer
+from ..errors import (
+    AlertDescription,
+    PeerMisbehaved,
+)
+from . import speedups
+
+_AEAD_FUNCS = {createAESGCM: "gcm", createAESCCM: "ccm", createAESCCM_8: "ccm_8"}
+
+
+class _RecordSocket(RecordSocket):  # type: ignore[misc]
+    """tlslite's record framing over the in-memory socket, one slice per record.
+
+    tlslite reads a record as three socket reads (1 byte, 4 bytes, the body) through two
+    buffering layers; the connection layer above only ever queues whole, validated TLS
+    records (never SSLv2), so the whole record is taken at once.
+    """
+
+    def ready(self) -> bool:
+        """True if a whole record waits (or a header that :meth:`recv` refuses)."""
+        buffered = self.sock
+        inbox = buffered.socket.inbox
+        if buffered._read_buffer:
+            inbox[:0] = buffered._read_buffer
+            buffered._read_buffer.clear()
+        return len(inbox) >= 5 and len(inbox) >= 5 + ((inbox[3] << 8) | inbox[4])
+
+    def recv(self) -> Generator[Any, None, None]:
+        buffered = self.sock  # tlslite's BufferedSocket around the _MemorySocket
+        inbox = buffered.socket.inbox
+        while True:
+            if buffered._read_buffer:  # read ahead by the BufferedSocket: give it back
+                inbox[:0] = buffered._read_buffer
+                buffered._read_buffer.clear()
+            if len(inbox) >= 5:
+                length = (inbox[3] << 8) | inbox[4]
+                if length > self.recv_record_limit + 2048 or (
+                        self.tls13record and length > self.recv_record_limit + 256):
+                    raise TLSRecordOverflow()
+                if len(inbox) >= 5 + length:
+                    header = RecordHeader3().create((inbox[1], inbox[2]), inbox[0], length)
+                    data = inbox[5:5 + length]
+                    del inbox[:5 + length]
+                    yield header, data
+                    return
+            yield 0  # WANT_READ
+
+    def send(self, msg: Any, padding: int = 0) -> Generator[Any, None, None]:
+        data = msg.write()
+        version = self.version
+        self.sock.send(bytes((msg.contentType, version[0], version[1], len(data) >> 8,
+                              len(data) & 0xFF)) + data)  # never blocks: no "yield 1"
+        yield from ()
+
+
+#: Warning alerts a connection carries on after; one more fails it (``unexpected_message``).
+#: Counted over the whole connection: after the handshake only user_canceled (then
+#: close_notify) is expected at all, and data records never reach this layer.
+MAX_WARNING_ALERTS = 4
+
+#: TLS 1.2 alerts that a peer may send at warning level and then carry on (RFC 5246 7.2.2,
+#: RFC 6066 3 and 5-8): aiotls carries on too.  Every other alert ends the connection at
+#: either level: the ones RFC 5246 calls "always fatal", the TLS 1.3-only ones, and unknown
+#: descriptions (RFC 8446 6 makes those errors; RFC 5246 gives no rule for them).
+_IGNORABLE_TLS12_WARNINGS = frozenset({
+    _TLAlert.user_canceled,  # announces close_notify (RFC 5246 7.2.1)
+    _TLAlert.no_renegotiation,  # "always a warning"; aiotls never asks to renegotiate
+    _TLAlert.unrecognized_name,  # RFC 6066 3: GnuTLS sends it before ServerHello
+    _TLAlert.no_certificate,  # SSL 3.0's warning, reserved since
+    _TLAlert.bad_certificate, _TLAlert.unsupported_certificate,
+    _TLAlert.certificate_revoked, _TLAlert.certificate_expired,
+    _TLAlert.certificate_unknown,  # the peer complains about our certificate, yet goes on
+    _TLAlert.certificate_unobtainable, _TLAlert.bad_certificate_status_response,
+    _TLAlert.bad_certificate_hash_value,  # RFC 6066 5-8, may be warnings
+})
+
+
+def alert_rule(tls13: bool, level: int, description: int) -> str:
+    """What a received alert means: ``"close"``, ``"ignore"`` or ``"fatal"``.
+
+    ======================================  ===================  ========================
+    alert                                   TLS 1.3 (RFC 8446 6)  TLS 1.2 (RFC 5246 7.2)
+    ======================================  ===================  ========================
+    close_notify                            close                close
+    user_canceled                           ignore (any level)   ignore if warning
+    no_renegotiation, unrecognized_name,    fatal                ignore if warning
+    no_certificate, bad/unsupported/
+    revoked/expired/unknown certificate,
+    certificate_unobtainable,
+    bad_certificate_status_response,
+    bad_certificate_hash_value
+    every other alert, unknown ones too     fatal                fatal
+    anything at fatal level                 fatal                fatal
+    ======================================  ===================  ========================
+
+    user_canceled announces a close_notify (RFC 8446 6.1, RFC 5246 7.2.1): the close_notify
+    ends the connection (cleanly after the handshake; in the handshake it is reported as
+    the peer canceling it).  Before the peer's hello no version is agreed and TLS 1.2's
+    rules apply, as in OpenSSL.  A level other than warning or fatal is fatal.
+    """
+    if description == _TLAlert.close_notify:
+        return "close"
+    if tls13:
+        return "ignore" if description == _TLAlert.user_canceled else "fatal"
+    if level == AlertLevel.warning and description in _IGNORABLE_TLS12_WARNINGS:
+        return "ignore"
+    return "fatal"
+
+
+class _RecordLayer(RecordLayer):  # type: ignore[misc]
+    """tlslite's record layer whose encrypted records all go through aiotls's.
+
+    Every time tlslite switches keys it assigns ``_readState``/``_writeState``; for the AEAD
+    ciphers aiotls handles, the assignment installs a :class:`aiotls._record.Direction` in
+    the connection's one :class:`aiotls._record.RecordLayer` (``records``), and from then on
+    that direction seals and opens every record: tlslite's state object keeps only the
+    cipher's name for its introspection, never a sequence number that is used.  Records
+    that the connection already opened (post-handshake control records) arrive through
+    :meth:`push_opened` as plaintext and are not decrypted again.
+    """
+
+    def __init__(self, sock: Any, records: FastRecordLayer) -> None:
+        self.records = records
+        self._opened: list[tuple[int, bytes]] = []
+        super().__init__(sock)
+        self._recordSocket = _RecordSocket(sock)
+
+    def _install(self, state: Any, *, reading: bool) -> None:
+        ctx = state.encContext
+        if isinstance(ctx, _crypto.AEADCipher) and ctx.name in _record_mod.CIPHERS \
+                and self._version >= (3, 3):
+            self.records.install(reading=reading, cipher=ctx.name, key=ctx.key,
+                                 iv=bytes(state.fixedNonce), tls13=self._is_tls13_plus())
+        else:
+            self.records.remove(reading=reading)
+
+    @property
+    def _readState(self) -> Any:
+        return self.__dict__["_aiotls_read_state"]
+
+    @_readState.setter
+    def _readState(self, state: Any) -> None:
+        self.__dict__["_aiotls_read_state"] = state
+        self._install(state, reading=True)
+
+    @property
+    def _writeState(self) -> Any:
+        return self.__dict__["_aiotls_write_state"]
+
+    @_writeState.setter
+    def _writeState(self, state: Any) -> None:
+        self.__dict__["_aiotls_write_state"] = state
+        self._install(state, reading=False)
+
+    def push_opened(self, content_type: int, content: bytes) -> None:
+        """A record the connection already decrypted; :meth:`recvRecord` hands it out next."""
+        self._opened.append((content_type, content))
+
+    def has_opened(self) -> bool:
+        return bool(self._opened)
+
+    @staticmethod
+    def _getCipherSettings(cipherSuite: int) -> tuple[int, int, Any]:
+        key_len, iv_len, func = RecordLayer._getCipherSettings(cipherSuite)
+        name: str | None = None
+        if func in _AEAD_FUNCS:
+            size = "128" if key_len == 16 else "256"
+            kind = _AEAD_FUNCS[func]
+            name = f"aes{size}{kind}"
+        elif func is createCHACHA20 and cipherSuite in CipherSuite.chacha20Suites:
+            name = "chacha20-poly1305"
+        if name is None:
+            return key_len, iv_len, func  # legacy CBC / draft ciphers stay on tlslite's code
+
+        def create(key: bytes, implementations: Any = None, _name: str = name) -> _crypto.AEADCipher:
+            return _crypto.AEADCipher(_name, key)
+
+        return key_len, iv_len, create
+
+    def sendRecord(self, msg: Any) -> Generator[Any, None, None]:
+        """Records under keys that aiotls's record layer holds are sealed there (TLS 1.3:
+        inner plaintext, header as additional data, IV XOR sequence number, RFC 8446
+        5.2-5.3; TLS 1.2: RFC 5288/7905); plaintext records and CCS are tlslite's."""
+        content_type = msg.contentType
+        if self.records._write is None or content_type == ContentType.change_cipher_spec:
+            yield from super().sendRecord(msg)
+            return
+        try:
+            sealed = self.records.seal_record(content_type, msg.write())
+        except RecordError as exc:
+            raise TLSInternalError(str(exc)) from None
+        self._recordSocket.sock.send(sealed)
+        yield from ()
+
+    #: Warning alerts ignored so far on this connection; see :meth:`recvRecord`.
+    _aiotls_warnings = 0
+    #: The peer sent user_canceled: its close_notify, if it comes in the handshake, reports it.
+    _aiotls_canceled = False
+
+    def recvRecord(self) -> Generator[Any, None, None]:
+        """The next record for tlslite, minus the alerts that the RFCs say to carry on after.
+
+        tlslite ends the connection on every alert, whatever its level; aiotls applies
+        :func:`alert_rule` first, so a warning that TLS allows to ignore (GnuTLS's TLS 1.2
+        ``unrecognized_name`` before ServerHello, Java's TLS 1.3 ``user_canceled`` before its
+        close_notify) never reaches it.  At most :data:`MAX_WARNING_ALERTS` per connection:
+        one more fails with ``unexpected_message`` (an endless run of warning alerts was
+        a denial of service in OpenSSL, CVE-2016-8610).
+        """
+        while True:
+            result: Any = None
+            for result in self._recv_one_record():
+                if result in (0, 1):
+                    yield result
+                else:
+                    break
+            header, parser = result
+            if header.type != ContentType.alert:
+                yield result
+                return
+            body = parser.bytes[parser.index:]
+            if len(body) != 2 or alert_rule(self._version > (3, 3), body[0], body[1]) != "ignore":
+                yield result
+                return
+            self._aiotls_warnings += 1
+            if self._aiotls_warnings > MAX_WARNING_ALERTS:
+                raise PeerMisbehaved(
+                    f"the peer sent more than {MAX_WARNING_ALERTS} warning alerts "
+                    f"(the last: {AlertDescription.name_of(body[1])})",
+                    cause="a broken or hostile peer flooding the connection with alerts",
+                    hint="nothing to configure here: the peer's TLS stack needs fixing",
+                    alert=AlertDescription.unexpected_message, code="warning-alert-flood")
+            if body[1] == _TLAlert.user_canceled:
+                self._aiotls_canceled = True
+
+    def _recv_one_record(self) -> Generator[Any, None, None]:
+        """The next record: one the connection opened already, one opened here with aiotls's
+        record layer (with tlslite's checks and exceptions, in its order: the alerts follow
+        from them), or -- no keys yet, or a legacy cipher -- tlslite's."""
+        records = self.records
+        if records._read is None:
+            yield from super().recvRecord()
+            return
+        while True:
+            # (a reader suspended here may be resumed for an opened record or a raw one)
+            while not self._opened and not self._recordSocket.ready():
+                yield 0  # WANT_READ
+            if self._opened:
+                content_type, content = self._opened.pop(0)
+                version = (3, 4) if self._is_tls13_plus() else tuple(self._version)
+                yield RecordHeader3().create(version, content_type, len(content)), \
+                    Parser(bytearray(content))
+                return
+            result: Any = None
+            for result in self._recordSocket.recv():
+                if result in (0, 1):
+                    yield result
+                else:
+                    break
+            header, data = result
+            record_type = header.type
+            tls13 = self._is_tls13_plus()
+            if tls13 and (record_type == ContentType.change_cipher_spec or (
+                    record_type == ContentType.alert and len(data) < 3
+                    and records._read.seq == 0)):
+                # an unprotected CCS, or a plaintext alert from a peer that has no keys yet
+                self.early_data_ok = False
+                break
+            seq = records._read.seq
+            if tls13:
+                # tlslite's checks, in its order (the alert follows from the first that fails)
+                failure: Exception | None = None
+                if len(data) < 16:
+                    failure = TLSBadRecordMAC("Truncated tag")
+                elif record_type != ContentType.application_data:
+                    failure = TLSUnexpectedMessage("Invalid ContentType for encrypted record: "
+                                                   f"{ContentType.toStr(record_type)}")
+                elif header.version != (3, 3):
+                    failure = TLSIllegalParameterException(
+                        f"Unexpected version in encrypted record: {header.version}")
+                if failure is not None:
+                    records._read.seq = seq + 1  # (used up, as in tlslite: the error is fatal)
+                    raise failure
+            record = bytes((record_type, header.version[0], header.version[1],
+                            len(data) >> 8, len(data) & 0xFF)) + data
+            out = bytearray()
+            try:
+                record_type, n = records.open(memoryview(record), out, 0)
+            except RecordError as exc:
+                if exc.alert == _TLAlert.bad_record_mac and self.early_data_ok and (
+                        self._early_data_processed + len(data) < self.max_early_data):
+                    # RFC 8446 4.2.10: skip the 0-RTT data a server declined (it was
+                    # protected with keys this side does not have)
+                    self._early_data_processed += len(data)
+                    continue
+                records._read.seq = seq + 1  # (used up, as in tlslite: the error is fatal)
+                raise _RECORD_ERRORS.get(exc.alert, TLSInternalError)(str(exc)) from None
+            del out[n:]
+            data = out
+            self.early_data_ok = False
+            header = RecordHeader3().create((3, 4) if tls13 else header.version, record_type, n)
+            break
+        if len(data) > self.recv_record_limit:
+            raise TLSRecordOverflow()
+        yield header, Parser(data)
+
+    def calcTLS1_3PendingState(self, cipherSuite: int, cl_traffic_secret: bytearray,
+                               sr_traffic_secret: bytearray, implementations: Any) -> None:
+        """Traffic keys and IVs from the traffic secrets (RFC 8446 7.3), without tlslite's Python HKDF."""
+        if not speedups.ENABLED:
+            super().calcTLS1_3PendingState(cipherSuite, cl_traffic_secret, sr_traffic_secret,
+                                           implementations)
+            return
+        prf = "sha384" if cipherSuite in CipherSuite.sha384PrfSuites else "sha256"
+        key_length, _, cipher_func = self._getCipherSettings(cipherSuite)
+        states = []
+        for secret in (cl_traffic_secret, sr_traffic_secret):
+            state = ConnectionState()
+            state.macContext = None
+            state.encContext = cipher_func(
+                bytearray(_crypto.hkdf_expand_label(secret, b"key", b"", key_length, prf)),
+                implementations)
+            state.fixedNonce = bytearray(_crypto.hkdf_expand_label(secret, b"iv", b"", 12, prf))
+            states.append(state)
+        client, server = states
+        if self.client:
+            self._pendingWriteState, self._pendingReadState = client, server
+        else:
+            self._pendingWriteState, self._pendingReadState = server, client
+
+
+#: RecordError alerts from aiotls's record layer as the tlslite exceptions its handshake code
+#: expects (the alert follows from the exception, see _ALERT_FOR_EXCEPTION).
+_RECORD_ERRORS: dict[int, type[Exception]] = {
+    _TLAlert.bad_record_mac: TLSBadRecordMAC,
+    _TLAlert.record_overflow: TLSRecordOverflow,
+    _TLAlert.unexpected_message: TLSUnexpectedMessage,
+}
+

@@ -1,0 +1,162 @@
+"""Session tickets: sealed by aiotls, and kept across TLS 1.3 resumptions.
+
+A server issues tickets sealed with the context's ticket keys (:mod:`aiotls._crypto`'s
+``TicketSealer``, keys rotated by the context) instead of tlslite's, after the client's
+certificate is verified, and opens them on resumption (:class:`TicketHooks`).  A TLS 1.2
+client resumes only when the server echoed the session ID sent with the ticket (RFC 5077
+3.4).  A TLS 1.3 client keeps a bounded number of tickets (:class:`_KeptTickets`) and
+carries the unused ones of a resumed session into the next (:func:`_one_ticket`).
+"""
+
+from __future__ import annotations
+
+import copy
+import secrets
+from collections.abc import Generator
+from typing import Any
+
+from tlslite.constants import AlertDescription as _TLAlert
+from tlslite.constants import (
+    CipherSuite,
+)
+from tlslite.messages import (
+    NewSessionTicket,
+    NewSessionTicket1_0,
+    SessionTicketPayload,
+)
+from tlslite.utils.codec import Parser
+
+from .base import _FastHandshakeHelpers
+from .common import _Hooks
+from .verification import _chain_der
+
+#: At most this many unused TLS 1.3 tickets are carried from one session to the next.
+_MAX_UNUSED_TICKETS = 8
+_TICKET_MAX_AGE = 7 * 24 * 3600  # RFC 8446 4.6.1
+#: At most this many TLS 1.3 tickets are kept from one connection (the newest): a server
+#: may send any number of NewSessionTickets (RFC 8446 4.6.1), and each one kept is memory.
+#: As many as a resumption uses: one offered, the others carried (see _one_ticket).
+_MAX_KEPT_TICKETS = _MAX_UNUSED_TICKETS + 1
+
+
+class _KeptTickets(list):  # type: ignore[type-arg]
+    """A client connection's TLS 1.3 tickets: tlslite appends each NewSessionTicket to the
+    connection's list (its session shares it), and so does :meth:`Engine.take_ticket`; past
+    ``_MAX_KEPT_TICKETS`` the oldest ones are dropped."""
+
+    __slots__ = ()
+
+    def append(self, ticket: Any) -> None:
+        super().append(ticket)
+        if len(self) > _MAX_KEPT_TICKETS:
+            del self[:len(self) - _MAX_KEPT_TICKETS]
+
+
+
+def _one_ticket(session: Any, now: float) -> tuple[Any, list[tuple[Any, Any]]]:
+    """Split a client's session into what this handshake offers and what it keeps.
+
+    A TLS 1.3 session holds tickets, each bound to the resumption secret of the connection
+    that received it: the session's own tickets (newest, from its connection) and the
+    unused ones carried from the session it resumed (``_aiotls_unused``: (session, ticket)
+    pairs).  The oldest fresh ticket is offered, on a copy of its own session holding only
+    it (tlslite offers ``tickets[0]`` and filters that list in place: the caller's session
+    is never changed).  The others are returned, to be kept by the next session if this
+    handshake resumes: so a server that sends no new ticket on resumption (node, nginx,
+    OpenSSL with a ticket-key callback) still leaves the next connection something to
+    resume with, and following the chain of sessions offers every ticket once (RFC 8446
+    C.4).  Passing the same session to several connections offers its first ticket each
+    time, as OpenSSL's sessions do.  TLS 1.2 sessions pass through unchanged.
+    """
+    own = session.tickets or []
+    carried = getattr(session, "_aiotls_unused", None) or []
+    if not own and not carried:
+        return session, []
+    fresh = [(owner, ticket) for owner, ticket in (*carried, *((session, t) for t in own))
+             if ticket.time + ticket.ticket_lifetime > now
+             and ticket.time + _TICKET_MAX_AGE > now][-(_MAX_UNUSED_TICKETS + 1):]
+    if not fresh:
+        offered = copy.copy(session)
+        offered.tickets = []
+        return offered, []
+    owner, ticket = fresh[0]
+    offered = copy.copy(owner)
+    offered.tickets = [ticket]
+    offered._aiotls_unused = None
+    return offered, fresh[1:]
+
+
+
+class TicketHooks(_Hooks):  # type: ignore[misc]
+    """Session tickets: aiotls's sealed tickets in place of tlslite's, and resumption."""
+
+
+    def _serverSendTickets(self, settings: Any) -> Generator[Any, None, None]:
+        # TLS 1.3 server: the client's Certificate/CertificateVerify/Finished were checked by
+        # tlslite; verify the chain before the handshake is declared done or tickets are issued.
+        if self.version >= (3, 4) and self._aiotls_policy is not None:
+            chain = _chain_der(self.session.clientCertChain if self.session else None)
+            if chain or not self._aiotls_defer_client_cert:
+                yield from self._aiotls_verify(chain, _TLAlert.certificate_required)
+        sealer = self._aiotls_tickets
+        count = settings.ticket_count if self.version > (3, 3) else min(1, settings.ticket_count)
+        if self.version > (3, 3) and not self._aiotls_sent_certificate:
+            count = min(1, count)  # after a resumption one ticket replaces the one used (as OpenSSL)
+        if sealer is None or not count:
+            return
+        secret = self.session.masterSecret if self.version < (3, 4) \
+            else self.session.resumptionMasterSecret
+        now = int(self._aiotls_now().timestamp())
+        for _ in range(count):
+            payload = SessionTicketPayload().create(
+                secret, self.version, self.session.cipherSuite, now,
+                bytearray(secrets.token_bytes(16)),
+                client_cert_chain=self.session.clientCertChain,
+                encrypt_then_mac=self._recordLayer._get_pending_state_etm(),
+                extended_master_secret=self.extendedMasterSecret,
+                server_name=self.session.serverName.encode("utf-8")
+                if self.session.serverName else bytearray())
+            sealed = bytearray(sealer.seal(bytes(payload.write())))
+            if self.version < (3, 4):
+                ticket_msg = NewSessionTicket1_0().create(settings.ticketLifetime, sealed)
+            else:
+                ticket_msg = NewSessionTicket().create(
+                    settings.ticketLifetime, secrets.randbelow(2**32), payload.nonce, sealed, [])
+            self._queue_message(ticket_msg)
+        yield from self._queue_flush()
+
+    def _tryDecrypt(self, settings: Any, identity: Any = None, ticket: Any = None) -> Any:
+        """Open a session ticket sealed by :meth:`_serverSendTickets` (ours, not tlslite's)."""
+        sealer = self._aiotls_tickets
+        blob = ticket if self.version < (3, 4) else (identity.identity if identity else None)
+        if sealer is None or not blob:
+            return None, None
+        plain = sealer.open(bytes(blob))
+        if plain is None:
+            return None, None
+        try:
+            payload = SessionTicketPayload().parse(Parser(bytearray(plain)))
+        except (ValueError, SyntaxError):
+            return None, None
+        if payload.creation_time + settings.ticketLifetime < self._aiotls_now().timestamp():
+            return None, None
+        if self.version < (3, 4):
+            return None, payload
+        prf = "sha384" if payload.cipher_suite in CipherSuite.sha384PrfSuites else "sha256"
+        nst = NewSessionTicket()
+        nst.ticket_nonce = payload.nonce
+        nst.ticket = identity.identity
+        psk = _FastHandshakeHelpers.calc_res_binder_psk(identity, payload.master_secret, [nst])
+        return (identity.identity, psk, prf), payload
+
+    def _clientResume(self, session: Any, serverHello: Any, *args: Any,
+                      **kwargs: Any) -> Generator[Any, None, None]:
+        # tlslite's client takes any TLS 1.2 session holding a ticket as resumed, whatever
+        # the server answered: a server that rejects the ticket (new ticket keys after a
+        # restart, another server behind the name) then failed every reconnection with
+        # unexpected_message.  RFC 5077 3.4: the server accepted the ticket only if it
+        # echoed the session ID the client sent with it.
+        if session is not None and session.tls_1_0_tickets and not (
+                session.sessionID and serverHello.session_id == session.sessionID):
+            return  # a full handshake follows
+        yield from super()._clientResume(session, serverHello, *args, **kwargs)

@@ -1,0 +1,205 @@
+"""The tlslite connection class the engine drives, assembled from the mixins.
+
+:class:`_TLSLiteConnection` is tlslite's ``TLSConnection`` (rebound, :mod:`.base`) with
+aiotls's verification (:mod:`.verification`), tickets (:mod:`.tickets`) and fixes
+(:mod:`.fixes`); it declares the per-connection ``_aiotls_*`` state they share, routes the
+key exchange through OpenSSL (:mod:`.accel`), and passes each received handshake message
+through the checks of :data:`_RECEIVED_CHECKS`.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable, Generator
+from typing import Any
+
+from tlslite import TLSConnection as _TLSLiteBase
+from tlslite.constants import (
+    TLS_1_1_DOWNGRADE_SENTINEL,
+    TLS_1_2_DOWNGRADE_SENTINEL,
+    ContentType,
+    ExtensionType,
+    HandshakeType,
+)
+from tlslite.constants import AlertDescription as _TLAlert
+from tlslite.errors import (
+    TLSLocalAlert,
+)
+from tlslite.handshakesettings import KNOWN_VERSIONS as _KNOWN_VERSIONS
+from tlslite.messages import (
+    ClientHello,
+    Finished,
+    ServerHello,
+)
+
+from .. import _crypto
+from ..errors import (
+    PeerIncompatible,
+    TLSError,
+)
+from . import speedups
+from .accel import _FAST_GROUPS, _FF_GROUPS, _accelerate_kex, _FastADH, _FFKeyExchange, _KeyExchange
+from .base import _ReboundTLSConnection
+from .fixes import UpstreamFixes, _TolerantServer
+from .tickets import TicketHooks
+from .verification import VerificationHooks, _Policy
+
+
+class _TLSLiteConnection(VerificationHooks, TicketHooks, UpstreamFixes, _TolerantServer):
+    """tlslite's TLSConnection with aiotls's per-connection seams."""
+
+    _aiotls_policy: _Policy | None = None
+    _aiotls_error: TLSError | None = None
+    _aiotls_tickets: _crypto.TicketSealer | None = None
+    _aiotls_now: Callable[[], datetime.datetime]
+    _aiotls_sent_certificate = False
+    _aiotls_pha_chain: list[bytes] | None = None
+    _aiotls_defer_client_cert = False
+    #: verify_data of the first Finished of the handshake, sent or received (tls-unique)
+    _aiotls_first_finished: bytes | None = None
+    #: server: the cipher suites the client offered
+    _aiotls_client_suites: tuple[int, ...] = ()
+    #: The handshake settings; client: the ALPN protocols offered, its key and chain if a
+    #: certificate is loaded, and whether the server asked for one (CertificateRequest).
+    _aiotls_settings: Any = None
+    _aiotls_alpn: list[bytearray] | None = None
+    _aiotls_credentials: tuple[Any, Any] | None = None  # (private key, chain)
+    _aiotls_certificate_requested = False
+    #: RFC 7627 required of TLS 1.2 peers (TLSContext.require_extended_master_secret).
+    _aiotls_require_ems = True
+    #: (id(settings), id(key), id(certs), version) -> (settings, key, certs, result)
+    _aiotls_sig_lists: dict[tuple[int, int, int, Any], tuple[Any, Any, Any, list[Any]]] = {}
+
+    @staticmethod
+    def _sigHashesToList(settings: Any, privateKey: Any = None, certList: Any = None,
+                         version: Any = (3, 3)) -> list[Any]:
+        # The signature-scheme list depends only on these arguments, and they are per
+        # context (settings are validated once per context and never changed): remembered.
+        if not speedups.ENABLED:
+            return list(_ReboundTLSConnection._sigHashesToList(settings, privateKey, certList,
+                                                               version))
+        cache = _TLSLiteConnection._aiotls_sig_lists
+        key = (id(settings), id(privateKey), id(certList), tuple(version))
+        hit = cache.get(key)
+        if hit is None or hit[0] is not settings or hit[1] is not privateKey \
+                or hit[2] is not certList:
+            if len(cache) > 256:
+                cache.clear()
+            result = _ReboundTLSConnection._sigHashesToList(settings, privateKey, certList,
+                                                            version)
+            hit = cache[key] = (settings, privateKey, certList, result)
+        return list(hit[3])
+
+    @staticmethod
+    def _getKEX(group: int, version: tuple[int, int]) -> Any:
+        if not speedups.ENABLED:
+            return _TLSLiteBase._getKEX(group, version)
+        if group in _FAST_GROUPS:
+            return _KeyExchange(group, version)
+        if group in _FF_GROUPS:
+            return _FFKeyExchange(group, version)
+        return _TLSLiteBase._getKEX(group, version)
+
+
+    def _getMsg(self, expectedType: Any, secondaryType: Any = None,
+                constructorType: Any = None) -> Any:
+        messages = super()._getMsg(expectedType, secondaryType, constructorType)
+        if expectedType != ContentType.handshake:
+            return messages  # (post-handshake reads ask for several content types)
+        return self._aiotls_checked(messages)
+
+    def _sendMsg(self, msg: Any, randomizeFirstBlock: bool = True,
+                 update_hashes: bool = True) -> Any:
+        if self._aiotls_first_finished is None and isinstance(msg, Finished):
+            self._aiotls_first_finished = bytes(msg.verify_data)
+        return super()._sendMsg(msg, randomizeFirstBlock, update_hashes)
+
+    #: The peer's hello as far as errors need it (see translate.py, which must not read
+    #: tlslite's message texts): the highest version it offered or chose, and whether a
+    #: ServerHello carried RFC 8446 4.1.3's downgrade sentinel where it means a downgrade.
+    _aiotls_peer_version: tuple[int, int] | None = None
+    _aiotls_downgrade_sentinel = False
+
+    def _aiotls_checked(self, messages: Any) -> Generator[Any, None, None]:
+        for result in messages:
+            if not isinstance(result, int):
+                if self._aiotls_first_finished is None and isinstance(result, Finished):
+                    self._aiotls_first_finished = bytes(result.verify_data)
+                extensions = getattr(result, "extensions", None)
+                if isinstance(extensions, list) and \
+                        len({ext.extType for ext in extensions}) != len(extensions):
+                    yield from self._sendError(
+                        _TLAlert.illegal_parameter,
+                        "the peer's message holds two extensions of the same type")
+                if isinstance(result, ClientHello | ServerHello):
+                    self._aiotls_note_hello(result)
+                check = _RECEIVED_CHECKS.get((self._client, getattr(result, "handshakeType", -1)))
+                if check is not None:
+                    yield from check(self, result)
+            yield result
+
+    def _aiotls_note_hello(self, hello: Any) -> None:
+        """Remember the peer's version (as tlslite computes it) and a downgrade sentinel."""
+        if isinstance(hello, ClientHello):
+            version = tuple(hello.client_version)
+            offered = hello.getExtension(ExtensionType.supported_versions)
+            if version >= (3, 3) and offered is not None:
+                version = max([version, *(tuple(v) for v in offered.versions or ()
+                                          if tuple(v) in _KNOWN_VERSIONS)])
+            self._aiotls_peer_version = version
+            return
+        chosen = hello.getExtension(ExtensionType.supported_versions)
+        version = tuple(chosen.version) if chosen is not None and chosen.version \
+            else tuple(hello.server_version)
+        self._aiotls_peer_version = version
+        settings = self._aiotls_settings
+        if settings is not None:
+            tail = bytes(hello.random[-8:])
+            highest = tuple(settings.maxVersion)
+            self._aiotls_downgrade_sentinel = (
+                (highest > (3, 3) and version <= (3, 3)
+                 and tail in (TLS_1_2_DOWNGRADE_SENTINEL, TLS_1_1_DOWNGRADE_SENTINEL))
+                or (highest == (3, 3) and version < (3, 3)
+                    and tail == TLS_1_1_DOWNGRADE_SENTINEL))
+
+    def _serverCertKeyExchange(self, *args: Any, **kwargs: Any) -> Generator[Any, None, None]:
+        # TLS 1.2 server: remember the ECDHE group (tlslite only records it for clients).
+        key_exchange = args[4] if len(args) > 4 else kwargs.get("keyExchange")
+        _accelerate_kex(key_exchange)
+        for result in super()._serverCertKeyExchange(*args, **kwargs):
+            group = getattr(key_exchange, "group_id", None)
+            if group is not None:
+                self.ecdhCurve = group
+            yield result
+
+    def _clientKeyExchange(self, *args: Any, **kwargs: Any) -> Generator[Any, None, None]:
+        # TLS 1.2 client: the (EC)DHE arithmetic in OpenSSL (see _FastAECDH, _FastADH).
+        key_exchange = args[8] if len(args) > 8 else kwargs.get("keyExchange")
+        _accelerate_kex(key_exchange)
+        try:
+            for result in super()._clientKeyExchange(*args, **kwargs):
+                if isinstance(key_exchange, _FastADH) and key_exchange.group_id is not None:
+                    self.ecdhCurve = key_exchange.group_id  # (tlslite records ECDHE groups only)
+                yield result
+        except TLSLocalAlert:
+            if isinstance(key_exchange, _FastADH) and key_exchange.refused_parameters:
+                self._aiotls_error = PeerIncompatible(
+                    "the server chose Diffie-Hellman parameters that are not one of the RFC 7919 "
+                    "groups offered (ffdhe2048...)",
+                    cause="the server uses DH parameters of its own (a dhparam file, or its "
+                    "library's defaults) instead of negotiating a named group",
+                    hint="configure the server with ECDHE or an RFC 7919 group; or do not "
+                    "enable DHE suites on this client",
+                    alert=_TLAlert.insufficient_security, code="dh-parameters-not-offered")
+            raise
+
+
+#: Checks on received handshake messages: (we are the client, handshake type) -> check.
+_RECEIVED_CHECKS: dict[tuple[bool, int], Callable[[Any, Any], Generator[Any, None, None]]] = {
+    (False, HandshakeType.client_hello): _TLSLiteConnection._aiotls_screen_client_hello,
+    (True, HandshakeType.encrypted_extensions): _TLSLiteConnection._aiotls_check_alpn,
+    (True, HandshakeType.certificate_request):
+        _TLSLiteConnection._aiotls_note_certificate_request,
+    (True, HandshakeType.certificate_verify): _TLSLiteConnection._aiotls_check_certificate_verify,
+}
+
