@@ -410,7 +410,7 @@ def test_the_client_ages_tickets_by_the_connections_clock(pki: PKI) -> None:
     assert session is not None and session.has_ticket
 
     def month_later() -> datetime.datetime:
-        return datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=30)
+        return datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=30)
 
     late = aiotls.TLSConnection(cctx, server_hostname="localhost", session=session,
                                 now=month_later)
