@@ -1,7 +1,7 @@
 """The README and docs/ stay honest: short README, working links, true commands.
 
 - README.md is for users and stays within 300 lines; depth goes to docs/.
-- Every relative link in README.md and docs/*.md points to a file that exists, and a
+- Every relative link in README.md, CONTRIBUTING.md, CHANGELOG.md and docs/*.md points to a file that exists, and a
   ``#fragment`` to a heading that exists in the target Markdown file.
 - The README's test command is the one .ci/run runs, after installing at least the README's
   extras.
@@ -43,7 +43,7 @@ _HEADING = re.compile(r"^#{1,6}[ \t]+(.+?)[ \t]*#*[ \t]*$", re.MULTILINE)
 
 
 def markdown_files() -> list[Path]:
-    return [README, *sorted(DOCS.glob("*.md"))]
+    return [README, ROOT / "CONTRIBUTING.md", ROOT / "CHANGELOG.md", *sorted(DOCS.glob("*.md"))]
 
 
 def _prose(text: str) -> str:
