@@ -1,10 +1,12 @@
 """The README and docs/ stay honest: short README, working links, true commands.
 
 - README.md is for users and stays within 300 lines; depth goes to docs/.
-- Every relative link in README.md and docs/*.md points to a file that exists, and a
+- Every relative link in README.md, CONTRIBUTING.md, CHANGELOG.md and docs/*.md points to a file that exists, and a
   ``#fragment`` to a heading that exists in the target Markdown file.
-- The README's test command is the one .ci/run runs, and its install step installs the same
+- The README's test command is the one .ci/run runs, after installing at least the README's
   extras.
+- Every page under docs/ is in mkdocs.yml's nav and every nav entry exists; the API
+  reference renders each public module.
 - Every ``python -m aiotls COMMAND --option`` written in README.md or docs/ names a command
   and options the command line really has.
 - The README's Python examples run and print what their comments say, with a throwaway PKI
@@ -41,7 +43,7 @@ _HEADING = re.compile(r"^#{1,6}[ \t]+(.+?)[ \t]*#*[ \t]*$", re.MULTILINE)
 
 
 def markdown_files() -> list[Path]:
-    return [README, *sorted(DOCS.glob("*.md"))]
+    return [README, ROOT / "CONTRIBUTING.md", ROOT / "CHANGELOG.md", *sorted(DOCS.glob("*.md"))]
 
 
 def _prose(text: str) -> str:
@@ -139,6 +141,13 @@ def _pip_install_extras(command: str) -> str:
     return words[words.index("-e") + 1]
 
 
+def _split_extras(target: str) -> tuple[str, set[str]]:
+    """``.[test,docs]`` -> ``(".", {"test", "docs"})``."""
+    m = re.fullmatch(r"([^\[]+)(?:\[([^\]]*)\])?", target)
+    assert m, target
+    return m.group(1), {e.strip() for e in (m.group(2) or "").split(",") if e.strip()}
+
+
 def test_quick_start_has_the_demo_and_the_test_command() -> None:
     commands = quick_start_commands()
     assert len(commands) == 2, commands
@@ -154,7 +163,12 @@ def test_readme_test_command_is_what_ci_runs() -> None:
         f"the README's test command {test_command!r} is not a command of .ci/run")
     ci_installs = [c for c in ci if " pip install" in f" {c}" and " -e " in c]
     assert ci_installs, ".ci/run installs no package in editable mode"
-    assert {_pip_install_extras(c) for c in ci_installs} == {_pip_install_extras(install)}
+    # CI installs at least the README's extras (and may add some, e.g. docs for the site).
+    readme_target, readme_extras = _split_extras(_pip_install_extras(install))
+    for command in ci_installs:
+        target, extras = _split_extras(_pip_install_extras(command))
+        assert target == readme_target, command
+        assert readme_extras <= extras, f"{command!r} lacks extras {readme_extras - extras}"
     # ...and the install comes first.
     assert ci.index(ci_installs[-1]) < ci.index(test_command)
 
@@ -236,3 +250,109 @@ def test_readme_framework_snippets_come_from_tested_examples() -> None:
         missing = sorted(name for name in calls if f"{name}(" not in example)
         missing += sorted(f"{k}=" for k in keywords if f"{k}=" not in example)
         assert not missing, f"{source.group(1)} does not use {missing}"
+
+
+# --- the docs site: mkdocs.yml's nav and docs/ agree ----------------------------------------
+
+MKDOCS = ROOT / "mkdocs.yml"
+_NAV_TARGET = re.compile(r"^\s*-\s+(?:[^:\n]*:\s+)?(?P<target>[^\s:#]+\.md)\s*(?:#.*)?$")
+
+
+def nav_entries(config: str) -> list[str]:
+    """The page paths in mkdocs.yml's ``nav:`` (a tiny line parser: no YAML library needed).
+
+    The nav is the top-level ``nav:`` key; it ends at the next top-level key.  Each entry is
+    ``- page.md`` or ``- Title: page.md``; sections (``- Title:`` alone) are skipped.
+    """
+    entries: list[str] = []
+    inside = False
+    for line in config.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        if not line[0].isspace() and not line.startswith("-"):
+            inside = line.split(":", 1)[0].strip() == "nav"
+            continue
+        if inside and (m := _NAV_TARGET.match(line)):
+            entries.append(m.group("target"))
+    return entries
+
+
+def _excluded_docs(config: str) -> list[str]:
+    """The ``exclude_docs:`` patterns (a block scalar of gitignore-style lines)."""
+    patterns: list[str] = []
+    inside = False
+    for line in config.splitlines():
+        if not line[:1].isspace():
+            inside = line.startswith("exclude_docs:")
+            continue
+        if inside and line.strip():
+            patterns.append(line.strip())
+    return patterns
+
+
+def site_pages() -> list[str]:
+    """Every Markdown page under docs/ that mkdocs builds (``exclude_docs`` left out)."""
+    excluded = [p.strip("/") for p in _excluded_docs(MKDOCS.read_text(encoding="utf-8"))]
+    pages = []
+    for path in sorted(DOCS.rglob("*.md")):
+        rel = path.relative_to(DOCS).as_posix()
+        if not any(rel == p or rel.startswith(p.rstrip("/") + "/") for p in excluded):
+            pages.append(rel)
+    return pages
+
+
+def test_nav_parser_reads_titled_untitled_and_nested_entries() -> None:
+    config = (
+        "site_name: x\n"
+        "nav:\n"
+        "  - index.md\n"
+        "  - Guide: guide.md\n"
+        "  - API reference:\n"
+        "      - reference/index.md\n"
+        "      - aiotls.TLSContext: reference/context.md  # a comment\n"
+        "  # - commented.md\n"
+        "plugins:\n"
+        "  - search\n"
+        "  - other.md\n"
+    )
+    assert nav_entries(config) == [
+        "index.md", "guide.md", "reference/index.md", "reference/context.md"]
+
+
+def test_every_docs_page_is_in_the_nav() -> None:
+    # A new page under docs/ must be put in the site's navigation, or nobody finds it.
+    nav = nav_entries(MKDOCS.read_text(encoding="utf-8"))
+    assert len(nav) > 10, nav
+    missing = [page for page in site_pages() if page not in nav]
+    assert not missing, f"docs pages missing from mkdocs.yml's nav: {missing}"
+
+
+def test_every_nav_entry_exists() -> None:
+    nav = nav_entries(MKDOCS.read_text(encoding="utf-8"))
+    absent = [entry for entry in nav if not (DOCS / entry).is_file()]
+    assert not absent, f"mkdocs.yml's nav names pages that do not exist under docs/: {absent}"
+    assert len(nav) == len(set(nav)), "a page is in the nav twice"
+
+
+def test_api_reference_covers_the_public_modules() -> None:
+    # Every name in a public module's __all__ is rendered by some API reference page, either
+    # by name (``::: aiotls.asyncio.start_tls``) or with its whole module (``::: aiotls.sync``).
+    import importlib
+
+    directives = "\n".join(
+        p.read_text(encoding="utf-8") for p in sorted((DOCS / "reference").glob("*.md")))
+    rendered = set(re.findall(r"^::: ([\w.]+)", directives, re.MULTILINE))
+    assert "aiotls.TLSConnection" in rendered
+    missing = []
+    for module_name in ("aiotls", "aiotls.asyncio", "aiotls.anyio", "aiotls.sync",
+                        "aiotls.compat"):
+        module = importlib.import_module(module_name)
+        for name in module.__all__:
+            if name.startswith("__"):
+                continue
+            home = getattr(getattr(module, name), "__module__", module_name)
+            # (``::: aiotls`` on the index shows the package docstring only, not its names.)
+            whole = {module_name, home} - {"aiotls"}
+            if not ({f"{module_name}.{name}"} | whole) & rendered:
+                missing.append(f"{module_name}.{name}")
+    assert not missing, f"public names no API reference page renders: {missing}"
