@@ -681,3 +681,130 @@ def hkdf_expand_label(secret: bytes | bytearray, label: bytes, context: bytes | 
         out += block
         counter += 1
     return out[:length]
+
+
+# --- certificates for aiotls.testing ---------------------------------------------------------
+
+#: Key types :mod:`aiotls.testing` makes: P-256, P-384, RSA 2048 bits, Ed25519.
+TESTING_KEY_TYPES = ("ecdsa", "ecdsa-p384", "rsa", "ed25519")
+
+
+def generate_private_key(kind: str) -> PrivateKey:
+    """A fresh private key: ``ecdsa`` (P-256), ``ecdsa-p384``, ``rsa`` (2048 bits) or
+    ``ed25519``."""
+    if kind == "ecdsa":
+        return ec.generate_private_key(ec.SECP256R1())
+    if kind == "ecdsa-p384":
+        return ec.generate_private_key(ec.SECP384R1())
+    if kind == "rsa":
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    if kind == "ed25519":
+        return ed25519.Ed25519PrivateKey.generate()
+    raise ValueError(f"unknown key type {kind!r}; expected one of {', '.join(TESTING_KEY_TYPES)}")
+
+
+def private_key_pem(key: PrivateKey) -> bytes:
+    """The key as unencrypted PKCS#8 PEM."""
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def certificate_pem(cert: x509.Certificate) -> bytes:
+    """The certificate as PEM."""
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def _subject_alt_name(name: str) -> x509.GeneralName:
+    """An IP literal becomes an iPAddress entry; anything else a dNSName (IDNA-encoded)."""
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name.strip("[]")))
+    except ValueError:
+        pass
+    try:
+        ascii_name = name.encode("idna").decode("ascii") if not name.isascii() else name
+    except UnicodeError as exc:
+        raise ValueError(f"{name!r} is neither an IP address nor a valid host name: {exc}") \
+            from None
+    return x509.DNSName(ascii_name)
+
+
+def _key_usage(*, ca: bool, rsa_key: bool) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=not ca, content_commitment=False,
+        key_encipherment=rsa_key and not ca, data_encipherment=False, key_agreement=False,
+        key_cert_sign=ca, crl_sign=ca, encipher_only=False, decipher_only=False,
+    )
+
+
+def _sign(builder: x509.CertificateBuilder, key: PrivateKey) -> x509.Certificate:
+    algorithm = None if isinstance(key, ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey) \
+        else hashes.SHA256()
+    return builder.sign(key, algorithm)
+
+
+def _common_name(text: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, text[:64])])
+
+
+def make_ca_certificate(
+    key: PrivateKey, *, common_name: str, not_before: datetime.datetime,
+    not_after: datetime.datetime, issuer: tuple[x509.Certificate, PrivateKey] | None = None,
+) -> x509.Certificate:
+    """A CA certificate for ``key``: self-signed, or signed by ``issuer`` (certificate, key)
+    as an intermediate.  BasicConstraints CA:true (critical), keyCertSign + cRLSign, SKI,
+    and an AKI for intermediates."""
+    subject = _common_name(common_name)
+    ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject if issuer is None else issuer[0].subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before).not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(_key_usage(ca=True, rsa_key=False), critical=True)
+        .add_extension(ski, critical=False)
+    )
+    if issuer is not None:
+        builder = builder.add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer[1].public_key()),
+            critical=False)
+    return _sign(builder, key if issuer is None else issuer[1])
+
+
+def make_leaf_certificate(
+    key: PrivateKey, *, names: tuple[str, ...], common_name: str | None,
+    issuer: tuple[x509.Certificate, PrivateKey], server: bool, client: bool,
+    not_before: datetime.datetime, not_after: datetime.datetime,
+) -> x509.Certificate:
+    """An end-entity certificate for ``key`` signed by ``issuer`` (certificate, key).
+
+    ``names`` go into the subjectAltName (IP literals as iPAddress, the rest as dNSName,
+    IDNA-encoded); the subject CN is ``common_name`` or the first name.  Extended key usage
+    serverAuth and/or clientAuth as asked."""
+    if not names and common_name is None:
+        raise ValueError("a certificate needs at least one name (or a common_name)")
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_common_name(common_name if common_name is not None else names[0]))
+        .issuer_name(issuer[0].subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before).not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_key_usage(ca=False, rsa_key=isinstance(key, rsa.RSAPrivateKey)),
+                       critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                       critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+            issuer[1].public_key()), critical=False)
+    )
+    if names:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([_subject_alt_name(n) for n in names]), critical=False)
+    usages = ([ExtendedKeyUsageOID.SERVER_AUTH] if server else []) \
+        + ([ExtendedKeyUsageOID.CLIENT_AUTH] if client else [])
+    if usages:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+    return _sign(builder, issuer[1])
