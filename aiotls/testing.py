@@ -36,8 +36,14 @@ from cryptography import x509
 from . import _crypto
 from .context import TLSContext
 
-__all__ = ["CA", "KeyType", "IssuedCertificate", "ThrowawayPKI", "generate_pki",
-           "temporary_pki"]
+__all__ = [
+    "CA",
+    "IssuedCertificate",
+    "KeyType",
+    "ThrowawayPKI",
+    "generate_pki",
+    "temporary_pki",
+]
 
 #: Key types: ``ecdsa`` (P-256), ``ecdsa-p384``, ``rsa`` (2048 bits), ``ed25519``.
 KeyType = Literal["ecdsa", "ecdsa-p384", "rsa", "ed25519"]
