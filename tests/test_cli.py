@@ -12,6 +12,7 @@ import pathlib
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -20,11 +21,17 @@ from dataclasses import dataclass
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 import aiotls
 import aiotls.__main__
-from aiotls import _crypto, cli
+from aiotls import _crypto, cli, testing
+from aiotls.cli import certs as cli_certs
+from aiotls.errors import CertificateError
+from aiotls.events import ConnectionTerminated
 from tests.certs import CA
+from tests.conftest import pump
 from tests.sockloop import require_openssl
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -345,24 +352,94 @@ def test_certs_hostname_match_and_mismatch(files: Files,
     assert cli.main(["certs", files.server_cert, "--hostname", "www.example.com"]) == 1
     captured = capsys.readouterr()
     assert "does NOT match" in captured.out
-    _assert_error_lines(captured.err, "'www.example.com'", "localhost, 127.0.0.1")
+    _assert_error_lines(captured.err, "'www.example.com'", "'localhost', '127.0.0.1'")
 
 
-def test_hostname_matching_rules() -> None:
+def test_hostname_check_rules() -> None:
+    """``certs --hostname`` asks the handshake's verifier: wildcards, IP addresses (with or
+    without brackets), IDNA, case and a trailing dot, no common-name fallback."""
     ca = CA()
     wild = ca.issue("*.example.test", "10.0.0.1").cert
-    assert cli.hostname_matches(wild, "www.example.test") == "*.example.test"
-    assert cli.hostname_matches(wild, "WWW.Example.Test.") == "*.example.test"
-    assert cli.hostname_matches(wild, "example.test") is None  # the wildcard needs a label
-    assert cli.hostname_matches(wild, "a.b.example.test") is None  # ... exactly one label
-    assert cli.hostname_matches(wild, "10.0.0.1") == "10.0.0.1"
-    assert cli.hostname_matches(wild, "10.0.0.2") is None
+    for name in ("www.example.test", "WWW.Example.Test.", "10.0.0.1"):
+        assert cli_certs.check_hostname(wild, name).accepted, name
+    for name, code in (("example.test", "hostname-mismatch"),  # the wildcard needs a label
+                       ("a.b.example.test", "hostname-mismatch"),  # ... exactly one label
+                       ("10.0.0.2", "ip-address-mismatch")):
+        check = cli_certs.check_hostname(wild, name)
+        assert not check.accepted and check.mismatch, name
+        assert check.error is not None and check.error.code == code, name
+        assert check.names == ("*.example.test", "10.0.0.1")
     plain = ca.issue("localhost", "::1").cert
-    assert cli.hostname_matches(plain, "localhost") == "localhost"
-    assert cli.hostname_matches(plain, "[::1]") == "::1"
-    assert cli.hostname_matches(plain, "otherhost") is None
+    assert cli_certs.check_hostname(plain, "localhost").accepted
+    assert cli_certs.check_hostname(plain, "[::1]").accepted
+    assert cli_certs.check_hostname(plain, "0:0::1").accepted  # the same address, spelled out
+    assert cli_certs.check_hostname(plain, "otherhost").mismatch
     no_san = ca.issue(common_name="localhost").cert
-    assert cli.hostname_matches(no_san, "localhost") is None  # no common-name fallback
+    assert cli_certs.check_hostname(no_san, "localhost").mismatch  # no common-name fallback
+    idna = testing.CA().issue("bücher.example").cert  # stored as xn--bcher-kva.example
+    for name in ("bücher.example", "Bücher.Example", "xn--bcher-kva.example"):
+        assert cli_certs.check_hostname(idna, name).accepted, name
+    assert cli_certs.check_hostname(idna, "bucher.example").mismatch
+
+
+def _leaf_with_san(ca: CA, *entries: x509.GeneralName,
+                   server: bool = True) -> tuple[x509.Certificate, bytes]:
+    """A leaf under ``ca`` with exactly these subjectAltName entries, and its key (PEM).
+    tests/certs.py turns IP-looking names into IP entries, so odd certificates are built
+    here."""
+    issued = ca.issue("unused.test")
+    now = _now()
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "odd")]))
+            .issuer_name(ca.cert.subject).public_key(issued.key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName(list(entries)), critical=False)
+            .add_extension(x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH]),
+                critical=False)
+            .sign(ca.key, hashes.SHA256()))
+    return cert, issued.key_pem
+
+
+def test_hostname_check_follows_the_verifier_where_the_old_matcher_did_not(
+        tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The hand-written matcher ``certs`` had before said "matches" in three cases the
+    handshake refuses: an IP literal in a *DNS* entry (it compared the text), a trailing dot
+    in the certificate's name (it stripped it), and a certificate that may not serve TLS at
+    all (it looked only at names).  Each now gets the verifier's answer -- the same error
+    code a real handshake with that certificate fails with."""
+    ca = CA()
+    cases = [
+        (_leaf_with_san(ca, x509.DNSName("127.0.0.1")), "127.0.0.1", "ip-address-mismatch"),
+        (_leaf_with_san(ca, x509.DNSName("example.test.")), "example.test", "hostname-mismatch"),
+        (_leaf_with_san(ca, x509.DNSName("localhost"), server=False), "localhost",
+         "certificate-wrong-purpose"),
+    ]
+    for (cert, key_pem), hostname, code in cases:
+        check = cli_certs.check_hostname(cert, hostname)
+        assert not check.accepted and check.error is not None
+        assert check.error.code == code
+
+        certfile = _write(str(tmp_path), "odd.pem", cert.public_bytes(serialization.Encoding.PEM))
+        assert cli.main(["certs", certfile, "--hostname", hostname]) == 1
+        captured = capsys.readouterr()
+        verdict = "NOT accepted" if code == "certificate-wrong-purpose" else "does NOT match"
+        assert f"host name {hostname!r}: {verdict}" in captured.out
+        _assert_error_lines(captured.err)
+
+        # A real handshake with this certificate fails with the same code.
+        server_ctx = aiotls.TLSContext(ssl.PROTOCOL_TLS_SERVER)
+        server_ctx.load_cert_chain(certfile, _write(str(tmp_path), "odd-key.pem", key_pem))
+        client_ctx = aiotls.TLSContext(ssl.PROTOCOL_TLS_CLIENT)
+        client_ctx.load_verify_locations(cadata=ca.cert_pem.decode())
+        client = aiotls.TLSConnection(client_ctx, server_hostname=hostname)
+        server = aiotls.TLSConnection(server_ctx, server_side=True)
+        pump(client, server)
+        ends = [e for e in client.events() if isinstance(e, ConnectionTerminated)]
+        assert len(ends) == 1 and isinstance(ends[0].error, CertificateError), ends
+        assert ends[0].error.code == code
 
 
 def test_certs_chain_order(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -135,9 +135,10 @@ def _serve_one(sock: socket.socket, client: str, ctx: TLSContext, timeout: float
 
 
 def _accept_loop(listener: socket.socket, slots: threading.BoundedSemaphore, ctx: TLSContext,
-                 timeout: float, emit: Emit) -> None:
-    """Accept connections forever, one thread each, never more than ``slots`` at once."""
-    while True:
+                 timeout: float, emit: Emit, stop: threading.Event) -> None:
+    """Accept connections until ``stop`` is set, one thread each, never more than ``slots``
+    at once."""
+    while not stop.is_set():
         if not slots.acquire(timeout=0.5):
             continue  # all slots busy: wait (new clients queue in the listen backlog)
         try:
@@ -161,8 +162,10 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 def serve(ctx: TLSContext, certfile: str, *, host: str, port: int, max_connections: int,
-          timeout: float, emit: Emit) -> None:
-    """Echo for every client until Ctrl-C or SIGTERM (then emit :class:`Stopped`)."""
+          timeout: float, emit: Emit, stop: threading.Event | None = None) -> None:
+    """Echo for every client until Ctrl-C, SIGTERM or ``stop`` is set (checked twice a
+    second), then emit :class:`Stopped`.  Connections still open are left to finish on
+    their own (daemon threads, each bounded by ``timeout``)."""
     try:
         listener = socket.create_server((host, port))
     except OSError as exc:
@@ -181,12 +184,13 @@ def serve(ctx: TLSContext, certfile: str, *, host: str, port: int, max_connectio
             leaf = certificate_facts(load_certificates(certfile)[0], utcnow())
             emit(Listening(bound_host, bound_port, leaf.subject, leaf.public_key,
                            max_connections))
-            _accept_loop(listener, slots, ctx, timeout, emit)
+            _accept_loop(listener, slots, ctx, timeout, emit, stop or threading.Event())
     except KeyboardInterrupt:
-        emit(Stopped())
+        pass
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+    emit(Stopped())
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
