@@ -195,7 +195,8 @@ class HandshakeFacts:
     """The key-exchange group, if known."""
     alpn: str | None
     server_name: str | None
-    """The SNI name the handshake carried (``None``: none was sent, or it was ignored)."""
+    """The handshake event's ``server_name``: for a client the name it asked for, for a
+    server the SNI name it received."""
     resumed: bool
 
 
