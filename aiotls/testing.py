@@ -272,17 +272,18 @@ class ThrowawayPKI:
 
 
 def generate_pki(directory: str | os.PathLike[str], *names: str, key_type: KeyType = "ecdsa",
-                 client_name: str | None = None, ca_key_type: KeyType = "ecdsa") -> ThrowawayPKI:
+                 client_name: str | None = None, ca_key_type: KeyType = "ecdsa",
+                 ca_name: str | None = None) -> ThrowawayPKI:
     """Make a throwaway CA and a server certificate for ``names`` (default: localhost and
     127.0.0.1) with a ``key_type`` key, and write them into ``directory`` as ``ca.pem``,
     ``server-cert.pem`` and ``server-key.pem``.
 
     With ``client_name``, also a client certificate (clientAuth) for that name, as
     ``client-cert.pem`` and ``client-key.pem``.  The CA key is ``ca_key_type`` (ECDSA
-    P-256 by default: fast to make, and accepted by every peer).  Everything is valid for
-    one day.
+    P-256 by default: fast to make, and accepted by every peer) and its common name
+    ``ca_name`` (default ``aiotls testing CA``).  Everything is valid for one day.
     """
-    ca = CA(key_type=ca_key_type)
+    ca = CA(name=ca_name, key_type=ca_key_type)
     server = ca.issue(*(names or DEFAULT_NAMES), key_type=key_type)
     cert_file, key_file = server.write(directory, "server")
     client = client_cert_file = client_key_file = None
@@ -298,8 +299,9 @@ def generate_pki(directory: str | os.PathLike[str], *names: str, key_type: KeyTy
 
 @contextlib.contextmanager
 def temporary_pki(*names: str, key_type: KeyType = "ecdsa", client_name: str | None = None,
-                  ca_key_type: KeyType = "ecdsa") -> Iterator[ThrowawayPKI]:
+                  ca_key_type: KeyType = "ecdsa",
+                  ca_name: str | None = None) -> Iterator[ThrowawayPKI]:
     """:func:`generate_pki` into a temporary directory that is removed on exit."""
     with tempfile.TemporaryDirectory(prefix="aiotls-pki-") as directory:
         yield generate_pki(directory, *names, key_type=key_type, client_name=client_name,
-                           ca_key_type=ca_key_type)
+                           ca_key_type=ca_key_type, ca_name=ca_name)

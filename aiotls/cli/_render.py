@@ -256,8 +256,8 @@ class TextRenderer:
     def _hostname(self, h: certs.HostnameCheck) -> None:
         if h.accepted:
             names = ", ".join(h.names)
-            self._line(f"host name {h.hostname!r}: matches the certificate (judged by the "
-                       f"handshake's verifier; the certificate names {names})")
+            self._line(f"host name {h.hostname!r}: matches the certificate (its names: "
+                       f"{names}; checked as a handshake would)")
             return
         self._line(f"host name {h.hostname!r}: "
                    + ("does NOT match" if h.mismatch else "NOT accepted by the verifier"))

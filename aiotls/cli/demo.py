@@ -178,7 +178,8 @@ def run_demo(*, key_type: testing.KeyType = "ecdsa", version: ssl.TLSVersion | N
     deadline = started + BUDGET
     with tempfile.TemporaryDirectory(prefix="aiotls-demo-") as directory:
         t0 = time.perf_counter()
-        pki = testing.generate_pki(directory, key_type=key_type)
+        pki = testing.generate_pki(directory, key_type=key_type,
+                                   ca_name="aiotls demo CA (throwaway)")
         pki_seconds = time.perf_counter() - t0
 
         server_ctx = pki.server_context()
