@@ -5,8 +5,11 @@ as a verifier expects."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import io
 import os
+import re
 import ssl
 import stat
 import threading
@@ -228,3 +231,19 @@ def test_issue_defaults_to_localhost_and_loopback() -> None:
     assert issued.names == testing.DEFAULT_NAMES == ("localhost", "127.0.0.1")
     assert _san(issued.cert) == (["localhost"], ["127.0.0.1"])
     assert issued.cert.subject.rfc4514_string() == "CN=localhost"
+
+
+def test_the_guide_examples_run() -> None:
+    """docs/testing.md's Python blocks run and print what their comments say."""
+    guide = (Path(__file__).resolve().parent.parent / "docs" / "testing.md").read_text("utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", guide, re.DOTALL)
+    promised = [["True TLSv1.3"], ["('*.example.test', '10.0.0.1', '::1', 'bücher.example')"],
+                ["2"], []]
+    assert len(blocks) == len(promised)
+    for block, expected in zip(blocks, promised, strict=True):
+        for line in expected:
+            assert f"# {line}" in block  # the comment says it
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            exec(compile(block, "docs/testing.md", "exec"), {"__name__": "testing_guide"})
+        assert out.getvalue().splitlines() == expected
