@@ -773,7 +773,9 @@ def test_diagnose_report(server: ServeProcess, files: Files) -> None:
     cert = report.certificate
     assert cert.ok and cert.error is None
     assert cert.alpn == "http/1.1" and cert.alpn_offered == ("h2", "http/1.1")
-    assert cert.leaf_subject == "CN=localhost" and cert.leaf_validity == "valid"
+    assert cert.leaf is not None
+    assert cert.leaf.subject == "CN=localhost" and cert.leaf.validity == "valid"
+    assert cert.leaf.names == ("DNS:localhost", "IP:127.0.0.1")
 
 
 def test_serve_events_in_process(files: Files) -> None:

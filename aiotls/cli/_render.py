@@ -373,11 +373,10 @@ class TextRenderer:
         if c.ok:
             self._row("result", f"OK: the chain is trusted and matches {c.servername!r}")
             self._row("ALPN", f"{c.alpn or 'none'} (offered {', '.join(c.alpn_offered)})")
-            if c.leaf_subject is not None and c.leaf_validity is not None \
-                    and c.leaf_not_before is not None and c.leaf_not_after is not None:
-                status = validity_text(c.leaf_validity, c.leaf_not_before, c.leaf_not_after,
-                                       c.checked_at)
-                self._row("leaf", f"{c.leaf_subject}; {status}")
+            if c.leaf is not None:
+                status = validity_text(c.leaf.validity, c.leaf.not_before, c.leaf.not_after,
+                                       c.leaf.checked_at)
+                self._row("leaf", f"{c.leaf.subject}; {status}")
         elif c.error is not None:
             for text in error_lines(c.error):
                 self._line(f"  {text}")

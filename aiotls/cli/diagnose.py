@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime
 import socket
 import ssl
 import time
@@ -36,7 +35,7 @@ from ._common import (
     network_error,
     version_label,
 )
-from ._facts import Validity, name_text, utcnow, validity
+from ._facts import CertificateFacts, certificate_facts, utcnow
 
 VERSIONS = (ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_1,
             ssl.TLSVersion.TLSv1)
@@ -80,11 +79,8 @@ class CertificateCheck:
     ok: bool
     alpn: str | None
     alpn_offered: tuple[str, ...]
-    leaf_subject: str | None
-    leaf_validity: Validity | None
-    leaf_not_before: datetime.datetime | None
-    leaf_not_after: datetime.datetime | None
-    checked_at: datetime.datetime
+    leaf: CertificateFacts | None
+    """The server's certificate, when the handshake succeeded."""
     error: ErrorInfo | None
 
 
@@ -165,17 +161,12 @@ def _check_certificate(target: DiagnoseTarget, cafile: str | None,
         ctx.load_default_certs()
     ctx.set_alpn_protocols(VERIFY_ALPN)
     hs, err = _attempt(target, ctx, timeout)
-    now = utcnow()
     if hs is None:
-        return CertificateCheck(target.servername, False, None, VERIFY_ALPN, None, None, None,
-                                None, now, error_info(err) if err is not None else None)
-    leaf = x509.load_der_x509_certificate(hs.peer_certificates[0]) \
+        return CertificateCheck(target.servername, False, None, VERIFY_ALPN, None,
+                                error_info(err) if err is not None else None)
+    leaf = certificate_facts(x509.load_der_x509_certificate(hs.peer_certificates[0]), utcnow()) \
         if hs.peer_certificates else None
-    return CertificateCheck(
-        target.servername, True, hs.alpn_protocol, VERIFY_ALPN,
-        name_text(leaf.subject) if leaf else None, validity(leaf, now) if leaf else None,
-        leaf.not_valid_before_utc if leaf else None, leaf.not_valid_after_utc if leaf else None,
-        now, None)
+    return CertificateCheck(target.servername, True, hs.alpn_protocol, VERIFY_ALPN, leaf, None)
 
 
 def diagnose(target: DiagnoseTarget, *, cafile: str | None = None, timeout: float = 5.0,
