@@ -834,3 +834,17 @@ def test_renderer_refuses_unknown_objects() -> None:
     renderer = TextRenderer(io.StringIO(), io.StringIO())
     with pytest.raises(TypeError, match="no text form for object"):
         renderer(object())
+
+
+def test_connect_sends_a_unicode_server_name_as_an_a_label(server: ServeProcess) -> None:
+    """--servername in Unicode is IDNA-encoded (TLSConnection takes only A-labels), and a
+    name IDNA cannot encode is explained, not a traceback."""
+    result = run_cli("connect", "127.0.0.1", str(server.port), "--servername", "bücher.example",
+                     "--insecure", "--timeout", "10")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "server name 'xn--bcher-kva.example'" in result.stdout
+    assert "SNI              xn--bcher-kva.example" in result.stdout
+    bad = run_cli("connect", "127.0.0.1", str(server.port), "--servername", "bü..example",
+                  "--insecure")
+    assert bad.returncode == 1
+    _assert_error_lines(bad.stderr, "not a valid host name")

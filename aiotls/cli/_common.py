@@ -121,6 +121,18 @@ class CLIChannel(Channel):
         return bytes(got)
 
 
+def server_name(name: str) -> str:
+    """A host name as TLS carries it: Unicode names IDNA-encoded (``bücher.example`` ->
+    ``xn--bcher-kva.example``); :class:`CLIError` when that is impossible."""
+    try:
+        return name if name.isascii() else name.encode("idna").decode("ascii")
+    except UnicodeError as exc:
+        raise CLIError(f"{name!r} is not a valid host name: {exc}",
+                       cause="a label is empty, too long, or uses characters IDNA forbids",
+                       hint="check the spelling, or pass the A-label (xn--...) form",
+                       code="invalid-server-name") from None
+
+
 # --- protocol versions and negotiated parameters ----------------------------------------------
 
 _VERSION_LABELS = {ssl.TLSVersion.TLSv1: "TLS 1.0", ssl.TLSVersion.TLSv1_1: "TLS 1.1",

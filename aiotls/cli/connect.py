@@ -35,6 +35,7 @@ from ._common import (
     ErrorInfo,
     error_info,
     network_error,
+    server_name,
     set_versions,
 )
 from ._facts import CertificateFacts, HandshakeFacts, certificate_facts, handshake_facts, utcnow
@@ -179,7 +180,8 @@ def run(args: argparse.Namespace, render: Render) -> int:
     alpn = tuple(args.alpn or ())
     ctx, trust = client_context(cafile=args.cafile, insecure=args.insecure, alpn=alpn,
                                 version=version_option(args))
-    target = ConnectTarget(args.host, args.port, args.servername or args.host, trust)
+    target = ConnectTarget(args.host, args.port, server_name(args.servername or args.host),
+                           trust)
     render(target)
     render(connect(target, ctx, alpn_offered=alpn, send=args.send, timeout=args.timeout))
     return EXIT_OK

@@ -33,6 +33,7 @@ from ._common import (
     ErrorInfo,
     error_info,
     network_error,
+    server_name,
     version_label,
 )
 from ._facts import CertificateFacts, certificate_facts, utcnow
@@ -240,7 +241,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace, render: Render) -> int:
-    target = DiagnoseTarget(args.host, args.port, args.servername or args.host)
+    target = DiagnoseTarget(args.host, args.port, server_name(args.servername or args.host))
     render(target)
     report = diagnose(target, cafile=args.cafile, timeout=args.timeout, progress=render)
     render(report.findings)
