@@ -22,7 +22,6 @@ import ipaddress
 import os
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from cryptography import x509
@@ -286,105 +285,6 @@ def fingerprint_sha256(cert: x509.Certificate) -> str:
 def der_bytes(cert: x509.Certificate) -> bytes:
     """The DER encoding of a certificate."""
     return cert.public_bytes(serialization.Encoding.DER)
-
-
-# --- throwaway certificates for demos ------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ThrowawayPKI:
-    ca_file: str
-    cert_file: str
-    key_file: str
-    ca_cert: x509.Certificate
-    server_cert: x509.Certificate
-
-
-def generate_throwaway_pki(directory: str, key_type: str = "ecdsa") -> ThrowawayPKI:
-    """Write a throwaway CA and a localhost/127.0.0.1 server certificate into ``directory``.
-
-    The server key is of ``key_type`` (``ecdsa`` = P-256, ``rsa`` = 2048 bits, ``ed25519``);
-    the CA key is always ECDSA P-256: cryptography's path validation (webpki profile)
-    refuses Ed25519 CA keys, and a P-256 CA is much faster to make than an RSA one.
-    Validity is one day.
-    """
-    Key = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
-
-    def new_key(kind: str) -> Key:
-        if kind == "rsa":
-            return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        if kind == "ed25519":
-            return ed25519.Ed25519PrivateKey.generate()
-        return ec.generate_private_key(ec.SECP256R1())
-
-    def sign(builder: x509.CertificateBuilder, key: Key) -> x509.Certificate:
-        algorithm = None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
-        return builder.sign(key, algorithm)
-
-    def key_usage(*, ca: bool, rsa_key: bool) -> x509.KeyUsage:
-        return x509.KeyUsage(
-            digital_signature=not ca, content_commitment=False,
-            key_encipherment=rsa_key and not ca, data_encipherment=False, key_agreement=False,
-            key_cert_sign=ca, crl_sign=ca, encipher_only=False, decipher_only=False,
-        )
-
-    now = datetime.datetime.now(datetime.UTC)
-    not_before = now - datetime.timedelta(minutes=5)
-    not_after = now + datetime.timedelta(days=1)
-
-    ca_key = new_key("ecdsa")
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "aiotls demo CA (throwaway)")])
-    ca_ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
-    ca_cert = sign(
-        x509.CertificateBuilder()
-        .subject_name(ca_name).issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before).not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(key_usage(ca=True, rsa_key=False), critical=True)
-        .add_extension(ca_ski, critical=False),
-        ca_key,
-    )
-
-    key = new_key(key_type)
-    cert = sign(
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before).not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(key_usage(ca=False, rsa_key=isinstance(key, rsa.RSAPrivateKey)),
-                       critical=True)
-        .add_extension(x509.SubjectAlternativeName([
-            x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-        ]), critical=False)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
-                       critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski),
-                       critical=False),
-        ca_key,
-    )
-
-    def write(name: str, data: bytes) -> str:
-        path = os.path.join(directory, name)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        return path
-
-    pem = serialization.Encoding.PEM
-    return ThrowawayPKI(
-        ca_file=write("ca.pem", ca_cert.public_bytes(pem)),
-        cert_file=write("server-cert.pem", cert.public_bytes(pem)),
-        key_file=write("server-key.pem", key.private_bytes(
-            pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())),
-        ca_cert=ca_cert,
-        server_cert=cert,
-    )
 
 
 # --- raw AEAD objects for aiotls's record layer -------------------------------------------------
@@ -681,3 +581,130 @@ def hkdf_expand_label(secret: bytes | bytearray, label: bytes, context: bytes | 
         out += block
         counter += 1
     return out[:length]
+
+
+# --- certificates for aiotls.testing ---------------------------------------------------------
+
+#: Key types :mod:`aiotls.testing` makes: P-256, P-384, RSA 2048 bits, Ed25519.
+TESTING_KEY_TYPES = ("ecdsa", "ecdsa-p384", "rsa", "ed25519")
+
+
+def generate_private_key(kind: str) -> PrivateKey:
+    """A fresh private key: ``ecdsa`` (P-256), ``ecdsa-p384``, ``rsa`` (2048 bits) or
+    ``ed25519``."""
+    if kind == "ecdsa":
+        return ec.generate_private_key(ec.SECP256R1())
+    if kind == "ecdsa-p384":
+        return ec.generate_private_key(ec.SECP384R1())
+    if kind == "rsa":
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    if kind == "ed25519":
+        return ed25519.Ed25519PrivateKey.generate()
+    raise ValueError(f"unknown key type {kind!r}; expected one of {', '.join(TESTING_KEY_TYPES)}")
+
+
+def private_key_pem(key: PrivateKey) -> bytes:
+    """The key as unencrypted PKCS#8 PEM."""
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def certificate_pem(cert: x509.Certificate) -> bytes:
+    """The certificate as PEM."""
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def _subject_alt_name(name: str) -> x509.GeneralName:
+    """An IP literal becomes an iPAddress entry; anything else a dNSName (IDNA-encoded)."""
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name.strip("[]")))
+    except ValueError:
+        pass
+    try:
+        ascii_name = name.encode("idna").decode("ascii") if not name.isascii() else name
+    except UnicodeError as exc:
+        raise ValueError(f"{name!r} is neither an IP address nor a valid host name: {exc}") \
+            from None
+    return x509.DNSName(ascii_name)
+
+
+def _key_usage(*, ca: bool, rsa_key: bool) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=not ca, content_commitment=False,
+        key_encipherment=rsa_key and not ca, data_encipherment=False, key_agreement=False,
+        key_cert_sign=ca, crl_sign=ca, encipher_only=False, decipher_only=False,
+    )
+
+
+def _sign(builder: x509.CertificateBuilder, key: PrivateKey) -> x509.Certificate:
+    algorithm = None if isinstance(key, ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey) \
+        else hashes.SHA256()
+    return builder.sign(key, algorithm)
+
+
+def _common_name(text: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, text[:64])])
+
+
+def make_ca_certificate(
+    key: PrivateKey, *, common_name: str, not_before: datetime.datetime,
+    not_after: datetime.datetime, issuer: tuple[x509.Certificate, PrivateKey] | None = None,
+) -> x509.Certificate:
+    """A CA certificate for ``key``: self-signed, or signed by ``issuer`` (certificate, key)
+    as an intermediate.  BasicConstraints CA:true (critical), keyCertSign + cRLSign, SKI,
+    and an AKI for intermediates."""
+    subject = _common_name(common_name)
+    ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject if issuer is None else issuer[0].subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before).not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(_key_usage(ca=True, rsa_key=False), critical=True)
+        .add_extension(ski, critical=False)
+    )
+    if issuer is not None:
+        builder = builder.add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer[1].public_key()),
+            critical=False)
+    return _sign(builder, key if issuer is None else issuer[1])
+
+
+def make_leaf_certificate(
+    key: PrivateKey, *, names: tuple[str, ...], common_name: str | None,
+    issuer: tuple[x509.Certificate, PrivateKey], server: bool, client: bool,
+    not_before: datetime.datetime, not_after: datetime.datetime,
+) -> x509.Certificate:
+    """An end-entity certificate for ``key`` signed by ``issuer`` (certificate, key).
+
+    ``names`` go into the subjectAltName (IP literals as iPAddress, the rest as dNSName,
+    IDNA-encoded); the subject CN is ``common_name`` or the first name.  Extended key usage
+    serverAuth and/or clientAuth as asked."""
+    if not names and common_name is None:
+        raise ValueError("a certificate needs at least one name (or a common_name)")
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_common_name(common_name if common_name is not None else names[0]))
+        .issuer_name(issuer[0].subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before).not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_key_usage(ca=False, rsa_key=isinstance(key, rsa.RSAPrivateKey)),
+                       critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                       critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+            issuer[1].public_key()), critical=False)
+    )
+    if names:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([_subject_alt_name(n) for n in names]), critical=False)
+    usages = ([ExtendedKeyUsageOID.SERVER_AUTH] if server else []) \
+        + ([ExtendedKeyUsageOID.CLIENT_AUTH] if client else [])
+    if usages:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+    return _sign(builder, issuer[1])

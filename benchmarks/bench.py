@@ -47,7 +47,7 @@ import uvloop
 
 import aiotls
 import aiotls.asyncio as aio
-from aiotls.cli import generate_demo_pki
+from aiotls.testing import generate_pki
 
 IMPLS = ("stdlib", "aiotls", "facade", "uvloop", "aiotls+uvloop", "facade+uvloop")
 #: the ratios reported: (aiotls name, baseline)
@@ -122,7 +122,7 @@ class ResumingTLSContext(aiotls.TLSContext):
 
 class Contexts:
     def __init__(self, tmp: str, key_type: str) -> None:
-        self.pki = generate_demo_pki(tmp, key_type)
+        self.pki = generate_pki(tmp, key_type=key_type)
 
     def stdlib(self, suite: Suite | None) -> tuple[ssl.SSLContext, ssl.SSLContext]:
         server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

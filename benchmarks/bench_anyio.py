@@ -42,7 +42,7 @@ from anyio.streams.tls import TLSStream as AnyioTLSStream
 
 import aiotls
 from aiotls.anyio import TLSStream
-from aiotls.cli import generate_demo_pki
+from aiotls.testing import generate_pki
 
 IMPLS = ("aiotls", "anyio")
 BACKENDS = ("asyncio", "trio")
@@ -164,7 +164,7 @@ def run_all(quick: bool, repeat: int) -> list[Row]:
     ]
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp:
-        pki = generate_demo_pki(tmp, "ecdsa")
+        pki = generate_pki(tmp, key_type="ecdsa")
         impls = {name: Impl(name, pki.ca_file, pki.cert_file, pki.key_file) for name in IMPLS}
         for scenario, unit, make in plans:
             for backend in BACKENDS:

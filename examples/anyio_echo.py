@@ -15,7 +15,6 @@ import argparse
 import functools
 import ssl
 import sys
-import tempfile
 from typing import Any
 
 import anyio
@@ -24,7 +23,7 @@ from anyio.streams.tls import TLSAttribute
 
 import aiotls
 from aiotls.anyio import TLSListener, TLSStream
-from aiotls.cli import generate_demo_pki
+from aiotls.testing import temporary_pki
 
 DEADLINE = 15.0  # seconds for the whole demo
 HANDSHAKE_TIMEOUT = 10.0  # seconds a client may take to complete the TLS handshake
@@ -90,8 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     options: dict[str, Any] = {"use_uvloop": True} if args.uvloop else {}
     if args.uvloop and args.backend != "asyncio":
         parser.error("--uvloop goes with --backend asyncio")
-    with tempfile.TemporaryDirectory(prefix="aiotls-anyio-") as tmp:
-        pki = generate_demo_pki(tmp)
+    with temporary_pki() as pki:
         try:
             anyio.run(main_async, pki.ca_file, pki.cert_file, pki.key_file, args.lines,
                       backend=args.backend, backend_options=options)

@@ -17,13 +17,12 @@ import contextlib
 import functools
 import ssl
 import sys
-import tempfile
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 import aiotls
 from aiotls.asyncio import start_server
-from aiotls.cli import generate_demo_pki
+from aiotls.testing import temporary_pki
 
 HANDSHAKE_TIMEOUT = 10.0  # seconds a client may take to complete the TLS handshake
 SHUTDOWN_TIMEOUT = 5.0  # seconds to wait for the client's close_notify after ours
@@ -131,8 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.cert is not None:
         return run(lambda: serve(args, args.cert, args.key), args.uvloop)
     # No certificate given: make a throwaway PKI that lives as long as the server.
-    with tempfile.TemporaryDirectory(prefix="aiotls-echo-") as tmp:
-        pki = generate_demo_pki(tmp)
+    with temporary_pki() as pki:
         log(f"CA certificate: {pki.ca_file}")
         return run(lambda: serve(args, pki.cert_file, pki.key_file), args.uvloop)
 

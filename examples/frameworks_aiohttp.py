@@ -9,13 +9,12 @@ from __future__ import annotations
 import asyncio
 import ssl
 import sys
-import tempfile
 
 import aiohttp
 from aiohttp import web
 
 import aiotls
-from aiotls.cli import generate_demo_pki
+from aiotls.testing import temporary_pki
 
 
 async def hello(request: web.Request) -> web.Response:
@@ -45,8 +44,7 @@ async def main(cert: str, key: str, ca: str) -> None:
 
 
 if __name__ == "__main__":
-    with tempfile.TemporaryDirectory() as tmp:
-        pki = generate_demo_pki(tmp)  # a throwaway CA and a certificate for 127.0.0.1
+    with temporary_pki() as pki:  # a throwaway CA and a certificate for 127.0.0.1
         factory = None
         if "--uvloop" in sys.argv:
             import uvloop

@@ -8,10 +8,9 @@ from __future__ import annotations
 import asyncio
 import ssl
 import sys
-import tempfile
 
 import aiotls
-from aiotls.cli import generate_demo_pki
+from aiotls.testing import temporary_pki
 
 
 async def main(cert: str, key: str, ca: str) -> None:
@@ -58,8 +57,7 @@ async def main(cert: str, key: str, ca: str) -> None:
 
 
 if __name__ == "__main__":
-    with tempfile.TemporaryDirectory() as tmp:
-        pki = generate_demo_pki(tmp)  # a throwaway CA and a certificate for localhost
+    with temporary_pki() as pki:  # a throwaway CA and a certificate for localhost
         factory = None
         if "--uvloop" in sys.argv:
             import uvloop

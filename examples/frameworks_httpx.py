@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import ssl
-import tempfile
 
 import anyio
 import httpx
@@ -17,8 +16,8 @@ from anyio.abc import SocketAttribute
 from anyio.streams.tls import TLSAttribute, TLSListener, TLSStream
 
 import aiotls
-from aiotls.cli import generate_demo_pki
 from aiotls.compat import TLSObject
+from aiotls.testing import temporary_pki
 
 
 async def respond(stream: TLSStream) -> None:
@@ -58,7 +57,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        pki = generate_demo_pki(tmp)  # a throwaway CA and a certificate for 127.0.0.1
+    with temporary_pki() as pki:  # a throwaway CA and a certificate for 127.0.0.1
         anyio.run(main, pki.cert_file, pki.key_file, pki.ca_file, args.backend,
                   backend=args.backend)

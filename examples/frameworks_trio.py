@@ -6,13 +6,12 @@ Run: python examples/frameworks_trio.py
 from __future__ import annotations
 
 import ssl
-import tempfile
 from functools import partial
 
 import trio
 
 import aiotls
-from aiotls.cli import generate_demo_pki
+from aiotls.testing import temporary_pki
 
 
 async def main(cert: str, key: str, ca: str) -> None:
@@ -43,6 +42,5 @@ async def main(cert: str, key: str, ca: str) -> None:
 
 
 if __name__ == "__main__":
-    with tempfile.TemporaryDirectory() as tmp:
-        pki = generate_demo_pki(tmp)  # a throwaway CA and a certificate for localhost
+    with temporary_pki() as pki:  # a throwaway CA and a certificate for localhost
         trio.run(main, pki.cert_file, pki.key_file, pki.ca_file)

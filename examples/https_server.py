@@ -23,14 +23,13 @@ import functools
 import html
 import ssl
 import sys
-import tempfile
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
 import aiotls
 from aiotls.asyncio import start_server
-from aiotls.cli import generate_demo_pki
+from aiotls.testing import temporary_pki
 
 HANDSHAKE_TIMEOUT = 10.0  # seconds a client may take to complete the TLS handshake
 REQUEST_TIMEOUT = 10.0  # seconds a client may take to send its request head
@@ -228,8 +227,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.cert is not None:
         return run(lambda: serve(args, args.cert, args.key), args.uvloop)
-    with tempfile.TemporaryDirectory(prefix="aiotls-https-") as tmp:
-        pki = generate_demo_pki(tmp)
+    with temporary_pki() as pki:
         log(f"CA certificate: {pki.ca_file}")
         return run(lambda: serve(args, pki.cert_file, pki.key_file), args.uvloop)
 

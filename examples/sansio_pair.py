@@ -6,15 +6,13 @@ Run: python examples/sansio_pair.py
 from __future__ import annotations
 
 import ssl
-import tempfile
 
 import aiotls
-from aiotls.cli import generate_demo_pki
+from aiotls.testing import temporary_pki
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        pki = generate_demo_pki(tmp)  # a throwaway CA and a certificate for "localhost"
+    with temporary_pki() as pki:  # a throwaway CA and a certificate for "localhost"
 
         server_ctx = aiotls.TLSContext(ssl.PROTOCOL_TLS_SERVER)
         server_ctx.load_cert_chain(pki.cert_file, pki.key_file)

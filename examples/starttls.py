@@ -17,13 +17,12 @@ import asyncio
 import contextlib
 import ssl
 import sys
-import tempfile
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 import aiotls
 from aiotls.asyncio import upgrade_stream
-from aiotls.cli import generate_demo_pki
+from aiotls.testing import temporary_pki
 
 DEADLINE = 15.0  # seconds for the whole demo
 
@@ -122,8 +121,7 @@ async def client(host: str, port: int, ctx: aiotls.TLSContext) -> None:
 
 
 async def demo() -> int:
-    with tempfile.TemporaryDirectory(prefix="aiotls-starttls-") as tmp:
-        pki = generate_demo_pki(tmp)  # throwaway CA + certificate for localhost
+    with temporary_pki() as pki:  # throwaway CA + certificate for localhost
         server_ctx = aiotls.TLSContext(ssl.PROTOCOL_TLS_SERVER)
         server_ctx.load_cert_chain(pki.cert_file, pki.key_file)
         client_ctx = aiotls.create_default_context(cafile=pki.ca_file)

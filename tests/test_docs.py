@@ -28,7 +28,8 @@ from pathlib import Path
 
 import pytest
 
-from aiotls.cli import build_parser, generate_demo_pki
+from aiotls.cli import build_parser
+from aiotls.testing import generate_pki
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -216,7 +217,7 @@ def _free_port() -> int:
 def test_readme_python_examples_run(tmp_path: Path) -> None:
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.DOTALL)
     assert len(blocks) == 2, "expected the sans-IO and the asyncio example"
-    pki = generate_demo_pki(str(tmp_path))
+    pki = generate_pki(tmp_path)
     port = str(_free_port())
     out = io.StringIO()
     for block in blocks:

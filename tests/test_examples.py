@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from aiotls.cli import generate_demo_pki
+from aiotls.testing import generate_pki
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -140,7 +140,7 @@ class DemoPKI:
 
 @pytest.fixture(scope="module")
 def demo_pki(tmp_path_factory: pytest.TempPathFactory) -> DemoPKI:
-    pki = generate_demo_pki(str(tmp_path_factory.mktemp("examples-pki")))
+    pki = generate_pki(tmp_path_factory.mktemp("examples-pki"))
     return DemoPKI(pki.ca_file, pki.cert_file, pki.key_file)
 
 

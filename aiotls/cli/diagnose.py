@@ -1,0 +1,248 @@
+"""``diagnose``: probe what a server accepts and verify its certificate.
+
+:func:`diagnose` connects many times -- once per protocol version, per cipher suite and
+per key-exchange group, without authenticating -- then once more with verification, and
+returns a :class:`DiagnoseReport` with the findings.  Each section is also handed to
+``progress`` as soon as it is known (the command line prints it then: a remote server
+can take a while).  Nothing here prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import socket
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from cryptography import x509
+
+from ..connection import TLSConnection
+from ..context import ALL_GROUPS, ALL_SUITES, TLSContext
+from ..errors import TLSError
+from ..events import HandshakeCompleted
+from ._args import Render, formatter, port_number, positive
+from ._common import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    CLIChannel,
+    CLIError,
+    ErrorInfo,
+    error_info,
+    network_error,
+    server_name,
+    version_label,
+)
+from ._facts import CertificateFacts, certificate_facts, utcnow
+
+VERSIONS = (ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_1,
+            ssl.TLSVersion.TLSv1)
+VERIFY_ALPN = ("h2", "http/1.1")
+
+
+@dataclass(frozen=True)
+class DiagnoseTarget:
+    host: str
+    port: int
+    servername: str
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One handshake attempt."""
+
+    label: str
+    """The version (``TLS 1.2``), suite (OpenSSL name) or group tried."""
+    outcome: Literal["accepted", "refused", "failed"]
+    """``refused``: a TLS or network error; ``failed``: anything else."""
+    error: ErrorInfo | None
+    warning: str | None
+    """Why an accepted one is a problem (an obsolete version, a CBC suite)."""
+
+
+@dataclass(frozen=True)
+class ProbeSection:
+    kind: Literal["versions", "suites", "groups"]
+    probes: tuple[Probe, ...]
+
+    def accepted(self, label: str) -> bool:
+        return any(p.label == label and p.outcome == "accepted" for p in self.probes)
+
+
+@dataclass(frozen=True)
+class CertificateCheck:
+    """The handshake with verification on."""
+
+    servername: str
+    ok: bool
+    alpn: str | None
+    alpn_offered: tuple[str, ...]
+    leaf: CertificateFacts | None
+    """The server's certificate, when the handshake succeeded."""
+    error: ErrorInfo | None
+
+
+@dataclass(frozen=True)
+class Findings:
+    problems: tuple[str, ...]
+    """What looks wrong; empty when nothing does."""
+
+
+@dataclass(frozen=True)
+class DiagnoseReport:
+    target: DiagnoseTarget
+    versions: ProbeSection
+    suites: ProbeSection
+    groups: ProbeSection
+    certificate: CertificateCheck
+    findings: Findings
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings.problems
+
+
+def _attempt(target: DiagnoseTarget, ctx: TLSContext,
+             timeout: float) -> tuple[HandshakeCompleted | None, BaseException | None]:
+    """One handshake; (handshake, None) or (None, what went wrong)."""
+    deadline = time.monotonic() + timeout
+    try:
+        sock = socket.create_connection((target.host, target.port), timeout=timeout)
+    except OSError as exc:
+        return None, network_error(exc, f"connecting to {target.host}:{target.port}")
+    with sock:
+        channel = CLIChannel(sock, TLSConnection(ctx, server_hostname=target.servername),
+                             peer=f"{target.host}:{target.port}", io_timeout=timeout)
+        try:
+            hs = channel.handshake(deadline)
+        except (TLSError, CLIError, OSError) as exc:
+            return None, exc
+        with contextlib.suppress(TLSError, CLIError, OSError):
+            channel.close(time.monotonic() + min(timeout, 1.0))
+        return hs, None
+
+
+def _probe_context(version: ssl.TLSVersion | None = None, suite: str | None = None,
+                   group: str | None = None) -> TLSContext:
+    ctx = TLSContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False  # capability probes do not authenticate; verified separately
+    ctx.verify_mode = ssl.CERT_NONE
+    if version is not None:
+        ctx.minimum_version = ctx.maximum_version = version
+    if suite is not None:
+        ctx.set_ciphers(suite)
+        if "_DHE_" in suite:
+            ctx.set_groups(["ffdhe2048", "ffdhe3072", "ffdhe4096"])
+    elif version is not None and version < ssl.TLSVersion.TLSv1_2:
+        ctx.set_ciphers(":".join(s.name for s in ALL_SUITES if not s.aead))
+    if group is not None:
+        ctx.set_groups([group])
+    return ctx
+
+
+def _probe(label: str, target: DiagnoseTarget, ctx: TLSContext, timeout: float,
+           warning: str | None = None) -> Probe:
+    hs, err = _attempt(target, ctx, timeout)
+    if hs is not None:
+        return Probe(label, "accepted", None, warning)
+    outcome: Literal["refused", "failed"] = \
+        "refused" if isinstance(err, TLSError | CLIError) else "failed"
+    return Probe(label, outcome, error_info(err) if err is not None else None, None)
+
+
+def _check_certificate(target: DiagnoseTarget, cafile: str | None,
+                       timeout: float) -> CertificateCheck:
+    ctx = TLSContext(ssl.PROTOCOL_TLS_CLIENT)
+    if cafile:
+        ctx.load_verify_locations(cafile=cafile)
+    else:
+        ctx.load_default_certs()
+    ctx.set_alpn_protocols(VERIFY_ALPN)
+    hs, err = _attempt(target, ctx, timeout)
+    if hs is None:
+        return CertificateCheck(target.servername, False, None, VERIFY_ALPN, None,
+                                error_info(err) if err is not None else None)
+    leaf = certificate_facts(x509.load_der_x509_certificate(hs.peer_certificates[0]), utcnow()) \
+        if hs.peer_certificates else None
+    return CertificateCheck(target.servername, True, hs.alpn_protocol, VERIFY_ALPN, leaf, None)
+
+
+def diagnose(target: DiagnoseTarget, *, cafile: str | None = None, timeout: float = 5.0,
+             progress: Callable[[object], None] | None = None) -> DiagnoseReport:
+    """Probe ``target``; raises :class:`CLIError` when nothing answers there at all."""
+    def report(section: object) -> None:
+        if progress is not None:
+            progress(section)
+
+    hs, exc = _attempt(target, _probe_context(), timeout)
+    if hs is None and isinstance(exc, CLIError):
+        raise exc  # nothing listens there: say so, with the network hint
+    problems: list[str] = []
+
+    versions = ProbeSection("versions", tuple(
+        _probe(version_label(v), target, _probe_context(v), timeout,
+               "obsolete and insecure (RFC 8996): disable it on the server"
+               if v < ssl.TLSVersion.TLSv1_2 else None)
+        for v in VERSIONS))
+    report(versions)
+    problems += [f"{p.label} is enabled" for p in versions.probes
+                 if p.outcome == "accepted" and p.warning]
+    has_13 = versions.accepted(version_label(ssl.TLSVersion.TLSv1_3))
+    if not has_13:
+        problems.append("TLS 1.3 is not offered")
+
+    suite_probes = []
+    for suite in ALL_SUITES:
+        version = ssl.TLSVersion.TLSv1_3 if suite.kex is None else ssl.TLSVersion.TLSv1_2
+        if not versions.accepted(version_label(version)):
+            continue
+        suite_probes.append(_probe(suite.openssl_name, target,
+                                   _probe_context(version, suite.name), timeout,
+                                   None if suite.aead else "CBC: prefer AEAD suites"))
+    suites = ProbeSection("suites", tuple(suite_probes))
+    report(suites)
+
+    group_version = ssl.TLSVersion.TLSv1_3 if has_13 else ssl.TLSVersion.TLSv1_2
+    groups = ProbeSection("groups", tuple(
+        _probe(group, target, _probe_context(group_version, group=group), timeout)
+        for group in ALL_GROUPS))
+    report(groups)
+
+    certificate = _check_certificate(target, cafile, timeout)
+    report(certificate)
+    if not certificate.ok:
+        problems.append("the certificate does not verify")
+    return DiagnoseReport(target, versions, suites, groups, certificate,
+                          Findings(tuple(problems)))
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "diagnose", formatter_class=formatter,
+        help="probe which versions, suites and groups a server accepts; verify it",
+        description="Connect to HOST PORT many times: once per protocol version (TLS 1.3 down "
+        "to TLS 1.0), per cipher suite and per key-exchange group, without authenticating, "
+        "to learn what the server accepts; then once more with verification, to check its "
+        "certificate. Obsolete versions, missing TLS 1.3 and certificate problems are listed "
+        "as findings (exit status 1).",
+    )
+    parser.add_argument("host", metavar="HOST", help="server host name or IP address")
+    parser.add_argument("port", metavar="PORT", type=port_number, help="server port")
+    parser.add_argument("--servername", metavar="NAME",
+                        help="name to send as SNI and to verify (default: HOST)")
+    parser.add_argument("--cafile", metavar="FILE",
+                        help="trust the CA certificates in FILE (default: the system's CAs)")
+    parser.add_argument("--timeout", type=positive, default=5.0, metavar="SECONDS",
+                        help="per-attempt timeout (default: 5)")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, render: Render) -> int:
+    target = DiagnoseTarget(args.host, args.port, server_name(args.servername or args.host))
+    render(target)
+    report = diagnose(target, cafile=args.cafile, timeout=args.timeout, progress=render)
+    render(report.findings)
+    return EXIT_OK if report.ok else EXIT_FAILURE
