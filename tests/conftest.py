@@ -439,3 +439,20 @@ def ends(request: pytest.FixtureRequest, pki: PKI) -> FrameworkEnds:
     """A framework test's contexts: aiotls client / stdlib server, stdlib client / aiotls
     server, aiotls on both ends."""
     return framework_ends(pki, request.param)
+
+
+# --- AIOTLS_SPEEDUPS=0: the suite against tlslite-ng's own code -----------------------------------
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With the speed-ups off (aiotls/_engine/speedups.py), the tests that check the
+    speed-ups themselves are deselected: everything else must pass both ways."""
+    from aiotls._engine import speedups
+
+    if speedups.ENABLED:
+        return
+    kept = [item for item in items if item.get_closest_marker("speedups") is None]
+    dropped = [item for item in items if item.get_closest_marker("speedups") is not None]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept

@@ -69,6 +69,7 @@ CASES = [
 ]
 
 
+@pytest.mark.speedups
 @pytest.mark.parametrize(("version", "key_type", "group"), CASES)
 def test_handshake_and_data_use_openssl_only(pki: PKI, no_pure_python: list[str], version: str,
                                              key_type: str, group: str) -> None:
@@ -90,6 +91,7 @@ def test_handshake_and_data_use_openssl_only(pki: PKI, no_pure_python: list[str]
         assert got == blob
 
 
+@pytest.mark.speedups
 @pytest.mark.parametrize("version", VERSIONS)
 @pytest.mark.parametrize("key_type", ["ecdsa-p256", "rsa2048", "ed25519"])
 def test_interop_with_openssl_uses_openssl_only(pki: PKI, no_pure_python: list[str],
@@ -111,6 +113,7 @@ def test_interop_with_openssl_uses_openssl_only(pki: PKI, no_pure_python: list[s
     assert peer.error is None
 
 
+@pytest.mark.speedups
 def test_client_certificate_signing_uses_openssl(pki: PKI, no_pure_python: list[str]) -> None:
     server_ctx = pki.server_context()
     server_ctx.verify_mode = ssl.CERT_REQUIRED

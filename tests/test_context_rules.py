@@ -31,6 +31,7 @@ from tlslite.utils.codec import Parser
 
 import aiotls
 import aiotls.asyncio
+from aiotls._engine import speedups
 from aiotls.context import DEFAULT_GROUPS, DEFAULT_SUITES, FFDHE_GROUPS
 from aiotls.events import DataReceived
 from tests.certs import CA
@@ -1086,8 +1087,10 @@ def test_ffdhe_bad_public_value_tls13(pki: PKI, bad: bytes, role: str) -> None:
     err = conn.error
     assert isinstance(err, aiotls.PeerMisbehaved), err
     assert err.alert == aiotls.AlertDescription.illegal_parameter
-    # aiotls's own check fired (OpenSSL would also refuse most of these, with less to say)
-    assert ("bytes, not 256" if len(bad) != 256 else "(must be 1 < y < p-1)") in err.what
+    if speedups.ENABLED:
+        # aiotls's own check fired (OpenSSL would also refuse most of these, with less to
+        # say; with the speed-ups off, tlslite's own check refuses them)
+        assert ("bytes, not 256" if len(bad) != 256 else "(must be 1 < y < p-1)") in err.what
     assert not conn.handshake_complete
 
 

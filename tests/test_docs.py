@@ -346,7 +346,7 @@ def test_api_reference_covers_the_public_modules() -> None:
     assert "aiotls.TLSConnection" in rendered
     missing = []
     for module_name in ("aiotls", "aiotls.asyncio", "aiotls.anyio", "aiotls.sync",
-                        "aiotls.compat"):
+                        "aiotls.compat", "aiotls.testing"):
         module = importlib.import_module(module_name)
         for name in module.__all__:
             if name.startswith("__"):

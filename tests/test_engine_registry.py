@@ -95,10 +95,9 @@ LARGE_MODULES = {
     "asyncio/protocol.py": 880,
     # ssl.SSLSocket's whole surface (blocking, timeouts, makefile, accept, unwrap)
     "sync.py": 850,
-    # the one importer of cryptography.hazmat: ciphers, key exchange, keys, tickets
-    "_crypto.py": 700,
-    # (being split into aiotls/cli/ by the command-line work)
-    "cli.py": 1300,
+    # the one importer of cryptography.hazmat: ciphers, key exchange, keys, tickets, and
+    # the certificate builders behind aiotls.testing
+    "_crypto.py": 760,
 }
 
 
@@ -109,3 +108,47 @@ def test_no_module_is_a_warehouse() -> None:
              for path in ROOT.rglob("*.py")}
     too_big = {name: n for name, n in sizes.items() if n > LARGE_MODULES.get(name, 650)}
     assert too_big == {}
+
+
+def test_the_speedups_switch_turns_every_speed_up_off() -> None:
+    """AIOTLS_SPEEDUPS=0 (read at import): tlslite's own helpers, extension classes, key
+    exchange, keys and padding run, and a handshake still completes with verification."""
+    import subprocess
+    import sys
+    import textwrap
+
+    probe = textwrap.dedent('''
+        import ssl, tempfile
+        from tlslite import tlsconnection, keyexchange
+        import aiotls
+        from aiotls import testing
+        from aiotls._engine import base, speedups, tlsconn
+        rebound = base._ReboundTLSConnection._clientTLS13Handshake.__globals__
+        facts = {
+            "enabled": speedups.ENABLED,
+            "hkdf": rebound["HKDF_expand_label"] is vars(tlsconnection)["HKDF_expand_label"],
+            "extensions": rebound["TLSExtension"] is vars(tlsconnection)["TLSExtension"],
+            "kex": type(tlsconn._TLSLiteConnection._getKEX(29, (3, 4))).__module__,
+            "padding": "alignClientHelloPadding" not in vars(base._FastHandshakeHelpers),
+        }
+        with tempfile.TemporaryDirectory() as d:
+            pki = testing.generate_pki(d)
+            client = aiotls.TLSConnection(pki.client_context(), server_hostname="localhost")
+            server = aiotls.TLSConnection(pki.server_context(), server_side=True)
+            for _ in range(10):
+                server.receive_data(client.data_to_send())
+                client.receive_data(server.data_to_send())
+            facts["handshake"] = client.version()
+        print(facts)
+    ''')
+    results = {}
+    for value in ("0", "1"):
+        out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                             timeout=60, env={**__import__("os").environ,
+                                              "AIOTLS_SPEEDUPS": value}, check=True)
+        results[value] = ast.literal_eval(out.stdout.strip().splitlines()[-1])
+    off, on = results["0"], results["1"]
+    assert off == {"enabled": False, "hkdf": True, "extensions": True,
+                   "kex": "tlslite.keyexchange", "padding": True, "handshake": "TLSv1.3"}
+    assert on["enabled"] and not on["hkdf"] and not on["extensions"] and not on["padding"]
+    assert on["kex"] == "aiotls._engine.accel" and on["handshake"] == "TLSv1.3"

@@ -70,6 +70,7 @@ def test_every_method_using_the_helpers_is_rebound() -> None:
         assert users - _LEFT_ALONE == set(_engine.base._REBOUND_METHODS[module])
 
 
+@pytest.mark.speedups
 def test_rebound_methods_are_tlslites_code_with_fast_globals() -> None:
     for module, names in _engine.base._REBOUND_METHODS.items():
         owner = _OWNERS[module]
@@ -234,6 +235,7 @@ def test_quick_extension_dispatch_covers_every_field_name_extension() -> None:
                 assert fast[ext_type] is cls
 
 
+@pytest.mark.speedups
 def test_quick_messages_keep_original_class_names_for_super() -> None:
     originals = [getattr(tlslite.messages, name) for name in _engine.driver._QUICK_MESSAGES]
     with_super = _engine.rebind._named_with_super(originals)
@@ -278,6 +280,7 @@ def _hello_bytes(pki: PKI) -> list[bytes]:
     return [bytes(h[5:]) for h in hellos]
 
 
+@pytest.mark.speedups
 def test_quick_client_hello_parses_and_writes_like_tlslites(pki: PKI) -> None:
     from tlslite.utils.codec import Parser
 
@@ -301,6 +304,7 @@ def test_quick_client_hello_parses_and_writes_like_tlslites(pki: PKI) -> None:
                 hello.getExtension(original.extensions[0].extType)
 
 
+@pytest.mark.speedups
 def test_handshakes_build_only_quick_extensions(pki: PKI,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     slow: list[str] = []
@@ -347,6 +351,7 @@ def test_transcript_hashes_equal_tlslites() -> None:
             fast.digest("sha3_256")
 
 
+@pytest.mark.speedups
 def test_handshakes_keep_only_the_transcript_hashes_they_use(
         pki: PKI, monkeypatch: pytest.MonkeyPatch) -> None:
     def fail(self: object, data: object) -> None:
@@ -395,6 +400,7 @@ def test_settings_are_validated_once_per_context(pki: PKI,
     assert [dict(vars(p._aiotls_validated)) for p in prepared] == before
 
 
+@pytest.mark.speedups
 def test_own_ecdsa_signature_is_not_verified_twice(pki: PKI,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     from aiotls import _crypto
@@ -460,6 +466,7 @@ def test_psk_binder_is_checked_over_the_received_bytes(pki: PKI) -> None:
 
 
 
+@pytest.mark.speedups
 def test_resuming_client_hello_is_serialised_once(pki: PKI,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """The client's own resuming ClientHello is serialised once: truncating it for the
@@ -488,6 +495,7 @@ def test_resuming_client_hello_is_serialised_once(pki: PKI,
     assert client.session_reused and server.session_reused
 
 
+@pytest.mark.speedups
 def test_peer_certificates_take_openssls_parse(pki: PKI, monkeypatch: pytest.MonkeyPatch) -> None:
     """NIST ECDSA certificates from the peer are not parsed by tlslite (Python ASN.1 and
     python-ecdsa point decoding); tlslite's parse still handles RSA and EdDSA, and the fields

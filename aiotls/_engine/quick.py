@@ -435,14 +435,13 @@ def _quick_messages() -> dict[str, Any]:
     quick = {name: type(cls.__name__, (cls,), {"__module__": cls.__module__,
                                                "__qualname__": cls.__qualname__})
              for name, cls in originals.items()}
-    if not speedups.ENABLED:
-        # tlslite's own parsers and serialisation; only the ClientHello fixes stay
-        _keep_client_hello_bytes(quick["ClientHello"])
-        return quick
-    replaced: dict[str, Any] = {name: cls for name, cls in _QUICK_EXTENSIONS.items()
-                                if name in vars(module)}
-    replaced["TLSExtension"] = _QuickTLSExtension
-    replaced["X509"] = _PeerX509
+    # The peer's certificates are parsed by OpenSSL in both modes: tlslite's own parser
+    # accepts some malformed certificates that OpenSSL refuses (a fix, not a speed-up).
+    replaced: dict[str, Any] = {"X509": _PeerX509}
+    if speedups.ENABLED:
+        replaced.update({name: cls for name, cls in _QUICK_EXTENSIONS.items()
+                         if name in vars(module)})
+        replaced["TLSExtension"] = _QuickTLSExtension
     # Message classes that a method builds (CertificateEntry in Certificate) are the quick
     # ones too -- except the classes named in a super(Class, self) call, which must keep
     # naming the original class.
@@ -468,7 +467,7 @@ def _quick_messages() -> dict[str, Any]:
                     setattr(quick[name], attr, _rebind(value, namespace))
     _keep_client_hello_bytes(quick["ClientHello"])
     for cls in quick.values():
-        if issubclass(cls, module.HelloMessage):
+        if speedups.ENABLED and issubclass(cls, module.HelloMessage):
             cls.getExtension = _get_extension  # type: ignore[attr-defined]
     return quick
 

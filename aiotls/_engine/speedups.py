@@ -6,8 +6,13 @@ HKDF/HMAC helpers, transcript hashes, cipher-suite filters and enum lookups
 pure-Python key exchange and signatures (:mod:`.accel`), and its ClientHello padding.
 What stays is what is not a speed-up: aiotls's record layer (the one owner of record
 protection, and the AEAD ciphers of ``cryptography`` that tlslite-ng itself would use
-through M2Crypto), certificate verification, tickets, the fixes of :mod:`.fixes`, and
-TLS 1.2 DHE through OpenSSL (it also enforces the RFC 7919 groups).  CI runs the whole
+through M2Crypto), certificate verification, tickets, the fixes of :mod:`.fixes`, the
+peer's certificates parsed by OpenSSL (tlslite-ng's parser accepts some malformed ones),
+and TLS 1.2 DHE through OpenSSL (it also enforces the RFC 7919 groups).
+
+Tests that check the speed-ups themselves (that OpenSSL does the work, that a handshake
+never reaches tlslite-ng's slow versions) carry the ``speedups`` marker and are deselected
+when the switch is off.  CI runs the whole
 suite both ways, so a speed-up that changed behaviour fails a test.
 
 Read once, at import: set the variable before the first ``import aiotls``.
