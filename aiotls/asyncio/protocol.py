@@ -53,7 +53,7 @@ from typing import Any
 
 from ..connection import TLSConnection, TLSSession
 from ..context import TLSContext
-from ..errors import TLSError
+from ..errors import HandshakeTimeoutError, ShutdownTimeoutError, TLSError
 from ..events import CloseNotifyReceived, ConnectionTerminated, DataReceived, HandshakeCompleted
 
 __all__ = ["HandshakeTimeoutError", "ShutdownTimeoutError", "TLSProtocol"]
@@ -75,18 +75,6 @@ _LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5
 #: 1 MiB moved 5-15% more bulk data than 256 KiB (the stdlib's per-connection size) in
 #: interleaved A/B runs here; 2 MiB gained nothing more.
 _RECV_BUFFER = 1024 * 1024
-
-
-class HandshakeTimeoutError(TLSError, ConnectionAbortedError):
-    """The TLS handshake did not finish within ``ssl_handshake_timeout``."""
-
-    code = "handshake-timeout"
-
-
-class ShutdownTimeoutError(TLSError, TimeoutError):
-    """The peer did not answer close_notify within ``ssl_shutdown_timeout``."""
-
-    code = "shutdown-timeout"
 
 
 class _State(enum.Enum):
@@ -785,26 +773,13 @@ class TLSProtocol(asyncio.BufferedProtocol):
         self._handshake_timer = None
         if self._state is not _State.HANDSHAKING:
             return
-        exc = HandshakeTimeoutError(
-            f"the TLS handshake did not complete within {self._handshake_timeout:g} seconds",
-            cause="the peer is silent or very slow, does not speak TLS on this port, or a "
-            "firewall drops the packets",
-            hint="check the host and port ('python -m aiotls connect HOST PORT'), or raise "
-            "ssl_handshake_timeout",
-        )
-        self._abort(exc)
+        self._abort(HandshakeTimeoutError.after(self._handshake_timeout))
 
     def _on_shutdown_timeout(self) -> None:
         self._shutdown_timer = None
         if not self._closing():
             return
-        exc = ShutdownTimeoutError(
-            f"the peer did not answer close_notify within {self._shutdown_timeout:g} seconds",
-            cause="the peer stopped reading, or does not send close_notify when closing",
-            hint="this is harmless for most protocols; lower ssl_shutdown_timeout, or use "
-            "abort() when you do not need a clean TLS close",
-        )
-        self._abort(exc)
+        self._abort(ShutdownTimeoutError.after(self._shutdown_timeout))
 
     def _fatal_error(self, exc: BaseException, message: str) -> None:
         if not isinstance(exc, OSError):
