@@ -21,12 +21,19 @@ event carrying a :class:`~aiotls.errors.TLSError`; after that the connection is
 *poisoned*: further calls raise the same error, while :meth:`data_to_send`
 still returns the alert the peer is owed.
 
-States (all transitions happen in ``_set_state``)::
+States: every change goes through ``_set_state``, which allows only the rules of the
+table ``_TRANSITIONS`` (the whole truth; this is its picture)::
 
     HANDSHAKING ──► OPEN ──► CLOSING (we sent close_notify) ──► CLOSED
-         │            │                                           ▲
-         │            └──────── peer's close_notify / EOF ────────┤
-         └──────────────────────── any fatal error ──────────► FAILED
+         │           │ │                                          ▲
+         │           │ └──── peer's close_notify / tolerated EOF ─┤
+         │           └─ half_close: peer's close_notify ─► OPEN* ─┘ close()
+         ├──────────── close() during the handshake ──────────────┘
+         └──── any fatal error, from any state but CLOSED ────► FAILED
+
+``OPEN*`` is OPEN with :attr:`~TLSConnection.peer_closed` set: that flag is part of the
+state in the table (it decides what close() does), while :attr:`~TLSConnection.state`
+shows the states above.
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ from ._record import RecordError, interleaved_error
 from .context import TLSContext
 from .errors import (
     AlertDescription,
+    InternalError,
     PeerMisbehaved,
     TLSConfigurationError,
     TLSError,
@@ -123,13 +131,56 @@ class ConnectionState(enum.Enum):
     FAILED = "failed"
 
 
+class _Trigger(enum.Enum):
+    """What moves a :class:`TLSConnection` from one state to another: the key of each
+    rule in :data:`_TRANSITIONS`.  The value is the phrase errors show."""
+
+    HANDSHAKE_COMPLETED = "the handshake completed"
+    CLOSE = "close() was called"
+    PEER_CLOSE_NOTIFY = "the peer's close_notify arrived"
+    PEER_HALF_CLOSE = "the peer's close_notify arrived and half_close keeps our side open"
+    EOF_TOLERATED = "EOF without close_notify, tolerated by suppress_ragged_eofs"
+    EOF_AFTER_CLOSE = "EOF after our close_notify"
+    FATAL_ERROR = "a fatal error"
+
+
 _S = ConnectionState
-_TRANSITIONS: dict[ConnectionState, frozenset[ConnectionState]] = {
-    _S.HANDSHAKING: frozenset({_S.OPEN, _S.CLOSING, _S.CLOSED, _S.FAILED}),
-    _S.OPEN: frozenset({_S.CLOSING, _S.CLOSED, _S.FAILED}),
-    _S.CLOSING: frozenset({_S.CLOSED, _S.FAILED}),
-    _S.CLOSED: frozenset(),
-    _S.FAILED: frozenset(),
+_T = _Trigger
+#: A connection's phase: its :class:`ConnectionState` and whether the peer's close_notify
+#: has arrived (:attr:`TLSConnection.peer_closed`).  The second half is what ``half_close``
+#: adds: a TLS 1.3 connection whose peer closed its direction stays OPEN for sending, and
+#: close() then ends it at once instead of waiting in CLOSING for an answer.
+_Phase = tuple[ConnectionState, bool]
+_INITIAL_PHASE: _Phase = (_S.HANDSHAKING, False)
+#: Every state change there is, as data (the idea of h11's ``_state.py``): phase -> trigger
+#: -> next phase.  ``TLSConnection._set_state`` is the only writer of the state and refuses
+#: anything not listed here.  CLOSED and FAILED are final.
+_TRANSITIONS: dict[_Phase, dict[_Trigger, _Phase]] = {
+    (_S.HANDSHAKING, False): {
+        _T.HANDSHAKE_COMPLETED: (_S.OPEN, False),
+        _T.CLOSE: (_S.CLOSED, False),  # an abandoned handshake: nothing can follow it
+        _T.FATAL_ERROR: (_S.FAILED, False),  # (EOF in the handshake is one)
+    },
+    (_S.OPEN, False): {
+        _T.CLOSE: (_S.CLOSING, False),  # close_notify sent: the peer's answer is awaited
+        _T.PEER_CLOSE_NOTIFY: (_S.CLOSED, True),  # answered with our close_notify at once
+        _T.PEER_HALF_CLOSE: (_S.OPEN, True),
+        _T.EOF_TOLERATED: (_S.CLOSED, False),
+        _T.FATAL_ERROR: (_S.FAILED, False),
+    },
+    (_S.OPEN, True): {  # half-closed by the peer (TLS 1.3, half_close)
+        _T.CLOSE: (_S.CLOSED, True),  # both directions are closed now
+        _T.FATAL_ERROR: (_S.FAILED, True),
+    },
+    (_S.CLOSING, False): {
+        _T.PEER_CLOSE_NOTIFY: (_S.CLOSED, True),
+        _T.EOF_AFTER_CLOSE: (_S.CLOSED, False),
+        _T.FATAL_ERROR: (_S.FAILED, False),
+    },
+    (_S.CLOSED, False): {},
+    (_S.CLOSED, True): {},
+    (_S.FAILED, False): {},
+    (_S.FAILED, True): {},
 }
 
 
@@ -234,7 +285,8 @@ class TLSConnection:
         self.context = context
         self.server_side = server_side
         self.server_hostname = server_hostname
-        self._state = ConnectionState.HANDSHAKING
+        # the phase (state, peer_closed): written only by _set_state from here on
+        self._state, self._peer_closed = _INITIAL_PHASE
         self._events: deque[Event] = deque()
         self._inbuf = bytearray()
         self._pending_app: list[bytes] = []
@@ -255,7 +307,6 @@ class TLSConnection:
         self._lent: list[bytearray] = []
         self._unused = b""
         self._half_close = bool(half_close)
-        self._peer_closed = False  # the peer's close_notify arrived
         self._engine = Engine(context, server_side=server_side, server_hostname=server_hostname,
                               now=now or _utcnow,
                               session=session._state if session is not None else None)
@@ -313,14 +364,28 @@ class TLSConnection:
         """The current :class:`ConnectionState`."""
         return self._state
 
-    def _set_state(self, new: ConnectionState) -> None:
-        if new is self._state:
-            return
-        if new not in _TRANSITIONS[self._state]:
+    def _set_state(self, new: ConnectionState, trigger: _Trigger) -> None:
+        """Move to ``new`` because of ``trigger``: the only place the state changes.
+
+        The rule must be in ``_TRANSITIONS`` for the current phase and lead to ``new``;
+        anything else is a bug in aiotls and raises :class:`~aiotls.errors.InternalError`
+        (code ``illegal-state-transition``) naming the role, both states and the trigger.
+        Raised inside the connection's processing, it ends the connection like any fatal
+        error (internal_error alert).  :attr:`peer_closed` follows the table too.
+        """
+        phase = (self._state, self._peer_closed)
+        target = _TRANSITIONS[phase].get(trigger)
+        if target is None or target[0] is not new:
             role = "server" if self.server_side else "client"
-            raise TLSUsageError(f"illegal state transition for {role}: "
-                                f"{self._state.value} -> {new.value}")
-        self._state = new
+            old = self._state.value + (" (peer closed)" if self._peer_closed else "")
+            raise InternalError(
+                f"illegal state transition of a TLS {role} connection: {old} -> {new.value} "
+                f"on {trigger.value!r}",
+                cause="a bug in aiotls: TLSConnection's transition table has no such rule",
+                hint="please report it to aiotls with the calls and events that led here",
+                alert=AlertDescription.internal_error, code="illegal-state-transition",
+            )
+        self._state, self._peer_closed = target
 
     @property
     def handshake_complete(self) -> bool:
@@ -412,18 +477,16 @@ class TLSConnection:
         TLS 1.3 connection's side open: then this sends it and ends the connection.)
         """
         if self._state in (ConnectionState.HANDSHAKING, ConnectionState.OPEN):
-            was_handshaking = self._state is ConnectionState.HANDSHAKING
+            # An aborted handshake, or (half_close) a peer that closed first: the connection
+            # ends at once; otherwise it waits in CLOSING for the peer's close_notify.
+            ends = self._state is ConnectionState.HANDSHAKING or self._peer_closed
             self._pending_app.clear()
             self._engine.close_notify()
-            if self._peer_closed:  # (half_close) both sides have closed now
-                self._set_state(ConnectionState.CLOSED)
-                self._terminate(None)
-            elif was_handshaking:
-                # Nothing useful can follow an aborted handshake.
-                self._set_state(ConnectionState.CLOSED)
+            if ends:
+                self._set_state(ConnectionState.CLOSED, _Trigger.CLOSE)
                 self._terminate(None)
             else:
-                self._set_state(ConnectionState.CLOSING)
+                self._set_state(ConnectionState.CLOSING, _Trigger.CLOSE)
 
     def verify_client_post_handshake(self) -> None:
         """TLS 1.3 server: ask the client for its certificate now (post-handshake
@@ -479,7 +542,7 @@ class TLSConnection:
         self._error = err
         self._inbuf.clear()
         self._pending_app.clear()
-        self._state = ConnectionState.FAILED
+        self._set_state(ConnectionState.FAILED, _Trigger.FATAL_ERROR)
         self._terminate(err)
 
     def _terminate(self, err: TLSError | None, truncated: bool = False) -> None:
@@ -653,7 +716,8 @@ class TLSConnection:
                             self._keep_unused(view[pos:], segments[index + 1:])
                             if tls13 and self._half_close \
                                     and self._state is ConnectionState.OPEN:
-                                self._peer_closed = True  # our side stays open
+                                self._set_state(ConnectionState.OPEN,  # our side stays open
+                                                _Trigger.PEER_HALF_CLOSE)
                                 self._events.append(CloseNotifyReceived())
                                 return
                             self._engine.peer_closed()
@@ -749,9 +813,8 @@ class TLSConnection:
 
     def _closed_by_peer(self) -> None:
         """The peer's close_notify arrived (answered already): the connection ends cleanly."""
-        self._peer_closed = True
         self._events.append(CloseNotifyReceived())
-        self._set_state(ConnectionState.CLOSED)
+        self._set_state(ConnectionState.CLOSED, _Trigger.PEER_CLOSE_NOTIFY)
         self._terminate(None)
 
     def _on_handshake_complete(self) -> None:
@@ -768,7 +831,7 @@ class TLSConnection:
             server_name=engine.sni(),
             session_reused=engine.resumed(),
         )
-        self._set_state(ConnectionState.OPEN)
+        self._set_state(ConnectionState.OPEN, _Trigger.HANDSHAKE_COMPLETED)
         self._events.append(self._handshake_event)
         if engine.take_over_records() is not None:
             # (no handshake fragment can be pending here: the engine refuses a message that
@@ -800,19 +863,19 @@ class TLSConnection:
             ))
         elif state is ConnectionState.OPEN:
             if self.context.suppress_ragged_eofs:
-                self._set_state(ConnectionState.CLOSED)
+                self._set_state(ConnectionState.CLOSED, _Trigger.EOF_TOLERATED)
                 self._terminate(None, truncated=True)
             else:
                 self._fail_without_alert(TruncationError.without_close_notify(
                     "set TLSContext.suppress_ragged_eofs = True"))
         elif state is ConnectionState.CLOSING:
-            self._set_state(ConnectionState.CLOSED)
+            self._set_state(ConnectionState.CLOSED, _Trigger.EOF_AFTER_CLOSE)
             self._terminate(None)
 
     def _fail_without_alert(self, err: TLSError) -> None:
         self._engine.fail(None)
         self._error = err
-        self._state = ConnectionState.FAILED
+        self._set_state(ConnectionState.FAILED, _Trigger.FATAL_ERROR)
         self._inbuf.clear()
         self._terminate(err)
 

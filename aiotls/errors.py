@@ -42,9 +42,9 @@ __all__ = [
     "InternalError",
     "PeerIncompatible",
     "PeerMisbehaved",
+    "ShutdownTimeoutError",
     "TLSConfigurationError",
     "TLSError",
-    "ShutdownTimeoutError",
     "TLSUsageError",
     "TruncationError",
 ]
