@@ -14,11 +14,17 @@ The adapter is mechanical: feed ciphertext to the :class:`~aiotls.TLSConnection`
 drain its events, deliver them to the application, write ``data_to_send()``.
 All TLS decisions live in the core.
 
-States::
+States (every change goes through ``_set_state``, which allows only the rules of
+``_TRANSITIONS``, as asyncio's sslproto does; the application protocol's own states go
+through ``_set_app_state`` and ``_APP_TRANSITIONS``)::
 
     UNWRAPPED ─connection_made─► HANDSHAKING ─HandshakeCompleted─► WRAPPED
     WRAPPED ─close()─► FLUSHING (backlog encrypted, close_notify sent) ─► SHUTDOWN
-    WRAPPED/FLUSHING ─peer close_notify / error / EOF─► SHUTDOWN ─lower lost─► CLOSED
+    HANDSHAKING/WRAPPED/FLUSHING ─peer close_notify / error / EOF / abort─► SHUTDOWN
+    any state ─lower connection_lost─► CLOSED
+
+    application: INIT ─connection_made─► CON_MADE ─eof_received─► EOF
+                 CON_MADE/EOF ─connection_lost─► CON_LOST
 
 Flow control mirrors sslproto:
 
@@ -53,7 +59,13 @@ from typing import Any
 
 from ..connection import TLSConnection, TLSSession
 from ..context import TLSContext
-from ..errors import HandshakeTimeoutError, ShutdownTimeoutError, TLSError
+from ..errors import (
+    AlertDescription,
+    HandshakeTimeoutError,
+    InternalError,
+    ShutdownTimeoutError,
+    TLSError,
+)
 from ..events import CloseNotifyReceived, ConnectionTerminated, DataReceived, HandshakeCompleted
 
 __all__ = ["HandshakeTimeoutError", "ShutdownTimeoutError", "TLSProtocol"]
@@ -87,10 +99,40 @@ class _State(enum.Enum):
 
 
 class _AppState(enum.Enum):
-    INIT = 0
-    CON_MADE = 1
-    EOF = 2
-    CON_LOST = 3
+    INIT = "init"  # connection_made() not called yet
+    CON_MADE = "connection made"
+    EOF = "eof received"
+    CON_LOST = "connection lost"
+
+
+#: Every change of TLSProtocol's state (``_set_state`` refuses any other).  SHUTDOWN ->
+#: SHUTDOWN is real: the connection's end, an abort or a timeout may each come after
+#: close() got there first.
+_TRANSITIONS: dict[_State, frozenset[_State]] = {
+    _State.UNWRAPPED: frozenset({_State.HANDSHAKING, _State.CLOSED}),
+    _State.HANDSHAKING: frozenset({_State.WRAPPED, _State.SHUTDOWN, _State.CLOSED}),
+    _State.WRAPPED: frozenset({_State.FLUSHING, _State.SHUTDOWN, _State.CLOSED}),
+    # (FLUSHING lasts only while close() runs: an error on the way goes to SHUTDOWN)
+    _State.FLUSHING: frozenset({_State.SHUTDOWN}),
+    _State.SHUTDOWN: frozenset({_State.SHUTDOWN, _State.CLOSED}),
+    _State.CLOSED: frozenset(),
+}
+#: The application protocol's states: each of its callbacks at most once, in order.
+_APP_TRANSITIONS: dict[_AppState, frozenset[_AppState]] = {
+    _AppState.INIT: frozenset({_AppState.CON_MADE}),
+    _AppState.CON_MADE: frozenset({_AppState.EOF, _AppState.CON_LOST}),
+    _AppState.EOF: frozenset({_AppState.CON_LOST}),
+    _AppState.CON_LOST: frozenset(),
+}
+
+
+def _illegal(what: str, role: str, old: str, new: str, event: str) -> InternalError:
+    return InternalError(
+        f"illegal {what} transition of a TLS {role}: {old} -> {new} on {event}",
+        cause="a bug in aiotls: the asyncio adapter's transition table has no such rule",
+        hint="please report it to aiotls with the calls and events that led here",
+        alert=AlertDescription.internal_error, code="illegal-state-transition",
+    )
 
 
 _local = threading.local()
@@ -270,6 +312,8 @@ class TLSProtocol(asyncio.BufferedProtocol):
                                    session=session)
         self._extra: dict[str, Any] = {"sslcontext": context, "ssl_object": self._conn,
                                        "tls_connection": self._conn}
+        # initial states (changed only by _set_state and _set_app_state from here on);
+        # start_tls() wraps a connection whose protocol has had connection_made() already
         self._state = _State.UNWRAPPED
         self._app_state = _AppState.INIT if call_connection_made else _AppState.CON_MADE
         self._transport: asyncio.Transport | None = None
@@ -298,6 +342,24 @@ class TLSProtocol(asyncio.BufferedProtocol):
         self._tls_reading_paused = False
         self._eof_pending = False
         self._read_high, self._read_low = _flow_limits(None, None, _HIGH_WATER_READ)
+
+    def _set_state(self, new: _State, event: str) -> None:
+        """Move to ``new`` on ``event``; a change not in ``_TRANSITIONS`` is a bug in aiotls
+        and raises :class:`~aiotls.errors.InternalError` (``illegal-state-transition``)."""
+        if new not in _TRANSITIONS[self._state]:
+            raise _illegal("state", self._role(), self._state.value, new.value, event)
+        self._state = new
+
+    def _set_app_state(self, new: _AppState, event: str) -> None:
+        """Record that the application protocol is told ``event`` (``new``); each callback
+        at most once and in order, else :class:`~aiotls.errors.InternalError`."""
+        if new not in _APP_TRANSITIONS[self._app_state]:
+            raise _illegal("application protocol", self._role(), self._app_state.value,
+                           new.value, event)
+        self._app_state = new
+
+    def _role(self) -> str:
+        return "server" if self._conn.server_side else "client"
 
     @staticmethod
     def _validate_timeouts(handshake: float | None, shutdown: float | None) -> None:
@@ -340,7 +402,7 @@ class TLSProtocol(asyncio.BufferedProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses; only their API is used.
         self._transport = transport  # type: ignore[assignment]
-        self._state = _State.HANDSHAKING
+        self._set_state(_State.HANDSHAKING, "connection_made()")
         self._handshake_timer = self._loop.call_later(self._handshake_timeout,
                                                       self._on_handshake_timeout)
         self._flush_tls()  # a client's ClientHello
@@ -375,9 +437,9 @@ class TLSProtocol(asyncio.BufferedProtocol):
             self._wakeup_waiter(error or ConnectionResetError(
                 "the connection was closed during the TLS handshake"))
         if self._app_state in (_AppState.CON_MADE, _AppState.EOF):
-            self._app_state = _AppState.CON_LOST
+            self._set_app_state(_AppState.CON_LOST, "connection_lost()")
             self._loop.call_soon(self._app_protocol.connection_lost, error)
-        self._state = _State.CLOSED
+        self._set_state(_State.CLOSED, "connection_lost()")
         self._transport = None
         # Break the cycles application protocol -> transport -> this protocol -> application
         # protocol and transport, as asyncio's SSLProtocol does: the connection's objects
@@ -535,8 +597,10 @@ class TLSProtocol(asyncio.BufferedProtocol):
         if self._handshake_timer is not None:
             self._handshake_timer.cancel()
             self._handshake_timer = None
+        if self._state is not _State.HANDSHAKING:
+            return  # aborted meanwhile (a handshake timeout): too late to open
         conn = self._conn
-        self._state = _State.WRAPPED
+        self._set_state(_State.WRAPPED, "HandshakeCompleted")
         self._extra.update(
             cipher=conn.cipher(), compression=None,
             tls_version=event.version, alpn_protocol=event.alpn_protocol,
@@ -544,7 +608,7 @@ class TLSProtocol(asyncio.BufferedProtocol):
             tls_group=event.group, peer_certificates=event.peer_certificates,
         )
         if self._app_state is _AppState.INIT:
-            self._app_state = _AppState.CON_MADE
+            self._set_app_state(_AppState.CON_MADE, "HandshakeCompleted")
             self._app_protocol.connection_made(self._app_transport)
         self._wakeup_waiter()
         if self._write_backlog:
@@ -555,7 +619,7 @@ class TLSProtocol(asyncio.BufferedProtocol):
     def _call_eof_received(self) -> None:
         if self._app_state is not _AppState.CON_MADE:
             return
-        self._app_state = _AppState.EOF
+        self._set_app_state(_AppState.EOF, "CloseNotifyReceived")
         try:
             keep_open = self._app_protocol.eof_received()
         except (KeyboardInterrupt, SystemExit):
@@ -573,7 +637,7 @@ class TLSProtocol(asyncio.BufferedProtocol):
                 self._wakeup_waiter(event.error)
                 if self._loop.get_debug() or self._conn.server_side:
                     logger.debug("TLS handshake failed: %s", event.error)
-        self._state = _State.SHUTDOWN
+        self._set_state(_State.SHUTDOWN, "ConnectionTerminated")
         self._mark_closed()
         self._flush_tls()
         if self._transport is not None:
@@ -743,14 +807,14 @@ class TLSProtocol(asyncio.BufferedProtocol):
         if self._state is _State.HANDSHAKING:
             self._abort(None)
             return
-        self._state = _State.FLUSHING
+        self._set_state(_State.FLUSHING, "close()")
         self._shutdown_timer = self._loop.call_later(self._shutdown_timeout,
                                                      self._on_shutdown_timeout)
         self._tls_writing_paused = False  # everything left goes to the lower buffer now
         self._do_write()
         self._conn.close()
         self._flush_tls()
-        self._state = _State.SHUTDOWN
+        self._set_state(_State.SHUTDOWN, "close_notify sent")
         if self._tls_reading_paused and self._transport is not None:
             self._tls_reading_paused = False
             self._transport.resume_reading()
@@ -764,7 +828,7 @@ class TLSProtocol(asyncio.BufferedProtocol):
             self._error = exc
         if self._state is _State.HANDSHAKING:
             self._wakeup_waiter(exc or ConnectionAbortedError("TLS handshake aborted"))
-        self._state = _State.SHUTDOWN
+        self._set_state(_State.SHUTDOWN, "abort")
         self._drop_outgoing()
         if self._transport is not None:
             self._transport.abort()
