@@ -30,6 +30,7 @@ from .events import (
     DataReceived,
     Event,
     HandshakeCompleted,
+    LentDataReceived,
 )
 
 __version__ = "0.1.0"
@@ -48,6 +49,7 @@ __all__ = [
     "HandshakeCompleted",
     "HandshakeTimeoutError",
     "InternalError",
+    "LentDataReceived",
     "PeerIncompatible",
     "PeerMisbehaved",
     "ShutdownTimeoutError",

@@ -67,6 +67,7 @@ from .events import (
     DataReceived,
     Event,
     HandshakeCompleted,
+    LentDataReceived,
 )
 
 __all__ = ["ConnectionState", "TLSConnection", "TLSSession"]
@@ -231,6 +232,9 @@ class TLSConnection:
         sent until :meth:`close`, which sends our close_notify and ends the connection.
         Off by default: aiotls then answers a close_notify at once, as TLS 1.2 requires
         (RFC 5246 7.2.1) and as TLS 1.2 connections always do.
+    :param lend_plaintext: deliver application data as :class:`~aiotls.LentDataReceived`
+        (views of lent decryption buffers) where aiotls's record layer decrypts it; see
+        :attr:`lend_plaintext`.
 
     A client's ClientHello is ready in :meth:`data_to_send` right after construction.
     """
@@ -244,6 +248,7 @@ class TLSConnection:
         now: Callable[[], datetime.datetime] | None = None,
         session: TLSSession | None = None,
         half_close: bool = False,
+        lend_plaintext: bool = False,
     ) -> None:
         if not isinstance(context, TLSContext):
             raise TypeError(f"context must be an aiotls.TLSContext, not {type(context).__name__}")
@@ -299,11 +304,9 @@ class TLSConnection:
         self._terminated = False
         self._handshake_event: HandshakeCompleted | None = None
         self._peer_chain: tuple[bytes, ...] = ()
-        # Adapters that copy plaintext out at once (into a BufferedProtocol's buffer) set
-        # _lend: DataReceived then carries a memoryview of a decryption buffer lent to this
-        # connection, valid until _release_plaintext().  This spares allocating and filling
-        # a bytes object per batch (the larger part of the receive cost for bulk data).
-        self._lend = False
+        # lending (see the lend_plaintext property): the buffers lent out, until
+        # release_plaintext() gives them back
+        self._lend = bool(lend_plaintext)
         self._lent: list[bytearray] = []
         self._unused = b""
         self._half_close = bool(half_close)
@@ -525,6 +528,52 @@ class TLSConnection:
         if self._error is not None:
             raise self._error
 
+    # --- lending plaintext (for adapters that copy it out at once) -----------------------------
+
+    @property
+    def lend_plaintext(self) -> bool:
+        """Whether application data is lent rather than given (off by default).
+
+        When on, what aiotls's record layer decrypts arrives as
+        :class:`~aiotls.LentDataReceived`: a memoryview of a decryption buffer taken from a
+        per-thread pool and lent to this connection, instead of a new ``bytes`` object per
+        batch (for bulk data, allocating and filling that object is most of the receive
+        cost).  The contract:
+
+        * a lent view stays valid -- nothing overwrites it -- until
+          :meth:`release_plaintext`, however many batches arrive meanwhile (each batch
+          decrypts into a buffer of its own);
+        * after :meth:`release_plaintext` its buffer goes back to the pool and is reused
+          by the next decryption on this thread: a view used after release reads undefined
+          bytes (never memory outside the buffer);
+        * the connection keeps every lent buffer until then, so release after each batch
+          once its data is copied out.
+
+        Some data still arrives as :class:`~aiotls.DataReceived`, so handle both: single
+        short TLS 1.3 records (decrypted straight into ``bytes``) and whatever the engine
+        decrypts itself (data in the handshake's last flight, or all of it when aiotls's
+        record layer is not in use).  May be switched at any time; it applies to the next
+        batch.
+        """
+        return self._lend
+
+    @lend_plaintext.setter
+    def lend_plaintext(self, enabled: bool) -> None:
+        self._lend = bool(enabled)
+
+    @property
+    def plaintext_lent(self) -> bool:
+        """True while lent buffers are out (:meth:`release_plaintext` has work to do)."""
+        return bool(self._lent)
+
+    def release_plaintext(self) -> None:
+        """The caller is done with every :class:`~aiotls.LentDataReceived` delivered so
+        far: their buffers go back to the pool.  Harmless when nothing is lent, and when
+        called twice."""
+        for buf in self._lent:
+            _give_back(buf)
+        self._lent.clear()
+
     # --- internals -----------------------------------------------------------------------------
 
     def _guard(self, fn: Callable[..., None], *args: Any) -> None:
@@ -669,12 +718,11 @@ class TLSConnection:
             nonlocal plen, base
             if plen > base:
                 if lend:
-                    chunk: Any = memoryview(plain)[base:plen]
+                    self._events.append(LentDataReceived(memoryview(plain)[base:plen]))
                     base = plen
                 else:
-                    chunk = bytes(memoryview(plain)[:plen])
+                    self._events.append(DataReceived(bytes(memoryview(plain)[:plen])))
                     plen = 0
-                self._events.append(DataReceived(chunk))
 
         try:
             for index, src in enumerate(segments):
@@ -765,12 +813,6 @@ class TLSConnection:
             return []
         self._inbuf = bytearray()
         return [pending, data[used:]]
-
-    def _release_plaintext(self) -> None:
-        """The adapter is done with every lent DataReceived: the buffers go back."""
-        for buf in self._lent:
-            _give_back(buf)
-        self._lent.clear()
 
     def _not_tls(self, head: bytes) -> PeerMisbehaved:
         if head.startswith(_HTTP_PREFIXES):

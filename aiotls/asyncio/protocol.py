@@ -66,7 +66,14 @@ from ..errors import (
     ShutdownTimeoutError,
     TLSError,
 )
-from ..events import CloseNotifyReceived, ConnectionTerminated, DataReceived, HandshakeCompleted
+from ..events import (
+    CloseNotifyReceived,
+    ConnectionTerminated,
+    DataReceived,
+    Event,
+    HandshakeCompleted,
+    LentDataReceived,
+)
 
 __all__ = ["HandshakeTimeoutError", "ShutdownTimeoutError", "TLSProtocol"]
 
@@ -335,7 +342,7 @@ class TLSProtocol(asyncio.BufferedProtocol):
         self._write_high, self._write_low = _flow_limits(None, None, _HIGH_WATER_WRITE)
         # reading
         self._incoming_backlog = bytearray()
-        self._events: collections.deque[Any] = collections.deque()
+        self._events: collections.deque[Event] = collections.deque()
         self._undelivered = 0
         self._processing = 0  # nesting depth of _process (lent plaintext)
         self._app_reading_paused = False
@@ -372,7 +379,7 @@ class TLSProtocol(asyncio.BufferedProtocol):
         self._app_protocol: Any = app_protocol
         self._app_is_buffered = isinstance(app_protocol, asyncio.BufferedProtocol)
         # A BufferedProtocol gets plaintext copied straight from the decryption buffer.
-        self._conn._lend = self._app_is_buffered
+        self._conn.lend_plaintext = self._app_is_buffered
 
     def _mark_closed(self) -> None:
         """The application's transport is closing (its is_closing() turns true)."""
@@ -495,7 +502,7 @@ class TLSProtocol(asyncio.BufferedProtocol):
         conn = self._conn
         closing = self._closing()
         while (event := conn.next_event()) is not None:
-            if isinstance(event, DataReceived):
+            if isinstance(event, DataReceived | LentDataReceived):
                 if closing:
                     # Decrypted after the application's close(): "no more data will be
                     # received" (as sslproto, which discards it while unwrapping).
@@ -508,19 +515,17 @@ class TLSProtocol(asyncio.BufferedProtocol):
             self._deliver()
         finally:
             self._processing -= 1
-            if not self._processing and conn._lent:
+            if not self._processing and conn.plaintext_lent:
                 self._keep_undelivered()
-                conn._release_plaintext()
+                conn.release_plaintext()
         self._control_tls_reading()
 
     def _keep_undelivered(self) -> None:
         """Copy out plaintext still lent by the connection (the application paused)."""
         events = self._events
         for i, event in enumerate(events):
-            if isinstance(event, DataReceived):
-                data: Any = event.data
-                if isinstance(data, memoryview):
-                    events[i] = DataReceived(bytes(data))
+            if isinstance(event, LentDataReceived):
+                events[i] = DataReceived(bytes(event.data))
 
     def _deliver(self) -> None:
         events = self._events
@@ -530,7 +535,7 @@ class TLSProtocol(asyncio.BufferedProtocol):
             # back the end of the connection (the peer's close_notify must be answered).
             closing = self._closing()
             hold = self._app_reading_paused and not closing
-            if isinstance(event, DataReceived):
+            if isinstance(event, DataReceived | LentDataReceived):
                 if self._app_reading_paused:
                     if not closing:
                         break
