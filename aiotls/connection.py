@@ -585,6 +585,9 @@ class TLSConnection:
             self._fail(err)
 
     def _fail(self, err: TLSError) -> None:
+        """End the connection with the fatal error ``err`` (the alert it names goes to the
+        peer): the internal verb every failure but an EOF goes through.  Nothing happens
+        once the connection has ended."""
         if self._terminated:
             return
         self._engine.fail(err.alert_number if not self._engine.failed else None)
