@@ -33,7 +33,11 @@ table ``_TRANSITIONS`` (the whole truth; this is its picture)::
 
 ``OPEN*`` is OPEN with :attr:`~TLSConnection.peer_closed` set: that flag is part of the
 state in the table (it decides what close() does), while :attr:`~TLSConnection.state`
-shows the states above.
+shows the states above.  The other flags are not states but records, so they stay out of
+the table: ``handshake_complete`` (the handshake happened; still true once CLOSED or
+FAILED), ``error`` (set together with FAILED), and ``_terminated`` (the one
+ConnectionTerminated event is queued: true exactly in CLOSED and FAILED, set right after
+``_set_state`` enters them).
 """
 
 from __future__ import annotations
