@@ -215,8 +215,11 @@ def test_each_rule_is_reached_through_the_public_api(
     target = connection_module._TRANSITIONS[(state, peer_closed)][
         connection_module._Trigger[trigger]]
     assert ((state, peer_closed), trigger, target) in transitions[id(conn)]
-    if target[0] in (ConnectionState.CLOSED, ConnectionState.FAILED):
-        assert isinstance(conn.events()[-1], ConnectionTerminated)
+    # the connection's end is announced exactly when it reaches a final state
+    ended = [e for e in conn.events() if isinstance(e, ConnectionTerminated)]
+    assert len(ended) == (1 if conn.state in (ConnectionState.CLOSED,
+                                              ConnectionState.FAILED) else 0)
+    assert (conn.error is not None) == (conn.state is ConnectionState.FAILED)
 
 
 @pytest.mark.parametrize("scenario", list(SCENARIOS.values()), ids=lambda f: f.__name__[1:])
