@@ -21,29 +21,13 @@ event carrying a :class:`~aiotls.errors.TLSError`; after that the connection is
 *poisoned*: further calls raise the same error, while :meth:`data_to_send`
 still returns the alert the peer is owed.
 
-States: every change goes through ``_set_state``, which allows only the rules of the
-table ``_TRANSITIONS`` (the whole truth; this is its picture)::
-
-    HANDSHAKING ──► OPEN ──► CLOSING (we sent close_notify) ──► CLOSED
-         │           │ │                                          ▲
-         │           │ └──── peer's close_notify / tolerated EOF ─┤
-         │           └─ half_close: peer's close_notify ─► OPEN* ─┘ close()
-         ├──────────── close() during the handshake ──────────────┘
-         └──── any fatal error, from any state but CLOSED ────► FAILED
-
-``OPEN*`` is OPEN with :attr:`~TLSConnection.peer_closed` set: that flag is part of the
-state in the table (it decides what close() does), while :attr:`~TLSConnection.state`
-shows the states above.  The other flags are not states but records, so they stay out of
-the table: ``handshake_complete`` (the handshake happened; still true once CLOSED or
-FAILED), ``error`` (set together with FAILED), and ``_terminated`` (the one
-ConnectionTerminated event is queued: true exactly in CLOSED and FAILED, set right after
-``_set_state`` enters them).
+States: every change goes through ``_set_state``, along the transition table in
+:mod:`aiotls._state` (which has its picture and says why the other flags are not states).
 """
 
 from __future__ import annotations
 
 import datetime
-import enum
 import ssl
 import threading
 from collections import deque
@@ -53,10 +37,10 @@ from typing import Any
 from . import _verify
 from ._engine import Engine
 from ._record import RecordError, interleaved_error
+from ._state import _INITIAL_PHASE, ConnectionState, _Trigger, next_phase
 from .context import TLSContext
 from .errors import (
     AlertDescription,
-    InternalError,
     PeerMisbehaved,
     TLSConfigurationError,
     TLSError,
@@ -124,69 +108,6 @@ class TLSSession:
     def __repr__(self) -> str:
         return (f"<aiotls.TLSSession {self.version} for {self.server_hostname!r} "
                 f"{'resumable' if self.has_ticket else 'no ticket yet'}>")
-
-
-class ConnectionState(enum.Enum):
-    """Where a :class:`TLSConnection` is in its life."""
-
-    HANDSHAKING = "handshaking"
-    OPEN = "open"
-    CLOSING = "closing"
-    CLOSED = "closed"
-    FAILED = "failed"
-
-
-class _Trigger(enum.Enum):
-    """What moves a :class:`TLSConnection` from one state to another: the key of each
-    rule in :data:`_TRANSITIONS`.  The value is the phrase errors show."""
-
-    HANDSHAKE_COMPLETED = "the handshake completed"
-    CLOSE = "close() was called"
-    PEER_CLOSE_NOTIFY = "the peer's close_notify arrived"
-    PEER_HALF_CLOSE = "the peer's close_notify arrived and half_close keeps our side open"
-    EOF_TOLERATED = "EOF without close_notify, tolerated by suppress_ragged_eofs"
-    EOF_AFTER_CLOSE = "EOF after our close_notify"
-    FATAL_ERROR = "a fatal error"
-
-
-_S = ConnectionState
-_T = _Trigger
-#: A connection's phase: its :class:`ConnectionState` and whether the peer's close_notify
-#: has arrived (:attr:`TLSConnection.peer_closed`).  The second half is what ``half_close``
-#: adds: a TLS 1.3 connection whose peer closed its direction stays OPEN for sending, and
-#: close() then ends it at once instead of waiting in CLOSING for an answer.
-_Phase = tuple[ConnectionState, bool]
-_INITIAL_PHASE: _Phase = (_S.HANDSHAKING, False)
-#: Every state change there is, as data (the idea of h11's ``_state.py``): phase -> trigger
-#: -> next phase.  ``TLSConnection._set_state`` is the only writer of the state and refuses
-#: anything not listed here.  CLOSED and FAILED are final.
-_TRANSITIONS: dict[_Phase, dict[_Trigger, _Phase]] = {
-    (_S.HANDSHAKING, False): {
-        _T.HANDSHAKE_COMPLETED: (_S.OPEN, False),
-        _T.CLOSE: (_S.CLOSED, False),  # an abandoned handshake: nothing can follow it
-        _T.FATAL_ERROR: (_S.FAILED, False),  # (EOF in the handshake is one)
-    },
-    (_S.OPEN, False): {
-        _T.CLOSE: (_S.CLOSING, False),  # close_notify sent: the peer's answer is awaited
-        _T.PEER_CLOSE_NOTIFY: (_S.CLOSED, True),  # answered with our close_notify at once
-        _T.PEER_HALF_CLOSE: (_S.OPEN, True),
-        _T.EOF_TOLERATED: (_S.CLOSED, False),
-        _T.FATAL_ERROR: (_S.FAILED, False),
-    },
-    (_S.OPEN, True): {  # half-closed by the peer (TLS 1.3, half_close)
-        _T.CLOSE: (_S.CLOSED, True),  # both directions are closed now
-        _T.FATAL_ERROR: (_S.FAILED, True),
-    },
-    (_S.CLOSING, False): {
-        _T.PEER_CLOSE_NOTIFY: (_S.CLOSED, True),
-        _T.EOF_AFTER_CLOSE: (_S.CLOSED, False),
-        _T.FATAL_ERROR: (_S.FAILED, False),
-    },
-    (_S.CLOSED, False): {},
-    (_S.CLOSED, True): {},
-    (_S.FAILED, False): {},
-    (_S.FAILED, True): {},
-}
 
 
 _local = threading.local()
@@ -372,27 +293,13 @@ class TLSConnection:
         return self._state
 
     def _set_state(self, new: ConnectionState, trigger: _Trigger) -> None:
-        """Move to ``new`` because of ``trigger``: the only place the state changes.
-
-        The rule must be in ``_TRANSITIONS`` for the current phase and lead to ``new``;
-        anything else is a bug in aiotls and raises :class:`~aiotls.errors.InternalError`
-        (code ``illegal-state-transition``) naming the role, both states and the trigger.
-        Raised inside the connection's processing, it ends the connection like any fatal
-        error (internal_error alert).  :attr:`peer_closed` follows the table too.
-        """
-        phase = (self._state, self._peer_closed)
-        target = _TRANSITIONS[phase].get(trigger)
-        if target is None or target[0] is not new:
-            role = "server" if self.server_side else "client"
-            old = self._state.value + (" (peer closed)" if self._peer_closed else "")
-            raise InternalError(
-                f"illegal state transition of a TLS {role} connection: {old} -> {new.value} "
-                f"on {trigger.value!r}",
-                cause="a bug in aiotls: TLSConnection's transition table has no such rule",
-                hint="please report it to aiotls with the calls and events that led here",
-                alert=AlertDescription.internal_error, code="illegal-state-transition",
-            )
-        self._state, self._peer_closed = target
+        """Move to ``new`` because of ``trigger``: the only writer of the state and of
+        :attr:`peer_closed`.  A change the table does not allow is a bug in aiotls and raises
+        :class:`~aiotls.errors.InternalError` (``illegal-state-transition``), which inside the
+        connection's processing ends the connection like any fatal error."""
+        self._state, self._peer_closed = next_phase(
+            (self._state, self._peer_closed), new, trigger,
+            "server" if self.server_side else "client")
 
     @property
     def handshake_complete(self) -> bool:

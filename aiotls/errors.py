@@ -19,9 +19,8 @@ class                        who is at fault
 :class:`InternalError`       aiotls itself failed (a bug: please report it)
 ===========================  ==================================================
 
-Two errors of the asyncio adapter report time limits rather than blame:
-:class:`HandshakeTimeoutError` (also a :class:`ConnectionAbortedError`) and
-:class:`ShutdownTimeoutError` (also a :class:`TimeoutError`).
+:class:`HandshakeTimeoutError` and :class:`ShutdownTimeoutError` (asyncio) report time
+limits rather than blame.
 
 Each error carries three human sentences -- :attr:`~TLSError.what` happened, the
 likely :attr:`~TLSError.cause`, and the :attr:`~TLSError.hint` to fix it -- a
@@ -256,18 +255,15 @@ class TruncationError(TLSError, ssl.SSLEOFError):
 
 
 class InternalError(TLSError):
-    """aiotls itself failed: a bug in aiotls (or in tlslite-ng below it), not the peer's
-    input and not the local configuration.  The connection ends with an internal_error
-    alert; the message asks for a report."""
+    """aiotls itself failed: a bug in aiotls (or tlslite-ng), not the peer's input nor the
+    local configuration.  The connection ends with an internal_error alert."""
 
     code = "internal-error"
 
 
 class HandshakeTimeoutError(TLSError, ConnectionAbortedError):
-    """The TLS handshake did not finish within ``ssl_handshake_timeout`` (asyncio adapter).
-
-    Also a :class:`ConnectionAbortedError`, which is what the stdlib's asyncio raises then.
-    """
+    """The TLS handshake did not finish within ``ssl_handshake_timeout`` (asyncio adapter);
+    a :class:`ConnectionAbortedError`, as the stdlib's asyncio raises then."""
 
     code = "handshake-timeout"
 
@@ -760,7 +756,5 @@ def error_for_sent_alert(alert: int, detail: str) -> TLSError:
         return CertificateError(what, cause=cause, hint=hint, alert=alert,
                                 code=name.replace("_", "-"), verify_code=X509_V_ERR_UNSPECIFIED)
     else:
-        # close_notify, user_canceled, internal_error and the obsolete or URL-certificate
-        # alerts: aiotls sends none of them as a fatal alert for a fault of the peer's
-        cls = InternalError
+        cls = InternalError  # (aiotls sends no other alert for a fault of the peer's)
     return cls(what, cause=cause, hint=hint, alert=alert, code=name.replace("_", "-"))

@@ -1,4 +1,4 @@
-"""TLSConnection's state discipline: the transition table in aiotls/connection.py is
+"""TLSConnection's state discipline: the transition table in aiotls/_state.py is
 complete and true.
 
 Each rule of ``_TRANSITIONS`` has a scenario here that reaches it through the public API
@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 import aiotls
-import aiotls.connection as connection_module
+import aiotls._state as state_module
 from aiotls import ConnectionState, TLSConnection
 from aiotls.events import CloseNotifyReceived, ConnectionTerminated
 from tests.conftest import PKI, handshake, pump
@@ -174,7 +174,7 @@ SCENARIOS: dict[tuple[ConnectionState, bool, str], Callable[[PKI], TLSConnection
 
 
 def _rules() -> set[tuple[ConnectionState, bool, str]]:
-    table = connection_module._TRANSITIONS
+    table = state_module._TRANSITIONS
     return {(state, peer_closed, trigger.name)
             for (state, peer_closed), rules in table.items() for trigger in rules}
 
@@ -187,15 +187,15 @@ def test_the_table_is_closed_and_every_open_phase_can_fail() -> None:
     """Every rule leads to a phase the table knows; CLOSED and FAILED are final; every
     other phase has a FATAL_ERROR rule to FAILED, so ending a connection on an error can
     never itself be illegal; every phase is reachable from the initial one."""
-    table = connection_module._TRANSITIONS
-    trigger = connection_module._Trigger
+    table = state_module._TRANSITIONS
+    trigger = state_module._Trigger
     for phase, rules in table.items():
         assert all(target in table for target in rules.values())
         if phase[0] in (ConnectionState.CLOSED, ConnectionState.FAILED):
             assert rules == {}
         else:
             assert rules[trigger.FATAL_ERROR] == (ConnectionState.FAILED, phase[1])
-    reached = {connection_module._INITIAL_PHASE}
+    reached = {state_module._INITIAL_PHASE}
     frontier = list(reached)
     while frontier:
         for target in table[frontier.pop()].values():
@@ -212,8 +212,8 @@ def test_each_rule_is_reached_through_the_public_api(
         rule: tuple[ConnectionState, bool, str]) -> None:
     conn = SCENARIOS[rule](pki)
     state, peer_closed, trigger = rule
-    target = connection_module._TRANSITIONS[(state, peer_closed)][
-        connection_module._Trigger[trigger]]
+    target = state_module._TRANSITIONS[(state, peer_closed)][
+        state_module._Trigger[trigger]]
     assert ((state, peer_closed), trigger, target) in transitions[id(conn)]
     # the connection's end is announced exactly when it reaches a final state
     ended = [e for e in conn.events() if isinstance(e, ConnectionTerminated)]
@@ -241,7 +241,7 @@ def test_the_state_changes_only_through_set_state(
 
 def test_an_illegal_transition_raises_an_internal_error_naming_it(pki: PKI) -> None:
     client = TLSConnection(pki.client_context(), server_hostname="localhost")
-    trigger = connection_module._Trigger
+    trigger = state_module._Trigger
     with pytest.raises(aiotls.InternalError) as info:
         client._set_state(ConnectionState.CLOSING, trigger.CLOSE)  # (close() ends it at once)
     err = info.value
