@@ -26,8 +26,11 @@ from .errors import (
     AlertDescription,
     AlertReceived,
     CertificateError,
+    HandshakeTimeoutError,
+    InternalError,
     PeerIncompatible,
     PeerMisbehaved,
+    ShutdownTimeoutError,
     TLSConfigurationError,
     TLSError,
     TLSUsageError,
@@ -40,6 +43,7 @@ from .events import (
     DataReceived,
     Event,
     HandshakeCompleted,
+    LentDataReceived,
 )
 
 __version__ = "0.1.0"
@@ -56,8 +60,12 @@ __all__ = [
     "DataReceived",
     "Event",
     "HandshakeCompleted",
+    "HandshakeTimeoutError",
+    "InternalError",
+    "LentDataReceived",
     "PeerIncompatible",
     "PeerMisbehaved",
+    "ShutdownTimeoutError",
     "TLSConfigurationError",
     "TLSConnection",
     "TLSContext",

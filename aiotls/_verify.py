@@ -26,8 +26,9 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.x509 import DNSName, IPAddress
-from cryptography.x509.oid import ExtendedKeyUsageOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, SignatureAlgorithmOID
 from cryptography.x509.verification import (
     Criticality,
     ExtensionPolicy,
@@ -267,22 +268,121 @@ def _verify_chain(
         ).build_client_verifier()
         return list(verifier_c.verify(leaf, intermediates).chain)
     except VerificationError as exc:
-        raise _classify(str(exc), leaf, intermediates, peer, hostname, subject, now) from None
+        # (cryptography's message is shown as detail, never parsed: what failed is found
+        # out from the certificates themselves, see _classify)
+        detail = str(exc).split(" (encountered processing", 1)[0]
+        raise _classify(detail, leaf, intermediates, peer, role, hostname, subject, trust,
+                        now) from None
+
+
+#: Signature algorithms of the Web PKI profile cryptography's verifier applies.
+_PERMITTED_SIGNATURES = frozenset({
+    SignatureAlgorithmOID.RSA_WITH_SHA256, SignatureAlgorithmOID.RSA_WITH_SHA384,
+    SignatureAlgorithmOID.RSA_WITH_SHA512, SignatureAlgorithmOID.RSASSA_PSS,
+    SignatureAlgorithmOID.ECDSA_WITH_SHA256, SignatureAlgorithmOID.ECDSA_WITH_SHA384,
+    SignatureAlgorithmOID.ECDSA_WITH_SHA512,
+})
+_PERMITTED_CURVES = frozenset({"secp256r1", "secp384r1", "secp521r1"})
+
+
+@functools.cache  # two combinations; policies are immutable
+def _ee_policy_any_purpose(require_san: bool) -> ExtensionPolicy:
+    """:func:`_ee_policy` without the extended key usage check."""
+    base = ExtensionPolicy.webpki_defaults_ee()
+    if require_san:
+        base = base.require_present(x509.SubjectAlternativeName, _AGNOSTIC, None)
+    else:
+        base = base.may_be_present(x509.SubjectAlternativeName, _AGNOSTIC, None)
+    return (base.may_be_present(x509.AuthorityKeyIdentifier, _AGNOSTIC, None)
+            .may_be_present(x509.ExtendedKeyUsage, _AGNOSTIC, None))
+
+
+def _name_is_the_fault(leaf: x509.Certificate, subject: Any, now: datetime.datetime) -> bool:
+    """Whether the leaf alone -- trusted as its own anchor, its purpose aside -- passes when
+    no name is asked for, but not for ``subject``: then the name is what failed.  (The name
+    matching itself stays the verifier's: RFC 6125 is not written out twice.)"""
+    def builder(require_san: bool) -> Any:
+        return PolicyBuilder().store(Store([leaf])).time(now).extension_policies(
+            ca_policy=_CA_POLICY, ee_policy=_ee_policy_any_purpose(require_san))
+    try:
+        builder(False).build_client_verifier().verify(leaf, [])
+    except VerificationError:
+        return False
+    try:
+        builder(True).build_server_verifier(subject).verify(leaf, [])
+    except VerificationError:
+        return True
+    return False
+
+
+def _purpose_refused(leaf: x509.Certificate, role: str) -> bool:
+    """The leaf's extendedKeyUsage excludes its role (what _eku_validator refuses)."""
+    try:
+        eku = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return False
+    oid = ExtendedKeyUsageOID.SERVER_AUTH if role == "server" else ExtendedKeyUsageOID.CLIENT_AUTH
+    return oid not in eku and ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE not in eku
+
+
+def _unsupported_algorithm(leaf: x509.Certificate,
+                           intermediates: list[x509.Certificate]) -> str | None:
+    """The algorithm outside the Web PKI profile that a signature in the chain uses, or a
+    CA key among the intermediates has (the leaf's own key may be anything)."""
+    for cert in (leaf, *intermediates):
+        oid = cert.signature_algorithm_oid
+        if oid not in _PERMITTED_SIGNATURES:
+            return _ALGORITHM_NAMES.get(oid, "an algorithm outside the Web PKI profile")
+    for cert in intermediates:
+        kind = _crypto.key_description(cert.public_key())  # RSA-2048, ECDSA-secp256r1, ...
+        if kind in ("Ed25519", "Ed448"):
+            return kind
+        if not kind.startswith("RSA-") and kind.removeprefix("ECDSA-") not in _PERMITTED_CURVES:
+            return "an algorithm outside the Web PKI profile"
+    return None
+
+
+_ALGORITHM_NAMES = {SignatureAlgorithmOID.ED25519: "Ed25519", SignatureAlgorithmOID.ED448: "Ed448"}
+
+
+def _reaches_anchor(leaf: x509.Certificate, intermediates: list[x509.Certificate],
+                    anchors: list[x509.Certificate]) -> bool:
+    """Whether some chain of issuer signatures leads from the leaf, through the certificates
+    the peer sent, to a trust anchor (validity and extensions aside)."""
+    seen: set[x509.Certificate] = set()
+    todo = [leaf]
+    while todo:
+        cert = todo.pop()
+        for issuer in (*anchors, *intermediates):
+            if issuer.subject != cert.issuer or issuer in seen:
+                continue
+            try:
+                cert.verify_directly_issued_by(issuer)
+            except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
+                continue
+            if issuer in anchors:
+                return True
+            seen.add(issuer)
+            todo.append(issuer)
+    return False
 
 
 def _classify(
-    message: str,
+    detail: str,
     leaf: x509.Certificate,
     intermediates: list[x509.Certificate],
     peer: str,
+    role: str,
     hostname: str | None,
     subject: Any,
+    trust: TrustStore,
     now: datetime.datetime,
 ) -> CertificateError:
-    detail = message.split(" (encountered processing", 1)[0]
-    if "no matching subjectAltName" in message or (
-        "subjectAltName" in message and subject is not None and "missing" in message
-    ):
+    """The error for a chain the verifier refused, found out by examining the chain (the
+    verifier's message is only shown, as ``detail``): the first of name, purpose,
+    self-signed, algorithm, expired intermediate, unknown CA that applies, else a
+    violation of the X.509 profile."""
+    if subject is not None and _name_is_the_fault(leaf, subject, now):
         names = certificate_names(leaf)
         shown = ", ".join(repr(n) for n in names) or "no names at all"
         is_ip = isinstance(subject, IPAddress)
@@ -299,7 +399,7 @@ def _classify(
             verify_message=f"{'IP address' if is_ip else 'Hostname'} mismatch, certificate is "
             f"not valid for {hostname!r}.",
         )
-    if "extended key usage" in message:
+    if _purpose_refused(leaf, role):
         return CertificateError(
             f"the {peer}'s certificate for {_subject(leaf)} may not be used as a TLS {peer} "
             "certificate",
@@ -319,9 +419,8 @@ def _classify(
             verify_code=X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT,
             verify_message="self-signed certificate",
         )
-    if "Forbidden public key algorithm" in message or "Forbidden signature algorithm" in message:
-        algo = "Ed25519" if "Ed25519" in message else "Ed448" if "Ed448" in message else \
-            "an algorithm outside the Web PKI profile"
+    algo = _unsupported_algorithm(leaf, intermediates)
+    if algo is not None:
         return CertificateError(
             f"the {peer}'s certificate chain for {_subject(leaf)} uses {algo} for a CA key or "
             "signature, which aiotls's verifier does not accept",
@@ -333,7 +432,7 @@ def _classify(
             verify_code=X509_V_ERR_CERT_REJECTED, verify_message=detail,
         )
     expired = [c for c in intermediates if c.not_valid_after_utc < now]
-    if "candidates exhausted" in message and not expired:
+    if not expired and not _reaches_anchor(leaf, intermediates, trust.certificates()):
         return CertificateError(
             f"the {peer}'s certificate for {_subject(leaf)} (issued by "
             f"{leaf.issuer.rfc4514_string()}) does not chain to a trusted CA",

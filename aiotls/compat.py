@@ -41,6 +41,7 @@ from .events import (
     CloseNotifyReceived,
     ConnectionTerminated,
     DataReceived,
+    LentDataReceived,
 )
 
 __all__ = ["RefusedTLSObject", "TLSObject"]
@@ -86,7 +87,7 @@ class TLSObject(ssl.SSLObject):
         self._context = context
         self._session: TLSSession | None = session
         self._started = False
-        self._plain: deque[Any] = deque()  # bytes or lent memoryviews
+        self._plain: deque[bytes | memoryview] = deque()  # bytes, or lent views
         self._pos = 0  # bytes of _plain[0] already read
         self._plain_size = 0
         self._peer_closed = False  # the peer's close_notify arrived
@@ -104,11 +105,10 @@ class TLSObject(ssl.SSLObject):
         # application unwraps, and data can be written until then
         conn = TLSConnection(context, server_side=self._server_side,
                              server_hostname=self._server_hostname, session=session,
-                             half_close=True)
-        # Plaintext is lent (memoryviews of the connection's decryption buffer, valid until
-        # _release_plaintext()): read() copies it out once -- into the caller's buffer, or
-        # into the bytes it returns -- and gives the buffers back when all was read.
-        conn._lend = True
+                             half_close=True, lend_plaintext=True)
+        # Plaintext is lent (LentDataReceived, valid until release_plaintext()): read()
+        # copies it out once -- into the caller's buffer, or into the bytes it returns --
+        # and gives the buffers back when all was read.
         return conn
 
     # --- identity ------------------------------------------------------------------------------
@@ -222,7 +222,7 @@ class TLSObject(ssl.SSLObject):
 
     def _take_events(self) -> None:
         for event in self._conn.events():
-            if type(event) is DataReceived:
+            if type(event) is DataReceived or type(event) is LentDataReceived:
                 self._plain.append(event.data)
                 self._plain_size += len(event.data)
             elif type(event) is CloseNotifyReceived:
@@ -327,7 +327,7 @@ class TLSObject(ssl.SSLObject):
         if buffer is None:
             result = bytes(parts[0]) if len(parts) == 1 else b"".join(parts)
         if not plain:
-            self._conn._release_plaintext()  # every lent byte is copied out: give them back
+            self._conn.release_plaintext()  # every lent byte is copied out: give them back
         return result
 
     def write(self, data: Any) -> int:

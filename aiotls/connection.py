@@ -21,18 +21,13 @@ event carrying a :class:`~aiotls.errors.TLSError`; after that the connection is
 *poisoned*: further calls raise the same error, while :meth:`data_to_send`
 still returns the alert the peer is owed.
 
-States (all transitions happen in ``_set_state``)::
-
-    HANDSHAKING ──► OPEN ──► CLOSING (we sent close_notify) ──► CLOSED
-         │            │                                           ▲
-         │            └──────── peer's close_notify / EOF ────────┤
-         └──────────────────────── any fatal error ──────────► FAILED
+States: every change goes through ``_set_state``, along the transition table in
+:mod:`aiotls._state` (which has its picture and says why the other flags are not states).
 """
 
 from __future__ import annotations
 
 import datetime
-import enum
 import ssl
 import threading
 from collections import deque
@@ -42,6 +37,7 @@ from typing import Any
 from . import _verify
 from ._engine import Engine
 from ._record import RecordError, interleaved_error
+from ._state import _INITIAL_PHASE, ConnectionState, _Trigger, next_phase
 from .context import TLSContext
 from .errors import (
     AlertDescription,
@@ -59,6 +55,7 @@ from .events import (
     DataReceived,
     Event,
     HandshakeCompleted,
+    LentDataReceived,
 )
 
 __all__ = ["ConnectionState", "TLSConnection", "TLSSession"]
@@ -113,26 +110,6 @@ class TLSSession:
                 f"{'resumable' if self.has_ticket else 'no ticket yet'}>")
 
 
-class ConnectionState(enum.Enum):
-    """Where a :class:`TLSConnection` is in its life."""
-
-    HANDSHAKING = "handshaking"
-    OPEN = "open"
-    CLOSING = "closing"
-    CLOSED = "closed"
-    FAILED = "failed"
-
-
-_S = ConnectionState
-_TRANSITIONS: dict[ConnectionState, frozenset[ConnectionState]] = {
-    _S.HANDSHAKING: frozenset({_S.OPEN, _S.CLOSING, _S.CLOSED, _S.FAILED}),
-    _S.OPEN: frozenset({_S.CLOSING, _S.CLOSED, _S.FAILED}),
-    _S.CLOSING: frozenset({_S.CLOSED, _S.FAILED}),
-    _S.CLOSED: frozenset(),
-    _S.FAILED: frozenset(),
-}
-
-
 _local = threading.local()
 
 
@@ -180,6 +157,9 @@ class TLSConnection:
         sent until :meth:`close`, which sends our close_notify and ends the connection.
         Off by default: aiotls then answers a close_notify at once, as TLS 1.2 requires
         (RFC 5246 7.2.1) and as TLS 1.2 connections always do.
+    :param lend_plaintext: deliver application data as :class:`~aiotls.LentDataReceived`
+        (views of lent decryption buffers) where aiotls's record layer decrypts it; see
+        :attr:`lend_plaintext`.
 
     A client's ClientHello is ready in :meth:`data_to_send` right after construction.
     """
@@ -193,6 +173,7 @@ class TLSConnection:
         now: Callable[[], datetime.datetime] | None = None,
         session: TLSSession | None = None,
         half_close: bool = False,
+        lend_plaintext: bool = False,
     ) -> None:
         if not isinstance(context, TLSContext):
             raise TypeError(f"context must be an aiotls.TLSContext, not {type(context).__name__}")
@@ -234,7 +215,8 @@ class TLSConnection:
         self.context = context
         self.server_side = server_side
         self.server_hostname = server_hostname
-        self._state = ConnectionState.HANDSHAKING
+        # the phase (state, peer_closed): written only by _set_state from here on
+        self._state, self._peer_closed = _INITIAL_PHASE
         self._events: deque[Event] = deque()
         self._inbuf = bytearray()
         self._pending_app: list[bytes] = []
@@ -247,15 +229,12 @@ class TLSConnection:
         self._terminated = False
         self._handshake_event: HandshakeCompleted | None = None
         self._peer_chain: tuple[bytes, ...] = ()
-        # Adapters that copy plaintext out at once (into a BufferedProtocol's buffer) set
-        # _lend: DataReceived then carries a memoryview of a decryption buffer lent to this
-        # connection, valid until _release_plaintext().  This spares allocating and filling
-        # a bytes object per batch (the larger part of the receive cost for bulk data).
-        self._lend = False
+        # lending (see the lend_plaintext property): the buffers lent out, until
+        # release_plaintext() gives them back
+        self._lend = bool(lend_plaintext)
         self._lent: list[bytearray] = []
         self._unused = b""
         self._half_close = bool(half_close)
-        self._peer_closed = False  # the peer's close_notify arrived
         self._engine = Engine(context, server_side=server_side, server_hostname=server_hostname,
                               now=now or _utcnow,
                               session=session._state if session is not None else None)
@@ -313,14 +292,14 @@ class TLSConnection:
         """The current :class:`ConnectionState`."""
         return self._state
 
-    def _set_state(self, new: ConnectionState) -> None:
-        if new is self._state:
-            return
-        if new not in _TRANSITIONS[self._state]:
-            role = "server" if self.server_side else "client"
-            raise TLSUsageError(f"illegal state transition for {role}: "
-                                f"{self._state.value} -> {new.value}")
-        self._state = new
+    def _set_state(self, new: ConnectionState, trigger: _Trigger) -> None:
+        """Move to ``new`` because of ``trigger``: the only writer of the state and of
+        :attr:`peer_closed`.  A change the table does not allow is a bug in aiotls and raises
+        :class:`~aiotls.errors.InternalError` (``illegal-state-transition``), which inside the
+        connection's processing ends the connection like any fatal error."""
+        self._state, self._peer_closed = next_phase(
+            (self._state, self._peer_closed), new, trigger,
+            "server" if self.server_side else "client")
 
     @property
     def handshake_complete(self) -> bool:
@@ -412,18 +391,16 @@ class TLSConnection:
         TLS 1.3 connection's side open: then this sends it and ends the connection.)
         """
         if self._state in (ConnectionState.HANDSHAKING, ConnectionState.OPEN):
-            was_handshaking = self._state is ConnectionState.HANDSHAKING
+            # An aborted handshake, or (half_close) a peer that closed first: the connection
+            # ends at once; otherwise it waits in CLOSING for the peer's close_notify.
+            ends = self._state is ConnectionState.HANDSHAKING or self._peer_closed
             self._pending_app.clear()
             self._engine.close_notify()
-            if self._peer_closed:  # (half_close) both sides have closed now
-                self._set_state(ConnectionState.CLOSED)
-                self._terminate(None)
-            elif was_handshaking:
-                # Nothing useful can follow an aborted handshake.
-                self._set_state(ConnectionState.CLOSED)
+            if ends:
+                self._set_state(ConnectionState.CLOSED, _Trigger.CLOSE)
                 self._terminate(None)
             else:
-                self._set_state(ConnectionState.CLOSING)
+                self._set_state(ConnectionState.CLOSING, _Trigger.CLOSE)
 
     def verify_client_post_handshake(self) -> None:
         """TLS 1.3 server: ask the client for its certificate now (post-handshake
@@ -462,6 +439,52 @@ class TLSConnection:
         if self._error is not None:
             raise self._error
 
+    # --- lending plaintext (for adapters that copy it out at once) -----------------------------
+
+    @property
+    def lend_plaintext(self) -> bool:
+        """Whether application data is lent rather than given (off by default).
+
+        When on, what aiotls's record layer decrypts arrives as
+        :class:`~aiotls.LentDataReceived`: a memoryview of a decryption buffer taken from a
+        per-thread pool and lent to this connection, instead of a new ``bytes`` object per
+        batch (for bulk data, allocating and filling that object is most of the receive
+        cost).  The contract:
+
+        * a lent view stays valid -- nothing overwrites it -- until
+          :meth:`release_plaintext`, however many batches arrive meanwhile (each batch
+          decrypts into a buffer of its own);
+        * after :meth:`release_plaintext` its buffer goes back to the pool and is reused
+          by the next decryption on this thread: a view used after release reads undefined
+          bytes (never memory outside the buffer);
+        * the connection keeps every lent buffer until then, so release after each batch
+          once its data is copied out.
+
+        Some data still arrives as :class:`~aiotls.DataReceived`, so handle both: single
+        short TLS 1.3 records (decrypted straight into ``bytes``) and whatever the engine
+        decrypts itself (data in the handshake's last flight, or all of it when aiotls's
+        record layer is not in use).  May be switched at any time; it applies to the next
+        batch.
+        """
+        return self._lend
+
+    @lend_plaintext.setter
+    def lend_plaintext(self, enabled: bool) -> None:
+        self._lend = bool(enabled)
+
+    @property
+    def plaintext_lent(self) -> bool:
+        """True while lent buffers are out (:meth:`release_plaintext` has work to do)."""
+        return bool(self._lent)
+
+    def release_plaintext(self) -> None:
+        """The caller is done with every :class:`~aiotls.LentDataReceived` delivered so
+        far: their buffers go back to the pool.  Harmless when nothing is lent, and when
+        called twice."""
+        for buf in self._lent:
+            _give_back(buf)
+        self._lent.clear()
+
     # --- internals -----------------------------------------------------------------------------
 
     def _guard(self, fn: Callable[..., None], *args: Any) -> None:
@@ -473,13 +496,16 @@ class TLSConnection:
             self._fail(err)
 
     def _fail(self, err: TLSError) -> None:
+        """End the connection with the fatal error ``err`` (the alert it names goes to the
+        peer): the internal verb every failure but an EOF goes through.  Nothing happens
+        once the connection has ended."""
         if self._terminated:
             return
         self._engine.fail(err.alert_number if not self._engine.failed else None)
         self._error = err
         self._inbuf.clear()
         self._pending_app.clear()
-        self._state = ConnectionState.FAILED
+        self._set_state(ConnectionState.FAILED, _Trigger.FATAL_ERROR)
         self._terminate(err)
 
     def _terminate(self, err: TLSError | None, truncated: bool = False) -> None:
@@ -612,12 +638,11 @@ class TLSConnection:
             nonlocal plen, base
             if plen > base:
                 if lend:
-                    chunk: Any = memoryview(plain)[base:plen]
+                    self._events.append(LentDataReceived(memoryview(plain)[base:plen]))
                     base = plen
                 else:
-                    chunk = bytes(memoryview(plain)[:plen])
+                    self._events.append(DataReceived(bytes(memoryview(plain)[:plen])))
                     plen = 0
-                self._events.append(DataReceived(chunk))
 
         try:
             for index, src in enumerate(segments):
@@ -689,7 +714,8 @@ class TLSConnection:
             # close_notify, the usual end of a connection: handled here
             self._keep_unused(rest, later)
             if engine.tls13 and self._half_close and self._state is ConnectionState.OPEN:
-                self._peer_closed = True  # our side stays open
+                self._set_state(ConnectionState.OPEN,  # our side stays open
+                                _Trigger.PEER_HALF_CLOSE)
                 self._events.append(CloseNotifyReceived())
                 return True
             engine.peer_closed()
@@ -726,12 +752,6 @@ class TLSConnection:
             return []
         self._inbuf = bytearray()
         return [pending, data[used:]]
-
-    def _release_plaintext(self) -> None:
-        """The adapter is done with every lent DataReceived: the buffers go back."""
-        for buf in self._lent:
-            _give_back(buf)
-        self._lent.clear()
 
     def _not_tls(self, head: bytes) -> PeerMisbehaved:
         if head.startswith(_HTTP_PREFIXES):
@@ -774,9 +794,8 @@ class TLSConnection:
 
     def _closed_by_peer(self) -> None:
         """The peer's close_notify arrived (answered already): the connection ends cleanly."""
-        self._peer_closed = True
         self._events.append(CloseNotifyReceived())
-        self._set_state(ConnectionState.CLOSED)
+        self._set_state(ConnectionState.CLOSED, _Trigger.PEER_CLOSE_NOTIFY)
         self._terminate(None)
 
     def _on_handshake_complete(self) -> None:
@@ -793,7 +812,7 @@ class TLSConnection:
             server_name=engine.sni(),
             session_reused=engine.resumed(),
         )
-        self._set_state(ConnectionState.OPEN)
+        self._set_state(ConnectionState.OPEN, _Trigger.HANDSHAKE_COMPLETED)
         self._events.append(self._handshake_event)
         if engine.take_over_records():
             # (no handshake fragment can be pending here: the engine refuses a message that
@@ -825,19 +844,19 @@ class TLSConnection:
             ))
         elif state is ConnectionState.OPEN:
             if self.context.suppress_ragged_eofs:
-                self._set_state(ConnectionState.CLOSED)
+                self._set_state(ConnectionState.CLOSED, _Trigger.EOF_TOLERATED)
                 self._terminate(None, truncated=True)
             else:
                 self._fail_without_alert(TruncationError.without_close_notify(
                     "set TLSContext.suppress_ragged_eofs = True"))
         elif state is ConnectionState.CLOSING:
-            self._set_state(ConnectionState.CLOSED)
+            self._set_state(ConnectionState.CLOSED, _Trigger.EOF_AFTER_CLOSE)
             self._terminate(None)
 
     def _fail_without_alert(self, err: TLSError) -> None:
         self._engine.fail(None)
         self._error = err
-        self._state = ConnectionState.FAILED
+        self._set_state(ConnectionState.FAILED, _Trigger.FATAL_ERROR)
         self._inbuf.clear()
         self._terminate(err)
 

@@ -16,7 +16,11 @@ class                        who is at fault
                              :class:`ssl.SSLCertVerificationError`)
 :class:`TruncationError`     the transport closed without close_notify (also an
                              :class:`ssl.SSLEOFError`)
+:class:`InternalError`       aiotls itself failed (a bug: please report it)
 ===========================  ==================================================
+
+:class:`HandshakeTimeoutError` and :class:`ShutdownTimeoutError` (asyncio) report time
+limits rather than blame.
 
 Each error carries three human sentences -- :attr:`~TLSError.what` happened, the
 likely :attr:`~TLSError.cause`, and the :attr:`~TLSError.hint` to fix it -- a
@@ -33,8 +37,11 @@ __all__ = [
     "AlertDescription",
     "AlertReceived",
     "CertificateError",
+    "HandshakeTimeoutError",
+    "InternalError",
     "PeerIncompatible",
     "PeerMisbehaved",
+    "ShutdownTimeoutError",
     "TLSConfigurationError",
     "TLSError",
     "TLSUsageError",
@@ -244,6 +251,48 @@ class TruncationError(TLSError, ssl.SSLEOFError):
             hint=f"if the application protocol marks its own message ends (HTTP with "
             f"Content-Length), {tolerate}",
             code="truncated",
+        )
+
+
+class InternalError(TLSError):
+    """aiotls itself failed: a bug in aiotls (or tlslite-ng), not the peer's input nor the
+    local configuration.  The connection ends with an internal_error alert."""
+
+    code = "internal-error"
+
+
+class HandshakeTimeoutError(TLSError, ConnectionAbortedError):
+    """The TLS handshake did not finish within ``ssl_handshake_timeout`` (asyncio adapter);
+    a :class:`ConnectionAbortedError`, as the stdlib's asyncio raises then."""
+
+    code = "handshake-timeout"
+
+    @classmethod
+    def after(cls, seconds: float) -> HandshakeTimeoutError:
+        """The error for a handshake still unfinished after ``seconds``."""
+        return cls(
+            f"the TLS handshake did not complete within {seconds:g} seconds",
+            cause="the peer is silent or very slow, does not speak TLS on this port, or a "
+            "firewall drops the packets",
+            hint="check the host and port ('python -m aiotls connect HOST PORT'), or raise "
+            "ssl_handshake_timeout",
+        )
+
+
+class ShutdownTimeoutError(TLSError, TimeoutError):
+    """The peer did not answer our close_notify within ``ssl_shutdown_timeout`` (asyncio
+    adapter); the transport was then aborted.  Also a :class:`TimeoutError`."""
+
+    code = "shutdown-timeout"
+
+    @classmethod
+    def after(cls, seconds: float) -> ShutdownTimeoutError:
+        """The error for a close_notify still unanswered after ``seconds``."""
+        return cls(
+            f"the peer did not answer close_notify within {seconds:g} seconds",
+            cause="the peer stopped reading, or does not send close_notify when closing",
+            hint="this is harmless for most protocols; lower ssl_shutdown_timeout, or use "
+            "abort() when you do not need a clean TLS close",
         )
 
 
@@ -707,5 +756,5 @@ def error_for_sent_alert(alert: int, detail: str) -> TLSError:
         return CertificateError(what, cause=cause, hint=hint, alert=alert,
                                 code=name.replace("_", "-"), verify_code=X509_V_ERR_UNSPECIFIED)
     else:
-        cls = TLSError
+        cls = InternalError  # (aiotls sends no other alert for a fault of the peer's)
     return cls(what, cause=cause, hint=hint, alert=alert, code=name.replace("_", "-"))

@@ -1,7 +1,8 @@
 """Events returned by :meth:`aiotls.TLSConnection.next_event`.
 
 Events are frozen, slotted dataclasses.  A connection produces, in order:
-at most one :class:`HandshakeCompleted`; any number of :class:`DataReceived`;
+at most one :class:`HandshakeCompleted`; any number of :class:`DataReceived` (and, on a
+connection made with ``lend_plaintext=True``, :class:`LentDataReceived`);
 at most one :class:`CloseNotifyReceived`; and exactly one
 :class:`ConnectionTerminated`, always last.
 """
@@ -19,6 +20,7 @@ __all__ = [
     "DataReceived",
     "Event",
     "HandshakeCompleted",
+    "LentDataReceived",
 ]
 
 
@@ -55,8 +57,25 @@ class ClientCertificateReceived:
 class DataReceived:
     """Decrypted application data from the peer."""
 
-    #: The plaintext bytes.
+    #: The plaintext, an immutable ``bytes`` object the receiver keeps.
     data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class LentDataReceived:
+    """Decrypted application data from the peer, *lent*: only on a connection with
+    :attr:`~aiotls.TLSConnection.lend_plaintext` on, instead of (some)
+    :class:`DataReceived` events.
+
+    ``data`` is a view of a decryption buffer the connection borrowed, valid until
+    :meth:`~aiotls.TLSConnection.release_plaintext`: copy out what you keep before calling
+    it.  Afterwards the buffer is reused and the view's contents are undefined.  For
+    adapters that copy plaintext somewhere at once (a ``BufferedProtocol``'s buffer, a
+    caller's ``recv_into`` buffer): this spares allocating a ``bytes`` per batch.
+    """
+
+    #: A memoryview of the plaintext, valid until ``release_plaintext()``.
+    data: memoryview
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,5 +104,5 @@ class ConnectionTerminated:
     truncated: bool = False
 
 
-Event = (HandshakeCompleted | DataReceived | ClientCertificateReceived | CloseNotifyReceived
-         | ConnectionTerminated)
+Event = (HandshakeCompleted | DataReceived | LentDataReceived | ClientCertificateReceived
+         | CloseNotifyReceived | ConnectionTerminated)

@@ -729,13 +729,17 @@ class Channel:
 
     def closed_error(self, waiting_for: str) -> Exception:
         """The exception to raise when waiting on a connection that is already over."""
-        return TLSUsageError(f"the connection is already over ({waiting_for})")
+        return TLSUsageError(f"the connection is already over ({waiting_for})",
+                             cause="it was closed, or ended with an error reported before",
+                             hint="open a new connection")
 
     def aborted_error(self) -> Exception:
         """The exception to raise when the connection ends cleanly during the handshake
         (closed locally)."""
         return TLSUsageError("the connection ended before the handshake completed",
-                             cause="the connection was closed locally during the handshake")
+                             cause="the connection was closed locally during the handshake",
+                             hint="close the connection only after the handshake, or open a "
+                             "new one")
 
     def flush(self) -> None:
         """Write what the connection has to send."""

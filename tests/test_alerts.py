@@ -195,7 +195,6 @@ def test_a_flood_of_warning_alerts_fails(pki: PKI, version: str, phase: str) -> 
     err = _error(receiver)
     assert isinstance(err, PeerMisbehaved), err
     assert err.alert == A.unexpected_message and err.code == "warning-alert-flood"
-    assert "more than 4 warning alerts" in str(err)
 
 
 @pytest.mark.parametrize("version", VERSIONS)

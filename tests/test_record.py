@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import aiotls
 from aiotls import _record
-from aiotls.events import CloseNotifyReceived, ConnectionTerminated, DataReceived
+from aiotls.events import CloseNotifyReceived, ConnectionTerminated, DataReceived, LentDataReceived
 from tests.conftest import PKI, data_of, handshake, pump, split_records
 from tests.stdlib_peer import StdlibPeer, run
 
@@ -344,19 +344,20 @@ def test_tampered_close_notify_is_rejected(pki: PKI, version: str, bit: int) -> 
 
 
 def test_lent_plaintext_is_not_shared_while_lent(pki: PKI) -> None:
-    """With _lend (set by the asyncio adapter for BufferedProtocols) DataReceived carries a
-    view of a decryption buffer that no other connection writes into until released."""
+    """With lend_plaintext (the asyncio adapter's for BufferedProtocols) LentDataReceived
+    carries a view of a decryption buffer that no other connection writes into until
+    released."""
     from aiotls import connection
 
     pairs = [pair(pki, "TLSv1.3", SUITES[0][1]) for _ in range(2)]
     blobs = [os.urandom(70_000), os.urandom(50_000)]
     views = []
     for (client, server), blob in zip(pairs, blobs, strict=True):
-        server._lend = True
+        server.lend_plaintext = True
         client.send_data(blob)
         server.receive_data(client.data_to_send())
         (event,) = server.events()
-        assert isinstance(event, DataReceived) and isinstance(event.data, memoryview)
+        assert isinstance(event, LentDataReceived) and isinstance(event.data, memoryview)
         views.append(event.data)
     # both are lent at once: different buffers, both intact
     assert views[0].obj is not views[1].obj
@@ -364,15 +365,15 @@ def test_lent_plaintext_is_not_shared_while_lent(pki: PKI) -> None:
     buffers = [view.obj for view in views]
     for (_, server), view in zip(pairs, views, strict=True):
         view.release()
-        server._release_plaintext()
-        assert server._lent == []
+        server.release_plaintext()
+        assert not server.plaintext_lent
     assert any(connection._local.plain is b for b in buffers)  # pooled for the next batch
-    # without _lend: bytes, and nothing held
+    # without lending: bytes, and nothing held
     client, server = pairs[0]
-    server._lend = False
+    server.lend_plaintext = False
     client.send_data(b"plain bytes")
     server.receive_data(client.data_to_send())
-    assert server.events() == [DataReceived(b"plain bytes")] and server._lent == []
+    assert server.events() == [DataReceived(b"plain bytes")] and not server.plaintext_lent
 
 
 @pytest.mark.parametrize("size", [0, 1, 100, 2048, 2049, 5000])
@@ -417,7 +418,7 @@ def test_records_split_anywhere_across_reads(data: st.DataObject) -> None:
     several records at once) decrypts to exactly what was sent, then the close."""
     version, suite = data.draw(st.sampled_from(SUITES))
     client, server = pair(_PKI, version, suite)
-    server._lend = data.draw(st.booleans())
+    server.lend_plaintext = data.draw(st.booleans())
     sizes = data.draw(st.lists(st.integers(0, 40_000), min_size=1, max_size=5))
     blobs = [os.urandom(n) for n in sizes]
     for blob in blobs:
@@ -430,11 +431,11 @@ def test_records_split_anywhere_across_reads(data: st.DataObject) -> None:
     for start, stop in zip([0, *cuts], [*cuts, len(wire)], strict=True):
         server.receive_data(wire[start:stop])
         for event in server.events():
-            if isinstance(event, DataReceived):
+            if isinstance(event, DataReceived | LentDataReceived):
                 received += event.data
             else:
                 events.append(event)
-        server._release_plaintext()
+        server.release_plaintext()
     assert bytes(received) == b"".join(blobs)
     assert events == [CloseNotifyReceived(), ConnectionTerminated(error=None)]
 

@@ -270,8 +270,13 @@ class Engine:
             try:
                 sealed = records.seal(data)
             except RecordError as exc:
-                raise TLSError(f"cannot send: {exc}", alert=exc.alert,
-                               hint="open a new connection") from None
+                # (no blame class fits: a limit of the protocol itself, reached locally)
+                raise TLSError(
+                    f"cannot send: {exc}",
+                    cause="this connection has protected 2^64 - 1 records, the most TLS allows "
+                    "under one key (TLS 1.2 cannot change keys)",
+                    hint="open a new connection", alert=exc.alert,
+                    code="sequence-exhausted") from None
             self._sock.send(sealed)
             return
         self._drive(self._tl.writeAsync(data), peer_input=False)

@@ -35,6 +35,7 @@ from tlslite.errors import (
 from ..errors import (
     AlertDescription,
     AlertReceived,
+    InternalError,
     PeerIncompatible,
     PeerMisbehaved,
     TLSError,
@@ -235,7 +236,7 @@ def translate(engine: Any, exc: BaseException) -> TLSError:
         alert, detail = None, "connection closed"
     if alert is None and not isinstance(exc, TLSAbruptCloseError):
         engine.fail(_TLAlert.internal_error)
-        return TLSError(
+        return InternalError(
             f"internal error in the TLS engine: {type(exc).__name__}: {_safe_str(exc)}",
             cause="a bug in aiotls or tlslite-ng, possibly triggered by unusual peer input",
             hint="please report it with the handshake trace (python -m aiotls connect HOST PORT)",

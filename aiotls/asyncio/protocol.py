@@ -14,11 +14,17 @@ The adapter is mechanical: feed ciphertext to the :class:`~aiotls.TLSConnection`
 drain its events, deliver them to the application, write ``data_to_send()``.
 All TLS decisions live in the core.
 
-States::
+States (every change goes through ``_set_state``, which allows only the rules of
+``_TRANSITIONS``, as asyncio's sslproto does; the application protocol's own states go
+through ``_set_app_state`` and ``_APP_TRANSITIONS``)::
 
     UNWRAPPED ─connection_made─► HANDSHAKING ─HandshakeCompleted─► WRAPPED
     WRAPPED ─close()─► FLUSHING (backlog encrypted, close_notify sent) ─► SHUTDOWN
-    WRAPPED/FLUSHING ─peer close_notify / error / EOF─► SHUTDOWN ─lower lost─► CLOSED
+    HANDSHAKING/WRAPPED/FLUSHING ─peer close_notify / error / EOF / abort─► SHUTDOWN
+    any state ─lower connection_lost─► CLOSED
+
+    application: INIT ─connection_made─► CON_MADE ─eof_received─► EOF
+                 CON_MADE/EOF ─connection_lost─► CON_LOST
 
 Flow control mirrors sslproto:
 
@@ -53,8 +59,21 @@ from typing import Any
 
 from ..connection import TLSConnection, TLSSession
 from ..context import TLSContext
-from ..errors import TLSError
-from ..events import CloseNotifyReceived, ConnectionTerminated, DataReceived, HandshakeCompleted
+from ..errors import (
+    AlertDescription,
+    HandshakeTimeoutError,
+    InternalError,
+    ShutdownTimeoutError,
+    TLSError,
+)
+from ..events import (
+    CloseNotifyReceived,
+    ConnectionTerminated,
+    DataReceived,
+    Event,
+    HandshakeCompleted,
+    LentDataReceived,
+)
 
 __all__ = ["HandshakeTimeoutError", "ShutdownTimeoutError", "TLSProtocol"]
 
@@ -77,18 +96,6 @@ _LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5
 _RECV_BUFFER = 1024 * 1024
 
 
-class HandshakeTimeoutError(TLSError, ConnectionAbortedError):
-    """The TLS handshake did not finish within ``ssl_handshake_timeout``."""
-
-    code = "handshake-timeout"
-
-
-class ShutdownTimeoutError(TLSError, TimeoutError):
-    """The peer did not answer close_notify within ``ssl_shutdown_timeout``."""
-
-    code = "shutdown-timeout"
-
-
 class _State(enum.Enum):
     UNWRAPPED = "unwrapped"
     HANDSHAKING = "handshaking"
@@ -99,10 +106,40 @@ class _State(enum.Enum):
 
 
 class _AppState(enum.Enum):
-    INIT = 0
-    CON_MADE = 1
-    EOF = 2
-    CON_LOST = 3
+    INIT = "init"  # connection_made() not called yet
+    CON_MADE = "connection made"
+    EOF = "eof received"
+    CON_LOST = "connection lost"
+
+
+#: Every change of TLSProtocol's state (``_set_state`` refuses any other).  SHUTDOWN ->
+#: SHUTDOWN is real: the connection's end, an abort or a timeout may each come after
+#: close() got there first.
+_TRANSITIONS: dict[_State, frozenset[_State]] = {
+    _State.UNWRAPPED: frozenset({_State.HANDSHAKING, _State.CLOSED}),
+    _State.HANDSHAKING: frozenset({_State.WRAPPED, _State.SHUTDOWN, _State.CLOSED}),
+    _State.WRAPPED: frozenset({_State.FLUSHING, _State.SHUTDOWN, _State.CLOSED}),
+    # (FLUSHING lasts only while close() runs: an error on the way goes to SHUTDOWN)
+    _State.FLUSHING: frozenset({_State.SHUTDOWN}),
+    _State.SHUTDOWN: frozenset({_State.SHUTDOWN, _State.CLOSED}),
+    _State.CLOSED: frozenset(),
+}
+#: The application protocol's states: each of its callbacks at most once, in order.
+_APP_TRANSITIONS: dict[_AppState, frozenset[_AppState]] = {
+    _AppState.INIT: frozenset({_AppState.CON_MADE}),
+    _AppState.CON_MADE: frozenset({_AppState.EOF, _AppState.CON_LOST}),
+    _AppState.EOF: frozenset({_AppState.CON_LOST}),
+    _AppState.CON_LOST: frozenset(),
+}
+
+
+def _illegal(what: str, role: str, old: str, new: str, event: str) -> InternalError:
+    return InternalError(
+        f"illegal {what} transition of a TLS {role}: {old} -> {new} on {event}",
+        cause="a bug in aiotls: the asyncio adapter's transition table has no such rule",
+        hint="please report it to aiotls with the calls and events that led here",
+        alert=AlertDescription.internal_error, code="illegal-state-transition",
+    )
 
 
 _local = threading.local()
@@ -282,6 +319,8 @@ class TLSProtocol(asyncio.BufferedProtocol):
                                    session=session)
         self._extra: dict[str, Any] = {"sslcontext": context, "ssl_object": self._conn,
                                        "tls_connection": self._conn}
+        # initial states (changed only by _set_state and _set_app_state from here on);
+        # start_tls() wraps a connection whose protocol has had connection_made() already
         self._state = _State.UNWRAPPED
         self._app_state = _AppState.INIT if call_connection_made else _AppState.CON_MADE
         self._transport: asyncio.Transport | None = None
@@ -303,13 +342,31 @@ class TLSProtocol(asyncio.BufferedProtocol):
         self._write_high, self._write_low = _flow_limits(None, None, _HIGH_WATER_WRITE)
         # reading
         self._incoming_backlog = bytearray()
-        self._events: collections.deque[Any] = collections.deque()
+        self._events: collections.deque[Event] = collections.deque()
         self._undelivered = 0
         self._processing = 0  # nesting depth of _process (lent plaintext)
         self._app_reading_paused = False
         self._tls_reading_paused = False
         self._eof_pending = False
         self._read_high, self._read_low = _flow_limits(None, None, _HIGH_WATER_READ)
+
+    def _set_state(self, new: _State, event: str) -> None:
+        """Move to ``new`` on ``event``; a change not in ``_TRANSITIONS`` is a bug in aiotls
+        and raises :class:`~aiotls.errors.InternalError` (``illegal-state-transition``)."""
+        if new not in _TRANSITIONS[self._state]:
+            raise _illegal("state", self._role(), self._state.value, new.value, event)
+        self._state = new
+
+    def _set_app_state(self, new: _AppState, event: str) -> None:
+        """Record that the application protocol is told ``event`` (``new``); each callback
+        at most once and in order, else :class:`~aiotls.errors.InternalError`."""
+        if new not in _APP_TRANSITIONS[self._app_state]:
+            raise _illegal("application protocol", self._role(), self._app_state.value,
+                           new.value, event)
+        self._app_state = new
+
+    def _role(self) -> str:
+        return "server" if self._conn.server_side else "client"
 
     @staticmethod
     def _validate_timeouts(handshake: float | None, shutdown: float | None) -> None:
@@ -322,7 +379,7 @@ class TLSProtocol(asyncio.BufferedProtocol):
         self._app_protocol: Any = app_protocol
         self._app_is_buffered = isinstance(app_protocol, asyncio.BufferedProtocol)
         # A BufferedProtocol gets plaintext copied straight from the decryption buffer.
-        self._conn._lend = self._app_is_buffered
+        self._conn.lend_plaintext = self._app_is_buffered
 
     def _mark_closed(self) -> None:
         """The application's transport is closing (its is_closing() turns true)."""
@@ -352,7 +409,7 @@ class TLSProtocol(asyncio.BufferedProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses; only their API is used.
         self._transport = transport  # type: ignore[assignment]
-        self._state = _State.HANDSHAKING
+        self._set_state(_State.HANDSHAKING, "connection_made()")
         self._handshake_timer = self._loop.call_later(self._handshake_timeout,
                                                       self._on_handshake_timeout)
         self._flush_tls()  # a client's ClientHello
@@ -387,9 +444,9 @@ class TLSProtocol(asyncio.BufferedProtocol):
             self._wakeup_waiter(error or ConnectionResetError(
                 "the connection was closed during the TLS handshake"))
         if self._app_state in (_AppState.CON_MADE, _AppState.EOF):
-            self._app_state = _AppState.CON_LOST
+            self._set_app_state(_AppState.CON_LOST, "connection_lost()")
             self._loop.call_soon(self._app_protocol.connection_lost, error)
-        self._state = _State.CLOSED
+        self._set_state(_State.CLOSED, "connection_lost()")
         self._transport = None
         # Break the cycles application protocol -> transport -> this protocol -> application
         # protocol and transport, as asyncio's SSLProtocol does: the connection's objects
@@ -445,7 +502,7 @@ class TLSProtocol(asyncio.BufferedProtocol):
         conn = self._conn
         closing = self._closing()
         while (event := conn.next_event()) is not None:
-            if isinstance(event, DataReceived):
+            if isinstance(event, DataReceived | LentDataReceived):
                 if closing:
                     # Decrypted after the application's close(): "no more data will be
                     # received" (as sslproto, which discards it while unwrapping).
@@ -458,19 +515,17 @@ class TLSProtocol(asyncio.BufferedProtocol):
             self._deliver()
         finally:
             self._processing -= 1
-            if not self._processing and conn._lent:
+            if not self._processing and conn.plaintext_lent:
                 self._keep_undelivered()
-                conn._release_plaintext()
+                conn.release_plaintext()
         self._control_tls_reading()
 
     def _keep_undelivered(self) -> None:
         """Copy out plaintext still lent by the connection (the application paused)."""
         events = self._events
         for i, event in enumerate(events):
-            if isinstance(event, DataReceived):
-                data: Any = event.data
-                if isinstance(data, memoryview):
-                    events[i] = DataReceived(bytes(data))
+            if isinstance(event, LentDataReceived):
+                events[i] = DataReceived(bytes(event.data))
 
     def _deliver(self) -> None:
         events = self._events
@@ -480,7 +535,7 @@ class TLSProtocol(asyncio.BufferedProtocol):
             # back the end of the connection (the peer's close_notify must be answered).
             closing = self._closing()
             hold = self._app_reading_paused and not closing
-            if isinstance(event, DataReceived):
+            if isinstance(event, DataReceived | LentDataReceived):
                 if self._app_reading_paused:
                     if not closing:
                         break
@@ -547,8 +602,10 @@ class TLSProtocol(asyncio.BufferedProtocol):
         if self._handshake_timer is not None:
             self._handshake_timer.cancel()
             self._handshake_timer = None
+        if self._state is not _State.HANDSHAKING:
+            return  # aborted meanwhile (a handshake timeout): too late to open
         conn = self._conn
-        self._state = _State.WRAPPED
+        self._set_state(_State.WRAPPED, "HandshakeCompleted")
         self._extra.update(
             cipher=conn.cipher(), compression=None,
             tls_version=event.version, alpn_protocol=event.alpn_protocol,
@@ -556,7 +613,7 @@ class TLSProtocol(asyncio.BufferedProtocol):
             tls_group=event.group, peer_certificates=event.peer_certificates,
         )
         if self._app_state is _AppState.INIT:
-            self._app_state = _AppState.CON_MADE
+            self._set_app_state(_AppState.CON_MADE, "HandshakeCompleted")
             self._app_protocol.connection_made(self._app_transport)
         self._wakeup_waiter()
         if self._write_backlog:
@@ -567,7 +624,7 @@ class TLSProtocol(asyncio.BufferedProtocol):
     def _call_eof_received(self) -> None:
         if self._app_state is not _AppState.CON_MADE:
             return
-        self._app_state = _AppState.EOF
+        self._set_app_state(_AppState.EOF, "CloseNotifyReceived")
         try:
             keep_open = self._app_protocol.eof_received()
         except (KeyboardInterrupt, SystemExit):
@@ -585,7 +642,7 @@ class TLSProtocol(asyncio.BufferedProtocol):
                 self._wakeup_waiter(event.error)
                 if self._loop.get_debug() or self._conn.server_side:
                     logger.debug("TLS handshake failed: %s", event.error)
-        self._state = _State.SHUTDOWN
+        self._set_state(_State.SHUTDOWN, "ConnectionTerminated")
         self._mark_closed()
         self._flush_tls()
         if self._transport is not None:
@@ -755,14 +812,14 @@ class TLSProtocol(asyncio.BufferedProtocol):
         if self._state is _State.HANDSHAKING:
             self._abort(None)
             return
-        self._state = _State.FLUSHING
+        self._set_state(_State.FLUSHING, "close()")
         self._shutdown_timer = self._loop.call_later(self._shutdown_timeout,
                                                      self._on_shutdown_timeout)
         self._tls_writing_paused = False  # everything left goes to the lower buffer now
         self._do_write()
         self._conn.close()
         self._flush_tls()
-        self._state = _State.SHUTDOWN
+        self._set_state(_State.SHUTDOWN, "close_notify sent")
         if self._tls_reading_paused and self._transport is not None:
             self._tls_reading_paused = False
             self._transport.resume_reading()
@@ -776,7 +833,7 @@ class TLSProtocol(asyncio.BufferedProtocol):
             self._error = exc
         if self._state is _State.HANDSHAKING:
             self._wakeup_waiter(exc or ConnectionAbortedError("TLS handshake aborted"))
-        self._state = _State.SHUTDOWN
+        self._set_state(_State.SHUTDOWN, "abort")
         self._drop_outgoing()
         if self._transport is not None:
             self._transport.abort()
@@ -785,26 +842,13 @@ class TLSProtocol(asyncio.BufferedProtocol):
         self._handshake_timer = None
         if self._state is not _State.HANDSHAKING:
             return
-        exc = HandshakeTimeoutError(
-            f"the TLS handshake did not complete within {self._handshake_timeout:g} seconds",
-            cause="the peer is silent or very slow, does not speak TLS on this port, or a "
-            "firewall drops the packets",
-            hint="check the host and port ('python -m aiotls connect HOST PORT'), or raise "
-            "ssl_handshake_timeout",
-        )
-        self._abort(exc)
+        self._abort(HandshakeTimeoutError.after(self._handshake_timeout))
 
     def _on_shutdown_timeout(self) -> None:
         self._shutdown_timer = None
         if not self._closing():
             return
-        exc = ShutdownTimeoutError(
-            f"the peer did not answer close_notify within {self._shutdown_timeout:g} seconds",
-            cause="the peer stopped reading, or does not send close_notify when closing",
-            hint="this is harmless for most protocols; lower ssl_shutdown_timeout, or use "
-            "abort() when you do not need a clean TLS close",
-        )
-        self._abort(exc)
+        self._abort(ShutdownTimeoutError.after(self._shutdown_timeout))
 
     def _fatal_error(self, exc: BaseException, message: str) -> None:
         if not isinstance(exc, OSError):
