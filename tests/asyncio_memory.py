@@ -25,7 +25,7 @@ from typing import Any
 
 import aiotls
 import aiotls.asyncio
-from tests.conftest import PKI
+from tests.helpers import PKI
 
 __all__ = ["DATA", "EOF", "LOST", "MADE", "SNI", "MemoryTransport", "feed", "memory_tls_pair",
            "pin"]

@@ -1,58 +1,22 @@
-"""Shared fixtures: a test PKI generated once per session, and context factories."""
+"""Fixtures and pytest hooks; the helpers themselves are in tests/helpers.py."""
 
 from __future__ import annotations
 
 import asyncio
-import os
-import ssl
-import tempfile
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-import aiotls
-import aiotls.asyncio
-from aiotls.events import DataReceived
-from tests.certs import CA, Issued, KeyType
-
-SERVER_NAMES = ("localhost", "example.test", "127.0.0.1", "::1")
+from tests.certs import CA
+from tests.helpers import PKI, VERSIONS, FrameworkEnds, _build_pki, framework_ends
 
 
-@dataclass(frozen=True)
-class PKI:
-    """A root CA, server certificates of every key type, and a client certificate."""
-
-    ca: CA
-    directory: str
-    ca_file: str
-    servers: dict[str, tuple[Issued, str, str]]  # key type -> (issued, certfile, keyfile)
-    client: tuple[Issued, str, str]
-
-    def server(self, key_type: KeyType = "ecdsa-p256") -> tuple[str, str]:
-        _, certfile, keyfile = self.servers[key_type]
-        return certfile, keyfile
-
-    def server_context(self, key_type: KeyType = "ecdsa-p256") -> aiotls.TLSContext:
-        ctx = aiotls.TLSContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(*self.server(key_type))
-        return ctx
-
-    def client_context(self) -> aiotls.TLSContext:
-        ctx = aiotls.TLSContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.load_verify_locations(cafile=self.ca_file)
-        return ctx
-
-    def stdlib_server_context(self, key_type: KeyType = "ecdsa-p256") -> ssl.SSLContext:
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(*self.server(key_type))
-        return ctx
-
-    def stdlib_client_context(self) -> ssl.SSLContext:
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.load_verify_locations(cafile=self.ca_file)
-        return ctx
+@pytest.fixture(params=list(VERSIONS))
+def version(request: pytest.FixtureRequest) -> str:
+    """Each TLS version aiotls speaks, by name ("TLSv1.2", "TLSv1.3"): ``VERSIONS[version]``
+    is its ``ssl.TLSVersion``."""
+    return str(request.param)
 
 
 @pytest.fixture(scope="session")
@@ -68,270 +32,16 @@ def rsa_pki() -> Iterator[PKI]:
     yield from _build_pki(CA(key_type="rsa2048", name="aiotls test RSA CA"))
 
 
-def _build_pki(ca: CA) -> Iterator[PKI]:
-    with tempfile.TemporaryDirectory(prefix="aiotls-pki-") as directory:
-        ca_file = os.path.join(directory, "ca.pem")
-        with open(ca_file, "wb") as f:
-            f.write(ca.cert_pem)
-        servers: dict[str, tuple[Issued, str, str]] = {}
-        for key_type in ("ecdsa-p256", "rsa2048", "ed25519", "ecdsa-p384"):
-            issued = ca.issue(*SERVER_NAMES, key_type=key_type)  # type: ignore[arg-type]
-            servers[key_type] = (issued, *issued.write(directory, name=f"server-{key_type}"))
-        client = ca.issue("client.example.test", client=True, server=False)
-        yield PKI(ca, directory, ca_file, servers, (client, *client.write(directory, name="client")))
-
-
-def data_of(conn: aiotls.TLSConnection) -> bytes:
-    """The application data among the connection's pending events (which it takes)."""
-    return b"".join(e.data for e in conn.events() if isinstance(e, DataReceived))
-
-
-def pump(a: aiotls.TLSConnection, b: aiotls.TLSConnection, rounds: int = 50) -> None:
-    """Shuttle bytes between two in-memory connections until both are quiet."""
-    for _ in range(rounds):
-        out_a = a.data_to_send()
-        if out_a:
-            b.receive_data(out_a)
-        out_b = b.data_to_send()
-        if out_b:
-            a.receive_data(out_b)
-        if not out_a and not out_b:
-            return
-    raise AssertionError("connections did not go quiet")
-
-
-def handshake(
-    client_ctx: aiotls.TLSContext,
-    server_ctx: aiotls.TLSContext,
-    server_hostname: str | None = "localhost",
-) -> tuple[aiotls.TLSConnection, aiotls.TLSConnection]:
-    """Connect two in-memory endpoints; returns (client, server) after pumping."""
-    client = aiotls.TLSConnection(client_ctx, server_hostname=server_hostname)
-    server = aiotls.TLSConnection(server_ctx, server_side=True)
-    pump(client, server)
-    return client, server
-
-
-def connect(client_ctx: aiotls.TLSContext, server_ctx: aiotls.TLSContext,
-            session: aiotls.TLSSession | None = None,
-            ) -> tuple[aiotls.TLSConnection, aiotls.TLSConnection]:
-    """A handshake in memory (resuming ``session`` if given), then a little data from the
-    server so TLS 1.3 tickets (sent after the handshake) arrive; returns (client, server)."""
-    client = aiotls.TLSConnection(client_ctx, server_hostname="localhost", session=session)
-    server = aiotls.TLSConnection(server_ctx, server_side=True)
-    pump(client, server)
-    if client.handshake_complete and server.handshake_complete:
-        server.send_data(b"hello")
-        pump(client, server)
-    return client, server
-
-
-# --- session chains over aiotls.asyncio --------------------------------------------------------
-
-
-async def echo_line(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """An asyncio server's connection handler: echo one line, then close."""
-    writer.write(await reader.readline())
-    await writer.drain()
-    writer.close()
-    await writer.wait_closed()
-
-
-async def session_chain(port: int, ctx: aiotls.TLSContext, count: int = 3,
-                        after_each: Callable[[], None] | None = None) -> list[bool]:
-    """README's recipe over aiotls.asyncio: ``count`` connections to an :func:`echo_line`
-    server on 127.0.0.1:``port``, each offering the session of the one before; each sends
-    and checks a line.  Returns each connection's ``session_reused``; ``after_each`` runs
-    after every connection (e.g. to change the server).  Bounded: 30 s in all."""
-    session = None
-    reused = []
-    async with asyncio.timeout(30):
-        for _ in range(count):
-            reader, writer = await aiotls.asyncio.open_connection(
-                "127.0.0.1", port, ssl=ctx, server_hostname="localhost", session=session)
-            writer.write(b"ping\n")
-            assert await reader.readline() == b"ping\n"
-            reused.append(writer.get_extra_info("session_reused"))
-            session = writer.get_extra_info("ssl_object").session
-            writer.close()
-            await writer.wait_closed()
-            if after_each is not None:
-                after_each()
-    return reused
-
-
-# --- hostile handshake messages from an otherwise honest peer -----------------------------------
-
-
-class _RawRecord:
-    """A record's content as tlslite's record layer reads it from a Message."""
-
-    def __init__(self, content_type: int, data: bytes) -> None:
-        self.contentType = content_type
-        self._data = bytearray(data)
-
-    def write(self) -> bytearray:
-        return bytearray(self._data)
-
-
-def split_handshake_messages(data: bytes) -> list[bytes] | None:
-    """Whole handshake messages (4-byte header included), or None if ``data`` is not that."""
-    out, pos = [], 0
-    while pos < len(data):
-        if len(data) - pos < 4:
-            return None
-        end = pos + 4 + int.from_bytes(data[pos + 1:pos + 4], "big")
-        if end > len(data):
-            return None
-        out.append(data[pos:end])
-        pos = end
-    return out
-
-
-def engine_record_layer(conn: aiotls.TLSConnection) -> Any:
-    """The tlslite record layer under ``conn``'s engine (private state).
-
-    The one place the tests name ``conn._engine._tl._recordLayer``: for
-    :func:`tap_handshake` (which wraps its ``sendRecord``), :class:`RecordForger` (which
-    reads its keys while tlslite protects the records) and test_hostile's empty-record
-    flood.  Nothing else may reach there.
-    """
-    return conn._engine._tl._recordLayer
-
-
-def tap_handshake(conn: aiotls.TLSConnection, edit: Any) -> list[int]:
-    """Internal verb (for tests only): rewrite the handshake messages ``conn`` sends from
-    now on.
-
-    ``edit(message)`` gets each outgoing handshake message (header included) after ``conn``
-    hashed it into its transcript and before record protection, and returns what to send
-    instead.  So the peer receives well-framed, correctly encrypted records -- TLS 1.3's
-    encrypted flights included -- whose plaintext is hostile.  Returns the list of the
-    types of the messages seen so far (it grows as ``conn`` sends).
-
-    Not public behaviour: it wraps ``sendRecord`` of the engine's tlslite record layer
-    (:func:`engine_record_layer`), the one way to put chosen plaintext under real traffic
-    keys.  Tests that need hostile handshake plaintext use this verb; none patches the
-    record layer itself.
-    """
-    layer = engine_record_layer(conn)
-    send = layer.sendRecord
-    seen: list[int] = []
-
-    def send_record(msg: Any) -> Any:
-        if msg.contentType == 22:
-            messages = split_handshake_messages(bytes(msg.write()))
-            if messages is not None:
-                out = []
-                for m in messages:
-                    seen.append(m[0])
-                    out.append(edit(m))
-                msg = _RawRecord(22, b"".join(out))
-        return send(msg)
-
-    layer.sendRecord = send_record
-    return seen
-
-
 # --- event loops: every async test runs on the default loop and on uvloop -----------------------
 
 def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Any]:
     """pytest-asyncio hook: parametrize async tests over the default loop and uvloop."""
-    import asyncio
 
     import uvloop
 
     if item.get_closest_marker("anyio") is not None:
         return {"asyncio": asyncio.new_event_loop}  # (unused: see pytest_pycollect_makeitem)
     return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
-
-
-# --- forging protected records --------------------------------------------------------------------
-
-
-class RecordForger:
-    """Seals arbitrary records the way the peer of ``conn`` would, so tests can send shapes
-    an honest aiotls never produces (oversized, padded, interleaved, fragmented).
-
-    It takes the keys and the next sequence number ``conn`` *reads* with (``sending=True``:
-    writes with, to speak in ``conn``'s name) -- aiotls's record layer after the handshake,
-    the engine's (tlslite's) state during it -- and seals with ``cryptography`` directly,
-    independently of aiotls's code.  From then on it keeps its own sequence number: the
-    records it makes replace the real ones in that direction.
-    """
-
-    def __init__(self, conn: aiotls.TLSConnection, *, sending: bool = False) -> None:
-        from cryptography.hazmat.primitives.ciphers.aead import AESCCM, AESGCM, ChaCha20Poly1305
-
-        engine = conn._engine
-        keys = engine.record_keys(reading=not sending)
-        if keys is not None:
-            cipher, key, iv, seq = keys.cipher, keys.key, keys.iv, keys.seq
-            self.tls13 = keys.tls13
-        else:
-            layer = engine_record_layer(conn)
-            read = layer._writeState if sending else layer._readState
-            assert read.encContext is not None, "no keys yet: nothing to forge with"
-            cipher, key = read.encContext.name, bytes(read.encContext.key)
-            iv, seq = bytes(read.fixedNonce), int(read.seqnum)
-            self.tls13 = tuple(engine._tl.version) > (3, 3)
-        self.chacha = cipher == "chacha20-poly1305"
-        self.aead = ChaCha20Poly1305(key) if self.chacha else \
-            AESCCM(key) if cipher.endswith("ccm") else AESGCM(key)
-        self.iv = iv
-        self.seq = seq
-
-    def _nonce(self) -> bytes:
-        return (int.from_bytes(self.iv, "big") ^ self.seq).to_bytes(12, "big")
-
-    def seal(self, content_type: int, content: bytes, padding: int = 0) -> bytes:
-        """One protected record carrying ``content`` of ``content_type`` (TLS 1.3: plus
-        ``padding`` zero bytes after the inner content type)."""
-        if self.tls13:
-            inner = content + bytes((content_type,)) + bytes(padding)
-            length = len(inner) + 16
-            header = bytes((23, 3, 3, length >> 8, length & 0xFF))
-            body = self.aead.encrypt(self._nonce(), inner, header)
-        else:
-            assert not padding, "TLS 1.2 AEAD records have no padding"
-            n = len(content)
-            aad = self.seq.to_bytes(8, "big") + bytes((content_type, 3, 3, n >> 8, n & 0xFF))
-            if self.chacha:
-                body = self.aead.encrypt(self._nonce(), content, aad)
-            else:
-                explicit = self.seq.to_bytes(8, "big")
-                body = explicit + self.aead.encrypt(self.iv + explicit, content, aad)
-            header = bytes((content_type, 3, 3, len(body) >> 8, len(body) & 0xFF))
-        self.seq += 1
-        return header + body
-
-    def unseal(self, record: bytes) -> tuple[int, bytes]:
-        """``(content type, content)`` of one protected record in this direction (TLS 1.3:
-        the inner content type, padding removed)."""
-        header, body = record[:5], record[5:]
-        if self.tls13:
-            inner = self.aead.decrypt(self._nonce(), body, header).rstrip(b"\0")
-            self.seq += 1
-            return inner[-1], inner[:-1]
-        if self.chacha:
-            nonce = self._nonce()
-        else:
-            nonce, body = self.iv + body[:8], body[8:]
-        n = len(body) - 16
-        aad = self.seq.to_bytes(8, "big") + bytes((header[0], 3, 3, n >> 8, n & 0xFF))
-        self.seq += 1
-        return header[0], self.aead.decrypt(nonce, body, aad)
-
-
-def split_records(data: bytes) -> list[bytes]:
-    """Whole TLS records (header included) of a byte stream."""
-    out, pos = [], 0
-    while pos < len(data):
-        n = int.from_bytes(data[pos + 3:pos + 5], "big")
-        out.append(data[pos:pos + 5 + n])
-        pos += 5 + n
-    assert pos == len(data), "the stream ends inside a record"
-    return out
 
 
 # --- anyio tests: run by anyio's pytest plugin, not by pytest-asyncio ----------------------------
@@ -365,73 +75,6 @@ def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: objec
                 originalname=item.originalname)
         out.append(item)
     return out
-
-
-# --- frameworks on aiotls contexts (test_frameworks*.py) ------------------------------------------
-
-#: What the aiotls ends of a framework test allow, and the OpenSSL ends do not: P-384 as
-#: the only key-exchange group and ChaCha20-Poly1305 as the only suite (TLS 1.3 included,
-#: which ``ssl.SSLContext.set_ciphers`` cannot restrict).  An OpenSSL pair negotiates
-#: x25519 and AES-256-GCM, so the group and suite seen by either end show who did the TLS.
-FRAMEWORK_GROUP = "secp384r1"
-FRAMEWORK_SUITE = "TLS_CHACHA20_POLY1305_SHA256"
-FRAMEWORK_SUITE_TLS12 = "ECDHE-ECDSA-CHACHA20-POLY1305"
-
-
-@dataclass
-class FrameworkEnds:
-    """The two contexts of a framework test: aiotls's or the stdlib's on each end."""
-
-    mode: str  # "aiotls-client" (stdlib server), "aiotls-server" (stdlib client), "aiotls-both"
-    client: ssl.SSLContext
-    server: ssl.SSLContext
-
-    @property
-    def aiotls_client(self) -> bool:
-        return self.mode != "aiotls-server"
-
-    @property
-    def aiotls_server(self) -> bool:
-        return self.mode != "aiotls-client"
-
-    def check(self, obj: Any, *, server_side: bool) -> None:
-        """``obj`` (a transport's ``ssl_object``) is aiotls's on the ends given aiotls, an
-        OpenSSL one otherwise; the suite is the one only aiotls's ends allow; with aiotls
-        on both ends the group is the one only they allow."""
-        from aiotls.compat import TLSObject
-
-        if self.aiotls_server if server_side else self.aiotls_client:
-            assert isinstance(obj, TLSObject), f"not aiotls's: {obj!r}"
-            assert isinstance(obj.connection, aiotls.TLSConnection)
-            assert obj.connection.handshake_complete
-            if self.mode == "aiotls-both":
-                assert obj.connection.group == FRAMEWORK_GROUP
-        else:
-            assert type(obj) is ssl.SSLObject
-        self.check_cipher(obj.cipher())
-
-    def check_cipher(self, cipher: tuple[str, str, int] | None) -> None:
-        """The negotiated suite (``cipher()`` of either end) is the one only aiotls allowed."""
-        assert cipher is not None
-        expected = FRAMEWORK_SUITE if cipher[1] == "TLSv1.3" else FRAMEWORK_SUITE_TLS12
-        assert cipher[0] == expected, cipher
-
-
-def framework_ends(pki: PKI, mode: str) -> FrameworkEnds:
-    client: ssl.SSLContext
-    server: ssl.SSLContext
-    if mode == "aiotls-server":
-        client = pki.stdlib_client_context()
-    else:
-        client = pki.client_context()
-        client.set_groups([FRAMEWORK_GROUP])
-        client.set_ciphers(FRAMEWORK_SUITE + ":" + FRAMEWORK_SUITE_TLS12)
-    if mode == "aiotls-client":
-        server = pki.stdlib_server_context()
-    else:
-        server = pki.server_context()
-        server.set_ciphers(FRAMEWORK_SUITE + ":" + FRAMEWORK_SUITE_TLS12)
-    return FrameworkEnds(mode, client, server)
 
 
 @pytest.fixture(params=["aiotls-client", "aiotls-server", "aiotls-both"])

@@ -20,7 +20,7 @@ import pytest
 import aiotls
 from aiotls.errors import AlertDescription, AlertReceived, PeerMisbehaved
 from aiotls.events import CloseNotifyReceived, ConnectionTerminated
-from tests.conftest import PKI, data_of, pump
+from tests.helpers import PKI, VERSIONS, data_of, pump
 
 A = AlertDescription
 WARNING, FATAL = 1, 2
@@ -41,7 +41,6 @@ EXPECTED: dict[int, tuple[str, str, str, str]] = {
     A.decode_error: ("fatal", "fatal", "fatal", "fatal"),
     A.internal_error: ("fatal", "fatal", "fatal", "fatal"),
 }
-VERSIONS = ("TLSv1.2", "TLSv1.3")
 PHASES = ("hello", "handshake", "open")
 
 

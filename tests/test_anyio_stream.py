@@ -32,6 +32,7 @@ import aiotls
 from aiotls.anyio import TLSListener, TLSStream
 from aiotls.errors import X509_V_ERR_HOSTNAME_MISMATCH
 from tests.certs import CA
+from tests.helpers import VERSION_NAMES, VERSION_PARAMS
 
 pytestmark = pytest.mark.anyio
 
@@ -193,7 +194,6 @@ def tls12(ctx: aiotls.TLSContext) -> aiotls.TLSContext:
     return ctx
 
 
-VERSIONS = [pytest.param(None, id="tls1.3"), pytest.param(tls12, id="tls1.2")]
 
 
 # --- the backend is the one the test names -------------------------------------------------
@@ -241,17 +241,18 @@ async def test_many_small_sends_arrive_in_order(pki: Any) -> None:
     assert echoed == expected
 
 
-@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("version", VERSION_PARAMS)
 async def test_large_transfer_both_ways_at_once(pki: Any, version: Any) -> None:
     """8 MiB each way at the same time: each side sends in one task, receives in another."""
     size = 8 * MiB
     up, down = pattern(size, 1), pattern(size, 2)
-    client_ctx = version(pki.client_context()) if version else pki.client_context()
+    client_ctx = pki.client_context()
+    client_ctx.maximum_version = version
     received: dict[str, bytes] = {}
     with anyio.fail_after(TIMEOUT):
         async with tcp_pair() as (a, b):
             client, server = await wrap_pair(a, b, client_ctx, pki.server_context())
-            assert client.extra(TLSAttribute.tls_version) == ("TLSv1.2" if version else "TLSv1.3")
+            assert client.extra(TLSAttribute.tls_version) == VERSION_NAMES[version]
 
             async def send_all(stream: TLSStream, data: bytes) -> None:
                 view = memoryview(data)
@@ -462,13 +463,14 @@ async def test_aclose_interrupts_a_pending_receive(pki: Any) -> None:
             await server.aclose()
 
 
-@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("version", VERSION_PARAMS)
 async def test_unwrap_hands_back_the_cleartext_that_followed(pki: Any, version: Any) -> None:
     """The peer's close_notify and the cleartext after it arrive in one read: unwrap()
     returns that cleartext as leftover."""
     a, raw_b = memory_pair()
     b = Corked(raw_b)
-    client_ctx = version(pki.client_context()) if version else pki.client_context()
+    client_ctx = pki.client_context()
+    client_ctx.maximum_version = version
     with anyio.fail_after(TIMEOUT):
         client, server = await wrap_pair(a, b, client_ctx, pki.server_context())
         await server.send(b"encrypted")

@@ -26,12 +26,11 @@ from hypothesis import strategies as st
 
 import aiotls
 from tests.asyncio_memory import EOF, LOST, memory_tls_pair
-from tests.conftest import PKI
+from tests.helpers import PKI, VERSIONS
 
 LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
     "asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop,
 }
-VERSIONS = [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3]
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -194,7 +193,7 @@ def test_every_byte_arrives_once_in_order_never_while_paused_heavy(pki: PKI,
 
 
 def check_random_interleaving(pki: PKI, data: st.DataObject) -> None:
-    version = data.draw(st.sampled_from(VERSIONS), label="version")
+    version = data.draw(st.sampled_from(list(VERSIONS.values())), label="version")
     sizes = data.draw(st.lists(st.one_of(st.integers(0, 3000), st.integers(16_000, 200_000)),
                                min_size=1, max_size=6), label="parts")
     parts = [random.Random(i).randbytes(n) for i, n in enumerate(sizes)]
@@ -377,7 +376,7 @@ def check_random_writes(pki: PKI, data: st.DataObject) -> None:
     and resuming the TLS layer), an application that may ignore pause_writing, then
     close(): the peer gets every byte in order and then close_notify; pause_writing and
     resume_writing alternate, starting with a pause."""
-    version = data.draw(st.sampled_from(VERSIONS), label="version")
+    version = data.draw(st.sampled_from(list(VERSIONS.values())), label="version")
     writes = data.draw(st.lists(st.one_of(st.integers(0, 3000), st.integers(60_000, 300_000)),
                                 max_size=10), label="writes")
     lines = data.draw(st.lists(st.booleans(), min_size=1, max_size=3), label="writelines")

@@ -18,7 +18,7 @@ import aiotls
 import aiotls.asyncio as aa
 from aiotls.asyncio import protocol as protocol_module
 from tests.asyncio_memory import EOF, LOST, MADE, SNI, MemoryTransport, feed
-from tests.conftest import PKI
+from tests.helpers import PKI
 
 HOST = "127.0.0.1"
 _State = protocol_module._State

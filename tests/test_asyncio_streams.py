@@ -29,7 +29,7 @@ import pytest
 import aiotls
 import aiotls.asyncio
 from tests.certs import CA
-from tests.conftest import PKI, echo_line, session_chain
+from tests.helpers import PKI, echo_line, session_chain
 
 KiB = 1024
 MiB = 1024 * KiB

@@ -22,10 +22,8 @@ from tlslite.utils.python_rsakey import Python_RSAKey
 
 import aiotls
 from aiotls.events import DataReceived
-from tests.conftest import PKI, handshake, pump
+from tests.helpers import PKI, VERSIONS, handshake, pump
 from tests.stdlib_peer import StdlibPeer, run
-
-VERSIONS = {"TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
 
 
 class PurePythonUsed(AssertionError):

@@ -39,7 +39,7 @@ from aiotls.cli._render import TextRenderer
 from aiotls.errors import CertificateError
 from aiotls.events import ConnectionTerminated
 from tests.certs import CA
-from tests.conftest import pump
+from tests.helpers import pump
 from tests.sockloop import require_openssl
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

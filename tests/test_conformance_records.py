@@ -8,7 +8,7 @@ at a time (``open``, then the engine for control records); the engine (tlslite-n
 the handshake.  Each rule is driven through them by how the records arrive: all in one
 ``receive_data`` call, one record per call, or cut inside headers and bodies across calls.
 
-Hostile records are sealed by :class:`tests.conftest.RecordForger` with the keys the
+Hostile records are sealed by :class:`tests.helpers.RecordForger` with the keys the
 victim reads with, independently of aiotls's own sealing code.
 """
 
@@ -30,13 +30,19 @@ from aiotls import ConnectionState as State
 from aiotls.errors import AlertReceived, PeerMisbehaved, TLSError
 from aiotls.events import ConnectionTerminated, DataReceived, Event, HandshakeCompleted
 from tests.certs import Issued
-from tests.conftest import PKI, RecordForger, pump, split_records
+from tests.helpers import (
+    PKI,
+    VERSIONS,
+    RecordForger,
+    handshake,
+    pump,
+    split_records,
+)
 from tests.peers import GNUTLS_TIMEOUT, gnutls_cli, gnutls_serv
 from tests.sockloop import SocketTLS, listen, peer_thread
 from tests.tlslite_peer import RawTLS, tlslite_credentials, tlslite_settings
 
 TLS13, TLS12 = "TLSv1.3", "TLSv1.2"
-VERSIONS = (TLS13, TLS12)
 ROLES = ("client", "server")
 PATHS = ("one-call", "record-per-call", "split")
 HANDSHAKE, APPDATA, ALERT, CCS = 22, 23, 21, 20
@@ -55,10 +61,7 @@ def contexts(pki: PKI, version: str) -> tuple[aiotls.TLSContext, aiotls.TLSConte
 def established(pki: PKI, version: str, role: str) -> tuple[aiotls.TLSConnection,
                                                             aiotls.TLSConnection]:
     """(victim, honest peer) of an open connection; the victim plays ``role``."""
-    client_ctx, server_ctx = contexts(pki, version)
-    client = aiotls.TLSConnection(client_ctx, server_hostname="localhost")
-    server = aiotls.TLSConnection(server_ctx, server_side=True)
-    pump(client, server)
+    client, server = handshake(*contexts(pki, version))
     for conn in (client, server):
         events = conn.events()
         assert [type(e) for e in events] == [HandshakeCompleted], events

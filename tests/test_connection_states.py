@@ -20,7 +20,7 @@ import aiotls
 import aiotls._state as state_module
 from aiotls import ConnectionState, TLSConnection
 from aiotls.events import CloseNotifyReceived, ConnectionTerminated
-from tests.conftest import PKI, handshake, pump
+from tests.helpers import PKI, handshake, pump
 
 Phase = tuple[ConnectionState, bool]
 #: (phase before, trigger name or None, phase after), per connection

@@ -11,7 +11,7 @@ import pytest
 import aiotls
 from aiotls.context import DEFAULT_SUITES
 from tests.certs import CA
-from tests.conftest import PKI, handshake
+from tests.helpers import PKI, handshake
 from tests.stdlib_peer import StdlibPeer, run
 from tests.tlslite_peer import TlslitePeer, tlslite_settings
 

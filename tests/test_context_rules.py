@@ -35,7 +35,7 @@ from aiotls._engine import speedups
 from aiotls.context import DEFAULT_GROUPS, DEFAULT_SUITES, FFDHE_GROUPS
 from aiotls.events import DataReceived
 from tests.certs import CA
-from tests.conftest import PKI, handshake, pump
+from tests.helpers import PKI, handshake, pump
 from tests.sockloop import OpenSSLProcess, SocketTLS, free_port, listen, require_openssl
 from tests.tlslite_peer import RawTLS, TlslitePeer, exchange, tlslite_settings
 
@@ -245,15 +245,6 @@ async def test_start_tls_refuses_wrong_side(pki: PKI, server_side: bool) -> None
 # attribute or method is added without a row.
 
 
-def _connect(client_ctx: aiotls.TLSContext, server_ctx: aiotls.TLSContext,
-             server_hostname: str | None = "localhost", **server_kw: Any,
-             ) -> tuple[aiotls.TLSConnection, aiotls.TLSConnection]:
-    client = aiotls.TLSConnection(client_ctx, server_hostname=server_hostname)
-    server = aiotls.TLSConnection(server_ctx, server_side=True, **server_kw)
-    pump(client, server)
-    return client, server
-
-
 def der(cert: Any) -> bytes:
     from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -267,9 +258,9 @@ def _ok(client: aiotls.TLSConnection, server: aiotls.TLSConnection) -> None:
 def row_check_hostname(pki: PKI) -> None:
     cctx = pki.client_context()
     cctx.check_hostname = False
-    _ok(*_connect(cctx, pki.server_context(), "wrong.example"))
+    _ok(*handshake(cctx, pki.server_context(), "wrong.example"))
     cctx.check_hostname = True
-    client, _ = _connect(cctx, pki.server_context(), "wrong.example")
+    client, _ = handshake(cctx, pki.server_context(), "wrong.example")
     assert isinstance(client.error, aiotls.CertificateError)
 
 
@@ -277,9 +268,9 @@ def row_verify_mode(pki: PKI) -> None:
     cctx = aiotls.TLSContext()  # trusts nothing
     cctx.check_hostname = False
     cctx.verify_mode = ssl.CERT_NONE
-    _ok(*_connect(cctx, pki.server_context()))
+    _ok(*handshake(cctx, pki.server_context()))
     cctx.verify_mode = ssl.CERT_REQUIRED
-    client, _ = _connect(cctx, pki.server_context())
+    client, _ = handshake(cctx, pki.server_context())
     assert isinstance(client.error, aiotls.CertificateError)
 
 
@@ -287,54 +278,54 @@ def row_minimum_version(pki: PKI) -> None:
     sctx = pki.server_context()
     cctx = pki.client_context()
     cctx.maximum_version = TLS12
-    _ok(*_connect(cctx, sctx))
+    _ok(*handshake(cctx, sctx))
     sctx.minimum_version = ssl.TLSVersion.TLSv1_3
-    client, server = _connect(cctx, sctx)
+    client, server = handshake(cctx, sctx)
     assert not client.handshake_complete and server.error is not None
 
 
 def row_maximum_version(pki: PKI) -> None:
     cctx = pki.client_context()
-    client, _ = _connect(cctx, pki.server_context())
+    client, _ = handshake(cctx, pki.server_context())
     assert client.version() == "TLSv1.3"
     cctx.maximum_version = TLS12
-    client, _ = _connect(cctx, pki.server_context())
+    client, _ = handshake(cctx, pki.server_context())
     assert client.version() == "TLSv1.2"
 
 
 def row_load_cert_chain(pki: PKI) -> None:
     sctx = pki.server_context("ecdsa-p256")
-    client, _ = _connect(pki.client_context(), sctx)
+    client, _ = handshake(pki.client_context(), sctx)
     assert client.get_unverified_chain()[0] == der(pki.servers["ecdsa-p256"][0].cert)
     sctx.load_cert_chain(*pki.server("rsa2048"))
-    client, _ = _connect(pki.client_context(), sctx)
+    client, _ = handshake(pki.client_context(), sctx)
     assert client.get_unverified_chain()[0] == der(pki.servers["rsa2048"][0].cert)
 
 
 def row_load_verify_locations(pki: PKI) -> None:
     cctx = aiotls.TLSContext()
-    client, _ = _connect(cctx, pki.server_context())
+    client, _ = handshake(cctx, pki.server_context())
     assert isinstance(client.error, aiotls.CertificateError)
     cctx.load_verify_locations(cafile=pki.ca_file)
-    _ok(*_connect(cctx, pki.server_context()))
+    _ok(*handshake(cctx, pki.server_context()))
 
 
 def row_load_default_certs(pki: PKI) -> None:
     cctx = aiotls.TLSContext()
-    client, _ = _connect(cctx, pki.server_context())
+    client, _ = handshake(cctx, pki.server_context())
     assert isinstance(client.error, aiotls.CertificateError)
     paths = types.SimpleNamespace(cafile=pki.ca_file, capath=None, openssl_cafile=None,
                                   openssl_capath=None)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(ssl, "get_default_verify_paths", lambda: paths)
         cctx.load_default_certs()
-    _ok(*_connect(cctx, pki.server_context()))
+    _ok(*handshake(cctx, pki.server_context()))
 
 
 def row_set_session_ticket_keys(pki: PKI) -> None:
     sctx, cctx = pki.server_context(), pki.client_context()
     sctx.set_session_ticket_keys([b"k" * 32])
-    first, _ = _connect(cctx, sctx)
+    first, _ = handshake(cctx, sctx)
     again = aiotls.TLSConnection(cctx, server_hostname="localhost", session=first.session)
     server = aiotls.TLSConnection(sctx, server_side=True)
     pump(again, server)
@@ -350,38 +341,38 @@ def row_set_session_ticket_keys(pki: PKI) -> None:
 def row_set_alpn_protocols(pki: PKI) -> None:
     sctx, cctx = pki.server_context(), pki.client_context()
     sctx.set_alpn_protocols(["h2"])
-    client, _ = _connect(cctx, sctx)
+    client, _ = handshake(cctx, sctx)
     assert client.selected_alpn_protocol() is None
     cctx.set_alpn_protocols(["h2", "http/1.1"])
-    client, _ = _connect(cctx, sctx)
+    client, _ = handshake(cctx, sctx)
     assert client.selected_alpn_protocol() == "h2"
 
 
 def row_set_ciphers(pki: PKI) -> None:
     cctx = pki.client_context()
-    client, _ = _connect(cctx, pki.server_context())
+    client, _ = handshake(cctx, pki.server_context())
     assert client.cipher()[0] != "TLS_CHACHA20_POLY1305_SHA256"  # type: ignore[index]
     cctx.set_ciphers("TLS_CHACHA20_POLY1305_SHA256")
-    client, _ = _connect(cctx, pki.server_context())
+    client, _ = handshake(cctx, pki.server_context())
     assert client.cipher()[0] == "TLS_CHACHA20_POLY1305_SHA256"  # type: ignore[index]
 
 
 def row_set_groups(pki: PKI) -> None:
     cctx = pki.client_context()
-    client, _ = _connect(cctx, pki.server_context())
+    client, _ = handshake(cctx, pki.server_context())
     assert client.group == "x25519"
     cctx.set_groups(["secp384r1"])
-    client, _ = _connect(cctx, pki.server_context())
+    client, _ = handshake(cctx, pki.server_context())
     assert client.group == "secp384r1"
 
 
 def row_suppress_ragged_eofs(pki: PKI) -> None:
     cctx = pki.client_context()
-    client, _ = _connect(cctx, pki.server_context())
+    client, _ = handshake(cctx, pki.server_context())
     client.receive_data(b"")
     assert isinstance(client.error, aiotls.TruncationError)
     cctx.suppress_ragged_eofs = True
-    client, _ = _connect(cctx, pki.server_context())
+    client, _ = handshake(cctx, pki.server_context())
     client.receive_data(b"")
     (*_, last) = client.events()
     assert last.error is None and last.truncated  # type: ignore[union-attr]
@@ -389,9 +380,9 @@ def row_suppress_ragged_eofs(pki: PKI) -> None:
 
 def row_max_handshake_size(pki: PKI) -> None:
     cctx = pki.client_context()
-    _ok(*_connect(cctx, rsa_server(pki)))
+    _ok(*handshake(cctx, rsa_server(pki)))
     cctx.max_handshake_size = 1024  # an RSA server's flight is larger
-    client, _ = _connect(cctx, rsa_server(pki))
+    client, _ = handshake(cctx, rsa_server(pki))
     assert client.error is not None and "handshake exceeded 1024 bytes" in str(client.error)
 
 
@@ -401,10 +392,10 @@ def row_post_handshake_auth(pki: PKI) -> None:
     sctx.load_verify_locations(cafile=pki.ca_file)
     cctx = pki.client_context()
     cctx.load_cert_chain(pki.client[1], pki.client[2])
-    _, server = _connect(cctx, sctx)
+    _, server = handshake(cctx, sctx)
     assert server.get_unverified_chain()  # asked for during the handshake
     sctx.post_handshake_auth = True
-    client, server = _connect(cctx, sctx)
+    client, server = handshake(cctx, sctx)
     _ok(client, server)
     assert not server.get_unverified_chain()  # deferred to verify_client_post_handshake()
 
@@ -450,51 +441,51 @@ def row_require_extended_master_secret(pki: PKI) -> None:
 
 def row_protocol(pki: PKI) -> None:
     sctx = pki.server_context()
-    _ok(*_connect(pki.client_context(), sctx))
+    _ok(*handshake(pki.client_context(), sctx))
     with pytest.raises(AttributeError):
         sctx.protocol = ssl.PROTOCOL_TLS_CLIENT  # type: ignore[misc]
-    _ok(*_connect(pki.client_context(), sctx))
+    _ok(*handshake(pki.client_context(), sctx))
 
 
 def row_get_groups(pki: PKI) -> None:
     cctx = pki.client_context()
-    _ok(*_connect(cctx, pki.server_context()))
+    _ok(*handshake(cctx, pki.server_context()))
     cctx.get_groups().insert(0, "secp384r1")  # a copy: changes nothing
-    client, _ = _connect(cctx, pki.server_context())
+    client, _ = handshake(cctx, pki.server_context())
     assert client.group == "x25519" and cctx.get_groups() == list(DEFAULT_GROUPS)
 
 
 def row_get_ciphers(pki: PKI) -> None:
     cctx = pki.client_context()
-    _ok(*_connect(cctx, pki.server_context()))
+    _ok(*handshake(cctx, pki.server_context()))
     cctx.get_ciphers().clear()
     assert [c["iana_name"] for c in cctx.get_ciphers()] == [s.name for s in DEFAULT_SUITES]
-    _ok(*_connect(cctx, pki.server_context()))
+    _ok(*handshake(cctx, pki.server_context()))
 
 
 def row_get_ca_certs(pki: PKI) -> None:
     cctx = pki.client_context()
-    _ok(*_connect(cctx, pki.server_context()))
+    _ok(*handshake(cctx, pki.server_context()))
     cctx.get_ca_certs(binary_form=True).clear()
     cctx.get_ca_certs().clear()
     assert len(cctx.get_ca_certs()) == 1
-    _ok(*_connect(cctx, pki.server_context()))
+    _ok(*handshake(cctx, pki.server_context()))
 
 
 def row_cert_store_stats(pki: PKI) -> None:
     cctx = pki.client_context()
-    _ok(*_connect(cctx, pki.server_context()))
+    _ok(*handshake(cctx, pki.server_context()))
     cctx.cert_store_stats()["x509"] = 0
     assert cctx.cert_store_stats()["x509"] == 1
-    _ok(*_connect(cctx, pki.server_context()))
+    _ok(*handshake(cctx, pki.server_context()))
 
 
 def row_options(pki: PKI) -> None:
     cctx = pki.client_context()
-    assert _connect(cctx, pki.server_context())[0].version() == "TLSv1.3"
+    assert handshake(cctx, pki.server_context())[0].version() == "TLSv1.3"
     cctx.options |= ssl.OP_NO_TLSv1_3  # (the stdlib way to say maximum_version = TLSv1.2)
     assert cctx.maximum_version == TLS12 and cctx.options & ssl.OP_NO_TLSv1_3
-    assert _connect(cctx, pki.server_context())[0].version() == "TLSv1.2"
+    assert handshake(cctx, pki.server_context())[0].version() == "TLSv1.2"
     cctx.options &= ~ssl.OP_NO_TLSv1_3  # clearing never widens: that is maximum_version's job
     assert cctx.maximum_version == TLS12
     sctx = pki.server_context()
@@ -514,7 +505,7 @@ def row_verify_flags(pki: PKI) -> None:
         with pytest.raises(aiotls.TLSConfigurationError, match="CRL"):
             cctx.verify_flags |= flag
     assert not cctx.verify_flags & ssl.VERIFY_CRL_CHECK_LEAF
-    _ok(*_connect(cctx, pki.server_context()))
+    _ok(*handshake(cctx, pki.server_context()))
 
 
 def _refused_setting(pki: PKI, name: str, value: Any, off: Any) -> None:
@@ -523,7 +514,7 @@ def _refused_setting(pki: PKI, name: str, value: Any, off: Any) -> None:
         setattr(cctx, name, value)
     assert getattr(cctx, name) == off
     setattr(cctx, name, off)  # the value aiotls has is accepted
-    _ok(*_connect(cctx, pki.server_context()))
+    _ok(*handshake(cctx, pki.server_context()))
 
 
 def row_hostname_checks_common_name(pki: PKI) -> None:
@@ -543,7 +534,7 @@ def row_set_servername_callback(pki: PKI) -> None:
     with pytest.raises(aiotls.TLSConfigurationError):
         sctx.set_servername_callback(lambda *args: None)
     assert sctx.sni_callback is None
-    _ok(*_connect(pki.client_context(), sctx))
+    _ok(*handshake(pki.client_context(), sctx))
 
 
 def row_security_level(pki: PKI) -> None:
@@ -557,21 +548,21 @@ def row_load_dh_params(pki: PKI) -> None:
     sctx = rsa_server(pki)
     with pytest.raises(aiotls.TLSConfigurationError, match="set_groups"):
         sctx.load_dh_params(pki.ca_file)
-    _ok(*_connect(pki.client_context(), sctx))
+    _ok(*handshake(pki.client_context(), sctx))
 
 
 def row_set_ecdh_curve(pki: PKI) -> None:
     cctx = pki.client_context()
     cctx.set_ecdh_curve("secp384r1")
     assert cctx.get_groups() == ["secp384r1"]
-    assert _connect(cctx, pki.server_context())[0].group == "secp384r1"
+    assert handshake(cctx, pki.server_context())[0].group == "secp384r1"
 
 
 def row_set_npn_protocols(pki: PKI) -> None:
     cctx = pki.client_context()
     with pytest.raises(aiotls.TLSConfigurationError, match="set_alpn_protocols"):
         cctx.set_npn_protocols(["http/1.1"])
-    _ok(*_connect(cctx, pki.server_context()))
+    _ok(*handshake(cctx, pki.server_context()))
 
 
 def row_set_default_verify_paths(pki: PKI) -> None:
@@ -579,7 +570,7 @@ def row_set_default_verify_paths(pki: PKI) -> None:
     before = cctx.cert_store_stats()["x509"]
     cctx.set_default_verify_paths()
     assert cctx.cert_store_stats()["x509"] >= before
-    _ok(*_connect(cctx, pki.server_context()))  # the test CA is still trusted
+    _ok(*handshake(cctx, pki.server_context()))  # the test CA is still trusted
 
 
 def row_session_stats(pki: PKI) -> None:
@@ -636,27 +627,27 @@ def row_set_psk_client_callback(pki: PKI) -> None:
     with pytest.raises(aiotls.TLSConfigurationError, match="pre-shared"):
         cctx.set_psk_client_callback(lambda hint: (None, b"key"))
     cctx.set_psk_client_callback(None)
-    _ok(*_connect(cctx, pki.server_context()))
+    _ok(*handshake(cctx, pki.server_context()))
 
 
 def row_set_psk_server_callback(pki: PKI) -> None:
     sctx = pki.server_context()
     with pytest.raises(aiotls.TLSConfigurationError, match="pre-shared"):
         sctx.set_psk_server_callback(lambda identity: b"key")
-    _ok(*_connect(pki.client_context(), sctx))
+    _ok(*handshake(pki.client_context(), sctx))
 
 
 def row_set_ciphersuites(pki: PKI) -> None:
     cctx = pki.client_context()
-    client, _ = _connect(cctx, pki.server_context())
+    client, _ = handshake(cctx, pki.server_context())
     assert client.cipher()[0] == "TLS_AES_256_GCM_SHA384"  # type: ignore[index]
     with pytest.raises(aiotls.TLSConfigurationError, match="would also enable"):
         # (suites go by bulk cipher: the default TLS 1.2 suites keep AES-GCM on)
         cctx.set_ciphersuites("TLS_CHACHA20_POLY1305_SHA256")
-    assert _connect(cctx, pki.server_context())[0].cipher()[0] == "TLS_AES_256_GCM_SHA384"  # type: ignore[index]
+    assert handshake(cctx, pki.server_context())[0].cipher()[0] == "TLS_AES_256_GCM_SHA384"  # type: ignore[index]
     cctx.set_ciphers("ECDHE-ECDSA-CHACHA20-POLY1305")  # TLS 1.2 only
     cctx.set_ciphersuites("TLS_CHACHA20_POLY1305_SHA256")
-    client, _ = _connect(cctx, pki.server_context())
+    client, _ = handshake(cctx, pki.server_context())
     assert client.cipher()[0] == "TLS_CHACHA20_POLY1305_SHA256"  # type: ignore[index]
     assert {c["name"] for c in cctx.get_ciphers()} == {"TLS_CHACHA20_POLY1305_SHA256",
                                                        "ECDHE-ECDSA-CHACHA20-POLY1305"}
@@ -727,9 +718,9 @@ def test_a_change_made_while_settings_are_prepared_is_not_lost(
         return result
 
     monkeypatch.setattr(_engine.settings, "_settings", settings_then_a_change)
-    client, _ = _connect(cctx, pki.server_context())
+    client, _ = handshake(cctx, pki.server_context())
     assert client.version() == "TLSv1.3"  # prepared before the change
-    client, _ = _connect(cctx, pki.server_context())
+    client, _ = handshake(cctx, pki.server_context())
     assert client.version() == "TLSv1.2"
 
 
@@ -750,9 +741,9 @@ def test_prepared_settings_are_kept_until_a_change(pki: PKI) -> None:
     from aiotls._engine.settings import _prepare
 
     ctx = pki.server_context()
-    _ok(*_connect(pki.client_context(), ctx))
+    _ok(*handshake(pki.client_context(), ctx))
     first = _prepare(ctx)
-    _ok(*_connect(pki.client_context(), ctx))
+    _ok(*handshake(pki.client_context(), ctx))
     assert _prepare(ctx) is first
     ctx.num_tickets = 1
     assert _prepare(ctx) is not first

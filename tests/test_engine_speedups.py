@@ -31,10 +31,9 @@ from tlslite.utils import cryptomath
 import aiotls
 from aiotls import _engine, _record
 from aiotls.events import DataReceived
-from tests.conftest import PKI, connect, handshake, pump
+from tests.helpers import PKI, VERSIONS, connect, handshake, pump
 from tests.stdlib_peer import StdlibPeer, run
 
-VERSIONS = {"TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
 _OWNERS = {
     tlslite.tlsconnection: tlslite.tlsconnection.TLSConnection,
     tlslite.tlsrecordlayer: tlslite.tlsrecordlayer.TLSRecordLayer,

@@ -14,11 +14,10 @@ import pytest
 
 import aiotls
 from aiotls.compat import TLSObject
-from tests.conftest import PKI
+from tests.helpers import PKI, VERSION_PARAMS
 
 TLS12 = ssl.TLSVersion.TLSv1_2
 TLS13 = ssl.TLSVersion.TLSv1_3
-VERSIONS = [pytest.param(TLS12, id="TLSv1.2"), pytest.param(TLS13, id="TLSv1.3")]
 
 
 class End:
@@ -170,7 +169,7 @@ def test_context_can_be_replaced_before_the_connection_starts(pki: PKI) -> None:
 # --- the handshake -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("version", VERSION_PARAMS)
 @pytest.mark.parametrize("peers", PEERS)
 def test_do_handshake_writes_each_flight_and_wants_read_until_done(
         pki: PKI, version: ssl.TLSVersion, peers: tuple[bool, bool]) -> None:
@@ -384,7 +383,7 @@ def test_eof_during_the_handshake(pki: PKI) -> None:
 # --- unwrap ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("version", VERSION_PARAMS)
 @pytest.mark.parametrize("peers", PEERS)
 def test_unwrap_waits_for_the_peer_and_leaves_later_bytes_in_the_bio(
         pki: PKI, version: ssl.TLSVersion, peers: tuple[bool, bool]) -> None:
@@ -482,7 +481,7 @@ def test_tls_unique_is_undefined_for_tls13(pki: PKI) -> None:
 
 
 @pytest.mark.parametrize("aiotls_server", [True, False], ids=["aiotls-server", "openssl-server"])
-@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("version", VERSION_PARAMS)
 def test_session_resumption_through_wrap_bio(pki: PKI, version: ssl.TLSVersion,
                                              aiotls_server: bool) -> None:
     cctx = pki.client_context()

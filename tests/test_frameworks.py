@@ -33,8 +33,8 @@ import aiotls
 from aiotls.compat import TLSObject
 from aiotls.connection import ConnectionState
 from tests.certs import CA
-from tests.conftest import FRAMEWORK_SUITE, PKI
-from tests.conftest import FrameworkEnds as Ends
+from tests.helpers import FRAMEWORK_SUITE, PKI
+from tests.helpers import FrameworkEnds as Ends
 
 TIMEOUT = 20.0
 

@@ -30,7 +30,7 @@ from anyio.streams.tls import TLSAttribute, TLSListener, TLSStream
 
 import aiotls
 from tests.certs import CA
-from tests.conftest import PKI, FrameworkEnds
+from tests.helpers import PKI, FrameworkEnds
 
 TIMEOUT = 20.0
 Runner = Callable[..., Any]

@@ -62,7 +62,7 @@ import aiotls
 from aiotls.errors import AlertDescription, AlertReceived, TLSError
 from aiotls.events import ConnectionTerminated, DataReceived, Event, HandshakeCompleted
 from tests.certs import CA, KeyType
-from tests.conftest import split_handshake_messages, tap_handshake
+from tests.helpers import split_handshake_messages, tap_handshake
 
 TLS12, TLS13 = "TLSv1.2", "TLSv1.3"
 HANDSHAKE = 22

@@ -55,7 +55,7 @@ from aiotls.events import (
     Event,
     HandshakeCompleted,
 )
-from tests.conftest import engine_record_layer, pump
+from tests.helpers import VERSIONS, engine_record_layer, pump
 
 State = aiotls.ConnectionState
 A = AlertDescription
@@ -66,7 +66,6 @@ MAX_RECORD_TLS13 = 2**14 + 256  # RFC 8446 5.2
 #: What a connection may hold between calls: at most one incomplete record (header + body).
 MAX_PARTIAL_RECORD = 5 + MAX_RECORD_TLS12
 TLS12, TLS13 = "TLSv1.2", "TLSv1.3"
-VERSIONS = [TLS12, TLS13]
 ROLES = ["client", "server"]
 
 pytestmark = pytest.mark.timeout(20)
@@ -1164,9 +1163,7 @@ def test_established_authentic_data_before_framing_error_is_delivered(ctxs, vers
 
 def buffered(conn: aiotls.TLSConnection) -> int:
     """Bytes of peer input held anywhere inside the connection."""
-    tl = conn._engine._tl
-    return (len(conn._inbuf) + len(conn._engine._sock.inbox) + len(tl.sock._read_buffer)
-            + sum(len(b) for b in tl._defragmenter.buffers.values()))
+    return len(conn._inbuf) + conn._engine.held_input()
 
 
 def check_stream(conn: aiotls.TLSConnection, data: bytes, sizes: list[int],
@@ -1329,7 +1326,7 @@ def _established_property(ctxs, version, role, prefix_records, data, sizes):
 
 @pytest.mark.timeout(60)
 @PROPERTY
-@given(version=st.sampled_from(VERSIONS), role=st.sampled_from(ROLES),
+@given(version=st.sampled_from(list(VERSIONS)), role=st.sampled_from(ROLES),
        prefix_records=st.integers(0, 3), data=hostile_bytes, sizes=chunk_sizes)
 def test_property_established_survives_arbitrary_bytes(ctxs, version, role, prefix_records, data,
                                                        sizes):
@@ -1345,14 +1342,14 @@ def test_property_server_survives_arbitrary_bytes(ctxs, data, sizes):
 
 @pytest.mark.timeout(60)
 @PROPERTY
-@given(version=st.sampled_from(VERSIONS), data=hostile_bytes, sizes=chunk_sizes)
+@given(version=st.sampled_from(list(VERSIONS)), data=hostile_bytes, sizes=chunk_sizes)
 def test_property_client_survives_arbitrary_reply(ctxs, version, data, sizes):
     _client_property(ctxs, version, data, sizes)
 
 
 @pytest.mark.timeout(60)
 @PROPERTY
-@given(version=st.sampled_from(VERSIONS), mutations=st.lists(mutation, min_size=1, max_size=4),
+@given(version=st.sampled_from(list(VERSIONS)), mutations=st.lists(mutation, min_size=1, max_size=4),
        sizes=chunk_sizes)
 def test_property_client_survives_mutated_server_flight(ctxs, version, mutations, sizes):
     _transcript_property(ctxs, version, mutations, sizes)
@@ -1360,7 +1357,7 @@ def test_property_client_survives_mutated_server_flight(ctxs, version, mutations
 
 @pytest.mark.timeout(60)
 @PROPERTY
-@given(version=st.sampled_from(VERSIONS), mutations=st.lists(mutation, min_size=1, max_size=4),
+@given(version=st.sampled_from(list(VERSIONS)), mutations=st.lists(mutation, min_size=1, max_size=4),
        sizes=chunk_sizes)
 def test_property_server_survives_mutated_client_hello(ctxs, version, mutations, sizes):
     _client_hello_property(ctxs, version, mutations, sizes)
@@ -1377,7 +1374,7 @@ def test_property_server_survives_arbitrary_bytes_heavy(ctxs, data, sizes):
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 @HEAVY
-@given(version=st.sampled_from(VERSIONS), data=hostile_bytes, sizes=chunk_sizes)
+@given(version=st.sampled_from(list(VERSIONS)), data=hostile_bytes, sizes=chunk_sizes)
 def test_property_client_survives_arbitrary_reply_heavy(ctxs, version, data, sizes):
     _client_property(ctxs, version, data, sizes)
 
@@ -1385,7 +1382,7 @@ def test_property_client_survives_arbitrary_reply_heavy(ctxs, version, data, siz
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 @HEAVY
-@given(version=st.sampled_from(VERSIONS), mutations=st.lists(mutation, min_size=1, max_size=4),
+@given(version=st.sampled_from(list(VERSIONS)), mutations=st.lists(mutation, min_size=1, max_size=4),
        sizes=chunk_sizes)
 def test_property_client_survives_mutated_server_flight_heavy(ctxs, version, mutations, sizes):
     _transcript_property(ctxs, version, mutations, sizes)
@@ -1394,7 +1391,7 @@ def test_property_client_survives_mutated_server_flight_heavy(ctxs, version, mut
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 @HEAVY
-@given(version=st.sampled_from(VERSIONS), mutations=st.lists(mutation, min_size=1, max_size=4),
+@given(version=st.sampled_from(list(VERSIONS)), mutations=st.lists(mutation, min_size=1, max_size=4),
        sizes=chunk_sizes)
 def test_property_server_survives_mutated_client_hello_heavy(ctxs, version, mutations, sizes):
     _client_hello_property(ctxs, version, mutations, sizes)
@@ -1403,7 +1400,7 @@ def test_property_server_survives_mutated_client_hello_heavy(ctxs, version, muta
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 @HEAVY
-@given(version=st.sampled_from(VERSIONS), role=st.sampled_from(ROLES),
+@given(version=st.sampled_from(list(VERSIONS)), role=st.sampled_from(ROLES),
        prefix_records=st.integers(0, 3), data=hostile_bytes, sizes=chunk_sizes)
 def test_property_established_survives_arbitrary_bytes_heavy(ctxs, version, role, prefix_records,
                                                              data, sizes):

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 import aiotls
 from aiotls.context import DEFAULT_SUITES, CipherSuite
 from tests.certs import KeyType
-from tests.conftest import PKI
+from tests.helpers import PKI, VERSION_NAMES, VERSION_PARAMS
 from tests.sockloop import (
     DEFAULT_TIMEOUT,
     OpenSSLProcess,
@@ -42,11 +42,6 @@ TIMEOUT = DEFAULT_TIMEOUT
 #: Peer threads get a little longer than any single wait of theirs.
 JOIN_TIMEOUT = 3 * TIMEOUT
 
-VERSIONS = [
-    pytest.param(ssl.TLSVersion.TLSv1_2, id="tls1.2"),
-    pytest.param(ssl.TLSVersion.TLSv1_3, id="tls1.3"),
-]
-VERSION_NAMES = {ssl.TLSVersion.TLSv1_2: "TLSv1.2", ssl.TLSVersion.TLSv1_3: "TLSv1.3"}
 OPENSSL_VERSION_FLAGS = {ssl.TLSVersion.TLSv1_2: "-tls1_2", ssl.TLSVersion.TLSv1_3: "-tls1_3"}
 HOSTS = [pytest.param("127.0.0.1", id="ipv4"), pytest.param("::1", id="ipv6")]
 CLOSERS = [pytest.param("aiotls", id="aiotls-closes"), pytest.param("peer", id="peer-closes")]
@@ -253,7 +248,7 @@ def assert_agree(tls: SocketTLS, report: PeerReport, version: ssl.TLSVersion) ->
 
 @pytest.mark.parametrize("closer", CLOSERS)
 @pytest.mark.parametrize("host", HOSTS)
-@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("version", VERSION_PARAMS)
 def test_aiotls_client_stdlib_server(pki: PKI, version: ssl.TLSVersion, host: str,
                                      closer: str) -> None:
     client_ctx = pki.client_context()
@@ -280,7 +275,7 @@ def test_aiotls_client_stdlib_server(pki: PKI, version: ssl.TLSVersion, host: st
 
 @pytest.mark.parametrize("closer", CLOSERS)
 @pytest.mark.parametrize("host", HOSTS)
-@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("version", VERSION_PARAMS)
 def test_stdlib_client_aiotls_server(pki: PKI, version: ssl.TLSVersion, host: str,
                                      closer: str) -> None:
     server_ctx = pki.server_context()
@@ -340,7 +335,7 @@ def _reversed_lines(count: int) -> list[bytes]:
 
 
 @pytest.mark.parametrize("closer", CLOSERS)
-@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("version", VERSION_PARAMS)
 def test_aiotls_client_openssl_s_server(pki: PKI, version: ssl.TLSVersion, closer: str) -> None:
     """``s_server -rev`` answers every line reversed; ``CLOSE`` makes it close first."""
     openssl_bin = require_openssl()
@@ -385,7 +380,7 @@ def test_aiotls_client_openssl_s_server(pki: PKI, version: ssl.TLSVersion, close
     assert subject_cn(tls.conn.getpeercert()) == "localhost"
 
 
-@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("version", VERSION_PARAMS)
 def test_openssl_s_client_aiotls_server(pki: PKI, version: ssl.TLSVersion) -> None:
     openssl_bin = require_openssl()
     server_ctx = pki.server_context()
@@ -481,7 +476,7 @@ def _client_der(pki: PKI) -> bytes:
     return pki.client[0].cert.public_bytes(Encoding.DER)
 
 
-@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("version", VERSION_PARAMS)
 def test_mtls_aiotls_server_stdlib_client(pki: PKI, version: ssl.TLSVersion) -> None:
     server_ctx = pki.server_context()
     pin(server_ctx, version)
@@ -500,7 +495,7 @@ def test_mtls_aiotls_server_stdlib_client(pki: PKI, version: ssl.TLSVersion) -> 
     assert subject_cn(report.peercert) == "localhost"
 
 
-@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("version", VERSION_PARAMS)
 def test_mtls_stdlib_server_aiotls_client(pki: PKI, version: ssl.TLSVersion) -> None:
     server_ctx = pki.stdlib_server_context()
     server_ctx.verify_mode = ssl.CERT_REQUIRED
@@ -526,7 +521,7 @@ def _expect_stdlib_failure(make: Callable[[], ssl.SSLSocket]) -> ssl.SSLError:
     raise AssertionError("the stdlib peer was not rejected")
 
 
-@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("version", VERSION_PARAMS)
 def test_mtls_aiotls_server_rejects_client_without_certificate(
         pki: PKI, version: ssl.TLSVersion) -> None:
     server_ctx = pki.server_context()
@@ -554,7 +549,7 @@ def test_mtls_aiotls_server_rejects_client_without_certificate(
     assert expected in str(err).lower().replace("_", " "), err
 
 
-@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("version", VERSION_PARAMS)
 def test_mtls_stdlib_server_rejects_aiotls_client_without_certificate(
         pki: PKI, version: ssl.TLSVersion) -> None:
     server_ctx = pki.stdlib_server_context()
@@ -599,7 +594,7 @@ KEY_TYPES: list[KeyType] = ["ecdsa-p256", "ecdsa-p384", "rsa2048", "ed25519"]
 
 
 @pytest.mark.parametrize("key_type", KEY_TYPES)
-@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("version", VERSION_PARAMS)
 def test_server_key_types_aiotls_client(pki: PKI, version: ssl.TLSVersion,
                                       key_type: KeyType) -> None:
     client_ctx = pki.client_context()
@@ -612,7 +607,7 @@ def test_server_key_types_aiotls_client(pki: PKI, version: ssl.TLSVersion,
 
 
 @pytest.mark.parametrize("key_type", KEY_TYPES)
-@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("version", VERSION_PARAMS)
 def test_server_key_types_aiotls_server(pki: PKI, version: ssl.TLSVersion,
                                       key_type: KeyType) -> None:
     server_ctx = pki.server_context(key_type)

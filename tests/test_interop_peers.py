@@ -32,7 +32,7 @@ import pytest
 import aiotls
 import aiotls.asyncio
 from aiotls.events import HandshakeCompleted
-from tests.conftest import PKI
+from tests.helpers import PKI, VERSIONS
 from tests.peers import (
     JVM_TIMEOUT,
     GnuTLSProcess,
@@ -50,7 +50,6 @@ from tests.sockloop import SocketTLS, listen
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(180)]
 
-VERSIONS = ("TLSv1.2", "TLSv1.3")
 KEY_TYPES = [pytest.param("ecdsa-p256", id="ecdsa"), pytest.param("rsa2048", id="rsa")]
 #: Only http/1.1 is common, whoever's preference wins.
 AIOTLS_ALPN = ["x-aiotls-test", "http/1.1"]

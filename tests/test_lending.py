@@ -14,9 +14,8 @@ import pytest
 
 import aiotls
 from aiotls import DataReceived, LentDataReceived, TLSConnection
-from tests.conftest import PKI, pump
+from tests.helpers import PKI, VERSION_NAMES, VERSION_PARAMS, handshake
 
-VERSIONS = [ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2]
 BATCH = 40_000  # several records: decrypted into a lent buffer, not the one-record path
 
 
@@ -24,12 +23,9 @@ def _pair(pki: PKI, version: ssl.TLSVersion, *, lend: bool = True
           ) -> tuple[TLSConnection, TLSConnection]:
     cctx = pki.client_context()
     cctx.maximum_version = version
-    client = TLSConnection(cctx, server_hostname="localhost", lend_plaintext=lend)
-    server = TLSConnection(pki.server_context(), server_side=True)
-    pump(client, server)
+    client, server = handshake(cctx, pki.server_context(), client_kw={"lend_plaintext": lend})
     client.events(), server.events()
-    assert client.version() == {ssl.TLSVersion.TLSv1_3: "TLSv1.3",
-                                ssl.TLSVersion.TLSv1_2: "TLSv1.2"}[version]
+    assert client.version() == VERSION_NAMES[version]
     return client, server
 
 
@@ -47,7 +43,7 @@ def _receive(client: TLSConnection, server: TLSConnection, data: bytes
     return events
 
 
-@pytest.mark.parametrize("version", VERSIONS, ids=["TLSv1.3", "TLSv1.2"])
+@pytest.mark.parametrize("version", VERSION_PARAMS)
 def test_lent_views_stay_intact_until_release(pki: PKI, version: ssl.TLSVersion) -> None:
     client, server = _pair(pki, version)
     assert client.lend_plaintext and not client.plaintext_lent
@@ -61,7 +57,7 @@ def test_lent_views_stay_intact_until_release(pki: PKI, version: ssl.TLSVersion)
     assert not client.plaintext_lent
 
 
-@pytest.mark.parametrize("version", VERSIONS, ids=["TLSv1.3", "TLSv1.2"])
+@pytest.mark.parametrize("version", VERSION_PARAMS)
 def test_releasing_twice_or_with_nothing_lent_is_harmless(pki: PKI,
                                                           version: ssl.TLSVersion) -> None:
     client, server = _pair(pki, version)

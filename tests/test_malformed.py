@@ -30,7 +30,7 @@ from aiotls.errors import (
     TLSError,
 )
 from aiotls.events import ConnectionTerminated, Event, HandshakeCompleted
-from tests.conftest import PKI, pump, split_handshake_messages, tap_handshake
+from tests.helpers import PKI, VERSION_PARAMS, pump, split_handshake_messages, tap_handshake
 from tests.sockloop import (
     OpenSSLProcess,
     SocketTLS,
@@ -43,7 +43,6 @@ from tests.sockloop import (
 A = AlertDescription
 State = aiotls.ConnectionState
 TLS12, TLS13 = ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3
-VERSIONS = [pytest.param(TLS12, id="TLSv1.2"), pytest.param(TLS13, id="TLSv1.3")]
 HANDSHAKE, ALERT = 22, 21
 TACK = 0xF300
 
@@ -204,7 +203,7 @@ def handshake_with(client: aiotls.TLSConnection, server: aiotls.TLSConnection
 # =============================================================================================
 
 
-@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("version", VERSION_PARAMS)
 def test_empty_tack_extension_is_ignored_like_openssl(pki: PKI, version: ssl.TLSVersion) -> None:
     """A ClientHello with an empty TACK extension (0xF300): tlslite raised NameError
     (TackExtension, from the optional tackpy) -> internal_error.  OpenSSL ignores it."""
@@ -219,7 +218,7 @@ def test_empty_tack_extension_is_ignored_like_openssl(pki: PKI, version: ssl.TLS
     assert TACK not in dict(hello_exts(replies[0][1]))  # ... that does not echo TACK
 
 
-@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("version", VERSION_PARAMS)
 def test_tack_extension_with_data_is_ignored(pki: PKI, version: ssl.TLSVersion) -> None:
     client = aiotls.TLSConnection(client_ctx(pki, version), server_hostname="localhost")
     hello = edit_first_flight(client.data_to_send(), lambda m: edit_hello(
@@ -262,7 +261,7 @@ def edit_leaf(message: bytes, tls13: bool, edit: Callable[[bytes], bytes]) -> by
     return message[:4] + body[:start] + new + body[end:]
 
 
-@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("version", VERSION_PARAMS)
 def test_server_certificate_with_invalid_x509_version(pki: PKI, version: ssl.TLSVersion) -> None:
     tls13 = version is TLS13
     client = aiotls.TLSConnection(client_ctx(pki, version), server_hostname="localhost")
@@ -276,7 +275,7 @@ def test_server_certificate_with_invalid_x509_version(pki: PKI, version: ssl.TLS
     assert not any(isinstance(e, HandshakeCompleted) for e in events)
 
 
-@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("version", VERSION_PARAMS)
 def test_client_certificate_with_invalid_x509_version(pki: PKI, version: ssl.TLSVersion) -> None:
     """The server parsing a client certificate: the same escape."""
     tls13 = version is TLS13
@@ -383,7 +382,7 @@ def test_tls12_client_without_signature_algorithms_and_ed25519_server(pki: PKI) 
 # =============================================================================================
 
 
-@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("version", VERSION_PARAMS)
 @pytest.mark.parametrize("address", ["127.0.0.1", "::1", "192.0.2.7"])
 def test_ip_literal_sni_is_ignored(pki: PKI, version: ssl.TLSVersion, address: str) -> None:
     """RFC 6066 forbids IP literals in SNI, but clients and scanners send them and OpenSSL

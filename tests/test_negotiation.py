@@ -23,7 +23,7 @@ import aiotls.asyncio
 from aiotls.errors import AlertDescription
 from aiotls.events import DataReceived
 from tests.certs import CA, Issued
-from tests.conftest import PKI, connect, echo_line, session_chain
+from tests.helpers import PKI, VERSION_PARAMS, connect, echo_line, session_chain
 from tests.sockloop import (
     DEFAULT_TIMEOUT,
     OpenSSLProcess,
@@ -36,7 +36,6 @@ from tests.sockloop import (
 from tests.tlslite_peer import RawTLS, TlslitePeer, exchange, tlslite_settings
 
 TLS12, TLS13 = ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3
-VERSIONS = [pytest.param(TLS12, id="tls1.2"), pytest.param(TLS13, id="tls1.3")]
 
 # Extension types and code points (RFC 8446 4.2, 4.2.3, 4.2.9; RFC 7301)
 EXT_SIGNATURE_ALGORITHMS, EXT_SIGNATURE_ALGORITHMS_CERT = 13, 50
@@ -318,7 +317,7 @@ def test_openssl_client_allowing_psk_ke_resumes(pki: PKI, tmp_path: Any) -> None
 # --- point 12: ALPN ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("version", VERSION_PARAMS)
 def test_no_common_alpn_protocol_is_refused(pki: PKI, version: ssl.TLSVersion) -> None:
     """RFC 7301 3.2: no_application_protocol in TLS 1.2 and TLS 1.3 alike (TLS 1.3 went on
     without ALPN)."""
@@ -335,7 +334,7 @@ def test_no_common_alpn_protocol_is_refused(pki: PKI, version: ssl.TLSVersion) -
     assert client.error.alert == AlertDescription.no_application_protocol
 
 
-@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("version", VERSION_PARAMS)
 @pytest.mark.parametrize(("client_alpn", "server_alpn", "expected"), [
     ([], ["h2"], None),
     (["h2"], [], None),
@@ -379,7 +378,7 @@ def against_tlslite_server(cctx: aiotls.TLSContext, credentials: Issued,
     return peer, client
 
 
-@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("version", VERSION_PARAMS)
 def test_client_refuses_an_alpn_protocol_it_did_not_offer(pki: PKI,
                                                           version: ssl.TLSVersion) -> None:
     """A TLS 1.2 ServerHello or TLS 1.3 EncryptedExtensions naming a protocol the client did
@@ -553,7 +552,7 @@ def test_tls13_client_signs_with_pss_when_openssl_asks_for_rsa_pkcs1_first(
     assert "Signature type: RSA-PSS" in output
 
 
-@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("version", VERSION_PARAMS)
 def test_server_message_for_a_client_without_a_matching_certificate(
         pki: PKI, version: ssl.TLSVersion) -> None:
     """A client that sends no certificate may have none, or none matching what the server

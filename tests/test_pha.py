@@ -9,7 +9,7 @@ import pytest
 import aiotls
 from aiotls.events import ClientCertificateReceived, DataReceived
 from tests.certs import CA
-from tests.conftest import PKI, handshake, pump
+from tests.helpers import PKI, handshake, pump
 from tests.stdlib_peer import StdlibPeer, run
 
 

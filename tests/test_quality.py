@@ -68,8 +68,9 @@ def imports_of_test_files(source: str, filename: str = "<source>") -> list[str]:
 
 
 def test_no_test_file_imports_another_test_file() -> None:
-    """Shared helpers live in helper modules (tests/conftest.py, certs.py, sockloop.py,
-    peers.py, tlslite_peer.py, stdlib_peer.py, asyncio_memory.py): a test file importing
+    """Shared helpers live in helper modules (tests/helpers.py, and the peers and tools in
+    certs.py, sockloop.py, peers.py, tlslite_peer.py, stdlib_peer.py, asyncio_memory.py;
+    fixtures in conftest.py, which no test imports): a test file importing
     another one runs that file's module-level code, couples unrelated tests, and hides
     helpers where nobody looks for them."""
     offenders = {}
@@ -101,8 +102,24 @@ def test_the_import_check_sees_every_form() -> None:
         assert imports_of_test_files(source) != [], source
     assert imports_of_test_files("def f():\n    from tests.test_a import x\n") == \
         ["line 2: tests.test_a"]
-    for source in ["from tests.conftest import PKI", "from tests.stdlib_peer import run",
+    for source in ["from tests.helpers import PKI", "from tests.stdlib_peer import run",
                    "import tests.tlslite_peer", "from tests import certs, sockloop",
                    "from . import conftest", "from tests.latest import x",
                    "import pytest", "print('tests.test_verify')"]:
         assert imports_of_test_files(source) == [], source
+
+
+def test_no_test_file_imports_conftest() -> None:
+    """Helpers come from tests/helpers.py; conftest.py only holds fixtures and hooks."""
+    offenders = []
+    for name in sorted(os.listdir(TESTS)):
+        if name.endswith(".py") and name != "conftest.py":
+            with open(os.path.join(TESTS, name), encoding="utf-8") as f:
+                tree = ast.parse(f.read())
+            for node in ast.walk(tree):
+                modules = [alias.name for alias in node.names] if isinstance(node, ast.Import) \
+                    else [node.module or ""] + [alias.name for alias in node.names] \
+                    if isinstance(node, ast.ImportFrom) else []
+                if any(m.split(".")[-1] == "conftest" for m in modules):
+                    offenders.append(f"{name}:{node.lineno}")
+    assert offenders == []

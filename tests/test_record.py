@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 import aiotls
 from aiotls import _record
 from aiotls.events import CloseNotifyReceived, ConnectionTerminated, DataReceived, LentDataReceived
-from tests.conftest import PKI, data_of, handshake, pump, split_records
+from tests.helpers import PKI, VERSIONS, data_of, handshake, pump, split_records
 from tests.stdlib_peer import StdlibPeer, run
 
 SUITES = [
@@ -24,7 +24,6 @@ SUITES = [
     ("TLSv1.2", "ECDHE-ECDSA-AES256-GCM-SHA384"),
     ("TLSv1.2", "ECDHE-ECDSA-CHACHA20-POLY1305"),
 ]
-VERSIONS = {"TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
 
 
 def pair(pki: PKI, version: str, suite: str) -> tuple[aiotls.TLSConnection, aiotls.TLSConnection]:

@@ -11,10 +11,8 @@ import pytest
 
 import aiotls
 from aiotls.events import DataReceived
-from tests.conftest import PKI, connect, pump
+from tests.helpers import PKI, VERSIONS, connect, pump
 from tests.stdlib_peer import StdlibPeer, run
-
-VERSIONS = {"TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -324,23 +322,23 @@ def test_ticket_taken_from_the_record_layer_equals_tlslites(pki: PKI) -> None:
     cctx = pki.client_context()
     cctx.maximum_version = VERSIONS["TLSv1.3"]
     client, _ = connect(cctx, pki.server_context())
-    tl = _engine_of(client)._tl
-    before = len(tl.tickets)
-    transcript = bytes(tl._handshake_hash.digest("intrinsic"))
+    engine = _engine_of(client)
+    before = len(engine.kept_tickets())
+    transcript = engine.transcript()
     message = _nst()
     start = time.time()
-    assert _engine_of(client).take_ticket(memoryview(message))
-    kept = tl.tickets[-1]
-    assert len(tl.tickets) == before + 1 and start <= kept.time <= time.time()
+    assert engine.take_ticket(memoryview(message))
+    kept = engine.kept_tickets()[-1]
+    assert len(engine.kept_tickets()) == before + 1 and start <= kept.time <= time.time()
     expected = NewSessionTicket().parse(Parser(bytearray(message[1:])))
     assert {k: v for k, v in vars(kept).items() if k != "time"} == \
         {k: v for k, v in vars(expected).items() if k != "time"}
-    assert bytes(tl._handshake_hash.digest("intrinsic")) == transcript + message
+    assert engine.transcript() == transcript + message
     # two in one record (aiotls and OpenSSL servers send two after a full handshake)
     pair = _nst(nonce=b"\x02") + _nst(nonce=b"\x03", ticket=b"U" * 70)
-    assert _engine_of(client).take_ticket(pair)
-    assert [bytes(t.ticket_nonce) for t in tl.tickets[-2:]] == [b"\x02", b"\x03"]
-    assert bytes(tl._handshake_hash.digest("intrinsic")) == transcript + message + pair
+    assert engine.take_ticket(pair)
+    assert [bytes(t.ticket_nonce) for t in engine.kept_tickets()[-2:]] == [b"\x02", b"\x03"]
+    assert engine.transcript() == transcript + message + pair
 
 
 @pytest.mark.parametrize("message", [
@@ -358,11 +356,11 @@ def test_anything_else_is_left_to_tlslite(pki: PKI, message: bytes) -> None:
     cctx.maximum_version = VERSIONS["TLSv1.3"]
     client, server = connect(cctx, pki.server_context())
     for conn in (client, server):
-        tl = _engine_of(conn)._tl
-        tickets, transcript = list(tl.tickets), bytes(tl._handshake_hash.digest("intrinsic"))
-        assert not _engine_of(conn).take_ticket(message)
-        assert tl.tickets == tickets
-        assert bytes(tl._handshake_hash.digest("intrinsic")) == transcript
+        engine = _engine_of(conn)
+        tickets, transcript = engine.kept_tickets(), engine.transcript()
+        assert not engine.take_ticket(message)
+        assert engine.kept_tickets() == tickets
+        assert engine.transcript() == transcript
     assert not _engine_of(server).take_ticket(_nst())  # a server takes no tickets
 
 

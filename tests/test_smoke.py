@@ -1,5 +1,5 @@
 import aiotls
-from tests.conftest import handshake
+from tests.helpers import handshake
 
 
 def test_smoke(pki):

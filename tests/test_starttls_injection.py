@@ -8,7 +8,7 @@ import pytest
 
 import aiotls
 from aiotls.asyncio import upgrade_stream
-from tests.conftest import PKI
+from tests.helpers import PKI
 
 
 @pytest.mark.timeout(30)

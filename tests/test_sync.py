@@ -27,15 +27,10 @@ from cryptography.hazmat.primitives import serialization
 import aiotls
 import aiotls.sync
 from aiotls.sync import TLSSocket
-from tests.conftest import PKI
+from tests.helpers import PKI, VERSION_NAMES, VERSION_PARAMS
 from tests.sockloop import listen, peer_thread
 
 TIMEOUT = 5.0
-VERSIONS = [
-    pytest.param(ssl.TLSVersion.TLSv1_2, id="tls1.2"),
-    pytest.param(ssl.TLSVersion.TLSv1_3, id="tls1.3"),
-]
-VERSION_NAMES = {ssl.TLSVersion.TLSv1_2: "TLSv1.2", ssl.TLSVersion.TLSv1_3: "TLSv1.3"}
 
 
 def _pin(ctx: aiotls.TLSContext | ssl.SSLContext, version: ssl.TLSVersion) -> None:
@@ -106,7 +101,7 @@ def _echo(tls: socket.socket) -> int:
 # --- interop --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("version", VERSION_PARAMS)
 def test_aiotls_client_stdlib_server(pki: PKI, listener: socket.socket,
                                      version: ssl.TLSVersion) -> None:
     sctx = pki.stdlib_server_context()
@@ -145,7 +140,7 @@ def test_aiotls_client_stdlib_server(pki: PKI, listener: socket.socket,
         assert peer.result(TIMEOUT) == (4, VERSION_NAMES[version], "http/1.1")
 
 
-@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("version", VERSION_PARAMS)
 def test_stdlib_client_aiotls_server(pki: PKI, listener: socket.socket,
                                      version: ssl.TLSVersion) -> None:
     sctx = pki.server_context()
@@ -165,7 +160,7 @@ def test_stdlib_client_aiotls_server(pki: PKI, listener: socket.socket,
         assert peer.result(TIMEOUT) == (12, VERSION_NAMES[version], True, None)
 
 
-@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("version", VERSION_PARAMS)
 def test_aiotls_on_both_ends(pki: PKI, listener: socket.socket,
                              version: ssl.TLSVersion) -> None:
     sctx = pki.server_context()
@@ -313,7 +308,7 @@ def test_makefile_reads_lines(pki: PKI, listener: socket.socket) -> None:
         peer.result(TIMEOUT)
 
 
-@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("version", VERSION_PARAMS)
 def test_large_transfer_with_concurrent_reader_and_writer(pki: PKI, listener: socket.socket,
                                                           version: ssl.TLSVersion) -> None:
     """8 MiB each way: one thread writes while the other reads the echo (the stdlib
@@ -753,7 +748,7 @@ def test_misuse(pki: PKI, listener: socket.socket) -> None:
         assert info.value.errno == errno.ENOTCONN
 
 
-@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("version", VERSION_PARAMS)
 def test_tls_unique_matches_the_stdlib_servers(pki: PKI, listener: socket.socket,
                                                version: ssl.TLSVersion) -> None:
     def body(tls: ssl.SSLSocket) -> bytes | None:
@@ -775,7 +770,7 @@ def test_tls_unique_matches_the_stdlib_servers(pki: PKI, listener: socket.socket
 # --- sessions and post-handshake authentication ---------------------------------------------------
 
 
-@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("version", VERSION_PARAMS)
 def test_session_resumption(pki: PKI, listener: socket.socket, version: ssl.TLSVersion) -> None:
     sctx = pki.server_context()
 

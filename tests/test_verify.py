@@ -14,10 +14,9 @@ import pytest
 
 import aiotls
 from tests.certs import CA, Issued, self_signed
-from tests.conftest import PKI, handshake
+from tests.helpers import PKI, VERSIONS, handshake
 from tests.stdlib_peer import StdlibPeer, run
 
-VERSIONS = {"TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
 NOW = datetime.datetime.now(datetime.UTC)
 DAY = datetime.timedelta(days=1)
 

@@ -19,7 +19,7 @@ from cryptography.x509.verification import PolicyBuilder, VerificationError
 import aiotls
 from aiotls import _crypto, _verify
 from tests.certs import CA, self_signed
-from tests.conftest import PKI
+from tests.helpers import PKI
 
 NOW = datetime.datetime.now(datetime.UTC)
 

@@ -20,7 +20,7 @@ from tlslite.utils.codec import Parser
 import aiotls
 from aiotls import errors
 from aiotls.errors import AlertDescription
-from tests.conftest import PKI, RecordForger, handshake, pump
+from tests.helpers import PKI, RecordForger, engine_record_layer, handshake, pump
 from tests.sockloop import OpenSSLProcess, SocketTLS, find_openssl, free_port
 from tests.tlslite_peer import MemorySocket, RawTLS, TlslitePeer, exchange, tlslite_settings
 
@@ -403,7 +403,7 @@ def test_no_tlslite_exception_shape_crashes_translation(pki: PKI, side: str) -> 
             raise _exc
             yield  # (a generator, as the method it replaces)
 
-        victim._engine._tl._recordLayer.recvRecord = fault
+        engine_record_layer(victim).recvRecord = fault
         victim.receive_data(data)
         err = victim.error
         assert isinstance(err, aiotls.TLSError), (exc, err)

@@ -352,6 +352,22 @@ class Engine:
         tests that need records an honest peer does not send, such as an empty one)."""
         return self._records.seal_record(content_type, content)
 
+    def held_input(self) -> int:
+        """Bytes of peer input the engine holds unprocessed: queued records, tlslite's
+        read-ahead, partial handshake messages (for tests of memory bounds)."""
+        tl = self._tl
+        return (len(self._sock.inbox) + len(tl.sock._read_buffer)
+                + sum(len(b) for b in tl._defragmenter.buffers.values()))
+
+    def kept_tickets(self) -> list[Any]:
+        """Client: the TLS 1.3 tickets kept for the session (tlslite's NewSessionTicket
+        objects, with their receipt time), oldest first (for tests)."""
+        return list(self._tl.tickets)
+
+    def transcript(self) -> bytes:
+        """The handshake messages hashed so far, as the transcript holds them (for tests)."""
+        return bytes(self._tl._handshake_hash.digest("intrinsic"))
+
     def set_sequence_number(self, *, reading: bool, seq: int) -> None:
         """Jump one direction's sequence number (for tests of the 2^64 limit)."""
         direction = self._records._read if reading else self._records._write
