@@ -346,7 +346,7 @@ def test_lent_plaintext_is_not_shared_while_lent(pki: PKI) -> None:
     """With lend_plaintext (the asyncio adapter's for BufferedProtocols) LentDataReceived
     carries a view of a decryption buffer that no other connection writes into until
     released."""
-    from aiotls import connection
+    from aiotls import _receive
 
     pairs = [pair(pki, "TLSv1.3", SUITES[0][1]) for _ in range(2)]
     blobs = [os.urandom(70_000), os.urandom(50_000)]
@@ -366,7 +366,7 @@ def test_lent_plaintext_is_not_shared_while_lent(pki: PKI) -> None:
         view.release()
         server.release_plaintext()
         assert not server.plaintext_lent
-    assert any(connection._local.plain is b for b in buffers)  # pooled for the next batch
+    assert any(_receive._local.plain is b for b in buffers)  # pooled for the next batch
     # without lending: bytes, and nothing held
     client, server = pairs[0]
     server.lend_plaintext = False
