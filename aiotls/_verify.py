@@ -271,8 +271,14 @@ def _verify_chain(
         # (cryptography's message is shown as detail, never parsed: what failed is found
         # out from the certificates themselves, see _classify)
         detail = str(exc).split(" (encountered processing", 1)[0]
-        raise _classify(detail, leaf, intermediates, peer, role, hostname, subject, trust,
-                        now) from None
+        try:
+            error = _classify(detail, leaf, intermediates, peer, role, hostname, subject,
+                              trust, now)
+        except Exception:
+            # A malformed certificate can make any accessor raise (a duplicate extension,
+            # a bad encoding): the verifier refused it, and it is simply invalid.
+            error = _invalid(peer, leaf, detail)
+        raise error from None
 
 
 #: Signature algorithms of the Web PKI profile cryptography's verifier applies.
@@ -453,8 +459,17 @@ def _classify(
             alert=AlertDescription.certificate_expired, code="certificate-expired",
             verify_code=X509_V_ERR_CERT_HAS_EXPIRED, verify_message="certificate has expired",
         )
+    return _invalid(peer, leaf, detail)
+
+
+def _invalid(peer: str, leaf: x509.Certificate, detail: str) -> CertificateError:
+    """The error for a chain that violates the X.509 profile in a way not named above."""
+    try:
+        who = f" for {_subject(leaf)}"
+    except Exception:  # (malformed: see _verify_chain)
+        who = ""
     return CertificateError(
-        f"the {peer}'s certificate for {_subject(leaf)} failed verification: {detail}",
+        f"the {peer}'s certificate{who} failed verification: {detail}",
         cause="the certificate or its chain violates the X.509 profile (RFC 5280)",
         hint="inspect the chain with 'python -m aiotls certs FILE' and re-issue the offending "
         "certificate",

@@ -275,6 +275,30 @@ def test_server_certificate_with_invalid_x509_version(pki: PKI, version: ssl.TLS
     assert not any(isinstance(e, HandshakeCompleted) for e in events)
 
 
+def duplicate_key_identifier(der: bytes) -> bytes:
+    """The certificate with its authorityKeyIdentifier's OID (2.5.29.35) turned into the
+    subjectKeyIdentifier's (2.5.29.14): two extensions of one type, which cryptography's
+    accessors refuse with DuplicateExtension (found by tests/test_fuzz.py)."""
+    aki = b"\x06\x03\x55\x1d\x23"
+    assert der.count(aki) == 1 and b"\x06\x03\x55\x1d\x0e" in der
+    return der.replace(aki, b"\x06\x03\x55\x1d\x0e")
+
+
+@pytest.mark.parametrize("version", VERSION_PARAMS)
+def test_server_certificate_with_duplicate_extension(pki: PKI, version: ssl.TLSVersion) -> None:
+    """A certificate the verifier refuses and that cannot be examined further is invalid
+    (bad_certificate), never aiotls's own bug."""
+    tls13 = version is TLS13
+    client = aiotls.TLSConnection(client_ctx(pki, version), server_hostname="localhost")
+    server = aiotls.TLSConnection(server_ctx(pki), server_side=True)
+    events = client_reads_edited_flight(client, server, 11,
+                                        lambda m: edit_leaf(m, tls13, duplicate_key_identifier))
+    err = failure(client, events)
+    assert isinstance(err, CertificateError | PeerMisbehaved), err
+    assert err.alert in (A.bad_certificate, A.decode_error, A.illegal_parameter), err
+    assert not any(isinstance(e, HandshakeCompleted) for e in events)
+
+
 @pytest.mark.parametrize("version", VERSION_PARAMS)
 def test_client_certificate_with_invalid_x509_version(pki: PKI, version: ssl.TLSVersion) -> None:
     """The server parsing a client certificate: the same escape."""

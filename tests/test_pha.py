@@ -9,7 +9,7 @@ import pytest
 import aiotls
 from aiotls.events import ClientCertificateReceived, DataReceived
 from tests.certs import CA
-from tests.helpers import PKI, handshake, pump
+from tests.helpers import PKI, handshake, pump, tap_handshake
 from tests.stdlib_peer import StdlibPeer, run
 
 
@@ -109,3 +109,33 @@ def test_aiotls_client_answers_openssl_server(pki: PKI) -> None:
     peer.step()
     assert peer.error is None
     assert peer.obj.getpeercert()["subject"] == ((("commonName", "client.example.test"),),)
+
+
+def _duplicate_first_extension(message: bytes) -> bytes:
+    """A TLS 1.3 CertificateRequest with its first extension sent twice."""
+    if message[0] != 13:
+        return message
+    body = message[4:]
+    context_end = 1 + body[0]
+    exts = body[context_end + 2:]
+    first = exts[:4 + int.from_bytes(exts[2:4], "big")]
+    exts = exts + first
+    body = body[:context_end] + len(exts).to_bytes(2, "big") + exts
+    return bytes([13]) + len(body).to_bytes(3, "big") + body
+
+
+def test_post_handshake_request_with_a_duplicate_extension_is_the_servers_fault(
+        pki: PKI) -> None:
+    """Found by the flight fuzzer: a post-handshake CertificateRequest holding two
+    extensions of one type is refused with illegal_parameter, blaming the server (it was
+    reported as an internal error of aiotls)."""
+    cctx = pki.client_context()
+    cctx.load_cert_chain(pki.client[1], pki.client[2])
+    client, server = handshake(cctx, pha_server(pki))
+    server.events(), client.events()
+    tap_handshake(server, _duplicate_first_extension)
+    server.verify_client_post_handshake()
+    client.receive_data(server.data_to_send())
+    err = client.error
+    assert isinstance(err, aiotls.PeerMisbehaved), err
+    assert err.alert == aiotls.AlertDescription.illegal_parameter

@@ -23,6 +23,7 @@ from tlslite.constants import (
     HandshakeType,
 )
 from tlslite.errors import (
+    TLSIllegalParameterException,
     TLSInternalError,
 )
 
@@ -466,10 +467,34 @@ def _quick_messages() -> dict[str, Any]:
                 elif _uses(value, replaced):
                     setattr(quick[name], attr, _rebind(value, namespace))
     _keep_client_hello_bytes(quick["ClientHello"])
-    for cls in quick.values():
+    for name, cls in quick.items():
         if speedups.ENABLED and issubclass(cls, module.HelloMessage):
             cls.getExtension = _get_extension  # type: ignore[attr-defined]
+        parse = getattr(originals[name], "parse", None)
+        if parse is not None and any(_uses(value, ["extensions"])
+                                     for klass in originals[name].__mro__
+                                     if klass.__module__ == module.__name__
+                                     for value in vars(klass).values()):
+            cls.parse = _refusing_duplicate_extensions(vars(cls).get("parse") or parse)  # type: ignore[attr-defined]
     return quick
+
+
+def _refusing_duplicate_extensions(parse: Any) -> Any:
+    """``parse``, then refuse a message holding two extensions of one type (RFC 8446 4.2,
+    RFC 5246 7.4.1.4) with illegal_parameter, as it is received -- tlslite noticed only
+    later, at a lookup, with an internal error (a handshake message, a post-handshake
+    CertificateRequest or NewSessionTicket, a certificate entry alike)."""
+
+    def parse_checked(self: Any, p: Any) -> Any:
+        result = parse(self, p)
+        extensions = getattr(self, "extensions", None)
+        if isinstance(extensions, list) and \
+                len({ext.extType for ext in extensions}) != len(extensions):
+            raise TLSIllegalParameterException(
+                "the peer's message holds two extensions of the same type")
+        return result
+
+    return parse_checked
 
 
 def _get_extension(self: Any, extType: int) -> Any:

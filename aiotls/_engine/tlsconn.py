@@ -125,12 +125,6 @@ class _TLSLiteConnection(VerificationHooks, TicketHooks, UpstreamFixes, _Toleran
             if not isinstance(result, int):
                 if self._aiotls_first_finished is None and isinstance(result, Finished):
                     self._aiotls_first_finished = bytes(result.verify_data)
-                extensions = getattr(result, "extensions", None)
-                if isinstance(extensions, list) and \
-                        len({ext.extType for ext in extensions}) != len(extensions):
-                    yield from self._sendError(
-                        _TLAlert.illegal_parameter,
-                        "the peer's message holds two extensions of the same type")
                 if isinstance(result, ClientHello | ServerHello):
                     self._aiotls_note_hello(result)
                 check = _RECEIVED_CHECKS.get((self._client, getattr(result, "handshakeType", -1)))
