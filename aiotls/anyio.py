@@ -1,4 +1,6 @@
-"""aiotls for anyio: :class:`TLSStream` and :class:`TLSListener` (``pip install aiotls[anyio]``).
+"""aiotls for anyio: :class:`TLSStream` and :class:`TLSListener`.
+
+Needs the ``anyio`` extra (``pip install ".[anyio]"`` from a clone).
 
 Drop-in counterparts of :mod:`anyio.streams.tls`, on asyncio (and uvloop) and trio alike,
 driving a :class:`~aiotls.TLSConnection` directly: no ``ssl.SSLObject``, no memory BIOs.

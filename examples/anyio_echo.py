@@ -2,7 +2,8 @@
 
 Run:  python examples/anyio_echo.py [--backend asyncio|trio] [--uvloop] [LINE ...]
 
-Needs ``pip install "aiotls[anyio]"`` (and trio for ``--backend trio``).  A throwaway CA
+Needs the ``anyio`` extra (``pip install ".[anyio]"`` from a clone; ``".[trio]"`` for
+``--backend trio``).  A throwaway CA
 and a certificate for localhost/127.0.0.1 are generated in a temporary directory; the
 server (an :class:`aiotls.anyio.TLSListener`) listens on 127.0.0.1, the client connects
 with :func:`anyio.connect_tcp`, wraps the connection with

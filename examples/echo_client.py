@@ -61,7 +61,7 @@ def run(main: Callable[[], Coroutine[Any, Any, int]], use_uvloop: bool) -> int:
     """Run ``main()`` on a fresh event loop: asyncio's default, or uvloop's."""
     loop_factory = None
     if use_uvloop:
-        import uvloop  # optional dependency: pip install "aiotls[uvloop]"
+        import uvloop  # optional: the uvloop extra, pip install ".[uvloop]"
 
         loop_factory = uvloop.new_event_loop
     with asyncio.Runner(loop_factory=loop_factory) as runner:
