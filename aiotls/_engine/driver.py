@@ -41,7 +41,7 @@ from tlslite.utils.codec import Parser
 from .. import _crypto, _verify
 from .. import _record as _record_mod
 from .._record import RecordError, handshake_fragment_pending
-from .._record import RecordLayer as FastRecordLayer
+from .._record import RecordLayer as RecordProtection
 from ..context import SUITES_BY_ID, TLSContext
 from ..errors import (
     AlertDescription,
@@ -154,7 +154,7 @@ class Engine:
         self._sock = _MemorySocket()
         tl = _TLSLiteConnection(self._sock)
         #: The connection's one record layer: every record under keys goes through it.
-        self._records = FastRecordLayer()
+        self._records = RecordProtection()
         tl._recordLayer = _RecordLayer(tl.sock, self._records)
         tl.tickets = _KeptTickets()
         tl.closeSocket = False
@@ -342,7 +342,7 @@ class Engine:
         return self._records.keys(reading=reading)
 
     @property
-    def records(self) -> FastRecordLayer:
+    def records(self) -> RecordProtection:
         """The connection's record layer (for tests and diagnostics: the connection itself
         uses the verbs above)."""
         return self._records

@@ -38,7 +38,7 @@ from tlslite.utils.codec import Parser
 from .. import _crypto
 from .. import _record as _record_mod
 from .._record import RecordError
-from .._record import RecordLayer as FastRecordLayer
+from .._record import RecordLayer as RecordProtection
 from ..errors import (
     AlertDescription,
     PeerMisbehaved,
@@ -159,7 +159,7 @@ class _RecordLayer(RecordLayer):  # type: ignore[misc]
     :meth:`push_opened` as plaintext and are not decrypted again.
     """
 
-    def __init__(self, sock: Any, records: FastRecordLayer) -> None:
+    def __init__(self, sock: Any, records: RecordProtection) -> None:
         self.records = records
         self._opened: list[tuple[int, bytes]] = []
         super().__init__(sock)
