@@ -795,18 +795,21 @@ def test_suite_tables_as_sets_are_only_tested_for_membership() -> None:
                     assert re.search(rf"\bin CipherSuite\.{name}\b", line), line
 
 
-def _tls13_layers(suite: int, *, client: bool) -> tuple[object, object]:
-    """Two of the engine's record layers with the same TLS 1.3 traffic keys, both ways."""
+def _tls13_layers(suite: int, *, client: bool, secret: bytes = b"") -> tuple[object, object]:
+    """Two of the engine's record layers with the same TLS 1.3 traffic keys, both ways
+    (``secret``: a different byte to derive other keys from)."""
     from tlslite.bufferedsocket import BufferedSocket
 
     layers = []
     for _ in range(2):
-        layer = _engine.records._RecordLayer(BufferedSocket(_engine.driver._MemorySocket()), _record.RecordLayer())
+        layer = _engine.records._RecordLayer(BufferedSocket(_engine.driver._MemorySocket()),
+                                             _record.RecordLayer())
         layer.client = client
         layer.version = (3, 4)
         layer.tls13record = True
         size = 48 if suite in CipherSuite.sha384PrfSuites else 32
-        layer.calcTLS1_3PendingState(suite, bytearray(b"c" * size), bytearray(b"s" * size), None)
+        layer.calcTLS1_3PendingState(suite, bytearray((secret or b"c") * size),
+                                     bytearray((secret or b"s") * size), None)
         layer.changeReadState()
         layer.changeWriteState()
         layers.append(layer)
@@ -905,6 +908,37 @@ def test_tls13_record_path_equals_tlslites(suite: int) -> None:
         sent = [_send(a, content_type, payload, tlslites=True),
                 _send(b, content_type, payload, tlslites=False)]
         assert sent[0] == sent[1] and len(sent[0]) > len(payload)
+
+
+@pytest.mark.parametrize("suite", [CipherSuite.TLS_AES_128_GCM_SHA256,
+                                   CipherSuite.TLS_CHACHA20_POLY1305_SHA256])
+def test_declined_early_data_is_skipped_like_tlslite(suite: int) -> None:
+    """A server that declined 0-RTT skips the client's early records, which it cannot
+    decrypt, up to max_early_data bytes (RFC 8446 4.2.10) -- by trial decryption, which
+    leaves the sequence number where it was: the engine's record path does what tlslite's
+    does, record by record, including the one that goes over the budget."""
+    sealer, _ = _tls13_layers(suite, client=True)
+    early, _ = _tls13_layers(suite, client=True, secret=b"e")  # keys the server lacks
+    lean, slow = _tls13_layers(suite, client=False)
+    for layer in (lean, slow):
+        layer.early_data_ok = True  # type: ignore[attr-defined]
+        layer.max_early_data = 300  # type: ignore[attr-defined]
+    stream = [_send(early, 23, b"early" * 20, tlslites=True) for _ in range(2)]
+    stream.append(_send(sealer, 22, b"\x14\x00\x00\x01\x00", tlslites=True))  # skips both
+    stream.append(_send(early, 23, b"late" * 20, tlslites=True))  # keys known now: refused
+    first = b"".join(stream[:3])  # two early records, then one the server can open
+    got = _receive(lean, first, False), _receive(slow, first, True)
+    assert got[0] == got[1] and got[0][0] == 22, got  # (type, version, length, data, seq)
+    assert got[0][4] == 1  # the skipped records used no sequence number
+    late = _receive(lean, stream[3], False), _receive(slow, stream[3], True)
+    assert late[0] == late[1] and isinstance(late[0], type), late  # an exception: refused
+    # over the budget: the next undecryptable record is an error too, on both paths
+    lean2, slow2 = _tls13_layers(suite, client=False)
+    for layer in (lean2, slow2):
+        layer.early_data_ok = True  # type: ignore[attr-defined]
+        layer.max_early_data = 100  # type: ignore[attr-defined]
+    big = _send(early, 23, b"x" * 120, tlslites=True)
+    assert _receive(lean2, big, False) == _receive(slow2, big, True)
 
 
 def test_quick_extension_parser_takes_the_hello_extensions_itself(
