@@ -267,14 +267,10 @@ class _RecordReceiver:
                             # a record without protection (a TLS 1.3 CCS) or of a type that
                             # only the engine judges (a TLS 1.2 renegotiation attempt)
                             deliver()
-                            if engine.control_record(bytes(record)) == b"":
-                                self._keep_unused(view[pos:], segments[index + 1:])
-                                self._closed_by_peer()
+                            if self._engine_took(engine.control_record(bytes(record)),
+                                                 view[pos:], segments[index + 1:]):
                                 return
-                            if tls13:
-                                partial = self._hs_partial = \
-                                    engine.handshake_fragment_pending()
-                            self._check_pha()
+                            partial = self._hs_partial
                             continue
                         try:
                             inner, n = engine.open_record(record, plain, plen)
@@ -319,7 +315,13 @@ class _RecordReceiver:
             engine.peer_closed()
             self._closed_by_peer()
             return True
-        if engine.control_message(inner, content) == b"":
+        return self._engine_took(engine.control_message(inner, content), rest, later)
+
+    def _engine_took(self, result: bytes | None, rest: memoryview, later: list[Any]) -> bool:
+        """After the engine processed a control record (``result``: ``b""`` if it was the
+        peer's close_notify): True when the connection ended with it."""
+        engine = self._engine
+        if result == b"":
             self._keep_unused(rest, later)
             self._closed_by_peer()
             return True

@@ -122,9 +122,7 @@ def connect(client_ctx: aiotls.TLSContext, server_ctx: aiotls.TLSContext,
             ) -> tuple[aiotls.TLSConnection, aiotls.TLSConnection]:
     """A handshake in memory (resuming ``session`` if given), then a little data from the
     server so TLS 1.3 tickets (sent after the handshake) arrive; returns (client, server)."""
-    client = aiotls.TLSConnection(client_ctx, server_hostname="localhost", session=session)
-    server = aiotls.TLSConnection(server_ctx, server_side=True)
-    pump(client, server)
+    client, server = handshake(client_ctx, server_ctx, client_kw={"session": session})
     if client.handshake_complete and server.handshake_complete:
         server.send_data(b"hello")
         pump(client, server)

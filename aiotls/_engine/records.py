@@ -56,26 +56,34 @@ class _RecordSocket(RecordSocket):  # type: ignore[misc]
     records (never SSLv2), so the whole record is taken at once.
     """
 
-    def ready(self) -> bool:
-        """True if a whole record waits (or a header that :meth:`recv` refuses)."""
-        buffered = self.sock
-        inbox = buffered.socket.inbox
+    def _inbox(self) -> bytearray:
+        """The in-memory socket's inbox, with what tlslite's BufferedSocket read ahead
+        given back in front."""
+        buffered = self.sock  # tlslite's BufferedSocket around the _MemorySocket
+        inbox: bytearray = buffered.socket.inbox
         if buffered._read_buffer:
             inbox[:0] = buffered._read_buffer
             buffered._read_buffer.clear()
-        return len(inbox) >= 5 and len(inbox) >= 5 + ((inbox[3] << 8) | inbox[4])
+        return inbox
+
+    def _too_long(self, length: int) -> bool:
+        return bool(length > self.recv_record_limit + 2048 or (
+            self.tls13record and length > self.recv_record_limit + 256))
+
+    def ready(self) -> bool:
+        """True if :meth:`recv` would not wait: a whole record, or a header it refuses."""
+        inbox = self._inbox()
+        if len(inbox) < 5:
+            return False
+        length = (inbox[3] << 8) | inbox[4]
+        return self._too_long(length) or len(inbox) >= 5 + length
 
     def recv(self) -> Generator[Any, None, None]:
-        buffered = self.sock  # tlslite's BufferedSocket around the _MemorySocket
-        inbox = buffered.socket.inbox
         while True:
-            if buffered._read_buffer:  # read ahead by the BufferedSocket: give it back
-                inbox[:0] = buffered._read_buffer
-                buffered._read_buffer.clear()
+            inbox = self._inbox()
             if len(inbox) >= 5:
                 length = (inbox[3] << 8) | inbox[4]
-                if length > self.recv_record_limit + 2048 or (
-                        self.tls13record and length > self.recv_record_limit + 256):
+                if self._too_long(length):
                     raise TLSRecordOverflow()
                 if len(inbox) >= 5 + length:
                     header = RecordHeader3().create((inbox[1], inbox[2]), inbox[0], length)
