@@ -98,11 +98,12 @@ def feed(protocol: Any, data: bytes) -> None:
 
 
 async def memory_tls_pair(pki: PKI, app: asyncio.BaseProtocol, *, stdlib: bool = False,
-                          server_side: bool = False, version: ssl.TLSVersion | None = None
+                          server_side: bool = False, version: ssl.TLSVersion | None = None,
+                          wire: MemoryTransport | None = None,
                           ) -> tuple[Any, MemoryTransport, aiotls.TLSConnection]:
     """A TLS protocol for ``app`` -- aiotls's, or asyncio's own ``sslproto`` -- over an
     in-memory transport, its handshake done against an in-memory aiotls peer (a server, or
-    a client when ``server_side``; pinned to ``version`` if given)."""
+    a client when ``server_side``; pinned to ``version`` if given), over ``wire`` if given."""
     loop = asyncio.get_running_loop()
     if server_side:
         peer_context = pki.client_context()
@@ -122,7 +123,7 @@ async def memory_tls_pair(pki: PKI, app: asyncio.BaseProtocol, *, stdlib: bool =
         context = pki.server_context() if server_side else pki.client_context()
         tls = aiotls.asyncio.TLSProtocol(loop, app, context, waiter, server_side=server_side,
                                          server_hostname=None if server_side else SNI)
-    wire = MemoryTransport()
+    wire = MemoryTransport() if wire is None else wire
     wire.protocol = tls
     tls.connection_made(wire)
     for _ in range(20):

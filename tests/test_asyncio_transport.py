@@ -1577,11 +1577,9 @@ class CountingTransport(MemoryTransport):
 async def coalescing_pair(pki: PKI) -> tuple[Any, CountingTransport, aiotls.TLSConnection,
                                              RecordingProtocol]:
     app = RecordingProtocol()
-    tls, wire, server = await memory_tls_pair(pki, app)
     counting = CountingTransport()
-    counting.protocol = tls
-    counting.out += wire.take()
-    tls._transport = counting  # same protocol, a transport that counts
+    tls, _, server = await memory_tls_pair(pki, app, wire=counting)
+    counting.calls.clear()  # (the handshake's)
     return tls, counting, server, app
 
 
@@ -1667,3 +1665,35 @@ async def test_connection_lost_before_the_queued_records_went_down(pki: PKI) -> 
         await asyncio.sleep(0)
     assert app.resume_count == 0 and app.calls[-1] == LOST
     assert wire.calls == [] and app.transport.get_write_buffer_size() == 0
+
+
+
+class JoiningTransport(MemoryTransport):
+    """Counts writes; its ``writelines`` is asyncio's default (join, then one write)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[int] = []
+
+    def write(self, data: Any) -> None:
+        self.writes.append(len(data))
+        super().write(data)
+
+
+async def test_large_writes_are_not_joined_where_writelines_would_copy(pki: PKI) -> None:
+    """Where writelines() is asyncio's default, which joins its arguments into one new
+    buffer (the default loop before Python 3.12; a batch is up to the write high-water
+    mark, an allocation that malloc maps and unmaps each time), each write's records go
+    down in a write() of their own, at the end of the iteration and in order."""
+    app = RecordingProtocol()
+    wire = JoiningTransport()
+    _, _, server = await memory_tls_pair(pki, app, wire=wire)
+    wire.writes.clear()  # (the handshake's)
+    chunks = [make_payload(64 * 1024, seed) for seed in range(3)]
+    for chunk in chunks:
+        app.transport.write(chunk)
+    assert not wire.writes  # held for the end of the iteration
+    await asyncio.sleep(0)
+    assert len(wire.writes) == 3 and max(wire.writes) < 64 * 1024 + 200, wire.writes
+    server.receive_data(wire.take())
+    assert data_of(server) == b"".join(chunks)
