@@ -58,6 +58,10 @@ _HTTP_PREFIXES = (b"GET ", b"POST", b"HEAD", b"PUT ", b"HTTP", b"OPTI", b"DELE",
 _local = threading.local()
 
 
+#: What :meth:`_RecordReceiver._open_small` returns for input it leaves alone.
+_NOT_SMALL = object()
+
+
 def _scratch(size: int) -> bytearray:
     """A per-thread buffer to decrypt into; its contents are copied out before returning,
     so connections keep no decryption buffer of their own while idle."""
@@ -195,6 +199,25 @@ class _RecordReceiver:
             return 0, 0, False, True
         return 0, len(buf), False, False
 
+    def _open_small(self, data: bytes | bytearray | memoryview) -> bytes | object | None:
+        """``data`` if it is exactly one short TLS 1.3 record (interactive traffic, the
+        engine's ``open_small``): its application data as ``bytes``, or ``None`` once a
+        control record in it has been handled; ``_NOT_SMALL`` (nothing consumed) for
+        anything else, which the rest of :meth:`_process_fast` handles."""
+        if self._inbuf or self._hs_partial:
+            return _NOT_SMALL
+        try:
+            small = self._engine.open_small(data)
+        except RecordError as exc:
+            raise error_for_sent_alert(exc.alert, str(exc)) from None
+        if small is None:
+            return _NOT_SMALL
+        if isinstance(small, bytes):
+            return small
+        inner, content = small
+        self._control(inner, content, memoryview(b""), [])
+        return None
+
     def _process_fast(self, data: bytes | bytearray | memoryview) -> None:
         """Records after the handshake, through the engine's record verbs (see
         ``_record.py``): each record is decrypted once, here; application data of
@@ -204,18 +227,11 @@ class _RecordReceiver:
         engine = self._engine
         tls13 = engine.tls13
         partial = self._hs_partial
-        if not self._inbuf and tls13 and not partial:
-            try:
-                small = engine.open_small(data)
-            except RecordError as exc:
-                raise error_for_sent_alert(exc.alert, str(exc)) from None
-            if isinstance(small, bytes):
+        if tls13:
+            small = self._open_small(data)
+            if small is not _NOT_SMALL:
                 if small:  # (an empty record carries nothing to deliver)
-                    self._events.append(DataReceived(small))
-                return
-            if small is not None:
-                inner, content = small
-                self._control(inner, content, memoryview(b""), [])
+                    self._events.append(DataReceived(small))  # type: ignore[arg-type]
                 return
         segments: list[Any] = [data]
         if self._inbuf:

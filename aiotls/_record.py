@@ -491,6 +491,22 @@ class RecordLayer:
         d.seq = seq
         return out
 
+    def seal_small(self, data: bytes | bytearray | memoryview) -> bytes | None:
+        """``data`` as one TLS 1.3 record if it fits in one short record and the key has
+        room for it before its KeyUpdate; ``None`` (nothing done) otherwise, and
+        :meth:`seal` with the caller's checks does it."""
+        d = self._write
+        seq = d.seq
+        if not self.tls13 or len(data) > self._small or seq >= self.key_update_after \
+                or seq + 1 >= SEQ_LIMIT:
+            return None
+        clen = len(data) + 1 + _TAG
+        header = bytes((APPLICATION_DATA, 3, 3, clen >> 8, clen & 0xFF))
+        sealed = d.aead.encrypt((d.iv_int ^ seq).to_bytes(12, "big"),
+                                bytes(data) + _INNER_APPLICATION_DATA, header)
+        d.seq = seq + 1
+        return header + sealed  # type: ignore[no-any-return]
+
     def seal_record(self, content_type: int, data: bytes) -> bytes:
         """Protect one short record of another content type (an alert); not a hot path."""
         d = self._write

@@ -39,7 +39,7 @@ from typing import Any
 
 from . import _verify
 from ._engine import Engine
-from ._receive import _MAX_UNUSED, _give_back, _RecordReceiver
+from ._receive import _MAX_UNUSED, _NOT_SMALL, _give_back, _RecordReceiver
 from ._state import _INITIAL_PHASE, ConnectionState, _Trigger, next_phase
 from .context import TLSContext
 from .errors import (
@@ -340,6 +340,48 @@ class TLSConnection(_RecordReceiver):
             cause="close() was called, or the peer closed the connection",
             hint="open a new connection to send more data",
         )
+
+    # --- the verbs in one call, for interactive traffic -----------------------------------------
+
+    def send(self, data: bytes | bytearray | memoryview) -> bytes | bytearray:
+        """:meth:`send_data` then :meth:`data_to_send` in one call: the records for
+        ``data``, after anything queued before them, to transmit now.
+
+        The same result, errors and events as the two calls; a short message on an open
+        TLS 1.3 connection with nothing queued (interactive traffic) is sealed straight
+        into the result.
+        """
+        if self._state is ConnectionState.OPEN and data:
+            sealed = self._engine.seal_now(data)
+            if sealed is not None:
+                return sealed
+        self.send_data(data)
+        return self._engine.take_output()
+
+    def receive(self, data: bytes | bytearray | memoryview) -> bytes | None:
+        """:meth:`receive_data`, returning the application data itself when that is all
+        ``data`` held and no event is pending: then no event is queued for it.
+
+        ``None`` means the input was handled as :meth:`receive_data` handles it: read the
+        events.  Either way the same bytes reach the caller in the same order, with the
+        same errors; interactive traffic (one short TLS 1.3 record per read) takes the
+        ``bytes`` path and spares the event.  ``b""`` (an empty record) is data too: none.
+        An EOF (``b""`` given) always goes to the events.
+        """
+        engine = self._engine
+        if data and not self._events and engine.records_taken_over and engine.tls13 \
+                and not self._terminated and not self._peer_closed:
+            try:
+                small = self._open_small(data)
+            except TLSUsageError:  # pragma: no cover - (the receive path raises no usage error)
+                raise
+            except TLSError as err:
+                self._fail(err)
+                return None
+            if small is not _NOT_SMALL:
+                return small  # type: ignore[return-value]
+        self.receive_data(data)
+        return None
 
     def close(self) -> None:
         """Queue close_notify; nothing can be sent after it.

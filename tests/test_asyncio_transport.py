@@ -1188,14 +1188,29 @@ class SmallBuffers(BufferedRecorder):
         super().__init__(3)
 
 
+async def _peer_sends_one_record_then_closes(tls: Any, wire: MemoryTransport,
+                                             server: aiotls.TLSConnection,
+                                             app: RecordingProtocol) -> None:
+    # one short record per read: the path of interactive traffic (TLSConnection.receive)
+    server.send_data(b"one record")
+    feed(tls, server.data_to_send())
+    if LOST not in app.calls:
+        server.close()
+        feed(tls, server.data_to_send())
+
+
 @pytest.mark.parametrize(("scenario", "app_type"), [
     (_peer_closes, RecordingProtocol), (_peer_closes_while_paused, RecordingProtocol),
     (_abort, RecordingProtocol), (_writes_after_close_ignored, RecordingProtocol),
     (_peer_closes, RaisingProtocol), (_peer_closes, KeepOpenProtocol),
     (_peer_closes, SmallBuffers), (_peer_closes_while_paused, SmallBuffers),
+    (_peer_sends_one_record_then_closes, RecordingProtocol),
+    (_peer_sends_one_record_then_closes, RaisingProtocol),
+    (_peer_sends_one_record_then_closes, SmallBuffers),
 ], ids=["peer-closes", "peer-closes-while-paused", "abort", "writes-after-close",
         "data_received-raises", "eof_received-returns-true", "buffered-peer-closes",
-        "buffered-peer-closes-while-paused"])
+        "buffered-peer-closes-while-paused", "one-record", "one-record-data_received-raises",
+        "buffered-one-record"])
 async def test_lifecycle_matches_sslproto(pki: PKI, scenario: Any, app_type: Any,
                                           caplog: pytest.LogCaptureFixture) -> None:
     """The application protocol's callbacks, data and connection_lost argument, and what

@@ -281,6 +281,13 @@ class Engine:
             return
         self._drive(self._tl.writeAsync(data), peer_input=False)
 
+    def seal_now(self, data: bytes | bytearray | memoryview) -> bytes | None:
+        """The record for ``data`` to send now if the record layer took over, no output
+        waits and ``data`` fits one short TLS 1.3 record; else ``None`` (nothing done)."""
+        sock = self._sock
+        return None if not self.records_taken_over or sock.outbox or sock.discard \
+            else self._records.seal_small(data)
+
     def close_notify(self) -> None:
         """Send close_notify; nothing is sent after it."""
         self._flush_queue()

@@ -7,8 +7,8 @@ Two objects, as in CPython's ``asyncio.sslproto``:
 * :class:`TLSProtocol` is the *lower* protocol.  It sits on a TCP transport
   (asyncio's or uvloop's; only their public Transport API is used) and receives
   ciphertext through ``get_buffer``/``buffer_updated``.
-* :class:`_TLSTransport` is the *upper* transport handed to the application
-  protocol: plaintext ``write``, ``close``, flow control, ``get_extra_info``.
+* :class:`_TLSTransport` (``transport.py``) is the *upper* transport handed to the
+  application protocol: plaintext ``write``, ``close``, flow control, ``get_extra_info``.
 
 The adapter is mechanical: feed ciphertext to the :class:`~aiotls.TLSConnection`,
 drain its events, deliver them to the application, write ``data_to_send()``.
@@ -53,22 +53,14 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import enum
 import logging
 import mmap
 import threading
-import warnings
 from typing import Any
 
 from ..connection import TLSConnection, TLSSession
 from ..context import TLSContext
-from ..errors import (
-    AlertDescription,
-    HandshakeTimeoutError,
-    InternalError,
-    ShutdownTimeoutError,
-    TLSError,
-)
+from ..errors import HandshakeTimeoutError, ShutdownTimeoutError, TLSError
 from ..events import (
     CloseNotifyReceived,
     ConnectionTerminated,
@@ -77,72 +69,31 @@ from ..events import (
     HandshakeCompleted,
     LentDataReceived,
 )
+from ._states import (
+    _APP_TRANSITIONS,
+    _COALESCE_MIN,
+    _HIGH_WATER_READ,
+    _HIGH_WATER_WRITE,
+    _TRANSITIONS,
+    SSL_HANDSHAKE_TIMEOUT,
+    SSL_SHUTDOWN_TIMEOUT,
+    _AppState,
+    _check_timeout,
+    _flow_limits,
+    _illegal,
+    _State,
+)
+from .transport import _TLSTransport
 
 __all__ = ["HandshakeTimeoutError", "ShutdownTimeoutError", "TLSProtocol"]
 
 logger = logging.getLogger("aiotls")
-
-SSL_HANDSHAKE_TIMEOUT = 60.0
-SSL_SHUTDOWN_TIMEOUT = 30.0
-_HIGH_WATER_READ = 256 * 1024
-_HIGH_WATER_WRITE = 512 * 1024
-#: Writes of at least this much plaintext (a full record) reach the lower transport at the
-#: end of the loop iteration, together with the other writes of that iteration, instead of
-#: one by one.  A 64 KiB write is 64 KiB + 88 bytes of records: sent alone, the 88 bytes
-#: leave as a segment of their own (loopback carries at most ~64 KiB per segment), and that
-#: runt per write cost 10-30% of bulk throughput in A/B runs here, most of it kernel time.
-_COALESCE_MIN = 16 * 1024
 _LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5
 #: Bytes read per receive: one buffer per thread, not per connection, so it can be large.
 #: 1 MiB moved 5-15% more bulk data than 256 KiB (the stdlib's per-connection size) in
 #: interleaved A/B runs here; 2 MiB gained nothing more.
 _RECV_BUFFER = 1024 * 1024
 
-
-class _State(enum.Enum):
-    UNWRAPPED = "unwrapped"
-    HANDSHAKING = "handshaking"
-    WRAPPED = "wrapped"
-    FLUSHING = "flushing"
-    SHUTDOWN = "shutdown"
-    CLOSED = "closed"
-
-
-class _AppState(enum.Enum):
-    INIT = "init"  # connection_made() not called yet
-    CON_MADE = "connection made"
-    EOF = "eof received"
-    CON_LOST = "connection lost"
-
-
-#: Every change of TLSProtocol's state (``_set_state`` refuses any other).  SHUTDOWN ->
-#: SHUTDOWN is real: the connection's end, an abort or a timeout may each come after
-#: close() got there first.
-_TRANSITIONS: dict[_State, frozenset[_State]] = {
-    _State.UNWRAPPED: frozenset({_State.HANDSHAKING, _State.CLOSED}),
-    _State.HANDSHAKING: frozenset({_State.WRAPPED, _State.SHUTDOWN, _State.CLOSED}),
-    _State.WRAPPED: frozenset({_State.FLUSHING, _State.SHUTDOWN, _State.CLOSED}),
-    # (FLUSHING lasts only while close() runs: an error on the way goes to SHUTDOWN)
-    _State.FLUSHING: frozenset({_State.SHUTDOWN}),
-    _State.SHUTDOWN: frozenset({_State.SHUTDOWN, _State.CLOSED}),
-    _State.CLOSED: frozenset(),
-}
-#: The application protocol's states: each of its callbacks at most once, in order.
-_APP_TRANSITIONS: dict[_AppState, frozenset[_AppState]] = {
-    _AppState.INIT: frozenset({_AppState.CON_MADE}),
-    _AppState.CON_MADE: frozenset({_AppState.EOF, _AppState.CON_LOST}),
-    _AppState.EOF: frozenset({_AppState.CON_LOST}),
-    _AppState.CON_LOST: frozenset(),
-}
-
-
-def _illegal(what: str, role: str, old: str, new: str, event: str) -> InternalError:
-    return InternalError(
-        f"illegal {what} transition of a TLS {role}: {old} -> {new} on {event}",
-        cause="a bug in aiotls: the asyncio adapter's transition table has no such rule",
-        hint="please report it to aiotls with the calls and events that led here",
-        alert=AlertDescription.internal_error, code="illegal-state-transition",
-    )
 
 
 _local = threading.local()
@@ -184,122 +135,6 @@ def _joins_writelines(transport: Any) -> bool:
     nothing and keep the batch whole.
     """
     return getattr(type(transport), "writelines", None) is asyncio.WriteTransport.writelines
-
-
-def _flow_limits(high: int | None, low: int | None, default: int) -> tuple[int, int]:
-    if high is None:
-        high = default if low is None else 4 * low
-    if low is None:
-        low = high // 4
-    if not high >= low >= 0:
-        raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
-    return high, low
-
-
-def _check_timeout(value: float | None, default: float, name: str) -> float:
-    if value is None:
-        return default
-    if value <= 0:
-        raise ValueError(f"{name} should be a positive number, got {value}")
-    return float(value)
-
-
-class _TLSTransport(asyncio.Transport):
-    """The transport the application sees: plaintext in, plaintext out."""
-
-    _start_tls_compatible = True
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, protocol: TLSProtocol) -> None:
-        super().__init__()
-        self._loop = loop
-        self._tls: TLSProtocol = protocol
-        self._closed = False
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return self._tls._get_extra_info(name, default)
-
-    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
-        self._tls._set_app_protocol(protocol)
-
-    def get_protocol(self) -> asyncio.BaseProtocol:
-        protocol: asyncio.BaseProtocol = self._tls._app_protocol
-        return protocol
-
-    def is_closing(self) -> bool:
-        return self._closed
-
-    def close(self) -> None:
-        """Send close_notify after flushing buffered data; ``connection_lost(None)`` follows
-        once the peer answers (or after ``ssl_shutdown_timeout``)."""
-        if not self._closed:
-            self._closed = True
-            self._tls._start_shutdown()
-
-    def abort(self) -> None:
-        """Close at once: buffered data is dropped and no close_notify is sent."""
-        self._closed = True
-        self._tls._abort(None)
-
-    def __del__(self, _warn: Any = warnings.warn) -> None:
-        if not self._closed:
-            self._closed = True
-            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
-
-    # --- reading -------------------------------------------------------------------------------
-
-    def is_reading(self) -> bool:
-        return not self._tls._app_reading_paused
-
-    def pause_reading(self) -> None:
-        """Stop delivering data; nothing is decrypted until :meth:`resume_reading`."""
-        self._tls._app_reading_paused = True
-
-    def resume_reading(self) -> None:
-        self._tls._resume_reading()
-
-    def set_read_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        self._tls._read_high, self._tls._read_low = _flow_limits(high, low, _HIGH_WATER_READ)
-        self._tls._control_tls_reading()
-
-    def get_read_buffer_limits(self) -> tuple[int, int]:
-        return self._tls._read_low, self._tls._read_high
-
-    def get_read_buffer_size(self) -> int:
-        return self._tls._read_buffer_size()
-
-    # --- writing -------------------------------------------------------------------------------
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        if not isinstance(data, bytes | bytearray | memoryview):
-            raise TypeError(f"data: expecting a bytes-like instance, got {type(data).__name__}")
-        if data:
-            self._tls._write_appdata((data,))
-
-    def writelines(self, list_of_data: Any) -> None:
-        self._tls._write_appdata(list_of_data)
-
-    def write_eof(self) -> None:
-        raise NotImplementedError("TLS transports cannot half-close; use close()")
-
-    def can_write_eof(self) -> bool:
-        return False
-
-    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        self._tls._write_high, self._tls._write_low = _flow_limits(high, low, _HIGH_WATER_WRITE)
-        self._tls._control_app_writing()
-
-    def get_write_buffer_limits(self) -> tuple[int, int]:
-        return self._tls._write_low, self._tls._write_high
-
-    def get_write_buffer_size(self) -> int:
-        return self._tls._write_buffer_size()
-
-    @property
-    def _protocol_paused(self) -> bool:
-        return self._tls._app_writing_paused
-
-    def __repr__(self) -> str:
-        return f"<aiotls._TLSTransport {self._tls._state.value} {self._tls._conn!r}>"
 
 
 class TLSProtocol(asyncio.BufferedProtocol):
@@ -437,6 +272,21 @@ class TLSProtocol(asyncio.BufferedProtocol):
         return _recv_buffer()
 
     def buffer_updated(self, nbytes: int) -> None:
+        if self._state is _State.WRAPPED and not self._app_reading_paused \
+                and not self._incoming_backlog and not self._events \
+                and self._app_state is _AppState.CON_MADE:
+            # Interactive traffic: a read that is one short record is opened and handed to
+            # the application without events (TLSConnection.receive); anything else takes
+            # the general path below, with the same result.
+            try:
+                data = self._conn.receive(_recv_buffer()[:nbytes])
+            except TLSError:
+                return  # fed after termination: nothing more to do
+            if data is None:
+                self._process()
+            elif data:
+                self._deliver_now(data)
+            return
         self._on_ciphertext(_recv_buffer()[:nbytes])
 
     def data_received(self, data: bytes) -> None:  # for transports that ignore BufferedProtocol
@@ -589,6 +439,18 @@ class TLSProtocol(asyncio.BufferedProtocol):
             else:  # pragma: no cover - exhaustive
                 events.popleft()
 
+    def _deliver_now(self, data: bytes) -> None:
+        """Hand ``data`` to the application at once (nothing waits before it)."""
+        try:
+            if self._app_is_buffered:
+                self._deliver_data(data)
+            else:
+                self._app_protocol.data_received(data)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal error in the application protocol")
+
     def _app_takes_buffers(self) -> bool:
         return self._app_is_buffered  # (re-read: buffer_updated() may call set_protocol())
 
@@ -690,6 +552,19 @@ class TLSProtocol(asyncio.BufferedProtocol):
                     self._write_backlog_size += len(data)
             if self._state is _State.WRAPPED:
                 self._do_write()
+        self._control_app_writing()
+
+    def _send_small(self, data: bytes | bytearray | memoryview) -> None:
+        """``_write_appdata`` for a write below ``_COALESCE_MIN`` while nothing waits to go
+        out before it: one call seals it (TLSConnection.send), one write sends it."""
+        try:
+            out = self._conn.send(data)
+        except TLSError as exc:
+            self._fatal_error(exc, "Fatal error on TLS protocol")
+            return
+        transport = self._transport
+        if out and transport is not None and not transport.is_closing():
+            transport.write(out)
         self._control_app_writing()
 
     def _do_write(self) -> None:
