@@ -298,8 +298,11 @@ class TLSStream(ByteStream):
     def _feed(self, data: bytes) -> None:
         """Give transport bytes to the connection and collect what they meant."""
         conn = self._conn
-        conn.receive_data(data)
-        self._drain()
+        plain = conn.receive(data)  # (one short record: its data, without an event)
+        if plain is None:
+            self._drain()
+        elif plain and not self._discarding:
+            self._plain.append(plain)
         if self._peer_closed and conn.unused_data:
             # cleartext that followed the peer's close_notify: the next protocol's
             self._leftover = conn.unused_data
@@ -372,7 +375,7 @@ class TLSStream(ByteStream):
         try:
             self._check_writable()
             try:
-                self._conn.send_data(item)
+                out = self._conn.send(item)
             except TLSUsageError as exc:
                 raise anyio.BrokenResourceError from exc
             except TLSError:  # the connection failed (it reported it as an event, too)
@@ -380,7 +383,7 @@ class TLSStream(ByteStream):
                 self._reported = True
                 await self._close_after_error(locked=True)
                 raise
-            await self._send_queued()
+            await self._send_queued(out)
         finally:
             lock.release()
 

@@ -215,8 +215,12 @@ class TLSObject(ssl.SSLObject):
         conn = self._conn
         if self._ended():
             return
-        conn.receive_data(data)
-        self._take_events()
+        plain = conn.receive(data)  # (one short record: its data, without an event)
+        if plain is None:
+            self._take_events()
+        elif plain:
+            self._plain.append(plain)
+            self._plain_size += len(plain)
         if self._peer_closed and conn.unused_data:
             self._put_back(conn.unused_data)
 
@@ -341,8 +345,7 @@ class TLSObject(ssl.SSLObject):
             raise ssl.SSLZeroReturnError(ssl.SSL_ERROR_ZERO_RETURN,
                                          "cannot write: the TLS connection is closed")
         view = memoryview(data)
-        conn.send_data(view)
-        out = conn.data_to_send()
+        out = conn.send(view)
         if out:
             self._outgoing.write(out)
         return view.nbytes
