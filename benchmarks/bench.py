@@ -645,8 +645,6 @@ def _memory_child(name: str, count: int) -> None:
 
 # --- N simultaneous handshakes + echo, each implementation in a fresh interpreter -------------
 
-#: TCP connects in flight at once in :func:`concurrent_echo` (not handshakes: see there)
-CONNECTS_IN_FLIGHT = 256
 #: the kernel's listen-queue and SYN counters reported around the concurrent run
 _TCP_COUNTERS = ("ListenOverflows", "ListenDrops", "TCPSynRetrans")
 
@@ -666,32 +664,48 @@ def _tcp_counters() -> dict[str, int]:
     return {key: found[key] for key in _TCP_COUNTERS if key in found}
 
 
-async def concurrent_echo(impl: Impl, n: int, connects_in_flight: int = CONNECTS_IN_FLIGHT,
-                          size: int = 1024, timeout: float = 120.0) -> dict[str, float]:
+def _somaxconn() -> int:
+    """The kernel's cap on a listen backlog (``net.core.somaxconn``; 4096 if unknown)."""
+    try:
+        with open("/proc/sys/net/core/somaxconn") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 4096
+
+
+async def concurrent_echo(impl: Impl, n: int, size: int = 1024,
+                          timeout: float = 120.0) -> dict[str, float]:
     """``n`` connections started at once (``asyncio.gather``), each a full handshake and
     then one ``size``-byte echo round trip over Streams (``start_server`` handler echoing
     until EOF; ``open_connection``, ``write``, ``readexactly``); all stay open until the
     last echo is back.  Returns the wall time from start to the last echo, the failures
-    (exceptions, timeouts after ``timeout`` s, wrong echoes, server handler errors) and the
-    change of the kernel's listen-queue and SYN-retransmission counters.
+    (exceptions, timeouts after ``timeout`` s, wrong echoes, server handler errors), the
+    number of listeners and the change of the kernel's listen-queue and SYN-retransmission
+    counters over the run.
 
-    Listen backlog: the server listens with ``backlog=n`` (the kernel caps it at
-    ``net.core.somaxconn``).  Started all at once, ``n`` connects put ``n`` SYNs on the
-    loopback before the (same) loop has accepted one; past the accept queue's length the
-    kernel drops SYNs, and each dropped connect waits the 1 s SYN retransmission.  So the
-    TCP *connect* alone goes through a semaphore of ``connects_in_flight`` (far below the
-    accept queue): each connection's task creates its socket, connects under the semaphore,
-    and hands the connected socket to ``open_connection(sock=...)``; the handshakes and
-    echoes are not bounded: all ``n`` connections are open and handshaking at once.
-    ``ListenOverflows``/``TCPSynRetrans`` (printed) show whether drops still happen.
+    Listen backlog: started at once, the ``n`` connects all complete in the kernel
+    (loopback) during the loop's first pass, before the same loop accepts any of them.
+    One listener with ``backlog=n`` is capped at ``net.core.somaxconn`` (4096 here): with
+    5000 connections ~900 SYNs were dropped and each of those connects waited the 1 s SYN
+    retransmission (wall time 14.6 s instead of 9.4 s for the stdlib).  Bounding the
+    connects in flight instead (a semaphore around a separate TCP connect) removed the
+    drops on the default loop but not on uvloop (some dropped at 64 in flight), and it
+    spread the connects over the whole run (the last one began at 10-13 s of 10-14 s on
+    the default loop): the handshakes were no longer simultaneous.  So the connections
+    are spread over ``ceil(n / (somaxconn / 2))`` listeners (1 for 500, 3 for 5000), each
+    ``backlog=somaxconn``: every accept queue holds at most half its length, no SYN is
+    dropped, and all ``n`` connections connect and handshake at once, through the plain
+    ``open_connection(host, port)``.  The counters are printed to show it.
     """
-    loop = asyncio.get_running_loop()
     msg = os.urandom(size)
     measuring = True
     server_errors = 0
+    handlers_running = 0
+    handlers_done = asyncio.Event()
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal server_errors
+        nonlocal server_errors, handlers_running
+        handlers_running += 1
         try:
             while data := await reader.read(65536):
                 writer.write(data)
@@ -699,32 +713,29 @@ async def concurrent_echo(impl: Impl, n: int, connects_in_flight: int = CONNECTS
         except (OSError, ssl.SSLError):
             if measuring:  # (once measured, the clients abort their connections)
                 server_errors += 1
-        writer.close()
+        finally:
+            writer.close()
+            handlers_running -= 1
+            if not handlers_running and not measuring:
+                handlers_done.set()
 
-    connects = asyncio.Semaphore(connects_in_flight)
-
-    async def one() -> asyncio.StreamWriter:
+    async def one(port: int) -> asyncio.StreamWriter:
         async with asyncio.timeout(timeout):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.setblocking(False)
-            try:
-                async with connects:
-                    await loop.sock_connect(sock, ("127.0.0.1", port))
-            except BaseException:
-                sock.close()
-                raise
-            reader, writer = await impl.open_connection(sock=sock)
+            reader, writer = await impl.open_connection(port)
             writer.write(msg)
             if await reader.readexactly(size) != msg:
                 writer.transport.abort()
                 raise ValueError("the echo differs from the message")
             return writer
 
-    server = await impl.start_streams_server(handler, backlog=n)
-    port = server.sockets[0].getsockname()[1]
+    backlog = _somaxconn()
+    servers = [await impl.start_streams_server(handler, backlog=backlog)
+               for _ in range(-(-n // max(1, backlog // 2)))]
+    ports = [server.sockets[0].getsockname()[1] for server in servers]
     counters = _tcp_counters()
     start = time.perf_counter()
-    results = await asyncio.gather(*(one() for _ in range(n)), return_exceptions=True)
+    results = await asyncio.gather(*(one(ports[i % len(ports)]) for i in range(n)),
+                                   return_exceptions=True)
     wall = time.perf_counter() - start
     measuring = False
     counters = {key: value - counters[key] for key, value in _tcp_counters().items()}
@@ -738,10 +749,15 @@ async def concurrent_echo(impl: Impl, n: int, connects_in_flight: int = CONNECTS
         errors["server handler"] = server_errors
     if errors:
         print(f"  {impl.name}: failures {errors}", file=sys.stderr, flush=True)
-    server.close()
-    await server.wait_closed()
-    await asyncio.sleep(0.1)  # let the aborted server ends wind down
-    return {"wall": wall, "failures": sum(errors.values()), **counters}
+    for server in servers:
+        server.close()
+        await server.wait_closed()
+    if handlers_running:  # the server ends of the aborted connections: let them finish
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(60):
+                await handlers_done.wait()
+    return {"wall": wall, "failures": sum(errors.values()), "listeners": len(servers),
+            **counters}
 
 
 def concurrent_subprocess(name: str, n: int) -> dict[str, float]:
@@ -749,7 +765,7 @@ def concurrent_subprocess(name: str, n: int) -> dict[str, float]:
     import subprocess
 
     out = subprocess.run([sys.executable, __file__, "--concurrent-child", name, str(n)],
-                         capture_output=True, text=True, timeout=1800, check=True)
+                         stdout=subprocess.PIPE, text=True, timeout=1800, check=True)
     result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
 
@@ -842,76 +858,84 @@ def _on_anyio(backend: str, scenario: Callable[[bench_anyio.Impl], Awaitable[flo
 TRIO_IMPLS = tuple(name for name in IMPLS if "uvloop" not in name)
 
 
-def run_all(full: bool, only: set[str] | None, repeat: int) -> list[Row]:
-    rows: list[Row] = []
+def build_plans(full: bool, ecdsa: Contexts, rsa: Contexts) -> list[Plan]:
+    """Every scenario of the table, in order (``--full``: the sizes of docs/performance.md)."""
     mib = 1024 * 1024
     bulk_bytes = 256 * mib if full else 32 * mib
     rounds = 20000 if full else 3000
     hs = 1000 if full else 60  # per cell: longer cells average out a shared machine's bursts
     idle = 1000 if full else 300
     n_concurrent = 5000 if full else 500
+    aes = SUITES["tls13-aes128gcm"]
+    mb = f"{bulk_bytes // mib} MiB"
+
+    plans: list[Plan] = [
+        _one(f"bulk {aes.label}, {mb}: BufferedProtocol", "MB/s", ecdsa, aes,
+             lambda impl: impl.run(lambda: bulk(impl, bulk_bytes, Sink))),
+        _one(f"bulk {aes.label}, {mb}: Protocol", "MB/s", ecdsa, aes,
+             lambda impl: impl.run(lambda: bulk(impl, bulk_bytes, ProtocolSink))),
+        _one(f"bulk {aes.label}, {mb}: Streams", "MB/s", ecdsa, aes,
+             lambda impl: impl.run(lambda: bulk_streams(impl, bulk_bytes))),
+    ]
+    for suite in SUITES.values():
+        if suite is not aes:
+            plans.append(_one(f"bulk {suite.label}, {mb}: BufferedProtocol", "MB/s", ecdsa,
+                              suite, lambda impl: impl.run(lambda: bulk(impl, bulk_bytes))))
+    plans += [
+        _one(f"echo 64 B, TLS 1.3 ({rounds}): Protocol", "round trips/s", ecdsa, None,
+             lambda impl: impl.run(lambda: echo_rtt(impl, rounds))),
+        _one(f"echo 64 B, TLS 1.3 ({rounds}): Streams", "round trips/s", ecdsa, None,
+             lambda impl: impl.run(lambda: echo_streams(impl, rounds))),
+    ]
+    vs_anyio = "aiotls.anyio vs anyio TLSStream"
+    for backend, names in (("asyncio", IMPLS), ("trio", TRIO_IMPLS)):
+        plans += [
+            _one(f"bulk {aes.label}, {mb}: {vs_anyio} ({backend})", "MB/s", ecdsa, aes,
+                 _on_anyio(backend, lambda s: bench_anyio.bulk(s, bulk_bytes)), names),
+            _one(f"echo 64 B, TLS 1.3 ({rounds}): {vs_anyio} ({backend})", "round trips/s",
+                 ecdsa, None, _on_anyio(backend, lambda s: bench_anyio.echo(s, rounds)),
+                 names),
+        ]
+    plans += [
+        _one(f"full handshakes TLS 1.3 X25519 ECDSA P-256 ({hs})", "handshakes/s", ecdsa,
+             None, lambda impl: impl.run(lambda: handshakes(impl, hs))),
+        _one(f"full handshakes TLS 1.3 X25519 RSA-2048 ({hs})", "handshakes/s", rsa, None,
+             lambda impl: impl.run(lambda: handshakes(impl, hs))),
+        _one(f"resumed handshakes TLS 1.3 PSK-DHE ({hs})", "handshakes/s", ecdsa, None,
+             lambda impl: impl.run(lambda: resumed_handshakes(impl, hs))),
+        _one(f"full handshakes TLS 1.3 ECDSA P-256, in memory ({hs})", "handshakes/s",
+             ecdsa, None, lambda impl: memory_handshakes(impl, hs, False)),
+        _one(f"resumed handshakes TLS 1.3 PSK-DHE, in memory ({hs})", "handshakes/s",
+             ecdsa, None, lambda impl: memory_handshakes(impl, hs, True)),
+        _one(f"RSS per idle connection ({idle} connections, both ends)", "bytes", ecdsa,
+             None, lambda impl: idle_memory_subprocess(impl.name, idle),
+             higher_is_better=False),
+    ]
+    concurrent = f"concurrent: {n_concurrent} handshakes + 1 KiB echo"
+    counters: dict[str, dict[str, float]] = {}
+    plans.append(Plan(
+        (RowSpec(f"{concurrent}: wall time", "s", False),
+         RowSpec(f"{concurrent}: peak RSS", "MiB", False),
+         RowSpec(f"{concurrent}: failures", "failures", False, count=True)),
+        ecdsa, aes, lambda impl: _concurrent_figures(impl.name, n_concurrent, counters),
+        notes=counters))
+    return plans
+
+
+def selected(plans: list[Plan], only: set[str] | None) -> list[Plan]:
+    """The plans with a row whose name contains one of the words of ``--only`` (all if none)."""
+    return [plan for plan in plans
+            if not only or any(word in spec.scenario for word in only for spec in plan.rows)]
+
+
+def run_all(full: bool, only: set[str] | None, repeat: int) -> list[Row]:
+    rows: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp:
         for sub in ("e", "r"):
             os.mkdir(os.path.join(tmp, sub))
         ecdsa = Contexts(os.path.join(tmp, "e"), "ecdsa")
         rsa = Contexts(os.path.join(tmp, "r"), "rsa")
-        aes = SUITES["tls13-aes128gcm"]
-        mb = f"{bulk_bytes // mib} MiB"
-
-        plans: list[Plan] = [
-            _one(f"bulk {aes.label}, {mb}: BufferedProtocol", "MB/s", ecdsa, aes,
-                 lambda impl: impl.run(lambda: bulk(impl, bulk_bytes, Sink))),
-            _one(f"bulk {aes.label}, {mb}: Protocol", "MB/s", ecdsa, aes,
-                 lambda impl: impl.run(lambda: bulk(impl, bulk_bytes, ProtocolSink))),
-            _one(f"bulk {aes.label}, {mb}: Streams", "MB/s", ecdsa, aes,
-                 lambda impl: impl.run(lambda: bulk_streams(impl, bulk_bytes))),
-        ]
-        for suite in SUITES.values():
-            if suite is not aes:
-                plans.append(_one(f"bulk {suite.label}, {mb}: BufferedProtocol", "MB/s", ecdsa,
-                                  suite, lambda impl: impl.run(lambda: bulk(impl, bulk_bytes))))
-        plans += [
-            _one(f"echo 64 B, TLS 1.3 ({rounds}): Protocol", "round trips/s", ecdsa, None,
-                 lambda impl: impl.run(lambda: echo_rtt(impl, rounds))),
-            _one(f"echo 64 B, TLS 1.3 ({rounds}): Streams", "round trips/s", ecdsa, None,
-                 lambda impl: impl.run(lambda: echo_streams(impl, rounds))),
-        ]
-        vs_anyio = "aiotls.anyio vs anyio TLSStream"
-        for backend, names in (("asyncio", IMPLS), ("trio", TRIO_IMPLS)):
-            plans += [
-                _one(f"bulk {aes.label}, {mb}: {vs_anyio} ({backend})", "MB/s", ecdsa, aes,
-                     _on_anyio(backend, lambda s: bench_anyio.bulk(s, bulk_bytes)), names),
-                _one(f"echo 64 B, TLS 1.3 ({rounds}): {vs_anyio} ({backend})", "round trips/s",
-                     ecdsa, None, _on_anyio(backend, lambda s: bench_anyio.echo(s, rounds)),
-                     names),
-            ]
-        plans += [
-            _one(f"full handshakes TLS 1.3 X25519 ECDSA P-256 ({hs})", "handshakes/s", ecdsa,
-                 None, lambda impl: impl.run(lambda: handshakes(impl, hs))),
-            _one(f"full handshakes TLS 1.3 X25519 RSA-2048 ({hs})", "handshakes/s", rsa, None,
-                 lambda impl: impl.run(lambda: handshakes(impl, hs))),
-            _one(f"resumed handshakes TLS 1.3 PSK-DHE ({hs})", "handshakes/s", ecdsa, None,
-                 lambda impl: impl.run(lambda: resumed_handshakes(impl, hs))),
-            _one(f"full handshakes TLS 1.3 ECDSA P-256, in memory ({hs})", "handshakes/s",
-                 ecdsa, None, lambda impl: memory_handshakes(impl, hs, False)),
-            _one(f"resumed handshakes TLS 1.3 PSK-DHE, in memory ({hs})", "handshakes/s",
-                 ecdsa, None, lambda impl: memory_handshakes(impl, hs, True)),
-            _one(f"RSS per idle connection ({idle} connections, both ends)", "bytes", ecdsa,
-                 None, lambda impl: idle_memory_subprocess(impl.name, idle),
-                 higher_is_better=False),
-        ]
-        concurrent = f"concurrent: {n_concurrent} handshakes + 1 KiB echo"
-        counters: dict[str, dict[str, float]] = {}
-        plans.append(Plan(
-            (RowSpec(f"{concurrent}: wall time", "s", False),
-             RowSpec(f"{concurrent}: peak RSS", "MiB", False),
-             RowSpec(f"{concurrent}: failures", "failures", False, count=True)),
-            ecdsa, aes, lambda impl: _concurrent_figures(impl.name, n_concurrent, counters),
-            notes=counters))
-
-        for plan in plans:
-            if only and not any(word in spec.scenario for word in only for spec in plan.rows):
-                continue
+        for plan in selected(build_plans(full, ecdsa, rsa), only):
             impls = {name: Impl(name, plan.contexts, plan.suite) for name in plan.impls}
             measured: dict[str, list[tuple[float, ...]]] = {name: [] for name in impls}
             # Rounds interleave the implementations, in alternating order, so that drift
@@ -922,7 +946,7 @@ def run_all(full: bool, only: set[str] | None, repeat: int) -> list[Row]:
                     figures = plan.measure(impl)
                     measured[name].append(figures)
                     for spec, value in zip(plan.rows, figures, strict=True):
-                        print(f"  {spec.scenario:<72} {name:<14} {value:>12.1f} {spec.unit}",
+                        print(f"  {spec.scenario:<76} {name:<14} {value:>12.1f} {spec.unit}",
                               file=sys.stderr, flush=True)
             for i, spec in enumerate(plan.rows):
                 row = Row(spec.scenario, spec.unit, spec.higher_is_better, count=spec.count,
@@ -942,6 +966,7 @@ def _concurrent_figures(name: str, n: int, counters: dict[str, dict[str, float]]
     counters go to ``counters[name]`` (summed over the rounds)."""
     result = concurrent_subprocess(name, n)
     mine = counters.setdefault(name, {})
+    mine["listeners"] = result["listeners"]
     for key in _TCP_COUNTERS:
         mine[key] = mine.get(key, 0) + result.get(key, 0)
     print(f"  concurrent {name}: kernel counters during the run "
@@ -956,13 +981,15 @@ def _pair_label(a: str, b: str) -> str:
 def _cell(value: float | None, count: bool) -> str:
     if value is None:
         return "-"
-    return f"{value:.0f}" if count else f"{value:.1f}"
+    if count:
+        return f"{value:.0f}"
+    return f"{value:.2f}" if abs(value) < 10 else f"{value:.1f}"
 
 
 def print_table(rows: list[Row]) -> None:
     print("ratio = column / baseline of the same row; best 'high': above 1 means aiotls is "
           "faster; best 'low' (time, memory): below 1 means aiotls is better")
-    head = (f"{'scenario':<72} {'unit':<13} {'best':<4} " + " ".join(f"{n:>13}" for n in IMPLS)
+    head = (f"{'scenario':<76} {'unit':<13} {'best':<4} " + " ".join(f"{n:>13}" for n in IMPLS)
             + " " + " ".join(f"{_pair_label(a, b):>16}" for a, b in PAIRS))
     print(head)
     print("-" * len(head))
@@ -973,21 +1000,21 @@ def print_table(rows: list[Row]) -> None:
             r = row.ratio(a, b)
             ratios.append(f"{(f'{r:.2f}x' if r else '-'):>16}")
         best = "high" if row.higher_is_better else "low"
-        print(f"{row.scenario:<72} {row.unit:<13} {best:<4} {vals} " + " ".join(ratios))
+        print(f"{row.scenario:<76} {row.unit:<13} {best:<4} {vals} " + " ".join(ratios))
 
 
 def print_round_ratios(rows: list[Row]) -> None:
     if not any(len(runs) > 1 for row in rows for runs in row.runs.values()):
         return
     print("\nratios within each round (implementations ran back to back): median [min-max]")
-    print(f"{'':<64} " + " ".join(f"{_pair_label(a, b):>24}" for a, b in PAIRS))
+    print(f"{'':<76} " + " ".join(f"{_pair_label(a, b):>24}" for a, b in PAIRS))
     for row in rows:
         cells = []
         for a, b in PAIRS:
             ratios = sorted(row.round_ratios(a, b))
             cells.append(f"{statistics.median(ratios):.2f}x [{ratios[0]:.2f}-{ratios[-1]:.2f}]"
                          if ratios else "-")
-        print(f"{row.scenario:<64} " + " ".join(f"{c:>24}" for c in cells))
+        print(f"{row.scenario:<76} " + " ".join(f"{c:>24}" for c in cells))
 
 
 def plot(rows: list[Row], path: str) -> None:
@@ -1035,8 +1062,10 @@ def main(argv: list[str] | None = None) -> int:
               for name, value in row.values.items() if value}
     for row in rows:
         if row.notes:
-            print(f"\n{row.scenario}: kernel TCP counters during the runs (SYN drops show as "
-                  f"ListenOverflows/TCPSynRetrans): {row.notes}")
+            print(f"\n{row.scenario.split(':')[0]}: listeners, and the kernel's TCP counters "
+                  "summed over the runs (dropped SYNs show in ListenOverflows, TCPSynRetrans):")
+            for name, notes in row.notes.items():
+                print(f"  {name:<14} " + " ".join(f"{k}={v:.0f}" for k, v in notes.items()))
     if failed:
         print(f"\nFAILURES (the figures above are not valid): {failed}")
     if args.json:
