@@ -44,7 +44,7 @@ One row per API users read through, each end using that API:
 Ratios printed are aiotls/stdlib (default loop), aiotls+uvloop/uvloop, facade/stdlib and
 facade+uvloop/uvloop, within one row.  For the "higher is better" rows (column ``best``:
 ``high``) a ratio above 1 means aiotls is faster; for the "lower is better" rows (``low``:
-memory, wall time) a ratio below 1 means aiotls uses less.
+memory, wall time) a ratio below 1 means aiotls is better (uses less memory, takes less time).
 """
 
 from __future__ import annotations
