@@ -64,7 +64,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -664,6 +664,26 @@ def _tcp_counters() -> dict[str, int]:
     return {key: found[key] for key in _TCP_COUNTERS if key in found}
 
 
+@contextlib.contextmanager
+def _gc_timer() -> Iterator[dict[str, float]]:
+    """Seconds spent in the cyclic garbage collector, and its collections, while inside."""
+    spent = {"gc_s": 0.0, "gc_collections": 0.0}
+    began = [0.0]
+
+    def callback(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            began[0] = time.perf_counter()
+        else:
+            spent["gc_s"] += time.perf_counter() - began[0]
+            spent["gc_collections"] += 1
+
+    gc.callbacks.append(callback)
+    try:
+        yield spent
+    finally:
+        gc.callbacks.remove(callback)
+
+
 def _somaxconn() -> int:
     """The kernel's cap on a listen backlog (``net.core.somaxconn``; 4096 if unknown)."""
     try:
@@ -734,8 +754,9 @@ async def concurrent_echo(impl: Impl, n: int, size: int = 1024,
     ports = [server.sockets[0].getsockname()[1] for server in servers]
     counters = _tcp_counters()
     start = time.perf_counter()
-    results = await asyncio.gather(*(one(ports[i % len(ports)]) for i in range(n)),
-                                   return_exceptions=True)
+    with _gc_timer() as collector:
+        results = await asyncio.gather(*(one(ports[i % len(ports)]) for i in range(n)),
+                                       return_exceptions=True)
     wall = time.perf_counter() - start
     measuring = False
     counters = {key: value - counters[key] for key, value in _tcp_counters().items()}
@@ -757,7 +778,7 @@ async def concurrent_echo(impl: Impl, n: int, size: int = 1024,
             async with asyncio.timeout(60):
                 await handlers_done.wait()
     return {"wall": wall, "failures": sum(errors.values()), "listeners": len(servers),
-            **counters}
+            **collector, **counters}
 
 
 def concurrent_subprocess(name: str, n: int) -> dict[str, float]:
@@ -967,7 +988,7 @@ def _concurrent_figures(name: str, n: int, counters: dict[str, dict[str, float]]
     result = concurrent_subprocess(name, n)
     mine = counters.setdefault(name, {})
     mine["listeners"] = result["listeners"]
-    for key in _TCP_COUNTERS:
+    for key in ("gc_s", "gc_collections", *_TCP_COUNTERS):
         mine[key] = mine.get(key, 0) + result.get(key, 0)
     print(f"  concurrent {name}: kernel counters during the run "
           f"{ {key: result.get(key) for key in _TCP_COUNTERS} }", file=sys.stderr, flush=True)
@@ -1062,10 +1083,12 @@ def main(argv: list[str] | None = None) -> int:
               for name, value in row.values.items() if value}
     for row in rows:
         if row.notes:
-            print(f"\n{row.scenario.split(':')[0]}: listeners, and the kernel's TCP counters "
-                  "summed over the runs (dropped SYNs show in ListenOverflows, TCPSynRetrans):")
+            print(f"\n{row.scenario.split(':')[0]}: listeners; summed over the runs: seconds "
+                  "in the cyclic GC and its collections during the measured part, and the "
+                  "kernel's TCP counters (dropped SYNs show in ListenOverflows, TCPSynRetrans):")
             for name, notes in row.notes.items():
-                print(f"  {name:<14} " + " ".join(f"{k}={v:.0f}" for k, v in notes.items()))
+                print(f"  {name:<14} " + " ".join(f"{k}={v:.2f}" if k == "gc_s" else
+                                                  f"{k}={v:.0f}" for k, v in notes.items()))
     if failed:
         print(f"\nFAILURES (the figures above are not valid): {failed}")
     if args.json:

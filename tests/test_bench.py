@@ -269,3 +269,13 @@ def test_table_ratios_lower_is_better_missing_cells_and_failures(
     assert lines["concurrent: failures"][-10:] == ["0", "2", "-", "-", "-", "-",
                                                    "-", "-", "-", "-"]
     assert "FAILURES" in out and "[aiotls]" in out
+
+
+def test_gc_timer_counts_the_collections_inside_it() -> None:
+    import gc
+
+    with bench._gc_timer() as spent:
+        gc.collect()
+        gc.collect()
+    gc.collect()  # outside: not counted
+    assert spent["gc_collections"] == 2 and spent["gc_s"] > 0
