@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/bench.py            # quick run (small sizes), prints the table
     python benchmarks/bench.py --full     # the sizes of docs/performance.md
+    python benchmarks/bench.py --only Streams concurrent   # rows whose name has a word
     python benchmarks/bench.py --json results.json --plot results.png
 
 Every scenario runs for each implementation back to back in this process, over
@@ -18,10 +19,32 @@ the CPU cost of *both* ends, like for like):
                      context: the ``ssl`` facade, ``wrap_bio()`` -> ``aiotls.compat.TLSObject``
 * ``facade+uvloop``  uvloop's own TLS protocol handed an aiotls context
 
+One row per API users read through, each end using that API:
+
+* bulk (client -> server in 64 KiB writes, then a one-byte acknowledgement), TLS 1.3
+  AES-128-GCM, received by a ``BufferedProtocol`` sink, a ``Protocol`` sink
+  (``data_received``), and **Streams** at both ends (``start_server`` handler reading
+  1 MiB at a time; client ``write`` + ``drain``).  ChaCha20 and TLS 1.2 bulk rows use
+  the ``BufferedProtocol`` sink.  The aiotls columns use ``aiotls.asyncio``
+  (``create_server``/``create_connection``, ``start_server``/``open_connection``), the
+  others asyncio's own functions with the column's context.
+* echo of 64 B messages over ``Protocol`` and over Streams.
+* ``aiotls.anyio vs anyio TLSStream`` rows (bulk, echo; from ``bench_anyio.py``): here the
+  ``stdlib``/``uvloop`` columns are anyio's own ``TLSStream`` over ``ssl``, the ``aiotls``
+  columns :class:`aiotls.anyio.TLSStream`, the facade columns anyio's ``TLSStream`` handed
+  an aiotls context; on anyio's asyncio backend (default loop, or uvloop) and on trio
+  (no uvloop there: those cells print ``-``).
+* handshakes (full, resumed; over loopback and in memory), RSS per idle connection.
+* ``concurrent``: N connections (500; 5000 with ``--full``) started at once
+  (``asyncio.gather``), each a full TLS 1.3 handshake and then a 1 KiB echo round trip over
+  Streams; every implementation in a fresh interpreter.  Rows: wall time, peak RSS of that
+  process (``ru_maxrss``) and failures (exceptions, wrong echoes; must be 0).  See
+  :func:`concurrent_echo` for the listen backlog.
+
 Ratios printed are aiotls/stdlib (default loop), aiotls+uvloop/uvloop, facade/stdlib and
-facade+uvloop/uvloop.  For
-the "higher is better" scenarios a ratio above 1 means aiotls is faster; for
-memory a ratio below 1 means aiotls uses less.
+facade+uvloop/uvloop, within one row.  For the "higher is better" rows (column ``best``:
+``high``) a ratio above 1 means aiotls is faster; for the "lower is better" rows (``low``:
+memory, wall time) a ratio below 1 means aiotls is better (uses less memory, takes less time).
 """
 
 from __future__ import annotations
@@ -34,15 +57,19 @@ import gc
 import json
 import os
 import platform
+import resource
+import socket
 import ssl
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
+import anyio
+import bench_anyio
 import uvloop
 
 import aiotls
@@ -121,7 +148,7 @@ class ResumingTLSContext(aiotls.TLSContext):
 
 
 class Contexts:
-    def __init__(self, tmp: str, key_type: str) -> None:
+    def __init__(self, tmp: str, key_type: Literal["ecdsa", "rsa"]) -> None:
         self.pki = generate_pki(tmp, key_type=key_type)
 
     def stdlib(self, suite: Suite | None) -> tuple[ssl.SSLContext, ssl.SSLContext]:
@@ -155,6 +182,9 @@ class Contexts:
 # --- one implementation's server/client plumbing ---------------------------------------------
 
 
+StreamHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
 class Impl:
     def __init__(self, name: str, contexts: Contexts, suite: Suite | None) -> None:
         self.name = name
@@ -162,8 +192,9 @@ class Impl:
         self.uses_aiotls = name.startswith("aiotls")
         #: aiotls contexts handed to the loop's own TLS machinery (wrap_bio: the ssl facade)
         self.facade = name.startswith("facade")
+        self.server_ctx: Any
+        self.client_ctx: Any
         if self.uses_aiotls or self.facade:
-            self.server_ctx: Any
             self.server_ctx, self.client_ctx = contexts.aiotls(suite)
         else:
             self.server_ctx, self.client_ctx = contexts.stdlib(suite)
@@ -191,33 +222,57 @@ class Impl:
             self.client_ctx.session = session
         transport, protocol = await loop.create_connection(
             factory, "127.0.0.1", port, ssl=self.client_ctx, server_hostname="localhost")
-        return transport, protocol  # type: ignore[return-value]
+        return transport, protocol
+
+    async def start_streams_server(self, handler: StreamHandler,
+                                   backlog: int = 2048) -> asyncio.Server:
+        """``start_server`` of aiotls.asyncio, or asyncio's with this column's context."""
+        start = aio.start_server if self.uses_aiotls else asyncio.start_server
+        return await start(handler, "127.0.0.1", 0, ssl=self.server_ctx, backlog=backlog)
+
+    async def open_connection(self, port: int | None = None, sock: socket.socket | None = None
+                              ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """``open_connection`` of aiotls.asyncio, or asyncio's with this column's context
+        (to ``port``, or over the connected ``sock``); no session is resumed."""
+        if self.facade:
+            self.client_ctx._bench_session = None
+        elif not self.uses_aiotls:
+            self.client_ctx.session = None
+        where: dict[str, Any] = {"sock": sock} if sock else {"host": "127.0.0.1", "port": port}
+        opener = aio.open_connection if self.uses_aiotls else asyncio.open_connection
+        return await opener(ssl=self.client_ctx, server_hostname="localhost", **where)
 
     def run(self, coro: Callable[[], Awaitable[float]]) -> float:
         with asyncio.Runner(loop_factory=self.loop_factory()) as runner:
             return runner.run(coro())  # type: ignore[arg-type]
 
+    def run_anyio(self, backend: str,
+                  scenario: Callable[[bench_anyio.Impl], Awaitable[float]]) -> float:
+        """``scenario`` of bench_anyio.py on anyio's ``backend`` (uvloop for the uvloop
+        columns): the aiotls columns wrap with aiotls.anyio, the others with anyio's
+        own TLSStream and this column's context (``ssl``, or aiotls's: the facade)."""
+        streams = bench_anyio.Impl(self.name, self.server_ctx, self.client_ctx,
+                                   aiotls_stream=self.uses_aiotls)
+        options = {"use_uvloop": True} if "uvloop" in self.name else {}
+        return anyio.run(scenario, streams, backend=backend, backend_options=options)
+
 
 # --- protocols -------------------------------------------------------------------------------
 
 
-class Sink(asyncio.BufferedProtocol):
-    """Counts bytes; sets ``done`` when ``expect`` bytes have arrived."""
+class _Counter:
+    """Counts bytes; sets ``done`` and acknowledges with one byte once ``expect`` arrived."""
 
-    def __init__(self) -> None:
-        self.buf = bytearray(256 * 1024)
+    def __init__(self, expect: int) -> None:
         self.count = 0
-        self.expect = -1
+        self.expect = expect
         self.done: asyncio.Future[None] = asyncio.get_event_loop().create_future()
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
-    def get_buffer(self, sizehint: int) -> memoryview:
-        return memoryview(self.buf)
-
-    def buffer_updated(self, nbytes: int) -> None:
+    def _add(self, nbytes: int) -> None:
         self.count += nbytes
         if self.count >= self.expect > 0 and not self.done.done():
             self.done.set_result(None)
@@ -227,6 +282,27 @@ class Sink(asyncio.BufferedProtocol):
     def connection_lost(self, exc: BaseException | None) -> None:
         if not self.done.done():
             self.done.set_result(None)
+
+
+class Sink(_Counter, asyncio.BufferedProtocol):
+    """The ``BufferedProtocol`` receiver: one reused 256 KiB buffer."""
+
+    def __init__(self, expect: int) -> None:
+        super().__init__(expect)
+        self.buf = bytearray(256 * 1024)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return memoryview(self.buf)
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._add(nbytes)
+
+
+class ProtocolSink(_Counter, asyncio.Protocol):
+    """The ``Protocol`` receiver: ``data_received`` counts the bytes it is handed."""
+
+    def data_received(self, data: bytes) -> None:
+        self._add(len(data))
 
 
 class Echo(asyncio.Protocol):
@@ -281,15 +357,15 @@ class Client(asyncio.Protocol):
 # --- scenarios -------------------------------------------------------------------------------
 
 
-async def bulk(impl: Impl, total: int, chunk: int = 64 * 1024) -> float:
-    """MB/s moving ``total`` bytes client → server in ``chunk``-sized writes."""
-    sinks: list[Sink] = []
+async def bulk(impl: Impl, total: int, receiver: Callable[[int], _Counter] = Sink,
+               chunk: int = 64 * 1024) -> float:
+    """MB/s moving ``total`` bytes client → server in ``chunk``-sized writes, received by
+    ``receiver`` (:class:`Sink`: ``BufferedProtocol``; :class:`ProtocolSink`: ``Protocol``)."""
+    sinks: list[_Counter] = []
 
-    def sink_factory() -> Sink:
-        s = Sink()
-        s.expect = total
-        sinks.append(s)
-        return s
+    def sink_factory() -> asyncio.BaseProtocol:
+        sinks.append(receiver(total))
+        return sinks[-1]  # type: ignore[return-value]
 
     server = await impl.start_server(sink_factory)
     port = server.sockets[0].getsockname()[1]
@@ -310,6 +386,83 @@ async def bulk(impl: Impl, total: int, chunk: int = 64 * 1024) -> float:
     await server.wait_closed()
     assert sinks[0].count >= total
     return total / elapsed / 1e6
+
+
+async def _close(writer: asyncio.StreamWriter) -> None:
+    """Close a stream (TLS close_notify both ways), bounded; errors at close are not timed."""
+    writer.close()
+    with contextlib.suppress(OSError, ssl.SSLError, TimeoutError):
+        async with asyncio.timeout(10):
+            await writer.wait_closed()
+
+
+async def bulk_streams(impl: Impl, total: int, chunk: int = 64 * 1024) -> float:
+    """MB/s moving ``total`` bytes over asyncio Streams at both ends: the client writes
+    ``chunk`` bytes and awaits ``drain()``; the server's ``start_server`` handler reads up
+    to 1 MiB at a time until it has ``total``, then writes a one-byte acknowledgement."""
+    received: list[int] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        got = 0
+        while got < total:
+            data = await reader.read(1024 * 1024)
+            if not data:
+                break
+            got += len(data)
+        received.append(got)
+        writer.write(b"k")
+        await writer.drain()
+        with contextlib.suppress(OSError, ssl.SSLError):
+            await reader.read()  # until the client closes
+        await _close(writer)
+
+    server = await impl.start_streams_server(handler)
+    port = server.sockets[0].getsockname()[1]
+    reader, writer = await impl.open_connection(port)
+    payload = os.urandom(chunk)
+    start = time.perf_counter()
+    for _ in range(total // chunk):
+        writer.write(payload)
+        await writer.drain()
+    assert await reader.readexactly(1) == b"k"
+    elapsed = time.perf_counter() - start
+    await _close(writer)
+    server.close()
+    await server.wait_closed()
+    assert received == [total // chunk * chunk], received
+    return total / elapsed / 1e6
+
+
+async def echo_streams(impl: Impl, rounds: int, size: int = 64) -> float:
+    """Round trips per second of ``size``-byte messages over asyncio Streams: the server's
+    handler reads up to 64 KiB and writes it back (with ``drain()``); the client writes a
+    message and ``readexactly()`` the reply."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            data = await reader.read(65536)
+            if not data:
+                break
+            writer.write(data)
+            await writer.drain()
+        await _close(writer)
+
+    server = await impl.start_streams_server(handler)
+    port = server.sockets[0].getsockname()[1]
+    reader, writer = await impl.open_connection(port)
+    msg = os.urandom(size)
+    for _ in range(20):  # warm-up
+        writer.write(msg)
+        await reader.readexactly(size)
+    start = time.perf_counter()
+    for _ in range(rounds):
+        writer.write(msg)
+        await reader.readexactly(size)
+    elapsed = time.perf_counter() - start
+    await _close(writer)
+    server.close()
+    await server.wait_closed()
+    return rounds / elapsed
 
 
 async def echo_rtt(impl: Impl, rounds: int) -> float:
@@ -490,6 +643,172 @@ def _memory_child(name: str, count: int) -> None:
         print(impl.run(lambda: idle_memory(impl, count)))
 
 
+# --- N simultaneous handshakes + echo, each implementation in a fresh interpreter -------------
+
+#: the kernel's listen-queue and SYN counters reported around the concurrent run
+_TCP_COUNTERS = ("ListenOverflows", "ListenDrops", "TCPSynRetrans")
+
+
+def _tcp_counters() -> dict[str, int]:
+    """TcpExt counters of /proc/net/netstat (this network namespace; empty off Linux)."""
+    try:
+        with open("/proc/net/netstat") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return {}
+    found: dict[str, int] = {}
+    for names, values in zip(lines[::2], lines[1::2], strict=False):
+        prefix, *keys = names.split()
+        if prefix == "TcpExt:":
+            found.update(zip(keys, map(int, values.split()[1:]), strict=False))
+    return {key: found[key] for key in _TCP_COUNTERS if key in found}
+
+
+@contextlib.contextmanager
+def _gc_timer() -> Iterator[dict[str, float]]:
+    """Seconds spent in the cyclic garbage collector, and its collections, while inside."""
+    spent = {"gc_s": 0.0, "gc_collections": 0.0}
+    began = [0.0]
+
+    def callback(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            began[0] = time.perf_counter()
+        else:
+            spent["gc_s"] += time.perf_counter() - began[0]
+            spent["gc_collections"] += 1
+
+    gc.callbacks.append(callback)
+    try:
+        yield spent
+    finally:
+        gc.callbacks.remove(callback)
+
+
+def _somaxconn() -> int:
+    """The kernel's cap on a listen backlog (``net.core.somaxconn``; 4096 if unknown)."""
+    try:
+        with open("/proc/sys/net/core/somaxconn") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 4096
+
+
+async def concurrent_echo(impl: Impl, n: int, size: int = 1024,
+                          timeout: float = 120.0) -> dict[str, float]:
+    """``n`` connections started at once (``asyncio.gather``), each a full handshake and
+    then one ``size``-byte echo round trip over Streams (``start_server`` handler echoing
+    until EOF; ``open_connection``, ``write``, ``readexactly``); all stay open until the
+    last echo is back.  Returns the wall time from start to the last echo, the failures
+    (exceptions, timeouts after ``timeout`` s, wrong echoes, server handler errors), the
+    number of listeners and the change of the kernel's listen-queue and SYN-retransmission
+    counters over the run.
+
+    Listen backlog: started at once, the ``n`` connects all complete in the kernel
+    (loopback) during the loop's first pass, before the same loop accepts any of them.
+    One listener with ``backlog=n`` is capped at ``net.core.somaxconn`` (4096 here): with
+    5000 connections ~900 SYNs were dropped and each of those connects waited the 1 s SYN
+    retransmission (wall time 14.6 s instead of 9.4 s for the stdlib).  Bounding the
+    connects in flight instead (a semaphore around a separate TCP connect) removed the
+    drops on the default loop but not on uvloop (some dropped at 64 in flight), and it
+    spread the connects over the whole run (the last one began at 10-13 s of 10-14 s on
+    the default loop): the handshakes were no longer simultaneous.  So the connections
+    are spread over ``ceil(n / (somaxconn / 2))`` listeners (1 for 500, 3 for 5000), each
+    ``backlog=somaxconn``: every accept queue holds at most half its length, no SYN is
+    dropped, and all ``n`` connections connect and handshake at once, through the plain
+    ``open_connection(host, port)``.  The counters are printed to show it.
+    """
+    msg = os.urandom(size)
+    measuring = True
+    server_errors = 0
+    handlers_running = 0
+    handlers_done = asyncio.Event()
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal server_errors, handlers_running
+        handlers_running += 1
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except (OSError, ssl.SSLError):
+            if measuring:  # (once measured, the clients abort their connections)
+                server_errors += 1
+        finally:
+            writer.close()
+            handlers_running -= 1
+            if not handlers_running and not measuring:
+                handlers_done.set()
+
+    async def one(port: int) -> asyncio.StreamWriter:
+        async with asyncio.timeout(timeout):
+            reader, writer = await impl.open_connection(port)
+            writer.write(msg)
+            if await reader.readexactly(size) != msg:
+                writer.transport.abort()
+                raise ValueError("the echo differs from the message")
+            return writer
+
+    backlog = _somaxconn()
+    servers = [await impl.start_streams_server(handler, backlog=backlog)
+               for _ in range(-(-n // max(1, backlog // 2)))]
+    ports = [server.sockets[0].getsockname()[1] for server in servers]
+    counters = _tcp_counters()
+    start = time.perf_counter()
+    with _gc_timer() as collector:
+        results = await asyncio.gather(*(one(ports[i % len(ports)]) for i in range(n)),
+                                       return_exceptions=True)
+    wall = time.perf_counter() - start
+    measuring = False
+    counters = {key: value - counters[key] for key, value in _tcp_counters().items()}
+    errors: dict[str, int] = {}
+    for result in results:
+        if isinstance(result, asyncio.StreamWriter):
+            result.transport.abort()
+        else:
+            errors[type(result).__name__] = errors.get(type(result).__name__, 0) + 1
+    if server_errors:
+        errors["server handler"] = server_errors
+    if errors:
+        print(f"  {impl.name}: failures {errors}", file=sys.stderr, flush=True)
+    for server in servers:
+        server.close()
+        await server.wait_closed()
+    if handlers_running:  # the server ends of the aborted connections: let them finish
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(60):
+                await handlers_done.wait()
+    return {"wall": wall, "failures": sum(errors.values()), "listeners": len(servers),
+            **collector, **counters}
+
+
+def concurrent_subprocess(name: str, n: int) -> dict[str, float]:
+    """:func:`concurrent_echo` in a fresh interpreter, adding its peak RSS (MiB)."""
+    import subprocess
+
+    out = subprocess.run([sys.executable, __file__, "--concurrent-child", name, str(n)],
+                         stdout=subprocess.PIPE, text=True, timeout=1800, check=True)
+    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _concurrent_child(name: str, n: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    with tempfile.TemporaryDirectory() as tmp:
+        impl = Impl(name, Contexts(tmp, "ecdsa"), SUITES["tls13-aes128gcm"])
+        result: dict[str, float] = {}
+
+        async def measure() -> float:
+            result.update(await concurrent_echo(impl, n))
+            return result["wall"]
+
+        impl.run(measure)
+    # ru_maxrss: KiB on Linux
+    result["rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(result))
+
+
 # --- driver ----------------------------------------------------------------------------------
 
 
@@ -499,121 +818,231 @@ class Row:
     unit: str
     higher_is_better: bool
     values: dict[str, float] = field(default_factory=dict)
-    #: every measurement, in order (``values`` keeps the best of them)
+    #: every measurement, in order (``values`` keeps the best of them, or their sum)
     runs: dict[str, list[float]] = field(default_factory=dict)
+    #: ``values`` are the sum of the runs (a count, e.g. failures); no ratio is printed
+    count: bool = False
+    #: anything else measured, per implementation (e.g. the kernel's SYN counters)
+    notes: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def ratio(self, a: str, b: str) -> float | None:
-        if a in self.values and b in self.values and self.values[b]:
+        if (not self.count and a in self.values and b in self.values and self.values[b]):
             return self.values[a] / self.values[b]
         return None
 
     def round_ratios(self, a: str, b: str) -> list[float]:
         """``a / b`` within each round: the two ran back to back, so slow phases of a shared
         machine hit both (a steadier figure than the ratio of the bests)."""
+        if self.count:
+            return []
         return [x / y for x, y in zip(self.runs.get(a, []), self.runs.get(b, []), strict=False)
                 if y]
 
 
-def run_all(full: bool, only: set[str] | None, repeat: int) -> list[Row]:
-    rows: list[Row] = []
+@dataclass
+class RowSpec:
+    """One row a :class:`Plan` fills: its name, unit and direction."""
+
+    scenario: str
+    unit: str
+    higher_is_better: bool = True
+    count: bool = False
+
+
+@dataclass
+class Plan:
+    """Scenarios measured together: ``measure`` runs once per implementation and round and
+    returns one figure per row of ``rows``."""
+
+    rows: tuple[RowSpec, ...]
+    contexts: Contexts
+    suite: Suite | None
+    measure: Callable[[Impl], tuple[float, ...]]
+    impls: tuple[str, ...] = IMPLS
+    #: anything else ``measure`` records per implementation (kept in the first row's notes)
+    notes: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def _one(label: str, unit: str, contexts: Contexts, suite: Suite | None,
+         measure: Callable[[Impl], float], impls: tuple[str, ...] = IMPLS,
+         higher_is_better: bool = True) -> Plan:
+    return Plan((RowSpec(label, unit, higher_is_better),), contexts, suite,
+                lambda impl: (measure(impl),), impls)
+
+
+def _on_anyio(backend: str, scenario: Callable[[bench_anyio.Impl], Awaitable[float]]
+              ) -> Callable[[Impl], float]:
+    return lambda impl: impl.run_anyio(backend, scenario)
+
+
+#: the implementations that exist on trio (anyio's trio backend has no uvloop)
+TRIO_IMPLS = tuple(name for name in IMPLS if "uvloop" not in name)
+
+
+def build_plans(full: bool, ecdsa: Contexts, rsa: Contexts) -> list[Plan]:
+    """Every scenario of the table, in order (``--full``: the sizes of docs/performance.md)."""
     mib = 1024 * 1024
     bulk_bytes = 256 * mib if full else 32 * mib
     rounds = 20000 if full else 3000
     hs = 1000 if full else 60  # per cell: longer cells average out a shared machine's bursts
     idle = 1000 if full else 300
+    n_concurrent = 5000 if full else 500
+    aes = SUITES["tls13-aes128gcm"]
+    mb = f"{bulk_bytes // mib} MiB"
+
+    plans: list[Plan] = [
+        _one(f"bulk {aes.label}, {mb}: BufferedProtocol", "MB/s", ecdsa, aes,
+             lambda impl: impl.run(lambda: bulk(impl, bulk_bytes, Sink))),
+        _one(f"bulk {aes.label}, {mb}: Protocol", "MB/s", ecdsa, aes,
+             lambda impl: impl.run(lambda: bulk(impl, bulk_bytes, ProtocolSink))),
+        _one(f"bulk {aes.label}, {mb}: Streams", "MB/s", ecdsa, aes,
+             lambda impl: impl.run(lambda: bulk_streams(impl, bulk_bytes))),
+    ]
+    for suite in SUITES.values():
+        if suite is not aes:
+            plans.append(_one(f"bulk {suite.label}, {mb}: BufferedProtocol", "MB/s", ecdsa,
+                              suite, lambda impl: impl.run(lambda: bulk(impl, bulk_bytes))))
+    plans += [
+        _one(f"echo 64 B, TLS 1.3 ({rounds}): Protocol", "round trips/s", ecdsa, None,
+             lambda impl: impl.run(lambda: echo_rtt(impl, rounds))),
+        _one(f"echo 64 B, TLS 1.3 ({rounds}): Streams", "round trips/s", ecdsa, None,
+             lambda impl: impl.run(lambda: echo_streams(impl, rounds))),
+    ]
+    vs_anyio = "aiotls.anyio vs anyio TLSStream"
+    for backend, names in (("asyncio", IMPLS), ("trio", TRIO_IMPLS)):
+        plans += [
+            _one(f"bulk {aes.label}, {mb}: {vs_anyio} ({backend})", "MB/s", ecdsa, aes,
+                 _on_anyio(backend, lambda s: bench_anyio.bulk(s, bulk_bytes)), names),
+            _one(f"echo 64 B, TLS 1.3 ({rounds}): {vs_anyio} ({backend})", "round trips/s",
+                 ecdsa, None, _on_anyio(backend, lambda s: bench_anyio.echo(s, rounds)),
+                 names),
+        ]
+    plans += [
+        _one(f"full handshakes TLS 1.3 X25519 ECDSA P-256 ({hs})", "handshakes/s", ecdsa,
+             None, lambda impl: impl.run(lambda: handshakes(impl, hs))),
+        _one(f"full handshakes TLS 1.3 X25519 RSA-2048 ({hs})", "handshakes/s", rsa, None,
+             lambda impl: impl.run(lambda: handshakes(impl, hs))),
+        _one(f"resumed handshakes TLS 1.3 PSK-DHE ({hs})", "handshakes/s", ecdsa, None,
+             lambda impl: impl.run(lambda: resumed_handshakes(impl, hs))),
+        _one(f"full handshakes TLS 1.3 ECDSA P-256, in memory ({hs})", "handshakes/s",
+             ecdsa, None, lambda impl: memory_handshakes(impl, hs, False)),
+        _one(f"resumed handshakes TLS 1.3 PSK-DHE, in memory ({hs})", "handshakes/s",
+             ecdsa, None, lambda impl: memory_handshakes(impl, hs, True)),
+        _one(f"RSS per idle connection ({idle} connections, both ends)", "bytes", ecdsa,
+             None, lambda impl: idle_memory_subprocess(impl.name, idle),
+             higher_is_better=False),
+    ]
+    concurrent = f"concurrent: {n_concurrent} handshakes + 1 KiB echo"
+    counters: dict[str, dict[str, float]] = {}
+    plans.append(Plan(
+        (RowSpec(f"{concurrent}: wall time", "s", False),
+         RowSpec(f"{concurrent}: peak RSS", "MiB", False),
+         RowSpec(f"{concurrent}: failures", "failures", False, count=True)),
+        ecdsa, aes, lambda impl: _concurrent_figures(impl.name, n_concurrent, counters),
+        notes=counters))
+    return plans
+
+
+def selected(plans: list[Plan], only: set[str] | None) -> list[Plan]:
+    """The plans with a row whose name contains one of the words of ``--only`` (all if none)."""
+    return [plan for plan in plans
+            if not only or any(word in spec.scenario for word in only for spec in plan.rows)]
+
+
+def run_all(full: bool, only: set[str] | None, repeat: int) -> list[Row]:
+    rows: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp:
         for sub in ("e", "r"):
             os.mkdir(os.path.join(tmp, sub))
         ecdsa = Contexts(os.path.join(tmp, "e"), "ecdsa")
         rsa = Contexts(os.path.join(tmp, "r"), "rsa")
-
-        plans: list[tuple[str, str, bool, Contexts, Suite | None,
-                          Callable[[Impl], Callable[[], Awaitable[float]]]]] = []
-        for suite in SUITES.values():
-            plans.append((f"bulk {suite.label}, {bulk_bytes // mib} MiB in 64 KiB writes",
-                          "MB/s", True, ecdsa, suite,
-                          lambda impl: (lambda: bulk(impl, bulk_bytes))))
-        plans.append((f"echo round trips, 64 B, TLS 1.3 ({rounds})", "round trips/s", True,
-                      ecdsa, None, lambda impl: (lambda: echo_rtt(impl, rounds))))
-        plans.append((f"full handshakes TLS 1.3 X25519 ECDSA P-256 ({hs})", "handshakes/s",
-                      True, ecdsa, None, lambda impl: (lambda: handshakes(impl, hs))))
-        plans.append((f"full handshakes TLS 1.3 X25519 RSA-2048 ({hs})", "handshakes/s", True,
-                      rsa, None, lambda impl: (lambda: handshakes(impl, hs))))
-        plans.append((f"resumed handshakes TLS 1.3 PSK-DHE ({hs})", "handshakes/s", True,
-                      ecdsa, None, lambda impl: (lambda: resumed_handshakes(impl, hs))))
-        plans.append((f"full handshakes TLS 1.3 ECDSA P-256, in memory ({hs})", "handshakes/s",
-                      True, ecdsa, None,
-                      lambda impl: (lambda: _sync(memory_handshakes(impl, hs, False)))))
-        plans.append((f"resumed handshakes TLS 1.3 PSK-DHE, in memory ({hs})", "handshakes/s",
-                      True, ecdsa, None,
-                      lambda impl: (lambda: _sync(memory_handshakes(impl, hs, True)))))
-        plans.append((f"RSS per idle connection ({idle} connections, both ends)",
-                      "bytes", False, ecdsa, None,
-                      lambda impl: (lambda: _sync(idle_memory_subprocess(impl.name, idle)))))
-
-        for scenario, unit, hib, contexts, suite, make in plans:
-            if only and not any(word in scenario for word in only):
-                continue
-            row = Row(scenario, unit, hib)
-            impls = {name: Impl(name, contexts, suite) for name in IMPLS}
-            results: dict[str, list[float]] = {name: [] for name in IMPLS}
+        for plan in selected(build_plans(full, ecdsa, rsa), only):
+            impls = {name: Impl(name, plan.contexts, plan.suite) for name in plan.impls}
+            measured: dict[str, list[tuple[float, ...]]] = {name: [] for name in impls}
             # Rounds interleave the implementations, in alternating order, so that drift
             # on a shared machine (frequency, neighbours) favours none of them.
             for round_ in range(repeat):
                 order = list(impls.items())
                 for name, impl in order if round_ % 2 == 0 else reversed(order):
-                    value = impl.run(make(impl))
-                    results[name].append(value)
-                    print(f"  {scenario:<62} {name:<14} {value:>12.1f} {unit}",
-                          file=sys.stderr, flush=True)
-            for name, values in results.items():
-                row.values[name] = max(values) if hib else min(values)
-                row.runs[name] = values
-            rows.append(row)
+                    figures = plan.measure(impl)
+                    measured[name].append(figures)
+                    for spec, value in zip(plan.rows, figures, strict=True):
+                        print(f"  {spec.scenario:<76} {name:<14} {value:>12.1f} {spec.unit}",
+                              file=sys.stderr, flush=True)
+            for i, spec in enumerate(plan.rows):
+                row = Row(spec.scenario, spec.unit, spec.higher_is_better, count=spec.count,
+                          notes=plan.notes if i == 0 else {})
+                for name, runs in measured.items():
+                    values = [figures[i] for figures in runs]
+                    row.runs[name] = values
+                    best = max if spec.higher_is_better else min
+                    row.values[name] = sum(values) if spec.count else best(values)
+                rows.append(row)
     return rows
 
 
-async def _sync(value: float) -> float:
-    return value
+def _concurrent_figures(name: str, n: int, counters: dict[str, dict[str, float]]
+                        ) -> tuple[float, float, float]:
+    """Wall time, peak RSS and failures of :func:`concurrent_subprocess`; the kernel's
+    counters go to ``counters[name]`` (summed over the rounds)."""
+    result = concurrent_subprocess(name, n)
+    mine = counters.setdefault(name, {})
+    mine["listeners"] = result["listeners"]
+    for key in ("gc_s", "gc_collections", *_TCP_COUNTERS):
+        mine[key] = mine.get(key, 0) + result.get(key, 0)
+    print(f"  concurrent {name}: kernel counters during the run "
+          f"{ {key: result.get(key) for key in _TCP_COUNTERS} }", file=sys.stderr, flush=True)
+    return result["wall"], result["rss_mib"], result["failures"]
 
 
 def _pair_label(a: str, b: str) -> str:
     return f"{a.replace('uvloop', 'uv')}/{b.replace('uvloop', 'uv')}"
 
 
+def _cell(value: float | None, count: bool) -> str:
+    if value is None:
+        return "-"
+    if count:
+        return f"{value:.0f}"
+    return f"{value:.2f}" if abs(value) < 10 else f"{value:.1f}"
+
+
 def print_table(rows: list[Row]) -> None:
-    head = (f"{'scenario':<64} {'unit':<13} " + " ".join(f"{n:>13}" for n in IMPLS)
+    print("ratio = column / baseline of the same row; best 'high': above 1 means aiotls is "
+          "faster; best 'low' (time, memory): below 1 means aiotls is better")
+    head = (f"{'scenario':<76} {'unit':<13} {'best':<4} " + " ".join(f"{n:>13}" for n in IMPLS)
             + " " + " ".join(f"{_pair_label(a, b):>16}" for a, b in PAIRS))
     print(head)
     print("-" * len(head))
     for row in rows:
-        vals = " ".join(f"{row.values.get(n, float('nan')):>13.1f}" for n in IMPLS)
+        vals = " ".join(f"{_cell(row.values.get(n), row.count):>13}" for n in IMPLS)
         ratios = []
         for a, b in PAIRS:
             r = row.ratio(a, b)
             ratios.append(f"{(f'{r:.2f}x' if r else '-'):>16}")
-        print(f"{row.scenario:<64} {row.unit:<13} {vals} " + " ".join(ratios))
+        best = "high" if row.higher_is_better else "low"
+        print(f"{row.scenario:<76} {row.unit:<13} {best:<4} {vals} " + " ".join(ratios))
 
 
 def print_round_ratios(rows: list[Row]) -> None:
     if not any(len(runs) > 1 for row in rows for runs in row.runs.values()):
         return
     print("\nratios within each round (implementations ran back to back): median [min-max]")
-    print(f"{'':<64} " + " ".join(f"{_pair_label(a, b):>24}" for a, b in PAIRS))
+    print(f"{'':<76} " + " ".join(f"{_pair_label(a, b):>24}" for a, b in PAIRS))
     for row in rows:
         cells = []
         for a, b in PAIRS:
             ratios = sorted(row.round_ratios(a, b))
             cells.append(f"{statistics.median(ratios):.2f}x [{ratios[0]:.2f}-{ratios[-1]:.2f}]"
                          if ratios else "-")
-        print(f"{row.scenario:<64} " + " ".join(f"{c:>24}" for c in cells))
+        print(f"{row.scenario:<76} " + " ".join(f"{c:>24}" for c in cells))
 
 
 def plot(rows: list[Row], path: str) -> None:
-    import matplotlib  # optional, only for --plot
+    import matplotlib  # type: ignore[import-not-found, unused-ignore]  # optional: --plot
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # type: ignore[import-not-found, unused-ignore]
 
     fig, axes = plt.subplots(len(rows), 1, figsize=(9, 2.2 * len(rows)))
     for ax, row in zip(axes if len(rows) > 1 else [axes], rows, strict=True):
@@ -636,16 +1065,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="write results as JSON to this file")
     parser.add_argument("--plot", help="draw the table as a PNG (needs matplotlib)")
     parser.add_argument("--memory-child", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--concurrent-child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.memory_child:
         _memory_child(args.memory_child[0], int(args.memory_child[1]))
         return 0
+    if args.concurrent_child:
+        _concurrent_child(args.concurrent_child[0], int(args.concurrent_child[1]))
+        return 0
     print(f"aiotls {aiotls.__version__} | Python {platform.python_version()} | "
-          f"{ssl.OPENSSL_VERSION} | uvloop {uvloop.__version__} | {os.cpu_count()} CPUs | "
+          f"{ssl.OPENSSL_VERSION} | uvloop {getattr(uvloop, '__version__', '?')} | {os.cpu_count()} CPUs | "
           f"{'full' if args.full else 'quick'} run", flush=True)
     rows = run_all(args.full, set(args.only) if args.only else None, args.repeat)
     print_table(rows)
     print_round_ratios(rows)
+    failed = {f"{row.scenario} [{name}]": value for row in rows if row.count
+              for name, value in row.values.items() if value}
+    for row in rows:
+        if row.notes:
+            print(f"\n{row.scenario.split(':')[0]}: listeners; summed over the runs: seconds "
+                  "in the cyclic GC and its collections during the measured part, and the "
+                  "kernel's TCP counters (dropped SYNs show in ListenOverflows, TCPSynRetrans):")
+            for name, notes in row.notes.items():
+                print(f"  {name:<14} " + " ".join(f"{k}={v:.2f}" if k == "gc_s" else
+                                                  f"{k}={v:.0f}" for k, v in notes.items()))
+    if failed:
+        print(f"\nFAILURES (the figures above are not valid): {failed}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"meta": {"python": platform.python_version(), "openssl": ssl.OPENSSL_VERSION,
@@ -653,7 +1098,7 @@ def main(argv: list[str] | None = None) -> int:
                        "rows": [asdict(r) for r in rows]}, f, indent=2)
     if args.plot:
         plot(rows, args.plot)
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -18,11 +18,15 @@ Scenarios: bulk transfer (one direction, in 64 KiB sends; MB/s) and full handsha
 sides use the same ECDSA P-256 certificate and negotiate TLS 1.3 with the same cipher
 suite (printed).  The figure kept is the median of the rounds; the ratio is
 aiotls/anyio (above 1: aiotls is faster).
+
+``benchmarks/bench.py`` imports this module for its ``aiotls.anyio`` rows (bulk and
+:func:`echo`), on the asyncio backend (default loop and uvloop) and on trio.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import ssl
@@ -51,24 +55,39 @@ MiB = 1024 * 1024
 
 
 class Impl:
-    """One implementation: its contexts and its wrap()."""
+    """One implementation: its contexts and its wrap().
 
-    def __init__(self, name: str, ca: str, cert: str, key: str) -> None:
+    ``aiotls_stream`` picks :class:`aiotls.anyio.TLSStream`; otherwise anyio's own
+    :class:`anyio.streams.tls.TLSStream` wraps the connection through the context's
+    ``wrap_bio()`` (an :class:`ssl.SSLContext`, or an :class:`aiotls.TLSContext`: the
+    ``ssl`` facade).  ``benchmarks/bench.py`` builds these from its own contexts.
+    """
+
+    def __init__(self, name: str, server_ctx: Any, client_ctx: Any, *,
+                 aiotls_stream: bool) -> None:
         self.name = name
-        self.server_ctx: Any
-        self.client_ctx: Any
-        if name == "aiotls":
-            self.server_ctx = aiotls.TLSContext(ssl.PROTOCOL_TLS_SERVER)
-            self.client_ctx = aiotls.TLSContext(ssl.PROTOCOL_TLS_CLIENT)
-        else:
-            self.server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            self.client_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        self.server_ctx.load_cert_chain(cert, key)
-        self.client_ctx.load_verify_locations(ca)
+        self.server_ctx = server_ctx
+        self.client_ctx = client_ctx
+        self.aiotls_stream = aiotls_stream
         self.cipher = ""
 
+    @classmethod
+    def from_files(cls, name: str, ca: str, cert: str, key: str) -> Impl:
+        """``aiotls``: aiotls.anyio with aiotls contexts; ``anyio``: anyio's with ``ssl``'s."""
+        server_ctx: Any
+        client_ctx: Any
+        if name == "aiotls":
+            server_ctx = aiotls.TLSContext(ssl.PROTOCOL_TLS_SERVER)
+            client_ctx = aiotls.TLSContext(ssl.PROTOCOL_TLS_CLIENT)
+        else:
+            server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            client_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        server_ctx.load_cert_chain(cert, key)
+        client_ctx.load_verify_locations(ca)
+        return cls(name, server_ctx, client_ctx, aiotls_stream=name == "aiotls")
+
     async def wrap(self, stream: Any, server_side: bool, standard_compatible: bool = True) -> Any:
-        cls: Any = TLSStream if self.name == "aiotls" else AnyioTLSStream
+        cls: Any = TLSStream if self.aiotls_stream else AnyioTLSStream
         if server_side:
             return await cls.wrap(stream, server_side=True, ssl_context=self.server_ctx,
                                   standard_compatible=standard_compatible)
@@ -121,6 +140,40 @@ async def bulk(impl: Impl, total: int) -> float:
     return total / elapsed / 1e6
 
 
+async def echo(impl: Impl, rounds: int, size: int = 64) -> float:
+    """Round trips per second of ``size``-byte messages: the client sends one and reads until
+    the server has sent it back (after 20 unmeasured round trips)."""
+    msg = os.urandom(size)
+    async with await anyio.create_tcp_listener(local_host="127.0.0.1") as multi:
+        listener = multi.listeners[0]
+        client, server = await impl.pair(listener, listener.extra(SocketAttribute.local_port))
+
+        async def serve() -> None:
+            with contextlib.suppress(anyio.EndOfStream):
+                while True:
+                    await server.send(await server.receive())
+
+        async def round_trip() -> None:
+            await client.send(msg)
+            got = 0
+            while got < size:
+                got += len(await client.receive())
+            assert got == size
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(serve)
+            for _ in range(20):  # warm-up
+                await round_trip()
+            started = time.perf_counter()
+            for _ in range(rounds):
+                await round_trip()
+            elapsed = time.perf_counter() - started
+            tg.cancel_scope.cancel()
+        for stream in (client, server):
+            await anyio.aclose_forcefully(stream)
+    return rounds / elapsed
+
+
 async def handshakes(impl: Impl, count: int) -> float:
     """Full handshakes per second (TCP connect, both handshakes, close)."""
     async with await anyio.create_tcp_listener(local_host="127.0.0.1", backlog=1024) as multi:
@@ -165,7 +218,8 @@ def run_all(quick: bool, repeat: int) -> list[Row]:
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp:
         pki = generate_pki(tmp, key_type="ecdsa")
-        impls = {name: Impl(name, pki.ca_file, pki.cert_file, pki.key_file) for name in IMPLS}
+        impls = {name: Impl.from_files(name, pki.ca_file, pki.cert_file, pki.key_file)
+                 for name in IMPLS}
         for scenario, unit, make in plans:
             for backend in BACKENDS:
                 row = Row(scenario, backend, unit)
