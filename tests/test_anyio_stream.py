@@ -930,3 +930,36 @@ async def test_cancelled_receive_loses_nothing(pki: Any) -> None:
             assert await server.receive() == b"and the stream still works"
             await client.aclose()
             await server.aclose()
+
+
+async def test_concurrent_senders_take_turns_and_a_cancelled_waiter_leaves_no_trace(
+        pki: Any) -> None:
+    """Sends from several tasks go out whole, one after the other; a task cancelled while
+    it waits for its turn sends nothing and blocks nobody."""
+    a_send, b_receive = anyio.create_memory_object_stream[bytes](1)
+    b_send, a_receive = anyio.create_memory_object_stream[bytes](math.inf)
+    a, b = StapledObjectStream(a_send, a_receive), StapledObjectStream(b_send, b_receive)
+    messages = {name: name.encode() * 40_000 for name in "xyz"}
+    scopes: dict[str, anyio.CancelScope] = {}
+    with anyio.fail_after(TIMEOUT):
+        client, server = await wrap_pair(a, b, pki.client_context(), pki.server_context())
+
+        async def send(name: str) -> None:
+            with anyio.CancelScope() as scopes[name]:
+                await client.send(messages[name])
+
+        await a.send(b"filler")  # the client-to-server buffer (one item) is full
+        async with anyio.create_task_group() as tg:
+            for name in "xyz":  # x takes its turn and blocks in the transport; y, z wait
+                tg.start_soon(send, name)
+                await anyio.wait_all_tasks_blocked()
+            scopes["y"].cancel()
+            await anyio.wait_all_tasks_blocked()
+            assert await b.receive() == b"filler"  # x can go on, then z
+            got = await receive_exactly(server, 80_000)
+        assert got == messages["x"] + messages["z"]
+        assert scopes["y"].cancel_called and not scopes["x"].cancel_called
+        await client.send(b"still usable")
+        assert await receive_exactly(server, 12) == b"still usable"
+        await client.aclose()
+        await server.aclose()
