@@ -106,7 +106,7 @@ CLASS_ATTRIBUTES: tuple[str, ...] = (
 
 #: Attributes a fresh tlslite connection (over a socket) must have, by object:
 #: ``connection`` (TLSConnection), ``record_layer`` (its RecordLayer), ``sock`` (its
-#: BufferedSocket).
+#: BufferedSocket), ``defragmenter`` (its Defragmenter).
 INSTANCE_ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "connection": ("_recordLayer", "_defragmenter", "_handshake_hash", "_pha_supported",
                    "_peer_record_size_limit", "sock", "session", "version", "closed",
@@ -117,6 +117,7 @@ INSTANCE_ATTRIBUTES: dict[str, tuple[str, ...]] = {
                      "early_data_ok", "max_early_data", "recv_record_limit",
                      "send_record_limit", "padding_cb", "client"),
     "sock": ("_read_buffer", "socket", "buffer_writes"),
+    "defragmenter": ("priorities", "buffers", "decoders"),
 }
 
 #: Module globals that :mod:`.rebind` replaces in rebound namespaces (each must exist).
@@ -152,7 +153,7 @@ def _fresh_objects() -> dict[str, Any]:
 
     connection = TLSConnection(_MemorySocket())
     return {"connection": connection, "record_layer": connection._recordLayer,
-            "sock": connection.sock}
+            "sock": connection.sock, "defragmenter": connection._defragmenter}
 
 
 def check() -> list[str]:
