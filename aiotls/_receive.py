@@ -102,7 +102,7 @@ class _RecordReceiver:
         _tls13_limits: bool
         _hs_partial: bool
         _lend: bool
-        _lent: list[bytearray]
+        _lent: list[bytearray] | tuple[()]
         _unused: bytes
         _half_close: bool
         _terminated: bool
@@ -207,7 +207,7 @@ class _RecordReceiver:
         if self._inbuf or self._hs_partial:
             return _NOT_SMALL
         try:
-            small = self._engine.open_small(data)
+            small = self._engine.opener.open_small(data)
         except RecordError as exc:
             raise error_for_sent_alert(exc.alert, str(exc)) from None
         if small is None:
@@ -266,7 +266,7 @@ class _RecordReceiver:
                 while end - pos >= _HEADER:
                     control = None
                     if not partial:
-                        pos, plen, failure, control = engine.open_run(view, pos, end, plain,
+                        pos, plen, failure, control = engine.opener.open_run(view, pos, end, plain,
                                                                       plen)
                         if failure is not None:
                             raise error_for_sent_alert(failure.alert, str(failure))
@@ -289,7 +289,7 @@ class _RecordReceiver:
                             partial = self._hs_partial
                             continue
                         try:
-                            inner, n = engine.open_record(record, plain, plen)
+                            inner, n = engine.opener.open(record, plain, plen)
                         except RecordError as exc:
                             raise error_for_sent_alert(exc.alert, str(exc)) from None
                         if partial and inner != _HANDSHAKE:
@@ -310,7 +310,10 @@ class _RecordReceiver:
             deliver()  # records before a bad one were authentic: they are delivered first
             if lend:
                 if base:
-                    self._lent.append(plain)
+                    if self._lent:
+                        self._lent.append(plain)
+                    else:
+                        self._lent = [plain]
                 else:
                     _give_back(plain)
 

@@ -179,7 +179,9 @@ class TLSConnection(_RecordReceiver):
         self._state, self._peer_closed = _INITIAL_PHASE
         self._events: deque[Event] = deque()
         self._inbuf = bytearray()
-        self._pending_app: list[bytes] = []
+        # data sent before the handshake completed (afterwards an empty tuple: nothing can
+        # join it, and an established connection keeps one object fewer for the cyclic GC)
+        self._pending_app: list[bytes] | tuple[()] = []
         self._handshake_bytes = 0
         self._tls13_limits = False
         # TLS 1.3, aiotls's record layer: the engine holds part of a handshake message, so
@@ -192,7 +194,7 @@ class TLSConnection(_RecordReceiver):
         # lending (see the lend_plaintext property): the buffers lent out, until
         # release_plaintext() gives them back
         self._lend = bool(lend_plaintext)
-        self._lent: list[bytearray] = []
+        self._lent: list[bytearray] | tuple[()] = ()  # (a list while buffers are lent)
         self._unused = b""
         self._half_close = bool(half_close)
         self._engine = Engine(context, server_side=server_side, server_hostname=server_hostname,
@@ -330,7 +332,7 @@ class TLSConnection(_RecordReceiver):
                     raise self._error
             return
         if self._state is ConnectionState.HANDSHAKING:
-            if data:
+            if data and isinstance(self._pending_app, list):  # (a list until it is sent)
                 self._pending_app.append(bytes(data))
             return
         if self._error is not None:
@@ -396,7 +398,7 @@ class TLSConnection(_RecordReceiver):
             # An aborted handshake, or (half_close) a peer that closed first: the connection
             # ends at once; otherwise it waits in CLOSING for the peer's close_notify.
             ends = self._state is ConnectionState.HANDSHAKING or self._peer_closed
-            self._pending_app.clear()
+            self._pending_app = ()
             self._engine.close_notify()
             if ends:
                 self._set_state(ConnectionState.CLOSED, _Trigger.CLOSE)
@@ -485,7 +487,7 @@ class TLSConnection(_RecordReceiver):
         called twice."""
         for buf in self._lent:
             _give_back(buf)
-        self._lent.clear()
+        self._lent = ()
 
     # --- internals -----------------------------------------------------------------------------
 
@@ -506,7 +508,7 @@ class TLSConnection(_RecordReceiver):
         self._engine.fail(err.alert_number if not self._engine.failed else None)
         self._error = err
         self._inbuf.clear()
-        self._pending_app.clear()
+        self._pending_app = ()
         self._set_state(ConnectionState.FAILED, _Trigger.FATAL_ERROR)
         self._terminate(err)
 
@@ -559,7 +561,7 @@ class TLSConnection(_RecordReceiver):
             leftover = engine.leftover_input()
             if leftover:
                 self._inbuf[:0] = leftover
-        pending, self._pending_app = self._pending_app, []
+        pending, self._pending_app = self._pending_app, ()
         for chunk in pending:
             engine.write(chunk)
 

@@ -385,7 +385,7 @@ def test_short_records_take_the_one_record_paths(pki: PKI, size: int) -> None:
     client.send_data(blob)
     wire = client.data_to_send()
     assert server._engine.records_taken_over
-    small = server._engine.open_small(wire)
+    small = server._engine.opener.open_small(wire)
     if size == 0:
         assert wire == b"" and small is None  # send_data(b"") sends nothing
     elif size <= 2048:
@@ -403,7 +403,7 @@ def test_short_records_take_the_one_record_paths(pki: PKI, size: int) -> None:
     bad = bytearray(client.data_to_send())
     bad[-1] ^= 1
     with pytest.raises(_record.RecordError, match="bad_record_mac"):
-        server._engine.open_small(bad)  # (nothing consumed)
+        server._engine.opener.open_small(bad)  # (nothing consumed)
     server.receive_data(bytes(bad))
     events = server.events()
     assert not any(isinstance(e, DataReceived) for e in events)

@@ -181,7 +181,7 @@ class Engine:
         self.verified = tl._aiotls_policy is not None
         #: Client: TLS 1.3 tickets of the resumed session not offered in this handshake,
         #: (their session, ticket); they join this connection's session if it resumes.
-        self._unused_tickets: list[tuple[Any, Any]] = []
+        self._unused_tickets: list[tuple[Any, Any]] | tuple[()] = ()
         self._reader: Generator[Any, None, None] | None = None
         #: The connection decrypts application data itself (see take_over_records).
         self.records_taken_over = False
@@ -310,7 +310,7 @@ class Engine:
 
     def take_over_records(self) -> bool:
         """Let the connection decrypt and encrypt application data itself, through the
-        engine's record verbs (:meth:`open_small`, :meth:`open_run`, :meth:`open_record`,
+        engine's record verbs (``opener``'s ``open_small``, ``open_run``, ``open``,
         :meth:`write`), if aiotls's record layer protects both directions (every AEAD suite
         enabled by default; CBC and CCM stay on tlslite's record layer and :meth:`read`)."""
         records = self._records
@@ -321,11 +321,11 @@ class Engine:
         # (RFC 8449), minus the content type byte in TLS 1.3; 2^14 without one
         records.set_send_limit(int(self._tl._recordLayer.send_record_limit))
         self.records_taken_over = True
-        #: Engine verbs for the connection's receive path (see aiotls._record.RecordLayer):
         self.tls13 = records.tls13
-        self.open_small = records.open_small
-        self.open_run = records.open_run
-        self.open_record = records.open
+        #: The receive path's verbs (``open_small``, ``open_run``, ``open``: see
+        #: aiotls._record.RecordLayer), called through this reference (bound methods kept
+        #: per connection would be three more objects for the cyclic GC to walk).
+        self.opener = records
         return True
 
     def handshake_fragment_pending(self) -> bool:
