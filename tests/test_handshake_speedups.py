@@ -12,6 +12,8 @@ import ssl
 
 import pytest
 import tlslite.keyexchange
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tlslite.constants import HashAlgorithm, SignatureAlgorithm, SignatureScheme
 from tlslite.handshakehashes import HandshakeHashes
 from tlslite.keyexchange import KeyExchange
@@ -115,3 +117,54 @@ def test_one_block_hkdf_expand_label_equals_tlslites(hash_name: str) -> None:
 def test_hkdf_label_context_longer_than_its_length_byte_is_refused() -> None:
     with pytest.raises(ValueError, match="255"):
         _crypto.hkdf_expand_label(b"k" * 32, b"key", b"c" * 256, 16, "sha256")
+
+
+# --- the message Parser's reads in one call each ----------------------------------------------
+
+_READS = [("get", (0,)), ("get", (1,)), ("get", (2,)), ("get", (3,)), ("get", (4,)),
+          ("getFixBytes", (3,)), ("getVarBytes", (0,)), ("getVarBytes", (1,)),
+          ("getVarBytes", (2,)), ("getVarBytes", (3,)), ("getVarList", (1, 1)),
+          ("getVarList", (2, 1)), ("getVarList", (2, 2)), ("getVarList", (3, 1)),
+          ("getVarList", (4, 2)), ("getFixList", (1, 3)), ("getFixList", (2, 2)),
+          ("getFixList", (2, 0)), ("getFixList", (3, 2)), ("getVarTupleList", (1, 2, 2)),
+          ("startLengthCheck", (2,)), ("atLengthCheck", ()), ("stopLengthCheck", ()),
+          ("getRemainingLength", ())]
+
+
+def _read_all(parser: object, reads: list[tuple[str, tuple[int, ...]]]) -> list[object]:
+    """What each read returns (or raises), and the index after it."""
+    out: list[object] = []
+    for name, args in reads:
+        try:
+            value: object = getattr(parser, name)(*args)
+        except Exception as exc:  # (the exception is part of what must be equal)
+            value = (type(exc), str(exc))
+        out.append((value, type(value), parser.index))  # type: ignore[attr-defined]
+    return out
+
+
+@given(data=st.binary(max_size=40),
+       reads=st.lists(st.sampled_from(_READS), max_size=12),
+       kind=st.sampled_from([bytes, bytearray]))
+@settings(max_examples=600, deadline=None)
+def test_fast_parser_reads_like_tlslites(data: bytes, reads: list[tuple[str, tuple[int, ...]]],
+                                         kind: type) -> None:
+    from tlslite.utils.codec import Parser
+
+    assert _read_all(_engine.codec.FastParser(kind(data)), reads) == \
+        _read_all(Parser(kind(data)), reads)
+
+
+def test_fast_parser_reads_long_lists_like_tlslites() -> None:
+    from tlslite.utils.codec import Parser
+
+    for size in (0, 2, 100, 512, 4096, 65534):
+        body = os.urandom(size)
+        for length_length in (2, 3):
+            data = bytearray(len(body).to_bytes(length_length, "big") + body)
+            reads = [("getVarList", (2, length_length)), ("getRemainingLength", ())]
+            assert _read_all(_engine.codec.FastParser(data), reads) == \
+                _read_all(Parser(data), reads)
+            truncated = data[:-1] if size else data + b"\x00"
+            assert _read_all(_engine.codec.FastParser(truncated), reads) == \
+                _read_all(Parser(truncated), reads)

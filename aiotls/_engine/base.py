@@ -66,7 +66,7 @@ _REBOUND_METHODS = {
         "_pickServerKeyExchangeSig", "_curveNamesToList", "_groupNamesToList",
         "request_post_handshake_auth",
     ),
-    _tl_tlsrecordlayer: ("_handle_pha", "_handle_srv_pha", "_handshakeStart"),
+    _tl_tlsrecordlayer: ("_handle_pha", "_handle_srv_pha", "_handshakeStart", "_getNextRecord"),
 }
 
 

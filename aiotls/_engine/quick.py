@@ -30,6 +30,7 @@ from tlslite.errors import (
 from .. import _verify
 from . import speedups
 from .accel import _PeerX509
+from .codec import FastParser
 from .rebind import _named_with_super, _namespace, _rebind, _uses
 
 
@@ -443,6 +444,7 @@ def _quick_messages() -> dict[str, Any]:
         replaced.update({name: cls for name, cls in _QUICK_EXTENSIONS.items()
                          if name in vars(module)})
         replaced["TLSExtension"] = _QuickTLSExtension
+        replaced["Parser"] = FastParser
     # Message classes that a method builds (CertificateEntry in Certificate) are the quick
     # ones too -- except the classes named in a super(Class, self) call, which must keep
     # naming the original class.
