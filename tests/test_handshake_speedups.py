@@ -168,3 +168,23 @@ def test_fast_parser_reads_long_lists_like_tlslites() -> None:
             truncated = data[:-1] if size else data + b"\x00"
             assert _read_all(_engine.codec.FastParser(truncated), reads) == \
                 _read_all(Parser(truncated), reads)
+
+
+# --- the connection's version read in one step ---------------------------------------------
+
+
+def test_connection_version_reads_and_sets_like_tlslites() -> None:
+    from tlslite.tlsrecordlayer import TLSRecordLayer
+
+    from aiotls._engine.driver import _MemorySocket
+
+    tl = _engine.tlsconn._TLSLiteConnection(_MemorySocket())
+    reference = TLSRecordLayer(_MemorySocket())
+    for value in [(0, 0), (3, 0), (3, 1), (3, 3), (3, 4), (3, 3), (127, 28)]:
+        tl.version = value
+        reference.version = value
+        assert tl.version == TLSRecordLayer.version.fget(tl) == reference.version == value
+        for attr in ("_version", "tls13record"):
+            assert getattr(tl._recordLayer, attr) == getattr(reference._recordLayer, attr)
+        assert tl._recordLayer._recordSocket.version == \
+            reference._recordLayer._recordSocket.version

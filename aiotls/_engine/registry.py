@@ -100,6 +100,8 @@ SIGNATURES: dict[str, str] = {
 PROPERTIES: tuple[str, ...] = (
     "tlslite.tlsrecordlayer.TLSRecordLayer._client",
     "tlslite.tlsrecordlayer.TLSRecordLayer._send_record_limit",
+    "tlslite.tlsrecordlayer.TLSRecordLayer.version",
+    "tlslite.recordlayer.RecordLayer.version",
 )
 
 #: tlslite class attributes aiotls reads.

@@ -90,6 +90,13 @@ class _TLSLiteConnection(VerificationHooks, TicketHooks, UpstreamFixes, _Toleran
             hit = cache[key] = (settings, privateKey, certList, result)
         return list(hit[3])
 
+    if speedups.ENABLED:
+        #: tlslite's ``version``: its getter reads the record layer's ``version`` property,
+        #: which reads ``_version``; read here in one step (~60 times per handshake).  The
+        #: setter is tlslite's.
+        version = property(lambda self: self._recordLayer._version, _TLSLiteBase.version.fset,
+                           doc=_TLSLiteBase.version.__doc__)
+
     @staticmethod
     def _getKEX(group: int, version: tuple[int, int]) -> Any:
         if not speedups.ENABLED:
