@@ -188,3 +188,112 @@ def test_connection_version_reads_and_sets_like_tlslites() -> None:
             assert getattr(tl._recordLayer, attr) == getattr(reference._recordLayer, attr)
         assert tl._recordLayer._recordSocket.version == \
             reference._recordLayer._recordSocket.version
+
+
+# --- a received ClientHello parsed in one pass -----------------------------------------------
+
+
+def _plain(value: object) -> object:
+    """``value`` as nested builtins, objects by class name and attributes."""
+    if isinstance(value, list | tuple):
+        return type(value).__name__, [_plain(item) for item in value]
+    if hasattr(value, "__dict__") and not isinstance(value, type):
+        return type(value).__name__, {k: _plain(v) for k, v in vars(value).items()}
+    return type(value).__name__, value
+
+
+def _client_hellos(pki: PKI) -> list[bytes]:
+    """ClientHello bodies (after the handshake type byte) from aiotls in several setups and
+    from OpenSSL."""
+    import aiotls
+
+    hellos = []
+    sctx = pki.server_context()
+    plain = pki.client_context()
+    alpn = pki.client_context()
+    alpn.set_alpn_protocols(["h2", "http/1.1"])
+    with_cert = pki.client_context()
+    with_cert.load_cert_chain(pki.client[1], pki.client[2])
+    with_cert.check_hostname = False
+    tls12 = pki.client_context()
+    tls12.maximum_version = ssl.TLSVersion.TLSv1_2
+    first, _ = connect(plain, sctx)
+    setups: list[tuple[aiotls.TLSContext, object, str | None]] = [
+        (plain, None, "localhost"), (alpn, None, "example.org"), (with_cert, None, None),
+        (tls12, None, "localhost"), (plain, first.session, "localhost"),
+        (plain, None, "127.0.0.1")]
+    for ctx, session, name in setups:
+        conn = aiotls.TLSConnection(ctx, server_hostname=name, session=session)  # type: ignore[arg-type]
+        hellos.append(conn.data_to_send()[6:])
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    stdlib = ssl.create_default_context(cafile=pki.ca_file)
+    obj = stdlib.wrap_bio(incoming, outgoing, server_hostname="localhost")
+    with pytest.raises(ssl.SSLWantReadError):
+        obj.do_handshake()
+    hellos.append(outgoing.read()[6:])
+    return hellos
+
+
+def _parse_hello_both(body: bytes) -> tuple[object, object]:
+    from tlslite.messages import ClientHello
+    from tlslite.utils.codec import Parser
+
+    quick = _engine.quick
+    fast_parse = _engine.hellos.parse_client_hello(
+        quick._QuickTLSExtension, quick._table_for, quick._Attributes, quick._NotQuick,
+        _engine.codec.FastParser)
+    outcomes = []
+    for hello, parse, parser in (
+            (ClientHello(), ClientHello.parse, Parser(bytearray(body))),
+            (quick._QUICK_MESSAGES["ClientHello"](), fast_parse,
+             _engine.codec.FastParser(bytearray(body)))):
+        try:
+            parse(hello, parser)
+        except Exception as exc:  # (both must raise the same)
+            outcomes.append((type(exc), str(exc)))
+        else:
+            outcomes.append((_plain(hello), parser.index))
+    return outcomes[0], outcomes[1]
+
+
+def test_one_pass_client_hello_parse_equals_tlslites(pki: PKI) -> None:
+    """Real ClientHellos (aiotls's in several setups, OpenSSL's), truncated, with bytes
+    changed and lengths broken: the same message object (extension classes and attributes),
+    the same bytes consumed, or tlslite's exception."""
+    import random
+
+    rng = random.Random(14)
+    hellos = _client_hellos(pki)
+    assert len(hellos) == 7
+    compared = 0
+    for body in hellos:
+        slow, fast = _parse_hello_both(body)
+        assert fast == slow and isinstance(slow[0], tuple), body.hex()
+        variants = [body[:cut] for cut in rng.sample(range(len(body)), 40)]
+        for sid_length in (0, 31, 32, 33, 0xFF):  # (byte 37: the session_id's length)
+            variants.append(body[:37] + bytes((sid_length,)) + body[38:])
+        for _ in range(300):
+            changed = bytearray(body)
+            for _ in range(rng.choice((1, 1, 2, 3))):
+                changed[rng.randrange(len(body))] = rng.choice(
+                    (0, 1, 0xFF, rng.randrange(256), changed[rng.randrange(len(body))]))
+            variants.append(bytes(changed))
+        for variant in variants:
+            slow, fast = _parse_hello_both(variant)
+            assert fast == slow, variant.hex()
+            compared += 1
+    assert compared > 2000
+
+
+def test_one_pass_client_hello_parse_keeps_objects_apart(pki: PKI) -> None:
+    """Two parses share no mutable attribute (the quick parser copies from prototypes)."""
+    body = _client_hellos(pki)[1]
+    parse = _engine.quick._QUICK_MESSAGES["ClientHello"].parse
+    first, second = (parse(_engine.quick._QUICK_MESSAGES["ClientHello"](),
+                           _engine.codec.FastParser(bytearray(body))) for _ in range(2))
+    assert len(first.extensions) == len(second.extensions) > 8
+    for one, other in zip(first.extensions, second.extensions, strict=True):
+        assert type(one) is type(other)
+        for name, value in vars(one).items():
+            if isinstance(value, bytearray | list | dict):
+                assert value is not vars(other)[name], (type(one).__name__, name)

@@ -34,6 +34,7 @@ which a test checks):
 ``settings``      per-context tlslite settings, prepared once
 ``translate``     tlslite exceptions into aiotls errors (what, cause, fix; the alert)
 ``codec``         tlslite's message Parser with its hot reads in one call each
+``hellos``        a received ClientHello parsed in one pass over its extensions
 ``registry``      every private tlslite-ng name aiotls relies on, and :func:`registry.check`
 ``speedups``      the switch that turns every speed-up off (``AIOTLS_SPEEDUPS=0``)
 """
