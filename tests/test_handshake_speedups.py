@@ -297,3 +297,31 @@ def test_one_pass_client_hello_parse_keeps_objects_apart(pki: PKI) -> None:
         for name, value in vars(one).items():
             if isinstance(value, bytearray | list | dict):
                 assert value is not vars(other)[name], (type(one).__name__, name)
+
+
+# --- the defragmenter's handshake message size ---------------------------------------------
+
+
+@given(data=st.binary(max_size=12) | st.builds(
+    lambda n, body: bytes((1,)) + n.to_bytes(3, "big") + body,
+    st.integers(0, 20), st.binary(max_size=24)))
+@settings(max_examples=500, deadline=None)
+def test_handshake_message_size_equals_tlslites(data: bytes) -> None:
+    from tlslite.constants import ContentType
+    from tlslite.defragmenter import Defragmenter
+
+    reference = Defragmenter()
+    reference.add_dynamic_size(ContentType.handshake, 1, 3)
+    tlslites = reference.decoders[ContentType.handshake]
+    for kind in (bytes, bytearray):
+        assert _engine.tlsconn._handshake_size(kind(data)) == tlslites(kind(data))
+
+
+@pytest.mark.speedups
+def test_connections_use_the_quick_handshake_size() -> None:
+    from tlslite.constants import ContentType
+
+    from aiotls._engine.driver import _MemorySocket
+
+    tl = _engine.tlsconn._TLSLiteConnection(_MemorySocket())
+    assert tl._defragmenter.decoders[ContentType.handshake] is _engine.tlsconn._handshake_size

@@ -45,8 +45,23 @@ from .tickets import TicketHooks
 from .verification import VerificationHooks, _Policy
 
 
+def _handshake_size(data: bytes | bytearray) -> int | None:
+    """tlslite's defragmenter decoder for handshake messages (type, 3-byte length, body):
+    the message's size once it is whole in ``data``, else None -- without the Parser
+    tlslite's builds each time it looks (every handshake message, every record)."""
+    if len(data) < 4:
+        return None
+    length = (data[1] << 16) | (data[2] << 8) | data[3]
+    return None if len(data) - 4 < length else 4 + length
+
+
 class _TLSLiteConnection(VerificationHooks, TicketHooks, UpstreamFixes, _TolerantServer):
     """tlslite's TLSConnection with aiotls's per-connection seams."""
+
+    def __init__(self, sock: Any) -> None:
+        super().__init__(sock)
+        if speedups.ENABLED:
+            self._defragmenter.decoders[ContentType.handshake] = _handshake_size
 
     _aiotls_policy: _Policy | None = None
     _aiotls_error: TLSError | None = None
