@@ -33,6 +33,8 @@ which a test checks):
 ``base``          the rebound tlslite class the mixins extend
 ``settings``      per-context tlslite settings, prepared once
 ``translate``     tlslite exceptions into aiotls errors (what, cause, fix; the alert)
+``codec``         tlslite's message Parser with its hot reads in one call each
+``hellos``        a received ClientHello parsed in one pass over its extensions
 ``registry``      every private tlslite-ng name aiotls relies on, and :func:`registry.check`
 ``speedups``      the switch that turns every speed-up off (``AIOTLS_SPEEDUPS=0``)
 """

@@ -12,9 +12,11 @@ from typing import Any
 
 from tlslite import TLSConnection as _TLSLiteBase
 from tlslite import handshakehelpers as _tl_handshakehelpers
+from tlslite import keyexchange as _tl_keyexchange
 from tlslite import tlsconnection as _tl_tlsconnection
 from tlslite import tlsrecordlayer as _tl_tlsrecordlayer
 from tlslite.handshakehelpers import HandshakeHelpers
+from tlslite.keyexchange import KeyExchange
 
 from . import speedups
 from .quick import _MESSAGE_PARSING_METHODS, _QUICK_EXTENSIONS, _QUICK_MESSAGES, _QuickTLSExtension
@@ -40,6 +42,17 @@ _HELPERS_NS = _namespace(_tl_handshakehelpers, HandshakeHelpers=_FastHandshakeHe
 for _name in ("_calc_binder", "calc_res_binder_psk", "update_binders", "verify_binder"):
     setattr(_FastHandshakeHelpers, _name, _rebind(vars(HandshakeHelpers)[_name], _HELPERS_NS))
 
+class _FastKeyExchange(KeyExchange):  # type: ignore[misc]
+    """tlslite's KeyExchange whose TLS 1.3 CertificateVerify helpers look the signature
+    scheme up in the remembered enums (tlslite scans every class attribute of
+    SignatureScheme, twice per CertificateVerify made or checked)."""
+
+
+_KEX_NS = _namespace(_tl_keyexchange, KeyExchange=_FastKeyExchange)
+for _name in ("calcVerifyBytes", "makeCertificateVerify"):
+    setattr(_FastKeyExchange, _name, _rebind(vars(KeyExchange)[_name], _KEX_NS))
+
+
 #: Which tlslite methods run with the faster helpers: every method that uses them, except
 #: SRP (not offered by aiotls), ``_getKEX`` (replaced outright below) and TLSRecordLayer's
 #: ``__init__`` (its transcript object is replaced by ``_handshakeStart``).
@@ -53,7 +66,7 @@ _REBOUND_METHODS = {
         "_pickServerKeyExchangeSig", "_curveNamesToList", "_groupNamesToList",
         "request_post_handshake_auth",
     ),
-    _tl_tlsrecordlayer: ("_handle_pha", "_handle_srv_pha", "_handshakeStart"),
+    _tl_tlsrecordlayer: ("_handle_pha", "_handle_srv_pha", "_handshakeStart", "_getNextRecord"),
 }
 
 
@@ -83,8 +96,9 @@ def _rebound_base() -> type:
         # (the client's own ClientHello is built from a subclass of the quick class: tlslite's
         # TLSConnection never tests isinstance() against it)
         _tl_tlsconnection: _namespace(_tl_tlsconnection, HandshakeHelpers=_FastHandshakeHelpers,
+                                      KeyExchange=_FastKeyExchange,
                                       ClientHello=_ClientHelloToSend, **quick_ext),
-        _tl_tlsrecordlayer: _namespace(_tl_tlsrecordlayer),
+        _tl_tlsrecordlayer: _namespace(_tl_tlsrecordlayer, KeyExchange=_FastKeyExchange),
     }
     attrs: dict[str, Any] = {}
     for module, names in _REBOUND_METHODS.items():

@@ -30,6 +30,8 @@ from tlslite.errors import (
 from .. import _verify
 from . import speedups
 from .accel import _PeerX509
+from .codec import FastParser
+from .hellos import parse_client_hello
 from .rebind import _named_with_super, _namespace, _rebind, _uses
 
 
@@ -354,11 +356,7 @@ def _quick_ext_parse(self: Any, p: Any) -> Any:
     end += (data[start + 2] << 8) | data[start + 3]
     if end > len(data):
         return _tl_ext_parse(self, p)
-    flags = (type(self), bool(self.cert), bool(self.serverType), bool(self.hrr))
-    table = _EXT_DISPATCH.get(flags)
-    if table is None:
-        table = _EXT_DISPATCH[flags] = _dispatch_table(self)
-    found = table.get(ext_type)
+    found = _table_for(self).get(ext_type)
     if found is None:
         # no parser of its own: tlslite keeps the raw payload on this object
         self.extType = ext_type
@@ -390,6 +388,15 @@ _tl_ext_parse = _tl_extensions.TLSExtension.parse
 #: Per (extension class, certificate, server, HRR context): extension type -> (class that
 #: parses it, its quick parser or None), in tlslite's order of precedence between tables.
 _EXT_DISPATCH: dict[tuple[Any, ...], dict[int, tuple[Any, Any]]] = {}
+
+
+def _table_for(ext: Any) -> dict[int, tuple[Any, Any]]:
+    """The dispatch table for ``ext``'s parsing context (built once per context)."""
+    flags = (type(ext), bool(ext.cert), bool(ext.serverType), bool(ext.hrr))
+    table = _EXT_DISPATCH.get(flags)
+    if table is None:
+        table = _EXT_DISPATCH[flags] = _dispatch_table(ext)
+    return table
 
 
 def _dispatch_table(ext: Any) -> dict[int, tuple[Any, Any]]:
@@ -443,6 +450,7 @@ def _quick_messages() -> dict[str, Any]:
         replaced.update({name: cls for name, cls in _QUICK_EXTENSIONS.items()
                          if name in vars(module)})
         replaced["TLSExtension"] = _QuickTLSExtension
+        replaced["Parser"] = FastParser
     # Message classes that a method builds (CertificateEntry in Certificate) are the quick
     # ones too -- except the classes named in a super(Class, self) call, which must keep
     # naming the original class.
@@ -466,6 +474,9 @@ def _quick_messages() -> dict[str, Any]:
                         setattr(quick[name], attr, property(fget, fset, fdel, value.__doc__))
                 elif _uses(value, replaced):
                     setattr(quick[name], attr, _rebind(value, namespace))
+    if speedups.ENABLED:  # (one pass over the extensions, see hellos.py)
+        quick["ClientHello"].parse = parse_client_hello(  # type: ignore[attr-defined]
+            _QuickTLSExtension, _table_for, _Attributes, _NotQuick, FastParser)
     _keep_client_hello_bytes(quick["ClientHello"])
     for name, cls in quick.items():
         if speedups.ENABLED and issubclass(cls, module.HelloMessage):

@@ -27,6 +27,7 @@ from tlslite.utils.dns_utils import is_valid_hostname as _tl_is_valid_hostname
 
 from .. import _crypto
 from . import speedups
+from .codec import FastParser
 
 #
 # tlslite's TLS 1.3 key schedule goes through pure-Python HKDF/HMAC helpers (a Writer, a
@@ -204,6 +205,7 @@ _FAST_NAMES: dict[str, Any] = {
     "SignatureScheme": _cached_enum(_tl_constants.SignatureScheme),
     "HashAlgorithm": _cached_enum(_tl_constants.HashAlgorithm),
     "GroupName": _cached_enum(_tl_constants.GroupName),
+    "Parser": FastParser,
 }
 
 #: Replacements in the same namespaces that are fixes, not speed-ups (kept when the

@@ -78,20 +78,22 @@ class _RecordSocket(RecordSocket):  # type: ignore[misc]
         length = (inbox[3] << 8) | inbox[4]
         return self._too_long(length) or len(inbox) >= 5 + length
 
+    def take(self) -> tuple[Any, bytearray]:
+        """The next record (header, body) once :meth:`ready` is True, without a generator;
+        raises TLSRecordOverflow for a header announcing too long a body."""
+        inbox = self._inbox()
+        length = (inbox[3] << 8) | inbox[4]
+        if self._too_long(length):
+            raise TLSRecordOverflow()
+        header = RecordHeader3().create((inbox[1], inbox[2]), inbox[0], length)
+        data = inbox[5:5 + length]
+        del inbox[:5 + length]
+        return header, data
+
     def recv(self) -> Generator[Any, None, None]:
-        while True:
-            inbox = self._inbox()
-            if len(inbox) >= 5:
-                length = (inbox[3] << 8) | inbox[4]
-                if self._too_long(length):
-                    raise TLSRecordOverflow()
-                if len(inbox) >= 5 + length:
-                    header = RecordHeader3().create((inbox[1], inbox[2]), inbox[0], length)
-                    data = inbox[5:5 + length]
-                    del inbox[:5 + length]
-                    yield header, data
-                    return
+        while not self.ready():
             yield 0  # WANT_READ
+        yield self.take()
 
     def send(self, msg: Any, padding: int = 0) -> Generator[Any, None, None]:
         data = msg.write()
@@ -257,11 +259,20 @@ class _RecordLayer(RecordLayer):  # type: ignore[misc]
         """
         while True:
             result: Any = None
-            for result in self._recv_one_record():
-                if result in (0, 1):
-                    yield result
-                else:
-                    break
+            if self.records._read is None:
+                # no keys yet, or a legacy cipher: tlslite's own record layer
+                for result in super().recvRecord():
+                    if result in (0, 1):
+                        yield result
+                    else:
+                        break
+            else:
+                # (a reader suspended here may be resumed for an opened record or a raw one)
+                while not self._opened and not self._recordSocket.ready():
+                    yield 0  # WANT_READ
+                result = self._open_next()
+                if result is None:
+                    continue  # a declined 0-RTT record was skipped
             header, parser = result
             if header.type != ContentType.alert:
                 yield result
@@ -281,39 +292,27 @@ class _RecordLayer(RecordLayer):  # type: ignore[misc]
             if body[1] == _TLAlert.user_canceled:
                 self._aiotls_canceled = True
 
-    def _recv_one_record(self) -> Generator[Any, None, None]:
-        """The next record: one the connection opened already, one opened here with aiotls's
-        record layer (with tlslite's checks and exceptions, in its order: the alerts follow
-        from them), or -- no keys yet, or a legacy cipher -- tlslite's."""
+    def _open_next(self) -> tuple[Any, Parser] | None:
+        """The next record under aiotls's keys, once one is there (opened by the
+        connection already, or whole in the socket): opened here with aiotls's record layer,
+        with tlslite's checks and exceptions in its order (the alerts follow from them);
+        ``None`` when it was declined 0-RTT data, skipped.  (A plain function, not a
+        generator: it runs for every protected handshake record.)"""
         records = self.records
-        if records._read is None:
-            yield from super().recvRecord()
-            return
-        while True:
-            # (a reader suspended here may be resumed for an opened record or a raw one)
-            while not self._opened and not self._recordSocket.ready():
-                yield 0  # WANT_READ
-            if self._opened:
-                content_type, content = self._opened.pop(0)
-                version = (3, 4) if self._is_tls13_plus() else tuple(self._version)
-                yield RecordHeader3().create(version, content_type, len(content)), \
-                    Parser(bytearray(content))
-                return
-            result: Any = None
-            for result in self._recordSocket.recv():
-                if result in (0, 1):
-                    yield result
-                else:
-                    break
-            header, data = result
-            record_type = header.type
-            tls13 = self._is_tls13_plus()
-            if tls13 and (record_type == ContentType.change_cipher_spec or (
-                    record_type == ContentType.alert and len(data) < 3
-                    and records._read.seq == 0)):
-                # an unprotected CCS, or a plaintext alert from a peer that has no keys yet
-                self.early_data_ok = False
-                break
+        if self._opened:
+            content_type, content = self._opened.pop(0)
+            version = (3, 4) if self._is_tls13_plus() else tuple(self._version)
+            return RecordHeader3().create(version, content_type, len(content)), \
+                Parser(bytearray(content))
+        header, data = self._recordSocket.take()
+        record_type = header.type
+        tls13 = self._is_tls13_plus()
+        if tls13 and (record_type == ContentType.change_cipher_spec or (
+                record_type == ContentType.alert and len(data) < 3
+                and records._read.seq == 0)):
+            # an unprotected CCS, or a plaintext alert from a peer that has no keys yet
+            self.early_data_ok = False
+        else:
             seq = records._read.seq
             if tls13:
                 # tlslite's checks, in its order (the alert follows from the first that fails)
@@ -340,17 +339,16 @@ class _RecordLayer(RecordLayer):  # type: ignore[misc]
                     # RFC 8446 4.2.10: skip the 0-RTT data a server declined (it was
                     # protected with keys this side does not have)
                     self._early_data_processed += len(data)
-                    continue
+                    return None
                 records._read.seq = seq + 1  # (used up, as in tlslite: the error is fatal)
                 raise _RECORD_ERRORS.get(exc.alert, TLSInternalError)(str(exc)) from None
             del out[n:]
             data = out
             self.early_data_ok = False
             header = RecordHeader3().create((3, 4) if tls13 else header.version, record_type, n)
-            break
         if len(data) > self.recv_record_limit:
             raise TLSRecordOverflow()
-        yield header, Parser(data)
+        return header, Parser(data)
 
     def calcTLS1_3PendingState(self, cipherSuite: int, cl_traffic_secret: bytearray,
                                sr_traffic_secret: bytearray, implementations: Any) -> None:

@@ -87,12 +87,21 @@ SIGNATURES: dict[str, str] = {
     "tlslite.constants.CipherSuite._filterSuites": "(suites, settings, version=None)",
     # messages
     "tlslite.messages.ClientHello._write": "(self)",
+    # CertificateVerify helpers run with the remembered enums (base._FastKeyExchange)
+    "tlslite.keyexchange.KeyExchange.calcVerifyBytes":
+        "(version, handshakeHashes, signatureAlg, premasterSecret, clientRandom, "
+        "serverRandom, prf_name=None, peer_tag=b'client', key_type='rsa')",
+    "tlslite.keyexchange.KeyExchange.makeCertificateVerify":
+        "(version, handshakeHashes, validSigAlgs, privateKey, certificateRequest, "
+        "premasterSecret, clientRandom, serverRandom)",
 }
 
 #: tlslite properties aiotls reads or sets.
 PROPERTIES: tuple[str, ...] = (
     "tlslite.tlsrecordlayer.TLSRecordLayer._client",
     "tlslite.tlsrecordlayer.TLSRecordLayer._send_record_limit",
+    "tlslite.tlsrecordlayer.TLSRecordLayer.version",
+    "tlslite.recordlayer.RecordLayer.version",
 )
 
 #: tlslite class attributes aiotls reads.
@@ -125,7 +134,10 @@ MODULE_GLOBALS: dict[str, tuple[str, ...]] = {
     "tlslite.tlsconnection": ("secureHMAC", "HKDF_expand_label", "derive_secret",
                               "CipherSuite", "HandshakeHashes", "SignatureScheme",
                               "HashAlgorithm", "GroupName", "TLS_1_3_FORBIDDEN_GROUPS",
-                              "HandshakeHelpers", "ClientHello", "TLSExtension"),
+                              "HandshakeHelpers", "ClientHello", "TLSExtension",
+                              "KeyExchange"),
+    "tlslite.tlsrecordlayer": ("KeyExchange",),
+    "tlslite.keyexchange": ("SignatureScheme", "HashAlgorithm", "KeyExchange"),
     "tlslite.handshakehelpers": ("HandshakeHelpers",),
     "tlslite.utils.dns_utils": ("is_valid_hostname",),
 }

@@ -64,8 +64,23 @@ def _share_defragmenter_tables(defragmenter: Any) -> None:
         defragmenter.priorities, defragmenter.decoders = _DEFRAGMENTER_TABLES
 
 
+def _handshake_size(data: bytes | bytearray) -> int | None:
+    """tlslite's defragmenter decoder for handshake messages (type, 3-byte length, body):
+    the message's size once it is whole in ``data``, else None -- without the Parser
+    tlslite's builds each time it looks (every handshake message, every record)."""
+    if len(data) < 4:
+        return None
+    length = (data[1] << 16) | (data[2] << 8) | data[3]
+    return None if len(data) - 4 < length else 4 + length
+
+
 class _TLSLiteConnection(VerificationHooks, TicketHooks, UpstreamFixes, _TolerantServer):
     """tlslite's TLSConnection with aiotls's per-connection seams."""
+
+    def __init__(self, sock: Any) -> None:
+        super().__init__(sock)
+        if speedups.ENABLED:
+            self._defragmenter.decoders[ContentType.handshake] = _handshake_size
 
     _aiotls_policy: _Policy | None = None
     _aiotls_error: TLSError | None = None
@@ -112,6 +127,13 @@ class _TLSLiteConnection(VerificationHooks, TicketHooks, UpstreamFixes, _Toleran
                                                             version)
             hit = cache[key] = (settings, privateKey, certList, result)
         return list(hit[3])
+
+    if speedups.ENABLED:
+        #: tlslite's ``version``: its getter reads the record layer's ``version`` property,
+        #: which reads ``_version``; read here in one step (~60 times per handshake).  The
+        #: setter is tlslite's.
+        version = property(lambda self: self._recordLayer._version, _TLSLiteBase.version.fset,
+                           doc=_TLSLiteBase.version.__doc__)
 
     @staticmethod
     def _getKEX(group: int, version: tuple[int, int]) -> Any:
