@@ -59,6 +59,8 @@ def _share_defragmenter_tables(defragmenter: Any) -> None:
     """
     global _DEFRAGMENTER_TABLES
     if _DEFRAGMENTER_TABLES is None:
+        if speedups.ENABLED:  # (a handshake message's size read without a tlslite Parser)
+            defragmenter.decoders[ContentType.handshake] = _handshake_size
         _DEFRAGMENTER_TABLES = (defragmenter.priorities, defragmenter.decoders)
     else:
         defragmenter.priorities, defragmenter.decoders = _DEFRAGMENTER_TABLES
@@ -76,11 +78,6 @@ def _handshake_size(data: bytes | bytearray) -> int | None:
 
 class _TLSLiteConnection(VerificationHooks, TicketHooks, UpstreamFixes, _TolerantServer):
     """tlslite's TLSConnection with aiotls's per-connection seams."""
-
-    def __init__(self, sock: Any) -> None:
-        super().__init__(sock)
-        if speedups.ENABLED:
-            self._defragmenter.decoders[ContentType.handshake] = _handshake_size
 
     _aiotls_policy: _Policy | None = None
     _aiotls_error: TLSError | None = None
