@@ -35,7 +35,7 @@ import datetime
 import ssl
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from . import _verify
 from ._engine import Engine
@@ -375,13 +375,11 @@ class TLSConnection(_RecordReceiver):
                 and not self._terminated and not self._peer_closed:
             try:
                 small = self._open_small(data)
-            except TLSUsageError:  # pragma: no cover - (the receive path raises no usage error)
-                raise
-            except TLSError as err:
+            except TLSError as err:  # (as receive_data: the connection ends, an event says so)
                 self._fail(err)
                 return None
             if small is not _NOT_SMALL:
-                return small  # type: ignore[return-value]
+                return cast(bytes | None, small)
         self.receive_data(data)
         return None
 

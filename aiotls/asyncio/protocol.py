@@ -88,13 +88,12 @@ from .transport import _TLSTransport
 __all__ = ["HandshakeTimeoutError", "ShutdownTimeoutError", "TLSProtocol"]
 
 logger = logging.getLogger("aiotls")
+
 _LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5
 #: Bytes read per receive: one buffer per thread, not per connection, so it can be large.
 #: 1 MiB moved 5-15% more bulk data than 256 KiB (the stdlib's per-connection size) in
 #: interleaved A/B runs here; 2 MiB gained nothing more.
 _RECV_BUFFER = 1024 * 1024
-
-
 
 _local = threading.local()
 
