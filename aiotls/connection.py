@@ -102,6 +102,17 @@ def _utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
+def _plain_bytes(data: bytes | bytearray | memoryview) -> bytes | bytearray | memoryview:
+    """``data`` as a sequence of its bytes: lengths and slices then count bytes, whatever
+    the buffer's item size, shape or strides."""
+    if type(data) is bytes or type(data) is bytearray:
+        return data
+    view = memoryview(data)
+    if view.itemsize == 1 and view.ndim == 1 and view.c_contiguous:
+        return view if view.format == "B" else view.cast("B")
+    return view.tobytes()
+
+
 class TLSConnection(_RecordReceiver):
     """One TLS connection, client or server, with no I/O of its own.
 
@@ -324,7 +335,10 @@ class TLSConnection(_RecordReceiver):
         """Encrypt application data for the peer.
 
         Before the handshake completes the data is buffered and sent right after it.
+        Any bytes-like object is taken as its bytes (a ``memoryview`` of an ``array('i')``
+        sends all its bytes, as ``ssl`` does).
         """
+        data = _plain_bytes(data)
         if self._state is ConnectionState.OPEN:
             if data:
                 self._guard(self._engine.write, data)
@@ -353,6 +367,7 @@ class TLSConnection(_RecordReceiver):
         TLS 1.3 connection with nothing queued (interactive traffic) is sealed straight
         into the result.
         """
+        data = _plain_bytes(data)
         if self._state is ConnectionState.OPEN and data:
             sealed = self._engine.seal_now(data)
             if sealed is not None:

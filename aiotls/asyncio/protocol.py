@@ -547,8 +547,9 @@ class TLSProtocol(asyncio.BufferedProtocol):
         else:
             for data in list_of_data:
                 if data:
-                    self._write_backlog.append(bytes(data))
-                    self._write_backlog_size += len(data)
+                    chunk = bytes(data)  # (its bytes, whatever the buffer's item size)
+                    self._write_backlog.append(chunk)
+                    self._write_backlog_size += len(chunk)
             if self._state is _State.WRAPPED:
                 self._do_write()
         self._control_app_writing()
