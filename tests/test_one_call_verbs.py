@@ -264,3 +264,39 @@ def test_any_bytes_like_object_is_sent_as_its_bytes(pki: PKI, buffer: object,
     server.receive_data(wire)
     assert data_of(server) == memoryview(buffer).tobytes()  # type: ignore[arg-type]
     assert server.state is aiotls.ConnectionState.OPEN
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                 HealthCheck.function_scoped_fixture])
+@given(sizes=st.lists(st.integers(min_value=0, max_value=3000), min_size=1, max_size=6),
+       flip=st.integers(min_value=0), bit=st.integers(min_value=0, max_value=7),
+       version=st.sampled_from(["TLSv1.2", "TLSv1.3"]))
+def test_a_damaged_record_ends_both_forms_alike(pki: PKI, sizes: list[int], flip: int,
+                                                bit: int, version: str) -> None:
+    """One bit flipped anywhere in a stream of records (header, body or tag): receive()
+    and receive_data() deliver the same data before it, end the connection with the same
+    error code and owe the peer the same alert."""
+    outcomes = []
+    for one_call in (True, False):
+        client, server = pair(pki, version)
+        wire = bytearray()
+        for i, size in enumerate(sizes):
+            wire += client.send(bytes([i % 251]) * size)
+        if not wire:
+            return
+        wire[flip % len(wire)] ^= 1 << bit
+        data = bytearray()
+        if one_call:
+            direct = server.receive(bytes(wire))
+            data += direct or b""
+        else:
+            server.receive_data(bytes(wire))
+        ends = []
+        for event in server.events():
+            if isinstance(event, DataReceived):
+                data += event.data
+            elif isinstance(event, ConnectionTerminated):
+                ends.append(None if event.error is None else event.error.code)
+        outcomes.append((bytes(data), ends, server.state, server.data_to_send()[:1]))
+    assert outcomes[0][:3] == outcomes[1][:3]
+    assert outcomes[0][3] == outcomes[1][3]  # (an alert record, or nothing, alike)
