@@ -57,6 +57,7 @@ def test_the_registry_lists_every_private_tlslite_name_the_engine_uses() -> None
     listed = {path.rsplit(".", 1)[1] for path in (*registry.SIGNATURES, *registry.PROPERTIES,
                                                   *registry.CLASS_ATTRIBUTES)}
     listed |= {name for names in registry.INSTANCE_ATTRIBUTES.values() for name in names}
+    listed |= {name for names in registry.ASSIGNED_ATTRIBUTES.values() for name in names}
     # aiotls's own private names that happen to exist in tlslite too (unrelated objects)
     own = {"_read", "_write", "_key", "_impl", "_sock", "_records", "_settings", "_opened",
            "_install", "_drive", "_control", "_gen", "_reader", "_tl", "_cache", "_groups",

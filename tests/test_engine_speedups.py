@@ -15,6 +15,7 @@ import random
 import ssl
 import types
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import tlslite.extensions
@@ -357,16 +358,27 @@ def test_handshakes_keep_only_the_transcript_hashes_they_use(
         raise AssertionError("tlslite's six-hash transcript was used")
 
     monkeypatch.setattr(HandshakeHashes, "update", fail)
+    # (the transcript as each handshake ends, before it is let go: see _SpentTranscript)
+    seen: list[object] = []
+    tlsconn = _engine.tlsconn._TLSLiteConnection
+    spend = tlsconn._aiotls_spend_transcript
+
+    def spy(self: Any) -> None:
+        seen.append(self._handshake_hash)
+        spend(self)
+
+    monkeypatch.setattr(tlsconn, "_aiotls_spend_transcript", spy)
     for version in VERSIONS.values():
         cctx = pki.client_context()
         cctx.maximum_version = version
         client, server = connect(cctx, pki.server_context())
         assert client.handshake_complete and server.handshake_complete, client.error
-        hashes = client._engine._tl._handshake_hash
-        assert isinstance(hashes, _engine.rebind._TranscriptHashes)
-        assert set(hashes._running) <= {"sha256", "sha384"}
         again, server = connect(cctx, pki.server_context(), session=client.session)
         assert again.handshake_complete, again.error
+    assert len(seen) == 8  # two ends, two handshakes, two versions
+    for hashes in seen:
+        assert isinstance(hashes, _engine.rebind._TranscriptHashes)
+        assert set(hashes._running) <= {"sha256", "sha384"}
 
 
 # --- settings validated once per context; no second pass over our own signatures ----------

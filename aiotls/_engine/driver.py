@@ -55,7 +55,7 @@ from .quick import _QUICK_MESSAGES
 from .records import _RecordLayer
 from .settings import _prepare
 from .tickets import _KeptTickets, _one_ticket
-from .tlsconn import _TLSLiteConnection
+from .tlsconn import _SPENT_TRANSCRIPT, _TLSLiteConnection
 from .translate import translate
 from .verification import _chain_der, _Policy
 
@@ -239,11 +239,11 @@ class Engine:
 
     def step_handshake(self) -> bool:
         """Advance the handshake; True once it has completed."""
-        status, _ = self._drive(self._gen)
-        if status == WANT_READ:
+        if self._drive(self._gen)[0] == WANT_READ:
             return False
         self.handshake_done = True
-        self._gen = None  # frees the handshake's messages and intermediate state
+        self._gen = None  # frees the handshake's messages and intermediate state,
+        self._tl._aiotls_spend_transcript()  # and the transcript nothing will read again
         return True
 
     def read(self) -> bytes | None:
@@ -317,14 +317,13 @@ class Engine:
         if self.version not in ("TLSv1.3", "TLSv1.2") or not (
                 records.protects(reading=True) and records.protects(reading=False)):
             return False
-        # tlslite's send limit is in content bytes per record: the peer's record_size_limit
-        # (RFC 8449), minus the content type byte in TLS 1.3; 2^14 without one
+        # tlslite's send limit: content bytes per record (RFC 8449 record_size_limit, less
+        # TLS 1.3's content type byte; 2^14 without one)
         records.set_send_limit(int(self._tl._recordLayer.send_record_limit))
         self.records_taken_over = True
         self.tls13 = records.tls13
-        #: The receive path's verbs (``open_small``, ``open_run``, ``open``: see
-        #: aiotls._record.RecordLayer), called through this reference (bound methods kept
-        #: per connection would be three more objects for the cyclic GC to walk).
+        #: The receive path's verbs (``open_small``, ``open_run``, ``open``), through one
+        #: reference: bound methods would be three more objects per connection to the GC.
         self.opener = records
         return True
 
@@ -371,9 +370,10 @@ class Engine:
         objects, with their receipt time), oldest first (for tests)."""
         return list(self._tl.tickets)
 
-    def transcript(self) -> bytes:
-        """The handshake messages hashed so far, as the transcript holds them (for tests)."""
-        return bytes(self._tl._handshake_hash.digest("intrinsic"))
+    def transcript(self) -> bytes | None:
+        """The handshake messages hashed so far (for tests); None once spent."""
+        kept = self._tl._handshake_hash
+        return None if kept is _SPENT_TRANSCRIPT else bytes(kept.digest("intrinsic"))
 
     def set_sequence_number(self, *, reading: bool, seq: int) -> None:
         """Jump one direction's sequence number (for tests of the 2^64 limit)."""

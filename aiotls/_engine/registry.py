@@ -120,13 +120,21 @@ INSTANCE_ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "connection": ("_recordLayer", "_defragmenter", "_handshake_hash", "_pha_supported",
                    "_peer_record_size_limit", "sock", "session", "version", "closed",
                    "resumed", "tickets", "ecdhCurve", "serverSigAlg", "closeSocket",
-                   "client_cert_required", "extendedMasterSecret"),
+                   "client_cert_required", "extendedMasterSecret", "_client_keypair",
+                   "_pre_client_hello_handshake_hash"),
     "record_layer": ("_version", "_tls13record", "_recordSocket", "_readState", "_writeState",
                      "_pendingReadState", "_pendingWriteState", "_early_data_processed",
                      "early_data_ok", "max_early_data", "recv_record_limit",
                      "send_record_limit", "padding_cb", "client"),
     "sock": ("_read_buffer", "socket", "buffer_writes"),
     "defragmenter": ("priorities", "buffers", "decoders"),
+}
+
+#: Attributes tlslite sets during a handshake (not on a fresh connection), by the method
+#: that assigns them: its code must still name them.
+ASSIGNED_ATTRIBUTES: dict[str, tuple[str, ...]] = {
+    "tlslite.tlsconnection.TLSConnection._clientTLS13Handshake": ("_first_handshake_hashes",),
+    "tlslite.tlsconnection.TLSConnection._serverTLS13Handshake": ("_first_handshake_hashes",),
 }
 
 #: Module globals that :mod:`.rebind` replaces in rebound namespaces (each must exist).
@@ -194,6 +202,18 @@ def check() -> list[str]:
             _resolve(path)
         except (ImportError, AttributeError, KeyError):
             problems.append(f"{path}: missing (aiotls reads it)")
+    from .rebind import _code_objects
+
+    for path, names in ASSIGNED_ATTRIBUTES.items():
+        try:
+            method = _resolve(path)
+        except (ImportError, AttributeError, KeyError):
+            problems.append(f"{path}: missing (it sets {', '.join(names)})")
+            continue
+        used = {name for code in _code_objects(method) for name in code.co_names}
+        for name in names:
+            if name not in used:
+                problems.append(f"{path}: no longer sets {name} (aiotls reads it)")
     objects = _fresh_objects()
     for kind, names in INSTANCE_ATTRIBUTES.items():
         for name in names:
@@ -206,7 +226,6 @@ def check() -> list[str]:
                 problems.append(f"{module_name}.{name}: module global missing (aiotls's "
                                 "rebinding replaces it)")
     from .base import _REBOUND_METHODS, _ReboundTLSConnection
-    from .rebind import _code_objects
 
     for module, method_names in _REBOUND_METHODS.items():
         owner = vars(module).get("TLSConnection") or vars(module).get("TLSRecordLayer")

@@ -34,6 +34,8 @@ from tlslite.messages import (
 
 from .. import _crypto
 from ..errors import (
+    AlertDescription,
+    InternalError,
     PeerIncompatible,
     TLSError,
 )
@@ -76,6 +78,36 @@ def _handshake_size(data: bytes | bytearray) -> int | None:
     return None if len(data) - 4 < length else 4 + length
 
 
+
+class _SpentTranscript:
+    """The handshake transcript of a finished handshake that nothing can read again.
+
+    tlslite keeps hashing every handshake message (tickets, KeyUpdates) into the
+    transcript after the handshake; only post-handshake authentication reads it again,
+    through the copy taken at the end (``_first_handshake_hashes``).  Where that cannot
+    happen, this stands in: updates cost nothing and the hash objects (three per copy)
+    are freed, fewer objects for the cyclic garbage collector to walk per connection.
+    """
+
+    __slots__ = ()
+
+    def update(self, data: Any) -> None:
+        return None
+
+    def copy(self) -> _SpentTranscript:
+        return self
+
+    def digest(self, digest: str | None = None) -> Any:
+        raise InternalError(
+            "the handshake transcript was read after the handshake",
+            cause="a bug in aiotls: it stopped keeping a transcript nothing should read",
+            hint="please report it to aiotls", alert=AlertDescription.internal_error,
+            code="transcript-spent")
+
+
+_SPENT_TRANSCRIPT = _SpentTranscript()
+
+
 class _TLSLiteConnection(VerificationHooks, TicketHooks, UpstreamFixes, _TolerantServer):
     """tlslite's TLSConnection with aiotls's per-connection seams."""
 
@@ -104,6 +136,17 @@ class _TLSLiteConnection(VerificationHooks, TicketHooks, UpstreamFixes, _Toleran
     def __init__(self, sock: Any) -> None:
         super().__init__(sock)
         _share_defragmenter_tables(self._defragmenter)
+
+    def _aiotls_spend_transcript(self) -> None:
+        """Once the handshake is done: drop the transcript copies nothing can read again
+        (see :class:`_SpentTranscript`).  Post-handshake authentication still can where a
+        TLS 1.3 client offered it (it has a certificate) or a server's client did."""
+        self._pre_client_hello_handshake_hash = None  # (a server's, for the ClientHello)
+        pha = self._client_keypair is not None if self._client else self._pha_supported
+        if self.version >= (3, 4) and pha:
+            return
+        self._first_handshake_hashes = None
+        self._handshake_hash = _SPENT_TRANSCRIPT
 
     @staticmethod
     def _sigHashesToList(settings: Any, privateKey: Any = None, certList: Any = None,
