@@ -240,8 +240,7 @@ def _parse_hello_both(body: bytes) -> tuple[object, object]:
 
     quick = _engine.quick
     fast_parse = _engine.hellos.parse_client_hello(
-        quick._QuickTLSExtension, quick._table_for, quick._Attributes, quick._NotQuick,
-        _engine.codec.FastParser)
+        quick._QuickTLSExtension, quick._table_for, quick._made_quick, _engine.codec.FastParser)
     outcomes = []
     for hello, parse, parser in (
             (ClientHello(), ClientHello.parse, Parser(bytearray(body))),

@@ -17,14 +17,14 @@ from tlslite.messages import ClientHello
 from tlslite.utils.codec import DecodeError
 
 
-def parse_client_hello(tls_extension: Any, dispatch: Any, attributes: type,
-                       not_quick: type[Exception], parser_class: Any) -> Any:
+def parse_client_hello(tls_extension: Any, dispatch: Any, made_quick: Any,
+                       parser_class: Any) -> Any:
     """``ClientHello.parse`` for the quick ClientHello class.
 
     ``tls_extension`` is the quick ``TLSExtension`` class (whose ``parse`` is the quick
-    parser), ``dispatch(ext)`` gives its extension-type table, ``attributes`` and
-    ``not_quick`` are the quick parser's result and refusal types, ``parser_class`` the
-    Parser to read an irregular extension with.
+    parser), ``dispatch(ext)`` gives its extension-type table, ``made_quick(cls, quick,
+    block, start, end)`` makes one extension with its quick parser (``None``: not quick),
+    ``parser_class`` is the Parser to read an irregular extension with.
     """
     tl_parse = vars(ClientHello)["parse"]
 
@@ -58,20 +58,8 @@ def parse_client_hello(tls_extension: Any, dispatch: Any, attributes: type,
                     table = dispatch(tls_extension())
                 found = table.get((block[i] << 8) | block[i + 1])
                 if found is not None and found[1] is not None:
-                    cls, (proto, payload) = found
-                    try:
-                        value = payload(proto, block, i + 4, end)
-                    except not_quick:
-                        pass
-                    else:
-                        ext = cls.__new__(cls)
-                        attrs = ext.__dict__
-                        attrs.update(proto)
-                        attrs["_extData"] = bytearray()
-                        if type(value) is attributes:
-                            attrs.update(value)
-                        else:
-                            attrs["_internal_value"] = value
+                    ext = made_quick(found[0], found[1], block, i + 4, end)
+                    if ext is not None:
                         out.append(ext)
                         i = end
                         continue

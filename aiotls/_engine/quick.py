@@ -364,13 +364,22 @@ def _quick_ext_parse(self: Any, p: Any) -> Any:
         p.index = end
         return self
     cls, quick = found
-    if quick is None:
+    ext = None if quick is None else _made_quick(cls, quick, data, start + 4, end)
+    if ext is None:
         return _tl_ext_parse(self, p)
+    p.index = end
+    return ext
+
+
+def _made_quick(cls: Any, quick: tuple[Any, Any], data: Any, start: int, end: int) -> Any:
+    """An extension of class ``cls`` whose payload is ``data[start:end]``, made by its quick
+    parser (``quick``: the prototype attributes and the payload parser); ``None`` when that
+    parser leaves the payload to tlslite's."""
     proto, payload = quick
     try:
-        value = payload(proto, data, start + 4, end)
+        value = payload(proto, data, start, end)
     except _NotQuick:
-        return _tl_ext_parse(self, p)
+        return None
     ext = cls.__new__(cls)
     attrs = ext.__dict__
     attrs.update(proto)
@@ -379,7 +388,6 @@ def _quick_ext_parse(self: Any, p: Any) -> Any:
         attrs.update(value)
     else:
         attrs["_internal_value"] = value
-    p.index = end
     return ext
 
 
@@ -476,7 +484,7 @@ def _quick_messages() -> dict[str, Any]:
                     setattr(quick[name], attr, _rebind(value, namespace))
     if speedups.ENABLED:  # (one pass over the extensions, see hellos.py)
         quick["ClientHello"].parse = parse_client_hello(  # type: ignore[attr-defined]
-            _QuickTLSExtension, _table_for, _Attributes, _NotQuick, FastParser)
+            _QuickTLSExtension, _table_for, _made_quick, FastParser)
     _keep_client_hello_bytes(quick["ClientHello"])
     for name, cls in quick.items():
         if speedups.ENABLED and issubclass(cls, module.HelloMessage):
