@@ -412,14 +412,8 @@ class TLSProtocol(asyncio.BufferedProtocol):
                     continue
                 events.popleft()
                 self._undelivered -= len(event.data)
-                if self._app_state is _AppState.CON_MADE:
-                    try:
-                        self._deliver_data(event.data)
-                    except (KeyboardInterrupt, SystemExit):
-                        raise
-                    except BaseException as exc:
-                        self._fatal_error(exc, "Fatal error in the application protocol")
-                        return
+                if self._app_state is _AppState.CON_MADE and not self._deliver_now(event.data):
+                    return
             elif isinstance(event, HandshakeCompleted):
                 events.popleft()
                 self._on_handshake_complete(event)
@@ -438,17 +432,17 @@ class TLSProtocol(asyncio.BufferedProtocol):
             else:  # pragma: no cover - exhaustive
                 events.popleft()
 
-    def _deliver_now(self, data: bytes) -> None:
-        """Hand ``data`` to the application at once (nothing waits before it)."""
+    def _deliver_now(self, data: bytes | memoryview) -> bool:
+        """Hand ``data`` to the application; False if the application raised (the
+        connection is then aborted, as sslproto does)."""
         try:
-            if self._app_is_buffered:
-                self._deliver_data(data)
-            else:
-                self._app_protocol.data_received(data)
+            self._deliver_data(data)
         except (KeyboardInterrupt, SystemExit):
             raise
         except BaseException as exc:
             self._fatal_error(exc, "Fatal error in the application protocol")
+            return False
+        return True
 
     def _app_takes_buffers(self) -> bool:
         return self._app_is_buffered  # (re-read: buffer_updated() may call set_protocol())
