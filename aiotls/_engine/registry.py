@@ -35,6 +35,8 @@ SIGNATURES: dict[str, str] = {
         "nextProtos, reqTack, alpn)",
     "tlslite.tlsconnection.TLSConnection._curveNamesToList": "(settings, version=(3, 4))",
     "tlslite.tlsconnection.TLSConnection._getKEX": "(group, version)",
+    "tlslite.tlsconnection.TLSConnection._genKeyShareEntry": "(cls, group, version)",
+    "tlslite.tlsconnection.TLSConnection._getPRFParams": "(cipher_suite)",
     "tlslite.tlsconnection.TLSConnection._groupNamesToList": "(settings)",
     "tlslite.tlsconnection.TLSConnection._pickServerKeyExchangeSig":
         "(settings, clientHello, certList=None, private_key=None, version=(3, 3), "
@@ -62,6 +64,10 @@ SIGNATURES: dict[str, str] = {
     "tlslite.tlsrecordlayer.TLSRecordLayer._getNextRecordFromSocket": "(self)",
     "tlslite.tlsrecordlayer.TLSRecordLayer._handle_srv_pha": "(self, cert)",
     "tlslite.tlsrecordlayer.TLSRecordLayer._queue_flush": "(self)",
+    # (the TLS 1.3 server flight of server13.py: tlslite's own sending and key switching)
+    "tlslite.tlsrecordlayer.TLSRecordLayer._sendMsgs": "(self, msgs)",
+    "tlslite.tlsrecordlayer.TLSRecordLayer._changeWriteState": "(self)",
+    "tlslite.tlsrecordlayer.TLSRecordLayer._changeReadState": "(self)",
     "tlslite.tlsrecordlayer.TLSRecordLayer._queue_message": "(self, msg)",
     "tlslite.tlsrecordlayer.TLSRecordLayer._sendError":
         "(self, alertDescription, errorStr=None)",
@@ -121,7 +127,8 @@ INSTANCE_ATTRIBUTES: dict[str, tuple[str, ...]] = {
                    "_peer_record_size_limit", "sock", "session", "version", "closed",
                    "resumed", "tickets", "ecdhCurve", "serverSigAlg", "closeSocket",
                    "client_cert_required", "extendedMasterSecret", "_client_keypair",
-                   "_pre_client_hello_handshake_hash"),
+                   "_pre_client_hello_handshake_hash", "_ccs_sent", "_middlebox_compat_mode",
+                   "_buffer_content_type", "_buffer"),
     "record_layer": ("_version", "_tls13record", "_recordSocket", "_readState", "_writeState",
                      "_pendingReadState", "_pendingWriteState", "_early_data_processed",
                      "early_data_ok", "max_early_data", "recv_record_limit",

@@ -43,6 +43,7 @@ from . import speedups
 from .accel import _FAST_GROUPS, _FF_GROUPS, _accelerate_kex, _FastADH, _FFKeyExchange, _KeyExchange
 from .base import _ReboundTLSConnection
 from .fixes import UpstreamFixes, _TolerantServer
+from .server13 import LeanServer13
 from .tickets import TicketHooks
 from .verification import VerificationHooks, _Policy
 
@@ -108,7 +109,8 @@ class _SpentTranscript:
 _SPENT_TRANSCRIPT = _SpentTranscript()
 
 
-class _TLSLiteConnection(VerificationHooks, TicketHooks, UpstreamFixes, _TolerantServer):
+class _TLSLiteConnection(VerificationHooks, TicketHooks, UpstreamFixes, LeanServer13,
+                         _TolerantServer):
     """tlslite's TLSConnection with aiotls's per-connection seams."""
 
     _aiotls_policy: _Policy | None = None
@@ -116,6 +118,8 @@ class _TLSLiteConnection(VerificationHooks, TicketHooks, UpstreamFixes, _Toleran
     _aiotls_tickets: _crypto.TicketSealer | None = None
     _aiotls_now: Callable[[], datetime.datetime]
     _aiotls_sent_certificate = False
+    #: server: the TLS 1.3 flight was written by :mod:`.server13` (not tlslite's method)
+    _aiotls_lean = False
     _aiotls_pha_chain: list[bytes] | None = None
     _aiotls_defer_client_cert = False
     #: verify_data of the first Finished of the handshake, sent or received (tls-unique)
