@@ -117,12 +117,31 @@ def certificate_names(cert: x509.Certificate) -> list[str]:
     return names
 
 
+#: Chains a trust store remembers as verified (see :meth:`TrustStore.verified`).
+VERIFIED_LIMIT = 64
+
+_VerifiedKey = tuple[str, "str | None", tuple[bytes, ...]]
+
+
 class TrustStore:
-    """A de-duplicated set of trust anchors."""
+    """A de-duplicated set of trust anchors, and the chains verified against them lately.
+
+    A chain verified once is verified again, to the same result, as long as nothing it
+    depends on changes: the same certificates (DER bytes), the same peer role and host
+    name, the same anchors, and a time inside every path certificate's validity.  The
+    store remembers the last :data:`VERIFIED_LIMIT` such paths with that time window;
+    outside the window, or for anything else, the chain is verified in full (so every
+    failure is found and explained as before).  Adding anchors forgets them all.  A
+    client reconnecting to the same server saves the path building and signature checks
+    (about 100 us of its handshake); nothing else is cached (aiotls checks no revocation).
+    """
 
     def __init__(self) -> None:
         self._certs: dict[x509.Certificate, None] = {}
         self._store: Store | None = None
+        #: (role, host name, chain DER) -> (path, valid from, valid until)
+        self._verified: dict[_VerifiedKey, tuple[tuple[x509.Certificate, ...],
+                                                 datetime.datetime, datetime.datetime]] = {}
 
     def add(self, certs: Iterable[x509.Certificate]) -> int:
         added = 0
@@ -132,7 +151,28 @@ class TrustStore:
                 added += 1
         if added:
             self._store = None
+            self._verified = {}
         return added
+
+    def verified(self, key: _VerifiedKey, now: datetime.datetime) -> list[x509.Certificate] | None:
+        """The path of a chain verified lately under ``key``, if ``now`` is inside the
+        validity of every certificate on it; else None."""
+        found = self._verified.get(key)
+        if found is None:
+            return None
+        path, start, end = found
+        return list(path) if start <= now <= end else None
+
+    def remember(self, key: _VerifiedKey, path: Sequence[x509.Certificate]) -> None:
+        """Remember a verified path (the oldest one goes beyond :data:`VERIFIED_LIMIT`)."""
+        if not path:
+            return
+        verified = self._verified
+        if len(verified) >= VERIFIED_LIMIT:
+            with contextlib.suppress(KeyError, RuntimeError, StopIteration):
+                del verified[next(iter(verified))]
+        verified[key] = (tuple(path), max(c.not_valid_before_utc for c in path),
+                         min(c.not_valid_after_utc for c in path))
 
     def __len__(self) -> int:
         return len(self._certs)
@@ -171,11 +211,19 @@ def verify_chain(
     ``role`` is what the peer is: ``"server"`` or ``"client"``.  ``hostname`` is
     checked against the leaf's subjectAltName when given.  Returns the verified
     path (leaf to anchor); raises :class:`CertificateError` (also for certificates
-    too malformed to examine).
+    too malformed to examine).  A chain ``trust`` verified lately is not verified again
+    (see :class:`TrustStore`).
     """
     peer = "server" if role == "server" else "client"
+    now = _utc(now)
+    key = (role, hostname, tuple(bytes(der) for der in chain_der))
+    path = trust.verified(key, now)
+    if path is not None:
+        return path
     try:
-        return _verify_chain(chain_der, trust=trust, role=role, hostname=hostname, now=now)
+        path = _verify_chain(chain_der, trust=trust, role=role, hostname=hostname, now=now)
+        trust.remember(key, path)
+        return path
     except CertificateError:  # (it is also a ValueError, like ssl.SSLCertVerificationError)
         raise
     except (ValueError, KeyError, TypeError, UnicodeError) as exc:
