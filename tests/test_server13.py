@@ -97,13 +97,17 @@ def _state(conn: aiotls.TLSConnection) -> dict[str, Any]:
     return state
 
 
+#: One run: every chunk sent (who, bytes), the client, the server, the error if any.
+_Run = tuple[list[tuple[str, bytes]], aiotls.TLSConnection, aiotls.TLSConnection,
+             Exception | None]
+
+
 def _run(lean: bool, seeded: _Seeded, monkeypatch: pytest.MonkeyPatch,
          client_ctx: aiotls.TLSContext, server_ctx: aiotls.TLSContext, *,
          hostname: str | None = "localhost", session: aiotls.TLSSession | None = None,
          edit_client: Callable[[bytes], bytes] | None = None,
          edit_hello: Callable[[bytes], bytes] | None = None,
-         ) -> tuple[list[tuple[str, bytes]], aiotls.TLSConnection, aiotls.TLSConnection,
-                    Exception | None]:
+         ) -> _Run:
     """One handshake and a message each way; every chunk sent, in order."""
     monkeypatch.setattr(server13, "ENABLED", lean)
     aiotls.TLSConnection(server_ctx, server_side=True)  # (makes the context's ticket keys)
@@ -145,7 +149,9 @@ def _run(lean: bool, seeded: _Seeded, monkeypatch: pytest.MonkeyPatch,
 
 def _same_both_ways(seeded: _Seeded, monkeypatch: pytest.MonkeyPatch,
                     client_ctx: aiotls.TLSContext, server_ctx: aiotls.TLSContext,
-                    **kw: Any) -> tuple[aiotls.TLSConnection, aiotls.TLSConnection]:
+                    **kw: Any) -> _Run:
+    """One handshake (:func:`_run`'s arguments) through aiotls's flight and through
+    tlslite's method: the same bytes, states and error; returns aiotls's run."""
     ours = _run(True, seeded, monkeypatch, client_ctx, server_ctx, **kw)
     theirs = _run(False, seeded, monkeypatch, client_ctx, server_ctx, **kw)
     assert [who for who, _ in ours[0]] == [who for who, _ in theirs[0]]
@@ -155,7 +161,7 @@ def _same_both_ways(seeded: _Seeded, monkeypatch: pytest.MonkeyPatch,
     assert _state(ours[1]) == _state(theirs[1])
     assert (type(ours[3]), getattr(ours[3], "code", None)) == \
         (type(theirs[3]), getattr(theirs[3], "code", None))
-    return ours[1], ours[2]
+    return ours
 
 
 def _contexts(pki: PKI, key_type: str = "ecdsa-p256",
@@ -168,7 +174,7 @@ def test_full_handshake_same_bytes_and_state(pki: PKI, seeded: _Seeded,
                                              monkeypatch: pytest.MonkeyPatch,
                                              key_type: str) -> None:
     client_ctx, server_ctx = _contexts(pki, key_type)
-    client, server = _same_both_ways(seeded, monkeypatch, client_ctx, server_ctx)
+    _, client, server, _ = _same_both_ways(seeded, monkeypatch, client_ctx, server_ctx)
     assert client.version() == "TLSv1.3" and not server.session_reused
     assert client.data_to_send() == b""
 
@@ -191,7 +197,7 @@ def test_alpn_and_sni_same_as_tlslite(pki: PKI, seeded: _Seeded,
         client_ctx.set_alpn_protocols(client_alpn)
     if server_alpn:
         server_ctx.set_alpn_protocols(server_alpn)
-    client, server = _same_both_ways(seeded, monkeypatch, client_ctx, server_ctx,
+    _, client, server, _ = _same_both_ways(seeded, monkeypatch, client_ctx, server_ctx,
                                      hostname=hostname)
     assert server.handshake_complete
 
@@ -205,7 +211,7 @@ def test_suites_and_groups_same_as_tlslite(pki: PKI, seeded: _Seeded,
     client_ctx, server_ctx = _contexts(pki)
     client_ctx.set_groups(groups)
     client_ctx.set_ciphers(suite)
-    client, server = _same_both_ways(seeded, monkeypatch, client_ctx, server_ctx)
+    _, client, server, _ = _same_both_ways(seeded, monkeypatch, client_ctx, server_ctx)
     assert client.cipher()[0] == suite  # type: ignore[index]
 
 
@@ -225,7 +231,7 @@ def test_resumption_same_as_tlslite(pki: PKI, seeded: _Seeded,
                                     monkeypatch: pytest.MonkeyPatch) -> None:
     client_ctx, server_ctx = _contexts(pki)
     session = _ticket(pki, client_ctx, server_ctx)
-    client, server = _same_both_ways(seeded, monkeypatch, client_ctx, server_ctx,
+    _, client, server, _ = _same_both_ways(seeded, monkeypatch, client_ctx, server_ctx,
                                      session=session)
     assert client.session_reused and server.session_reused
 
@@ -235,7 +241,7 @@ def test_unknown_ticket_gives_a_full_handshake_as_tlslite(pki: PKI, seeded: _See
     client_ctx, server_ctx = _contexts(pki)
     session = _ticket(pki, client_ctx, server_ctx)
     other_server = pki.server_context()  # other ticket keys
-    client, server = _same_both_ways(seeded, monkeypatch, client_ctx, other_server,
+    _, client, server, _ = _same_both_ways(seeded, monkeypatch, client_ctx, other_server,
                                      session=session)
     assert client.handshake_complete and not server.session_reused
 
@@ -246,7 +252,7 @@ def test_ticket_of_another_hash_is_not_used_as_tlslite(pki: PKI, seeded: _Seeded
     client_ctx.set_ciphers("TLS_AES_256_GCM_SHA384")
     session = _ticket(pki, client_ctx, server_ctx)
     client_ctx.set_ciphers("TLS_AES_128_GCM_SHA256")  # a SHA-256 suite now
-    client, server = _same_both_ways(seeded, monkeypatch, client_ctx, server_ctx,
+    _, client, server, _ = _same_both_ways(seeded, monkeypatch, client_ctx, server_ctx,
                                      session=session)
     assert client.handshake_complete and not server.session_reused
 
@@ -263,14 +269,10 @@ def test_bad_client_finished_same_alert_as_tlslite(pki: PKI, seeded: _Seeded,
                                                    resume: bool) -> None:
     client_ctx, server_ctx = _contexts(pki)
     session = _ticket(pki, client_ctx, server_ctx) if resume else None
-    ours = _run(True, seeded, monkeypatch, client_ctx, server_ctx, session=session,
-                edit_client=_flip_last_byte(20))
-    theirs = _run(False, seeded, monkeypatch, client_ctx, server_ctx, session=session,
-                  edit_client=_flip_last_byte(20))
-    assert ours[0] == theirs[0]
-    assert isinstance(ours[3], aiotls.TLSError)
-    assert (type(ours[3]), ours[3].code) == (type(theirs[3]), theirs[3].code)  # type: ignore[union-attr]
-    assert not ours[2].handshake_complete
+    _, _, server, error = _same_both_ways(seeded, monkeypatch, client_ctx, server_ctx,
+                                          session=session, edit_client=_flip_last_byte(20))
+    assert isinstance(error, aiotls.TLSError)
+    assert not server.handshake_complete
 
 
 def test_bad_binder_same_alert_as_tlslite(pki: PKI, seeded: _Seeded,
@@ -279,14 +281,10 @@ def test_bad_binder_same_alert_as_tlslite(pki: PKI, seeded: _Seeded,
     session = _ticket(pki, client_ctx, server_ctx)
     # the binder is the ClientHello's last bytes (the hello is sent before a tap could
     # see it: the record is edited)
-    ours = _run(True, seeded, monkeypatch, client_ctx, server_ctx, session=session,
-                edit_hello=_flip_last_byte(22))
-    theirs = _run(False, seeded, monkeypatch, client_ctx, server_ctx, session=session,
-                  edit_hello=_flip_last_byte(22))
-    assert ours[0] == theirs[0]
-    assert isinstance(ours[3], aiotls.PeerMisbehaved)
-    assert ours[3].alert == aiotls.AlertDescription.illegal_parameter
-    assert (type(ours[3]), ours[3].code) == (type(theirs[3]), theirs[3].code)  # type: ignore[union-attr]
+    *_, error = _same_both_ways(seeded, monkeypatch, client_ctx, server_ctx, session=session,
+                                edit_hello=_flip_last_byte(22))
+    assert isinstance(error, aiotls.PeerMisbehaved)
+    assert error.alert == aiotls.AlertDescription.illegal_parameter
 
 
 # --- what goes to tlslite's method ----------------------------------------------------------

@@ -287,9 +287,9 @@ class LeanServer13(_Hooks):  # type: ignore[misc]
         self._changeWriteState()
         exporter = bytearray(expand(secret, b"exp master", flight_hash, prf_size, prf_name))
 
-        # --- the client's Finished ------------------------------------------------------------
-        expected = mac(expand(client_hs, b"finished", b"", prf_size, prf_name),
-                       transcript.digest(prf_name), prf_name)
+        # --- the client's Finished (over the same transcript: nothing was added since) ----
+        expected = mac(expand(client_hs, b"finished", b"", prf_size, prf_name), flight_hash,
+                       prf_name)
         result: Any = None
         for result in self._getMsg(ContentType.handshake, HandshakeType.finished, prf_size):
             if result in (0, 1):
