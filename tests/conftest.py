@@ -9,7 +9,15 @@ from typing import Any
 import pytest
 
 from tests.certs import CA
-from tests.helpers import PKI, VERSIONS, FrameworkEnds, _build_pki, framework_ends
+from tests.helpers import (
+    PKI,
+    VERSIONS,
+    FrameworkEnds,
+    Seeded,
+    _build_pki,
+    framework_ends,
+    seed_handshakes,
+)
 
 
 @pytest.fixture(params=list(VERSIONS))
@@ -17,6 +25,13 @@ def version(request: pytest.FixtureRequest) -> str:
     """Each TLS version aiotls speaks, by name ("TLSv1.2", "TLSv1.3"): ``VERSIONS[version]``
     is its ``ssl.TLSVersion``."""
     return str(request.param)
+
+
+@pytest.fixture
+def seeded(monkeypatch: pytest.MonkeyPatch) -> Seeded:
+    """Every source of a handshake's randomness made deterministic (random bytes, key
+    shares, signatures, the clock): the same handshake twice gives the same bytes."""
+    return seed_handshakes(monkeypatch)
 
 
 @pytest.fixture(scope="session")

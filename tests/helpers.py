@@ -7,17 +7,24 @@ The one module tests import helpers from (fixtures are in conftest.py, which use
 from __future__ import annotations
 
 import asyncio
+import datetime
+import hashlib
 import os
+import random
 import ssl
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec, x25519
 
 import aiotls
 import aiotls.asyncio
+from aiotls import _crypto
+from aiotls._engine import client13, server13
 from aiotls.events import DataReceived
 from tests.certs import CA, Issued, KeyType
 
@@ -389,3 +396,210 @@ def framework_ends(pki: PKI, mode: str) -> FrameworkEnds:
         server = pki.server_context()
         server.set_ciphers(FRAMEWORK_SUITE + ":" + FRAMEWORK_SUITE_TLS12)
     return FrameworkEnds(mode, client, server)
+
+
+# --- differential runs: aiotls's lean TLS 1.3 paths against tlslite-ng's methods --------------
+
+#: side -> (module whose ENABLED switches the lean path, flag set on tlslite's connection)
+_LEAN_PATHS = {"server": (server13, "_aiotls_lean"), "client": (client13, "_aiotls_lean_client")}
+
+#: One clock reading for both runs of a handshake (tickets carry their creation time).
+SEEDED_NOW = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+_SEEDED_CURVES = {"secp256r1": ec.SECP256R1(), "secp384r1": ec.SECP384R1(),
+           "secp521r1": ec.SECP521R1()}
+
+
+class Seeded:
+    """Deterministic stand-ins for every source of randomness a handshake uses."""
+
+    def __init__(self) -> None:
+        self.counter = 0
+        self.signatures: dict[tuple[Any, ...], bytes] = {}
+
+    def reset(self) -> None:
+        self.counter = 0
+
+    def bytes(self, n: int) -> bytes:
+        out = b""
+        while len(out) < n:
+            self.counter += 1
+            out += hashlib.sha256(self.counter.to_bytes(8, "big")).digest()
+        return out[:n]
+
+    def key(self, group: Any) -> Any:
+        seed = self.bytes(32)
+        if group.name == "x25519":
+            return x25519.X25519PrivateKey.from_private_bytes(seed)
+        curve = _SEEDED_CURVES[group.name]
+        return ec.derive_private_key(int.from_bytes(seed, "big") % (2**250) + 1, curve)
+
+
+def seed_handshakes(monkeypatch: pytest.MonkeyPatch) -> Seeded:
+    """Make every handshake's randomness :class:`Seeded` (the ``seeded`` fixture)."""
+    seeded = Seeded()
+    monkeypatch.setattr("os.urandom", seeded.bytes)
+    monkeypatch.setattr(random, "_urandom", seeded.bytes)
+    monkeypatch.setattr(time, "time", SEEDED_NOW.timestamp)  # (tlslite's clock: ticket ages)
+    monkeypatch.setattr(_crypto.ECDHGroup, "generate", lambda group: seeded.key(group))
+    for name in ("ecdsa_sign_digest", "rsa_sign_digest"):
+        sign = getattr(_crypto, name)
+
+        def remembered(*args: Any, _sign: Callable[..., bytes] = sign, _name: str = name) -> bytes:
+            key = (_name, id(args[0]), *(bytes(a) if isinstance(a, bytes | bytearray) else a
+                                         for a in args[1:]))
+            if key not in seeded.signatures:
+                seeded.signatures[key] = _sign(*args)
+            return seeded.signatures[key]
+
+        monkeypatch.setattr(_crypto, name, remembered)
+    return seeded
+
+
+def engine_state(conn: aiotls.TLSConnection) -> dict[str, Any]:
+    """What a connection keeps of the handshake: tlslite's connection and session attributes
+    (values of plain types), and the connection's introspection."""
+    tl = conn._engine._tl
+    plain = (bytes, bytearray, int, str, tuple, bool, type(None))
+    state = {f"tl.{k}": v for k, v in vars(tl).items()
+             if isinstance(v, plain) and k not in ("_aiotls_lean", "_aiotls_lean_client")}
+    if tl.session is not None:
+        state |= {f"session.{k}": v for k, v in vars(tl.session).items() if isinstance(v, plain)}
+        state["session.appProto"] = tl.session.appProto
+        state["session.serverCertChain"] = tl.session.serverCertChain is not None
+    state |= {"version": conn.version(), "cipher": conn.cipher(), "group": conn.group,
+              "alpn": conn.selected_alpn_protocol(), "resumed": conn.session_reused,
+              "sni": conn._engine.sni(), "channel": conn.get_channel_binding()}
+    return state
+
+
+#: One run: every chunk sent (who, bytes), the client, the server, the error if any.
+DifferentialRun = tuple[list[tuple[str, bytes | bytearray]], aiotls.TLSConnection, aiotls.TLSConnection,
+             Exception | None]
+
+
+def differential_run(side: str, lean: bool, seeded: Seeded, monkeypatch: pytest.MonkeyPatch,
+                     client_ctx: aiotls.TLSContext, server_ctx: aiotls.TLSContext, *,
+                     hostname: str | None = "localhost",
+                     session: aiotls.TLSSession | None = None,
+                     edit_client: Callable[[bytes], bytes] | None = None,
+                     edit_server: Callable[[bytes], bytes] | None = None,
+                     edit_hello: Callable[[bytes], bytes] | None = None,
+                     expect_lean: bool | None = None,
+                     server_chunk: int | None = None,
+                     ) -> DifferentialRun:
+    """One handshake and a message each way, with ``side``'s lean TLS 1.3 path
+    (``"server"``: ``_engine/server13.py``, ``"client"``: ``_engine/client13.py``) on or
+    off; every chunk sent, in order.  ``expect_lean``: whether the lean run takes its path
+    (default: yes).  ``server_chunk``: the client receives what the server sends in pieces
+    of this many bytes."""
+    monkeypatch.setattr(_LEAN_PATHS[side][0], "ENABLED", lean)
+    aiotls.TLSConnection(server_ctx, server_side=True)  # (makes the context's ticket keys)
+    seeded.reset()
+    client = aiotls.TLSConnection(client_ctx, server_hostname=hostname, session=session,
+                                  now=lambda: SEEDED_NOW)
+    server = aiotls.TLSConnection(server_ctx, server_side=True, now=lambda: SEEDED_NOW)
+    if edit_client is not None:
+        tap_handshake(client, edit_client)
+    if edit_server is not None:
+        tap_handshake(server, edit_server)
+    sent: list[tuple[str, bytes | bytearray]] = []
+    error: Exception | None = None
+    try:
+        for i in range(20):
+            out = client.data_to_send()
+            if i == 0 and edit_hello is not None:
+                out = edit_hello(bytes(out))
+            if out:
+                sent.append(("client", out))
+                server.receive_data(out)
+            back = server.data_to_send()
+            if back:
+                sent.append(("server", back))
+                step = server_chunk or len(back)
+                for at in range(0, len(back), step):
+                    client.receive_data(back[at:at + step])
+            if not out and not back:
+                break
+        if client.handshake_complete and server.handshake_complete:
+            server.send_data(b"from the server")
+            client.send_data(b"from the client")
+            pump(client, server)
+    except aiotls.TLSError as exc:
+        error = exc
+        for conn, who in ((server, "server"), (client, "client")):
+            rest = conn.data_to_send()
+            if rest:
+                sent.append((who, rest))
+    conn, flag = (server, "_aiotls_lean") if side == "server" else (client, "_aiotls_lean_client")
+    assert getattr(conn._engine._tl, flag) is (lean and (expect_lean is not False))
+    return sent, client, server, error or server.error or client.error
+
+
+def same_both_ways(side: str, seeded: Seeded, monkeypatch: pytest.MonkeyPatch,
+                   client_ctx: aiotls.TLSContext, server_ctx: aiotls.TLSContext,
+                   **kw: Any) -> DifferentialRun:
+    """One handshake (:func:`differential_run`'s arguments) through ``side``'s lean path
+    and through tlslite's method: the same bytes, states and error; returns the lean run."""
+    ours = differential_run(side, True, seeded, monkeypatch, client_ctx, server_ctx, **kw)
+    theirs = differential_run(side, False, seeded, monkeypatch, client_ctx, server_ctx, **kw)
+    assert [who for who, _ in ours[0]] == [who for who, _ in theirs[0]]
+    for (who, mine), (_, expected) in zip(ours[0], theirs[0], strict=True):
+        assert mine == expected, who
+    assert engine_state(ours[2]) == engine_state(theirs[2])
+    assert engine_state(ours[1]) == engine_state(theirs[1])
+    assert (type(ours[3]), getattr(ours[3], "code", None)) == \
+        (type(theirs[3]), getattr(theirs[3], "code", None))
+    return ours
+
+
+def lean_contexts(pki: PKI, key_type: str = "ecdsa-p256",
+                  ) -> tuple[aiotls.TLSContext, aiotls.TLSContext]:
+    """A client context and a server context of ``key_type`` (the lean-path tests)."""
+    return pki.client_context(), pki.server_context(key_type)  # type: ignore[arg-type]
+
+
+def seeded_ticket(client_ctx: aiotls.TLSContext,
+                  server_ctx: aiotls.TLSContext) -> aiotls.TLSSession:
+    """A TLS 1.3 session with a ticket, made at :data:`SEEDED_NOW`."""
+    client = aiotls.TLSConnection(client_ctx, server_hostname="localhost", now=lambda: SEEDED_NOW)
+    server = aiotls.TLSConnection(server_ctx, server_side=True, now=lambda: SEEDED_NOW)
+    pump(client, server)
+    server.send_data(b"x")
+    pump(client, server)
+    session = client.session
+    assert session is not None and session.has_ticket
+    return session
+
+
+def flip_last_byte(kind: int) -> Callable[[bytes], bytes]:
+    """A :func:`tap_handshake` edit: the last byte of messages of type ``kind`` flipped."""
+    def edit(message: bytes) -> bytes:
+        return message[:-1] + bytes((message[-1] ^ 1,)) if message[0] == kind else message
+    return edit
+
+
+#: TLS 1.3 suites and key-exchange group lists every lean-path test runs over.
+LEAN_SUITES = ["TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"]
+LEAN_GROUP_LISTS = [["x25519"], ["secp256r1"], ["secp384r1", "x25519"]]
+
+#: (client ALPN, server ALPN, host name) cases for the lean-path tests: overlap, none on one
+#: side, an IP address (no SNI), no host name.
+ALPN_SNI_CASES = [
+    (["http/1.1", "h2"], ["h2", "http/1.1"], "localhost"),
+    (["h2"], None, "example.test"),
+    (None, ["h2"], "127.0.0.1"),
+    (["x", "h2", "http/1.1"], ["http/1.1", "h2"], None),
+]
+
+
+def alpn_sni_contexts(pki: PKI, client_alpn: list[str] | None, server_alpn: list[str] | None,
+                      hostname: str | None) -> tuple[aiotls.TLSContext, aiotls.TLSContext]:
+    """The contexts of one of :data:`ALPN_SNI_CASES`."""
+    client_ctx, server_ctx = lean_contexts(pki)
+    if hostname is None:
+        client_ctx.check_hostname = False
+    if client_alpn:
+        client_ctx.set_alpn_protocols(client_alpn)
+    if server_alpn:
+        server_ctx.set_alpn_protocols(server_alpn)
+    return client_ctx, server_ctx

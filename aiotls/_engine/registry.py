@@ -56,6 +56,10 @@ SIGNATURES: dict[str, str] = {
         "scheme, srv_alpns, reqCert)",
     "tlslite.tlsconnection.TLSConnection._sigHashesToList":
         "(settings, privateKey=None, certList=None, version=(3, 3))",
+    # (the TLS 1.3 client's handling of the server flight in client13.py)
+    "tlslite.tlsconnection.TLSConnection._clientTLS13Handshake":
+        "(self, settings, session, clientHello, clientCertChain, privateKey, serverHello)",
+    "tlslite.tlsconnection.TLSConnection._curve_name_to_hash_name": "(curve_name)",
     "tlslite.tlsconnection.TLSConnection._tryDecrypt":
         "(self, settings, identity=None, ticket=None)",
     # tlslite.tlsrecordlayer.TLSRecordLayer: message I/O and post-handshake authentication
@@ -140,7 +144,8 @@ INSTANCE_ATTRIBUTES: dict[str, tuple[str, ...]] = {
 #: Attributes tlslite sets during a handshake (not on a fresh connection), by the method
 #: that assigns them: its code must still name them.
 ASSIGNED_ATTRIBUTES: dict[str, tuple[str, ...]] = {
-    "tlslite.tlsconnection.TLSConnection._clientTLS13Handshake": ("_first_handshake_hashes",),
+    "tlslite.tlsconnection.TLSConnection._clientTLS13Handshake": (
+        "_first_handshake_hashes", "_send_record_limit", "_recv_record_limit"),
     "tlslite.tlsconnection.TLSConnection._serverTLS13Handshake": ("_first_handshake_hashes",),
 }
 

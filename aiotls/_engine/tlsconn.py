@@ -42,6 +42,7 @@ from ..errors import (
 from . import speedups
 from .accel import _FAST_GROUPS, _FF_GROUPS, _accelerate_kex, _FastADH, _FFKeyExchange, _KeyExchange
 from .base import _ReboundTLSConnection
+from .client13 import LeanClient13
 from .fixes import UpstreamFixes, _TolerantServer
 from .server13 import LeanServer13
 from .tickets import TicketHooks
@@ -110,7 +111,7 @@ _SPENT_TRANSCRIPT = _SpentTranscript()
 
 
 class _TLSLiteConnection(VerificationHooks, TicketHooks, UpstreamFixes, LeanServer13,
-                         _TolerantServer):
+                         LeanClient13, _TolerantServer):
     """tlslite's TLSConnection with aiotls's per-connection seams."""
 
     _aiotls_policy: _Policy | None = None
@@ -120,6 +121,8 @@ class _TLSLiteConnection(VerificationHooks, TicketHooks, UpstreamFixes, LeanServ
     _aiotls_sent_certificate = False
     #: server: the TLS 1.3 flight was written by :mod:`.server13` (not tlslite's method)
     _aiotls_lean = False
+    #: client: the TLS 1.3 server flight was taken by :mod:`.client13` (not tlslite's method)
+    _aiotls_lean_client = False
     _aiotls_pha_chain: list[bytes] | None = None
     _aiotls_defer_client_cert = False
     #: verify_data of the first Finished of the handshake, sent or received (tls-unique)

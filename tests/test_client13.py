@@ -1,0 +1,279 @@
+"""The TLS 1.3 client's handling of the server flight (``_engine/client13.py``) against
+tlslite-ng's ``_clientTLS13Handshake``.
+
+Each handshake runs twice with the same randomness: once through aiotls's path, once
+through tlslite-ng's method.  Every byte either side sends must be the same, and so must
+both connections' state afterwards.  Flights the path does not take (a CertificateRequest,
+an unknown extension, anything that does not check out, a flight still arriving past its
+CertificateVerify) must go to tlslite-ng's method, with its errors; a flight that checks
+out but whose chain aiotls refuses must fail exactly as there.  Real servers too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ssl
+from collections.abc import Callable
+
+import pytest
+
+import aiotls
+from tests.helpers import (
+    ALPN_SNI_CASES,
+    LEAN_GROUP_LISTS,
+    LEAN_SUITES,
+    PKI,
+    Seeded,
+    alpn_sni_contexts,
+    flip_last_byte,
+    lean_contexts,
+    pump,
+    same_both_ways,
+    seeded_ticket,
+    split_records,
+)
+
+pytestmark = pytest.mark.speedups  # (with the speed-ups off tlslite's method runs always)
+
+_EE, _CERTIFICATE, _CERTIFICATE_VERIFY, _FINISHED = 8, 11, 15, 20
+
+
+
+
+
+
+@pytest.mark.parametrize("key_type", ["ecdsa-p256", "ecdsa-p384", "rsa2048", "ed25519"])
+def test_full_handshake_same_bytes_and_state(pki: PKI, seeded: Seeded,
+                                             monkeypatch: pytest.MonkeyPatch,
+                                             key_type: str) -> None:
+    client_ctx, server_ctx = lean_contexts(pki, key_type)
+    _, client, server, error = same_both_ways("client", seeded, monkeypatch, client_ctx,
+                                              server_ctx)
+    assert error is None and client.version() == "TLSv1.3"
+    assert client.get_unverified_chain() and client.data_to_send() == b""
+
+
+@pytest.mark.parametrize(("client_alpn", "server_alpn", "hostname"), ALPN_SNI_CASES)
+def test_alpn_and_sni_same_as_tlslite(pki: PKI, seeded: Seeded,
+                                      monkeypatch: pytest.MonkeyPatch,
+                                      client_alpn: list[str] | None,
+                                      server_alpn: list[str] | None,
+                                      hostname: str | None) -> None:
+    client_ctx, server_ctx = alpn_sni_contexts(pki, client_alpn, server_alpn, hostname)
+    _, client, server, error = same_both_ways("client", seeded, monkeypatch, client_ctx,
+                                              server_ctx, hostname=hostname)
+    assert error is None
+    assert client.selected_alpn_protocol() == server.selected_alpn_protocol()
+    assert (client.selected_alpn_protocol() is not None) == bool(client_alpn and server_alpn)
+
+
+@pytest.mark.parametrize("suite", LEAN_SUITES)
+@pytest.mark.parametrize("groups", LEAN_GROUP_LISTS)
+def test_suites_and_groups_same_as_tlslite(pki: PKI, seeded: Seeded,
+                                           monkeypatch: pytest.MonkeyPatch, suite: str,
+                                           groups: list[str]) -> None:
+    client_ctx, server_ctx = lean_contexts(pki)
+    client_ctx.set_groups(groups)
+    client_ctx.set_ciphers(suite)
+    _, client, _, error = same_both_ways("client", seeded, monkeypatch, client_ctx, server_ctx)
+    assert error is None and client.cipher()[0] == suite  # type: ignore[index]
+
+
+def test_hello_retry_same_as_tlslite(pki: PKI, seeded: Seeded,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    client_ctx, server_ctx = lean_contexts(pki)
+    client_ctx.set_groups(["x25519", "secp256r1"])
+    server_ctx.set_groups(["secp256r1"])
+    _, client, _, error = same_both_ways("client", seeded, monkeypatch, client_ctx, server_ctx)
+    assert error is None and client.group == "secp256r1"
+
+
+@pytest.mark.parametrize("suite", ["TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384"])
+def test_resumption_same_as_tlslite(pki: PKI, seeded: Seeded,
+                                    monkeypatch: pytest.MonkeyPatch, suite: str) -> None:
+    client_ctx, server_ctx = lean_contexts(pki)
+    client_ctx.set_ciphers(suite)
+    session = seeded_ticket(client_ctx, server_ctx)
+    _, client, server, error = same_both_ways("client", seeded, monkeypatch, client_ctx,
+                                              server_ctx, session=session)
+    assert error is None and client.session_reused and server.session_reused
+    # the tickets the resumed connection receives resume again
+    server.send_data(b"y")
+    pump(client, server)
+    again = client.session
+    assert again is not None and again.has_ticket
+    _, client, server, error = same_both_ways("client", seeded, monkeypatch, client_ctx,
+                                              server_ctx, session=again)
+    assert error is None and client.session_reused
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 100])
+def test_flight_in_pieces_same_as_tlslite(pki: PKI, seeded: Seeded,
+                                          monkeypatch: pytest.MonkeyPatch, chunk: int) -> None:
+    """The server's flight arriving a few bytes at a time: aiotls's path waits for it."""
+    client_ctx, server_ctx = lean_contexts(pki)
+    _, client, _, error = same_both_ways("client", seeded, monkeypatch, client_ctx, server_ctx,
+                                         server_chunk=chunk)
+    assert error is None and client.handshake_complete
+
+
+# --- flights that go to tlslite's method, and failures ---------------------------------------
+
+
+
+
+@pytest.mark.parametrize("kind", [_CERTIFICATE_VERIFY, _FINISHED])
+def test_bad_signature_or_finished_same_error_as_tlslite(pki: PKI, seeded: Seeded,
+                                                         monkeypatch: pytest.MonkeyPatch,
+                                                         kind: int) -> None:
+    client_ctx, server_ctx = lean_contexts(pki)
+    _, client, _, error = same_both_ways("client", seeded, monkeypatch, client_ctx, server_ctx,
+                                         edit_server=flip_last_byte(kind), expect_lean=False)
+    assert isinstance(error, aiotls.TLSError) and not client.handshake_complete
+
+
+def test_bad_resumed_finished_same_error_as_tlslite(pki: PKI, seeded: Seeded,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    client_ctx, server_ctx = lean_contexts(pki)
+    session = seeded_ticket(client_ctx, server_ctx)
+    *_, error = same_both_ways("client", seeded, monkeypatch, client_ctx, server_ctx,
+                               session=session, edit_server=flip_last_byte(_FINISHED),
+                               expect_lean=False)
+    assert isinstance(error, aiotls.TLSError)
+
+
+def _add_extension(kind: int, body: bytes) -> Callable[[bytes], bytes]:
+    """An EncryptedExtensions with one more extension at its end."""
+    def edit(message: bytes) -> bytes:
+        if message[0] != _EE:
+            return message
+        extensions = message[6:] + kind.to_bytes(2, "big") + len(body).to_bytes(2, "big") + body
+        inner = len(extensions).to_bytes(2, "big") + extensions
+        return bytes((_EE,)) + len(inner).to_bytes(3, "big") + inner
+    return edit
+
+
+@pytest.mark.parametrize(("kind", "body", "alert"), [
+    # unknown to this path (tlslite's method then finds the transcript, which the server
+    # hashed before the edit, does not match the signature)
+    (0x1234, b"\x00\x01", aiotls.AlertDescription.decrypt_error),
+    # ALPN selected though the client offered none
+    (0x0010, b"\x00\x03\x02h2", aiotls.AlertDescription.unsupported_extension),
+    (0x001C, b"\x00\x10", aiotls.AlertDescription.illegal_parameter),  # record_size_limit < 64
+])
+def test_other_extensions_go_to_tlslite(pki: PKI, seeded: Seeded,
+                                        monkeypatch: pytest.MonkeyPatch, kind: int,
+                                        body: bytes, alert: int) -> None:
+    client_ctx, server_ctx = lean_contexts(pki)
+    _, client, _, error = same_both_ways("client", seeded, monkeypatch, client_ctx, server_ctx,
+                                         edit_server=_add_extension(kind, body),
+                                         expect_lean=False)
+    assert isinstance(error, aiotls.TLSError) and error.alert == alert
+    assert not client.handshake_complete
+
+
+@pytest.mark.parametrize("hostname", ["other.test", "localhost"])
+def test_refused_chain_fails_as_tlslite(pki: PKI, seeded: Seeded,
+                                        monkeypatch: pytest.MonkeyPatch, hostname: str) -> None:
+    """A flight whose certificate aiotls refuses (wrong name; unknown CA) goes to
+    tlslite's method at the CertificateVerify, where it fails with aiotls's error."""
+    client_ctx, server_ctx = lean_contexts(pki)
+    if hostname == "localhost":
+        client_ctx = aiotls.TLSContext(ssl.PROTOCOL_TLS_CLIENT)  # (trusts no CA here)
+    _, client, server, error = same_both_ways("client", seeded, monkeypatch, client_ctx,
+                                              server_ctx, hostname=hostname,
+                                              expect_lean=False)
+    assert isinstance(client.error, aiotls.CertificateError) and error is not None
+    assert not client.handshake_complete and not server.handshake_complete
+
+
+def _lean_taken(client_ctx: aiotls.TLSContext, server_ctx: aiotls.TLSContext) -> bool:
+    client = aiotls.TLSConnection(client_ctx, server_hostname="localhost")
+    server = aiotls.TLSConnection(server_ctx, server_side=True)
+    pump(client, server)
+    assert client.handshake_complete and server.handshake_complete
+    return bool(client._engine._tl._aiotls_lean_client)
+
+
+def test_certificate_request_goes_to_tlslite(pki: PKI) -> None:
+    client_ctx, server_ctx = lean_contexts(pki)
+    server_ctx.load_verify_locations(cafile=pki.ca_file)
+    server_ctx.verify_mode = ssl.CERT_OPTIONAL  # (asks; the client has none)
+    assert not _lean_taken(client_ctx, server_ctx)
+    client_ctx.load_cert_chain(*pki.client[1:])
+    assert not _lean_taken(client_ctx, server_ctx)
+    server_ctx.verify_mode = ssl.CERT_NONE  # (a client with a certificate: tlslite's method)
+    assert not _lean_taken(client_ctx, server_ctx)
+
+
+def test_tls12_is_not_touched(pki: PKI) -> None:
+    client_ctx, server_ctx = lean_contexts(pki)
+    client_ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    assert not _lean_taken(client_ctx, server_ctx)
+
+
+def test_common_handshakes_take_aiotls_path(pki: PKI) -> None:
+    client_ctx, server_ctx = lean_contexts(pki)
+    assert _lean_taken(client_ctx, server_ctx)
+
+
+# --- against OpenSSL's server -----------------------------------------------------------------
+
+
+def _openssl_server(pki: PKI, client_ctx: aiotls.TLSContext, session: aiotls.TLSSession | None,
+                    server_ctx: ssl.SSLContext, chunk: int | None = None,
+                    ) -> aiotls.TLSConnection:
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = server_ctx.wrap_bio(incoming, outgoing, server_side=True)
+    client = aiotls.TLSConnection(client_ctx, server_hostname="localhost", session=session)
+    for _ in range(10):
+        incoming.write(client.data_to_send())
+        with contextlib.suppress(ssl.SSLWantReadError):
+            obj.do_handshake()
+        back = outgoing.read()
+        step = chunk or max(1, len(back))
+        for at in range(0, len(back), step):
+            client.receive_data(back[at:at + step])
+        if client.handshake_complete and obj.version():
+            break
+    assert client.error is None and client.handshake_complete
+    client.send_data(b"ping")
+    incoming.write(client.data_to_send())
+    assert obj.read(4) == b"ping"
+    obj.write(b"pong")  # (and tickets: OpenSSL sends them with its first write)
+    client.receive_data(outgoing.read())
+    return client
+
+
+def test_openssl_server_full_and_resumed(pki: PKI) -> None:
+    server_ctx = pki.stdlib_server_context()
+    server_ctx.set_alpn_protocols(["h2", "http/1.1"])
+    client_ctx = pki.client_context()
+    client_ctx.set_alpn_protocols(["http/1.1"])
+    session = None
+    for round_ in range(3):
+        client = _openssl_server(pki, client_ctx, session, server_ctx)
+        assert client._engine._tl._aiotls_lean_client
+        assert client.selected_alpn_protocol() == "http/1.1"
+        assert client.session_reused == (round_ > 0)
+        session = client.session
+
+
+def test_openssl_flight_record_by_record(pki: PKI) -> None:
+    """OpenSSL's flight, one record per message, read a byte at a time: aiotls's path
+    checks each message as it comes, then takes the flight."""
+    server_ctx = pki.stdlib_server_context()
+    client = _openssl_server(pki, pki.client_context(), None, server_ctx, chunk=1)
+    assert client.handshake_complete and client._engine._tl._aiotls_lean_client
+
+
+def test_split_records_helper_sees_openssl_records(pki: PKI) -> None:
+    """(How many records OpenSSL's flight takes, for the test above: more than one.)"""
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = pki.stdlib_server_context().wrap_bio(incoming, outgoing, server_side=True)
+    client = aiotls.TLSConnection(pki.client_context(), server_hostname="localhost")
+    incoming.write(client.data_to_send())
+    with contextlib.suppress(ssl.SSLWantReadError):
+        obj.do_handshake()
+    records = split_records(outgoing.read())
+    assert len(records) >= 6  # ServerHello, ChangeCipherSpec, EE, Certificate, CV, Finished
