@@ -486,12 +486,19 @@ def differential_run(side: str, lean: bool, seeded: Seeded, monkeypatch: pytest.
                      edit_hello: Callable[[bytes], bytes] | None = None,
                      expect_lean: bool | None = None,
                      server_chunk: int | None = None,
+                     client_chunk: int | None = None,
+                     edit_finished: Callable[[bytes, aiotls.TLSConnection], bytes]
+                     | None = None,
+                     edit_server_flight: Callable[[bytes], bytes] | None = None,
                      ) -> DifferentialRun:
     """One handshake and a message each way, with ``side``'s lean TLS 1.3 path
     (``"server"``: ``_engine/server13.py``, ``"client"``: ``_engine/client13.py``) on or
     off; every chunk sent, in order.  ``expect_lean``: whether the lean run takes its path
-    (default: yes).  ``server_chunk``: the client receives what the server sends in pieces
-    of this many bytes."""
+    (default: yes).  ``server_chunk``/``client_chunk``: the client/server receives what the
+    other sends in pieces of this many bytes.  ``edit_finished`` rewrites the client's
+    second flight (the records of its Finished) on the wire, given the server (whose read
+    keys a :class:`RecordForger` can take); ``edit_server_flight`` the server's first
+    flight (ServerHello to Finished) on the wire."""
     monkeypatch.setattr(_LEAN_PATHS[side][0], "ENABLED", lean)
     aiotls.TLSConnection(server_ctx, server_side=True)  # (makes the context's ticket keys)
     seeded.reset()
@@ -509,10 +516,16 @@ def differential_run(side: str, lean: bool, seeded: Seeded, monkeypatch: pytest.
             out = client.data_to_send()
             if i == 0 and edit_hello is not None:
                 out = edit_hello(bytes(out))
+            if i == 1 and edit_finished is not None:
+                out = edit_finished(bytes(out), server)
             if out:
                 sent.append(("client", out))
-                server.receive_data(out)
+                step = client_chunk or len(out)
+                for at in range(0, len(out), step):
+                    server.receive_data(out[at:at + step])
             back = server.data_to_send()
+            if i == 0 and back and edit_server_flight is not None:
+                back = edit_server_flight(bytes(back))
             if back:
                 sent.append(("server", back))
                 step = server_chunk or len(back)

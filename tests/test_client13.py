@@ -172,6 +172,35 @@ def test_other_extensions_go_to_tlslite(pki: PKI, seeded: Seeded,
     assert not client.handshake_complete
 
 
+def _bad_ccs(flight: bytes) -> bytes:
+    """The server's middlebox ChangeCipherSpec with a byte other than 1."""
+    records = split_records(flight)
+    return b"".join([records[0], records[1][:-1] + b"\x02", *records[2:]])
+
+
+def _second_ccs(flight: bytes) -> bytes:
+    records = split_records(flight)
+    return b"".join([records[0], records[1], records[1], *records[2:]])
+
+
+@pytest.mark.parametrize(("edit", "alert"), [
+    (_bad_ccs, aiotls.AlertDescription.unexpected_message),  # (tlslite's method says so)
+    (_second_ccs, None),  # (ignored by both, as any number of them in middlebox mode)
+])
+def test_unusual_change_cipher_spec_same_as_tlslite(pki: PKI, seeded: Seeded,
+                                                    monkeypatch: pytest.MonkeyPatch,
+                                                    edit: Callable[[bytes], bytes],
+                                                    alert: int | None) -> None:
+    client_ctx, server_ctx = lean_contexts(pki)
+    _, client, _, error = same_both_ways("client", seeded, monkeypatch, client_ctx, server_ctx,
+                                         edit_server_flight=edit,
+                                         expect_lean=alert is None)
+    if alert is None:
+        assert error is None and client.handshake_complete
+    else:
+        assert client.error is not None and client.error.alert == alert
+
+
 @pytest.mark.parametrize("hostname", ["other.test", "localhost"])
 def test_refused_chain_fails_as_tlslite(pki: PKI, seeded: Seeded,
                                         monkeypatch: pytest.MonkeyPatch, hostname: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import ssl
+from collections.abc import Callable
 
 import pytest
 
@@ -20,6 +21,7 @@ from tests.helpers import (
     LEAN_GROUP_LISTS,
     LEAN_SUITES,
     PKI,
+    RecordForger,
     Seeded,
     alpn_sni_contexts,
     flip_last_byte,
@@ -27,6 +29,7 @@ from tests.helpers import (
     pump,
     same_both_ways,
     seeded_ticket,
+    split_records,
 )
 
 pytestmark = pytest.mark.speedups  # (with the speed-ups off tlslite's method runs always)
@@ -124,6 +127,80 @@ def test_bad_binder_same_alert_as_tlslite(pki: PKI, seeded: Seeded,
                                 edit_hello=flip_last_byte(22))
     assert isinstance(error, aiotls.PeerMisbehaved)
     assert error.alert == aiotls.AlertDescription.illegal_parameter
+
+
+@pytest.mark.parametrize("chunk", [1, 5, 40])
+def test_client_finished_in_pieces_same_as_tlslite(pki: PKI, seeded: Seeded,
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   chunk: int) -> None:
+    """The client's second flight (ChangeCipherSpec, Finished) arriving a few bytes at a
+    time: the server reads its Finished straight from the socket once it is whole."""
+    client_ctx, server_ctx = lean_contexts(pki)
+    _, client, server, error = same_both_ways("server", seeded, monkeypatch, client_ctx,
+                                              server_ctx, client_chunk=chunk)
+    assert error is None and server.handshake_complete
+
+
+def _damage_last_record(flight: bytes, server: aiotls.TLSConnection) -> bytes:
+    """The client's second flight with one ciphertext byte of its last record flipped."""
+    records = split_records(flight)
+    last = records[-1]
+    records[-1] = last[:-3] + bytes((last[-3] ^ 0x40,)) + last[-2:]
+    return b"".join(records)
+
+
+def _second_ccs(flight: bytes, server: aiotls.TLSConnection) -> bytes:
+    """A second ChangeCipherSpec before the Finished record."""
+    records = split_records(flight)
+    return b"".join([*records[:-1], records[0], records[-1]])
+
+
+def _bad_ccs(flight: bytes, server: aiotls.TLSConnection) -> bytes:
+    """A ChangeCipherSpec whose byte is not 1."""
+    records = split_records(flight)
+    return b"".join([records[0][:-1] + b"\x02", *records[1:]])
+
+
+def _finished_in_two_records(flight: bytes, server: aiotls.TLSConnection) -> bytes:
+    """The Finished message split over two protected records."""
+    records = split_records(flight)
+    forger = RecordForger(server)
+    kind, finished = forger.unseal(records[-1])
+    forger = RecordForger(server)
+    return b"".join([*records[:-1], forger.seal(kind, finished[:10]),
+                     forger.seal(kind, finished[10:])])
+
+
+def _finished_and_data(flight: bytes, server: aiotls.TLSConnection) -> bytes:
+    """The Finished with 100 bytes of zero padding."""
+    records = split_records(flight)
+    forger = RecordForger(server)
+    kind, finished = forger.unseal(records[-1])
+    forger = RecordForger(server)
+    return b"".join([*records[:-1], forger.seal(kind, finished, padding=100)])
+
+
+@pytest.mark.parametrize(("edit", "alert"), [
+    (_damage_last_record, aiotls.AlertDescription.bad_record_mac),
+    (_second_ccs, None),  # (ignored, as any number of them in middlebox mode)
+    (_bad_ccs, aiotls.AlertDescription.unexpected_message),
+    (_finished_in_two_records, None),
+    (_finished_and_data, None),
+])
+def test_unusual_client_finished_records_same_as_tlslite(
+        pki: PKI, seeded: Seeded, monkeypatch: pytest.MonkeyPatch,
+        edit: Callable[[bytes, aiotls.TLSConnection], bytes], alert: int | None) -> None:
+    """A Finished record that does not open, a second ChangeCipherSpec, a Finished over
+    two records or padded: each read by tlslite's method or the direct read alike, with
+    the same outcome."""
+    client_ctx, server_ctx = lean_contexts(pki)
+    _, _, server, error = same_both_ways("server", seeded, monkeypatch, client_ctx, server_ctx,
+                                         edit_finished=edit)
+    if alert is not None:
+        assert isinstance(error, aiotls.TLSError)
+        assert server.error is not None and server.error.alert == alert
+    else:
+        assert error is None and server.handshake_complete
 
 
 # --- what goes to tlslite's method ----------------------------------------------------------

@@ -49,7 +49,7 @@ from .codec import FastParser
 from .common import _Hooks
 from .quick import _QUICK_MESSAGES
 from .records import _RecordLayer
-from .server13 import _CCS, _Raw
+from .server13 import _CCS, _CCS_RECORD, _WAIT, _Raw
 from .verification import _chain_der
 
 #: Switched off by tests to run tlslite's method for the same handshake.
@@ -57,14 +57,12 @@ ENABLED = speedups.ENABLED
 
 _EMPTY_HASH = {name: hashlib.new(name).digest() for name in ("sha256", "sha384")}
 _TLS13 = (3, 4)
-_CCS_RECORD = bytes((ContentType.change_cipher_spec, 3, 3, 0, 1, 1))
 #: Suites whose records aiotls's record layer protects (the flight is opened there).
 _SUITES = frozenset({CipherSuite.TLS_AES_128_GCM_SHA256, CipherSuite.TLS_AES_256_GCM_SHA384,
                      CipherSuite.TLS_CHACHA20_POLY1305_SHA256})
 #: EncryptedExtensions this path understands; any other goes to tlslite's method.
 _EE_KNOWN = frozenset({ExtensionType.alpn, ExtensionType.record_size_limit,
                        ExtensionType.server_name, ExtensionType.supported_groups})
-_WAIT = object()
 #: The ECDSA curves a TLS 1.3 certificate may use, and the hash each signs with.
 _CURVE_HASHES = {"secp256r1": "sha256", "secp384r1": "sha384", "secp521r1": "sha512",
                  "brainpoolP256r1": "sha256", "brainpoolP384r1": "sha384",

@@ -42,9 +42,11 @@ from tlslite.session import Session
 from tlslite.utils.cryptomath import getRandomBytes
 
 from .. import _crypto
+from .._record import RecordError
 from . import speedups
 from .base import _FastHandshakeHelpers, _FastKeyExchange
 from .common import _Hooks
+from .records import _RecordLayer
 
 #: Switched off by tests to run tlslite's method for the same handshake.
 ENABLED = speedups.ENABLED
@@ -75,6 +77,10 @@ class _Raw:
 
 
 _CCS = _Raw(ContentType.change_cipher_spec, b"\x01")
+#: The middlebox ChangeCipherSpec record (RFC 8446 D.4) as every TLS 1.3 peer sends it.
+_CCS_RECORD = bytes((ContentType.change_cipher_spec, 3, 3, 0, 1, 1))
+#: "Not all of it is here yet" (WANT_READ) from a direct read.
+_WAIT = object()
 
 #: scheme name -> (code point, hash name, padding, salt length, intrinsic) as tlslite
 #: derives them in ``_serverTLS13Handshake``; brainpool schemes are not here.
@@ -145,6 +151,7 @@ class LeanServer13(_Hooks):  # type: ignore[misc]
     _buffer: Any
     _aiotls_lean: bool
     _aiotls_sent_certificate: bool
+    _aiotls_first_finished: bytes | None
 
     def _serverTLS13Handshake(self, settings: Any, clientHello: Any, cipherSuite: int,
                               privateKey: Any, serverCertChain: Any, version: Any,
@@ -290,13 +297,18 @@ class LeanServer13(_Hooks):  # type: ignore[misc]
         # --- the client's Finished (over the same transcript: nothing was added since) ----
         expected = mac(expand(client_hs, b"finished", b"", prf_size, prf_name), flight_hash,
                        prf_name)
-        result: Any = None
-        for result in self._getMsg(ContentType.handshake, HandshakeType.finished, prf_size):
-            if result in (0, 1):
-                yield result
-            else:
-                break
-        if not hmac.compare_digest(bytes(result.verify_data), expected):
+        while (client_verify := self._aiotls_client_finished(prf_size)) is _WAIT:
+            yield 0  # (WANT_READ)
+        if client_verify is None:  # (anything else: tlslite's reading, its checks and alerts)
+            result: Any = None
+            for result in self._getMsg(ContentType.handshake, HandshakeType.finished,
+                                       prf_size):
+                if result in (0, 1):
+                    yield result
+                else:
+                    break
+            client_verify = bytes(result.verify_data)
+        if not hmac.compare_digest(client_verify, expected):
             yield from self._sendError(_TLAlert.decrypt_error, "Finished value is not valid")
         self._middlebox_compat_mode = False
         resumption = bytearray(expand(secret, b"res master", transcript.digest(prf_name),
@@ -317,6 +329,50 @@ class LeanServer13(_Hooks):  # type: ignore[misc]
         self._changeReadState()
         yield from self._serverSendTickets(settings)
         yield "finished"
+
+    def _aiotls_client_finished(self, prf_size: int) -> Any:
+        """The client's Finished (its verify_data), read straight from the socket when it
+        is what nearly every client sends: an optional middlebox ChangeCipherSpec, then one
+        protected record holding exactly the Finished.  ``_WAIT`` while that is still
+        arriving; None (nothing consumed) for anything else, which ``_getMsg`` reads."""
+        layer = self._recordLayer
+        if not isinstance(layer, _RecordLayer) or layer.has_opened() or layer.early_data_ok \
+                or not self._defragmenter.is_empty() or layer.records._read is None:
+            return None
+        inbox = layer._recordSocket._inbox()
+        pos = 0
+        if inbox[:1] == b"\x14":  # (ContentType.change_cipher_spec)
+            if len(inbox) < 6:
+                return _WAIT
+            if inbox[:6] != _CCS_RECORD or not self._middlebox_compat_mode:
+                return None
+            pos = 6
+        if len(inbox) - pos < 5:
+            return _WAIT
+        length = (inbox[pos + 3] << 8) | inbox[pos + 4]
+        if inbox[pos] != ContentType.application_data or inbox[pos + 1:pos + 3] != b"\x03\x03" \
+                or layer._recordSocket._too_long(length):
+            return None
+        if len(inbox) - pos < 5 + length:
+            return _WAIT
+        out = bytearray()
+        try:
+            with memoryview(inbox) as view:
+                content_type, n = layer.records.open(view[pos:pos + 5 + length], out, 0)
+        except RecordError:
+            return None
+        message = bytes(out[:n])
+        if content_type != ContentType.handshake or n != 4 + prf_size \
+                or message[:4] != bytes((HandshakeType.finished,)) + _u24(prf_size):
+            layer.records._read.seq -= 1  # (as it was: tlslite's reading opens it again)
+            return None
+        del inbox[:pos + 5 + length]
+        layer.early_data_ok = False
+        self._handshake_hash.update(message)
+        verify_data = message[4:]
+        if self._aiotls_first_finished is None:
+            self._aiotls_first_finished = verify_data
+        return verify_data
 
     def _aiotls_queue(self, message: bytes) -> None:
         """tlslite's ``_queue_message`` for a serialised handshake message."""
