@@ -14,7 +14,7 @@ import os
 import random
 import ssl
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -302,6 +302,56 @@ def test_quick_client_hello_parses_and_writes_like_tlslites(pki: PKI) -> None:
         for hello in (quick, original):
             with pytest.raises(TLSInternalError, match="Multiple extensions"):
                 hello.getExtension(original.extensions[0].extType)
+
+
+@pytest.mark.speedups
+def test_extension_lookup_follows_every_change_of_the_list(pki: PKI) -> None:
+    """A hello's lookups by type stay tlslite's after each way tlslite and aiotls change a
+    hello's extensions: append, remove, insert, filter in place, replace the last one,
+    assign another list, add a duplicate (the index behind the lookups is remade)."""
+    from tlslite.utils.codec import Parser
+
+    raw = _hello_bytes(pki)[0]
+    quick = _engine.driver._QUICK_MESSAGES["ClientHello"]().parse(Parser(bytearray(raw[1:])))
+    original = tlslite.messages.ClientHello().parse(Parser(bytearray(raw[1:])))
+    spare = tlslite.extensions.TLSExtension().create(0xFAFA, bytearray(b"x"))
+    types = sorted({e.extType for e in original.extensions} | {0xFAFA, 0xFFFF})
+
+    def same() -> None:
+        assert len(quick.extensions) == len(original.extensions)
+        for ext_type in types:
+            outcomes = []
+            for hello in (quick, original):
+                try:
+                    found = hello.getExtension(ext_type)
+                except TLSInternalError:
+                    outcomes.append("twice")
+                else:
+                    outcomes.append(None if found is None else bytes(found.write()))
+            assert outcomes[0] == outcomes[1], ext_type
+
+    def both(change: Callable[[list[Any]], None]) -> None:
+        for hello in (quick, original):
+            change(hello.extensions)
+        same()
+
+    same()
+    both(lambda exts: exts.append(spare))
+    both(lambda exts: exts.remove(spare))
+    both(lambda exts: exts.insert(2, spare))
+    both(lambda exts: exts.__setitem__(slice(None), [e for e in exts if e is not spare]))
+    both(lambda exts: exts.__setitem__(slice(None), list(exts)))  # (nothing filtered out)
+    both(lambda exts: exts.__setitem__(-1, spare))  # (same length, another last one)
+    for hello in (quick, original):
+        hello.extensions = list(reversed(hello.extensions))
+    same()
+    other = tlslite.extensions.TLSExtension().create(0xFFFF, bytearray(b"y"))
+    for hello in (quick, original):  # (another list: same length and last one)
+        hello.extensions = [other, *hello.extensions[1:]]
+    same()
+    both(lambda exts: exts.append(exts[0]))  # a duplicate: both refuse it
+    while len(quick.extensions) > 3:  # (short lists are scanned)
+        both(lambda exts: exts.pop(0))
 
 
 @pytest.mark.speedups

@@ -516,18 +516,40 @@ def _refusing_duplicate_extensions(parse: Any) -> Any:
     return parse_checked
 
 
+#: An extension type a hello holds twice (looking it up is an error, as in tlslite).
+_TWICE = object()
+
+
 def _get_extension(self: Any, extType: int) -> Any:
     """HelloMessage.getExtension without a list built per lookup (same results; it runs
-    ~60 times per handshake)."""
+    ~70 times per handshake pair).
+
+    A hello with more than a few extensions keeps an index by type, remade whenever its
+    list changes: another list, another length, or another last element (tlslite edits a
+    hello's list only by appending, removing, filtering it in place or replacing its
+    last element)."""
     extensions = self.extensions
     if extensions is None:
         return None
-    found = None
-    for ext in extensions:
-        if ext.extType == extType:
-            if found is not None:
-                raise TLSInternalError("Multiple extensions of the same type present")
-            found = ext
+    if len(extensions) < 6:
+        found = None
+        for ext in extensions:
+            if ext.extType == extType:
+                if found is not None:
+                    raise TLSInternalError("Multiple extensions of the same type present")
+                found = ext
+        return found
+    index = self.__dict__.get("_aiotls_extension_index")
+    if index is None or index[0] is not extensions or index[1] != len(extensions) \
+            or index[2] is not extensions[-1]:
+        table: dict[int, Any] = {}
+        for ext in extensions:
+            table[ext.extType] = _TWICE if ext.extType in table else ext
+        index = self.__dict__["_aiotls_extension_index"] = (
+            extensions, len(extensions), extensions[-1], table)
+    found = index[3].get(extType)
+    if found is _TWICE:
+        raise TLSInternalError("Multiple extensions of the same type present")
     return found
 
 
