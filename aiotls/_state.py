@@ -32,6 +32,10 @@ __all__ = ["ConnectionState", "next_phase"]
 class ConnectionState(enum.Enum):
     """Where a :class:`~aiotls.TLSConnection` is in its life."""
 
+    #: members are singletons: hash them by identity (Enum's own __hash__ runs Python
+    #: code, and these key the transition tables looked up on every state change)
+    __hash__ = object.__hash__
+
     HANDSHAKING = "handshaking"
     OPEN = "open"
     CLOSING = "closing"
@@ -42,6 +46,8 @@ class ConnectionState(enum.Enum):
 class _Trigger(enum.Enum):
     """What moves a :class:`~aiotls.TLSConnection` from one state to another: the key of each
     rule in :data:`_TRANSITIONS`.  The value is the phrase errors show."""
+
+    __hash__ = object.__hash__  # (as above)
 
     HANDSHAKE_COMPLETED = "the handshake completed"
     CLOSE = "close() was called"

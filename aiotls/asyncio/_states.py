@@ -24,6 +24,10 @@ _COALESCE_MIN = 16 * 1024
 
 
 class _State(enum.Enum):
+    #: members are singletons: hash them by identity (Enum's own __hash__ runs Python
+    #: code, and these key the transition tables looked up on every state change)
+    __hash__ = object.__hash__
+
     UNWRAPPED = "unwrapped"
     HANDSHAKING = "handshaking"
     WRAPPED = "wrapped"
@@ -33,6 +37,8 @@ class _State(enum.Enum):
 
 
 class _AppState(enum.Enum):
+    __hash__ = object.__hash__  # (as above)
+
     INIT = "init"  # connection_made() not called yet
     CON_MADE = "connection made"
     EOF = "eof received"
