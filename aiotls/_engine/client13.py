@@ -1,27 +1,32 @@
-"""The TLS 1.3 client's handling of the server flight in the common case.
+"""The TLS 1.3 client's reading of the server's flight in the common case.
 
 tlslite's ``_clientTLS13Handshake`` reads EncryptedExtensions, Certificate,
 CertificateVerify and Finished one at a time through its generator stack (a record, the
-defragmenter, a message object per message), then answers.  When the whole flight is
-already in the socket -- nearly always: servers write it at once -- and it is the flight
-nearly every server sends (EncryptedExtensions with nothing but ALPN, record_size_limit,
-an SNI acknowledgement or the server's groups; a certificate and its CertificateVerify
-unless resuming; Finished), :meth:`LeanClient13._clientTLS13Handshake` checks it first,
-without changing anything, then applies it in one step: the same keys, transcript,
-session, state and bytes sent as tlslite's method.
+defragmenter, a message object per message), then answers.
+:meth:`LeanClient13._clientTLS13Handshake` installs the server's handshake keys as tlslite
+does, then reads the flight straight from the socket's inbox without consuming it: each
+record opened by aiotls's record layer, each message parsed and checked when it arrives,
+where tlslite checks it (the chain -- its key against the settings and aiotls's
+verification -- and the signature at the CertificateVerify; the Finished value), against a
+transcript kept apart.  A flight still arriving is waited for while what came checks out
+(tlslite would be waiting too: the connection feeds it one record at a time).  A whole,
+sound flight of the usual shape (EncryptedExtensions with nothing but ALPN,
+record_size_limit, an SNI acknowledgement or the server's groups; a certificate and its
+CertificateVerify unless resuming; Finished) is then taken in one step: the same records
+consumed, transcript, keys, Finished, session and state as tlslite's method leaves.
 
-Anything else -- a CertificateRequest, a compressed certificate, an unknown extension, a
+Anything else -- a CertificateRequest, a compressed certificate, another extension, a
 record or message that does not check out, a client certificate or external PSKs
-configured, speed-ups off -- goes to tlslite's method before anything was consumed, so
-its errors and alerts are tlslite's (with aiotls's hooks).  A flight still arriving is
-waited for while what came is sound and holds no CertificateVerify yet (tlslite would
-not have acted on it either).  ``tests/test_client13.py`` checks bytes and state against
-tlslite's method, handshake by handshake.
+configured, psk_ke, KEM groups, CCM suites, speed-ups off -- goes to tlslite's method
+before anything was consumed (it installs the same keys again), so its errors and alerts
+are tlslite's, with aiotls's hooks.  ``tests/test_client13.py`` checks bytes and state
+against tlslite's method, handshake by handshake.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Generator
 from typing import Any
 
@@ -195,7 +200,8 @@ class _Flight:
                                       self.prf_name),
             self.transcript.digest(self.prf_name), self.prf_name)
         # (and it ends its record, as tlslite requires of a Finished)
-        return bytes(self.finished.verify_data) == expected and not self.handshake
+        return hmac.compare_digest(bytes(self.finished.verify_data), expected) \
+            and not self.handshake
 
 
 class LeanClient13(_Hooks):  # type: ignore[misc]
