@@ -1,12 +1,14 @@
-"""The TLS 1.3 client's handling of the server flight (``_engine/client13.py``) against
+"""The TLS 1.3 client's reading of the server's flight (``_engine/client13.py``) against
 tlslite-ng's ``_clientTLS13Handshake``.
 
 Each handshake runs twice with the same randomness: once through aiotls's path, once
 through tlslite-ng's method.  Every byte either side sends must be the same, and so must
-both connections' state afterwards.  Flights the path does not take (a CertificateRequest,
-an unknown extension, anything that does not check out, a flight still arriving past its
-CertificateVerify) must go to tlslite-ng's method, with its errors; a flight that checks
-out but whose chain aiotls refuses must fail exactly as there.  Real servers too.
+both connections' state afterwards.  Here: HelloRetryRequest, a flight arriving a few
+bytes at a time, and the flights the path does not take (a CertificateRequest, another
+extension, a signature, Finished or ChangeCipherSpec that does not check out, a chain
+aiotls refuses), which must go to tlslite-ng's method and end as there; OpenSSL's server.
+The common handshakes (key types, ALPN/SNI, suites and groups, resumption) are in
+``test_lean13.py`` for both sides.
 """
 
 from __future__ import annotations
@@ -19,12 +21,8 @@ import pytest
 
 import aiotls
 from tests.helpers import (
-    ALPN_SNI_CASES,
-    LEAN_GROUP_LISTS,
-    LEAN_SUITES,
     PKI,
     Seeded,
-    alpn_sni_contexts,
     flip_last_byte,
     lean_contexts,
     pump,
@@ -38,47 +36,6 @@ pytestmark = pytest.mark.speedups  # (with the speed-ups off tlslite's method ru
 _EE, _CERTIFICATE, _CERTIFICATE_VERIFY, _FINISHED = 8, 11, 15, 20
 
 
-
-
-
-
-@pytest.mark.parametrize("key_type", ["ecdsa-p256", "ecdsa-p384", "rsa2048", "ed25519"])
-def test_full_handshake_same_bytes_and_state(pki: PKI, seeded: Seeded,
-                                             monkeypatch: pytest.MonkeyPatch,
-                                             key_type: str) -> None:
-    client_ctx, server_ctx = lean_contexts(pki, key_type)
-    _, client, server, error = same_both_ways("client", seeded, monkeypatch, client_ctx,
-                                              server_ctx)
-    assert error is None and client.version() == "TLSv1.3"
-    assert client.get_unverified_chain() and client.data_to_send() == b""
-
-
-@pytest.mark.parametrize(("client_alpn", "server_alpn", "hostname"), ALPN_SNI_CASES)
-def test_alpn_and_sni_same_as_tlslite(pki: PKI, seeded: Seeded,
-                                      monkeypatch: pytest.MonkeyPatch,
-                                      client_alpn: list[str] | None,
-                                      server_alpn: list[str] | None,
-                                      hostname: str | None) -> None:
-    client_ctx, server_ctx = alpn_sni_contexts(pki, client_alpn, server_alpn, hostname)
-    _, client, server, error = same_both_ways("client", seeded, monkeypatch, client_ctx,
-                                              server_ctx, hostname=hostname)
-    assert error is None
-    assert client.selected_alpn_protocol() == server.selected_alpn_protocol()
-    assert (client.selected_alpn_protocol() is not None) == bool(client_alpn and server_alpn)
-
-
-@pytest.mark.parametrize("suite", LEAN_SUITES)
-@pytest.mark.parametrize("groups", LEAN_GROUP_LISTS)
-def test_suites_and_groups_same_as_tlslite(pki: PKI, seeded: Seeded,
-                                           monkeypatch: pytest.MonkeyPatch, suite: str,
-                                           groups: list[str]) -> None:
-    client_ctx, server_ctx = lean_contexts(pki)
-    client_ctx.set_groups(groups)
-    client_ctx.set_ciphers(suite)
-    _, client, _, error = same_both_ways("client", seeded, monkeypatch, client_ctx, server_ctx)
-    assert error is None and client.cipher()[0] == suite  # type: ignore[index]
-
-
 def test_hello_retry_same_as_tlslite(pki: PKI, seeded: Seeded,
                                      monkeypatch: pytest.MonkeyPatch) -> None:
     client_ctx, server_ctx = lean_contexts(pki)
@@ -86,25 +43,6 @@ def test_hello_retry_same_as_tlslite(pki: PKI, seeded: Seeded,
     server_ctx.set_groups(["secp256r1"])
     _, client, _, error = same_both_ways("client", seeded, monkeypatch, client_ctx, server_ctx)
     assert error is None and client.group == "secp256r1"
-
-
-@pytest.mark.parametrize("suite", ["TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384"])
-def test_resumption_same_as_tlslite(pki: PKI, seeded: Seeded,
-                                    monkeypatch: pytest.MonkeyPatch, suite: str) -> None:
-    client_ctx, server_ctx = lean_contexts(pki)
-    client_ctx.set_ciphers(suite)
-    session = seeded_ticket(client_ctx, server_ctx)
-    _, client, server, error = same_both_ways("client", seeded, monkeypatch, client_ctx,
-                                              server_ctx, session=session)
-    assert error is None and client.session_reused and server.session_reused
-    # the tickets the resumed connection receives resume again
-    server.send_data(b"y")
-    pump(client, server)
-    again = client.session
-    assert again is not None and again.has_ticket
-    _, client, server, error = same_both_ways("client", seeded, monkeypatch, client_ctx,
-                                              server_ctx, session=again)
-    assert error is None and client.session_reused
 
 
 @pytest.mark.parametrize("chunk", [1, 7, 100])
@@ -118,8 +56,6 @@ def test_flight_in_pieces_same_as_tlslite(pki: PKI, seeded: Seeded,
 
 
 # --- flights that go to tlslite's method, and failures ---------------------------------------
-
-
 
 
 @pytest.mark.parametrize("kind", [_CERTIFICATE_VERIFY, _FINISHED])

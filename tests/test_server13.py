@@ -2,9 +2,10 @@
 
 Each handshake runs twice with the same randomness (random bytes, key shares, signatures,
 clock): once through aiotls's flight, once through tlslite-ng's ``_serverTLS13Handshake``.
-Every byte either side sends must be the same, and so must the server's connection state
-afterwards (session secrets, group, signature scheme, flags).  Other tests check that the
-handshakes aiotls does not write itself go to tlslite-ng, and real peers.
+Every byte either side sends must be the same, and so must both connections' state
+afterwards.  The common handshakes (key types, ALPN/SNI, suites and groups, resumption) are
+in ``test_lean13.py`` for both sides; here: tickets, corrupted binders and Finished values,
+the client's Finished as it may arrive, what goes to tlslite-ng, and OpenSSL's client.
 """
 
 from __future__ import annotations
@@ -17,13 +18,9 @@ import pytest
 
 import aiotls
 from tests.helpers import (
-    ALPN_SNI_CASES,
-    LEAN_GROUP_LISTS,
-    LEAN_SUITES,
     PKI,
     RecordForger,
     Seeded,
-    alpn_sni_contexts,
     flip_last_byte,
     lean_contexts,
     pump,
@@ -33,53 +30,6 @@ from tests.helpers import (
 )
 
 pytestmark = pytest.mark.speedups  # (with the speed-ups off tlslite's method runs always)
-
-
-
-
-@pytest.mark.parametrize("key_type", ["ecdsa-p256", "ecdsa-p384", "rsa2048", "ed25519"])
-def test_full_handshake_same_bytes_and_state(pki: PKI, seeded: Seeded,
-                                             monkeypatch: pytest.MonkeyPatch,
-                                             key_type: str) -> None:
-    client_ctx, server_ctx = lean_contexts(pki, key_type)
-    _, client, server, _ = same_both_ways("server", seeded, monkeypatch, client_ctx, server_ctx)
-    assert client.version() == "TLSv1.3" and not server.session_reused
-    assert client.data_to_send() == b""
-
-
-@pytest.mark.parametrize(("client_alpn", "server_alpn", "hostname"), ALPN_SNI_CASES)
-def test_alpn_and_sni_same_as_tlslite(pki: PKI, seeded: Seeded,
-                                      monkeypatch: pytest.MonkeyPatch,
-                                      client_alpn: list[str] | None,
-                                      server_alpn: list[str] | None,
-                                      hostname: str | None) -> None:
-    client_ctx, server_ctx = alpn_sni_contexts(pki, client_alpn, server_alpn, hostname)
-    _, client, server, _ = same_both_ways("server", seeded, monkeypatch, client_ctx, server_ctx,
-                                     hostname=hostname)
-    assert server.handshake_complete
-
-
-@pytest.mark.parametrize("suite", LEAN_SUITES)
-@pytest.mark.parametrize("groups", LEAN_GROUP_LISTS)
-def test_suites_and_groups_same_as_tlslite(pki: PKI, seeded: Seeded,
-                                           monkeypatch: pytest.MonkeyPatch, suite: str,
-                                           groups: list[str]) -> None:
-    client_ctx, server_ctx = lean_contexts(pki)
-    client_ctx.set_groups(groups)
-    client_ctx.set_ciphers(suite)
-    _, client, server, _ = same_both_ways("server", seeded, monkeypatch, client_ctx, server_ctx)
-    assert client.cipher()[0] == suite  # type: ignore[index]
-
-
-
-
-def test_resumption_same_as_tlslite(pki: PKI, seeded: Seeded,
-                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    client_ctx, server_ctx = lean_contexts(pki)
-    session = seeded_ticket(client_ctx, server_ctx)
-    _, client, server, _ = same_both_ways("server", seeded, monkeypatch, client_ctx, server_ctx,
-                                     session=session)
-    assert client.session_reused and server.session_reused
 
 
 def test_unknown_ticket_gives_a_full_handshake_as_tlslite(pki: PKI, seeded: Seeded,
@@ -101,8 +51,6 @@ def test_ticket_of_another_hash_is_not_used_as_tlslite(pki: PKI, seeded: Seeded,
     _, client, server, _ = same_both_ways("server", seeded, monkeypatch, client_ctx, server_ctx,
                                      session=session)
     assert client.handshake_complete and not server.session_reused
-
-
 
 
 @pytest.mark.parametrize("resume", [False, True])

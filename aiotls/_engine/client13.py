@@ -19,8 +19,8 @@ Anything else -- a CertificateRequest, a compressed certificate, another extensi
 record or message that does not check out, a client certificate or external PSKs
 configured, psk_ke, KEM groups, CCM suites, speed-ups off -- goes to tlslite's method
 before anything was consumed (it installs the same keys again), so its errors and alerts
-are tlslite's, with aiotls's hooks.  ``tests/test_client13.py`` checks bytes and state
-against tlslite's method, handshake by handshake.
+are tlslite's, with aiotls's hooks. ``tests/test_client13.py`` and ``test_lean13.py``
+check bytes and state against tlslite's method, handshake by handshake.
 """
 
 from __future__ import annotations

@@ -8,14 +8,15 @@ and either no PSK or a resumption ticket with (EC)DHE -- :meth:`LeanServer13._se
 writes the same bytes directly: ServerHello, the optional middlebox ChangeCipherSpec,
 EncryptedExtensions, Certificate (serialised once per certificate chain), CertificateVerify
 and Finished, with the same key schedule through :mod:`aiotls._crypto`.  It then reads the
-client's Finished, makes the session and sends tickets through tlslite's own steps, so the
-connection is left exactly as tlslite leaves it.
+client's Finished straight from the socket when it comes as nearly every client sends it
+(tlslite's ``_getMsg`` otherwise), and makes the session and sends tickets through
+tlslite's own steps, so the connection is left exactly as tlslite leaves it.
 
 Everything else (a client certificate requested, a HelloRetryRequest behind it, external
 PSKs, psk_ke, certificate compression, heartbeat, KEM groups, brainpool signatures,
 speed-ups off) is decided before anything is sent and goes to tlslite's method
-unchanged.  ``tests/test_server13.py`` checks that both produce the same bytes and the same
-connection state, handshake by handshake.
+unchanged. ``tests/test_server13.py`` and ``test_lean13.py`` check that both produce the
+same bytes and the same connection state, handshake by handshake.
 """
 
 from __future__ import annotations
