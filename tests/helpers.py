@@ -484,7 +484,7 @@ def differential_run(side: str, lean: bool, seeded: Seeded, monkeypatch: pytest.
                      edit_client: Callable[[bytes], bytes] | None = None,
                      edit_server: Callable[[bytes], bytes] | None = None,
                      edit_hello: Callable[[bytes], bytes] | None = None,
-                     expect_lean: bool | None = None,
+                     expect_lean: bool | None = True,
                      server_chunk: int | None = None,
                      client_chunk: int | None = None,
                      edit_finished: Callable[[bytes, aiotls.TLSConnection], bytes]
@@ -494,7 +494,7 @@ def differential_run(side: str, lean: bool, seeded: Seeded, monkeypatch: pytest.
     """One handshake and a message each way, with ``side``'s lean TLS 1.3 path
     (``"server"``: ``_engine/server13.py``, ``"client"``: ``_engine/client13.py``) on or
     off; every chunk sent, in order.  ``expect_lean``: whether the lean run takes its path
-    (default: yes).  ``server_chunk``/``client_chunk``: the client/server receives what the
+    (default: yes; None: either way).  ``server_chunk``/``client_chunk``: the client/server receives what the
     other sends in pieces of this many bytes.  ``edit_finished`` rewrites the client's
     second flight (the records of its Finished) on the wire, given the server (whose read
     keys a :class:`RecordForger` can take); ``edit_server_flight`` the server's first
@@ -544,7 +544,8 @@ def differential_run(side: str, lean: bool, seeded: Seeded, monkeypatch: pytest.
             if rest:
                 sent.append((who, rest))
     conn, flag = (server, "_aiotls_lean") if side == "server" else (client, "_aiotls_lean_client")
-    assert getattr(conn._engine._tl, flag) is (lean and (expect_lean is not False))
+    if expect_lean is not None:
+        assert getattr(conn._engine._tl, flag) is (lean and expect_lean)
     return sent, client, server, error or server.error or client.error
 
 

@@ -10,7 +10,11 @@ malformed input, real peers) is in ``test_server13.py`` and ``test_client13.py``
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.helpers import (
     ALPN_SNI_CASES,
@@ -23,6 +27,7 @@ from tests.helpers import (
     pump,
     same_both_ways,
     seeded_ticket,
+    split_records,
 )
 
 pytestmark = [pytest.mark.speedups,  # (with the speed-ups off tlslite's methods run always)
@@ -83,3 +88,64 @@ def test_resumption_same_as_tlslite(pki: PKI, seeded: Seeded,
     _, client, server, error = same_both_ways(side, seeded, monkeypatch, client_ctx,
                                               server_ctx, session=again)
     assert error is None and client.session_reused and server.session_reused
+
+
+# --- any damage, on either side's path: the same outcome as tlslite's methods ------------------
+
+
+@settings(max_examples=60, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(record=st.integers(min_value=0, max_value=11),
+       where=st.floats(min_value=0, max_value=1, exclude_max=True),
+       bit=st.integers(min_value=0, max_value=7), resume=st.booleans())
+def test_one_flipped_bit_same_outcome_as_tlslite(pki: PKI, seeded: Seeded,
+                                                 monkeypatch: pytest.MonkeyPatch, side: str,
+                                                 record: int, where: float, bit: int,
+                                                 resume: bool) -> None:
+    """One bit flipped in one record of the flight the side's lean path reads (the client:
+    the server's flight; the server: the client's ChangeCipherSpec and Finished), headers
+    included: the same bytes, state and outcome as tlslite's method, whichever of the two
+    ends up reading it."""
+    client_ctx, server_ctx = lean_contexts(pki)
+    session = seeded_ticket(client_ctx, server_ctx) if resume else None
+
+    def flip(data: bytes) -> bytes:
+        records = split_records(data)
+        chosen = records[record % len(records)]
+        at = int(where * len(chosen))
+        records[record % len(records)] = chosen[:at] + bytes((chosen[at] ^ (1 << bit),)) \
+            + chosen[at + 1:]
+        return b"".join(records)
+
+    edits: dict[str, Any] = ({"edit_server_flight": flip} if side == "client"
+                             else {"edit_finished": lambda data, server: flip(data)})
+    same_both_ways(side, seeded, monkeypatch, client_ctx, server_ctx, session=session,
+                   expect_lean=None, **edits)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(message=st.sampled_from([8, 11, 15, 20]),
+       where=st.floats(min_value=0, max_value=1, exclude_max=True),
+       bit=st.integers(min_value=0, max_value=7), resume=st.booleans())
+def test_one_flipped_bit_in_a_message_same_outcome_as_tlslite(
+        pki: PKI, seeded: Seeded, monkeypatch: pytest.MonkeyPatch, side: str, message: int,
+        where: float, bit: int, resume: bool) -> None:
+    """One bit flipped in one handshake message before it is protected (well-formed,
+    correctly encrypted records with a hostile plaintext) -- for the client one of the
+    server's EncryptedExtensions, Certificate, CertificateVerify and Finished, for the
+    server the client's Finished: the same outcome as tlslite's method, whichever of the
+    two ends up reading it."""
+    client_ctx, server_ctx = lean_contexts(pki)
+    session = seeded_ticket(client_ctx, server_ctx) if resume else None
+    kind = message if side == "client" else 20
+
+    def flip(data: bytes) -> bytes:
+        if data[0] != kind:
+            return data
+        at = int(where * len(data))
+        return data[:at] + bytes((data[at] ^ (1 << bit),)) + data[at + 1:]
+
+    edit = {"edit_server": flip} if side == "client" else {"edit_client": flip}
+    same_both_ways(side, seeded, monkeypatch, client_ctx, server_ctx, session=session,
+                   expect_lean=None, **edit)

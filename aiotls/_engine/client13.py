@@ -94,7 +94,7 @@ class _Flight:
 
     __slots__ = ("certificate", "conn", "encrypted_records", "expected", "extensions",
                  "finished", "handshake", "messages", "out", "pos", "prf_name", "prf_size",
-                 "scheme", "server_hs", "settings", "transcript")
+                 "server_hs", "settings", "transcript")
 
     def __init__(self, conn: Any, settings: Any, server_hs: bytes, prf_name: str,
                  prf_size: int, resuming: bool) -> None:
@@ -114,7 +114,6 @@ class _Flight:
         self.transcript = conn._handshake_hash.copy()  # (through the server's Finished)
         self.extensions: Any = None  # the parsed EncryptedExtensions
         self.certificate: Any = None
-        self.scheme: Any = None
         self.finished: Any = None
 
     def read(self) -> Any:
@@ -184,16 +183,25 @@ class _Flight:
         conn = self.conn
         if kind == HandshakeType.encrypted_extensions:
             self.extensions = _EncryptedExtensions().parse(parser)
-            return bool(conn._aiotls_extensions_fine(self.settings, self.extensions))
+            if not conn._aiotls_extensions_fine(self.settings, self.extensions):
+                return False
+            # (what tlslite sets as it reads the message: the same again if it reads it)
+            size_limit = self.extensions.getExtension(ExtensionType.record_size_limit)
+            if size_limit:
+                conn._send_record_limit = size_limit.record_size_limit - 1
+                conn._recv_record_limit = min(2**14, self.settings.record_size_limit - 1)
+            return True
         if kind == HandshakeType.certificate:
             self.certificate = _Certificate(CertificateType.x509, _TLS13).parse(parser)
             chain = self.certificate.cert_chain
             return bool(chain and chain.getNumCerts())
         if kind == HandshakeType.certificate_verify:
             verify = _CertificateVerify(_TLS13).parse(parser)
-            self.scheme = verify.signatureAlgorithm
-            return bool(conn._aiotls_verify_server_signature(
-                self.settings, self.certificate, verify, self.transcript, self.prf_name))
+            if not conn._aiotls_verify_server_signature(
+                    self.settings, self.certificate, verify, self.transcript, self.prf_name):
+                return False
+            conn.serverSigAlg = verify.signatureAlgorithm  # (as tlslite, as it reads it)
+            return True
         self.finished = _Finished(_TLS13, self.prf_size).parse(parser)
         expected = _crypto.hmac_digest(
             _crypto.hkdf_expand_label(self.server_hs, b"finished", b"", self.prf_size,
@@ -254,16 +262,10 @@ class LeanClient13(_Hooks):  # type: ignore[misc]
         layer = self._recordLayer
         del layer._recordSocket._inbox()[:flight.pos]
         layer.early_data_ok = False
-        size_limit = flight.extensions.getExtension(ExtensionType.record_size_limit)
-        if size_limit:
-            self._send_record_limit = size_limit.record_size_limit - 1
-            self._recv_record_limit = min(2**14, settings.record_size_limit - 1)
         self._handshake_hash = flight.transcript
         if self._aiotls_first_finished is None:
             self._aiotls_first_finished = bytes(flight.finished.verify_data)
         certificate = flight.certificate
-        if certificate is not None:
-            self.serverSigAlg = flight.scheme
 
         # --- our Finished --------------------------------------------------------------------
         self._changeWriteState()

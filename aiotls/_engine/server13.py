@@ -342,20 +342,21 @@ class LeanServer13(_Hooks):  # type: ignore[misc]
             return None
         inbox = layer._recordSocket._inbox()
         pos = 0
-        if inbox[:1] == b"\x14":  # (ContentType.change_cipher_spec)
-            if len(inbox) < 6:
+        while True:  # (at most a ChangeCipherSpec record, then the Finished's)
+            if len(inbox) - pos < 5:
                 return _WAIT
-            if inbox[:6] != _CCS_RECORD or not self._middlebox_compat_mode:
+            length = (inbox[pos + 3] << 8) | inbox[pos + 4]
+            if layer._recordSocket._too_long(length):
                 return None
-            pos = 6
-        if len(inbox) - pos < 5:
-            return _WAIT
-        length = (inbox[pos + 3] << 8) | inbox[pos + 4]
-        if inbox[pos] != ContentType.application_data or inbox[pos + 1:pos + 3] != b"\x03\x03" \
-                or layer._recordSocket._too_long(length):
+            if len(inbox) - pos < 5 + length:
+                return _WAIT  # (tlslite waits for a whole record too)
+            if inbox[pos] != ContentType.change_cipher_spec or pos:
+                break
+            if inbox[:5 + length] != _CCS_RECORD or not self._middlebox_compat_mode:
+                return None
+            pos = 5 + length
+        if inbox[pos] != ContentType.application_data or inbox[pos + 1:pos + 3] != b"\x03\x03":
             return None
-        if len(inbox) - pos < 5 + length:
-            return _WAIT
         out = bytearray()
         try:
             with memoryview(inbox) as view:
