@@ -88,7 +88,10 @@ _WAIT = object()
 _SCHEMES: dict[str, tuple[tuple[int, int], str, str | None, int | None, bool]] = {}
 
 
-def _signing_params(name: str) -> tuple[tuple[int, int], str, str | None, int | None, bool] | None:
+def _signing_params(name: str | None,
+                    ) -> tuple[tuple[int, int], str, str | None, int | None, bool] | None:
+    if not name:
+        return None  # (no scheme chosen: a ClientHello without signature_algorithms)
     found = _SCHEMES.get(name)
     if found is not None:
         return found
