@@ -17,6 +17,7 @@ from collections.abc import Callable
 import pytest
 
 import aiotls
+from aiotls._engine import server13
 from tests.helpers import (
     PKI,
     RecordForger,
@@ -119,6 +120,12 @@ def _finished_in_two_records(flight: bytes, server: aiotls.TLSConnection) -> byt
                      forger.seal(kind, finished[10:])])
 
 
+def _protected_alert(flight: bytes, server: aiotls.TLSConnection) -> bytes:
+    """A protected fatal alert (handshake_failure) in place of the Finished record."""
+    records = split_records(flight)
+    return b"".join([*records[:-1], RecordForger(server).seal(21, b"\x02\x28")])
+
+
 def _finished_and_data(flight: bytes, server: aiotls.TLSConnection) -> bytes:
     """The Finished with 100 bytes of zero padding."""
     records = split_records(flight)
@@ -133,6 +140,7 @@ def _finished_and_data(flight: bytes, server: aiotls.TLSConnection) -> bytes:
     (_second_ccs, None),  # (ignored, as any number of them in middlebox mode)
     (_bad_ccs, aiotls.AlertDescription.unexpected_message),
     (_finished_in_two_records, None),
+    (_protected_alert, aiotls.AlertDescription.handshake_failure),
     (_finished_and_data, None),
 ])
 def test_unusual_client_finished_records_same_as_tlslite(
@@ -149,6 +157,19 @@ def test_unusual_client_finished_records_same_as_tlslite(
         assert server.error is not None and server.error.alert == alert
     else:
         assert error is None and server.handshake_complete
+
+
+def test_client_alert_instead_of_finished_same_as_tlslite(pki: PKI, seeded: Seeded,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A client that refuses the server's chain answers its flight with an alert where its
+    ChangeCipherSpec and Finished would be (in plaintext: aiotls's client has not switched
+    keys yet): read by tlslite's method, with the same outcome."""
+    server_ctx = lean_contexts(pki)[1]
+    client_ctx = aiotls.TLSContext(ssl.PROTOCOL_TLS_CLIENT)  # (trusts no CA)
+    _, client, server, _ = same_both_ways("server", seeded, monkeypatch, client_ctx, server_ctx)
+    assert isinstance(client.error, aiotls.CertificateError)
+    assert isinstance(server.error, aiotls.AlertReceived)
+    assert server.error.alert == aiotls.AlertDescription.unknown_ca
 
 
 # --- what goes to tlslite's method ----------------------------------------------------------
@@ -217,3 +238,26 @@ def test_stdlib_client_resumes_through_aiotls_flight(pki: PKI) -> None:
         assert server._engine.sni() == "localhost"
         assert obj.session_reused == (round_ > 0) == server.session_reused
         session = obj.session
+
+
+@pytest.mark.parametrize("lean", [True, False])
+def test_openssl_client_refusing_the_chain(pki: PKI, monkeypatch: pytest.MonkeyPatch,
+                                           lean: bool) -> None:
+    """OpenSSL's client refuses the chain (it trusts no CA here) with an alert where its
+    Finished would be: the server reads it as that alert, with its flight written by aiotls
+    or by tlslite-ng."""
+    monkeypatch.setattr(server13, "ENABLED", lean)
+    server = aiotls.TLSConnection(pki.server_context(), server_side=True)
+    client_ctx = ssl.create_default_context()  # (the system's CAs: not the test CA)
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = client_ctx.wrap_bio(incoming, outgoing, server_hostname="localhost")
+    with pytest.raises(ssl.SSLWantReadError):
+        obj.do_handshake()
+    server.receive_data(outgoing.read())
+    incoming.write(server.data_to_send())
+    with pytest.raises(ssl.SSLCertVerificationError):
+        obj.do_handshake()
+    server.receive_data(outgoing.read())
+    assert server._engine._tl._aiotls_lean is lean
+    assert isinstance(server.error, aiotls.AlertReceived)
+    assert server.error.alert == aiotls.AlertDescription.unknown_ca
