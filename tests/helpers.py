@@ -617,3 +617,15 @@ def alpn_sni_contexts(pki: PKI, client_alpn: list[str] | None, server_alpn: list
     if server_alpn:
         server_ctx.set_alpn_protocols(server_alpn)
     return client_ctx, server_ctx
+
+
+def lean_path_taken(side: str, client_ctx: aiotls.TLSContext, server_ctx: aiotls.TLSContext,
+                    session: aiotls.TLSSession | None = None) -> bool:
+    """Whether a handshake between the contexts went through ``side``'s lean TLS 1.3 path
+    (``"server"``: the server's flight; ``"client"``: the client's reading of it)."""
+    client = aiotls.TLSConnection(client_ctx, server_hostname="localhost", session=session)
+    server = aiotls.TLSConnection(server_ctx, server_side=True)
+    pump(client, server)
+    assert client.handshake_complete and server.handshake_complete
+    conn, flag = (server, "_aiotls_lean") if side == "server" else (client, "_aiotls_lean_client")
+    return bool(getattr(conn._engine._tl, flag))

@@ -25,7 +25,7 @@ from tests.helpers import (
     Seeded,
     flip_last_byte,
     lean_contexts,
-    pump,
+    lean_path_taken,
     same_both_ways,
     seeded_ticket,
     split_records,
@@ -152,34 +152,22 @@ def test_refused_chain_fails_as_tlslite(pki: PKI, seeded: Seeded,
     assert not client.handshake_complete and not server.handshake_complete
 
 
-def _lean_taken(client_ctx: aiotls.TLSContext, server_ctx: aiotls.TLSContext) -> bool:
-    client = aiotls.TLSConnection(client_ctx, server_hostname="localhost")
-    server = aiotls.TLSConnection(server_ctx, server_side=True)
-    pump(client, server)
-    assert client.handshake_complete and server.handshake_complete
-    return bool(client._engine._tl._aiotls_lean_client)
 
 
 def test_certificate_request_goes_to_tlslite(pki: PKI) -> None:
     client_ctx, server_ctx = lean_contexts(pki)
     server_ctx.load_verify_locations(cafile=pki.ca_file)
     server_ctx.verify_mode = ssl.CERT_OPTIONAL  # (asks; the client has none)
-    assert not _lean_taken(client_ctx, server_ctx)
+    assert not lean_path_taken("client", client_ctx, server_ctx)
     client_ctx.load_cert_chain(*pki.client[1:])
-    assert not _lean_taken(client_ctx, server_ctx)
+    assert not lean_path_taken("client", client_ctx, server_ctx)
     server_ctx.verify_mode = ssl.CERT_NONE  # (a client with a certificate: tlslite's method)
-    assert not _lean_taken(client_ctx, server_ctx)
-
-
-def test_tls12_is_not_touched(pki: PKI) -> None:
-    client_ctx, server_ctx = lean_contexts(pki)
-    client_ctx.maximum_version = ssl.TLSVersion.TLSv1_2
-    assert not _lean_taken(client_ctx, server_ctx)
+    assert not lean_path_taken("client", client_ctx, server_ctx)
 
 
 def test_common_handshakes_take_aiotls_path(pki: PKI) -> None:
     client_ctx, server_ctx = lean_contexts(pki)
-    assert _lean_taken(client_ctx, server_ctx)
+    assert lean_path_taken("client", client_ctx, server_ctx)
 
 
 # --- against OpenSSL's server -----------------------------------------------------------------

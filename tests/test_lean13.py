@@ -10,6 +10,7 @@ malformed input, real peers) is in ``test_server13.py`` and ``test_client13.py``
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
 
 import pytest
@@ -24,6 +25,7 @@ from tests.helpers import (
     Seeded,
     alpn_sni_contexts,
     lean_contexts,
+    lean_path_taken,
     pump,
     same_both_ways,
     seeded_ticket,
@@ -68,6 +70,13 @@ def test_suites_and_groups_same_as_tlslite(pki: PKI, seeded: Seeded,
     client_ctx.set_ciphers(suite)
     _, client, _, error = same_both_ways(side, seeded, monkeypatch, client_ctx, server_ctx)
     assert error is None and client.cipher()[0] == suite  # type: ignore[index]
+
+
+def test_tls12_is_not_touched(pki: PKI, side: str) -> None:
+    client_ctx, server_ctx = lean_contexts(pki)
+    assert lean_path_taken(side, client_ctx, server_ctx)
+    client_ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    assert not lean_path_taken(side, client_ctx, server_ctx)
 
 
 @pytest.mark.parametrize("suite", ["TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384"])

@@ -24,7 +24,7 @@ from tests.helpers import (
     Seeded,
     flip_last_byte,
     lean_contexts,
-    pump,
+    lean_path_taken,
     same_both_ways,
     seeded_ticket,
     split_records,
@@ -175,19 +175,12 @@ def test_client_alert_instead_of_finished_same_as_tlslite(pki: PKI, seeded: Seed
 # --- what goes to tlslite's method ----------------------------------------------------------
 
 
-def _lean_taken(client_ctx: aiotls.TLSContext, server_ctx: aiotls.TLSContext,
-                session: aiotls.TLSSession | None = None) -> bool:
-    client = aiotls.TLSConnection(client_ctx, server_hostname="localhost", session=session)
-    server = aiotls.TLSConnection(server_ctx, server_side=True)
-    pump(client, server)
-    assert client.handshake_complete and server.handshake_complete
-    return bool(server._engine._tl._aiotls_lean)
 
 
 def test_common_handshakes_take_aiotls_flight(pki: PKI) -> None:
     client_ctx, server_ctx = lean_contexts(pki)
-    assert _lean_taken(client_ctx, server_ctx)
-    assert _lean_taken(client_ctx, server_ctx, seeded_ticket(client_ctx, server_ctx))
+    assert lean_path_taken("server", client_ctx, server_ctx)
+    assert lean_path_taken("server", client_ctx, server_ctx, seeded_ticket(client_ctx, server_ctx))
 
 
 def test_client_certificate_request_goes_to_tlslite(pki: PKI) -> None:
@@ -195,20 +188,14 @@ def test_client_certificate_request_goes_to_tlslite(pki: PKI) -> None:
     client_ctx.load_cert_chain(*pki.client[1:])
     server_ctx.load_verify_locations(cafile=pki.ca_file)
     server_ctx.verify_mode = ssl.CERT_REQUIRED
-    assert not _lean_taken(client_ctx, server_ctx)
+    assert not lean_path_taken("server", client_ctx, server_ctx)
 
 
 def test_hello_retry_goes_to_tlslite(pki: PKI) -> None:
     client_ctx, server_ctx = lean_contexts(pki)
     client_ctx.set_groups(["x25519", "secp256r1"])
     server_ctx.set_groups(["secp256r1"])
-    assert not _lean_taken(client_ctx, server_ctx)
-
-
-def test_tls12_is_not_touched(pki: PKI) -> None:
-    client_ctx, server_ctx = lean_contexts(pki)
-    client_ctx.maximum_version = ssl.TLSVersion.TLSv1_2
-    assert not _lean_taken(client_ctx, server_ctx)
+    assert not lean_path_taken("server", client_ctx, server_ctx)
 
 
 def test_stdlib_client_resumes_through_aiotls_flight(pki: PKI) -> None:
