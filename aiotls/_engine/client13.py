@@ -54,14 +54,20 @@ from .codec import FastParser
 from .common import _Hooks
 from .quick import _QUICK_MESSAGES
 from .records import _RecordLayer
-from .server13 import _CCS, _CCS_RECORD, _WAIT, _Raw
+from .server13 import (
+    _CCS,
+    _CCS_RECORD,
+    _TLS13,
+    _WAIT,
+    _Raw,
+    application_secrets,
+    handshake_secrets,
+)
 from .verification import _chain_der
 
 #: Switched off by tests to run tlslite's method for the same handshake.
 ENABLED = speedups.ENABLED
 
-_EMPTY_HASH = {name: hashlib.new(name).digest() for name in ("sha256", "sha384")}
-_TLS13 = (3, 4)
 #: Suites whose records aiotls's record layer protects (the flight is opened there).
 _SUITES = frozenset({CipherSuite.TLS_AES_128_GCM_SHA256, CipherSuite.TLS_AES_256_GCM_SHA384,
                      CipherSuite.TLS_CHACHA20_POLY1305_SHA256})
@@ -271,14 +277,8 @@ class LeanClient13(_Hooks):  # type: ignore[misc]
         self._changeWriteState()
         transcript = self._handshake_hash
         server_finished_hash = transcript.digest(prf_name)
-        secret = mac(expand(secret, b"derived", _EMPTY_HASH[prf_name], prf_size, prf_name),
-                     bytes(prf_size), prf_name)
-        client_app = bytearray(expand(secret, b"c ap traffic", server_finished_hash,
-                                      prf_size, prf_name))
-        server_app = bytearray(expand(secret, b"s ap traffic", server_finished_hash,
-                                      prf_size, prf_name))
-        exporter = bytearray(expand(secret, b"exp master", server_finished_hash, prf_size,
-                                    prf_name))
+        secret, client_app, server_app, exporter = application_secrets(
+            secret, server_finished_hash, prf_name, prf_size)
         layer.calcTLS1_3PendingState(suite, client_app, server_app,
                                      settings.cipherImplementations)
         self._changeReadState()
@@ -352,14 +352,8 @@ class LeanClient13(_Hooks):  # type: ignore[misc]
                 resuming = True
         except Exception:  # (tlslite's method meets the same problem and reports it)
             return None
-        expand = _crypto.hkdf_expand_label
-        mac = _crypto.hmac_digest
-        secret = mac(bytes(prf_size), psk, prf_name)
-        secret = mac(expand(secret, b"derived", _EMPTY_HASH[prf_name], prf_size, prf_name),
-                     shared, prf_name)
-        hello_hash = self._handshake_hash.digest(prf_name)
-        client_hs = expand(secret, b"c hs traffic", hello_hash, prf_size, prf_name)
-        server_hs = expand(secret, b"s hs traffic", hello_hash, prf_size, prf_name)
+        secret, client_hs, server_hs = handshake_secrets(
+            psk, shared, self._handshake_hash.digest(prf_name), prf_name, prf_size)
         return group, secret, client_hs, server_hs, prf_name, prf_size, resuming
 
     def _aiotls_extensions_fine(self, settings: Any, extensions: Any) -> bool:

@@ -47,6 +47,7 @@ from .._record import RecordError
 from . import speedups
 from .base import _FastHandshakeHelpers, _FastKeyExchange
 from .common import _Hooks
+from .rebind import _fast_derive_secret
 from .records import _RecordLayer
 
 #: Switched off by tests to run tlslite's method for the same handshake.
@@ -55,7 +56,6 @@ ENABLED = speedups.ENABLED
 #: Where the server random comes from (a seam for the byte-for-byte tests).
 _random_bytes = getRandomBytes
 
-_EMPTY_HASH = {name: hashlib.new(name).digest() for name in ("sha256", "sha384")}
 _TLS13 = (3, 4)
 _PSK_DHE = PskKeyExchangeMode.psk_dhe_ke
 
@@ -110,6 +110,36 @@ def _signing_params(name: str | None,
         return None  # (brainpool and anything newer: tlslite's method)
     _SCHEMES[name] = found
     return found
+
+
+# --- the TLS 1.3 key schedule (RFC 8446 7.1), for this flight and client13.py's -------------
+
+
+def handshake_secrets(psk: bytes, shared_secret: bytes, hello_hash: bytes, prf_name: str,
+                      prf_size: int) -> tuple[bytes, bytes, bytes]:
+    """(handshake secret, client and server handshake traffic secrets) from the PSK (zeros
+    when there is none), the (EC)DHE shared secret and the transcript hash through the
+    ServerHello."""
+    expand = _crypto.hkdf_expand_label
+    early = _crypto.hmac_digest(bytes(prf_size), psk, prf_name)
+    secret = _crypto.hmac_digest(_fast_derive_secret(early, b"derived", None, prf_name),
+                                 shared_secret, prf_name)
+    return (secret, expand(secret, b"c hs traffic", hello_hash, prf_size, prf_name),
+            expand(secret, b"s hs traffic", hello_hash, prf_size, prf_name))
+
+
+def application_secrets(handshake_secret: bytes, flight_hash: bytes, prf_name: str,
+                        prf_size: int) -> tuple[bytes, bytearray, bytearray, bytearray]:
+    """(master secret, client and server application traffic secrets, exporter master
+    secret) from the handshake secret and the transcript hash through the server's
+    Finished."""
+    expand = _crypto.hkdf_expand_label
+    secret = _crypto.hmac_digest(_fast_derive_secret(handshake_secret, b"derived", None,
+                                                     prf_name), bytes(prf_size), prf_name)
+    return (secret,
+            bytearray(expand(secret, b"c ap traffic", flight_hash, prf_size, prf_name)),
+            bytearray(expand(secret, b"s ap traffic", flight_hash, prf_size, prf_name)),
+            bytearray(expand(secret, b"exp master", flight_hash, prf_size, prf_name)))
 
 
 def _u16(n: int) -> bytes:
@@ -232,13 +262,8 @@ class LeanServer13(_Hooks):  # type: ignore[misc]
         expand = _crypto.hkdf_expand_label
         mac = _crypto.hmac_digest
         transcript = self._handshake_hash
-        empty = _EMPTY_HASH[prf_name]
-        secret = mac(bytes(prf_size), psk, prf_name)
-        secret = mac(expand(secret, b"derived", empty, prf_size, prf_name), shared_secret,
-                     prf_name)
-        hello_hash = transcript.digest(prf_name)
-        server_hs = expand(secret, b"s hs traffic", hello_hash, prf_size, prf_name)
-        client_hs = expand(secret, b"c hs traffic", hello_hash, prf_size, prf_name)
+        secret, client_hs, server_hs = handshake_secrets(
+            psk, shared_secret, transcript.digest(prf_name), prf_name, prf_size)
         self.version = version
         self._recordLayer.calcTLS1_3PendingState(
             cipherSuite, bytearray(client_hs), bytearray(server_hs),
@@ -288,15 +313,12 @@ class LeanServer13(_Hooks):  # type: ignore[misc]
         self._changeReadState()
 
         # --- application traffic secrets ----------------------------------------------------
-        secret = mac(expand(secret, b"derived", empty, prf_size, prf_name), bytes(prf_size),
-                     prf_name)
         flight_hash = transcript.digest(prf_name)
-        client_app = bytearray(expand(secret, b"c ap traffic", flight_hash, prf_size, prf_name))
-        server_app = bytearray(expand(secret, b"s ap traffic", flight_hash, prf_size, prf_name))
+        secret, client_app, server_app, exporter = application_secrets(
+            secret, flight_hash, prf_name, prf_size)
         self._recordLayer.calcTLS1_3PendingState(cipherSuite, client_app, server_app,
                                                  settings.cipherImplementations)
         self._changeWriteState()
-        exporter = bytearray(expand(secret, b"exp master", flight_hash, prf_size, prf_name))
 
         # --- the client's Finished (over the same transcript: nothing was added since) ----
         expected = mac(expand(client_hs, b"finished", b"", prf_size, prf_name), flight_hash,
