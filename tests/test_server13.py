@@ -126,6 +126,15 @@ def _protected_alert(flight: bytes, server: aiotls.TLSConnection) -> bytes:
     return b"".join([*records[:-1], RecordForger(server).seal(21, b"\x02\x28")])
 
 
+def _protected_ccs(flight: bytes, server: aiotls.TLSConnection) -> bytes:
+    """A ChangeCipherSpec protected under the client's handshake keys before the Finished
+    record (not the middlebox one, which is never protected; tlslite ignores it too)."""
+    records = split_records(flight)
+    kind, finished = RecordForger(server).unseal(records[-1])
+    forger = RecordForger(server)
+    return b"".join([*records[:-1], forger.seal(20, b"\x01"), forger.seal(kind, finished)])
+
+
 def _finished_and_data(flight: bytes, server: aiotls.TLSConnection) -> bytes:
     """The Finished with 100 bytes of zero padding."""
     records = split_records(flight)
@@ -141,6 +150,7 @@ def _finished_and_data(flight: bytes, server: aiotls.TLSConnection) -> bytes:
     (_bad_ccs, aiotls.AlertDescription.unexpected_message),
     (_finished_in_two_records, None),
     (_protected_alert, aiotls.AlertDescription.handshake_failure),
+    (_protected_ccs, None),
     (_finished_and_data, None),
 ])
 def test_unusual_client_finished_records_same_as_tlslite(

@@ -45,7 +45,6 @@ from tlslite.session import Session
 from tlslite.tlsconnection import tackpyLoaded
 
 from .. import _crypto
-from .._record import RecordError
 from ..errors import CertificateError
 from . import speedups
 from .accel import _FAST_GROUPS
@@ -53,12 +52,11 @@ from .base import _FastHandshakeHelpers, _FastKeyExchange
 from .codec import FastParser
 from .common import _Hooks
 from .quick import _QUICK_MESSAGES
+from .records import WAIT as _WAIT
 from .records import _RecordLayer
 from .server13 import (
     _CCS,
-    _CCS_RECORD,
     _TLS13,
-    _WAIT,
     _Raw,
     application_secrets,
     handshake_secrets,
@@ -99,7 +97,7 @@ class _Flight:
     parsed and checked as tlslite would when it arrives, the transcript kept apart."""
 
     __slots__ = ("certificate", "conn", "encrypted_records", "expected", "extensions",
-                 "finished", "handshake", "messages", "out", "pos", "prf_name", "prf_size",
+                 "finished", "handshake", "messages", "pos", "prf_name", "prf_size",
                  "server_hs", "settings", "transcript")
 
     def __init__(self, conn: Any, settings: Any, server_hs: bytes, prf_name: str,
@@ -112,7 +110,6 @@ class _Flight:
         self.pos = 0  # bytes of the inbox read (the flight takes them once it is whole)
         self.encrypted_records = 0
         self.handshake = bytearray()  # handshake bytes opened and not yet a whole message
-        self.out = bytearray()
         self.expected = [HandshakeType.encrypted_extensions, HandshakeType.finished] \
             if resuming else [HandshakeType.encrypted_extensions, HandshakeType.certificate,
                               HandshakeType.certificate_verify, HandshakeType.finished]
@@ -126,8 +123,6 @@ class _Flight:
         """True once the whole flight is read and sound; ``_WAIT`` if what is there is
         sound and more is needed; None for tlslite's method."""
         layer = self.conn._recordLayer
-        sock = layer._recordSocket
-        inbox = sock._inbox()
         handshake = self.handshake
         while True:
             if len(handshake) >= 4:
@@ -145,36 +140,22 @@ class _Flight:
                     if data[0] == HandshakeType.finished:
                         return True
                     continue
-            pos = self.pos
-            if len(inbox) - pos < 5:
+            record = layer.read_ahead(self.pos)
+            if record is _WAIT:
                 break
-            length = (inbox[pos + 3] << 8) | inbox[pos + 4]
-            if sock._too_long(length):
+            if record is None:
                 return None
-            if len(inbox) - pos < 5 + length:
-                break
-            kind = inbox[pos]
+            kind, content, end = record
             if kind == ContentType.change_cipher_spec:
                 # the middlebox ChangeCipherSpec, before the protected records only
-                if inbox[pos:pos + 6] != _CCS_RECORD or self.encrypted_records \
-                        or not self.conn._middlebox_compat_mode:
+                if self.encrypted_records or not self.conn._middlebox_compat_mode:
                     return None
-                self.pos = pos + 6
-                continue
-            if kind != ContentType.application_data or inbox[pos + 1] != 3 \
-                    or inbox[pos + 2] != 3:
+            elif kind == ContentType.handshake:
+                handshake += content
+                self.encrypted_records += 1
+            else:
                 return None
-            out = self.out
-            try:
-                with memoryview(inbox) as view:
-                    content_type, n = layer.records.open(view[pos:pos + 5 + length], out, 0)
-            except RecordError:
-                return None
-            if content_type != ContentType.handshake or not n or n > layer.recv_record_limit:
-                return None
-            handshake += out[:n]
-            self.encrypted_records += 1
-            self.pos = pos + 5 + length
+            self.pos = end
         # the flight is still arriving: what came is sound, and checked where tlslite
         # would check it (the chain at the CertificateVerify), so tlslite would wait too
         return _WAIT

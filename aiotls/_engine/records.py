@@ -103,6 +103,12 @@ class _RecordSocket(RecordSocket):  # type: ignore[misc]
         yield from ()
 
 
+#: The middlebox ChangeCipherSpec record (RFC 8446 D.4) as every TLS 1.3 peer sends it.
+CCS_RECORD = bytes((ContentType.change_cipher_spec, 3, 3, 0, 1, 1))
+#: "Not all of it is here yet" (WANT_READ), from :meth:`_RecordLayer.read_ahead` and the
+#: lean paths' direct reads.
+WAIT = object()
+
 #: Warning alerts a connection carries on after; one more fails it (``unexpected_message``).
 #: Counted over the whole connection: after the handshake only user_canceled (then
 #: close_notify) is expected at all, and data records never reach this layer.
@@ -291,6 +297,47 @@ class _RecordLayer(RecordLayer):  # type: ignore[misc]
                     alert=AlertDescription.unexpected_message, code="warning-alert-flood")
             if body[1] == _TLAlert.user_canceled:
                 self._aiotls_canceled = True
+
+    def read_ahead(self, pos: int) -> Any:
+        """The whole record at ``pos`` in the socket's inbox, read without taking it out:
+        ``(content type, content, where the next record starts)``.
+
+        Only what TLS 1.3 peers send in their handshake flights is read here: the middlebox
+        ChangeCipherSpec (RFC 8446 D.4) exactly as every peer sends it, or a protected
+        record (outer type application_data, version 3.3) that opens with the read keys
+        to non-empty content within the limit, of a type other than change_cipher_spec
+        (so that type in the result always means the middlebox one) -- its sequence
+        number is then used, and
+        tlslite's reading of it, if it comes to that, needs it back or new keys.
+        :data:`WAIT` while the record is not whole; None, with nothing used, for anything
+        else, which tlslite's reading must see.  (The lean TLS 1.3 paths read their peer's
+        flight with it: client13.py and server13.py.)
+        """
+        inbox = self._recordSocket._inbox()
+        if len(inbox) - pos < 5:
+            return WAIT
+        length = (inbox[pos + 3] << 8) | inbox[pos + 4]
+        if self._recordSocket._too_long(length):
+            return None
+        end = pos + 5 + length
+        if len(inbox) < end:
+            return WAIT
+        if inbox[pos] == ContentType.change_cipher_spec:
+            return (ContentType.change_cipher_spec, b"\x01", end) \
+                if inbox[pos:end] == CCS_RECORD else None
+        if inbox[pos] != ContentType.application_data or inbox[pos + 1:pos + 3] != b"\x03\x03" \
+                or self.records._read is None:
+            return None
+        out = bytearray()
+        try:
+            with memoryview(inbox) as view:
+                content_type, n = self.records.open(view[pos:end], out, 0)
+        except RecordError:
+            return None  # (open() uses nothing when it fails)
+        if not n or n > self.recv_record_limit or content_type == ContentType.change_cipher_spec:
+            self.records._read.seq -= 1  # (a protected ChangeCipherSpec is not the middlebox one)
+            return None
+        return content_type, bytes(out[:n]), end
 
     def _open_next(self) -> tuple[Any, Parser] | None:
         """The next record under aiotls's keys, once one is there (opened by the

@@ -43,11 +43,11 @@ from tlslite.session import Session
 from tlslite.utils.cryptomath import getRandomBytes
 
 from .. import _crypto
-from .._record import RecordError
 from . import speedups
 from .base import _FastHandshakeHelpers, _FastKeyExchange
 from .common import _Hooks
 from .rebind import _fast_derive_secret
+from .records import WAIT as _WAIT
 from .records import _RecordLayer
 
 #: Switched off by tests to run tlslite's method for the same handshake.
@@ -78,10 +78,6 @@ class _Raw:
 
 
 _CCS = _Raw(ContentType.change_cipher_spec, b"\x01")
-#: The middlebox ChangeCipherSpec record (RFC 8446 D.4) as every TLS 1.3 peer sends it.
-_CCS_RECORD = bytes((ContentType.change_cipher_spec, 3, 3, 0, 1, 1))
-#: "Not all of it is here yet" (WANT_READ) from a direct read.
-_WAIT = object()
 
 #: scheme name -> (code point, hash name, padding, salt length, intrinsic) as tlslite
 #: derives them in ``_serverTLS13Handshake``; brainpool schemes are not here.
@@ -365,35 +361,24 @@ class LeanServer13(_Hooks):  # type: ignore[misc]
         if not isinstance(layer, _RecordLayer) or layer.has_opened() or layer.early_data_ok \
                 or not self._defragmenter.is_empty() or layer.records._read is None:
             return None
-        inbox = layer._recordSocket._inbox()
-        pos = 0
-        while True:  # (at most a ChangeCipherSpec record, then the Finished's)
-            if len(inbox) - pos < 5:
-                return _WAIT
-            length = (inbox[pos + 3] << 8) | inbox[pos + 4]
-            if layer._recordSocket._too_long(length):
+        record = layer.read_ahead(0)
+        if record is _WAIT or record is None:
+            return record
+        kind, message, end = record
+        if kind == ContentType.change_cipher_spec:
+            if not self._middlebox_compat_mode:
                 return None
-            if len(inbox) - pos < 5 + length:
-                return _WAIT  # (tlslite waits for a whole record too)
-            if inbox[pos] != ContentType.change_cipher_spec or pos:
-                break
-            if inbox[:5 + length] != _CCS_RECORD or not self._middlebox_compat_mode:
-                return None
-            pos = 5 + length
-        if inbox[pos] != ContentType.application_data or inbox[pos + 1:pos + 3] != b"\x03\x03":
-            return None
-        out = bytearray()
-        try:
-            with memoryview(inbox) as view:
-                content_type, n = layer.records.open(view[pos:pos + 5 + length], out, 0)
-        except RecordError:
-            return None
-        message = bytes(out[:n])
-        if content_type != ContentType.handshake or n != 4 + prf_size \
+            record = layer.read_ahead(end)
+            if record is _WAIT or record is None:
+                return record
+            kind, message, end = record
+            if kind == ContentType.change_cipher_spec:
+                return None  # (a second one: tlslite's reading)
+        if kind != ContentType.handshake or len(message) != 4 + prf_size \
                 or message[:4] != bytes((HandshakeType.finished,)) + _u24(prf_size):
             layer.records._read.seq -= 1  # (as it was: tlslite's reading opens it again)
             return None
-        del inbox[:pos + 5 + length]
+        del layer._recordSocket._inbox()[:end]
         layer.early_data_ok = False
         self._handshake_hash.update(message)
         verify_data = message[4:]
