@@ -402,6 +402,7 @@ def framework_ends(pki: PKI, mode: str) -> FrameworkEnds:
 
 #: side -> (module whose ENABLED switches the lean path, flag set on tlslite's connection)
 _LEAN_PATHS = {"server": (server13, "_aiotls_lean"), "client": (client13, "_aiotls_lean_client")}
+_LEAN_FLAGS = frozenset(flag for _, flag in _LEAN_PATHS.values())
 
 #: One clock reading for both runs of a handshake (tickets carry their creation time).
 SEEDED_NOW = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
@@ -461,7 +462,7 @@ def engine_state(conn: aiotls.TLSConnection) -> dict[str, Any]:
     tl = conn._engine._tl
     plain = (bytes, bytearray, int, str, tuple, bool, type(None))
     state = {f"tl.{k}": v for k, v in vars(tl).items()
-             if isinstance(v, plain) and k not in ("_aiotls_lean", "_aiotls_lean_client")}
+             if isinstance(v, plain) and k not in _LEAN_FLAGS}
     if tl.session is not None:
         state |= {f"session.{k}": v for k, v in vars(tl.session).items() if isinstance(v, plain)}
         state["session.appProto"] = tl.session.appProto
@@ -543,7 +544,8 @@ def differential_run(side: str, lean: bool, seeded: Seeded, monkeypatch: pytest.
             rest = conn.data_to_send()
             if rest:
                 sent.append((who, rest))
-    conn, flag = (server, "_aiotls_lean") if side == "server" else (client, "_aiotls_lean_client")
+    conn = server if side == "server" else client
+    flag = _LEAN_PATHS[side][1]
     if expect_lean is not None:
         assert getattr(conn._engine._tl, flag) is (lean and expect_lean)
     return sent, client, server, error or server.error or client.error
@@ -627,5 +629,5 @@ def lean_path_taken(side: str, client_ctx: aiotls.TLSContext, server_ctx: aiotls
     server = aiotls.TLSConnection(server_ctx, server_side=True)
     pump(client, server)
     assert client.handshake_complete and server.handshake_complete
-    conn, flag = (server, "_aiotls_lean") if side == "server" else (client, "_aiotls_lean_client")
-    return bool(getattr(conn._engine._tl, flag))
+    conn = server if side == "server" else client
+    return bool(getattr(conn._engine._tl, _LEAN_PATHS[side][1]))
