@@ -25,7 +25,6 @@ check bytes and state against tlslite's method, handshake by handshake.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from collections.abc import Generator
 from typing import Any
@@ -36,9 +35,6 @@ from tlslite.constants import (
     ContentType,
     ExtensionType,
     HandshakeType,
-    HashAlgorithm,
-    SignatureAlgorithm,
-    SignatureScheme,
 )
 from tlslite.handshakesettings import CURVE_ALIASES
 from tlslite.session import Session
@@ -52,12 +48,14 @@ from .base import _FastHandshakeHelpers, _FastKeyExchange
 from .codec import FastParser
 from .common import _Hooks
 from .quick import _QUICK_MESSAGES
+from .rebind import _FAST_NAMES
 from .records import WAIT as _WAIT
 from .records import _RecordLayer
 from .server13 import (
     _CCS,
     _TLS13,
     _Raw,
+    _signing_params,
     application_secrets,
     handshake_secrets,
 )
@@ -76,6 +74,9 @@ _EE_KNOWN = frozenset({ExtensionType.alpn, ExtensionType.record_size_limit,
 _CURVE_HASHES = {"secp256r1": "sha256", "secp384r1": "sha384", "secp521r1": "sha512",
                  "brainpoolP256r1": "sha256", "brainpoolP384r1": "sha384",
                  "brainpoolP512r1": "sha512"}
+
+#: tlslite's SignatureScheme with its names remembered (rebind.py).
+_SignatureSchemes = _FAST_NAMES["SignatureScheme"]
 
 _EncryptedExtensions = _QUICK_MESSAGES["EncryptedExtensions"]
 _Certificate = _QUICK_MESSAGES["Certificate"]
@@ -397,26 +398,24 @@ class LeanClient13(_Hooks):  # type: ignore[misc]
         cert_type = chain.x509List[0].certAlg
         if not self._aiotls_chain_fine(settings, chain, public_key, cert_type):
             return None
-        salt_len: int | None = None
-        padding: str | None = None
-        if scheme in (SignatureScheme.ed25519, SignatureScheme.ed448):
+        # (the scheme's hash, padding and salt as the server's side signs with them;
+        # brainpool and anything unknown: tlslite's method)
+        params = _signing_params(_SignatureSchemes.toRepr(scheme))
+        if params is None:
+            return None
+        _, hash_name, padding, salt_len, intrinsic = params
+        if intrinsic:
             if cert_type not in ("Ed25519", "Ed448"):
                 return None
-            hash_name = "intrinsic"
             method = public_key.hashAndVerify
-        elif scheme[1] == SignatureAlgorithm.ecdsa:
-            hash_name = HashAlgorithm.toRepr(scheme[0])
+        elif padding is None:  # (ECDSA)
             if cert_type != "ecdsa" \
                     or self._curve_name_to_hash_name(public_key.curve_name) != hash_name:
                 return None
             method = public_key.verify
-        else:
-            name = SignatureScheme.toRepr(scheme)
-            if not name or not name.startswith("rsa_pss_") or cert_type not in ("rsa", "rsa-pss"):
+        else:  # (RSA-PSS)
+            if cert_type not in ("rsa", "rsa-pss"):
                 return None
-            padding = SignatureScheme.getPadding(name)
-            hash_name = SignatureScheme.getHash(name)
-            salt_len = hashlib.new(hash_name).digest_size
             method = public_key.verify
         to_verify = _FastKeyExchange.calcVerifyBytes(_TLS13, transcript, scheme, None, None,
                                                      None, prf_name, b"server")
