@@ -349,12 +349,7 @@ class LeanClient13(_Hooks):  # type: ignore[misc]
                                   or limit.record_size_limit is None
                                   or not 64 <= limit.record_size_limit <= 2**14 + 1):
             return False
-        alpn = extensions.getExtension(ExtensionType.alpn)
-        if alpn is not None:
-            names = alpn.protocol_names or []
-            if not self._aiotls_alpn or len(names) != 1 or names[0] not in self._aiotls_alpn:
-                return False
-        return True
+        return self._aiotls_alpn_problem(extensions) is None
 
     def _aiotls_chain_fine(self, settings: Any, chain: Any, public_key: Any,
                            cert_type: str) -> bool:
@@ -386,13 +381,9 @@ class LeanClient13(_Hooks):  # type: ignore[misc]
         """The server's public key if its CertificateVerify uses a scheme we offered that
         fits its key and the signature verifies; None otherwise."""
         scheme = verify.signatureAlgorithm
-        offered = self._sigHashesToList(self._aiotls_settings, version=_TLS13) \
-            if self._aiotls_settings is not None else None
-        if offered is not None and scheme not in offered:
-            return None
         chain = certificate.cert_chain
-        fitting = self._sigHashesToList(settings, certList=chain, version=_TLS13)
-        if tuple(scheme) not in [tuple(v) for v in fitting]:
+        if not self._aiotls_scheme_offered(scheme) \
+                or not self._aiotls_scheme_fits(settings, scheme, chain):
             return None
         public_key = chain.getEndEntityPublicKey()
         cert_type = chain.x509List[0].certAlg

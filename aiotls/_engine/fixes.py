@@ -225,24 +225,29 @@ class UpstreamFixes(_Hooks):  # type: ignore[misc]
     def _aiotls_check_alpn(self, encrypted_extensions: Any) -> Generator[Any, None, None]:
         """TLS 1.3 client: the server may only select a protocol we offered (RFC 7301 3.2;
         tlslite checks this in TLS 1.2's ServerHello, not in TLS 1.3's EncryptedExtensions)."""
+        problem = self._aiotls_alpn_problem(encrypted_extensions)
+        if problem is not None:
+            yield from self._sendError(*problem)
+
+    def _aiotls_alpn_problem(self, encrypted_extensions: Any) -> tuple[int, str] | None:
+        """(alert, message) if the server's ALPN answer breaks RFC 7301 3.2 (see
+        :meth:`_aiotls_check_alpn`), else None."""
         ext = encrypted_extensions.getExtension(ExtensionType.alpn)
         if ext is None:
-            return
+            return None
         offered = self._aiotls_alpn or []
         names = ext.protocol_names or []
         if not offered:
-            yield from self._sendError(
-                _TLAlert.unsupported_extension,
-                "the server sent an ALPN protocol although the client offered none")
+            return (_TLAlert.unsupported_extension,
+                    "the server sent an ALPN protocol although the client offered none")
         if len(names) != 1:
-            yield from self._sendError(
-                _TLAlert.illegal_parameter,
-                f"the server's ALPN extension names {len(names)} protocols instead of one")
+            return (_TLAlert.illegal_parameter,
+                    f"the server's ALPN extension names {len(names)} protocols instead of one")
         if names[0] not in offered:
-            yield from self._sendError(
-                _TLAlert.illegal_parameter,
-                f"the server selected ALPN protocol {bytes(names[0])!r}, which the client "
-                f"did not offer ({', '.join(repr(bytes(p)) for p in offered)})")
+            return (_TLAlert.illegal_parameter,
+                    f"the server selected ALPN protocol {bytes(names[0])!r}, which the client "
+                    f"did not offer ({', '.join(repr(bytes(p)) for p in offered)})")
+        return None
 
     def _clientGetServerHello(self, *args: Any, **kwargs: Any) -> Generator[Any, None, None]:
         # tlslite's requireExtendedMasterSecret also fires for TLS 1.3 (which has no such

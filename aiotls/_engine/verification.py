@@ -198,11 +198,10 @@ class VerificationHooks(_Hooks):  # type: ignore[misc]
         """TLS 1.3 client: the server's handshake signature must use a scheme we offered for
         CertificateVerify; rsa_pkcs1_* are offered for certificates only (RFC 8446 4.2.3,
         4.4.3).  tlslite verified any scheme the server chose."""
-        if tuple(self.version) <= (3, 3) or self._aiotls_settings is None:
+        if tuple(self.version) <= (3, 3):
             return
-        allowed = self._sigHashesToList(self._aiotls_settings, version=(3, 4))
         scheme = verify.signatureAlgorithm
-        if scheme not in allowed:
+        if not self._aiotls_scheme_offered(scheme):
             name = SignatureScheme.toRepr(scheme) or f"0x{scheme[0]:02x}{scheme[1]:02x}"
             yield from self._sendError(
                 _TLAlert.illegal_parameter,
@@ -210,6 +209,18 @@ class VerificationHooks(_Hooks):  # type: ignore[misc]
                 "not offer for handshake signatures"
                 + (" (RSA PKCS#1 v1.5 is for certificates only in TLS 1.3)"
                    if scheme in _RSA_PKCS1_SCHEMES else ""))
+
+    def _aiotls_scheme_offered(self, scheme: Any) -> bool:
+        """TLS 1.3 client: whether we offered ``scheme`` for the server's CertificateVerify
+        (without handshake settings, any is)."""
+        settings = self._aiotls_settings
+        return settings is None or scheme in self._sigHashesToList(settings, version=(3, 4))
+
+    def _aiotls_scheme_fits(self, settings: Any, scheme: Any, cert_chain: Any) -> bool:
+        """TLS 1.3: whether ``scheme`` is one we offered that fits the key of
+        ``cert_chain`` (RFC 8446 4.4.3)."""
+        valid = self._sigHashesToList(settings, certList=cert_chain, version=(3, 4))
+        return tuple(scheme) in [tuple(v) for v in valid]
 
     def _clientGetKeyFromChain(self, certificate: Any, settings: Any,
                                tack_ext: Any = None) -> Generator[Any, None, None]:
@@ -220,15 +231,14 @@ class VerificationHooks(_Hooks):  # type: ignore[misc]
             else:
                 break
         scheme = self.serverSigAlg
-        if tuple(self.version) > (3, 3) and scheme is not None and isinstance(result, tuple):
-            # TLS 1.3: the CertificateVerify's scheme (read just before) must be one we
-            # offered and fit the certificate's key, as tlslite checks on the server side
-            # (RFC 8446 4.4.3); its client took an ECDSA scheme with an RSA key into
-            # `publicKey.curve_name` (AttributeError -> internal_error).
-            valid = self._sigHashesToList(settings, certList=result[1], version=(3, 4))
-            if tuple(scheme) not in [tuple(v) for v in valid]:
-                yield from self._sendError(
-                    _TLAlert.illegal_parameter,
-                    "the server's CertificateVerify uses a signature scheme that it was not "
-                    "offered or that does not fit the key of its certificate")
+        # TLS 1.3: the CertificateVerify's scheme (read just before) must be one we offered
+        # and fit the certificate's key, as tlslite checks on the server side (RFC 8446
+        # 4.4.3); its client took an ECDSA scheme with an RSA key into
+        # `publicKey.curve_name` (AttributeError -> internal_error).
+        if tuple(self.version) > (3, 3) and scheme is not None and isinstance(result, tuple) \
+                and not self._aiotls_scheme_fits(settings, scheme, result[1]):
+            yield from self._sendError(
+                _TLAlert.illegal_parameter,
+                "the server's CertificateVerify uses a signature scheme that it was not "
+                "offered or that does not fit the key of its certificate")
         yield result
