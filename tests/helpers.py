@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, x25519
 import aiotls
 import aiotls.asyncio
 from aiotls import _crypto
-from aiotls._engine import client13, server13
+from aiotls._engine import client13, client_hello, server13
 from aiotls.events import DataReceived
 from tests.certs import CA, Issued, KeyType
 
@@ -63,6 +63,16 @@ class PKI:
         ctx = aiotls.TLSContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.load_verify_locations(cafile=self.ca_file)
         return ctx
+
+    def mtls_contexts(self) -> tuple[aiotls.TLSContext, aiotls.TLSContext]:
+        """A client context with the client certificate, and a server context that
+        requires one from this CA."""
+        client = self.client_context()
+        client.load_cert_chain(self.client[1], self.client[2])
+        server = self.server_context()
+        server.verify_mode = ssl.CERT_REQUIRED
+        server.load_verify_locations(cafile=self.ca_file)
+        return client, server
 
     def stdlib_server_context(self, key_type: KeyType = "ecdsa-p256") -> ssl.SSLContext:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -400,8 +410,10 @@ def framework_ends(pki: PKI, mode: str) -> FrameworkEnds:
 
 # --- differential runs: aiotls's lean TLS 1.3 paths against tlslite-ng's methods --------------
 
-#: side -> (module whose ENABLED switches the lean path, flag set on tlslite's connection)
-_LEAN_PATHS = {"server": (server13, "_aiotls_lean"), "client": (client13, "_aiotls_lean_client")}
+#: side -> (module whose ENABLED switches the lean path, flag set on tlslite's connection);
+#: "hello" is the client's ClientHello (client_hello.py)
+_LEAN_PATHS = {"server": (server13, "_aiotls_lean"), "client": (client13, "_aiotls_lean_client"),
+               "hello": (client_hello, "_aiotls_lean_hello")}
 _LEAN_FLAGS = frozenset(flag for _, flag in _LEAN_PATHS.values())
 
 #: One clock reading for both runs of a handshake (tickets carry their creation time).
@@ -493,7 +505,8 @@ def differential_run(side: str, lean: bool, seeded: Seeded, monkeypatch: pytest.
                      edit_server_flight: Callable[[bytes], bytes] | None = None,
                      ) -> DifferentialRun:
     """One handshake and a message each way, with ``side``'s lean TLS 1.3 path
-    (``"server"``: ``_engine/server13.py``, ``"client"``: ``_engine/client13.py``) on or
+    (``"server"``: ``_engine/server13.py``, ``"client"``: ``_engine/client13.py``,
+    ``"hello"``: the client's ClientHello, ``_engine/client_hello.py``) on or
     off; every chunk sent, in order.  ``expect_lean``: whether the lean run takes its path
     (default: yes; None: either way).  ``server_chunk``/``client_chunk``: the client/server receives what the
     other sends in pieces of this many bytes.  ``edit_finished`` rewrites the client's
@@ -502,6 +515,8 @@ def differential_run(side: str, lean: bool, seeded: Seeded, monkeypatch: pytest.
     flight (ServerHello to Finished) on the wire."""
     monkeypatch.setattr(_LEAN_PATHS[side][0], "ENABLED", lean)
     aiotls.TLSConnection(server_ctx, server_side=True)  # (makes the context's ticket keys)
+    # (a first ClientHello for this context and name, which later ones are made from)
+    aiotls.TLSConnection(client_ctx, server_hostname=hostname)
     seeded.reset()
     client = aiotls.TLSConnection(client_ctx, server_hostname=hostname, session=session,
                                   now=lambda: SEEDED_NOW)
@@ -624,7 +639,9 @@ def alpn_sni_contexts(pki: PKI, client_alpn: list[str] | None, server_alpn: list
 def lean_path_taken(side: str, client_ctx: aiotls.TLSContext, server_ctx: aiotls.TLSContext,
                     session: aiotls.TLSSession | None = None) -> bool:
     """Whether a handshake between the contexts went through ``side``'s lean TLS 1.3 path
-    (``"server"``: the server's flight; ``"client"``: the client's reading of it)."""
+    (``"server"``: the server's flight; ``"client"``: the client's reading of it;
+    ``"hello"``: the client's ClientHello, made from a first one for the context)."""
+    aiotls.TLSConnection(client_ctx, server_hostname="localhost")
     client = aiotls.TLSConnection(client_ctx, server_hostname="localhost", session=session)
     server = aiotls.TLSConnection(server_ctx, server_side=True)
     pump(client, server)

@@ -1,11 +1,13 @@
 """The common handshakes through aiotls's lean TLS 1.3 paths -- the server's flight
-(``_engine/server13.py``) and the client's reading of it (``_engine/client13.py``) --
-against tlslite-ng's methods, one side at a time.
+(``_engine/server13.py``), the client's reading of it (``_engine/client13.py``) and the
+client's ClientHello made from a remembered one (``_engine/client_hello.py``, side
+"hello") -- against tlslite-ng's methods, one path at a time.
 
 Each handshake runs twice with the same randomness (random bytes, key shares, signatures,
 clock): with the side's lean path on and off.  Every byte either end sends must be the
 same, and so must both connections' state afterwards.  What only one side has (fallbacks,
-malformed input, real peers) is in ``test_server13.py`` and ``test_client13.py``.
+malformed input, real peers) is in ``test_server13.py``, ``test_client13.py`` and
+``test_client_hello.py``.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from tests.helpers import (
 )
 
 pytestmark = [pytest.mark.speedups,  # (with the speed-ups off tlslite's methods run always)
-              pytest.mark.parametrize("side", ["server", "client"])]
+              pytest.mark.parametrize("side", ["server", "client", "hello"])]
 
 
 @pytest.mark.parametrize("key_type", ["ecdsa-p256", "ecdsa-p384", "rsa2048", "ed25519"])

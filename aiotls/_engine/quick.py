@@ -610,6 +610,9 @@ def _keep_client_hello_bytes(hello: Any) -> None:
         return bytearray(wire[:-binders])
 
     def write_after_binders(self: Any) -> Any:
+        whole = self.__dict__.pop("_aiotls_whole", None)  # (one use: then as tlslite)
+        if whole is not None:
+            return bytearray(whole)  # (written whole by client_hello.py, to be sent)
         kept = self.__dict__.pop("_aiotls_prefix", None)  # (one use: then as tlslite)
         ext = self.extensions[-1] if self.extensions else None
         if kept is not None and isinstance(ext, _tl_extensions.PreSharedKeyExtension):

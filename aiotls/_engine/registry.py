@@ -97,6 +97,11 @@ SIGNATURES: dict[str, str] = {
     "tlslite.constants.CipherSuite._filterSuites": "(suites, settings, version=None)",
     # messages
     "tlslite.messages.ClientHello._write": "(self)",
+    # the PSK binder of the client's ClientHello (client_hello.py, as update_binders)
+    "tlslite.handshakehelpers.HandshakeHelpers._calc_binder":
+        "(prf, psk, handshake_hash, external=True)",
+    "tlslite.handshakehelpers.HandshakeHelpers.calc_res_binder_psk":
+        "(iden, res_master_secret, tickets)",
     # CertificateVerify helpers run with the remembered enums (base._FastKeyExchange)
     "tlslite.keyexchange.KeyExchange.calcVerifyBytes":
         "(version, handshakeHashes, signatureAlg, premasterSecret, clientRandom, "

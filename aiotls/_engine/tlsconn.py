@@ -43,6 +43,7 @@ from . import speedups
 from .accel import _FAST_GROUPS, _FF_GROUPS, _accelerate_kex, _FastADH, _FFKeyExchange, _KeyExchange
 from .base import _ReboundTLSConnection
 from .client13 import LeanClient13
+from .client_hello import LeanClientHello
 from .fixes import UpstreamFixes, _TolerantServer
 from .server13 import LeanServer13
 from .tickets import TicketHooks
@@ -110,8 +111,8 @@ class _SpentTranscript:
 _SPENT_TRANSCRIPT = _SpentTranscript()
 
 
-class _TLSLiteConnection(VerificationHooks, TicketHooks, UpstreamFixes, LeanServer13,
-                         LeanClient13, _TolerantServer):
+class _TLSLiteConnection(VerificationHooks, TicketHooks, LeanClientHello, UpstreamFixes,
+                         LeanServer13, LeanClient13, _TolerantServer):
     """tlslite's TLSConnection with aiotls's per-connection seams."""
 
     _aiotls_policy: _Policy | None = None
