@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, x25519
 import aiotls
 import aiotls.asyncio
 from aiotls import _crypto
-from aiotls._engine import client13, client_hello, server13
+from aiotls._engine import client13, client_hello, plainread, server13
 from aiotls.events import DataReceived
 from tests.certs import CA, Issued, KeyType
 
@@ -411,9 +411,11 @@ def framework_ends(pki: PKI, mode: str) -> FrameworkEnds:
 # --- differential runs: aiotls's lean TLS 1.3 paths against tlslite-ng's methods --------------
 
 #: side -> (module whose ENABLED switches the lean path, flag set on tlslite's connection);
-#: "hello" is the client's ClientHello (client_hello.py)
+#: "hello" is the client's ClientHello (client_hello.py), "plain" the reading of either
+#: side's first message (plainread.py)
 _LEAN_PATHS = {"server": (server13, "_aiotls_lean"), "client": (client13, "_aiotls_lean_client"),
-               "hello": (client_hello, "_aiotls_lean_hello")}
+               "hello": (client_hello, "_aiotls_lean_hello"),
+               "plain": (plainread, "_aiotls_plain_reads")}
 _LEAN_FLAGS = frozenset(flag for _, flag in _LEAN_PATHS.values())
 
 #: One clock reading for both runs of a handshake (tickets carry their creation time).
@@ -506,7 +508,8 @@ def differential_run(side: str, lean: bool, seeded: Seeded, monkeypatch: pytest.
                      ) -> DifferentialRun:
     """One handshake and a message each way, with ``side``'s lean TLS 1.3 path
     (``"server"``: ``_engine/server13.py``, ``"client"``: ``_engine/client13.py``,
-    ``"hello"``: the client's ClientHello, ``_engine/client_hello.py``) on or
+    ``"hello"``: the client's ClientHello, ``_engine/client_hello.py``, ``"plain"``: the
+    hellos read by ``_engine/plainread.py``) on or
     off; every chunk sent, in order.  ``expect_lean``: whether the lean run takes its path
     (default: yes; None: either way).  ``server_chunk``/``client_chunk``: the client/server receives what the
     other sends in pieces of this many bytes.  ``edit_finished`` rewrites the client's
@@ -562,7 +565,7 @@ def differential_run(side: str, lean: bool, seeded: Seeded, monkeypatch: pytest.
     conn = server if side == "server" else client
     flag = _LEAN_PATHS[side][1]
     if expect_lean is not None:
-        assert getattr(conn._engine._tl, flag) is (lean and expect_lean)
+        assert bool(getattr(conn._engine._tl, flag)) is (lean and expect_lean)
     return sent, client, server, error or server.error or client.error
 
 

@@ -1,7 +1,8 @@
 """The common handshakes through aiotls's lean TLS 1.3 paths -- the server's flight
-(``_engine/server13.py``), the client's reading of it (``_engine/client13.py``) and the
+(``_engine/server13.py``), the client's reading of it (``_engine/client13.py``), the
 client's ClientHello made from a remembered one (``_engine/client_hello.py``, side
-"hello") -- against tlslite-ng's methods, one path at a time.
+"hello") and the reading of either side's first message (``_engine/plainread.py``, side
+"plain") -- against tlslite-ng's methods, one path at a time.
 
 Each handshake runs twice with the same randomness (random bytes, key shares, signatures,
 clock): with the side's lean path on and off.  Every byte either end sends must be the
@@ -35,7 +36,7 @@ from tests.helpers import (
 )
 
 pytestmark = [pytest.mark.speedups,  # (with the speed-ups off tlslite's methods run always)
-              pytest.mark.parametrize("side", ["server", "client", "hello"])]
+              pytest.mark.parametrize("side", ["server", "client", "hello", "plain"])]
 
 
 @pytest.mark.parametrize("key_type", ["ecdsa-p256", "ecdsa-p384", "rsa2048", "ed25519"])
@@ -75,10 +76,12 @@ def test_suites_and_groups_same_as_tlslite(pki: PKI, seeded: Seeded,
 
 
 def test_tls12_is_not_touched(pki: PKI, side: str) -> None:
+    """TLS 1.2 goes to tlslite-ng's methods; only the hellos' reading (side "plain") is the
+    same in both versions."""
     client_ctx, server_ctx = lean_contexts(pki)
     assert lean_path_taken(side, client_ctx, server_ctx)
     client_ctx.maximum_version = ssl.TLSVersion.TLSv1_2
-    assert not lean_path_taken(side, client_ctx, server_ctx)
+    assert lean_path_taken(side, client_ctx, server_ctx) is (side == "plain")
 
 
 @pytest.mark.parametrize("suite", ["TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384"])
@@ -128,7 +131,7 @@ def test_one_flipped_bit_same_outcome_as_tlslite(pki: PKI, seeded: Seeded,
             + chosen[at + 1:]
         return b"".join(records)
 
-    edits: dict[str, Any] = ({"edit_server_flight": flip} if side == "client"
+    edits: dict[str, Any] = ({"edit_server_flight": flip} if side in ("client", "plain")
                              else {"edit_finished": lambda data, server: flip(data)})
     same_both_ways(side, seeded, monkeypatch, client_ctx, server_ctx, session=session,
                    expect_lean=None, **edits)
@@ -149,7 +152,7 @@ def test_one_flipped_bit_in_a_message_same_outcome_as_tlslite(
     two ends up reading it."""
     client_ctx, server_ctx = lean_contexts(pki)
     session = seeded_ticket(client_ctx, server_ctx) if resume else None
-    kind = message if side == "client" else 20
+    kind = {"client": message, "plain": 2}.get(side, 20)  # (plain: the ServerHello)
 
     def flip(data: bytes) -> bytes:
         if data[0] != kind:
@@ -157,7 +160,7 @@ def test_one_flipped_bit_in_a_message_same_outcome_as_tlslite(
         at = int(where * len(data))
         return data[:at] + bytes((data[at] ^ (1 << bit),)) + data[at + 1:]
 
-    edit = {"edit_server": flip} if side == "client" else {"edit_client": flip}
+    edit = {"edit_server": flip} if side in ("client", "plain") else {"edit_client": flip}
     same_both_ways(side, seeded, monkeypatch, client_ctx, server_ctx, session=session,
                    expect_lean=None, **edit)
 

@@ -19,7 +19,7 @@ from tlslite.utils.codec import Parser
 
 import aiotls
 from aiotls import errors
-from aiotls._engine import client13
+from aiotls._engine import client13, plainread
 from aiotls.errors import AlertDescription
 from tests.helpers import PKI, RecordForger, engine_record_layer, handshake, pump
 from tests.sockloop import OpenSSLProcess, SocketTLS, find_openssl, free_port
@@ -390,9 +390,10 @@ def test_no_tlslite_exception_shape_crashes_translation(pki: PKI, side: str,
     """Any tlslite exception, whatever it carries, becomes an aiotls error through
     receive_data (the fault is injected where the engine reads its next record): no
     TypeError or other crash escapes, and the error prints.  (The client reads the
-    server's flight through tlslite's method here: aiotls's TLS 1.3 client path reads it
-    from the socket itself, see test_client13.py.)"""
+    server's flight, and both the hellos, through tlslite's methods here: aiotls's paths
+    read them from the socket itself, see test_client13.py and test_plainread.py.)"""
     monkeypatch.setattr(client13, "ENABLED", False)
+    monkeypatch.setattr(plainread, "ENABLED", False)
     made = _tlslite_exceptions()
     assert len(made) > 100
     for exc in made:

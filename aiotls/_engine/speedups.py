@@ -4,8 +4,8 @@ With it, tlslite-ng's own code runs behind the same seams, as it ships: its key 
 HKDF/HMAC helpers, transcript hashes, cipher-suite filters and enum lookups
 (:mod:`.rebind`), its extension parsers and message serialisation (:mod:`.quick`), its
 pure-Python key exchange and signatures (:mod:`.accel`), its ClientHello padding, and
-its handshake methods where aiotls has a lean path (:mod:`.client_hello`, :mod:`.server13`,
-:mod:`.client13`).
+its handshake methods where aiotls has a lean path (:mod:`.client_hello`, :mod:`.plainread`,
+:mod:`.server13`, :mod:`.client13`).
 What stays is what is not a speed-up: aiotls's record layer (the one owner of record
 protection, and the AEAD ciphers of ``cryptography`` that tlslite-ng itself would use
 through M2Crypto), certificate verification, tickets, the fixes of :mod:`.fixes`, the

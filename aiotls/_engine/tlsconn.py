@@ -45,6 +45,7 @@ from .base import _ReboundTLSConnection
 from .client13 import LeanClient13
 from .client_hello import LeanClientHello
 from .fixes import UpstreamFixes, _TolerantServer
+from .plainread import PlainHellos
 from .server13 import LeanServer13
 from .tickets import TicketHooks
 from .verification import VerificationHooks, _Policy
@@ -111,8 +112,8 @@ class _SpentTranscript:
 _SPENT_TRANSCRIPT = _SpentTranscript()
 
 
-class _TLSLiteConnection(VerificationHooks, TicketHooks, LeanClientHello, UpstreamFixes,
-                         LeanServer13, LeanClient13, _TolerantServer):
+class _TLSLiteConnection(VerificationHooks, TicketHooks, LeanClientHello, PlainHellos,
+                         UpstreamFixes, LeanServer13, LeanClient13, _TolerantServer):
     """tlslite's TLSConnection with aiotls's per-connection seams."""
 
     _aiotls_policy: _Policy | None = None
