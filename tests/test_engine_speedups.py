@@ -1025,3 +1025,56 @@ def test_quick_extension_parser_takes_the_hello_extensions_itself(
         raw = ext_type.to_bytes(2, "big") + _v16(payload)
         ext = _engine.quick._QuickTLSExtension(server=server).parse(Parser(bytearray(raw)))
         assert ext.extType == ext_type and ext.write() == raw
+
+
+def _parsed_client_hello(client_ctx: aiotls.TLSContext) -> Any:
+    """A ClientHello from ``client_ctx``, parsed as a server parses it."""
+    record = aiotls.TLSConnection(client_ctx, server_hostname="localhost").data_to_send()
+    parser = _engine.codec.FastParser(bytearray(record[5:]))
+    parser.get(1)
+    return _engine.quick._QUICK_MESSAGES["ClientHello"](False).parse(parser)
+
+
+@pytest.mark.speedups
+@pytest.mark.parametrize("key_type", ["ecdsa-p256", "rsa2048", "ed25519"])
+@pytest.mark.parametrize("version", [(3, 4), (3, 3)])
+def test_certificate_choice_is_tlslites(pki: PKI, key_type: str,
+                                        version: tuple[int, int]) -> None:
+    """The server's choice of suite, signature scheme and certificate, remembered per
+    context, is tlslite's for each hello: whatever the hello's suites, groups and signature
+    algorithms, asked again and in any order; a hello nothing fits fails as in tlslite."""
+    server = aiotls.TLSConnection(pki.server_context(key_type), server_side=True)  # type: ignore[arg-type]
+    tl = server._engine._tl
+    prepared = _engine.settings._prepare(server.context)
+    settings = prepared.server_settings._aiotls_validated
+    hellos = []
+    # the default hello, then one thing changed at a time: its suites, groups, signatures
+    for suites, groups, schemes in (
+            (None, None, None), ([0x1301], None, None), ([0x1303, 0x1301], None, None),
+            (None, [GroupName.secp384r1], None), (None, [GroupName.x25519], None),
+            (None, None, [(8, 4)]), (None, None, [(4, 3)]), (None, None, [(8, 7)]),
+            (None, None, [(5, 3), (8, 5)])):
+        hello = _parsed_client_hello(pki.client_context())
+        if suites is not None:
+            hello.cipher_suites = suites
+        if groups is not None:
+            hello.getExtension(10).groups = groups  # (supported_groups)
+        if schemes is not None:
+            hello.getExtension(13).sigalgs = schemes  # (signature_algorithms)
+        hellos.append(hello)
+    suites = list(CipherSuite.tls13Suites) if version == (3, 4) \
+        else [0xC02B, 0xC02F, 0xC02C, 0xC030]  # (ECDHE-ECDSA/RSA with AES-GCM)
+    rebound = _engine.base._ReboundTLSConnection._server_select_certificate
+
+    def choose(how: Callable[..., Any], hello: Any) -> Any:
+        try:
+            return how(settings, hello, suites, prepared.cert_chain, prepared.private_key,
+                       version)
+        except Exception as exc:
+            return type(exc)
+
+    expected = [choose(lambda *a: rebound(tl, *a), hello) for hello in hellos]
+    assert len({str(e) for e in expected}) > 1  # (the hellos get different answers)
+    for order in (hellos, hellos[::-1], hellos):
+        got = [choose(tl._server_select_certificate, hello) for hello in order]
+        assert got == (expected if order is hellos else expected[::-1])

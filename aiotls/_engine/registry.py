@@ -54,6 +54,8 @@ SIGNATURES: dict[str, str] = {
     "tlslite.tlsconnection.TLSConnection._serverTLS13Handshake":
         "(self, settings, clientHello, cipherSuite, privateKey, serverCertChain, version, "
         "scheme, srv_alpns, reqCert)",
+    "tlslite.tlsconnection.TLSConnection._server_select_certificate":
+        "(self, settings, client_hello, cipher_suites, cert_chain, private_key, version)",
     "tlslite.tlsconnection.TLSConnection._sigHashesToList":
         "(settings, privateKey=None, certList=None, version=(3, 3))",
     # (the TLS 1.3 client's handling of the server flight in client13.py)

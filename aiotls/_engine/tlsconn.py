@@ -177,6 +177,39 @@ class _TLSLiteConnection(VerificationHooks, TicketHooks, LeanClientHello, PlainH
             hit = cache[key] = (settings, privateKey, certList, result)
         return list(hit[3])
 
+    #: (id(settings), id(chain), id(key), version, suites, the hello's suites, groups,
+    #: signature_algorithms_cert, signature_algorithms) -> (settings, chain, key, choice)
+    _aiotls_certificate_choices: dict[tuple[Any, ...], tuple[Any, Any, Any, Any]] = {}
+
+    def _server_select_certificate(self, settings: Any, client_hello: Any, cipher_suites: Any,
+                                   cert_chain: Any, private_key: Any, version: Any) -> Any:
+        # tlslite's choice of suite, signature scheme and certificate is a function of the
+        # settings, the certificate, the version, the suites and the hello's suites, groups
+        # and signature algorithms (and of PSK identities and virtual hosts, which are not
+        # remembered): remembered per context, as a client sends the same lists each time.
+        if not speedups.ENABLED or settings.pskConfigs or settings.virtual_hosts:
+            return super()._server_select_certificate(settings, client_hello, cipher_suites,
+                                                      cert_chain, private_key, version)
+        lists = []
+        for ext_type in (ExtensionType.supported_groups, ExtensionType.signature_algorithms_cert,
+                         ExtensionType.signature_algorithms):
+            ext = client_hello.getExtension(ext_type)
+            value = None if ext is None else (
+                ext.groups if ext_type == ExtensionType.supported_groups else ext.sigalgs)
+            lists.append(None if value is None else tuple(value))
+        key = (id(settings), id(cert_chain), id(private_key), tuple(version),
+               tuple(cipher_suites), tuple(client_hello.cipher_suites), *lists)
+        cache = _TLSLiteConnection._aiotls_certificate_choices
+        hit = cache.get(key)
+        if hit is None or hit[0] is not settings or hit[1] is not cert_chain \
+                or hit[2] is not private_key:
+            choice = super()._server_select_certificate(settings, client_hello, cipher_suites,
+                                                        cert_chain, private_key, version)
+            if len(cache) > 256:
+                cache.clear()
+            hit = cache[key] = (settings, cert_chain, private_key, choice)
+        return hit[3]
+
     if speedups.ENABLED:
         #: tlslite's ``version``: its getter reads the record layer's ``version`` property,
         #: which reads ``_version``; read here in one step (~60 times per handshake).  The
