@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, x25519
 import aiotls
 import aiotls.asyncio
 from aiotls import _crypto
-from aiotls._engine import client13, client_hello, plainread, server13
+from aiotls._engine import client13, client_hello, plainread, server13, tickets
 from aiotls.events import DataReceived
 from tests.certs import CA, Issued, KeyType
 
@@ -412,10 +412,13 @@ def framework_ends(pki: PKI, mode: str) -> FrameworkEnds:
 
 #: side -> (module whose ENABLED switches the lean path, flag set on tlslite's connection);
 #: "hello" is the client's ClientHello (client_hello.py), "plain" the reading of either
-#: side's first message (plainread.py)
+#: side's first message (plainread.py), "tickets" the server's TLS 1.3 tickets (tickets.py)
 _LEAN_PATHS = {"server": (server13, "_aiotls_lean"), "client": (client13, "_aiotls_lean_client"),
                "hello": (client_hello, "_aiotls_lean_hello"),
-               "plain": (plainread, "_aiotls_plain_reads")}
+               "plain": (plainread, "_aiotls_plain_reads"),
+               "tickets": (tickets, "_aiotls_lean_tickets")}
+#: The paths whose flag is on the server's connection (the others: the client's).
+_SERVER_PATHS = frozenset({"server", "tickets"})
 _LEAN_FLAGS = frozenset(flag for _, flag in _LEAN_PATHS.values())
 
 #: One clock reading for both runs of a handshake (tickets carry their creation time).
@@ -509,7 +512,8 @@ def differential_run(side: str, lean: bool, seeded: Seeded, monkeypatch: pytest.
     """One handshake and a message each way, with ``side``'s lean TLS 1.3 path
     (``"server"``: ``_engine/server13.py``, ``"client"``: ``_engine/client13.py``,
     ``"hello"``: the client's ClientHello, ``_engine/client_hello.py``, ``"plain"``: the
-    hellos read by ``_engine/plainread.py``) on or
+    hellos read by ``_engine/plainread.py``, ``"tickets"``: the server's TLS 1.3 tickets,
+    ``_engine/tickets.py``) on or
     off; every chunk sent, in order.  ``expect_lean``: whether the lean run takes its path
     (default: yes; None: either way).  ``server_chunk``/``client_chunk``: the client/server receives what the
     other sends in pieces of this many bytes.  ``edit_finished`` rewrites the client's
@@ -562,7 +566,7 @@ def differential_run(side: str, lean: bool, seeded: Seeded, monkeypatch: pytest.
             rest = conn.data_to_send()
             if rest:
                 sent.append((who, rest))
-    conn = server if side == "server" else client
+    conn = server if side in _SERVER_PATHS else client
     flag = _LEAN_PATHS[side][1]
     if expect_lean is not None:
         assert bool(getattr(conn._engine._tl, flag)) is (lean and expect_lean)
@@ -649,5 +653,5 @@ def lean_path_taken(side: str, client_ctx: aiotls.TLSContext, server_ctx: aiotls
     server = aiotls.TLSConnection(server_ctx, server_side=True)
     pump(client, server)
     assert client.handshake_complete and server.handshake_complete
-    conn = server if side == "server" else client
+    conn = server if side in _SERVER_PATHS else client
     return bool(getattr(conn._engine._tl, _LEAN_PATHS[side][1]))

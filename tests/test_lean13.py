@@ -1,8 +1,9 @@
 """The common handshakes through aiotls's lean TLS 1.3 paths -- the server's flight
 (``_engine/server13.py``), the client's reading of it (``_engine/client13.py``), the
 client's ClientHello made from a remembered one (``_engine/client_hello.py``, side
-"hello") and the reading of either side's first message (``_engine/plainread.py``, side
-"plain") -- against tlslite-ng's methods, one path at a time.
+"hello"), the reading of either side's first message (``_engine/plainread.py``, side
+"plain") and the server's TLS 1.3 tickets written as bytes (``_engine/tickets.py``, side
+"tickets") -- against tlslite-ng's methods, one path at a time.
 
 Each handshake runs twice with the same randomness (random bytes, key shares, signatures,
 clock): with the side's lean path on and off.  Every byte either end sends must be the
@@ -36,7 +37,7 @@ from tests.helpers import (
 )
 
 pytestmark = [pytest.mark.speedups,  # (with the speed-ups off tlslite's methods run always)
-              pytest.mark.parametrize("side", ["server", "client", "hello", "plain"])]
+              pytest.mark.parametrize("side", ["server", "client", "hello", "plain", "tickets"])]
 
 
 @pytest.mark.parametrize("key_type", ["ecdsa-p256", "ecdsa-p384", "rsa2048", "ed25519"])

@@ -18,6 +18,8 @@ from typing import Any
 from tlslite.constants import AlertDescription as _TLAlert
 from tlslite.constants import (
     CipherSuite,
+    ContentType,
+    HandshakeType,
 )
 from tlslite.messages import (
     NewSessionTicket,
@@ -26,9 +28,14 @@ from tlslite.messages import (
 )
 from tlslite.utils.codec import Parser
 
+from . import speedups
 from .base import _FastHandshakeHelpers
 from .common import _Hooks
+from .server13 import _Raw
 from .verification import _chain_der
+
+#: Switched off by tests to make TLS 1.3 tickets with tlslite's message objects.
+ENABLED = speedups.ENABLED
 
 #: At most this many unused TLS 1.3 tickets are carried from one session to the next.
 _MAX_UNUSED_TICKETS = 8
@@ -107,6 +114,12 @@ class TicketHooks(_Hooks):  # type: ignore[misc]
         secret = self.session.masterSecret if self.version < (3, 4) \
             else self.session.resumptionMasterSecret
         now = int(self._aiotls_now().timestamp())
+        if ENABLED and self.version > (3, 3) and not self.session.clientCertChain \
+                and self.extendedMasterSecret:
+            self._aiotls_lean_tickets = count
+            self._aiotls_queue_tickets(settings, sealer, secret, now, count)
+            yield from self._queue_flush()
+            return
         for _ in range(count):
             payload = SessionTicketPayload().create(
                 secret, self.version, self.session.cipherSuite, now,
@@ -124,6 +137,31 @@ class TicketHooks(_Hooks):  # type: ignore[misc]
                     settings.ticketLifetime, secrets.randbelow(2**32), payload.nonce, sealed, [])
             self._queue_message(ticket_msg)
         yield from self._queue_flush()
+
+    #: TLS 1.3 tickets this server made as bytes (see _aiotls_queue_tickets)
+    _aiotls_lean_tickets = 0
+
+    def _aiotls_queue_tickets(self, settings: Any, sealer: Any, secret: Any, now: int,
+                              count: int) -> None:
+        """TLS 1.3 tickets (extended master secret, no client certificate), written as
+        bytes: the same payload encoding as tlslite's ``SessionTicketPayload`` (version 2:
+        secret, version, suite, nonce, time, an empty chain, the flags, the name), the same
+        NewSessionTicket, the randomness drawn in the same order."""
+        session = self.session
+        name = session.serverName.encode("utf-8") if session.serverName else b""
+        etm = bool(self._recordLayer._get_pending_state_etm())
+        head = b"\x00\x02" + len(secret).to_bytes(2, "big") + bytes(secret) \
+            + bytes(self.version) + session.cipherSuite.to_bytes(2, "big")
+        tail = now.to_bytes(8, "big") + b"\x00\x00\x00" + bytes((etm, True)) \
+            + len(name).to_bytes(2, "big") + name
+        lifetime = settings.ticketLifetime.to_bytes(4, "big")
+        for _ in range(count):
+            nonce = secrets.token_bytes(16)
+            sealed = sealer.seal(head + b"\x10" + nonce + tail)
+            body = lifetime + secrets.randbelow(2**32).to_bytes(4, "big") + b"\x10" + nonce \
+                + len(sealed).to_bytes(2, "big") + sealed + b"\x00\x00"
+            self._queue_message(_Raw(ContentType.handshake, bytes((
+                HandshakeType.new_session_ticket,)) + len(body).to_bytes(3, "big") + body))
 
     def _tryDecrypt(self, settings: Any, identity: Any = None, ticket: Any = None) -> Any:
         """Open a session ticket sealed by :meth:`_serverSendTickets` (ours, not tlslite's)."""
