@@ -125,7 +125,8 @@ def test_the_speedups_switch_turns_every_speed_up_off() -> None:
         from tlslite import tlsconnection, keyexchange
         import aiotls
         from aiotls import testing
-        from aiotls._engine import base, speedups, tlsconn
+        from tlslite.utils.codec import Parser
+        from aiotls._engine import base, client_hello, codec, plainread, speedups, tickets, tlsconn
         rebound = base._ReboundTLSConnection._clientTLS13Handshake.__globals__
         facts = {
             "enabled": speedups.ENABLED,
@@ -133,6 +134,8 @@ def test_the_speedups_switch_turns_every_speed_up_off() -> None:
             "extensions": rebound["TLSExtension"] is vars(tlsconnection)["TLSExtension"],
             "kex": type(tlsconn._TLSLiteConnection._getKEX(29, (3, 4))).__module__,
             "padding": "alignClientHelloPadding" not in vars(base._FastHandshakeHelpers),
+            "parser": codec.SwitchedParser is Parser,
+            "lean": (client_hello.ENABLED, plainread.ENABLED, tickets.ENABLED),
         }
         with tempfile.TemporaryDirectory() as d:
             pki = testing.generate_pki(d)
@@ -152,6 +155,8 @@ def test_the_speedups_switch_turns_every_speed_up_off() -> None:
         results[value] = ast.literal_eval(out.stdout.strip().splitlines()[-1])
     off, on = results["0"], results["1"]
     assert off == {"enabled": False, "hkdf": True, "extensions": True,
-                   "kex": "tlslite.keyexchange", "padding": True, "handshake": "TLSv1.3"}
+                   "kex": "tlslite.keyexchange", "padding": True, "parser": True,
+                   "lean": (False, False, False), "handshake": "TLSv1.3"}
     assert on["enabled"] and not on["hkdf"] and not on["extensions"] and not on["padding"]
+    assert not on["parser"] and on["lean"] == (True, True, True)
     assert on["kex"] == "aiotls._engine.accel" and on["handshake"] == "TLSv1.3"

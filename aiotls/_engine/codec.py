@@ -17,6 +17,8 @@ from typing import Any
 
 from tlslite.utils.codec import DecodeError, Parser
 
+from . import speedups
+
 _PAST_END = "Read past end of buffer"
 
 #: Big-endian 16-bit list decoders by element count.
@@ -100,3 +102,8 @@ class FastParser(Parser):  # type: ignore[misc]
             self.index -= lengthLength
             return Parser.getVarList(self, length, lengthLength)  # type: ignore[no-any-return]
         return self._ints(length, size // length)
+
+
+#: The parser for messages aiotls reads outside tlslite's methods: :class:`FastParser`,
+#: or tlslite's own with the speed-ups off (AIOTLS_SPEEDUPS=0).
+SwitchedParser: type = FastParser if speedups.ENABLED else Parser

@@ -36,7 +36,6 @@ from tlslite.constants import (
 from tlslite.messages import (
     Alert,
 )
-from tlslite.utils.codec import Parser
 
 from .. import _crypto, _verify
 from .. import _record as _record_mod
@@ -50,6 +49,7 @@ from ..errors import (
     TLSUsageError,
 )
 from .accel import _FAST_GROUPS
+from .codec import SwitchedParser
 from .common import _ALERT, _CERT_OPTIONAL, _CERT_REQUIRED, _CLOSE_NOTIFY, _VERSION_NAMES, WANT_READ
 from .quick import _QUICK_MESSAGES
 from .records import _RecordLayer
@@ -407,7 +407,7 @@ class Engine:
                     or end > len(raw):
                 return False
             message = raw[pos:end]
-            parser = Parser(message)
+            parser = SwitchedParser(message)
             parser.get(1)
             try:
                 kept.append((message, _QUICK_MESSAGES["NewSessionTicket"]().parse(parser)))
