@@ -26,10 +26,10 @@ from tlslite.messages import (
     NewSessionTicket1_0,
     SessionTicketPayload,
 )
-from tlslite.utils.codec import Parser
 
 from . import speedups
 from .base import _FastHandshakeHelpers
+from .codec import SwitchedParser
 from .common import _Hooks
 from .server13 import _Raw
 from .verification import _chain_der
@@ -173,7 +173,7 @@ class TicketHooks(_Hooks):  # type: ignore[misc]
         if plain is None:
             return None, None
         try:
-            payload = SessionTicketPayload().parse(Parser(bytearray(plain)))
+            payload = SessionTicketPayload().parse(SwitchedParser(bytearray(plain)))
         except (ValueError, SyntaxError):
             return None, None
         if payload.creation_time + settings.ticketLifetime < self._aiotls_now().timestamp():
