@@ -646,8 +646,8 @@ def alpn_sni_contexts(pki: PKI, client_alpn: list[str] | None, server_alpn: list
 def lean_path_taken(side: str, client_ctx: aiotls.TLSContext, server_ctx: aiotls.TLSContext,
                     session: aiotls.TLSSession | None = None) -> bool:
     """Whether a handshake between the contexts went through ``side``'s lean TLS 1.3 path
-    (``"server"``: the server's flight; ``"client"``: the client's reading of it;
-    ``"hello"``: the client's ClientHello, made from a first one for the context)."""
+    (a side of :data:`_LEAN_PATHS`; the ClientHello is made from a first one for the
+    context, so "hello" can be taken)."""
     aiotls.TLSConnection(client_ctx, server_hostname="localhost")
     client = aiotls.TLSConnection(client_ctx, server_hostname="localhost", session=session)
     server = aiotls.TLSConnection(server_ctx, server_side=True)

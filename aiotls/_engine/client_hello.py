@@ -37,11 +37,11 @@ from . import speedups
 from .base import _FastHandshakeHelpers
 from .common import _Hooks
 from .quick import _QUICK_EXTENSIONS
+from .tickets import _fresh
 
 #: Switched off by tests to run tlslite's method for the same handshake.
 ENABLED = speedups.ENABLED
 
-_TICKET_MAX_AGE = 7 * 24 * 60 * 60  # seconds (RFC 8446 4.6.1; tlslite's check)
 _MAX_TEMPLATES = 64  # per settings object: server names a client context connects to
 
 #: The classes tlslite's (rebound) method makes the PSK offer with.
@@ -90,7 +90,7 @@ class _Template:
         self.suites = tuple(hello.cipher_suites)
         self.compression = tuple(hello.compression_methods)
         self.head = bytes(hello.client_version)
-        self.prefix = len(self.suites * 2).to_bytes(2, "big") + b"".join(
+        self.prefix = (2 * len(self.suites)).to_bytes(2, "big") + b"".join(
             s.to_bytes(2, "big") for s in self.suites) + bytes(
             (len(hello.compression_methods), *hello.compression_methods))
         self.ff_listed = ff_listed
@@ -219,9 +219,7 @@ class LeanClientHello(_Hooks):  # type: ignore[misc]
         if session is None or not session.tickets:
             return None
         now = time.time()
-        session.tickets[:] = (i for i in session.tickets
-                              if i.time + i.ticket_lifetime > now
-                              and i.time + _TICKET_MAX_AGE > now)
+        session.tickets[:] = (i for i in session.tickets if _fresh(i, now))
         if not session.tickets:
             return None
         ticket = session.tickets[0]

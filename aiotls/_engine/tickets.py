@@ -60,6 +60,12 @@ class _KeptTickets(list):  # type: ignore[type-arg]
 
 
 
+def _fresh(ticket: Any, now: float) -> bool:
+    """A TLS 1.3 ticket still within its lifetime and RFC 8446 4.6.1's seven days (the
+    client's check, as tlslite makes it before offering one)."""
+    return bool(ticket.time + ticket.ticket_lifetime > now and ticket.time + _TICKET_MAX_AGE > now)
+
+
 def _one_ticket(session: Any, now: float) -> tuple[Any, list[tuple[Any, Any]]]:
     """Split a client's session into what this handshake offers and what it keeps.
 
@@ -80,8 +86,7 @@ def _one_ticket(session: Any, now: float) -> tuple[Any, list[tuple[Any, Any]]]:
     if not own and not carried:
         return session, []
     fresh = [(owner, ticket) for owner, ticket in (*carried, *((session, t) for t in own))
-             if ticket.time + ticket.ticket_lifetime > now
-             and ticket.time + _TICKET_MAX_AGE > now][-(_MAX_UNUSED_TICKETS + 1):]
+             if _fresh(ticket, now)][-(_MAX_UNUSED_TICKETS + 1):]
     if not fresh:
         offered = copy.copy(session)
         offered.tickets = []

@@ -50,6 +50,22 @@ from .server13 import LeanServer13
 from .tickets import TicketHooks
 from .verification import VerificationHooks, _Policy
 
+
+def _remembered(cache: dict[tuple[Any, ...], tuple[Any, ...]], values: tuple[Any, ...],
+                owners: tuple[Any, ...], make: Callable[[], Any]) -> Any:
+    """``make()``, remembered in ``cache`` for these per-context objects (``owners``:
+    settings, key, certificates, compared by identity and kept alive by the entry) and
+    plain ``values``; at most 257 entries (the cache is emptied when full)."""
+    key = (*(id(owner) for owner in owners), *values)
+    hit = cache.get(key)
+    if hit is None or any(kept is not owner for kept, owner in zip(hit[0], owners, strict=True)):
+        result = make()
+        if len(cache) > 256:
+            cache.clear()
+        hit = cache[key] = (owners, result)
+    return hit[1]
+
+
 #: One Defragmenter's message-type tables, built once (see _share_defragmenter_tables).
 _DEFRAGMENTER_TABLES: tuple[list[int], dict[int, Any]] | None = None
 
@@ -139,8 +155,8 @@ class _TLSLiteConnection(VerificationHooks, TicketHooks, LeanClientHello, PlainH
     _aiotls_certificate_requested = False
     #: RFC 7627 required of TLS 1.2 peers (TLSContext.require_extended_master_secret).
     _aiotls_require_ems = True
-    #: (id(settings), id(key), id(certs), version) -> (settings, key, certs, result)
-    _aiotls_sig_lists: dict[tuple[int, int, int, Any], tuple[Any, Any, Any, list[Any]]] = {}
+    #: (id(settings), id(key), id(certs), version) -> ((settings, key, certs), result)
+    _aiotls_sig_lists: dict[tuple[Any, ...], tuple[Any, ...]] = {}
 
     def __init__(self, sock: Any) -> None:
         super().__init__(sock)
@@ -165,21 +181,15 @@ class _TLSLiteConnection(VerificationHooks, TicketHooks, LeanClientHello, PlainH
         if not speedups.ENABLED:
             return list(_ReboundTLSConnection._sigHashesToList(settings, privateKey, certList,
                                                                version))
-        cache = _TLSLiteConnection._aiotls_sig_lists
-        key = (id(settings), id(privateKey), id(certList), tuple(version))
-        hit = cache.get(key)
-        if hit is None or hit[0] is not settings or hit[1] is not privateKey \
-                or hit[2] is not certList:
-            if len(cache) > 256:
-                cache.clear()
-            result = _ReboundTLSConnection._sigHashesToList(settings, privateKey, certList,
-                                                            version)
-            hit = cache[key] = (settings, privateKey, certList, result)
-        return list(hit[3])
+        return list(_remembered(
+            _TLSLiteConnection._aiotls_sig_lists, (tuple(version),),
+            (settings, privateKey, certList),
+            lambda: _ReboundTLSConnection._sigHashesToList(settings, privateKey, certList,
+                                                           version)))
 
     #: (id(settings), id(chain), id(key), version, suites, the hello's suites, groups,
-    #: signature_algorithms_cert, signature_algorithms) -> (settings, chain, key, choice)
-    _aiotls_certificate_choices: dict[tuple[Any, ...], tuple[Any, Any, Any, Any]] = {}
+    #: signature_algorithms_cert, signature_algorithms) -> ((settings, chain, key), choice)
+    _aiotls_certificate_choices: dict[tuple[Any, ...], tuple[Any, ...]] = {}
 
     def _server_select_certificate(self, settings: Any, client_hello: Any, cipher_suites: Any,
                                    cert_chain: Any, private_key: Any, version: Any) -> Any:
@@ -197,18 +207,12 @@ class _TLSLiteConnection(VerificationHooks, TicketHooks, LeanClientHello, PlainH
             value = None if ext is None else (
                 ext.groups if ext_type == ExtensionType.supported_groups else ext.sigalgs)
             lists.append(None if value is None else tuple(value))
-        key = (id(settings), id(cert_chain), id(private_key), tuple(version),
-               tuple(cipher_suites), tuple(client_hello.cipher_suites), *lists)
-        cache = _TLSLiteConnection._aiotls_certificate_choices
-        hit = cache.get(key)
-        if hit is None or hit[0] is not settings or hit[1] is not cert_chain \
-                or hit[2] is not private_key:
-            choice = super()._server_select_certificate(settings, client_hello, cipher_suites,
-                                                        cert_chain, private_key, version)
-            if len(cache) > 256:
-                cache.clear()
-            hit = cache[key] = (settings, cert_chain, private_key, choice)
-        return hit[3]
+        return _remembered(
+            _TLSLiteConnection._aiotls_certificate_choices,
+            (tuple(version), tuple(cipher_suites), tuple(client_hello.cipher_suites), *lists),
+            (settings, cert_chain, private_key),
+            lambda: super(_TLSLiteConnection, self)._server_select_certificate(
+                settings, client_hello, cipher_suites, cert_chain, private_key, version))
 
     if speedups.ENABLED:
         #: tlslite's ``version``: its getter reads the record layer's ``version`` property,
