@@ -1035,6 +1035,10 @@ def _parsed_client_hello(client_ctx: aiotls.TLSContext) -> Any:
     return _engine.quick._QUICK_MESSAGES["ClientHello"](False).parse(parser)
 
 
+def _replace_extension(hello: Any, ext: Any) -> None:
+    hello.extensions = [ext if e.extType == ext.extType else e for e in hello.extensions]
+
+
 @pytest.mark.speedups
 @pytest.mark.parametrize("key_type", ["ecdsa-p256", "rsa2048", "ed25519"])
 @pytest.mark.parametrize("version", [(3, 4), (3, 3)])
@@ -1057,10 +1061,13 @@ def test_certificate_choice_is_tlslites(pki: PKI, key_type: str,
         hello = _parsed_client_hello(pki.client_context())
         if suites is not None:
             hello.cipher_suites = suites
+        # (a received hello's extensions may be shared with other hellos: replaced, not
+        # changed)
         if groups is not None:
-            hello.getExtension(10).groups = groups  # (supported_groups)
+            _replace_extension(hello, tlslite.extensions.SupportedGroupsExtension().create(groups))
         if schemes is not None:
-            hello.getExtension(13).sigalgs = schemes  # (signature_algorithms)
+            _replace_extension(hello, tlslite.extensions.SignatureAlgorithmsExtension().create(
+                schemes))
         hellos.append(hello)
     suites = list(CipherSuite.tls13Suites) if version == (3, 4) \
         else [0xC02B, 0xC02F, 0xC02C, 0xC030]  # (ECDHE-ECDSA/RSA with AES-GCM)

@@ -1,17 +1,29 @@
-"""What an established connection keeps alive, for the cyclic garbage collector.
+"""What a connection keeps alive, for the cyclic garbage collector.
 
 Every full pass of CPython's cyclic GC walks every tracked container object; a server with
 thousands of open connections pays that walk again and again (at 5,000 simultaneous
 connections the GC was a third of aiotls's wall time).  The budget below is what one
 client + server pair of sans-IO connections may keep, and tables every connection would
-build alike are shared.
+build alike are shared: the received ClientHello's extensions that nothing writes to
+(``_engine/hellos.py``).  The per-context caches keep nothing of a connection
+(``_engine/tlsconn.py``).
 """
 
 from __future__ import annotations
 
 import gc
+from typing import Any
 
-from tests.helpers import PKI, connect
+import pytest
+import tlslite.extensions
+import tlslite.tlsconnection
+from tlslite.constants import ExtensionType
+from tlslite.x509certchain import X509CertChain
+
+import aiotls
+from aiotls import _engine
+from aiotls._engine import hellos
+from tests.helpers import PKI, connect, handshake
 
 #: GC-tracked objects an established TLS 1.3 pair (both ends) may hold, tickets received.
 PAIR_BUDGET = 75
@@ -28,3 +40,139 @@ def test_an_established_pair_stays_within_its_object_budget(pki: PKI) -> None:
     assert all(c.handshake_complete and s.handshake_complete for c, s in pairs)
     assert per_pair <= PAIR_BUDGET, per_pair
 
+
+#: What a client sends the same way in every hello (and what it never may share).
+_SAME_EACH_TIME = {ExtensionType.supported_versions, ExtensionType.supported_groups,
+                   ExtensionType.signature_algorithms, ExtensionType.server_name,
+                   ExtensionType.psk_key_exchange_modes}
+_NEVER_SHARED = {ExtensionType.key_share, ExtensionType.pre_shared_key,
+                 ExtensionType.session_ticket, ExtensionType.client_hello_padding,
+                 ExtensionType.cookie, ExtensionType.early_data}
+
+
+def _received_hello(record: bytes) -> Any:
+    """A ClientHello record parsed as a server parses it."""
+    parser = _engine.codec.FastParser(bytearray(record[5:]))
+    parser.get(1)
+    return _engine.quick._QUICK_MESSAGES["ClientHello"](False).parse(parser)
+
+
+def _client_hello(ctx: aiotls.TLSContext, session: aiotls.TLSSession | None = None,
+                  hostname: str = "localhost") -> bytes:
+    return aiotls.TLSConnection(ctx, server_hostname=hostname, session=session).data_to_send()
+
+
+@pytest.mark.speedups  # (with the speed-ups off tlslite parses every hello)
+def test_hellos_from_one_client_share_the_extensions_nothing_changes(pki: PKI) -> None:
+    ctx = pki.client_context()
+    ctx.set_alpn_protocols(["h2", "http/1.1"])
+    first, _ = connect(ctx, pki.server_context())
+    one = _received_hello(_client_hello(ctx))
+    two = _received_hello(_client_hello(ctx, session=first.session))
+    shared = {e.extType for e in one.extensions} & {e.extType for e in two.extensions}
+    assert shared >= _SAME_EACH_TIME
+    for ext_type in shared:
+        a, b = one.getExtension(ext_type), two.getExtension(ext_type)
+        if ext_type in _SAME_EACH_TIME:
+            assert a is b, ext_type
+        if ext_type in _NEVER_SHARED:
+            assert a is not b, ext_type
+    # another server name: that extension is its own, the others are still shared
+    other = _received_hello(_client_hello(ctx, hostname="www.example.test"))
+    assert other.getExtension(ExtensionType.server_name) \
+        is not one.getExtension(ExtensionType.server_name)
+    assert other.getExtension(ExtensionType.supported_groups) \
+        is one.getExtension(ExtensionType.supported_groups)
+
+
+@pytest.mark.speedups
+def test_a_shared_extension_refuses_changes(pki: PKI) -> None:
+    """Writing to a shared extension raises instead of changing what later hellos read;
+    the class is still the extension's class for isinstance and its fields."""
+    hello = _received_hello(_client_hello(pki.client_context()))
+    groups = hello.getExtension(ExtensionType.supported_groups)
+    assert isinstance(groups, tlslite.extensions.SupportedGroupsExtension)
+    before = list(groups.groups)
+    with pytest.raises(TypeError, match="replace it in the hello's extensions"):
+        groups.groups = [29]
+    with pytest.raises(TypeError):
+        del groups.groups
+    again = _received_hello(_client_hello(pki.client_context()))
+    assert again.getExtension(ExtensionType.supported_groups).groups == before
+
+
+@pytest.mark.speedups
+def test_shared_extensions_are_bounded(pki: PKI, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A peer sending new bytes each time fills the table at most to its bound (then it
+    starts over); an extension over the size bound is parsed each time."""
+    monkeypatch.setattr(hellos, "_SHARED", {})
+    monkeypatch.setattr(hellos, "SHARED_ENTRIES", 8)
+    ctx = pki.client_context()
+    sizes = []
+    for i in range(20):
+        _received_hello(_client_hello(ctx, hostname=f"h{i}.example.test"))
+        sizes.append(len(hellos._SHARED))
+    assert max(sizes) == 8 and sizes[-1] < 8
+    monkeypatch.setattr(hellos, "SHARED_BYTES", 40)
+    long_name = "a" * 40 + ".example.test"
+    one, two = (_received_hello(_client_hello(ctx, hostname=long_name)) for _ in range(2))
+    sni_one, sni_two = (h.getExtension(ExtensionType.server_name) for h in (one, two))
+    assert sni_one is not sni_two
+    assert sni_one.hostNames == sni_two.hostNames == (bytearray(long_name.encode()),)
+    assert one.getExtension(ExtensionType.supported_groups) \
+        is two.getExtension(ExtensionType.supported_groups)
+
+
+def test_handshakes_on_shared_extensions_complete(pki: PKI) -> None:
+    """Servers read shared extensions in many handshakes, after a HelloRetryRequest (which
+    rewrites the first hello's key_share) too."""
+    client_ctx, server_ctx = pki.client_context(), pki.server_context()
+    client_ctx.set_alpn_protocols(["h2"])
+    server_ctx.set_alpn_protocols(["h2"])
+    for _ in range(3):
+        client, server = handshake(client_ctx, server_ctx)
+        assert client.handshake_complete and server.selected_alpn_protocol() == "h2"
+    client_ctx.set_groups(["x25519", "secp256r1"])
+    server_ctx.set_groups(["secp256r1"])
+    for _ in range(2):
+        client, server = handshake(client_ctx, server_ctx)
+        assert client.handshake_complete and client.group == "secp256r1"
+
+
+@pytest.mark.speedups
+def test_signature_scheme_lists_keep_no_peer_chain(pki: PKI) -> None:
+    """A client checks the server's CertificateVerify scheme against the lists for the
+    peer's chain: remembered by the chain's key type, never by the chain object (a new
+    one per connection), so the cache neither grows per connection nor keeps chains."""
+    cache = _engine.tlsconn._TLSLiteConnection._aiotls_sig_lists
+    client_ctx, server_ctx = pki.client_context(), pki.server_context()
+    handshake(client_ctx, server_ctx)
+    size = len(cache)
+    peers = [handshake(client_ctx, server_ctx)[0] for _ in range(5)]
+    assert all(p.handshake_complete for p in peers)
+    assert len(cache) == size
+    owners = [owner for kept, _ in cache.values() for owner in kept]
+    assert not any(isinstance(owner, X509CertChain) for owner in owners)
+    chain = peers[0]._engine._tl.session.serverCertChain
+    assert chain is not None and not any(chain in gc.get_referrers(v) for v in cache.values())
+
+
+@pytest.mark.speedups
+def test_signature_scheme_lists_for_peer_chains_are_tlslites(pki: PKI) -> None:
+    """The list for each kind of peer chain is tlslite's, asked in turn (P-256 and P-384
+    differ in TLS 1.3: the curve fixes the hash)."""
+    settings = _engine.settings._prepare(pki.client_context()).client_settings._aiotls_validated
+    base = tlslite.tlsconnection.TLSConnection._sigHashesToList
+    ours = _engine.tlsconn._TLSLiteConnection._sigHashesToList
+    chains = []
+    for key_type in ("ecdsa-p256", "ecdsa-p384", "rsa2048", "ed25519"):
+        client, _ = handshake(pki.client_context(), pki.server_context(key_type))  # type: ignore[arg-type]
+        chains.append(client._engine._tl.session.serverCertChain)
+    expected = {id(c): {v: base(settings, certList=c, version=v) for v in ((3, 4), (3, 3))}
+                for c in chains}
+    assert expected[id(chains[0])][(3, 4)] != expected[id(chains[1])][(3, 4)]
+    for order in (chains, chains[::-1]):
+        for chain in order:
+            for version in ((3, 4), (3, 3)):
+                assert ours(settings, certList=chain, version=version) \
+                    == expected[id(chain)][version]

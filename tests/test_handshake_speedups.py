@@ -285,17 +285,26 @@ def test_one_pass_client_hello_parse_equals_tlslites(pki: PKI) -> None:
 
 
 def test_one_pass_client_hello_parse_keeps_objects_apart(pki: PKI) -> None:
-    """Two parses share no mutable attribute (the quick parser copies from prototypes)."""
+    """Two parses share no mutable attribute (the quick parser copies from prototypes),
+    except the extensions shared whole, which refuse writes (see test_footprint.py)."""
     body = _client_hellos(pki)[1]
     parse = _engine.quick._QUICK_MESSAGES["ClientHello"].parse
     first, second = (parse(_engine.quick._QUICK_MESSAGES["ClientHello"](),
                            _engine.codec.FastParser(bytearray(body))) for _ in range(2))
     assert len(first.extensions) == len(second.extensions) > 8
+    apart = 0
     for one, other in zip(first.extensions, second.extensions, strict=True):
         assert type(one) is type(other)
+        if one is other:
+            assert one.extType in _engine.hellos.SHARED_TYPES
+            with pytest.raises(TypeError):
+                one.extType = one.extType
+            continue
+        apart += 1
         for name, value in vars(one).items():
             if isinstance(value, bytearray | list | dict):
                 assert value is not vars(other)[name], (type(one).__name__, name)
+    assert apart >= 2  # (key_share, pre_shared_key, ...)
 
 
 # --- the defragmenter's handshake message size ---------------------------------------------

@@ -7,14 +7,62 @@ checks and hands each extension to the quick parser's dispatch (:mod:`.quick`) d
 the objects, attributes and exceptions are the ones tlslite's method gives (a
 differential test compares them); anything irregular is parsed by the quick parser on a
 fresh object, exactly as tlslite's method would, and from there by tlslite's own.
+
+Received extensions that nothing changes after parsing (:data:`SHARED_TYPES`) are shared
+between hellos that carry the same bytes for them (:data:`_SHARED`, bounded): a client
+sends the same supported_versions, groups, signature algorithms and server name in every
+hello, so a server parses each once, and keeps a dozen fewer objects per handshake
+in flight for the cyclic GC to walk.  A shared extension is of a frozen subclass of its
+class (:func:`frozen_class`): writing to it raises ``TypeError`` instead of changing what
+later hellos read.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from tlslite.constants import ExtensionType
 from tlslite.messages import ClientHello
 from tlslite.utils.codec import DecodeError
+
+#: Extension types whose received objects neither tlslite-ng nor aiotls changes after
+#: parsing (checked in tlslite-ng 0.8's server and in aiotls: the server writes to a
+#: received key_share, padding and pre_shared_key after a HelloRetryRequest, and aiotls
+#: empties a TLS 1.2 session_ticket; those are never shared).
+SHARED_TYPES = frozenset({
+    ExtensionType.server_name, ExtensionType.supported_groups,
+    ExtensionType.ec_point_formats, ExtensionType.signature_algorithms,
+    ExtensionType.alpn, ExtensionType.cert_type, ExtensionType.compress_certificate,
+    ExtensionType.encrypt_then_mac, ExtensionType.extended_master_secret,
+    ExtensionType.record_size_limit, ExtensionType.supported_versions,
+    ExtensionType.psk_key_exchange_modes, ExtensionType.post_handshake_auth,
+    ExtensionType.signature_algorithms_cert, ExtensionType.renegotiation_info,
+})
+#: Bounds of the shared extensions: entries (emptied when full: a peer sending new
+#: bytes each time only costs itself the sharing) and bytes per extension.
+SHARED_ENTRIES = 256
+SHARED_BYTES = 512
+#: (parsing class, the extension's bytes with its header) -> the parsed extension.
+_SHARED: dict[tuple[Any, bytes], Any] = {}
+#: Extension class -> its frozen subclass.
+_FROZEN: dict[type, type] = {}
+
+
+def _refuse(self: Any, name: str, *value: Any) -> None:
+    raise TypeError(f"this {type(self).__name__} is shared by the received hellos that carry "
+                    f"the same bytes: replace it in the hello's extensions instead of "
+                    f"changing {name!r}")
+
+
+def frozen_class(cls: type) -> type:
+    """``cls`` whose instances refuse attribute writes (their attributes are set through
+    ``__dict__`` when they are made)."""
+    frozen = _FROZEN.get(cls)
+    if frozen is None:
+        frozen = _FROZEN[cls] = type(cls.__name__, (cls,), {
+            "__slots__": (), "__module__": cls.__module__, "__qualname__": cls.__qualname__,
+            "__setattr__": _refuse, "__delattr__": _refuse})
+    return frozen
 
 
 def parse_client_hello(tls_extension: Any, dispatch: Any, made_quick: Any,
@@ -56,10 +104,24 @@ def parse_client_hello(tls_extension: Any, dispatch: Any, made_quick: Any,
             if end <= size:
                 if table is None:
                     table = dispatch(tls_extension())
-                found = table.get((block[i] << 8) | block[i + 1])
+                ext_type = (block[i] << 8) | block[i + 1]
+                found = table.get(ext_type)
                 if found is not None and found[1] is not None:
-                    ext = made_quick(found[0], found[1], block, i + 4, end)
+                    key = None
+                    if ext_type in SHARED_TYPES and end - i <= SHARED_BYTES:
+                        key = (found[0], bytes(block[i:end]))
+                        ext = _SHARED.get(key)
+                        if ext is not None:
+                            out.append(ext)
+                            i = end
+                            continue
+                    ext = made_quick(found[0] if key is None else frozen_class(found[0]),
+                                     found[1], block, i + 4, end)
                     if ext is not None:
+                        if key is not None:
+                            if len(_SHARED) >= SHARED_ENTRIES:
+                                _SHARED.clear()
+                            _SHARED[key] = ext
                         out.append(ext)
                         i = end
                         continue

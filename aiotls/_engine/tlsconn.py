@@ -155,7 +155,8 @@ class _TLSLiteConnection(VerificationHooks, TicketHooks, LeanClientHello, PlainH
     _aiotls_certificate_requested = False
     #: RFC 7627 required of TLS 1.2 peers (TLSContext.require_extended_master_secret).
     _aiotls_require_ems = True
-    #: (id(settings), id(key), id(certs), version) -> ((settings, key, certs), result)
+    #: (id(settings), id(key), version, certificate type, ECDSA curve) -> ((settings, key),
+    #: result)
     _aiotls_sig_lists: dict[tuple[Any, ...], tuple[Any, ...]] = {}
 
     def __init__(self, sock: Any) -> None:
@@ -176,14 +177,22 @@ class _TLSLiteConnection(VerificationHooks, TicketHooks, LeanClientHello, PlainH
     @staticmethod
     def _sigHashesToList(settings: Any, privateKey: Any = None, certList: Any = None,
                          version: Any = (3, 3)) -> list[Any]:
-        # The signature-scheme list depends only on these arguments, and they are per
-        # context (settings are validated once per context and never changed): remembered.
+        # The signature-scheme list depends only on the settings (validated once per
+        # context, never changed), our private key, the version, and of the chain only on
+        # what tlslite reads of it: the first certificate's algorithm and, for ECDSA, its
+        # curve.  Remembered on exactly those: a client passes the peer's chain, a new
+        # object per connection, which must neither miss every time nor be kept alive.
         if not speedups.ENABLED:
             return list(_ReboundTLSConnection._sigHashesToList(settings, privateKey, certList,
                                                                version))
+        cert_type = curve = None
+        if certList and certList.x509List:
+            first = certList.x509List[0]
+            cert_type = first.certAlg
+            curve = first.publicKey.curve_name if cert_type == "ecdsa" else None
         return list(_remembered(
-            _TLSLiteConnection._aiotls_sig_lists, (tuple(version),),
-            (settings, privateKey, certList),
+            _TLSLiteConnection._aiotls_sig_lists, (tuple(version), cert_type, curve),
+            (settings, privateKey),
             lambda: _ReboundTLSConnection._sigHashesToList(settings, privateKey, certList,
                                                            version)))
 
