@@ -23,10 +23,11 @@ from tlslite.x509certchain import X509CertChain
 import aiotls
 from aiotls import _engine
 from aiotls._engine import hellos
-from tests.helpers import PKI, connect, handshake
+from tests.helpers import PKI, connect, handshake, pump
 
-#: GC-tracked objects an established TLS 1.3 pair (both ends) may hold, tickets received.
-PAIR_BUDGET = 75
+#: GC-tracked objects an established TLS 1.3 pair (both ends) may hold, tickets received
+#: (57 today).
+PAIR_BUDGET = 60
 
 
 def test_an_established_pair_stays_within_its_object_budget(pki: PKI) -> None:
@@ -176,3 +177,61 @@ def test_signature_scheme_lists_for_peer_chains_are_tlslites(pki: PKI) -> None:
             for version in ((3, 4), (3, 3)):
                 assert ours(settings, certList=chain, version=version) \
                     == expected[id(chain)][version]
+
+
+def test_tlslite_states_keep_no_key_aiotls_holds(pki: PKI) -> None:
+    """Once aiotls's record layer holds a direction's key, tlslite's state for it keeps a
+    key-less cipher shared by all connections, which refuses to seal or open; the pending
+    states tlslite leaves blank are made only when read."""
+    from tlslite.errors import TLSInternalError
+    from tlslite.recordlayer import ConnectionState
+
+    pairs = [connect(pki.client_context(), pki.server_context()) for _ in range(2)]
+    layers = [conn._engine._tl._recordLayer for pair in pairs for conn in pair]
+    held = {id(layer._readState.encContext) for layer in layers} \
+        | {id(layer._writeState.encContext) for layer in layers}
+    assert len(held) == 1  # (one cipher, both ways, four connections)
+    cipher = layers[0]._readState.encContext
+    assert cipher.name in ("aes128gcm", "aes256gcm") and cipher.key == b"" and cipher.isAEAD
+    with pytest.raises(TLSInternalError, match="held by aiotls's record layer"):
+        cipher.seal(bytearray(12), bytearray(b"x"), bytearray())
+    with pytest.raises(TLSInternalError):
+        cipher.open(bytearray(12), bytearray(17), bytearray())
+    layer = layers[0]
+    assert layer._aiotls_pending_read is None and layer._aiotls_pending_write is None
+    blank = layer._pendingReadState
+    assert isinstance(blank, ConnectionState) and blank.encContext is None and blank.seqnum == 0
+    assert layer._pendingReadState is blank
+    client, server = pairs[0]  # (still working after all that)
+    client.send_data(b"ping")
+    server.receive_data(client.data_to_send())
+    assert b"".join(e.data for e in server.events() if hasattr(e, "data")) == b"ping"
+
+
+def test_connection_objects_get_every_attribute_at_construction(pki: PKI) -> None:
+    """CPython stores an object's attributes without a dict of its own while its class's
+    instances share their attribute names; a name first set later, once many instances
+    exist (a server accepting thousands of connections at once), gives every instance a
+    dict: one more object for the GC per connection.  So the long-lived objects of a
+    connection set all their attributes when made."""
+    import aiotls
+
+    kinds = (aiotls.TLSConnection, _engine.driver.Engine, _engine.records._RecordLayer)
+    made: list[tuple[Any, set[str]]] = []
+    client_ctx, server_ctx = pki.client_context(), pki.server_context()
+    client = aiotls.TLSConnection(client_ctx, server_hostname="localhost")
+    server = aiotls.TLSConnection(server_ctx, server_side=True)
+    for conn in (client, server):
+        for obj in (conn, conn._engine, conn._engine._tl._recordLayer):
+            made.append((obj, set(vars(obj))))
+    assert {type(obj) for obj, _ in made} == set(kinds)
+    pump(client, server)
+    for sender, receiver in ((client, server), (server, client)):
+        sender.send_data(b"x" * 40_000)
+        pump(sender, receiver)
+    client.update_keys(request_peer_update=True)
+    pump(client, server)
+    client.close()
+    pump(client, server)
+    for obj, names in made:
+        assert set(vars(obj)) - names == set(), type(obj).__name__

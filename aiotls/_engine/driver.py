@@ -9,11 +9,10 @@ its record verbs (:meth:`Engine.take_over_records`).
 
 tlslite reads through ``recv()`` and writes through ``send()``/``sendall()``.  The
 :class:`_MemorySocket` hands out the inbox and raises ``OSError(EWOULDBLOCK)`` when it is
-empty, which tlslite turns into "yield 0" (a bare ``BlockingIOError()`` would crash it:
-it reads ``args[0]``); writes go to an outbox and never block.  :meth:`Engine._drive`
-runs a generator until it wants input or produces a result, and turns anything tlslite
-raises into an aiotls error (:mod:`.translate`).  The engine reads no clock: the
-connection passes ``now``.
+empty, which tlslite turns into "yield 0" (a bare ``BlockingIOError()`` would crash it: it
+reads ``args[0]``); writes go to an outbox.  :meth:`Engine._drive` runs a generator until
+it wants input or a result, and turns anything tlslite raises into an aiotls error
+(:mod:`.translate`).  The engine reads no clock: the connection passes ``now``.
 """
 
 from __future__ import annotations
@@ -185,6 +184,9 @@ class Engine:
         self._reader: Generator[Any, None, None] | None = None
         #: The connection decrypts application data itself (see take_over_records).
         self.records_taken_over = False
+        self.tls13 = False
+        #: The receive path's verbs once records are taken over (see docs/performance.md)
+        self.opener = self._records
         self._peer_input = True
         if server_side:
             # (TLSConnection.check_context has made sure the context has a certificate)
@@ -322,9 +324,6 @@ class Engine:
         records.set_send_limit(int(self._tl._recordLayer.send_record_limit))
         self.records_taken_over = True
         self.tls13 = records.tls13
-        #: The receive path's verbs (``open_small``, ``open_run``, ``open``), through one
-        #: reference: bound methods would be three more objects per connection to the GC.
-        self.opener = records
         return True
 
     def handshake_fragment_pending(self) -> bool:
@@ -639,12 +638,13 @@ class Engine:
         return state
 
     def aead_implementation(self) -> tuple[str, str] | None:
-        """(read cipher implementation, write cipher implementation), for tests and diagnose."""
-        rl = self._tl._recordLayer
-        read = rl._readState.encContext
-        write = rl._writeState.encContext
-        if read is None or write is None:
+        """(read, write) AEAD classes, for tests and diagnose: aiotls's record layer's where
+        it holds the keys, else tlslite's cipher object's."""
+        rl, records = self._tl._recordLayer, self._records
+        ciphers = [records._read.aead if records._read else rl._readState.encContext,
+                   records._write.aead if records._write else rl._writeState.encContext]
+        if None in ciphers:
             return None
-        return type(read).__module__ + "." + type(read).__name__, \
-            type(write).__module__ + "." + type(write).__name__
+        read, write = (type(c).__module__ + "." + type(c).__name__ for c in ciphers)
+        return read, write
 

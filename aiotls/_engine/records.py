@@ -173,13 +173,24 @@ class _RecordLayer(RecordLayer):  # type: ignore[misc]
     cipher's name for its introspection, never a sequence number that is used.  Records
     that the connection already opened (post-handshake control records) arrive through
     :meth:`push_opened` as plaintext and are not decrypted again.
+
+    An established connection lives long, and every object it keeps is walked by each full
+    pass of the cyclic GC: the state objects tlslite keeps for keys aiotls holds share one
+    key-less cipher per name (:func:`_held`), the pending states tlslite leaves blank are
+    made when read (:attr:`_pendingReadState`), and the list of opened records when one
+    comes.
     """
 
     def __init__(self, sock: Any, records: RecordProtection) -> None:
         self.records = records
-        self._opened: list[tuple[int, bytes]] = []
+        self._opened: list[tuple[int, bytes]] | tuple[()] = ()
+        self._aiotls_read_state: Any = None
+        self._aiotls_write_state: Any = None
+        self._aiotls_pending_read: Any = None
+        self._aiotls_pending_write: Any = None
         super().__init__(sock)
         self._recordSocket = _RecordSocket(sock)
+        self._aiotls_pending_read = self._aiotls_pending_write = None  # (blank: made when read)
 
     def _install(self, state: Any, *, reading: bool) -> None:
         ctx = state.encContext
@@ -187,29 +198,64 @@ class _RecordLayer(RecordLayer):  # type: ignore[misc]
                 and self._version >= (3, 3):
             self.records.install(reading=reading, cipher=ctx.name, key=ctx.key,
                                  iv=bytes(state.fixedNonce), tls13=self._is_tls13_plus())
+            state.encContext = _held(ctx)
         else:
             self.records.remove(reading=reading)
 
     @property
     def _readState(self) -> Any:
-        return self.__dict__["_aiotls_read_state"]
+        return self._aiotls_read_state
 
     @_readState.setter
     def _readState(self, state: Any) -> None:
-        self.__dict__["_aiotls_read_state"] = state
+        self._aiotls_read_state = state
         self._install(state, reading=True)
 
     @property
     def _writeState(self) -> Any:
-        return self.__dict__["_aiotls_write_state"]
+        return self._aiotls_write_state
 
     @_writeState.setter
     def _writeState(self, state: Any) -> None:
-        self.__dict__["_aiotls_write_state"] = state
+        self._aiotls_write_state = state
         self._install(state, reading=False)
+
+    # tlslite's pending states: blank after each change of keys until the next keys are
+    # computed; a blank one is made when something reads it.
+    @property
+    def _pendingReadState(self) -> Any:
+        state = self._aiotls_pending_read
+        if state is None:
+            state = self._aiotls_pending_read = ConnectionState()
+        return state
+
+    @_pendingReadState.setter
+    def _pendingReadState(self, state: Any) -> None:
+        self._aiotls_pending_read = state
+
+    @property
+    def _pendingWriteState(self) -> Any:
+        state = self._aiotls_pending_write
+        if state is None:
+            state = self._aiotls_pending_write = ConnectionState()
+        return state
+
+    @_pendingWriteState.setter
+    def _pendingWriteState(self, state: Any) -> None:
+        self._aiotls_pending_write = state
+
+    def changeReadState(self) -> None:
+        super().changeReadState()
+        self._aiotls_pending_read = None  # (tlslite's new blank one)
+
+    def changeWriteState(self) -> None:
+        super().changeWriteState()
+        self._aiotls_pending_write = None
 
     def push_opened(self, content_type: int, content: bytes) -> None:
         """A record the connection already decrypted; :meth:`recvRecord` hands it out next."""
+        if not self._opened:
+            self._opened = []
         self._opened.append((content_type, content))
 
     def has_opened(self) -> bool:
@@ -346,8 +392,11 @@ class _RecordLayer(RecordLayer):  # type: ignore[misc]
         ``None`` when it was declined 0-RTT data, skipped.  (A plain function, not a
         generator: it runs for every protected handshake record.)"""
         records = self.records
-        if self._opened:
-            content_type, content = self._opened.pop(0)
+        opened = self._opened
+        if opened:
+            content_type, content = opened.pop(0)
+            if not opened:
+                self._opened = ()
             version = (3, 4) if self._is_tls13_plus() else tuple(self._version)
             return RecordHeader3().create(version, content_type, len(content)), \
                 Parser(bytearray(content))
@@ -420,6 +469,33 @@ class _RecordLayer(RecordLayer):  # type: ignore[misc]
             self._pendingWriteState, self._pendingReadState = client, server
         else:
             self._pendingWriteState, self._pendingReadState = server, client
+
+
+class _HeldCipher(_crypto.AEADCipher):
+    """What tlslite's state keeps of an AEAD cipher whose key aiotls's record layer holds:
+    its name and shape for tlslite's introspection, no key; it never seals or opens."""
+
+    __slots__ = ()
+
+    def seal(self, nonce: bytes | bytearray, plaintext: bytes | bytearray,
+             data: bytes | bytearray) -> bytearray:
+        raise TLSInternalError(f"{self.name}: the key is held by aiotls's record layer")
+
+    def open(self, nonce: bytes | bytearray, ciphertext: bytes | bytearray,
+             data: bytes | bytearray) -> bytearray | None:
+        raise TLSInternalError(f"{self.name}: the key is held by aiotls's record layer")
+
+
+#: One key-less cipher per name, shared by every connection (see _RecordLayer).
+_HELD: dict[str, _HeldCipher] = {}
+
+
+def _held(cipher: _crypto.AEADCipher) -> _HeldCipher:
+    held = _HELD.get(cipher.name)
+    if held is None:
+        held = _HELD[cipher.name] = _HeldCipher.__new__(_HeldCipher)
+        held.name, held.key, held.tagLength, held._aead = cipher.name, b"", cipher.tagLength, None
+    return held
 
 
 #: RecordError alerts from aiotls's record layer as the tlslite exceptions its handshake code
