@@ -96,7 +96,7 @@ class _RecordReceiver:
         # (the connection's state these methods use; see TLSConnection.__init__)
         context: TLSContext
         _engine: Engine
-        _events: deque[Event]
+        _events: deque[Event] | tuple[()]
         _inbuf: bytearray
         _handshake_bytes: int
         _tls13_limits: bool
@@ -114,6 +114,15 @@ class _RecordReceiver:
         def _advance(self) -> None: ...
         def _check_pha(self) -> None: ...
         def _closed_by_peer(self) -> None: ...
+
+
+    def _event(self, event: Event) -> None:
+        """Queue an event.  The queue is a deque only while it holds some: an idle
+        connection keeps one object fewer for the cyclic GC (see docs/performance.md)."""
+        if self._events:
+            self._events.append(event)
+        else:
+            self._events = deque((event,))
 
     def _record_length(self, buf: bytes | bytearray | memoryview, pos: int) -> int:
         """Validate the record header at ``pos``; the record's body length."""
@@ -231,7 +240,7 @@ class _RecordReceiver:
             small = self._open_small(data)
             if small is not _NOT_SMALL:
                 if small:  # (an empty record carries nothing to deliver)
-                    self._events.append(DataReceived(small))  # type: ignore[arg-type]
+                    self._event(DataReceived(small))  # type: ignore[arg-type]
                 return
         segments: list[Any] = [data]
         if self._inbuf:
@@ -252,10 +261,10 @@ class _RecordReceiver:
             nonlocal plen, base
             if plen > base:
                 if lend:
-                    self._events.append(LentDataReceived(memoryview(plain)[base:plen]))
+                    self._event(LentDataReceived(memoryview(plain)[base:plen]))
                     base = plen
                 else:
-                    self._events.append(DataReceived(bytes(memoryview(plain)[:plen])))
+                    self._event(DataReceived(bytes(memoryview(plain)[:plen])))
                     plen = 0
 
         try:
@@ -329,7 +338,7 @@ class _RecordReceiver:
             if engine.tls13 and self._half_close and self._state is ConnectionState.OPEN:
                 self._set_state(ConnectionState.OPEN,  # our side stays open
                                 _Trigger.PEER_HALF_CLOSE)
-                self._events.append(CloseNotifyReceived())
+                self._event(CloseNotifyReceived())
                 return True
             engine.peer_closed()
             self._closed_by_peer()

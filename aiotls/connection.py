@@ -188,7 +188,7 @@ class TLSConnection(_RecordReceiver):
         self.server_hostname = server_hostname
         # the phase (state, peer_closed): written only by _set_state from here on
         self._state, self._peer_closed = _INITIAL_PHASE
-        self._events: deque[Event] = deque()
+        self._events: deque[Event] | tuple[()] = ()  # (see _RecordReceiver._event)
         self._inbuf = bytearray()
         # data sent before the handshake completed (afterwards an empty tuple: nothing can
         # join it, and an established connection keeps one object fewer for the cyclic GC)
@@ -313,14 +313,18 @@ class TLSConnection(_RecordReceiver):
 
     def next_event(self) -> Event | None:
         """The next event, or ``None`` if there is none until more data arrives."""
-        if self._events:
-            return self._events.popleft()
+        events = self._events
+        if events:
+            event = events.popleft()
+            if not events:
+                self._events = ()
+            return event
         return None
 
     def events(self) -> list[Event]:
         """All pending events (drains the queue)."""
         out = list(self._events)
-        self._events.clear()
+        self._events = ()
         return out
 
     def data_to_send(self) -> bytes | bytearray:
@@ -439,7 +443,7 @@ class TLSConnection(_RecordReceiver):
         chain = self._engine.take_pha_result()
         if chain:
             self._peer_chain = tuple(chain)
-            self._events.append(ClientCertificateReceived(tuple(chain)))
+            self._event(ClientCertificateReceived(tuple(chain)))
 
     def update_keys(self, request_peer_update: bool = False) -> None:
         """TLS 1.3: send a KeyUpdate and switch to fresh write keys.
@@ -528,7 +532,7 @@ class TLSConnection(_RecordReceiver):
     def _terminate(self, err: TLSError | None, truncated: bool = False) -> None:
         if not self._terminated:
             self._terminated = True
-            self._events.append(ConnectionTerminated(error=err, truncated=truncated))
+            self._event(ConnectionTerminated(error=err, truncated=truncated))
 
     def _advance(self) -> None:
         engine = self._engine
@@ -542,13 +546,13 @@ class TLSConnection(_RecordReceiver):
                 return
             self._check_pha()
             if data:
-                self._events.append(DataReceived(data))
+                self._event(DataReceived(data))
                 continue
             self._closed_by_peer()
 
     def _closed_by_peer(self) -> None:
         """The peer's close_notify arrived (answered already): the connection ends cleanly."""
-        self._events.append(CloseNotifyReceived())
+        self._event(CloseNotifyReceived())
         self._set_state(ConnectionState.CLOSED, _Trigger.PEER_CLOSE_NOTIFY)
         self._terminate(None)
 
@@ -567,7 +571,7 @@ class TLSConnection(_RecordReceiver):
             session_reused=engine.resumed(),
         )
         self._set_state(ConnectionState.OPEN, _Trigger.HANDSHAKE_COMPLETED)
-        self._events.append(self._handshake_event)
+        self._event(self._handshake_event)
         if engine.take_over_records():
             # (no handshake fragment can be pending here: the engine refuses a message that
             # shares a record with Finished, a key change -- RFC 8446 5.1)

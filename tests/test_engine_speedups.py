@@ -907,7 +907,7 @@ def _send(layer: object, content_type: int, payload: bytes, tlslites: bool) -> b
     sock = layer._recordSocket.sock  # type: ignore[attr-defined]
     sock.flush()
     raw = b"".join(bytes(chunk) for chunk in sock.socket.outbox)
-    sock.socket.outbox.clear()
+    sock.socket.outbox = ()
     return raw
 
 

@@ -56,6 +56,7 @@ import collections
 import logging
 import mmap
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from ..connection import TLSConnection, TLSSession
@@ -136,6 +137,20 @@ def _joins_writelines(transport: Any) -> bool:
     return getattr(type(transport), "writelines", None) is asyncio.WriteTransport.writelines
 
 
+#: get_extra_info() names answered from the handshake, once it completed (computed when
+#: asked: a dict per connection would be one more object for the GC to walk).
+_HANDSHAKE_EXTRA: dict[str, Callable[[TLSConnection, HandshakeCompleted], Any]] = {
+    "cipher": lambda conn, info: conn.cipher(),
+    "compression": lambda conn, info: None,
+    "tls_version": lambda conn, info: info.version,
+    "alpn_protocol": lambda conn, info: info.alpn_protocol,
+    "server_name": lambda conn, info: info.server_name,
+    "session_reused": lambda conn, info: info.session_reused,
+    "tls_group": lambda conn, info: info.group,
+    "peer_certificates": lambda conn, info: info.peer_certificates,
+}
+
+
 class TLSProtocol(asyncio.BufferedProtocol):
     """The lower protocol: runs TLS over a transport for an application protocol.
 
@@ -168,8 +183,8 @@ class TLSProtocol(asyncio.BufferedProtocol):
         self._conn = TLSConnection(context, server_side=server_side,
                                    server_hostname=server_hostname if not server_side else None,
                                    session=session)
-        self._extra: dict[str, Any] = {"sslcontext": context, "ssl_object": self._conn,
-                                       "tls_connection": self._conn}
+        #: The handshake's outcome once the application may see it (get_extra_info).
+        self._handshake_info: HandshakeCompleted | None = None
         # initial states (changed only by _set_state and _set_app_state from here on);
         # start_tls() wraps a connection whose protocol has had connection_made() already
         self._state = _State.UNWRAPPED
@@ -182,10 +197,12 @@ class TLSProtocol(asyncio.BufferedProtocol):
         self._handshake_timer: asyncio.TimerHandle | None = None
         self._shutdown_timer: asyncio.TimerHandle | None = None
         # writing
-        self._write_backlog: collections.deque[bytes] = collections.deque()
+        # (the queues below are containers only while they hold something: an idle
+        # connection keeps fewer objects for the cyclic GC, see docs/performance.md)
+        self._write_backlog: collections.deque[bytes] | tuple[()] = ()
         self._write_backlog_size = 0
         #: records of this loop iteration's large writes, not yet given to the transport
-        self._outgoing: list[bytes | bytearray] = []
+        self._outgoing: list[bytes | bytearray] | tuple[()] = ()
         self._outgoing_size = 0
         self._flush_scheduled = False
         self._one_write_per_record = False  # (set by connection_made, see _joins_writelines)
@@ -194,7 +211,7 @@ class TLSProtocol(asyncio.BufferedProtocol):
         self._write_high, self._write_low = _flow_limits(None, None, _HIGH_WATER_WRITE)
         # reading
         self._incoming_backlog = bytearray()
-        self._events: collections.deque[Event] = collections.deque()
+        self._events: collections.deque[Event] | tuple[()] = ()
         self._undelivered = 0
         self._processing = 0  # nesting depth of _process (lent plaintext)
         self._app_reading_paused = False
@@ -239,8 +256,11 @@ class TLSProtocol(asyncio.BufferedProtocol):
             self._app_transport._closed = True
 
     def _get_extra_info(self, name: str, default: Any = None) -> Any:
-        if name in self._extra:
-            return self._extra[name]
+        if name in ("sslcontext", "ssl_object", "tls_connection"):
+            return self._conn.context if name == "sslcontext" else self._conn
+        info = self._handshake_info
+        if info is not None and name in _HANDSHAKE_EXTRA:
+            return _HANDSHAKE_EXTRA[name](self._conn, info)
         if name == "peercert" and self._conn.handshake_complete:
             return self._conn.getpeercert()  # on demand: building the dict is not free
         if self._transport is not None:
@@ -303,7 +323,7 @@ class TLSProtocol(asyncio.BufferedProtocol):
     def connection_lost(self, exc: BaseException | None) -> None:
         self._conn_lost += 1
         self._cancel_timers()
-        self._write_backlog.clear()
+        self._write_backlog = ()
         self._write_backlog_size = 0
         self._drop_outgoing()
         self._mark_closed()
@@ -376,7 +396,10 @@ class TLSProtocol(asyncio.BufferedProtocol):
                     # received" (as sslproto, which discards it while unwrapping).
                     continue
                 self._undelivered += len(event.data)
-            self._events.append(event)
+            if self._events:
+                self._events.append(event)
+            else:
+                self._events = collections.deque((event,))
         self._flush_tls()
         self._processing += 1
         try:
@@ -391,6 +414,8 @@ class TLSProtocol(asyncio.BufferedProtocol):
     def _keep_undelivered(self) -> None:
         """Copy out plaintext still lent by the connection (the application paused)."""
         events = self._events
+        if not events:
+            return
         for i, event in enumerate(events):
             if isinstance(event, LentDataReceived):
                 events[i] = DataReceived(bytes(event.data))
@@ -458,6 +483,8 @@ class TLSProtocol(asyncio.BufferedProtocol):
             if self._app_reading_paused:
                 # paused inside buffer_updated(): keep the rest for resume_reading()
                 rest = bytes(view[pos:])
+                if not self._events:
+                    self._events = collections.deque()
                 self._events.appendleft(DataReceived(rest))
                 self._undelivered += len(rest)
                 return
@@ -478,14 +505,8 @@ class TLSProtocol(asyncio.BufferedProtocol):
             self._handshake_timer = None
         if self._state is not _State.HANDSHAKING:
             return  # aborted meanwhile (a handshake timeout): too late to open
-        conn = self._conn
         self._set_state(_State.WRAPPED, "HandshakeCompleted")
-        self._extra.update(
-            cipher=conn.cipher(), compression=None,
-            tls_version=event.version, alpn_protocol=event.alpn_protocol,
-            server_name=event.server_name, session_reused=event.session_reused,
-            tls_group=event.group, peer_certificates=event.peer_certificates,
-        )
+        self._handshake_info = event
         if self._app_state is _AppState.INIT:
             self._set_app_state(_AppState.CON_MADE, "HandshakeCompleted")
             self._app_protocol.connection_made(self._app_transport)
@@ -542,6 +563,8 @@ class TLSProtocol(asyncio.BufferedProtocol):
             for data in list_of_data:
                 if data:
                     chunk = bytes(data)  # (its bytes, whatever the buffer's item size)
+                    if not self._write_backlog:
+                        self._write_backlog = collections.deque()
                     self._write_backlog.append(chunk)
                     self._write_backlog_size += len(chunk)
             if self._state is _State.WRAPPED:
@@ -565,8 +588,8 @@ class TLSProtocol(asyncio.BufferedProtocol):
         if self._tls_writing_paused or not self._write_backlog:
             return
         backlog = self._write_backlog
-        data = backlog.popleft() if len(backlog) == 1 else b"".join(backlog)
-        backlog.clear()
+        data = backlog[0] if len(backlog) == 1 else b"".join(backlog)
+        self._write_backlog = ()
         self._write_backlog_size = 0
         self._send_now(data)
 
@@ -587,7 +610,10 @@ class TLSProtocol(asyncio.BufferedProtocol):
         """Keep the records for the end of this loop iteration (see _COALESCE_MIN)."""
         out = self._conn.data_to_send()
         if out:
-            self._outgoing.append(out)
+            if self._outgoing:
+                self._outgoing.append(out)
+            else:
+                self._outgoing = [out]
             self._outgoing_size += len(out)
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -619,7 +645,7 @@ class TLSProtocol(asyncio.BufferedProtocol):
             self._transport.write(out)
 
     def _drop_outgoing(self) -> None:
-        self._outgoing = []
+        self._outgoing = ()
         self._outgoing_size = 0
 
     def _write_buffer_size(self) -> int:
