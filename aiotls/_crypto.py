@@ -604,6 +604,29 @@ def hkdf_expand_label(secret: bytes | bytearray, label: bytes, context: bytes | 
     return out[:length]
 
 
+def hkdf_expand_labels(secret: bytes | bytearray,
+                       labels: tuple[tuple[bytes, bytes | bytearray, int], ...],
+                       hash_name: str) -> list[bytes]:
+    """:func:`hkdf_expand_label` of one secret for several (label, context, length): the
+    HMAC key's inner and outer hash states are computed once (a TLS 1.3 traffic secret
+    gives a key and an IV, a master secret two or three traffic secrets)."""
+    one = _ONE_BLOCK.get(hash_name)
+    if one is None or any(length > one[2] or len(context) > 255
+                          for _, context, length in labels):
+        return [hkdf_expand_label(secret, *item, hash_name) for item in labels]
+    new, block = one[0], one[1]
+    key = (secret if len(secret) <= block else new(secret).digest()).ljust(block, b"\0")
+    inner, outer = new(key.translate(_IPAD)), new(key.translate(_OPAD))
+    out = []
+    for label, context, length in labels:
+        h = inner.copy()
+        h.update(_label_prefix(label, length) + _BYTE[len(context)] + context + b"\x01")
+        o = outer.copy()
+        o.update(h.digest())
+        out.append(o.digest()[:length])
+    return out
+
+
 # --- certificates for aiotls.testing ---------------------------------------------------------
 
 #: Key types :mod:`aiotls.testing` makes: P-256, P-384, RSA 2048 bits, Ed25519.

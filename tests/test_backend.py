@@ -141,6 +141,28 @@ def test_hkdf_expand_label_matches_tlslite(hash_name: str, size: int) -> None:
             assert hkdf_expand_label(secret, label, context, length, hash_name) == expected
 
 
+@pytest.mark.parametrize(("hash_name", "size"), [("sha256", 32), ("sha384", 48),
+                                                 ("sha512", 64)])
+def test_hkdf_expand_labels_of_one_secret_match_tlslite(hash_name: str, size: int) -> None:
+    """Several labels of one secret with the HMAC states made once: each is tlslite's,
+    for secrets shorter than, as long as and longer than a hash block, and labels over
+    one output block (the per-label path)."""
+    from tlslite.utils.cryptomath import HKDF_expand_label
+
+    from aiotls._crypto import hkdf_expand_labels
+
+    for secret_size in (size, 16, 200):
+        secret = os.urandom(secret_size)
+        for labels in (((b"key", b"", 16), (b"iv", b"", 12)),
+                       ((b"c ap traffic", os.urandom(size), size),
+                        (b"s ap traffic", os.urandom(size), size), (b"exp master", b"", size)),
+                       ((b"key", b"", 32), (b"exporter", b"x", 2 * size + 7))):
+            expected = [bytes(HKDF_expand_label(bytearray(secret), label, bytearray(context),
+                                                length, hash_name))
+                        for label, context, length in labels]
+            assert hkdf_expand_labels(secret, labels, hash_name) == expected
+
+
 @pytest.mark.parametrize("hash_name", ["sha256", "sha384", "sha512", "sha1"])
 def test_hmac_digest_matches_the_stdlib(hash_name: str) -> None:
     import hmac

@@ -457,12 +457,12 @@ class _RecordLayer(RecordLayer):  # type: ignore[misc]
         key_length, _, cipher_func = self._getCipherSettings(cipherSuite)
         states = []
         for secret in (cl_traffic_secret, sr_traffic_secret):
+            key, iv = _crypto.hkdf_expand_labels(
+                secret, ((b"key", b"", key_length), (b"iv", b"", 12)), prf)
             state = ConnectionState()
             state.macContext = None
-            state.encContext = cipher_func(
-                bytearray(_crypto.hkdf_expand_label(secret, b"key", b"", key_length, prf)),
-                implementations)
-            state.fixedNonce = bytearray(_crypto.hkdf_expand_label(secret, b"iv", b"", 12, prf))
+            state.encContext = cipher_func(bytearray(key), implementations)
+            state.fixedNonce = bytearray(iv)
             states.append(state)
         client, server = states
         if self.client:

@@ -116,12 +116,13 @@ def handshake_secrets(psk: bytes, shared_secret: bytes, hello_hash: bytes, prf_n
     """(handshake secret, client and server handshake traffic secrets) from the PSK (zeros
     when there is none), the (EC)DHE shared secret and the transcript hash through the
     ServerHello."""
-    expand = _crypto.hkdf_expand_label
     early = _crypto.hmac_digest(bytes(prf_size), psk, prf_name)
     secret = _crypto.hmac_digest(_fast_derive_secret(early, b"derived", None, prf_name),
                                  shared_secret, prf_name)
-    return (secret, expand(secret, b"c hs traffic", hello_hash, prf_size, prf_name),
-            expand(secret, b"s hs traffic", hello_hash, prf_size, prf_name))
+    client, server = _crypto.hkdf_expand_labels(
+        secret, ((b"c hs traffic", hello_hash, prf_size),
+                 (b"s hs traffic", hello_hash, prf_size)), prf_name)
+    return secret, client, server
 
 
 def application_secrets(handshake_secret: bytes, flight_hash: bytes, prf_name: str,
@@ -129,13 +130,13 @@ def application_secrets(handshake_secret: bytes, flight_hash: bytes, prf_name: s
     """(master secret, client and server application traffic secrets, exporter master
     secret) from the handshake secret and the transcript hash through the server's
     Finished."""
-    expand = _crypto.hkdf_expand_label
     secret = _crypto.hmac_digest(_fast_derive_secret(handshake_secret, b"derived", None,
                                                      prf_name), bytes(prf_size), prf_name)
-    return (secret,
-            bytearray(expand(secret, b"c ap traffic", flight_hash, prf_size, prf_name)),
-            bytearray(expand(secret, b"s ap traffic", flight_hash, prf_size, prf_name)),
-            bytearray(expand(secret, b"exp master", flight_hash, prf_size, prf_name)))
+    client, server, exporter = _crypto.hkdf_expand_labels(
+        secret, ((b"c ap traffic", flight_hash, prf_size),
+                 (b"s ap traffic", flight_hash, prf_size),
+                 (b"exp master", flight_hash, prf_size)), prf_name)
+    return secret, bytearray(client), bytearray(server), bytearray(exporter)
 
 
 def _u16(n: int) -> bytes:
