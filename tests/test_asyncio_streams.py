@@ -166,6 +166,70 @@ async def test_echo_64mib_full_duplex(pki: PKI) -> None:
             assert await handled.result() == size
 
 
+@pytest.mark.timeout(60)
+async def test_stream_reader_takes_plaintext_without_a_bytes_copy(
+        pki: PKI, monkeypatch: pytest.MonkeyPatch) -> None:
+    """asyncio's own StreamReader is given a view of the decryption buffer (it copies it
+    into its buffer at once): no large ``bytes`` per read; what it reads is intact, also
+    while it pauses the transport (its limit is small here)."""
+    kinds: list[type] = []
+    feed = asyncio.StreamReader.feed_data
+
+    def recording(self: asyncio.StreamReader, data: Any) -> None:
+        kinds.append(type(data))
+        feed(self, data)
+
+    monkeypatch.setattr(asyncio.StreamReader, "feed_data", recording)
+    size = 4 * MiB
+    data = _mix(hashlib.shake_256(b"view").digest(1 * MiB), size)
+
+    async def sink(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> str:
+        digest = await read_exactly_hashed(reader, size)
+        await close(writer)
+        return digest
+
+    async with asyncio.timeout(30):
+        async with serving(sink, pki, limit=16 * KiB) as (port, handled):
+            _, writer = await connect(pki, port)
+            writer.write(data)
+            await writer.drain()
+            assert await handled.result() == hashlib.sha256(data).hexdigest()
+            await close(writer)
+    assert memoryview in kinds, kinds[:5]
+
+
+@pytest.mark.timeout(60)
+async def test_stream_reader_subclasses_still_get_bytes(pki: PKI) -> None:
+    """A StreamReader or StreamReaderProtocol of the application's own may keep what it
+    is given: it gets ``bytes``, as asyncio promises."""
+    kinds: list[type] = []
+
+    class KeepingReader(asyncio.StreamReader):
+        def feed_data(self, data: Any) -> None:
+            kinds.append(type(data))
+            super().feed_data(data)
+
+    class Protocol(asyncio.StreamReaderProtocol):
+        def data_received(self, data: Any) -> None:
+            kinds.append(type(data))
+            super().data_received(data)
+
+    async with asyncio.timeout(30):
+        async with serving(echo, pki) as (port, handled):
+            loop = asyncio.get_running_loop()
+            for reader_class, protocol_class in ((KeepingReader, asyncio.StreamReaderProtocol),
+                                                 (asyncio.StreamReader, Protocol)):
+                reader = reader_class(loop=loop)
+                transport, _ = await aiotls.asyncio.create_connection(
+                    lambda r=reader, c=protocol_class: c(r), "127.0.0.1", port,
+                    ssl=pki.client_context(), server_hostname="localhost")
+                writer = asyncio.StreamWriter(transport, transport.get_protocol(), reader, loop)
+                writer.write(b"x" * 300_000)
+                assert await reader.readexactly(300_000) == b"x" * 300_000
+                await close(writer)
+    assert kinds and set(kinds) == {bytes}, set(kinds)
+
+
 # --- 2. write flow control --------------------------------------------------------------------
 
 

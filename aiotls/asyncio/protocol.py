@@ -127,18 +127,15 @@ def _joins_writelines(transport: Any) -> bool:
     """Whether ``transport.writelines`` is asyncio's default, ``write(b"".join(...))``.
 
     A batch is up to the write high-water mark (512 KiB), and a fresh allocation that
-    large is where glibc's malloc maps and unmaps memory: measured with asyncio Streams on
-    the default loop (Python 3.11), every page of the data then faulted in twice (130,000
-    minor faults per 256 MiB) and throughput halved, while one ``write`` per record (no
-    new buffer: the transport sends it or appends it to its own) faulted 2,000 times.
-    uvloop's ``writelines`` (writev) and Python 3.12's selector transport (sendmsg) copy
-    nothing and keep the batch whole.
+    large is where glibc's malloc maps and unmaps memory: with asyncio Streams on the
+    default loop (Python 3.11) every page of the data faulted in twice and throughput
+    halved; one ``write`` per record allocates nothing.  uvloop's ``writelines`` (writev)
+    and Python 3.12's selector transport (sendmsg) copy nothing.
     """
     return getattr(type(transport), "writelines", None) is asyncio.WriteTransport.writelines
 
 
-#: get_extra_info() names answered from the handshake, once it completed (computed when
-#: asked: a dict per connection would be one more object for the GC to walk).
+#: get_extra_info() names answered from the handshake once it completed (not a dict each).
 _HANDSHAKE_EXTRA: dict[str, Callable[[TLSConnection, HandshakeCompleted], Any]] = {
     "cipher": lambda conn, info: conn.cipher(),
     "compression": lambda conn, info: None,
@@ -149,6 +146,17 @@ _HANDSHAKE_EXTRA: dict[str, Callable[[TLSConnection, HandshakeCompleted], Any]] 
     "tls_group": lambda conn, info: info.group,
     "peer_certificates": lambda conn, info: info.peer_certificates,
 }
+
+
+def _copies_at_once(protocol: asyncio.BaseProtocol) -> bool:
+    """asyncio's own StreamReaderProtocol and StreamReader copy what ``data_received`` gets
+    at once (``bytearray.extend``) and keep no reference: they can take a view of the
+    decryption buffer instead of a large ``bytes`` per read (which made glibc give the
+    heap's top back and fault it in again at every read, see docs/performance.md).
+    Subclasses and other protocols get ``bytes``."""
+    if type(protocol) is not asyncio.StreamReaderProtocol:
+        return False
+    return type(protocol._stream_reader) is asyncio.StreamReader  # type: ignore[attr-defined]
 
 
 class TLSProtocol(asyncio.BufferedProtocol):
@@ -197,8 +205,7 @@ class TLSProtocol(asyncio.BufferedProtocol):
         self._handshake_timer: asyncio.TimerHandle | None = None
         self._shutdown_timer: asyncio.TimerHandle | None = None
         # writing
-        # (the queues below are containers only while they hold something: an idle
-        # connection keeps fewer objects for the cyclic GC, see docs/performance.md)
+        # (queues: containers only while they hold something, see docs/performance.md)
         self._write_backlog: collections.deque[bytes] | tuple[()] = ()
         self._write_backlog_size = 0
         #: records of this loop iteration's large writes, not yet given to the transport
@@ -247,8 +254,9 @@ class TLSProtocol(asyncio.BufferedProtocol):
     def _set_app_protocol(self, app_protocol: asyncio.BaseProtocol) -> None:
         self._app_protocol: Any = app_protocol
         self._app_is_buffered = isinstance(app_protocol, asyncio.BufferedProtocol)
-        # A BufferedProtocol gets plaintext copied straight from the decryption buffer.
-        self._conn.lend_plaintext = self._app_is_buffered
+        self._app_copies_at_once = _copies_at_once(app_protocol)
+        # plaintext copied straight from the decryption buffer (see _copies_at_once)
+        self._conn.lend_plaintext = self._app_is_buffered or self._app_copies_at_once
 
     def _mark_closed(self) -> None:
         """The application's transport is closing (its is_closing() turns true)."""
@@ -396,10 +404,9 @@ class TLSProtocol(asyncio.BufferedProtocol):
                     # received" (as sslproto, which discards it while unwrapping).
                     continue
                 self._undelivered += len(event.data)
-            if self._events:
-                self._events.append(event)
-            else:
-                self._events = collections.deque((event,))
+            if not self._events:
+                self._events = collections.deque()
+            self._events.append(event)
         self._flush_tls()
         self._processing += 1
         try:
@@ -474,8 +481,11 @@ class TLSProtocol(asyncio.BufferedProtocol):
 
     def _deliver_data(self, data: bytes | memoryview) -> None:
         if not self._app_is_buffered:
-            # (lent plaintext only reaches a protocol switched by set_protocol() meanwhile)
-            self._app_protocol.data_received(bytes(data) if isinstance(data, memoryview) else data)
+            # (lent plaintext reaches asyncio's StreamReader as is, and other protocols only
+            # when set_protocol() switched to them meanwhile: as bytes)
+            if isinstance(data, memoryview) and not self._app_copies_at_once:
+                data = bytes(data)
+            self._app_protocol.data_received(data)
             return
         view = memoryview(data)
         pos, total = 0, len(data)
