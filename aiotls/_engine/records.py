@@ -194,6 +194,8 @@ class _RecordLayer(RecordLayer):  # type: ignore[misc]
 
     def _install(self, state: Any, *, reading: bool) -> None:
         ctx = state.encContext
+        if isinstance(ctx, _HeldCipher):
+            return  # (a copy of a state installed before: its keys are held already)
         if isinstance(ctx, _crypto.AEADCipher) and ctx.name in _record_mod.CIPHERS \
                 and self._version >= (3, 3):
             self.records.install(reading=reading, cipher=ctx.name, key=ctx.key,

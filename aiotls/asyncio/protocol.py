@@ -416,12 +416,13 @@ class TLSProtocol(asyncio.BufferedProtocol):
             if not self._processing and conn.plaintext_lent:
                 self._keep_undelivered()
                 conn.release_plaintext()
+            if not self._processing and not self._events:
+                self._events = ()
         self._control_tls_reading()
 
     def _keep_undelivered(self) -> None:
         """Copy out plaintext still lent by the connection (the application paused)."""
-        events = self._events
-        if not events:
+        if not (events := self._events):
             return
         for i, event in enumerate(events):
             if isinstance(event, LentDataReceived):
