@@ -295,3 +295,60 @@ async def test_idle_streams_connections_stay_within_their_object_budget(pki: PKI
     loop = "uvloop" if type(asyncio.get_running_loop()).__module__.startswith("uvloop") \
         else "asyncio"
     assert per_pair <= STREAMS_PAIR_BUDGET[loop], (loop, per_pair)
+
+
+@pytest.mark.speedups
+def test_connections_made_from_the_template_are_tlslites(pki: PKI,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """tlslite's connection object copied from the first one built (``make_connection``)
+    has what tlslite-ng's __init__ and the engine's replacements give it: the same
+    attribute names and immutable values, and fresh objects of the same types where a
+    connection keeps its own (shared by none of them)."""
+    from aiotls._engine import driver, tlsconn
+    from aiotls._record import RecordLayer
+
+    handshake(pki.client_context(), pki.server_context())  # (the first built: the template)
+    assert tlsconn._TEMPLATE is not None
+    made = [tlsconn.make_connection(driver._MemorySocket(), RecordLayer()) for _ in range(2)]
+    monkeypatch.setattr(tlsconn, "_TEMPLATE", None)
+    built = tlsconn.make_connection(driver._MemorySocket(), RecordLayer())
+    assert tlsconn._TEMPLATE is None and tlsconn._TEMPLATE_CHECKED  # (built as tlslite does)
+    reference = vars(built)
+    for tl in made:
+        mine = vars(tl)
+        assert set(mine) == set(reference)
+        for name, value in reference.items():
+            if name == "_handshake_hash":
+                continue  # (replaced by _handshakeStart before anything reads it)
+            if name in tlsconn._FRESH:
+                assert type(mine[name]) is type(value), name
+            else:
+                assert mine[name] == value and isinstance(value, tlsconn._IMMUTABLE), name
+        layer, theirs = vars(tl._recordLayer), vars(built._recordLayer)
+        assert set(layer) == set(theirs)
+        assert {k: v for k, v in layer.items() if isinstance(v, tlsconn._IMMUTABLE)} \
+            == {k: v for k, v in theirs.items() if isinstance(v, tlsconn._IMMUTABLE)}
+        assert tl._defragmenter.priorities == built._defragmenter.priorities
+        assert tl._defragmenter.decoders == built._defragmenter.decoders
+        assert tl._defragmenter.buffers == built._defragmenter.buffers
+    for name in tlsconn._FRESH - {"_handshake_hash"}:
+        assert vars(made[0])[name] is not vars(made[1])[name], name
+    assert made[0]._defragmenter.buffers is not made[1]._defragmenter.buffers
+    client, server = handshake(pki.client_context(), pki.server_context())
+    assert client.handshake_complete and server.handshake_complete  # (built, no template)
+
+
+@pytest.mark.speedups
+def test_no_template_when_tlslite_sets_something_new(pki: PKI,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """If tlslite-ng's __init__ sets a mutable attribute the copy does not know (a newer
+    tlslite-ng), every connection is built by tlslite-ng's __init__."""
+    from aiotls._engine import tlsconn
+
+    monkeypatch.setattr(tlsconn, "_TEMPLATE", None)
+    monkeypatch.setattr(tlsconn, "_TEMPLATE_CHECKED", False)
+    monkeypatch.setattr(tlsconn, "_FRESH", tlsconn._FRESH - {"_buffer"})
+    for _ in range(2):
+        client, server = handshake(pki.client_context(), pki.server_context())
+        assert client.handshake_complete and server.handshake_complete
+    assert tlsconn._TEMPLATE is None and tlsconn._TEMPLATE_CHECKED

@@ -51,10 +51,9 @@ from .accel import _FAST_GROUPS
 from .codec import SwitchedParser
 from .common import _ALERT, _CERT_OPTIONAL, _CERT_REQUIRED, _CLOSE_NOTIFY, _VERSION_NAMES, WANT_READ
 from .quick import _QUICK_MESSAGES
-from .records import _RecordLayer
 from .settings import _prepare
-from .tickets import _KeptTickets, _one_ticket
-from .tlsconn import _SPENT_TRANSCRIPT, _TLSLiteConnection
+from .tickets import _one_ticket
+from .tlsconn import _SPENT_TRANSCRIPT, make_connection
 from .translate import translate
 from .verification import _chain_der, _Policy
 
@@ -151,11 +150,9 @@ class Engine:
         self.server_side = server_side
         self.server_hostname = server_hostname
         self._sock = _MemorySocket()
-        tl = _TLSLiteConnection(self._sock)
         #: The connection's one record layer: every record under keys goes through it.
         self._records = RecordProtection()
-        tl._recordLayer = _RecordLayer(tl.sock, self._records)
-        tl.tickets = _KeptTickets()
+        tl = make_connection(self._sock, self._records)
         tl.closeSocket = False
         tl._aiotls_now = now
         tl._aiotls_defer_client_cert = server_side and ctx.post_handshake_auth
