@@ -163,6 +163,21 @@ def alert_rule(tls13: bool, level: int, description: int) -> str:
     return "fatal"
 
 
+def _pending_state(attr: str) -> property:
+    """A tlslite pending state kept in ``attr``, where ``None`` stands for a blank one."""
+    def get(self: Any) -> Any:
+        state = getattr(self, attr)
+        if state is None:
+            state = ConnectionState()
+            setattr(self, attr, state)
+        return state
+
+    def set_(self: Any, state: Any) -> None:
+        setattr(self, attr, state)
+
+    return property(get, set_)
+
+
 class _RecordLayer(RecordLayer):  # type: ignore[misc]
     """tlslite's record layer whose encrypted records all go through aiotls's.
 
@@ -224,27 +239,8 @@ class _RecordLayer(RecordLayer):  # type: ignore[misc]
 
     # tlslite's pending states: blank after each change of keys until the next keys are
     # computed; a blank one is made when something reads it.
-    @property
-    def _pendingReadState(self) -> Any:
-        state = self._aiotls_pending_read
-        if state is None:
-            state = self._aiotls_pending_read = ConnectionState()
-        return state
-
-    @_pendingReadState.setter
-    def _pendingReadState(self, state: Any) -> None:
-        self._aiotls_pending_read = state
-
-    @property
-    def _pendingWriteState(self) -> Any:
-        state = self._aiotls_pending_write
-        if state is None:
-            state = self._aiotls_pending_write = ConnectionState()
-        return state
-
-    @_pendingWriteState.setter
-    def _pendingWriteState(self, state: Any) -> None:
-        self._aiotls_pending_write = state
+    _pendingReadState = _pending_state("_aiotls_pending_read")
+    _pendingWriteState = _pending_state("_aiotls_pending_write")
 
     def changeReadState(self) -> None:
         super().changeReadState()
