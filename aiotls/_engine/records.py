@@ -199,13 +199,10 @@ class _RecordLayer(RecordLayer):  # type: ignore[misc]
     def __init__(self, sock: Any, records: RecordProtection) -> None:
         self.records = records
         self._opened: list[tuple[int, bytes]] | tuple[()] = ()
-        self._aiotls_read_state: Any = None
-        self._aiotls_write_state: Any = None
-        self._aiotls_pending_read: Any = None
-        self._aiotls_pending_write: Any = None
-        super().__init__(sock)
+        super().__init__(sock)  # (its four states through the properties below)
         self._recordSocket = _RecordSocket(sock)
-        self._aiotls_pending_read = self._aiotls_pending_write = None  # (blank: made when read)
+        self._aiotls_pending_read: Any = None  # (blank: made when read)
+        self._aiotls_pending_write: Any = None
 
     def _install(self, state: Any, *, reading: bool) -> None:
         ctx = state.encContext
