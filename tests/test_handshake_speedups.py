@@ -12,15 +12,21 @@ import ssl
 
 import pytest
 import tlslite.keyexchange
+from cryptography.hazmat.primitives import serialization
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tlslite.constants import HashAlgorithm, SignatureAlgorithm, SignatureScheme
 from tlslite.handshakehashes import HandshakeHashes
 from tlslite.keyexchange import KeyExchange
+from tlslite.messages import SessionTicketPayload
 from tlslite.utils import cryptomath
+from tlslite.x509 import X509
+from tlslite.x509certchain import X509CertChain
 
+import aiotls
 from aiotls import _crypto, _engine
-from tests.helpers import PKI, connect, handshake
+from tests.certs import self_signed
+from tests.helpers import PKI, connect, handshake, pump
 
 # --- CertificateVerify helpers with the remembered enums -----------------------------------
 
@@ -333,3 +339,132 @@ def test_connections_use_the_quick_handshake_size() -> None:
 
     tl = _engine.tlsconn._TLSLiteConnection(_MemorySocket())
     assert tl._defragmenter.decoders[ContentType.handshake] is _engine.tlsconn._handshake_size
+
+
+# --- resumption: the ticket payload, the PSK's early secrets -------------------------------
+
+
+def _payloads() -> st.SearchStrategy[SessionTicketPayload]:
+    def make(secret: bytes, suite: int, nonce: bytes, when: int, etm: bool, ems: bool,
+             name: bytes, chain: bool) -> SessionTicketPayload:
+        payload = SessionTicketPayload().create(
+            bytearray(secret), (3, 4), suite, when, bytearray(nonce),
+            encrypt_then_mac=etm, extended_master_secret=ems, server_name=bytearray(name))
+        if chain:
+            payload.client_cert_chain = _TEST_CHAIN
+            payload.version = 2
+        return payload
+    return st.builds(make, st.binary(max_size=64), st.integers(0, 2**16 - 1),
+                     st.binary(max_size=255), st.integers(0, 2**64 - 1), st.booleans(),
+                     st.booleans(), st.binary(max_size=300), st.booleans())
+
+
+def _test_chain() -> X509CertChain:
+    cert = X509()
+    cert.parseBinary(bytearray(
+        self_signed("payload.test").cert.public_bytes(serialization.Encoding.DER)))
+    return X509CertChain([cert])
+
+
+_TEST_CHAIN = _test_chain()
+
+
+def _attributes(payload: SessionTicketPayload) -> dict[str, object]:
+    found = {name: getattr(payload, name) for name in (
+        "version", "master_secret", "protocol_version", "cipher_suite", "nonce",
+        "creation_time", "encrypt_then_mac", "extended_master_secret", "server_name")}
+    found["types"] = [type(v).__name__ for v in found.values()]
+    found["chain"] = payload.client_cert_chain
+    return found
+
+
+@settings(max_examples=300, deadline=None)
+@given(_payloads(), st.data())
+def test_ticket_payload_read_equals_tlslites(payload: SessionTicketPayload,
+                                            data: st.DataObject) -> None:
+    """tickets._lean_payload reads what tlslite's parse reads, or leaves it to tlslite."""
+    from tlslite.utils.codec import Parser
+
+    from aiotls._engine.tickets import _lean_payload
+
+    written = bytes(payload.write())
+    cut = data.draw(st.integers(0, len(written)))
+    flips = data.draw(st.lists(st.tuples(st.integers(0, max(len(written) - 1, 0)),
+                                         st.integers(1, 255)), max_size=2))
+    for plain in (written, written[:cut], written + b"\x00",
+                  _flipped(written, flips)):
+        ours = _lean_payload(plain)
+        try:
+            theirs = SessionTicketPayload().parse(Parser(bytearray(plain)))
+        except Exception:  # (tlslite's parse fails in many ways; the ticket is then unused)
+            theirs = None
+        if ours is not None:
+            assert theirs is not None and _attributes(ours) == _attributes(theirs)
+    if payload.version == 2 and payload.client_cert_chain is None:
+        assert _lean_payload(written) is not None  # (the layout aiotls writes)
+
+
+def _flipped(data: bytes, flips: list[tuple[int, int]]) -> bytes:
+    out = bytearray(data)
+    for at, mask in flips:
+        if at < len(out):
+            out[at] ^= mask
+    return bytes(out)
+
+
+@pytest.mark.parametrize("hash_name", ["sha256", "sha384"])
+def test_early_secrets_equal_tlslites_binder_and_schedule(hash_name: str) -> None:
+    from tlslite.handshakehelpers import HandshakeHelpers
+    from tlslite.utils.cryptomath import derive_secret, secureHMAC
+
+    from aiotls._engine import server13
+
+    size = 32 if hash_name == "sha256" else 48
+    psk = bytearray(os.urandom(size))
+    hashes = _transcript()
+    for external, label in ((False, b"res binder"), (True, b"ext binder")):
+        binder_key, derived = server13.early_secrets(psk, hash_name, size, label)
+        expected = HandshakeHelpers._calc_binder(hash_name, psk, hashes, external)
+        assert _crypto.hmac_digest(binder_key, hashes.digest(hash_name), hash_name) == expected
+    early = secureHMAC(bytearray(size), psk, hash_name)
+    assert derived == derive_secret(early, bytearray(b"derived"), None, hash_name)
+    zeros_early = secureHMAC(bytearray(size), bytearray(size), hash_name)
+    assert server13.no_psk_derived(hash_name, size) == \
+        derive_secret(zeros_early, bytearray(b"derived"), None, hash_name)
+
+
+@pytest.mark.speedups
+def test_a_client_derives_a_tickets_secrets_once(pki: PKI,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The binder key and handshake secret input of a ticket are kept on the ticket:
+    resuming with it again derives nothing from its PSK; another session's secret
+    (the same ticket object carried on) derives them afresh."""
+    from aiotls._engine import server13, tickets
+
+    calls: list[bytes] = []
+    real = tickets.early_secrets
+
+    def counting(psk: bytes, *args: object) -> tuple[bytes, bytes]:
+        calls.append(bytes(psk))
+        return real(psk, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(tickets, "early_secrets", counting)
+    client_ctx, server_ctx = pki.client_context(), pki.server_context()
+    first = aiotls.TLSConnection(client_ctx, server_hostname="localhost")
+    server = aiotls.TLSConnection(server_ctx, server_side=True)
+    pump(first, server)
+    server.send_data(b"x")
+    pump(first, server)
+    session = first.session
+    assert session is not None
+    for _ in range(3):
+        client = aiotls.TLSConnection(client_ctx, server_hostname="localhost", session=session)
+        server = aiotls.TLSConnection(server_ctx, server_side=True)
+        pump(client, server)
+        assert client.session_reused and server.session_reused
+    assert len(calls) == 1 and server13.early_secrets is real
+    ticket = session._state.tickets[0]  # type: ignore[attr-defined]
+    kept = ticket._aiotls_early
+    other = type("S", (), {"resumptionMasterSecret": bytearray(os.urandom(48))})()
+    assert tickets.ticket_secrets(other, ticket, "sha384", 48) != kept[1]
+    assert len(calls) == 2

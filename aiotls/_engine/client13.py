@@ -44,7 +44,7 @@ from .. import _crypto
 from ..errors import CertificateError
 from . import speedups
 from .accel import _FAST_GROUPS
-from .base import _FastHandshakeHelpers, _FastKeyExchange
+from .base import _FastKeyExchange
 from .codec import FastParser
 from .common import _Hooks
 from .quick import _QUICK_MESSAGES
@@ -58,7 +58,9 @@ from .server13 import (
     _signing_params,
     application_secrets,
     handshake_secrets,
+    no_psk_derived,
 )
+from .tickets import ticket_secrets
 from .verification import _chain_der
 
 #: Switched off by tests to run tlslite's method for the same handshake.
@@ -324,18 +326,19 @@ class LeanClient13(_Hooks):  # type: ignore[misc]
                 return None
             shared = self._getKEX(group, self.version).calc_shared_key(
                 ours.private, server_share.key_exchange)
-            psk: Any = bytes(prf_size)
+            derived = no_psk_derived(prf_name, prf_size)
             resuming = False
             if selected:
                 identity = clientHello.getExtension(
                     ExtensionType.pre_shared_key).identities[selected.selected]
-                psk = _FastHandshakeHelpers.calc_res_binder_psk(
-                    identity, session.resumptionMasterSecret, session.tickets)
+                # (the ticket tlslite's calc_res_binder_psk picks)
+                ticket = next(i for i in session.tickets if i.ticket == identity.identity)
+                derived = ticket_secrets(session, ticket, prf_name, prf_size)[1]
                 resuming = True
         except Exception:  # (tlslite's method meets the same problem and reports it)
             return None
         secret, client_hs, server_hs = handshake_secrets(
-            psk, shared, self._handshake_hash.digest(prf_name), prf_name, prf_size)
+            derived, shared, self._handshake_hash.digest(prf_name), prf_name, prf_size)
         return group, secret, client_hs, server_hs, prf_name, prf_size, resuming
 
     def _aiotls_extensions_fine(self, settings: Any, extensions: Any) -> bool:

@@ -33,11 +33,11 @@ from tlslite.constants import CipherSuite, ExtensionType
 from tlslite.extensions import PreSharedKeyExtension, PskIdentity
 from tlslite.utils import cryptomath
 
+from .. import _crypto
 from . import speedups
-from .base import _FastHandshakeHelpers
 from .common import _Hooks
 from .quick import _QUICK_EXTENSIONS
-from .tickets import _fresh
+from .tickets import _fresh, ticket_secrets
 
 #: Switched off by tests to run tlslite's method for the same handshake.
 ENABLED = speedups.ENABLED
@@ -201,12 +201,13 @@ class LeanClientHello(_Hooks):  # type: ignore[misc]
             # (tlslite's update_binders: the binder over the transcript so far and the
             # message up to the binders)
             ext = extensions[-1]
-            secret = _FastHandshakeHelpers.calc_res_binder_psk(
-                ext.identities[0], session.resumptionMasterSecret, session.tickets)
+            prf = "sha384" if binder_len == 48 else "sha256"
+            # (the offered ticket is the session's first: the one tlslite's
+            # calc_res_binder_psk finds by its identity)
+            binder_key = ticket_secrets(session, ticket, prf, binder_len)[0]
             transcript = self._handshake_hash.copy()
             transcript.update(message)
-            binder = _FastHandshakeHelpers._calc_binder(
-                "sha384" if binder_len == 48 else "sha256", secret, transcript, False)
+            binder = bytearray(_crypto.hmac_digest(binder_key, transcript.digest(prf), prf))
             ext.binders[0] = binder
             message += (1 + binder_len).to_bytes(2, "big") + bytes((binder_len,)) + binder
         hello._aiotls_whole = message

@@ -154,6 +154,8 @@ ASSIGNED_ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "tlslite.tlsconnection.TLSConnection._clientTLS13Handshake": (
         "_first_handshake_hashes", "_send_record_limit", "_recv_record_limit"),
     "tlslite.tlsconnection.TLSConnection._serverTLS13Handshake": ("_first_handshake_hashes",),
+    # (tickets._lean_payload fills a SessionTicketPayload as its parse does)
+    "tlslite.messages.SessionTicketPayload._parse_cert_chain": ("_cert_chain",),
 }
 
 #: Module globals that :mod:`.rebind` replaces in rebound namespaces (each must exist).

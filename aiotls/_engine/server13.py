@@ -21,6 +21,7 @@ same bytes and the same connection state, handshake by handshake.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 from collections.abc import Generator
@@ -39,14 +40,15 @@ from tlslite.constants import (
     SignatureScheme,
 )
 from tlslite.errors import TLSIllegalParameterException
+from tlslite.extensions import PreSharedKeyExtension
 from tlslite.session import Session
 from tlslite.utils.cryptomath import getRandomBytes
 
 from .. import _crypto
 from . import speedups
-from .base import _FastHandshakeHelpers, _FastKeyExchange
+from .base import _FastKeyExchange
 from .common import _Hooks
-from .rebind import _fast_derive_secret
+from .rebind import _EMPTY_HASH, _fast_derive_secret
 from .records import WAIT as _WAIT
 from .records import _RecordLayer
 
@@ -111,14 +113,44 @@ def _signing_params(name: str | None,
 # --- the TLS 1.3 key schedule (RFC 8446 7.1), for this flight and client13.py's -------------
 
 
-def handshake_secrets(psk: bytes, shared_secret: bytes, hello_hash: bytes, prf_name: str,
-                      prf_size: int) -> tuple[bytes, bytes, bytes]:
-    """(handshake secret, client and server handshake traffic secrets) from the PSK (zeros
-    when there is none), the (EC)DHE shared secret and the transcript hash through the
-    ServerHello."""
+def early_secrets(psk: bytes | bytearray, prf_name: str, prf_size: int,
+                  binder_label: bytes = b"res binder") -> tuple[bytes, bytes]:
+    """(binder finished key, the handshake's ``derived`` secret) from RFC 8446 7.1's early
+    secret of ``psk``: what a PSK's binder and the handshake secrets need from it."""
+    empty = _EMPTY_HASH[prf_name]
     early = _crypto.hmac_digest(bytes(prf_size), psk, prf_name)
-    secret = _crypto.hmac_digest(_fast_derive_secret(early, b"derived", None, prf_name),
-                                 shared_secret, prf_name)
+    binder_key, derived = _crypto.hkdf_expand_labels(
+        early, ((binder_label, empty, prf_size), (b"derived", empty, prf_size)), prf_name)
+    return _crypto.hkdf_expand_label(binder_key, b"finished", b"", prf_size, prf_name), derived
+
+
+@functools.lru_cache(maxsize=4)
+def no_psk_derived(prf_name: str, prf_size: int) -> bytes:
+    """The handshake's ``derived`` secret when there is no PSK (zeros): a constant."""
+    return early_secrets(bytes(prf_size), prf_name, prf_size)[1]
+
+
+def _verify_binder(hello: Any, hashes: Any, position: int, binder_key: bytes,
+                   prf_name: str) -> None:
+    """tlslite's ``HandshakeHelpers.verify_binder`` (the same checks and errors), given the
+    binder's finished key (:func:`early_secrets`)."""
+    ext = hello.extensions[-1]
+    if not isinstance(ext, PreSharedKeyExtension):
+        raise TLSIllegalParameterException(
+            "Last extension in client_hello must be PreSharedKeyExtension")
+    transcript = hashes.copy()
+    transcript.update(hello.psk_truncate())
+    binder = _crypto.hmac_digest(binder_key, transcript.digest(prf_name), prf_name)
+    if not hmac.compare_digest(binder, bytes(ext.binders[position])):
+        raise TLSIllegalParameterException("Binder does not verify")
+
+
+def handshake_secrets(derived: bytes, shared_secret: bytes, hello_hash: bytes, prf_name: str,
+                      prf_size: int) -> tuple[bytes, bytes, bytes]:
+    """(handshake secret, client and server handshake traffic secrets) from the early
+    secret's ``derived`` secret (:func:`early_secrets`, :func:`no_psk_derived`), the
+    (EC)DHE shared secret and the transcript hash through the ServerHello."""
+    secret = _crypto.hmac_digest(derived, shared_secret, prf_name)
     client, server = _crypto.hkdf_expand_labels(
         secret, ((b"c hs traffic", hello_hash, prf_size),
                  (b"s hs traffic", hello_hash, prf_size)), prf_name)
@@ -201,7 +233,7 @@ class LeanServer13(_Hooks):  # type: ignore[misc]
         get = clientHello.getExtension
 
         # --- PSK: a resumption ticket, exactly as tlslite picks and checks it -------------
-        psk: bytes | None = None
+        derived = no_psk_derived(prf_name, prf_size)
         selected_psk: int | None = None
         resumed_client_cert_chain = None
         psks = get(ExtensionType.pre_shared_key)
@@ -215,14 +247,13 @@ class LeanServer13(_Hooks):  # type: ignore[misc]
                 psk_hash = match[2] if len(match) > 2 else "sha256"
                 if psk_hash != prf_name:
                     continue
-                psk = match[1]
                 selected_psk = i
                 if ticket:
                     resumed_client_cert_chain = ticket.client_cert_chain
+                binder_key, derived = early_secrets(match[1], prf_name, prf_size)
                 try:
-                    _FastHandshakeHelpers.verify_binder(
-                        clientHello, self._pre_client_hello_handshake_hash, selected_psk,
-                        psk, psk_hash, False)
+                    _verify_binder(clientHello, self._pre_client_hello_handshake_hash,
+                                   selected_psk, binder_key, prf_name)
                 except TLSIllegalParameterException as exc:
                     yield from self._sendError(_TLAlert.illegal_parameter, str(exc))
                 break
@@ -235,8 +266,6 @@ class LeanServer13(_Hooks):  # type: ignore[misc]
             shared_secret = kex.calc_shared_key(key_share.private, cl_key_share.key_exchange)
         except TLSIllegalParameterException as exc:
             yield from self._sendError(_TLAlert.illegal_parameter, str(exc))
-        if psk is None:
-            psk = bytes(prf_size)
 
         # --- ServerHello (and the middlebox ChangeCipherSpec) -----------------------------
         share = bytes(key_share.key_exchange)
@@ -260,7 +289,7 @@ class LeanServer13(_Hooks):  # type: ignore[misc]
         mac = _crypto.hmac_digest
         transcript = self._handshake_hash
         secret, client_hs, server_hs = handshake_secrets(
-            psk, shared_secret, transcript.digest(prf_name), prf_name, prf_size)
+            derived, shared_secret, transcript.digest(prf_name), prf_name, prf_size)
         self.version = version
         self._recordLayer.calcTLS1_3PendingState(
             cipherSuite, bytearray(client_hs), bytearray(server_hs),

@@ -27,11 +27,11 @@ from tlslite.messages import (
     SessionTicketPayload,
 )
 
+from .. import _crypto
 from . import speedups
-from .base import _FastHandshakeHelpers
 from .codec import SwitchedParser
 from .common import _Hooks
-from .server13 import _Raw
+from .server13 import _Raw, early_secrets
 from .verification import _chain_der
 
 #: Switched off by tests to make TLS 1.3 tickets with tlslite's message objects.
@@ -66,6 +66,24 @@ def _fresh(ticket: Any, now: float) -> bool:
     return bool(ticket.time + ticket.ticket_lifetime > now and ticket.time + _TICKET_MAX_AGE > now)
 
 
+def ticket_secrets(session: Any, ticket: Any, prf_name: str,
+                   prf_size: int) -> tuple[bytes, bytes]:
+    """A client's (binder finished key, ``derived`` secret) for a TLS 1.3 ``ticket`` of
+    ``session`` (:func:`early_secrets` of its PSK, RFC 8446 4.6.1: tlslite's
+    ``calc_res_binder_psk``), kept on the ticket: a client resuming with one ticket again
+    and again derives them once."""
+    secret = session.resumptionMasterSecret
+    key = (prf_name, bytes(secret))
+    kept = getattr(ticket, "_aiotls_early", None)
+    if kept is not None and kept[0] == key:
+        return kept[1]  # type: ignore[no-any-return]
+    psk = _crypto.hkdf_expand_label(secret, b"resumption", ticket.ticket_nonce, len(secret),
+                                    "sha256" if len(secret) == 32 else "sha384")
+    found = early_secrets(psk, prf_name, prf_size)
+    ticket._aiotls_early = (key, found)
+    return found
+
+
 def _one_ticket(session: Any, now: float) -> tuple[Any, list[tuple[Any, Any]]]:
     """Split a client's session into what this handshake offers and what it keeps.
 
@@ -97,6 +115,39 @@ def _one_ticket(session: Any, now: float) -> tuple[Any, list[tuple[Any, Any]]]:
     offered._aiotls_unused = None
     return offered, fresh[1:]
 
+
+
+def _lean_payload(plain: bytes) -> Any:
+    """The SessionTicketPayload of a TLS 1.3 ticket as :meth:`TicketHooks._aiotls_queue_tickets`
+    writes it (version 2, no certificate chain), read without tlslite's parser (the same
+    attributes and types as its ``parse``); None for any other layout, which tlslite's
+    parser then reads (or refuses)."""
+    size = len(plain)
+    if size < 4 or plain[:2] != b"\x00\x02":
+        return None
+    n = int.from_bytes(plain[2:4], "big")
+    at = 4 + n
+    if size < at + 5:
+        return None
+    nonce_end = at + 5 + plain[at + 4]
+    # time (8), empty chain (3), etm, ems, name length (2)
+    if size < nonce_end + 15 or plain[nonce_end + 8:nonce_end + 11] != b"\x00\x00\x00":
+        return None
+    name_end = nonce_end + 15 + int.from_bytes(plain[nonce_end + 13:nonce_end + 15], "big")
+    if name_end != size:
+        return None
+    payload = SessionTicketPayload()
+    payload.version = 2
+    payload.master_secret = bytearray(plain[4:at])
+    payload.protocol_version = (plain[at], plain[at + 1])
+    payload.cipher_suite = int.from_bytes(plain[at + 2:at + 4], "big")
+    payload.nonce = bytearray(plain[at + 5:nonce_end])
+    payload.creation_time = int.from_bytes(plain[nonce_end:nonce_end + 8], "big")
+    payload._cert_chain = []
+    payload.encrypt_then_mac = bool(plain[nonce_end + 11])
+    payload.extended_master_secret = bool(plain[nonce_end + 12])
+    payload.server_name = bytearray(plain[nonce_end + 15:name_end])
+    return payload
 
 
 class TicketHooks(_Hooks):  # type: ignore[misc]
@@ -177,19 +228,22 @@ class TicketHooks(_Hooks):  # type: ignore[misc]
         plain = sealer.open(bytes(blob))
         if plain is None:
             return None, None
-        try:
-            payload = SessionTicketPayload().parse(SwitchedParser(bytearray(plain)))
-        except (ValueError, SyntaxError):
-            return None, None
+        payload = _lean_payload(plain) if ENABLED and self.version > (3, 3) else None
+        if payload is None:
+            try:
+                payload = SessionTicketPayload().parse(SwitchedParser(bytearray(plain)))
+            except (ValueError, SyntaxError):
+                return None, None
         if payload.creation_time + settings.ticketLifetime < self._aiotls_now().timestamp():
             return None, None
         if self.version < (3, 4):
             return None, payload
         prf = "sha384" if payload.cipher_suite in CipherSuite.sha384PrfSuites else "sha256"
-        nst = NewSessionTicket()
-        nst.ticket_nonce = payload.nonce
-        nst.ticket = identity.identity
-        psk = _FastHandshakeHelpers.calc_res_binder_psk(identity, payload.master_secret, [nst])
+        # (tlslite's calc_res_binder_psk: RFC 8446 4.6.1, the hash by the secret's size)
+        secret = payload.master_secret
+        psk = bytearray(_crypto.hkdf_expand_label(
+            secret, b"resumption", payload.nonce, len(secret),
+            "sha256" if len(secret) == 32 else "sha384"))
         return (identity.identity, psk, prf), payload
 
     def _clientResume(self, session: Any, serverHello: Any, *args: Any,
