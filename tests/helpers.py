@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, x25519
 import aiotls
 import aiotls.asyncio
 from aiotls import _crypto
-from aiotls._engine import client13, client_hello, plainread, server13, tickets
+from aiotls._engine import accept, client13, client_hello, plainread, server13, tickets
 from aiotls.events import DataReceived
 from tests.certs import CA, Issued, KeyType
 
@@ -412,13 +412,15 @@ def framework_ends(pki: PKI, mode: str) -> FrameworkEnds:
 
 #: side -> (module whose ENABLED switches the lean path, flag set on tlslite's connection);
 #: "hello" is the client's ClientHello (client_hello.py), "plain" the reading of either
-#: side's first message (plainread.py), "tickets" the server's TLS 1.3 tickets (tickets.py)
+#: side's first message (plainread.py), "tickets" the server's TLS 1.3 tickets (tickets.py),
+#: "accept" the server's checks of a ClientHello (accept.py)
 _LEAN_PATHS = {"server": (server13, "_aiotls_lean"), "client": (client13, "_aiotls_lean_client"),
                "hello": (client_hello, "_aiotls_lean_hello"),
                "plain": (plainread, "_aiotls_plain_reads"),
-               "tickets": (tickets, "_aiotls_lean_tickets")}
+               "tickets": (tickets, "_aiotls_lean_tickets"),
+               "accept": (accept, "_aiotls_accepted")}
 #: The paths whose flag is on the server's connection (the others: the client's).
-_SERVER_PATHS = frozenset({"server", "tickets"})
+_SERVER_PATHS = frozenset({"server", "tickets", "accept"})
 _LEAN_FLAGS = frozenset(flag for _, flag in _LEAN_PATHS.values())
 
 #: One clock reading for both runs of a handshake (tickets carry their creation time).
@@ -655,3 +657,48 @@ def lean_path_taken(side: str, client_ctx: aiotls.TLSContext, server_ctx: aiotls
     assert client.handshake_complete and server.handshake_complete
     conn = server if side in _SERVER_PATHS else client
     return bool(getattr(conn._engine._tl, _LEAN_PATHS[side][1]))
+
+
+# --- ClientHello bytes, taken apart and put together again --------------------------------
+
+
+@dataclass
+class HelloParts:
+    """A ClientHello in one record: its fields before the extensions, and the extensions
+    as (type, data) in order (for tests that rewrite what a client offers)."""
+
+    version: bytes
+    random: bytes
+    session_id: bytes
+    suites: bytes  # (with its two-byte length)
+    compression: bytes  # (with its one-byte length)
+    extensions: list[tuple[int, bytes]]
+
+    @classmethod
+    def of(cls, record: bytes) -> HelloParts:
+        assert record[0] == 0x16 and record[5] == 1 and len(record) == 5 + int.from_bytes(
+            record[3:5], "big"), "one record holding a ClientHello"
+        body = record[9:]
+        at = 34 + 1 + body[34]
+        session_id = body[35:at]
+        suites_end = at + 2 + int.from_bytes(body[at:at + 2], "big")
+        suites = body[at:suites_end]
+        compression = body[suites_end:suites_end + 1 + body[suites_end]]
+        at = suites_end + len(compression)
+        end = at + 2 + int.from_bytes(body[at:at + 2], "big")
+        at += 2
+        extensions = []
+        while at < end:
+            kind, size = int.from_bytes(body[at:at + 2], "big"), int.from_bytes(
+                body[at + 2:at + 4], "big")
+            extensions.append((kind, body[at + 4:at + 4 + size]))
+            at += 4 + size
+        return cls(body[:2], body[2:34], session_id, suites, compression, extensions)
+
+    def record(self) -> bytes:
+        block = b"".join(kind.to_bytes(2, "big") + len(data).to_bytes(2, "big") + data
+                         for kind, data in self.extensions)
+        body = (self.version + self.random + bytes((len(self.session_id),)) + self.session_id
+                + self.suites + self.compression + len(block).to_bytes(2, "big") + block)
+        message = b"\x01" + len(body).to_bytes(3, "big") + body
+        return b"\x16\x03\x01" + len(message).to_bytes(2, "big") + message

@@ -35,11 +35,12 @@ from ..errors import (
     PeerMisbehaved,
     TLSError,
 )
+from .accept import FastAccept
 from .base import _ReboundTLSConnection
 from .common import _PSK_MODES, _Hooks
 
 
-class _TolerantServer(_ReboundTLSConnection):  # type: ignore[misc]
+class _TolerantServer(FastAccept):
     """What a server lets pass in a ClientHello that tlslite refused or crashed on, where
     OpenSSL carries on (see also _ignore_ip_server_name, applied as the hello is parsed)."""
 

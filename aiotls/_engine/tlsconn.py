@@ -246,6 +246,8 @@ class _TLSLiteConnection(VerificationHooks, TicketHooks, LeanClientHello, PlainH
 
     def _getMsg(self, expectedType: Any, secondaryType: Any = None,
                 constructorType: Any = None) -> Any:
+        if self._aiotls_replay is not None and secondaryType == HandshakeType.client_hello:
+            return self._aiotls_replayed(self._aiotls_replay)  # (see accept.py)
         messages = super()._getMsg(expectedType, secondaryType, constructorType)
         if expectedType != ContentType.handshake:
             return messages  # (post-handshake reads ask for several content types)
