@@ -91,20 +91,25 @@ class _TranscriptHashes(HandshakeHashes):  # type: ignore[misc]
 
     def __init__(self) -> None:
         self._handshake_buffer = bytearray()
-        self._running: dict[str, list[Any]] = {}  # name -> [hash object, bytes fed]
+        # name -> [hash object, bytes fed, its digest at that point or None]
+        self._running: dict[str, list[Any]] = {}
 
     def update(self, data: Any) -> None:
         self._handshake_buffer += data
 
-    def _caught_up(self, name: str) -> Any:
+    def _entry(self, name: str) -> list[Any]:
         buffer = self._handshake_buffer
         entry = self._running.get(name)
         if entry is None:
-            entry = self._running[name] = [hashlib.new(name), 0]
+            entry = self._running[name] = [_HASH_CONSTRUCTORS[name](), 0, None]
         if entry[1] < len(buffer):
             entry[0].update(memoryview(buffer)[entry[1]:])
             entry[1] = len(buffer)
-        return entry[0]
+            entry[2] = None
+        return entry
+
+    def _caught_up(self, name: str) -> Any:
+        return self._entry(name)[0]
 
     # tlslite's own methods (digestSSL) read these attributes
     _handshakeMD5 = property(lambda self: self._caught_up("md5"))
@@ -121,16 +126,24 @@ class _TranscriptHashes(HandshakeHashes):  # type: ignore[misc]
             return self._handshake_buffer
         if digest not in _TRANSCRIPT_HASHES:
             raise ValueError("Unknown digest name")
-        return self._caught_up(digest).digest()
+        # (a handshake asks for the same transcript hash several times: made once)
+        entry = self._entry(digest)
+        found = entry[2]
+        if found is None:
+            found = entry[2] = entry[0].digest()
+        return found
 
     def copy(self) -> _TranscriptHashes:
         other = _TranscriptHashes()
         other._handshake_buffer = bytearray(self._handshake_buffer)
-        other._running = {name: [h.copy(), fed] for name, (h, fed) in self._running.items()}
+        other._running = {name: [h.copy(), fed, made]
+                          for name, (h, fed, made) in self._running.items()}
         return other
 
 
 _TRANSCRIPT_HASHES = frozenset({"md5", "sha1", "sha224", "sha256", "sha384", "sha512"})
+#: The hashlib constructors by name (hashlib.new looks the name up on every call).
+_HASH_CONSTRUCTORS: dict[str, Any] = {name: getattr(hashlib, name) for name in _TRANSCRIPT_HASHES}
 
 
 class _CachedSuites(CipherSuite):  # type: ignore[misc]
