@@ -4,8 +4,8 @@ tlslite's ``_serverGetClientHello`` reads the ClientHello, then runs some sixty 
 and negotiations before it answers (version, suite, signature scheme, certificate); in a
 resumed handshake that walk costs about as much as the PSK's key schedule.  For the
 ClientHello nearly every TLS 1.3 client sends (a certificate server, TLS 1.3 offered and
-chosen, (EC)DHE key shares, no early data, no heartbeat, no session ticket extension, a
-key share the server takes), :meth:`FastAccept._aiotls_accept` makes the same decisions
+chosen, (EC)DHE key shares, no early data, no heartbeat, no TLS 1.2 session ticket, a key
+share the server takes), :meth:`FastAccept._aiotls_accept` makes the same decisions
 in one pass and gives the same answer with the same effects on the connection.
 
 It only ever *accepts*: whenever any check tlslite makes would fail, or the hello needs
@@ -51,9 +51,10 @@ _LISTS: dict[int, tuple[Any, ...]] = {}
 
 
 def _lists(self: Any, settings: Any) -> tuple[Any, ...]:
-    """(settings, the TLS 1.3 suites the certificate branch lists by (EC group in common,
-    FFDHE allowed), server EC groups, FFDHE groups, acceptable key share groups) as tlslite's method computes them for TLS 1.3,
-    once per settings object (kept alive by the entry; at most 64)."""
+    """What tlslite's method computes from the settings alone for TLS 1.3: (settings, the
+    suites its certificate branch lists by (an EC group in common, FFDHE allowed), the
+    server's EC groups, its FFDHE groups, the groups it takes a key share for); once per
+    settings object (kept alive by the entry; at most 64 entries)."""
     hit = _LISTS.get(id(settings))
     if hit is not None and hit[0] is settings:
         return hit
@@ -92,8 +93,8 @@ class FastAccept(_ReboundTLSConnection):  # type: ignore[misc]
                               verifierDB: Any, sessionCache: Any, anon: Any, alpn: Any,
                               sni: Any) -> Generator[Any, None, None]:
         args = (settings, private_key, cert_chain, verifierDB, sessionCache, anon, alpn, sni)
-        if not ENABLED or verifierDB or anon or sni or not cert_chain or settings.pskConfigs \
-                or settings.virtual_hosts or settings.minVersion > _TLS13:
+        if not ENABLED or verifierDB or sessionCache or anon or sni or not cert_chain \
+                or settings.pskConfigs or settings.virtual_hosts or settings.minVersion > _TLS13:
             yield from super()._serverGetClientHello(*args)
             return
         # tlslite's start: the version for errors, the transcript before the hello, the hello
