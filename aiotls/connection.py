@@ -680,6 +680,13 @@ class TLSConnection(_RecordReceiver):
         return self._engine.ignored_sni()
 
     @property
+    def requested_client_ca_names(self) -> tuple[bytes, ...] | None:
+        """Client: ``None`` unless the server asked for a client certificate
+        (CertificateRequest); then the DER distinguished names of the CAs it said it accepts
+        (often none).  ``connect`` on the command line prints them."""
+        return self._engine.requested_cas()
+
+    @property
     def group(self) -> str | None:
         """The key-exchange group, e.g. ``"x25519"``."""
         return self._handshake_event.group if self._handshake_event else None

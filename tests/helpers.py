@@ -7,12 +7,17 @@ The one module tests import helpers from (fixtures are in conftest.py, which use
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import hashlib
 import os
 import random
+import socket
 import ssl
+import subprocess
+import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -702,3 +707,57 @@ class HelloParts:
                 + self.suites + self.compression + len(block).to_bytes(2, "big") + block)
         message = b"\x01" + len(body).to_bytes(3, "big") + body
         return b"\x16\x03\x01" + len(message).to_bytes(2, "big") + message
+
+
+# --- a stdlib ``ssl`` server in a thread (real peer for the command line's tests) ---------
+
+
+@contextlib.contextmanager
+def stdlib_tls_server(ctx: ssl.SSLContext) -> Iterator[int]:
+    """A TLS echo server on 127.0.0.1 driven by the stdlib's ``ssl`` (OpenSSL) in a thread,
+    one connection at a time, every wait bounded; yields its port.  Handshake failures
+    (a client without the certificate it requires...) end that connection only."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                raw, _ = listener.accept()
+            except (TimeoutError, OSError):
+                continue
+            raw.settimeout(5.0)
+            with contextlib.suppress(OSError), raw, \
+                    ctx.wrap_socket(raw, server_side=True) as tls:
+                while data := tls.recv(4096):
+                    tls.sendall(data)
+
+    thread = threading.Thread(target=serve, name="stdlib-tls-server", daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join(10.0)
+        listener.close()
+
+
+#: The repository (the command line's tests run ``python -m aiotls`` from it).
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SUBPROCESS_TIMEOUT = 30.0
+
+
+def cli_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["PYTHONUNBUFFERED"] = "1"
+    env.pop("SSL_CERT_FILE", None)
+    env.pop("SSL_CERT_DIR", None)
+    return env
+
+
+def run_cli(*args: str, timeout: float = SUBPROCESS_TIMEOUT) -> subprocess.CompletedProcess[str]:
+    """``python -m aiotls ARGS`` in a subprocess (bounded), its output as text."""
+    return subprocess.run([sys.executable, "-m", "aiotls", *args], cwd=ROOT, env=cli_env(),
+                          capture_output=True, text=True, timeout=timeout, check=False)

@@ -39,25 +39,8 @@ from aiotls.cli._render import TextRenderer
 from aiotls.errors import CertificateError
 from aiotls.events import ConnectionTerminated
 from tests.certs import CA
-from tests.helpers import pump
+from tests.helpers import ROOT, cli_env, pump, run_cli
 from tests.sockloop import require_openssl
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SUBPROCESS_TIMEOUT = 30.0
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    env["PYTHONUNBUFFERED"] = "1"
-    env.pop("SSL_CERT_FILE", None)
-    env.pop("SSL_CERT_DIR", None)
-    return env
-
-
-def run_cli(*args: str, timeout: float = SUBPROCESS_TIMEOUT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "aiotls", *args], cwd=ROOT, env=_env(),
-                          capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def _now() -> datetime.datetime:
@@ -123,7 +106,7 @@ class ServeProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "aiotls", "serve", "--host", "127.0.0.1",
              "--port", str(self.port), *args],
-            cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=ROOT, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         self._wait_until_accepting(timeout=15.0)
 

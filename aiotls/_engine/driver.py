@@ -132,8 +132,6 @@ def _oversized_message(buffered: bytes | bytearray) -> tuple[str, int, int] | No
     return None
 
 
-
-
 class Engine:
     """One TLS connection's protocol engine; used only by :class:`aiotls.TLSConnection`."""
 
@@ -546,8 +544,6 @@ class Engine:
         except Exception as exc:
             raise translate(self, exc) from None
 
-
-
     # --- introspection -----------------------------------------------------------------------
 
     @property
@@ -592,6 +588,10 @@ class Engine:
         session = self._tl.session
         name = session.serverName if session is not None else None
         return str(name) if name else None
+
+    def requested_cas(self) -> tuple[bytes, ...] | None:
+        """Client: the CA names (DER) of the server's CertificateRequest; None without one."""
+        return self._tl._aiotls_requested_cas
 
     def ignored_sni(self) -> str | None:
         """Server side: an IP literal the client sent as SNI, which was ignored."""

@@ -39,6 +39,31 @@ from .common import _CERT_REQUIRED, _Hooks
 from .quick import _QUICK_EXTENSIONS
 
 
+def _ca_names(request: Any, tls13: bool) -> tuple[bytes, ...]:
+    """The distinguished names (DER) of the CAs a CertificateRequest says the server accepts:
+    TLS 1.2's list (RFC 5246 7.4.4), TLS 1.3's certificate_authorities extension (RFC 8446
+    4.2.4); empty when it names none (or names them in a list that does not parse)."""
+    if not tls13:
+        return tuple(bytes(name) for name in request.certificate_authorities or ())
+    ext = next((e for e in request.extensions or () if e.extType == _CERTIFICATE_AUTHORITIES),
+               None)
+    data = bytes(ext.extData) if ext is not None else b""
+    names, at = [], 2
+    if len(data) < 2 or int.from_bytes(data[:2], "big") != len(data) - 2:
+        return ()
+    while at + 2 <= len(data):
+        end = at + 2 + int.from_bytes(data[at:at + 2], "big")
+        if end > len(data):
+            return ()
+        names.append(data[at + 2:end])
+        at = end
+    return tuple(names) if at == len(data) else ()
+
+
+#: RFC 8446 4.2.4's extension type.
+_CERTIFICATE_AUTHORITIES = 47
+
+
 @dataclass(slots=True)
 class _Policy:
     """What to verify about the peer's certificate on one connection."""
@@ -118,7 +143,8 @@ class VerificationHooks(_Hooks):  # type: ignore[misc]
 
     _aiotls_error: TLSError | None
     _aiotls_pha_chain: list[bytes] | None
-
+    #: Client: the CA names (DER) of the server's CertificateRequest, once one came.
+    _aiotls_requested_cas: tuple[bytes, ...] | None = None
 
     def _aiotls_verify(self, chain: list[bytes], missing_alert: int) -> Generator[int, None, None]:
         policy = self._aiotls_policy
@@ -178,6 +204,7 @@ class VerificationHooks(_Hooks):  # type: ignore[misc]
         the handshake signatures the server accepts (tlslite failed with a TypeError, seen
         as a malformed message)."""
         self._aiotls_certificate_requested = True
+        self._aiotls_requested_cas = _ca_names(request, tuple(self.version) > (3, 3))
         requested = request.supported_signature_algs
         credentials = self._aiotls_credentials
         if tuple(self.version) <= (3, 3) or not requested or credentials is None:

@@ -29,7 +29,7 @@ from .. import __version__
 from ..errors import TLSError
 from . import certs, connect, demo, diagnose, serve
 from ._args import Render, formatter, text
-from ._common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CLIError
+from ._common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CLIError, UsageError
 from ._render import TextRenderer
 
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "CLIError", "build_parser", "main"]
@@ -74,6 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     renderer = TextRenderer(sys.stdout, sys.stderr)
     try:
         return run(args, renderer)
+    except UsageError as err:
+        renderer.error(err)
+        return EXIT_USAGE
     except (TLSError, CLIError) as err:
         renderer.error(err)
         return EXIT_FAILURE

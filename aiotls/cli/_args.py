@@ -74,3 +74,20 @@ def positive_int(value: str) -> int:
     if number <= 0:
         raise argparse.ArgumentTypeError(f"must be positive, not {number}")
     return number
+
+
+def add_target_arguments(parser: argparse.ArgumentParser) -> None:
+    """``HOST [PORT]`` (HOST may also be HOST:PORT, [IPv6]:PORT or an https:// URL)."""
+    parser.add_argument("host", metavar="HOST",
+                        help="server host name or IP address; also HOST:PORT, [IPv6]:PORT or "
+                        "https://HOST[:PORT]/")
+    parser.add_argument("port", metavar="PORT", type=port_number, nargs="?",
+                        help="server port (default: the one in HOST, else 443)")
+
+
+def add_client_certificate_options(parser: argparse.ArgumentParser) -> None:
+    """``--cert`` / ``--key``: a client certificate for servers that require one."""
+    parser.add_argument("--cert", metavar="FILE",
+                        help="client certificate chain (PEM), for servers that require mutual "
+                        "TLS; may hold the key too")
+    parser.add_argument("--key", metavar="FILE", help="the client certificate's private key")

@@ -35,6 +35,13 @@ class CLIError(Exception):
         self.code = code
 
 
+class UsageError(CLIError):
+    """A command line that cannot be run as given (exit status 2)."""
+
+    def __init__(self, what: str, *, cause: str = "", hint: str = "") -> None:
+        super().__init__(what, cause=cause, hint=hint, code="usage")
+
+
 @dataclass(frozen=True)
 class ErrorInfo:
     """An error as plain data: what happened, the likely cause, the fix."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -24,6 +25,75 @@ def utcnow() -> datetime.datetime:
 def name_text(name: x509.Name) -> str:
     """A distinguished name as RFC 4514 text (``(empty)`` for an empty one)."""
     return name.rfc4514_string() or "(empty)"
+
+
+def der_name_text(der: bytes) -> str:
+    """A DER distinguished name (as a CertificateRequest lists the CAs a server accepts)
+    as RFC 4514 text; hex when it does not parse."""
+    try:
+        rdns = []
+        for rdn in _der_items(der, 0x31):  # SEQUENCE OF SET
+            attributes = []
+            for tag, attribute in _der_values(rdn):  # SET OF SEQUENCE {type, value}
+                items = list(_der_values(attribute))
+                if tag != 0x30 or len(items) != 2 or items[0][0] != 0x06:
+                    raise ValueError("not an attribute")
+                value = items[1][1].decode("utf-16-be" if items[1][0] == 0x1E else "utf-8")
+                attributes.append(x509.NameAttribute(
+                    x509.ObjectIdentifier(_oid_text(items[0][1])), value,
+                    _STRING_TAGS.get(items[1][0])))
+            rdns.append(x509.RelativeDistinguishedName(attributes))
+        return name_text(x509.Name(rdns))
+    except (ValueError, UnicodeDecodeError, IndexError):
+        return f"(a name that does not parse: {der.hex()})"
+
+
+#: DER string tags -> cryptography's _ASN1Type (for the attribute's encoding).
+_STRING_TAGS = {0x0C: x509.name._ASN1Type.UTF8String, 0x13: x509.name._ASN1Type.PrintableString,
+                0x16: x509.name._ASN1Type.IA5String, 0x1E: x509.name._ASN1Type.BMPString,
+                0x14: x509.name._ASN1Type.T61String}
+
+
+def _der_values(data: bytes) -> Iterator[tuple[int, bytes]]:
+    """The (tag, contents) of each DER value in ``data``, one after another."""
+    at = 0
+    while at < len(data):
+        tag, size, at = data[at], data[at + 1], at + 2
+        if size & 0x80:
+            count = size & 0x7F
+            if not 0 < count <= 3:
+                raise ValueError("unsupported length")
+            size, at = int.from_bytes(data[at:at + count], "big"), at + count
+        if at + size > len(data):
+            raise ValueError("truncated")
+        yield tag, data[at:at + size]
+        at += size
+
+
+def _der_items(data: bytes, tag: int) -> Iterator[bytes]:
+    """The contents of the elements (each of type ``tag``) of the one SEQUENCE ``data``
+    holds."""
+    values = list(_der_values(data))
+    if len(values) != 1 or values[0][0] != 0x30:
+        raise ValueError("not a sequence")
+    for inner_tag, contents in _der_values(values[0][1]):
+        if inner_tag != tag:
+            raise ValueError("unexpected element")
+        yield contents
+
+
+def _oid_text(raw: bytes) -> str:
+    """A DER OBJECT IDENTIFIER's contents as dotted text."""
+    arcs, value = [], 0
+    for byte in raw:
+        value = (value << 7) | (byte & 0x7F)
+        if not byte & 0x80:
+            arcs.append(value)
+            value = 0
+    if not arcs or value:
+        raise ValueError("bad OID")
+    first = min(arcs[0] // 40, 2)
+    return ".".join(str(a) for a in (first, arcs[0] - 40 * first, *arcs[1:]))
 
 
 @dataclass(frozen=True)

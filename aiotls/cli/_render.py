@@ -291,6 +291,12 @@ class TextRenderer:
         else:
             row("verification", "DISABLED (--insecure): the server was NOT authenticated; "
                 "anyone on the path could impersonate it")
+        request = r.client_certificate
+        if request is not None:
+            row("client cert", "sent (--cert) and accepted" if request.sent else
+                "asked for, none sent: the server went on without one (optional)")
+            for name in request.ca_names:
+                row("  accepts", name)
         line()
         line(f"Server certificate chain ({_plural(len(r.chain), 'certificate')} sent)")
         for i, facts in enumerate(r.chain):

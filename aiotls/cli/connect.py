@@ -1,8 +1,10 @@
 """``connect``: handshake with a TLS server and show what was negotiated.
 
 :func:`connect` opens a TCP connection, runs the handshake (verifying the server unless
-told not to), optionally sends one message and reads the reply, closes with
-close_notify, and returns a :class:`ConnectReport`.  Nothing here prints.
+told not to; with a client certificate when given one), waits for the server's verdict
+when it asked for a client certificate (a TLS 1.3 server refuses one after the handshake
+has completed on the client's side), optionally sends one message and reads the reply,
+closes with close_notify, and returns a :class:`ConnectReport`.  Nothing here prints.
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ from .. import _verify
 from ..connection import TLSConnection
 from ..context import TLSContext
 from ..errors import TLSError
+from ..events import DataReceived
 from ._args import (
     Render,
+    add_client_certificate_options,
+    add_target_arguments,
     add_version_options,
     formatter,
-    port_number,
     positive,
     text,
     version_option,
@@ -33,13 +37,31 @@ from ._common import (
     CLIChannel,
     CLIError,
     ErrorInfo,
+    UsageError,
     error_info,
     network_error,
     server_name,
     set_versions,
 )
-from ._facts import CertificateFacts, HandshakeFacts, certificate_facts, handshake_facts, utcnow
+from ._facts import (
+    CertificateFacts,
+    HandshakeFacts,
+    certificate_facts,
+    der_name_text,
+    handshake_facts,
+    utcnow,
+)
+from ._target import parse_target
 
+#: The longest connect waits, after a handshake in which the server asked for a client
+#: certificate, for the server to refuse it (or the lack of one).
+VERDICT_SECONDS = 2.0
+
+
+def verdict_window(handshake_seconds: float, timeout: float) -> float:
+    """How long to wait for that verdict: it comes one round trip after our Finished, so
+    twice the handshake's time (at least 0.3 s), within ``VERDICT_SECONDS`` and the timeout."""
+    return min(timeout, VERDICT_SECONDS, max(0.3, 2 * handshake_seconds))
 
 @dataclass(frozen=True)
 class ConnectTarget:
@@ -63,6 +85,16 @@ class Exchange:
 
 
 @dataclass(frozen=True)
+class ClientCertificateRequest:
+    """The server asked for a client certificate (CertificateRequest)."""
+
+    ca_names: tuple[str, ...]
+    """The CAs it said it accepts (often none)."""
+    sent: bool
+    """We had one to send (--cert)."""
+
+
+@dataclass(frozen=True)
 class ConnectReport:
     target: ConnectTarget
     tcp_seconds: float
@@ -76,6 +108,9 @@ class ConnectReport:
     chain: tuple[CertificateFacts, ...]
     """The certificates the server sent, leaf first."""
     exchange: Exchange | None
+    client_certificate: ClientCertificateRequest | None
+    """Set when the server asked for a client certificate and went on (with ours, or
+    without one: it was optional)."""
     clean_close: bool
     """Both close_notify alerts were exchanged."""
     close_error: ErrorInfo | None
@@ -83,9 +118,12 @@ class ConnectReport:
 
 
 def client_context(*, cafile: str | None, insecure: bool, alpn: tuple[str, ...],
-                   version: ssl.TLSVersion | None) -> tuple[TLSContext, str]:
+                   version: ssl.TLSVersion | None, cert: str | None = None,
+                   key: str | None = None) -> tuple[TLSContext, str]:
     """The client context for these options, and a phrase saying whom it trusts."""
     ctx = TLSContext(ssl.PROTOCOL_TLS_CLIENT)
+    if cert is not None or key is not None:
+        load_client_certificate(ctx, cert, key)
     if insecure:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
@@ -102,10 +140,83 @@ def client_context(*, cafile: str | None, insecure: bool, alpn: tuple[str, ...],
     return ctx, trust
 
 
+def load_client_certificate(ctx: TLSContext, cert: str | None, key: str | None) -> None:
+    """``--cert``/``--key`` into ``ctx``, with an error in the command line's words."""
+    if cert is None:
+        raise UsageError("--key was given without --cert",
+                         hint="give the certificate with --cert FILE (and its key with --key)")
+    try:
+        ctx.load_cert_chain(cert, key)
+    except (OSError, ValueError, TLSError, ssl.SSLError) as exc:
+        detail = getattr(exc, "what", None) or getattr(exc, "strerror", None) or str(exc)
+        raise CLIError(
+            f"cannot use --cert {cert!r}" + (f" --key {key!r}" if key else "") + f": {detail}",
+            cause="a file is missing or unreadable, the two are swapped, the key does not "
+            "match the certificate, or the key is encrypted",
+            hint="--cert takes the certificate chain (PEM, leaf first) and --key its private "
+            "key (PEM, unencrypted); 'python -m aiotls certs FILE' shows what a file holds",
+            code="client-certificate-unusable") from None
+
+
+def await_verdict(channel: CLIChannel, conn: TLSConnection, deadline: float,
+             with_certificate: bool) -> bytes:
+    """After a handshake in which the server asked for a client certificate: wait (until
+    ``deadline``) for what it makes of ours, or of none (TLS 1.3 servers answer after the
+    handshake has completed on our side); raises the refusal in the command line's words.
+    Returns what the server sent first, if it sent data instead."""
+    doing = "waiting for the server's verdict on the client certificate"
+    try:
+        event = channel.next_event(deadline, doing)
+    except TLSError as err:
+        raise _in_cli_words(err, conn) from None
+    except CLIError as err:
+        if err.code == "timeout":
+            return b""  # (no word: the server took what it got)
+        if err.code == "connection-reset" and not with_certificate:
+            raise CLIError(
+                f"the server reset the connection right after it asked for a client "
+                f"certificate and this client sent none ({err.what})." + _accepted(conn),
+                cause="the server requires mutual TLS (a client certificate) and none was "
+                "given",
+                hint="pass --cert FILE --key FILE with a certificate issued by a CA the "
+                "server accepts", code="client-certificate-required") from None
+        raise
+    return bytes(event.data) if isinstance(event, DataReceived) else b""
+
+
+def _accepted(conn: TLSConnection) -> str:
+    names = ca_names(conn)
+    return f" It accepts certificates issued by: {'; '.join(names)}." if names else ""
+
+
+def _in_cli_words(err: TLSError, conn: TLSConnection) -> Exception:
+    """A refused (or missing) client certificate with a hint in the command line's terms."""
+    accepted = _accepted(conn)
+    if err.code == "client-certificate-required":
+        return CLIError(err.what + "." + accepted, cause="the server requires mutual TLS "
+                        "(a client certificate) and none was given",
+                        hint="pass --cert FILE --key FILE with a certificate issued by a CA "
+                        "the server accepts", code=err.code)
+    if conn.requested_client_ca_names is not None and err.alert is not None:
+        return CLIError(err.what + "." + accepted, cause="the server refused the client "
+                        "certificate given with --cert",
+                        hint="use a certificate issued by a CA the server accepts, valid now, "
+                        "for client authentication (extended key usage clientAuth)",
+                        code=err.code)
+    return err
+
+
+def ca_names(conn: TLSConnection) -> tuple[str, ...]:
+    """The CA names of the server's CertificateRequest, as text."""
+    return tuple(der_name_text(name) for name in conn.requested_client_ca_names or ())
+
+
 def connect(target: ConnectTarget, ctx: TLSContext, *, alpn_offered: tuple[str, ...] = (),
-            send: str | None = None, timeout: float = 10.0) -> ConnectReport:
-    """Handshake with ``target`` using ``ctx``; raises :class:`CLIError` (network) or an
-    aiotls error (TLS) when the handshake fails."""
+            send: str | None = None, timeout: float = 10.0,
+            with_certificate: bool = False) -> ConnectReport:
+    """Handshake with ``target`` using ``ctx`` (holding a client certificate if
+    ``with_certificate``); raises :class:`CLIError` (network, or a refused client
+    certificate) or an aiotls error (TLS) when the handshake fails."""
     deadline = time.monotonic() + timeout
     t0 = time.perf_counter()
     try:
@@ -117,8 +228,17 @@ def connect(target: ConnectTarget, ctx: TLSContext, *, alpn_offered: tuple[str, 
         t1 = time.perf_counter()
         conn = TLSConnection(ctx, server_hostname=target.servername)
         channel = CLIChannel(sock, conn, peer=f"{target.host}:{target.port}", io_timeout=timeout)
-        hs = channel.handshake(deadline)
+        try:
+            hs = channel.handshake(deadline)
+        except TLSError as err:
+            raise _in_cli_words(err, conn) from None
         handshake_seconds = time.perf_counter() - t1
+        requested, first = None, b""
+        if conn.requested_client_ca_names is not None:
+            first = await_verdict(
+                channel, conn, time.monotonic() + verdict_window(handshake_seconds, timeout),
+                with_certificate)
+            requested = ClientCertificateRequest(ca_names(conn), with_certificate)
         now = utcnow()
         chain = tuple(certificate_facts(x509.load_der_x509_certificate(d), now)
                       for d in hs.peer_certificates)
@@ -127,8 +247,8 @@ def connect(target: ConnectTarget, ctx: TLSContext, *, alpn_offered: tuple[str, 
             data = send.encode()
             channel.send(data)
             try:
-                reply = channel.receive(len(data), time.monotonic() + min(timeout, 5.0),
-                                        at_least_one=True)
+                reply = first or channel.receive(len(data), time.monotonic() + min(timeout, 5.0),
+                                                 at_least_one=True)
             except CLIError as err:
                 exchange = Exchange(send, None, error_info(err))
             else:
@@ -143,7 +263,7 @@ def connect(target: ConnectTarget, ctx: TLSContext, *, alpn_offered: tuple[str, 
         handshake=handshake_facts(hs, conn), alpn_offered=alpn_offered,
         sni_sent=not _verify.is_ip_address(target.servername),
         verified=ctx.verify_mode != ssl.CERT_NONE, chain=chain, exchange=exchange,
-        clean_close=clean, close_error=close_error,
+        client_certificate=requested, clean_close=clean, close_error=close_error,
     )
 
 
@@ -158,8 +278,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             reply, then close with close_notify.
         """),
     )
-    parser.add_argument("host", metavar="HOST", help="server host name or IP address")
-    parser.add_argument("port", metavar="PORT", type=port_number, help="server port")
+    add_target_arguments(parser)
     parser.add_argument("--servername", metavar="NAME",
                         help="name to send as SNI and to verify (default: HOST)")
     trust = parser.add_mutually_exclusive_group()
@@ -169,6 +288,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                        help="do not verify the server's certificate (testing only!)")
     parser.add_argument("--alpn", metavar="PROTO", action="append",
                         help="offer this ALPN protocol (repeat for several, preferred first)")
+    add_client_certificate_options(parser)
     parser.add_argument("--send", metavar="TEXT", help="send TEXT and print the reply")
     parser.add_argument("--timeout", type=positive, default=10.0, metavar="SECONDS",
                         help="give up after this long (default: 10)")
@@ -178,10 +298,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace, render: Render) -> int:
     alpn = tuple(args.alpn or ())
+    host, port = parse_target(args.host, args.port)
     ctx, trust = client_context(cafile=args.cafile, insecure=args.insecure, alpn=alpn,
-                                version=version_option(args))
-    target = ConnectTarget(args.host, args.port, server_name(args.servername or args.host),
-                           trust)
+                                version=version_option(args), cert=args.cert, key=args.key)
+    target = ConnectTarget(host, port, server_name(args.servername or host), trust)
     render(target)
-    render(connect(target, ctx, alpn_offered=alpn, send=args.send, timeout=args.timeout))
+    render(connect(target, ctx, alpn_offered=alpn, send=args.send, timeout=args.timeout,
+                   with_certificate=args.cert is not None))
     return EXIT_OK

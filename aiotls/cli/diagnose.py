@@ -24,7 +24,13 @@ from ..connection import TLSConnection
 from ..context import ALL_GROUPS, ALL_SUITES, TLSContext
 from ..errors import TLSError
 from ..events import HandshakeCompleted
-from ._args import Render, formatter, port_number, positive
+from ._args import (
+    Render,
+    add_client_certificate_options,
+    add_target_arguments,
+    formatter,
+    positive,
+)
 from ._common import (
     EXIT_FAILURE,
     EXIT_OK,
@@ -37,6 +43,8 @@ from ._common import (
     version_label,
 )
 from ._facts import CertificateFacts, certificate_facts, utcnow
+from ._target import parse_target
+from .connect import await_verdict, load_client_certificate, verdict_window
 
 VERSIONS = (ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_1,
             ssl.TLSVersion.TLSv1)
@@ -105,24 +113,41 @@ class DiagnoseReport:
         return not self.findings.problems
 
 
-def _attempt(target: DiagnoseTarget, ctx: TLSContext,
-             timeout: float) -> tuple[HandshakeCompleted | None, BaseException | None]:
-    """One handshake; (handshake, None) or (None, what went wrong)."""
+#: The error code of a server that requires a client certificate this client lacks.
+CLIENT_CERTIFICATE_REQUIRED = "client-certificate-required"
+
+
+def _attempt(target: DiagnoseTarget, ctx: TLSContext, timeout: float,
+             with_certificate: bool = False,
+             ) -> tuple[HandshakeCompleted | None, BaseException | None]:
+    """One handshake, and the server's verdict when it asked for a client certificate;
+    (handshake or None, what went wrong or None)."""
     deadline = time.monotonic() + timeout
     try:
         sock = socket.create_connection((target.host, target.port), timeout=timeout)
     except OSError as exc:
         return None, network_error(exc, f"connecting to {target.host}:{target.port}")
+    started = time.perf_counter()
     with sock:
-        channel = CLIChannel(sock, TLSConnection(ctx, server_hostname=target.servername),
-                             peer=f"{target.host}:{target.port}", io_timeout=timeout)
+        conn = TLSConnection(ctx, server_hostname=target.servername)
+        channel = CLIChannel(sock, conn, peer=f"{target.host}:{target.port}", io_timeout=timeout)
         try:
             hs = channel.handshake(deadline)
         except (TLSError, CLIError, OSError) as exc:
             return None, exc
+        if conn.requested_client_ca_names is not None:
+            try:
+                window = verdict_window(time.perf_counter() - started, timeout)
+                await_verdict(channel, conn, time.monotonic() + window, with_certificate)
+            except (TLSError, CLIError, OSError) as exc:
+                return hs, exc
         with contextlib.suppress(TLSError, CLIError, OSError):
             channel.close(time.monotonic() + min(timeout, 1.0))
         return hs, None
+
+
+def _needs_client_certificate(err: BaseException | None) -> bool:
+    return getattr(err, "code", None) == CLIENT_CERTIFICATE_REQUIRED
 
 
 def _probe_context(version: ssl.TLSVersion | None = None, suite: str | None = None,
@@ -144,48 +169,60 @@ def _probe_context(version: ssl.TLSVersion | None = None, suite: str | None = No
 
 
 def _probe(label: str, target: DiagnoseTarget, ctx: TLSContext, timeout: float,
-           warning: str | None = None) -> Probe:
-    hs, err = _attempt(target, ctx, timeout)
-    if hs is not None:
+           warning: str | None = None, with_certificate: bool = False) -> Probe:
+    _, err = _attempt(target, ctx, timeout, with_certificate)
+    if err is None or _needs_client_certificate(err):
+        # (a server that went as far as asking for a client certificate accepted this)
         return Probe(label, "accepted", None, warning)
     outcome: Literal["refused", "failed"] = \
         "refused" if isinstance(err, TLSError | CLIError) else "failed"
-    return Probe(label, outcome, error_info(err) if err is not None else None, None)
+    return Probe(label, outcome, error_info(err), None)
 
 
-def _check_certificate(target: DiagnoseTarget, cafile: str | None,
-                       timeout: float) -> CertificateCheck:
-    ctx = TLSContext(ssl.PROTOCOL_TLS_CLIENT)
-    if cafile:
-        ctx.load_verify_locations(cafile=cafile)
-    else:
-        ctx.load_default_certs()
+def _check_certificate(target: DiagnoseTarget, ctx: TLSContext,
+                       timeout: float, with_certificate: bool) -> CertificateCheck:
     ctx.set_alpn_protocols(VERIFY_ALPN)
-    hs, err = _attempt(target, ctx, timeout)
-    if hs is None:
+    hs, err = _attempt(target, ctx, timeout, with_certificate)
+    if err is not None and not _needs_client_certificate(err):
         return CertificateCheck(target.servername, False, None, VERIFY_ALPN, None,
-                                error_info(err) if err is not None else None)
+                                error_info(err))
+    # (a refused client certificate comes after the server's certificate was verified)
     leaf = certificate_facts(x509.load_der_x509_certificate(hs.peer_certificates[0]), utcnow()) \
-        if hs.peer_certificates else None
-    return CertificateCheck(target.servername, True, hs.alpn_protocol, VERIFY_ALPN, leaf, None)
+        if hs is not None and hs.peer_certificates else None
+    return CertificateCheck(target.servername, True, hs.alpn_protocol if hs else None,
+                            VERIFY_ALPN, leaf, None)
 
 
 def diagnose(target: DiagnoseTarget, *, cafile: str | None = None, timeout: float = 5.0,
-             progress: Callable[[object], None] | None = None) -> DiagnoseReport:
-    """Probe ``target``; raises :class:`CLIError` when nothing answers there at all."""
+             progress: Callable[[object], None] | None = None, cert: str | None = None,
+             key: str | None = None) -> DiagnoseReport:
+    """Probe ``target`` (with the client certificate ``cert``/``key`` if given); raises
+    :class:`CLIError` when nothing answers there at all."""
     def report(section: object) -> None:
         if progress is not None:
             progress(section)
 
-    hs, exc = _attempt(target, _probe_context(), timeout)
-    if hs is None and isinstance(exc, CLIError):
+    def context(version: ssl.TLSVersion | None = None, suite: str | None = None,
+                group: str | None = None) -> TLSContext:
+        ctx = _probe_context(version, suite, group)
+        if cert is not None:
+            load_client_certificate(ctx, cert, key)
+        return ctx
+
+    mtls = cert is not None
+    hs, exc = _attempt(target, context(), timeout, mtls)
+    if hs is None and isinstance(exc, CLIError) and not _needs_client_certificate(exc):
         raise exc  # nothing listens there: say so, with the network hint
     problems: list[str] = []
+    if _needs_client_certificate(exc):
+        # the first cause: the probes below still learn what the server accepts
+        problems.append("the server requires a client certificate (mutual TLS), and none "
+                        "was given: pass --cert FILE --key FILE")
 
     versions = ProbeSection("versions", tuple(
-        _probe(version_label(v), target, _probe_context(v), timeout,
+        _probe(version_label(v), target, context(v), timeout,
                "obsolete and insecure (RFC 8996): disable it on the server"
-               if v < ssl.TLSVersion.TLSv1_2 else None)
+               if v < ssl.TLSVersion.TLSv1_2 else None, mtls)
         for v in VERSIONS))
     report(versions)
     problems += [f"{p.label} is enabled" for p in versions.probes
@@ -199,19 +236,26 @@ def diagnose(target: DiagnoseTarget, *, cafile: str | None = None, timeout: floa
         version = ssl.TLSVersion.TLSv1_3 if suite.kex is None else ssl.TLSVersion.TLSv1_2
         if not versions.accepted(version_label(version)):
             continue
-        suite_probes.append(_probe(suite.openssl_name, target,
-                                   _probe_context(version, suite.name), timeout,
-                                   None if suite.aead else "CBC: prefer AEAD suites"))
+        suite_probes.append(_probe(suite.openssl_name, target, context(version, suite.name),
+                                   timeout, None if suite.aead else "CBC: prefer AEAD suites",
+                                   mtls))
     suites = ProbeSection("suites", tuple(suite_probes))
     report(suites)
 
     group_version = ssl.TLSVersion.TLSv1_3 if has_13 else ssl.TLSVersion.TLSv1_2
     groups = ProbeSection("groups", tuple(
-        _probe(group, target, _probe_context(group_version, group=group), timeout)
+        _probe(group, target, context(group_version, group=group), timeout, None, mtls)
         for group in ALL_GROUPS))
     report(groups)
 
-    certificate = _check_certificate(target, cafile, timeout)
+    verify_ctx = TLSContext(ssl.PROTOCOL_TLS_CLIENT)
+    if cafile:
+        verify_ctx.load_verify_locations(cafile=cafile)
+    else:
+        verify_ctx.load_default_certs()
+    if cert is not None:
+        load_client_certificate(verify_ctx, cert, key)
+    certificate = _check_certificate(target, verify_ctx, timeout, mtls)
     report(certificate)
     if not certificate.ok:
         problems.append("the certificate does not verify")
@@ -229,20 +273,22 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "certificate. Obsolete versions, missing TLS 1.3 and certificate problems are listed "
         "as findings (exit status 1).",
     )
-    parser.add_argument("host", metavar="HOST", help="server host name or IP address")
-    parser.add_argument("port", metavar="PORT", type=port_number, help="server port")
+    add_target_arguments(parser)
     parser.add_argument("--servername", metavar="NAME",
                         help="name to send as SNI and to verify (default: HOST)")
     parser.add_argument("--cafile", metavar="FILE",
                         help="trust the CA certificates in FILE (default: the system's CAs)")
+    add_client_certificate_options(parser)
     parser.add_argument("--timeout", type=positive, default=5.0, metavar="SECONDS",
                         help="per-attempt timeout (default: 5)")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, render: Render) -> int:
-    target = DiagnoseTarget(args.host, args.port, server_name(args.servername or args.host))
+    host, port = parse_target(args.host, args.port)
+    target = DiagnoseTarget(host, port, server_name(args.servername or host))
     render(target)
-    report = diagnose(target, cafile=args.cafile, timeout=args.timeout, progress=render)
+    report = diagnose(target, cafile=args.cafile, timeout=args.timeout, progress=render,
+                      cert=args.cert, key=args.key)
     render(report.findings)
     return EXIT_OK if report.ok else EXIT_FAILURE
