@@ -53,6 +53,8 @@ _HANDSHAKE = 22
 #: as RFC 8446 6.1 says; a peer that keeps sending cannot grow a connection without bound).
 _MAX_UNUSED = 256 * 1024
 _HTTP_PREFIXES = (b"GET ", b"POST", b"HEAD", b"PUT ", b"HTTP", b"OPTI", b"DELE", b"CONN", b"PATC")
+#: How plaintext servers greet a client: SMTP/FTP, POP3, IMAP, SSH (first four characters).
+_GREETINGS = frozenset({"220 ", "220-", "+OK ", "* OK", "SSH-"})
 
 
 _local = threading.local()
@@ -95,6 +97,7 @@ class _RecordReceiver:
     if TYPE_CHECKING:
         # (the connection's state these methods use; see TLSConnection.__init__)
         context: TLSContext
+        server_side: bool
         _engine: Engine
         _events: deque[Event] | tuple[()]
         _inbuf: bytearray
@@ -128,7 +131,7 @@ class _RecordReceiver:
         """Validate the record header at ``pos``; the record's body length."""
         ctype = buf[pos]
         if ctype not in _CONTENT_TYPES or buf[pos + 1] != 3:
-            raise self._not_tls(bytes(buf[pos:pos + 8]))
+            raise self._not_tls(bytes(buf[pos:pos + 80]))
         length = (buf[pos + 3] << 8) | buf[pos + 4]
         limit = _MAX_RECORD_TLS13 if self._tls13_limits else _MAX_RECORD
         if length > limit:
@@ -382,6 +385,21 @@ class _RecordReceiver:
         return [pending, data[used:]]
 
     def _not_tls(self, head: bytes) -> PeerMisbehaved:
+        first = head.split(b"\n", 1)[0].strip().decode("ascii", "replace")[:60]
+        if not self.server_side and (head.startswith(_HTTP_PREFIXES) or first[:4] in _GREETINGS):
+            # a server speaking a plaintext protocol: the blame is on where we connected
+            http = head.startswith(_HTTP_PREFIXES)
+            return PeerMisbehaved(
+                f"the server answered in plain text, not TLS: {first!r}",
+                cause="this port serves plain HTTP, not HTTPS" if http else
+                "this port speaks a plaintext protocol that starts TLS later, if at all "
+                "(STARTTLS), or none",
+                hint="connect to the server's TLS port (443 for HTTPS), or use http:// for this "
+                "one" if http else "connect to the protocol's implicit-TLS port (465 for SMTP, "
+                "993 IMAP, 995 POP3), or use the protocol's STARTTLS",
+                alert=AlertDescription.unexpected_message,
+                code="not-tls-http" if http else "not-tls-plaintext",
+            )
         if head.startswith(_HTTP_PREFIXES):
             return PeerMisbehaved(
                 "the peer sent plain HTTP, not TLS",

@@ -761,3 +761,38 @@ def run_cli(*args: str, timeout: float = SUBPROCESS_TIMEOUT) -> subprocess.Compl
     """``python -m aiotls ARGS`` in a subprocess (bounded), its output as text."""
     return subprocess.run([sys.executable, "-m", "aiotls", *args], cwd=ROOT, env=cli_env(),
                           capture_output=True, text=True, timeout=timeout, check=False)
+
+
+@contextlib.contextmanager
+def plaintext_server(greeting: bytes = b"", answer: bytes = b"") -> Iterator[int]:
+    """A TCP server on 127.0.0.1 that speaks plain text, in a thread: it sends ``greeting``
+    on connecting (an SMTP banner...) and ``answer`` to whatever arrives (an HTTP
+    response...), then closes; every wait bounded.  Yields its port."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                sock, _ = listener.accept()
+            except (TimeoutError, OSError):
+                continue
+            sock.settimeout(5.0)
+            with contextlib.suppress(OSError), sock:
+                if greeting:
+                    sock.sendall(greeting)
+                if answer and sock.recv(65536):
+                    sock.sendall(answer)
+                    sock.shutdown(socket.SHUT_WR)
+                    while sock.recv(65536):
+                        pass
+
+    thread = threading.Thread(target=serve, name="plaintext-server", daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join(10.0)
+        listener.close()

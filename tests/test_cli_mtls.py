@@ -17,7 +17,7 @@ import pytest
 from aiotls.cli._common import UsageError
 from aiotls.cli._target import parse_target
 from tests.certs import CA
-from tests.helpers import run_cli, stdlib_tls_server
+from tests.helpers import plaintext_server, run_cli, stdlib_tls_server
 from tests.sockloop import OpenSSLProcess, free_port, require_openssl
 
 
@@ -167,3 +167,46 @@ def test_a_malformed_target_exits_with_status_2() -> None:
     result = run_cli("connect", "http://example.test")
     assert result.returncode == 2
     assert "https://" in result.stderr
+
+
+# --- the blame on the right side: a port that does not speak TLS ----------------------------
+
+HTTP_400 = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+
+
+@pytest.mark.parametrize("command", ["connect", "diagnose"])
+def test_a_plain_http_server_is_blamed_on_the_port(command: str) -> None:
+    with plaintext_server(answer=HTTP_400) as port:
+        result = run_cli(command, f"127.0.0.1:{port}", "--insecure" if command == "connect"
+                         else "--timeout", *([] if command == "connect" else ["3"]))
+    assert result.returncode == 1, result.stdout
+    assert "the server answered in plain text, not TLS: 'HTTP/1.1 400 Bad Request'" \
+        in result.stderr
+    assert "likely cause: this port serves plain HTTP, not HTTPS" in result.stderr
+    assert "use https:// on the client" not in result.stderr  # (the old, reversed blame)
+    assert "does not verify" not in result.stdout and "refused" not in result.stdout
+
+
+def test_a_plaintext_greeting_points_to_the_tls_port() -> None:
+    with plaintext_server(greeting=b"220 mail.test ESMTP ready\r\n") as port:
+        result = run_cli("connect", f"127.0.0.1:{port}", "--insecure")
+    assert result.returncode == 1
+    assert "'220 mail.test ESMTP ready'" in result.stderr
+    assert "STARTTLS" in result.stderr and "465 for SMTP" in result.stderr
+
+
+def test_diagnose_a_server_with_only_obsolete_versions(mtls: MTLSFiles) -> None:
+    require_openssl()
+    port = free_port()
+    argv = ["openssl", "s_server", "-accept", str(port), "-cert", mtls.server[0],
+            "-key", mtls.server[1], "-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0"]
+    with OpenSSLProcess(argv, stdin=b"") as server:
+        server.wait_for_output("ACCEPT")
+        result = run_cli("diagnose", f"localhost:{port}", "--cafile", mtls.ca,
+                         "--timeout", "3", timeout=120)
+    assert result.returncode == 1, result.stderr
+    findings = result.stdout.split("Findings:", 1)[1].strip()
+    assert findings.startswith("the server offers only obsolete versions (TLS 1.1")
+    assert "does not verify" not in findings  # (a consequence, not a cause)
+    groups = result.stdout.split("Key-exchange groups", 1)[1].split("Certificate", 1)[0]
+    assert "accepted" in groups  # (probed at TLS 1.1, not refused for want of TLS 1.2)

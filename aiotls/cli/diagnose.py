@@ -213,6 +213,8 @@ def diagnose(target: DiagnoseTarget, *, cafile: str | None = None, timeout: floa
     hs, exc = _attempt(target, context(), timeout, mtls)
     if hs is None and isinstance(exc, CLIError) and not _needs_client_certificate(exc):
         raise exc  # nothing listens there: say so, with the network hint
+    if hs is None and exc is not None and str(getattr(exc, "code", "")).startswith("not-tls"):
+        raise exc  # (the port speaks another protocol: every probe would say only that)
     problems: list[str] = []
     if _needs_client_certificate(exc):
         # the first cause: the probes below still learn what the server accepts
@@ -227,14 +229,28 @@ def diagnose(target: DiagnoseTarget, *, cafile: str | None = None, timeout: floa
     report(versions)
     problems += [f"{p.label} is enabled" for p in versions.probes
                  if p.outcome == "accepted" and p.warning]
-    has_13 = versions.accepted(version_label(ssl.TLSVersion.TLSv1_3))
-    if not has_13:
+    accepted = [v for v in VERSIONS if versions.accepted(version_label(v))]
+    has_13 = ssl.TLSVersion.TLSv1_3 in accepted
+    if not accepted:
+        problems.insert(0, "no protocol version in common: the server refused TLS 1.3 down to "
+                        "TLS 1.0 (it may speak only SSL 3.0, or use suites or groups no "
+                        "client offers)")
+    elif accepted[0] < ssl.TLSVersion.TLSv1_2:
+        problems[:] = [p for p in problems if not p.endswith(" is enabled")]  # (said below)
+        problems.insert(0, "the server offers only obsolete versions ("
+                        + ", ".join(version_label(v) for v in accepted) + "; RFC 8996): "
+                        "current clients, aiotls's included, refuse to connect; enable TLS "
+                        "1.2 and 1.3 on the server")
+    elif not has_13:
         problems.append("TLS 1.3 is not offered")
 
     suite_probes = []
     for suite in ALL_SUITES:
         version = ssl.TLSVersion.TLSv1_3 if suite.kex is None else ssl.TLSVersion.TLSv1_2
-        if not versions.accepted(version_label(version)):
+        if not suite.aead and version not in accepted:
+            # (a CBC suite is also a TLS 1.1/1.0 suite: probed at the best of those)
+            version = next((v for v in accepted if v < ssl.TLSVersion.TLSv1_2), version)
+        if version not in accepted:
             continue
         suite_probes.append(_probe(suite.openssl_name, target, context(version, suite.name),
                                    timeout, None if suite.aead else "CBC: prefer AEAD suites",
@@ -242,13 +258,20 @@ def diagnose(target: DiagnoseTarget, *, cafile: str | None = None, timeout: floa
     suites = ProbeSection("suites", tuple(suite_probes))
     report(suites)
 
-    group_version = ssl.TLSVersion.TLSv1_3 if has_13 else ssl.TLSVersion.TLSv1_2
+    # (groups at the best version the server takes; none to probe without one)
+    # (below TLS 1.2 only the elliptic curves: aiotls has no CBC suite with FFDHE)
     groups = ProbeSection("groups", tuple(
-        _probe(group, target, context(group_version, group=group), timeout, None, mtls)
-        for group in ALL_GROUPS))
+        _probe(group, target, context(accepted[0], group=group), timeout, None, mtls)
+        for group in ALL_GROUPS
+        if accepted[0] >= ssl.TLSVersion.TLSv1_2 or not group.startswith("ffdhe"))
+        if accepted else ())
     report(groups)
 
     verify_ctx = TLSContext(ssl.PROTOCOL_TLS_CLIENT)
+    if accepted and accepted[0] < verify_ctx.minimum_version:
+        verify_ctx.minimum_version = accepted[0]  # (the certificate, at the version it has)
+        if accepted[0] < ssl.TLSVersion.TLSv1_2:
+            verify_ctx.set_ciphers(":".join(s.name for s in ALL_SUITES if not s.aead))
     if cafile:
         verify_ctx.load_verify_locations(cafile=cafile)
     else:
@@ -257,7 +280,7 @@ def diagnose(target: DiagnoseTarget, *, cafile: str | None = None, timeout: floa
         load_client_certificate(verify_ctx, cert, key)
     certificate = _check_certificate(target, verify_ctx, timeout, mtls)
     report(certificate)
-    if not certificate.ok:
+    if not certificate.ok and accepted:
         problems.append("the certificate does not verify")
     return DiagnoseReport(target, versions, suites, groups, certificate,
                           Findings(tuple(problems)))
