@@ -709,14 +709,13 @@ class HelloParts:
         return b"\x16\x03\x01" + len(message).to_bytes(2, "big") + message
 
 
-# --- a stdlib ``ssl`` server in a thread (real peer for the command line's tests) ---------
+# --- servers in a thread (real peers for the command line's tests) ---------------------------
 
 
 @contextlib.contextmanager
-def stdlib_tls_server(ctx: ssl.SSLContext) -> Iterator[int]:
-    """A TLS echo server on 127.0.0.1 driven by the stdlib's ``ssl`` (OpenSSL) in a thread,
-    one connection at a time, every wait bounded; yields its port.  Handshake failures
-    (a client without the certificate it requires...) end that connection only."""
+def _thread_server(handle: Callable[[socket.socket], None], name: str) -> Iterator[int]:
+    """A TCP server on 127.0.0.1 that runs ``handle`` on each accepted socket in turn, in
+    a thread; every wait bounded, errors end that connection only.  Yields its port."""
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(0.2)
     stop = threading.Event()
@@ -724,16 +723,14 @@ def stdlib_tls_server(ctx: ssl.SSLContext) -> Iterator[int]:
     def serve() -> None:
         while not stop.is_set():
             try:
-                raw, _ = listener.accept()
+                sock, _ = listener.accept()
             except (TimeoutError, OSError):
                 continue
-            raw.settimeout(5.0)
-            with contextlib.suppress(OSError), raw, \
-                    ctx.wrap_socket(raw, server_side=True) as tls:
-                while data := tls.recv(4096):
-                    tls.sendall(data)
+            sock.settimeout(5.0)
+            with contextlib.suppress(OSError), sock:
+                handle(sock)
 
-    thread = threading.Thread(target=serve, name="stdlib-tls-server", daemon=True)
+    thread = threading.Thread(target=serve, name=name, daemon=True)
     thread.start()
     try:
         yield listener.getsockname()[1]
@@ -742,6 +739,32 @@ def stdlib_tls_server(ctx: ssl.SSLContext) -> Iterator[int]:
         thread.join(10.0)
         listener.close()
 
+
+def stdlib_tls_server(ctx: ssl.SSLContext) -> contextlib.AbstractContextManager[int]:
+    """A TLS echo server driven by the stdlib's ``ssl`` (OpenSSL), one connection at a
+    time; a failed handshake (a client without the certificate it requires...) ends that
+    connection only.  A context manager giving its port."""
+    def echo(sock: socket.socket) -> None:
+        with ctx.wrap_socket(sock, server_side=True) as tls:
+            while data := tls.recv(4096):
+                tls.sendall(data)
+    return _thread_server(echo, "stdlib-tls-server")
+
+
+def plaintext_server(greeting: bytes = b"",
+                     answer: bytes = b"") -> contextlib.AbstractContextManager[int]:
+    """A server that speaks plain text: ``greeting`` on connecting (an SMTP banner...),
+    ``answer`` to whatever arrives (an HTTP response...), then it closes.  A context
+    manager giving its port."""
+    def speak(sock: socket.socket) -> None:
+        if greeting:
+            sock.sendall(greeting)
+        if answer and sock.recv(65536):
+            sock.sendall(answer)
+            sock.shutdown(socket.SHUT_WR)
+            while sock.recv(65536):
+                pass
+    return _thread_server(speak, "plaintext-server")
 
 #: The repository (the command line's tests run ``python -m aiotls`` from it).
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -761,38 +784,3 @@ def run_cli(*args: str, timeout: float = SUBPROCESS_TIMEOUT) -> subprocess.Compl
     """``python -m aiotls ARGS`` in a subprocess (bounded), its output as text."""
     return subprocess.run([sys.executable, "-m", "aiotls", *args], cwd=ROOT, env=cli_env(),
                           capture_output=True, text=True, timeout=timeout, check=False)
-
-
-@contextlib.contextmanager
-def plaintext_server(greeting: bytes = b"", answer: bytes = b"") -> Iterator[int]:
-    """A TCP server on 127.0.0.1 that speaks plain text, in a thread: it sends ``greeting``
-    on connecting (an SMTP banner...) and ``answer`` to whatever arrives (an HTTP
-    response...), then closes; every wait bounded.  Yields its port."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.2)
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                sock, _ = listener.accept()
-            except (TimeoutError, OSError):
-                continue
-            sock.settimeout(5.0)
-            with contextlib.suppress(OSError), sock:
-                if greeting:
-                    sock.sendall(greeting)
-                if answer and sock.recv(65536):
-                    sock.sendall(answer)
-                    sock.shutdown(socket.SHUT_WR)
-                    while sock.recv(65536):
-                        pass
-
-    thread = threading.Thread(target=serve, name="plaintext-server", daemon=True)
-    thread.start()
-    try:
-        yield listener.getsockname()[1]
-    finally:
-        stop.set()
-        thread.join(10.0)
-        listener.close()
