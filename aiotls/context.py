@@ -29,6 +29,7 @@ import logging
 import os
 import socket
 import ssl
+import sys
 import threading
 import warnings
 from collections.abc import Iterable, Sequence
@@ -38,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Self
 from cryptography import x509
 
 from . import _crypto
+from ._keylog import KeyLogFile
 from ._verify import TrustStore
 from .errors import TLSConfigurationError, TLSUsageError
 
@@ -262,6 +264,7 @@ class TLSContext(ssl.SSLContext):
         self._ticket_keys: list[bytes] = []
         self._sealer: Any = None
         self._refusal_logged = False
+        self._keylog: KeyLogFile | None = None
 
 
     # --- change tracking ------------------------------------------------------------------------
@@ -829,17 +832,31 @@ class TLSContext(ssl.SSLContext):
 
     @property  # type: ignore[override]
     def keylog_filename(self) -> str | None:
-        """Key logging (NSS key log format) is not available yet: always ``None``."""
-        return None
+        """A file every connection of this context appends its secrets to, in the NSS key
+        log format Wireshark reads (``None``: off, the default).  Like
+        :attr:`ssl.SSLContext.keylog_filename`; :func:`create_default_context` sets it from
+        the ``SSLKEYLOGFILE`` environment variable.  Whoever can read the file can
+        decrypt those connections: for debugging only.  The file is created (mode 0600)
+        when set; :class:`TLSConfigurationError` if it cannot be."""
+        return self._keylog.path if self._keylog is not None else None
 
     @keylog_filename.setter
-    def keylog_filename(self, value: str | None) -> None:
-        if value is not None:
+    def keylog_filename(self, value: str | os.PathLike[str] | None) -> None:
+        if value is None:
+            self._keylog = None
+            return
+        if not isinstance(value, str | os.PathLike):
+            raise TypeError(f"keylog_filename must be a path or None, not {type(value).__name__}")
+        log = KeyLogFile(os.fspath(value))
+        try:
+            log.open()
+        except OSError as exc:
             raise TLSConfigurationError(
-                "keylog_filename is not supported by aiotls yet",
-                hint="leave keylog_filename unset (or unset SSLKEYLOGFILE for frameworks that "
-                "copy it into the context)",
-            )
+                f"cannot open the key log file {log.path!r}: {exc.strerror or exc}",
+                cause="the directory does not exist or is not writable",
+                hint="give a path in a writable directory (or unset SSLKEYLOGFILE)",
+            ) from None
+        self._keylog = log
 
     @property
     def sni_callback(self) -> Any:
@@ -1085,4 +1102,7 @@ def create_default_context(
         ctx.load_verify_locations(cafile, capath, cadata)
     elif ctx.verify_mode != ssl.CERT_NONE:
         ctx.load_default_certs(purpose)
+    keylog = os.environ.get("SSLKEYLOGFILE")
+    if keylog and not sys.flags.ignore_environment:
+        ctx.keylog_filename = keylog  # (as ssl.create_default_context)
     return ctx

@@ -9,6 +9,7 @@ s_server -Verify``, which names the CAs it accepts.  Every command runs in a sub
 
 from __future__ import annotations
 
+import pathlib
 import ssl
 from dataclasses import dataclass
 
@@ -210,3 +211,16 @@ def test_diagnose_a_server_with_only_obsolete_versions(mtls: MTLSFiles) -> None:
     assert "does not verify" not in findings  # (a consequence, not a cause)
     groups = result.stdout.split("Key-exchange groups", 1)[1].split("Certificate", 1)[0]
     assert "accepted" in groups  # (probed at TLS 1.1, not refused for want of TLS 1.2)
+
+
+def test_connect_writes_a_key_log(mtls: MTLSFiles, tmp_path: pathlib.Path) -> None:
+    ctx = _server_context(mtls, ssl.CERT_NONE, ssl.TLSVersion.TLSv1_3)
+    log = tmp_path / "keys"
+    with stdlib_tls_server(ctx) as port:
+        result = run_cli("connect", f"localhost:{port}", "--cafile", mtls.ca,
+                         "--keylog", str(log), "--send", "hi")
+    assert result.returncode == 0, result.stderr
+    labels = {line.split()[0] for line in log.read_text().splitlines()
+              if line and not line.startswith("#")}
+    assert labels == {"CLIENT_HANDSHAKE_TRAFFIC_SECRET", "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+                      "CLIENT_TRAFFIC_SECRET_0", "SERVER_TRAFFIC_SECRET_0", "EXPORTER_SECRET"}

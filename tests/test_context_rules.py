@@ -522,7 +522,14 @@ def row_hostname_checks_common_name(pki: PKI) -> None:
 
 
 def row_keylog_filename(pki: PKI) -> None:
-    _refused_setting(pki, "keylog_filename", os.devnull, None)
+    with tempfile.TemporaryDirectory() as directory:
+        path = os.path.join(directory, "keys")
+        cctx = pki.client_context()
+        cctx.keylog_filename = path
+        assert cctx.keylog_filename == path
+        _ok(*handshake(cctx, pki.server_context()))
+        with open(path) as f:
+            assert "CLIENT_TRAFFIC_SECRET_0 " in f.read()  # (tests/test_keylog.py: the rest)
 
 
 def row_sni_callback(pki: PKI) -> None:

@@ -47,6 +47,7 @@ from ..errors import (
     TLSError,
     TLSUsageError,
 )
+from . import keylog
 from .accel import _FAST_GROUPS
 from .codec import SwitchedParser
 from .common import _ALERT, _CERT_OPTIONAL, _CERT_REQUIRED, _CLOSE_NOTIFY, _VERSION_NAMES, WANT_READ
@@ -157,6 +158,8 @@ class Engine:
         tl._aiotls_require_ems = ctx.require_extended_master_secret
         if server_side and ctx.num_tickets:
             tl._aiotls_tickets = ctx._ticket_sealer()
+        if ctx._keylog is not None:
+            keylog.attach(tl, ctx._keylog)
         self._tl = tl
         self.handshake_done = False
         self.failed = False

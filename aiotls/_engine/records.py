@@ -196,6 +196,10 @@ class _RecordLayer(RecordLayer):  # type: ignore[misc]
     comes.
     """
 
+    #: Called with the client's and server's traffic secrets at each TLS 1.3 key change
+    #: when the context logs keys (keylog.attach).
+    _aiotls_keylog: Any = None
+
     def __init__(self, sock: Any, records: RecordProtection) -> None:
         self.records = records
         self._opened: list[tuple[int, bytes]] | tuple[()] = ()
@@ -444,6 +448,8 @@ class _RecordLayer(RecordLayer):  # type: ignore[misc]
     def calcTLS1_3PendingState(self, cipherSuite: int, cl_traffic_secret: bytearray,
                                sr_traffic_secret: bytearray, implementations: Any) -> None:
         """Traffic keys and IVs from the traffic secrets (RFC 8446 7.3), without tlslite's Python HKDF."""
+        if self._aiotls_keylog is not None:
+            self._aiotls_keylog(cl_traffic_secret, sr_traffic_secret)  # (see keylog.py)
         if not speedups.ENABLED:
             super().calcTLS1_3PendingState(cipherSuite, cl_traffic_secret, sr_traffic_secret,
                                            implementations)

@@ -73,6 +73,7 @@ SIGNATURES: dict[str, str] = {
     # (the TLS 1.3 server flight of server13.py: tlslite's own sending and key switching)
     "tlslite.tlsrecordlayer.TLSRecordLayer._sendMsgs": "(self, msgs)",
     "tlslite.tlsrecordlayer.TLSRecordLayer._changeWriteState": "(self)",
+    "tlslite.tlsrecordlayer.TLSRecordLayer._handshakeDone": "(self, resumed)",
     "tlslite.tlsrecordlayer.TLSRecordLayer._changeReadState": "(self)",
     "tlslite.tlsrecordlayer.TLSRecordLayer._queue_message": "(self, msg)",
     "tlslite.tlsrecordlayer.TLSRecordLayer._sendError":

@@ -41,7 +41,7 @@ from ..errors import (
     PeerIncompatible,
     TLSError,
 )
-from . import speedups
+from . import keylog, speedups
 from .accel import _FAST_GROUPS, _FF_GROUPS, _accelerate_kex, _FastADH, _FFKeyExchange, _KeyExchange
 from .base import _ReboundTLSConnection
 from .client13 import LeanClient13
@@ -156,6 +156,9 @@ class _TLSLiteConnection(VerificationHooks, TicketHooks, LeanClientHello, PlainH
     _aiotls_alpn: list[bytearray] | None = None
     _aiotls_credentials: tuple[Any, Any] | None = None  # (private key, chain)
     _aiotls_certificate_requested = False
+    #: The ClientHello's random (key log lines name the connection by it), and the key log.
+    _aiotls_client_random: bytes | None = None
+    _aiotls_keylog: Any = None
     #: RFC 7627 required of TLS 1.2 peers (TLSContext.require_extended_master_secret).
     _aiotls_require_ems = True
     #: (id(settings), id(key), version, certificate type, ECDSA curve) -> ((settings, key),
@@ -257,7 +260,14 @@ class _TLSLiteConnection(VerificationHooks, TicketHooks, LeanClientHello, PlainH
                  update_hashes: bool = True) -> Any:
         if self._aiotls_first_finished is None and isinstance(msg, Finished):
             self._aiotls_first_finished = bytes(msg.verify_data)
+        elif self._aiotls_client_random is None and isinstance(msg, ClientHello):
+            self._aiotls_client_random = bytes(msg.random)
         return super()._sendMsg(msg, randomizeFirstBlock, update_hashes)
+
+    def _handshakeDone(self, resumed: bool) -> None:
+        super()._handshakeDone(resumed)
+        if self._aiotls_keylog is not None:
+            keylog.handshake_done(self)
 
     #: The peer's hello as far as errors need it (see translate.py, which must not read
     #: tlslite's message texts): the highest version it offered or chose, and whether a
@@ -280,6 +290,8 @@ class _TLSLiteConnection(VerificationHooks, TicketHooks, LeanClientHello, PlainH
     def _aiotls_note_hello(self, hello: Any) -> None:
         """Remember the peer's version (as tlslite computes it) and a downgrade sentinel."""
         if isinstance(hello, ClientHello):
+            if self._aiotls_client_random is None:
+                self._aiotls_client_random = bytes(hello.random)
             version = tuple(hello.client_version)
             offered = hello.getExtension(ExtensionType.supported_versions)
             if version >= (3, 3) and offered is not None:

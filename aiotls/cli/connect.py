@@ -10,6 +10,7 @@ closes with close_notify, and returns a :class:`ConnectReport`.  Nothing here pr
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import ssl
 import time
@@ -289,6 +290,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--alpn", metavar="PROTO", action="append",
                         help="offer this ALPN protocol (repeat for several, preferred first)")
     add_client_certificate_options(parser)
+    parser.add_argument("--keylog", metavar="FILE",
+                        help="append the connection's secrets to FILE (NSS key log format, "
+                        "for Wireshark); SSLKEYLOGFILE works too")
     parser.add_argument("--send", metavar="TEXT", help="send TEXT and print the reply")
     parser.add_argument("--timeout", type=positive, default=10.0, metavar="SECONDS",
                         help="give up after this long (default: 10)")
@@ -301,6 +305,9 @@ def run(args: argparse.Namespace, render: Render) -> int:
     host, port = parse_target(args.host, args.port)
     ctx, trust = client_context(cafile=args.cafile, insecure=args.insecure, alpn=alpn,
                                 version=version_option(args), cert=args.cert, key=args.key)
+    keylog = args.keylog or os.environ.get("SSLKEYLOGFILE")
+    if keylog:
+        ctx.keylog_filename = keylog
     target = ConnectTarget(host, port, server_name(args.servername or host), trust)
     render(target)
     render(connect(target, ctx, alpn_offered=alpn, send=args.send, timeout=args.timeout,
