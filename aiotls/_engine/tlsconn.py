@@ -156,7 +156,8 @@ class _TLSLiteConnection(VerificationHooks, TicketHooks, LeanClientHello, PlainH
     _aiotls_alpn: list[bytearray] | None = None
     _aiotls_credentials: tuple[Any, Any] | None = None  # (private key, chain)
     _aiotls_certificate_requested = False
-    #: The ClientHello's random (key log lines name the connection by it), and the key log.
+    #: The key log (keylog.attach), and the ClientHello's random its lines name the
+    #: connection by (noted only when keys are logged).
     _aiotls_client_random: bytes | None = None
     _aiotls_keylog: Any = None
     #: RFC 7627 required of TLS 1.2 peers (TLSContext.require_extended_master_secret).
@@ -260,7 +261,8 @@ class _TLSLiteConnection(VerificationHooks, TicketHooks, LeanClientHello, PlainH
                  update_hashes: bool = True) -> Any:
         if self._aiotls_first_finished is None and isinstance(msg, Finished):
             self._aiotls_first_finished = bytes(msg.verify_data)
-        elif self._aiotls_client_random is None and isinstance(msg, ClientHello):
+        elif self._aiotls_keylog is not None and self._aiotls_client_random is None \
+                and isinstance(msg, ClientHello):
             self._aiotls_client_random = bytes(msg.random)
         return super()._sendMsg(msg, randomizeFirstBlock, update_hashes)
 
@@ -290,7 +292,7 @@ class _TLSLiteConnection(VerificationHooks, TicketHooks, LeanClientHello, PlainH
     def _aiotls_note_hello(self, hello: Any) -> None:
         """Remember the peer's version (as tlslite computes it) and a downgrade sentinel."""
         if isinstance(hello, ClientHello):
-            if self._aiotls_client_random is None:
+            if self._aiotls_keylog is not None and self._aiotls_client_random is None:
                 self._aiotls_client_random = bytes(hello.random)
             version = tuple(hello.client_version)
             offered = hello.getExtension(ExtensionType.supported_versions)
