@@ -40,6 +40,7 @@ from cryptography import x509
 
 from . import _crypto
 from ._keylog import KeyLogFile
+from ._legacy import refused_suite
 from ._verify import TrustStore
 from .errors import TLSConfigurationError, TLSUsageError
 
@@ -651,7 +652,7 @@ class TLSContext(ssl.SSLContext):
                 continue
             suite = _SUITES_BY_NAME.get(token.upper())
             if suite is None:
-                raise TLSConfigurationError(
+                raise refused_suite(token) or TLSConfigurationError(
                     f"unknown cipher suite {token!r}",
                     hint="use one of: " + ", ".join(s.name for s in ALL_SUITES),
                 )

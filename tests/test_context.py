@@ -150,14 +150,49 @@ def test_load_cert_chain_rejects_mismatched_key(pki: PKI, tmp_path: object) -> N
         aiotls.TLSContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain("/nope.pem")
 
 
+@pytest.mark.parametrize(("name", "what", "why"), [
+    ("RC4-SHA", "an RC4 suite", "RFC 7465"),
+    ("TLS_RSA_WITH_RC4_128_MD5", "an RC4 suite", "RFC 7465"),
+    ("DES-CBC3-SHA", "a 3DES suite", "SWEET32"),
+    ("TLS_RSA_WITH_3DES_EDE_CBC_SHA", "a 3DES suite", "SWEET32"),
+    ("DES-CBC-SHA", "a single-DES suite", "56-bit"),
+    ("AES128-SHA", "a static-RSA suite", "no forward secrecy"),
+    ("AES256-GCM-SHA384", "a static-RSA suite", "ROBOT"),
+    ("TLS_RSA_WITH_AES_128_CBC_SHA", "a static-RSA suite", "no forward secrecy"),
+    ("EXP-RC4-MD5", "an export-grade suite", "FREAK"),
+    ("NULL-SHA256", "a suite without encryption", "in the clear"),
+    ("ADH-AES128-SHA", "an anonymous suite", "impersonate"),
+    ("ECDHE-RSA-AES128-SHA256", "a CBC suite with a SHA-2 MAC", "Lucky Thirteen"),
+    ("DHE-RSA-AES256-SHA", "a finite-field DHE suite with CBC or DSA", "AEAD"),
+    ("CAMELLIA256-SHA", "a suite with a cipher aiotls does not implement", "needs it"),
+])
+def test_well_known_refused_suites_are_explained(name: str, what: str, why: str) -> None:
+    """Legacy suites copied from old configurations are named, with the reason they are
+    refused and what to use instead -- not called unknown."""
+    with pytest.raises(aiotls.TLSConfigurationError) as info:
+        aiotls.TLSContext().set_ciphers(f"ECDHE-ECDSA-AES128-GCM-SHA256:{name}")
+    err = info.value
+    assert err.code == "cipher-suite-refused"
+    assert err.what == f"cipher suite {name!r} is refused: it is {what}"
+    assert why in err.cause and "DEFAULT" in err.hint
+
+
+@pytest.mark.parametrize("element", ["HIGH", "!aNULL", "ECDHE+AESGCM", "@SECLEVEL=2", "!MD5"])
+def test_openssl_cipher_strings_are_explained(element: str) -> None:
+    with pytest.raises(aiotls.TLSConfigurationError) as info:
+        aiotls.TLSContext().set_ciphers(f"ECDHE-ECDSA-AES128-GCM-SHA256:{element}")
+    assert info.value.code == "cipher-string-unsupported"
+    assert "OpenSSL cipher-string syntax" in info.value.what
+
+
 def test_set_ciphers() -> None:
     ctx = aiotls.TLSContext()
     ctx.set_ciphers("ECDHE-RSA-AES128-GCM-SHA256:TLS_AES_256_GCM_SHA384")
     names = {c["name"] for c in ctx.get_ciphers()}
     assert names == {"ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-RSA-AES256-GCM-SHA384",
                      "TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384"}
-    with pytest.raises(aiotls.TLSConfigurationError, match="unknown cipher suite 'RC4-SHA'"):
-        ctx.set_ciphers("RC4-SHA")
+    with pytest.raises(aiotls.TLSConfigurationError, match="unknown cipher suite 'FOO-SHA'"):
+        ctx.set_ciphers("FOO-SHA")
     with pytest.raises(aiotls.TLSConfigurationError):
         ctx.set_ciphers("")
     ctx.set_ciphers("DEFAULT")
