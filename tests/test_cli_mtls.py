@@ -10,6 +10,7 @@ s_server -Verify``, which names the CAs it accepts.  Every command runs in a sub
 from __future__ import annotations
 
 import pathlib
+import socket
 import ssl
 from dataclasses import dataclass
 
@@ -224,3 +225,35 @@ def test_connect_writes_a_key_log(mtls: MTLSFiles, tmp_path: pathlib.Path) -> No
               if line and not line.startswith("#")}
     assert labels == {"CLIENT_HANDSHAKE_TRAFFIC_SECRET", "SERVER_HANDSHAKE_TRAFFIC_SECRET",
                       "CLIENT_TRAFFIC_SECRET_0", "SERVER_TRAFFIC_SECRET_0", "EXPORTER_SECRET"}
+
+
+# --- hints in the command line's terms -------------------------------------------------------
+
+
+def test_an_untrusted_server_is_fixed_with_cafile(mtls: MTLSFiles) -> None:
+    with stdlib_tls_server(_server_context(mtls, ssl.CERT_NONE,
+                                           ssl.TLSVersion.TLSv1_3)) as port:
+        result = run_cli("connect", f"localhost:{port}")  # (the system's CAs: not ours)
+    assert result.returncode == 1
+    fix = [line for line in result.stderr.splitlines() if line.startswith("fix:")]
+    assert fix and "--cafile FILE" in fix[0]
+    assert "load_verify_locations" not in result.stderr and "load_default_certs" \
+        not in result.stderr
+
+
+def test_a_name_mismatch_is_fixed_with_servername(mtls: MTLSFiles) -> None:
+    with stdlib_tls_server(_server_context(mtls, ssl.CERT_NONE,
+                                           ssl.TLSVersion.TLSv1_3)) as port:
+        result = run_cli("connect", f"127.0.0.1:{port}", "--cafile", mtls.ca,
+                         "--servername", "other.test")
+    assert result.returncode == 1
+    assert "--servername NAME" in result.stderr and "server_hostname" not in result.stderr
+
+
+def test_a_silent_server_after_tcp_is_not_blamed_on_the_address() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # (connects, never answers)
+        port = silent.getsockname()[1]
+        result = run_cli("connect", f"127.0.0.1:{port}", "--insecure", "--timeout", "1")
+    assert result.returncode == 1
+    assert "accepted the TCP connection but does not answer in TLS" in result.stderr
+    assert "wrong address" not in result.stderr

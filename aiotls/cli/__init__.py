@@ -29,7 +29,7 @@ from .. import __version__
 from ..errors import TLSError
 from . import certs, connect, demo, diagnose, serve
 from ._args import Render, formatter, text
-from ._common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CLIError, UsageError
+from ._common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CLIError, UsageError, client_words
 from ._render import TextRenderer
 
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "CLIError", "build_parser", "main"]
@@ -78,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         renderer.error(err)
         return EXIT_USAGE
     except (TLSError, CLIError) as err:
-        renderer.error(err)
+        renderer.error(client_words(err) if args.command in ("connect", "diagnose") else err)
         return EXIT_FAILURE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

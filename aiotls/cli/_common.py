@@ -55,8 +55,10 @@ class ErrorInfo:
     """The TLS alert sent or received for it, if any (``unknown_ca``...)."""
 
 
-def error_info(err: BaseException) -> ErrorInfo:
+def error_info(err: BaseException | ErrorInfo) -> ErrorInfo:
     """The :class:`ErrorInfo` of an aiotls error, a :class:`CLIError` or anything else."""
+    if isinstance(err, ErrorInfo):
+        return err
     if isinstance(err, TLSError):
         return ErrorInfo(err.what, err.cause, err.hint, err.code,
                          err.alert.name if err.alert is not None else None)
@@ -95,12 +97,49 @@ def network_error(exc: OSError, doing: str) -> CLIError:
                     hint="check the address and the network", code="network-error")
 
 
+#: Hints in the command line's terms for the errors a client meets, by code (the library's
+#: own hints name its API: load_verify_locations(), server_hostname...).
+_CLIENT_HINTS = {
+    "certificate-unknown-ca": "pass the CA that issued the server's certificate with --cafile "
+    "FILE; if the server leaves out an intermediate certificate, fix the server's chain file; "
+    "--insecure skips verification (testing only)",
+    "certificate-self-signed": "trust that certificate explicitly with --cafile FILE, or give "
+    "the server a CA-issued one; --insecure skips verification (testing only)",
+    "certificate-no-trust-anchors": "pass --cafile FILE with the CA certificates to trust (no "
+    "system CA store was found here)",
+    "hostname-mismatch": "connect with a name the certificate holds (--servername NAME), or "
+    "re-issue the certificate with this name",
+    "ip-address-mismatch": "connect by a name the certificate holds (--servername NAME), or "
+    "re-issue the certificate with this IP address in subjectAltName",
+    "protocol-version": "upgrade the server to TLS 1.2 or 1.3 ('python -m aiotls diagnose HOST' "
+    "shows which versions it offers)",
+    "not-tls": "check the host and port: the server does not speak TLS there",
+}
+
+
+def client_words(err: BaseException) -> BaseException | ErrorInfo:
+    """``err`` as a client command (connect, diagnose) prints it: the hint in its flags."""
+    hint = _CLIENT_HINTS.get(getattr(err, "code", ""))
+    if hint is None or not isinstance(err, TLSError):
+        return err
+    info = error_info(err)
+    return ErrorInfo(info.what, info.cause, hint, info.code, info.alert)
+
+
 class CLIChannel(Channel):
     """:class:`aiotls.sync.Channel` (the sans-IO loop over a blocking socket, every wait
     bounded by a deadline) with the command line's messages: socket errors and waits on
     a finished connection are raised as :class:`CLIError`."""
 
     def network_error(self, exc: OSError, doing: str) -> Exception:
+        if isinstance(exc, TimeoutError):
+            # (TCP connected: the peer is there, and silent)
+            return CLIError(f"timed out while {doing}",
+                            cause="the server accepted the TCP connection but does not answer "
+                            "in TLS: it may speak another protocol on this port (one where "
+                            "the client speaks first), or it is overloaded",
+                            hint="check that this port serves TLS; raise --timeout for a slow "
+                            "server", code="timeout")
         return network_error(exc, doing)
 
     def closed_error(self, waiting_for: str) -> Exception:

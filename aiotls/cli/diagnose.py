@@ -37,6 +37,7 @@ from ._common import (
     CLIChannel,
     CLIError,
     ErrorInfo,
+    client_words,
     error_info,
     network_error,
     server_name,
@@ -176,7 +177,7 @@ def _probe(label: str, target: DiagnoseTarget, ctx: TLSContext, timeout: float,
         return Probe(label, "accepted", None, warning)
     outcome: Literal["refused", "failed"] = \
         "refused" if isinstance(err, TLSError | CLIError) else "failed"
-    return Probe(label, outcome, error_info(err), None)
+    return Probe(label, outcome, error_info(client_words(err)), None)
 
 
 def _check_certificate(target: DiagnoseTarget, ctx: TLSContext,
@@ -185,7 +186,7 @@ def _check_certificate(target: DiagnoseTarget, ctx: TLSContext,
     hs, err = _attempt(target, ctx, timeout, with_certificate)
     if err is not None and not _needs_client_certificate(err):
         return CertificateCheck(target.servername, False, None, VERIFY_ALPN, None,
-                                error_info(err))
+                                error_info(client_words(err)))
     # (a refused client certificate comes after the server's certificate was verified)
     leaf = certificate_facts(x509.load_der_x509_certificate(hs.peer_certificates[0]), utcnow()) \
         if hs is not None and hs.peer_certificates else None
