@@ -140,6 +140,24 @@ class CA:
         self.cert_pem: bytes = _crypto.certificate_pem(self.cert)
         """The CA certificate, PEM: what a peer loads as its trust anchor (the root's)."""
 
+    @classmethod
+    def from_pem(cls, cert_pem: bytes, key_pem: bytes) -> CA:
+        """A root CA loaded from its certificate and unencrypted private key (PEM), to issue
+        more certificates from one kept on disk (``python -m aiotls certs create``)."""
+        ca = cls.__new__(cls)
+        ca.parent = None
+        ca.depth = 0
+        ca._key = _crypto.load_private_key(key_pem, None)
+        ca.cert = x509.load_pem_x509_certificate(cert_pem)
+        ca.cert_pem = _crypto.certificate_pem(ca.cert)
+        ca.key_type = "rsa" if "RSA" in type(ca._key).__name__ else "ecdsa"
+        return ca
+
+    @property
+    def key_pem(self) -> bytes:
+        """The CA's private key, unencrypted PKCS#8 PEM (keep it private)."""
+        return _crypto.private_key_pem(self._key)
+
     def intermediate(self, name: str | None = None) -> CA:
         """A new intermediate CA signed by this one."""
         return CA(name=name, key_type=self.key_type, parent=self)

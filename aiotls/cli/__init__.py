@@ -65,20 +65,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words[:2] == ["certs", "create"]:  # (its own options: see certs_create)
+        return _run(lambda render: certs.run_create(words[2:], render), "certs")
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(words)
     run: Callable[[argparse.Namespace, Render], int] | None = getattr(args, "run", None)
     if run is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    return _run(lambda render: run(args, render), args.command)
+
+
+def _run(command: Callable[[Render], int], name: str) -> int:
+    """Run one command with the text renderer; its errors as exit statuses."""
     renderer = TextRenderer(sys.stdout, sys.stderr)
     try:
-        return run(args, renderer)
+        return command(renderer)
     except UsageError as err:
         renderer.error(err)
         return EXIT_USAGE
     except (TLSError, CLIError) as err:
-        renderer.error(client_words(err) if args.command in ("connect", "diagnose") else err)
+        renderer.error(client_words(err) if name in ("connect", "diagnose") else err)
         return EXIT_FAILURE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from . import certs, connect, demo, diagnose, serve
+from . import certs, certs_create, connect, demo, diagnose, serve
 from ._common import ErrorInfo, error_info, version_label
 from ._facts import CertificateFacts, HandshakeFacts
 
@@ -89,6 +89,7 @@ class TextRenderer:
         self._handlers: dict[type, Callable[[Any], None]] = {
             demo.DemoReport: self._demo,
             certs.CertsReport: self._certs,
+            certs_create.CreateReport: self._created,
             connect.ConnectTarget: self._connect_target,
             connect.ConnectReport: self._connect,
             serve.Listening: self._serve_event, serve.ClientConnected: self._serve_event,
@@ -207,6 +208,22 @@ class TextRenderer:
                  f"certificate verification, closed cleanly; {r.total_seconds:.2f} s in all.")
 
     # --- certs ---------------------------------------------------------------------------
+
+    def _created(self, r: certs_create.CreateReport) -> None:
+        line, row = self._line, self._row
+        line(f"Development certificates in {r.directory} (valid until "
+             f"{r.not_after:%Y-%m-%d}; keys unencrypted: for development only)")
+        row("CA", r.ca_file + (" (reused: already trusted stays trusted)" if r.ca_reused
+                               else " (new: trust this file, e.g. --cafile)"))
+        row("server", f"{r.cert_file} + {r.key_file}")
+        row("  names", ", ".join(r.names))
+        if r.client_name is not None:
+            row("client", f"{r.client_cert_file} + {r.client_key_file}")
+            row("  name", r.client_name)
+        line()
+        line("Try them:")
+        for command in r.commands:
+            line(f"  {command}")
 
     def _certs(self, r: certs.CertsReport) -> None:
         line, row = self._line, self._row

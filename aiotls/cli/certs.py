@@ -17,8 +17,9 @@ from cryptography import x509
 
 from .. import _crypto, _verify
 from ..errors import CertificateError
+from . import certs_create
 from ._args import Render, formatter, text
-from ._common import EXIT_FAILURE, EXIT_OK, ErrorInfo, error_info, load_certificates
+from ._common import EXIT_FAILURE, EXIT_OK, CLIError, ErrorInfo, error_info, load_certificates
 from ._facts import CertificateFacts, IssuerVerdict, certificate_facts, issued_by, name_text, utcnow
 
 #: The verifier's codes for "the name is not in the certificate".
@@ -188,7 +189,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             the others are its chain, in the order given.  Both are judged by the
             verifier the handshake uses.
         """),
-        epilog="exit status: 1 if --hostname does not match or --cafile verification fails.",
+        epilog="'python -m aiotls certs create NAME...' writes a development CA and "
+        "certificates instead (--dir DIR, --client NAME, --key-type, --days; see "
+        "'certs create --help').  exit status: 1 if --hostname does not match or --cafile "
+        "verification fails.",
     )
     certs.add_argument("files", nargs="+", metavar="FILE", help="certificate file(s)")
     certs.add_argument("--hostname", metavar="NAME",
@@ -203,3 +207,20 @@ def run(args: argparse.Namespace, render: Render) -> int:
     report = inspect(args.files, hostname=args.hostname, cafile=args.cafile)
     render(report)
     return EXIT_OK if report.ok else EXIT_FAILURE
+
+
+def run_create(argv: list[str], render: Render) -> int:
+    """``certs create ARGS`` (routed here by :func:`aiotls.cli.main`: its options are its
+    own); :class:`UsageError` for wrong arguments."""
+    options = certs_create.parse(argv)
+    try:
+        report = certs_create.create(tuple(options.names), directory=options.dir,
+                                     client=options.client, key_type=options.key_type,
+                                     days=options.days)
+    except OSError as exc:
+        raise CLIError(f"cannot write the certificates into {options.dir!r}: "
+                       f"{exc.strerror or exc}",
+                       cause="the directory is not writable, or a file in it is not readable",
+                       hint="choose another --dir", code="file-unwritable") from None
+    render(report)
+    return EXIT_OK
