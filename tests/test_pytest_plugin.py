@@ -10,29 +10,26 @@ import sys
 from tests.helpers import cli_env
 
 USER_TESTS = '''
-import ssl
 import aiotls
 
-def test_pair(aiotls_server_context, aiotls_client_context):
-    client = aiotls.TLSConnection(aiotls_client_context, server_hostname="localhost")
-    server = aiotls.TLSConnection(aiotls_server_context, server_side=True)
-    for _ in range(10):
-        if data := client.data_to_send():
-            server.receive_data(data)
-        if data := server.data_to_send():
-            client.receive_data(data)
-    assert client.handshake_complete and server.handshake_complete
-    assert client.getpeercert()["subjectAltName"]  # (verified: the dict form is filled)
-
-def test_mutual_tls(aiotls_pki, aiotls_client_context):
-    server_ctx = aiotls_pki.server_context(require_client_cert=True)
-    client = aiotls.TLSConnection(aiotls_client_context, server_hostname="localhost")
+def handshake(client_ctx, server_ctx):
+    client = aiotls.TLSConnection(client_ctx, server_hostname="localhost")
     server = aiotls.TLSConnection(server_ctx, server_side=True)
     for _ in range(10):
         if data := client.data_to_send():
             server.receive_data(data)
         if data := server.data_to_send():
             client.receive_data(data)
+    return client, server
+
+def test_pair(aiotls_server_context, aiotls_client_context):
+    client, server = handshake(aiotls_client_context, aiotls_server_context)
+    assert client.handshake_complete and server.handshake_complete
+    assert client.getpeercert()["subjectAltName"]  # (verified: the dict form is filled)
+
+def test_mutual_tls(aiotls_pki, aiotls_client_context):
+    server_ctx = aiotls_pki.server_context(require_client_cert=True)
+    client, server = handshake(aiotls_client_context, server_ctx)
     assert server.getpeercert()  # (the client's certificate, verified)
 '''
 
