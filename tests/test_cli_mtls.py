@@ -9,9 +9,11 @@ s_server -Verify``, which names the CAs it accepts.  Every command runs in a sub
 
 from __future__ import annotations
 
+import json
 import pathlib
 import socket
 import ssl
+import subprocess
 from dataclasses import dataclass
 
 import pytest
@@ -257,3 +259,45 @@ def test_a_silent_server_after_tcp_is_not_blamed_on_the_address() -> None:
     assert result.returncode == 1
     assert "accepted the TCP connection but does not answer in TLS" in result.stderr
     assert "wrong address" not in result.stderr
+
+
+# --- --json ----------------------------------------------------------------------------------
+
+
+def _json(result: subprocess.CompletedProcess[str]) -> dict[str, object]:
+    document = json.loads(result.stdout)
+    assert document["exit_status"] == result.returncode
+    return document  # type: ignore[no-any-return]
+
+
+def test_connect_json(mtls: MTLSFiles) -> None:
+    ctx = _server_context(mtls, ssl.CERT_NONE, ssl.TLSVersion.TLSv1_3)
+    with stdlib_tls_server(ctx) as port:
+        ok = _json(run_cli("connect", f"localhost:{port}", "--cafile", mtls.ca, "--json"))
+    assert ok["command"] == "connect" and ok["error"] is None and ok["exit_status"] == 0
+    target, report = ok["results"]  # type: ignore[misc]
+    assert target["type"] == "ConnectTarget" and target["port"] == port
+    assert report["type"] == "ConnectReport" and report["handshake"]["version"] == "TLSv1.3"
+    assert report["chain"][0]["dns_and_ip_names"] == ["localhost"]
+    refused = _json(run_cli("connect", "127.0.0.1:1", "--json"))
+    assert refused["exit_status"] == 1
+    assert refused["error"]["code"] == "connection-refused"  # type: ignore[index]
+    usage = _json(run_cli("connect", "http://example.test", "--json"))
+    assert usage["exit_status"] == 2 and usage["error"]["code"] == "usage"  # type: ignore[index]
+
+
+def test_diagnose_json_names_the_first_cause(mtls: MTLSFiles) -> None:
+    ctx = _server_context(mtls, ssl.CERT_REQUIRED, ssl.TLSVersion.TLSv1_3)
+    with stdlib_tls_server(ctx) as port:
+        document = _json(run_cli("diagnose", f"localhost:{port}", "--cafile", mtls.ca,
+                                 "--timeout", "3", "--json", timeout=120))
+    assert document["exit_status"] == 1
+    findings = [r for r in document["results"] if r["type"] == "Findings"]  # type: ignore[union-attr]
+    assert findings[0]["problems"][0].startswith("the server requires a client certificate")
+
+
+def test_certs_json(mtls: MTLSFiles) -> None:
+    document = _json(run_cli("certs", mtls.ca, "--json"))
+    report = document["results"][0]  # type: ignore[index]
+    assert report["type"] == "CertsReport"
+    assert report["files"][0]["certificates"][0]["facts"]["subject"] == "CN=aiotls mTLS test CA"

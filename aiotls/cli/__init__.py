@@ -30,6 +30,7 @@ from ..errors import TLSError
 from . import certs, connect, demo, diagnose, serve
 from ._args import Render, formatter, text
 from ._common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CLIError, UsageError, client_words
+from ._json import JsonRenderer
 from ._render import TextRenderer
 
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "CLIError", "build_parser", "main"]
@@ -74,12 +75,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     if run is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    if getattr(args, "json", False):
+        renderer = JsonRenderer(sys.stdout, args.command)
+        status = _run(lambda render: run(args, render), args.command, renderer)
+        try:
+            renderer.finish(status)
+        except BrokenPipeError:
+            _quiet_stdout()
+        return status
     return _run(lambda render: run(args, render), args.command)
 
 
-def _run(command: Callable[[Render], int], name: str) -> int:
-    """Run one command with the text renderer; its errors as exit statuses."""
-    renderer = TextRenderer(sys.stdout, sys.stderr)
+def _run(command: Callable[[Render], int], name: str,
+         renderer: TextRenderer | JsonRenderer | None = None) -> int:
+    """Run one command with the text renderer (or ``renderer``); its errors as exit
+    statuses."""
+    if renderer is None:
+        renderer = TextRenderer(sys.stdout, sys.stderr)
     try:
         return command(renderer)
     except UsageError as err:
@@ -92,8 +104,12 @@ def _run(command: Callable[[Render], int], name: str) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
-        # stdout was closed early (``python -m aiotls demo | head``): stop quietly.
-        with contextlib.suppress(OSError, ValueError, AttributeError):
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
+        _quiet_stdout()
         return EXIT_FAILURE
+
+
+def _quiet_stdout() -> None:
+    """stdout was closed early (``python -m aiotls demo | head``): stop quietly."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())

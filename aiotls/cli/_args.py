@@ -91,3 +91,9 @@ def add_client_certificate_options(parser: argparse.ArgumentParser) -> None:
                         help="client certificate chain (PEM), for servers that require mutual "
                         "TLS; may hold the key too")
     parser.add_argument("--key", metavar="FILE", help="the client certificate's private key")
+
+
+def add_json_option(parser: argparse.ArgumentParser) -> None:
+    """``--json``: one JSON document on stdout instead of text (see aiotls.cli._json)."""
+    parser.add_argument("--json", action="store_true",
+                        help="print the results (or the error) as one JSON document")

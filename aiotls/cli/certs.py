@@ -18,7 +18,7 @@ from cryptography import x509
 from .. import _crypto, _verify
 from ..errors import CertificateError
 from . import certs_create
-from ._args import Render, formatter, text
+from ._args import Render, add_json_option, formatter, text
 from ._common import EXIT_FAILURE, EXIT_OK, CLIError, ErrorInfo, error_info, load_certificates
 from ._facts import CertificateFacts, IssuerVerdict, certificate_facts, issued_by, name_text, utcnow
 
@@ -200,6 +200,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     certs.add_argument("--cafile", metavar="CA",
                        help="verify the chain as a TLS server chain against the CA "
                        "certificates in this file (and the --hostname, if given)")
+    add_json_option(certs)
     certs.set_defaults(run=run)
 
 

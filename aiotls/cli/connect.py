@@ -26,6 +26,7 @@ from ..events import DataReceived
 from ._args import (
     Render,
     add_client_certificate_options,
+    add_json_option,
     add_target_arguments,
     add_version_options,
     formatter,
@@ -297,6 +298,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--timeout", type=positive, default=10.0, metavar="SECONDS",
                         help="give up after this long (default: 10)")
     add_version_options(parser)
+    add_json_option(parser)
     parser.set_defaults(run=run)
 
 

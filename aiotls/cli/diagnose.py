@@ -27,6 +27,7 @@ from ..events import HandshakeCompleted
 from ._args import (
     Render,
     add_client_certificate_options,
+    add_json_option,
     add_target_arguments,
     formatter,
     positive,
@@ -305,6 +306,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_client_certificate_options(parser)
     parser.add_argument("--timeout", type=positive, default=5.0, metavar="SECONDS",
                         help="per-attempt timeout (default: 5)")
+    add_json_option(parser)
     parser.set_defaults(run=run)
 
 
