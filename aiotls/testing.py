@@ -158,6 +158,11 @@ class CA:
         """The CA's private key, unencrypted PKCS#8 PEM (keep it private)."""
         return _crypto.private_key_pem(self._key)
 
+    def write_key(self, directory: str | os.PathLike[str], name: str = "ca") -> str:
+        """Write :attr:`key_pem` as ``<name>-key.pem`` (mode 0600) into ``directory``; its
+        absolute path."""
+        return _write_file(directory, f"{name}-key.pem", self.key_pem, private=True)
+
     def intermediate(self, name: str | None = None) -> CA:
         """A new intermediate CA signed by this one."""
         return CA(name=name, key_type=self.key_type, parent=self)

@@ -39,11 +39,11 @@ from tlslite.utils.lists import getFirstMatching
 from . import speedups
 from .base import _ReboundTLSConnection
 from .rebind import _fast_is_valid_hostname
+from .server13 import _TLS13
 
 #: Switched off by tests to run tlslite's method for every ClientHello.
 ENABLED = speedups.ENABLED
 
-_TLS13 = (3, 4)
 _BRAINPOOL = ("brainpoolP512r1", "brainpoolP384r1", "brainpoolP256r1")
 
 #: id(settings) -> (settings, ...) of the per-context lists the checks compare with.
@@ -196,9 +196,9 @@ class FastAccept(_ReboundTLSConnection):  # type: ignore[misc]
         if TLS_1_3_FORBIDDEN_GROUPS.intersection(groups) and (3, 3) not in ver_ext.versions:
             return None
         share_ids = [entry.group for entry in key_share.client_shares]
-        if any(group not in groups for group in share_ids) \
-                or len(set(share_ids)) != len(share_ids) \
-                or share_ids != [group for group in groups if group in set(share_ids)]:
+        shared = set(share_ids)
+        if any(group not in groups for group in share_ids) or len(shared) != len(share_ids) \
+                or share_ids != [group for group in groups if group in shared]:
             return None
         if not ((not psk_modes or not psk) and sig_algs) and not psk:
             return None  # (no key exchange tlslite accepts)

@@ -66,6 +66,13 @@ def _fresh(ticket: Any, now: float) -> bool:
     return bool(ticket.time + ticket.ticket_lifetime > now and ticket.time + _TICKET_MAX_AGE > now)
 
 
+def _resumption_psk(secret: Any, nonce: Any) -> bytes:
+    """A ticket's PSK from the resumption master secret and the ticket's nonce (RFC 8446
+    4.6.1), with tlslite's ``calc_res_binder_psk``'s choice of hash: by the secret's size."""
+    return _crypto.hkdf_expand_label(secret, b"resumption", nonce, len(secret),
+                                     "sha256" if len(secret) == 32 else "sha384")
+
+
 def ticket_secrets(session: Any, ticket: Any, prf_name: str,
                    prf_size: int) -> tuple[bytes, bytes]:
     """A client's (binder finished key, ``derived`` secret) for a TLS 1.3 ``ticket`` of
@@ -77,9 +84,7 @@ def ticket_secrets(session: Any, ticket: Any, prf_name: str,
     kept = getattr(ticket, "_aiotls_early", None)
     if kept is not None and kept[0] == key:
         return kept[1]  # type: ignore[no-any-return]
-    psk = _crypto.hkdf_expand_label(secret, b"resumption", ticket.ticket_nonce, len(secret),
-                                    "sha256" if len(secret) == 32 else "sha384")
-    found = early_secrets(psk, prf_name, prf_size)
+    found = early_secrets(_resumption_psk(secret, ticket.ticket_nonce), prf_name, prf_size)
     ticket._aiotls_early = (key, found)
     return found
 
@@ -239,11 +244,7 @@ class TicketHooks(_Hooks):  # type: ignore[misc]
         if self.version < (3, 4):
             return None, payload
         prf = "sha384" if payload.cipher_suite in CipherSuite.sha384PrfSuites else "sha256"
-        # (tlslite's calc_res_binder_psk: RFC 8446 4.6.1, the hash by the secret's size)
-        secret = payload.master_secret
-        psk = bytearray(_crypto.hkdf_expand_label(
-            secret, b"resumption", payload.nonce, len(secret),
-            "sha256" if len(secret) == 32 else "sha384"))
+        psk = bytearray(_resumption_psk(payload.master_secret, payload.nonce))
         return (identity.identity, psk, prf), payload
 
     def _clientResume(self, session: Any, serverHello: Any, *args: Any,

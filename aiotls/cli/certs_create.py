@@ -22,6 +22,8 @@ from ._facts import utcnow
 
 DEFAULT_DIRECTORY = "aiotls-dev-certs"
 KEY_TYPES: tuple[KeyType, ...] = ("ecdsa", "rsa", "ed25519")
+_USAGE = ("python -m aiotls certs create NAME [NAME...] [--dir DIR] [--client NAME] "
+          "[--key-type ecdsa|rsa|ed25519] [--days N]")
 
 
 @dataclass(frozen=True)
@@ -67,13 +69,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
     except SystemExit as exc:
         if not exc.code:
             raise  # (--help: printed)
-        raise UsageError("certs create: wrong arguments (see above)",
-                         hint="python -m aiotls certs create NAME [NAME...] [--dir DIR] "
-                         "[--client NAME] [--key-type ecdsa|rsa|ed25519] [--days N]") from None
+        raise UsageError("certs create: wrong arguments (see above)", hint=_USAGE) from None
     except argparse.ArgumentError as exc:
         raise UsageError(f"certs create: {exc}" if str(exc) else "certs create: bad arguments",
-                         hint="python -m aiotls certs create NAME [NAME...] [--dir DIR] "
-                         "[--client NAME] [--key-type ecdsa|rsa|ed25519] [--days N]") from None
+                         hint=_USAGE) from None
     if not 1 <= args.days <= 3650:
         raise UsageError(f"--days {args.days}: give 1 to 3650")
     return args
@@ -92,9 +91,7 @@ def create(names: tuple[str, ...], *, directory: str = DEFAULT_DIRECTORY,
     else:
         ca = CA(name="aiotls development CA", valid_for=datetime.timedelta(days=3650))
         ca.write(directory)
-        fd = os.open(ca_key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(ca.key_pem)
+        ca.write_key(directory)
     not_after = utcnow() + datetime.timedelta(days=days)
     server = ca.issue(*names, key_type=key_type, not_after=not_after)
     cert_file, key_file = server.write(directory, "server")

@@ -175,15 +175,19 @@ def await_verdict(channel: CLIChannel, conn: TLSConnection, deadline: float,
         if err.code == "timeout":
             return b""  # (no word: the server took what it got)
         if err.code == "connection-reset" and not with_certificate:
-            raise CLIError(
+            raise _certificate_required(
                 f"the server reset the connection right after it asked for a client "
-                f"certificate and this client sent none ({err.what})." + _accepted(conn),
-                cause="the server requires mutual TLS (a client certificate) and none was "
-                "given",
-                hint="pass --cert FILE --key FILE with a certificate issued by a CA the "
-                "server accepts", code="client-certificate-required") from None
+                f"certificate and this client sent none ({err.what})", conn) from None
         raise
     return bytes(event.data) if isinstance(event, DataReceived) else b""
+
+
+def _certificate_required(what: str, conn: TLSConnection) -> CLIError:
+    """The server requires a client certificate this client does not have."""
+    return CLIError(what + "." + _accepted(conn), cause="the server requires mutual TLS (a "
+                    "client certificate) and none was given",
+                    hint="pass --cert FILE --key FILE with a certificate issued by a CA the "
+                    "server accepts", code="client-certificate-required")
 
 
 def _accepted(conn: TLSConnection) -> str:
@@ -193,14 +197,10 @@ def _accepted(conn: TLSConnection) -> str:
 
 def _in_cli_words(err: TLSError, conn: TLSConnection) -> Exception:
     """A refused (or missing) client certificate with a hint in the command line's terms."""
-    accepted = _accepted(conn)
     if err.code == "client-certificate-required":
-        return CLIError(err.what + "." + accepted, cause="the server requires mutual TLS "
-                        "(a client certificate) and none was given",
-                        hint="pass --cert FILE --key FILE with a certificate issued by a CA "
-                        "the server accepts", code=err.code)
+        return _certificate_required(err.what, conn)
     if conn.requested_client_ca_names is not None and err.alert is not None:
-        return CLIError(err.what + "." + accepted, cause="the server refused the client "
+        return CLIError(err.what + "." + _accepted(conn), cause="the server refused the client "
                         "certificate given with --cert",
                         hint="use a certificate issued by a CA the server accepts, valid now, "
                         "for client authentication (extended key usage clientAuth)",
