@@ -208,7 +208,8 @@ def test_diagnose_flags_an_untrusted_certificate(server: ServeProcess,
     out = capsys.readouterr().out
     assert code == 1
     assert "does not chain to a trusted CA" in out
-    assert "Findings: the certificate does not verify." in out
+    assert "Findings: untrusted issuer: CN=localhost is issued by CN=aiotls test CA, which " \
+        "the trust store does not hold and the server does not send" in out
 
 
 def test_diagnose_nothing_listening(capsys: pytest.CaptureFixture[str]) -> None:
@@ -736,7 +737,8 @@ def test_diagnose_report(server: ServeProcess, files: Files) -> None:
     sections: list[object] = []
     report = cli_diagnose.diagnose(target, cafile=files.ca_file, timeout=5,
                                    progress=sections.append)
-    assert sections == [report.versions, report.suites, report.groups, report.certificate]
+    assert sections == [report.versions, report.suites, report.groups, report.certificate,
+                        report.resumption]
     assert report.ok and report.findings.problems == ()
     outcomes = {p.label: p for p in report.versions.probes}
     assert [p.label for p in report.versions.probes] == ["TLS 1.3", "TLS 1.2", "TLS 1.1",

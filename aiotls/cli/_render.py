@@ -99,6 +99,7 @@ class TextRenderer:
             diagnose.DiagnoseTarget: self._diagnose_target,
             diagnose.ProbeSection: self._probes,
             diagnose.CertificateCheck: self._certificate_check,
+            diagnose.ResumptionCheck: self._resumption_check,
             diagnose.Findings: self._findings,
         }
 
@@ -403,6 +404,20 @@ class TextRenderer:
         elif c.error is not None:
             for text in error_lines(c.error):
                 self._line(f"  {text}")
+        if c.chain:
+            self._row("chain sent", " -> ".join(c.chain))
+        if c.server_time is not None:
+            self._row("server clock", f"{c.server_time:%Y-%m-%d %H:%M:%S} UTC (HTTP Date)")
+
+    def _resumption_check(self, r: diagnose.ResumptionCheck) -> None:
+        text = {"resumed": "OK: a session from one connection resumed on the next",
+                "not-resumed": "FAILED: the server issued a session ticket, then did not "
+                "accept it",
+                "no-ticket": "none: the server issued no session ticket",
+                "not-checked": "not checked (no handshake completed)"}[r.outcome]
+        self._line("\nSession resumption")
+        version = f" ({r.version.replace('TLSv', 'TLS ')})" if r.version else ""
+        self._row("result", text + version)
 
     def _findings(self, f: diagnose.Findings) -> None:
         self._line()
@@ -411,3 +426,5 @@ class TextRenderer:
         else:
             self._line("Findings: nothing wrong found (TLS 1.3 offered, no obsolete versions, "
                        "certificate verifies).")
+        for note in f.notes:
+            self._line(f"Note: {note}.")

@@ -1,29 +1,29 @@
-"""``diagnose``: probe what a server accepts and verify its certificate.
+"""``diagnose``: find out why TLS to a server fails, or what is wrong with it.
 
-:func:`diagnose` connects many times -- once per protocol version, per cipher suite and
-per key-exchange group, without authenticating -- then once more with verification, and
-returns a :class:`DiagnoseReport` with the findings.  Each section is also handed to
-``progress`` as soon as it is known (the command line prints it then: a remote server
-can take a while).  Nothing here prints.
+:func:`diagnose` first connects as a default client would.  Then it probes, a bounded
+number at a time, which versions, cipher suites and key-exchange groups the server
+accepts (without authenticating), checks the certificate with verification on and the
+chain as the server sent it, and whether sessions resume.  The findings put the *first
+cause* first and leave out what only follows from it (a certificate that "does not
+verify" because no handshake works at all).  Each section is handed to ``progress`` as
+soon as it is known (the command line prints it then).  Nothing here prints.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import socket
+import datetime
+import functools
 import ssl
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from cryptography import x509
 
-from ..connection import TLSConnection
+from .._verify import is_ip_address
 from ..context import ALL_GROUPS, ALL_SUITES, TLSContext
-from ..errors import TLSError
-from ..events import HandshakeCompleted
+from ..errors import AlertDescription, CertificateError, TLSError
 from ._args import (
     Render,
     add_client_certificate_options,
@@ -31,60 +31,58 @@ from ._args import (
     add_target_arguments,
     formatter,
     positive,
+    positive_int,
+)
+from ._causes import (
+    ChainAnalysis,
+    analyse_chain,
+    head_request,
+    http_date,
+    legacy_suites_words,
+    received_alert,
+    refused_suites_offered,
 )
 from ._common import (
     EXIT_FAILURE,
     EXIT_OK,
-    CLIChannel,
     CLIError,
     ErrorInfo,
     client_words,
     error_info,
-    network_error,
     server_name,
     version_label,
 )
 from ._facts import CertificateFacts, certificate_facts, utcnow
+from ._probing import (
+    CLIENT_CERTIFICATE_REQUIRED,
+    DEFAULT_CONCURRENCY,
+    Attempt,
+    DiagnoseTarget,
+    Probe,
+    ProbeSection,
+    attempt,
+    needs_client_certificate,
+    probe,
+    probe_context,
+    run_all,
+)
 from ._target import parse_target
-from .connect import await_verdict, load_client_certificate, verdict_window
+from .connect import load_client_certificate
+
+__all__ = ["CLIENT_CERTIFICATE_REQUIRED", "CertificateCheck", "DiagnoseReport",
+           "DiagnoseTarget", "Findings", "Probe", "ProbeSection", "ResumptionCheck",
+           "diagnose"]
 
 VERSIONS = (ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_1,
             ssl.TLSVersion.TLSv1)
 VERIFY_ALPN = ("h2", "http/1.1")
-
-
-@dataclass(frozen=True)
-class DiagnoseTarget:
-    host: str
-    port: int
-    servername: str
-
-
-@dataclass(frozen=True)
-class Probe:
-    """One handshake attempt."""
-
-    label: str
-    """The version (``TLS 1.2``), suite (OpenSSL name) or group tried."""
-    outcome: Literal["accepted", "refused", "failed"]
-    """``refused``: a TLS or network error; ``failed``: anything else."""
-    error: ErrorInfo | None
-    warning: str | None
-    """Why an accepted one is a problem (an obsolete version, a CBC suite)."""
-
-
-@dataclass(frozen=True)
-class ProbeSection:
-    kind: Literal["versions", "suites", "groups"]
-    probes: tuple[Probe, ...]
-
-    def accepted(self, label: str) -> bool:
-        return any(p.label == label and p.outcome == "accepted" for p in self.probes)
+#: A certificate that expires within this many days is a finding.
+EXPIRY_WARNING_DAYS = 30
 
 
 @dataclass(frozen=True)
 class CertificateCheck:
-    """The handshake with verification on."""
+    """The handshake with verification on, and the chain as the server sent it."""
 
     servername: str
     ok: bool
@@ -93,12 +91,34 @@ class CertificateCheck:
     leaf: CertificateFacts | None
     """The server's certificate, when the handshake succeeded."""
     error: ErrorInfo | None
+    chain: tuple[str, ...] = ()
+    """The subjects of the certificates the server sent, in the order it sent them."""
+    server_time: datetime.datetime | None = None
+    """The server's clock (its HTTP ``Date``), looked up when the certificate's dates are
+    the problem."""
+
+
+@dataclass(frozen=True)
+class ResumptionCheck:
+    """Whether a session from one connection resumes on the next."""
+
+    outcome: Literal["resumed", "not-resumed", "no-ticket", "not-checked"]
+    version: str | None
 
 
 @dataclass(frozen=True)
 class Findings:
     problems: tuple[str, ...]
-    """What looks wrong; empty when nothing does."""
+    """What looks wrong, the first cause first; empty when nothing does."""
+    codes: tuple[str, ...] = ()
+    """A stable code for each problem, in the same order (``client-certificate-required``,
+    ``sni-required``, ``no-common-version``, ``no-common-suite``, ``no-common-group``,
+    ``obsolete-versions-only``, ``obsolete-version-enabled``, ``no-tls13``,
+    ``alpn-mismatch``, ``certificate-*`` / ``hostname-mismatch`` (the verifier's codes),
+    ``chain-incomplete``, ``chain-untrusted-root``, ``chain-order``,
+    ``certificate-expires-soon``, ``resumption-fails``, ``handshake-fails``)."""
+    notes: tuple[str, ...] = ()
+    """Worth knowing, not wrong (a server that issues no session tickets...)."""
 
 
 @dataclass(frozen=True)
@@ -108,6 +128,7 @@ class DiagnoseReport:
     suites: ProbeSection
     groups: ProbeSection
     certificate: CertificateCheck
+    resumption: ResumptionCheck
     findings: Findings
 
     @property
@@ -115,188 +136,355 @@ class DiagnoseReport:
         return not self.findings.problems
 
 
-#: The error code of a server that requires a client certificate this client lacks.
-CLIENT_CERTIFICATE_REQUIRED = "client-certificate-required"
+@dataclass
+class _Found:
+    problems: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, code: str, text: str, *, first: bool = False) -> None:
+        if first:
+            self.problems.insert(0, (code, text))
+        else:
+            self.problems.append((code, text))
+
+    def has(self, *codes: str) -> bool:
+        return any(code in codes for code, _ in self.problems)
+
+    def findings(self) -> Findings:
+        return Findings(tuple(t for _, t in self.problems), tuple(c for c, _ in self.problems),
+                        tuple(self.notes))
 
 
-def _attempt(target: DiagnoseTarget, ctx: TLSContext, timeout: float,
-             with_certificate: bool = False,
-             ) -> tuple[HandshakeCompleted | None, BaseException | None]:
-    """One handshake, and the server's verdict when it asked for a client certificate;
-    (handshake or None, what went wrong or None)."""
-    deadline = time.monotonic() + timeout
-    try:
-        sock = socket.create_connection((target.host, target.port), timeout=timeout)
-    except OSError as exc:
-        return None, network_error(exc, f"connecting to {target.host}:{target.port}")
-    started = time.perf_counter()
-    with sock:
-        conn = TLSConnection(ctx, server_hostname=target.servername)
-        channel = CLIChannel(sock, conn, peer=f"{target.host}:{target.port}", io_timeout=timeout)
-        try:
-            hs = channel.handshake(deadline)
-        except (TLSError, CLIError, OSError) as exc:
-            return None, exc
-        if conn.requested_client_ca_names is not None:
-            try:
-                window = verdict_window(time.perf_counter() - started, timeout)
-                await_verdict(channel, conn, time.monotonic() + window, with_certificate)
-            except (TLSError, CLIError, OSError) as exc:
-                return hs, exc
-        with contextlib.suppress(TLSError, CLIError, OSError):
-            channel.close(time.monotonic() + min(timeout, 1.0))
-        return hs, None
+#: Findings after which handshakes fail for a reason other than the certificate: a
+#: verification that fails too is their consequence, not another cause.
+_BLOCKING = ("sni-required", "no-common-version", "no-common-suite", "obsolete-versions-only")
 
 
-def _needs_client_certificate(err: BaseException | None) -> bool:
-    return getattr(err, "code", None) == CLIENT_CERTIFICATE_REQUIRED
+def _sni_problem(target: DiagnoseTarget, err: BaseException | None,
+                 nothing_accepted: bool) -> str | None:
+    alert = received_alert(err)
+    no_sni = is_ip_address(target.servername)
+    if alert == AlertDescription.unrecognized_name:
+        if no_sni:
+            return (f"the server requires SNI: it refused a handshake without a server name "
+                    f"(alert unrecognized_name; {target.servername} is an IP address, so none "
+                    "is sent): pass --servername NAME with the host name clients use")
+        return (f"the server does not serve the name {target.servername!r} (alert "
+                "unrecognized_name): check the name, or the server's virtual hosts; "
+                "--servername NAME sends another")
+    if no_sni and nothing_accepted:
+        return (f"no handshake succeeded without a server name ({target.servername} is an IP "
+                "address, so no SNI is sent): servers with several names often require it; "
+                "pass --servername NAME with the host name clients use")
+    return None
 
 
-def _probe_context(version: ssl.TLSVersion | None = None, suite: str | None = None,
-                   group: str | None = None) -> TLSContext:
-    ctx = TLSContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False  # capability probes do not authenticate; verified separately
-    ctx.verify_mode = ssl.CERT_NONE
-    if version is not None:
-        ctx.minimum_version = ctx.maximum_version = version
-    if suite is not None:
-        ctx.set_ciphers(suite)
-        if "_DHE_" in suite:
-            ctx.set_groups(["ffdhe2048", "ffdhe3072", "ffdhe4096"])
-    elif version is not None and version < ssl.TLSVersion.TLSv1_2:
-        ctx.set_ciphers(":".join(s.name for s in ALL_SUITES if not s.aead))
-    if group is not None:
-        ctx.set_groups([group])
-    return ctx
-
-
-def _probe(label: str, target: DiagnoseTarget, ctx: TLSContext, timeout: float,
-           warning: str | None = None, with_certificate: bool = False) -> Probe:
-    _, err = _attempt(target, ctx, timeout, with_certificate)
-    if err is None or _needs_client_certificate(err):
-        # (a server that went as far as asking for a client certificate accepted this)
-        return Probe(label, "accepted", None, warning)
-    outcome: Literal["refused", "failed"] = \
-        "refused" if isinstance(err, TLSError | CLIError) else "failed"
-    return Probe(label, outcome, error_info(client_words(err)), None)
-
-
-def _check_certificate(target: DiagnoseTarget, ctx: TLSContext,
-                       timeout: float, with_certificate: bool) -> CertificateCheck:
-    ctx.set_alpn_protocols(VERIFY_ALPN)
-    hs, err = _attempt(target, ctx, timeout, with_certificate)
-    if err is not None and not _needs_client_certificate(err):
-        return CertificateCheck(target.servername, False, None, VERIFY_ALPN, None,
-                                error_info(client_words(err)))
-    # (a refused client certificate comes after the server's certificate was verified)
-    leaf = certificate_facts(x509.load_der_x509_certificate(hs.peer_certificates[0]), utcnow()) \
-        if hs is not None and hs.peer_certificates else None
-    return CertificateCheck(target.servername, True, hs.alpn_protocol if hs else None,
-                            VERIFY_ALPN, leaf, None)
-
-
-def diagnose(target: DiagnoseTarget, *, cafile: str | None = None, timeout: float = 5.0,
-             progress: Callable[[object], None] | None = None, cert: str | None = None,
-             key: str | None = None) -> DiagnoseReport:
-    """Probe ``target`` (with the client certificate ``cert``/``key`` if given); raises
-    :class:`CLIError` when nothing answers there at all."""
-    def report(section: object) -> None:
-        if progress is not None:
-            progress(section)
-
-    def context(version: ssl.TLSVersion | None = None, suite: str | None = None,
-                group: str | None = None) -> TLSContext:
-        ctx = _probe_context(version, suite, group)
-        if cert is not None:
-            load_client_certificate(ctx, cert, key)
-        return ctx
-
-    mtls = cert is not None
-    hs, exc = _attempt(target, context(), timeout, mtls)
-    if hs is None and isinstance(exc, CLIError) and not _needs_client_certificate(exc):
-        raise exc  # nothing listens there: say so, with the network hint
-    if hs is None and exc is not None and str(getattr(exc, "code", "")).startswith("not-tls"):
-        raise exc  # (the port speaks another protocol: every probe would say only that)
-    problems: list[str] = []
-    if _needs_client_certificate(exc):
-        # the first cause: the probes below still learn what the server accepts
-        problems.append("the server requires a client certificate (mutual TLS), and none "
-                        "was given: pass --cert FILE --key FILE")
-
-    versions = ProbeSection("versions", tuple(
-        _probe(version_label(v), target, context(v), timeout,
-               "obsolete and insecure (RFC 8996): disable it on the server"
-               if v < ssl.TLSVersion.TLSv1_2 else None, mtls)
-        for v in VERSIONS))
-    report(versions)
-    problems += [f"{p.label} is enabled" for p in versions.probes
-                 if p.outcome == "accepted" and p.warning]
-    accepted = [v for v in VERSIONS if versions.accepted(version_label(v))]
-    has_13 = ssl.TLSVersion.TLSv1_3 in accepted
-    if not accepted:
-        problems.insert(0, "no protocol version in common: the server refused TLS 1.3 down to "
-                        "TLS 1.0 (it may speak only SSL 3.0, or use suites or groups no "
-                        "client offers)")
-    elif accepted[0] < ssl.TLSVersion.TLSv1_2:
-        problems[:] = [p for p in problems if not p.endswith(" is enabled")]  # (said below)
-        problems.insert(0, "the server offers only obsolete versions ("
-                        + ", ".join(version_label(v) for v in accepted) + "; RFC 8996): "
-                        "current clients, aiotls's included, refuse to connect; enable TLS "
-                        "1.2 and 1.3 on the server")
-    elif not has_13:
-        problems.append("TLS 1.3 is not offered")
-
-    suite_probes = []
+def _suite_versions(accepted: list[ssl.TLSVersion]) -> list[tuple[str, ssl.TLSVersion, bool]]:
+    """(suite, the version to probe it at, whether it is AEAD), for the versions accepted."""
+    out = []
     for suite in ALL_SUITES:
         version = ssl.TLSVersion.TLSv1_3 if suite.kex is None else ssl.TLSVersion.TLSv1_2
         if not suite.aead and version not in accepted:
             # (a CBC suite is also a TLS 1.1/1.0 suite: probed at the best of those)
             version = next((v for v in accepted if v < ssl.TLSVersion.TLSv1_2), version)
-        if version not in accepted:
-            continue
-        suite_probes.append(_probe(suite.openssl_name, target, context(version, suite.name),
-                                   timeout, None if suite.aead else "CBC: prefer AEAD suites",
-                                   mtls))
-    suites = ProbeSection("suites", tuple(suite_probes))
-    report(suites)
+        if version in accepted:
+            out.append((suite.name, version, suite.aead))
+    return out
 
-    # (groups at the best version the server takes; none to probe without one)
-    # (below TLS 1.2 only the elliptic curves: aiotls has no CBC suite with FFDHE)
-    groups = ProbeSection("groups", tuple(
-        _probe(group, target, context(accepted[0], group=group), timeout, None, mtls)
-        for group in ALL_GROUPS
-        if accepted[0] >= ssl.TLSVersion.TLSv1_2 or not group.startswith("ffdhe"))
-        if accepted else ())
-    report(groups)
 
-    verify_ctx = TLSContext(ssl.PROTOCOL_TLS_CLIENT)
-    if accepted and accepted[0] < verify_ctx.minimum_version:
-        verify_ctx.minimum_version = accepted[0]  # (the certificate, at the version it has)
-        if accepted[0] < ssl.TLSVersion.TLSv1_2:
-            verify_ctx.set_ciphers(":".join(s.name for s in ALL_SUITES if not s.aead))
-    if cafile:
-        verify_ctx.load_verify_locations(cafile=cafile)
+def _certificate_words(err: ErrorInfo, chain: ChainAnalysis, now: datetime.datetime,
+                       server_time: datetime.datetime | None) -> tuple[str, str]:
+    """(code, finding) for a certificate that does not verify."""
+    code = err.code or "certificate-invalid"
+    if code == "certificate-unknown-ca" and chain.problem:
+        return chain.code or code, chain.problem
+    text = f"the certificate does not verify: {err.what}"
+    if code in ("certificate-expired", "certificate-not-yet-valid"):
+        text += f" (this machine's clock: {now:%Y-%m-%d %H:%M:%S} UTC"
+        text += (f"; the server's clock: {server_time:%Y-%m-%d %H:%M:%S} UTC)"
+                 if server_time is not None else "; the server's clock: not known)")
+    if err.hint:
+        text += f"; {err.hint}"
+    return code, text
+
+
+def diagnose(target: DiagnoseTarget, *, cafile: str | None = None, timeout: float = 5.0,
+             progress: Callable[[object], None] | None = None, cert: str | None = None,
+             key: str | None = None, alpn: tuple[str, ...] | None = None,
+             concurrency: int = DEFAULT_CONCURRENCY) -> DiagnoseReport:
+    """Probe ``target`` (with the client certificate ``cert``/``key`` if given), at most
+    ``concurrency`` handshakes at once; raises :class:`CLIError` when nothing answers in
+    TLS there at all (refused, silent, reset, another protocol)."""
+    def report(section: object) -> None:
+        if progress is not None:
+            progress(section)
+
+    def context(version: ssl.TLSVersion | None = None, suite: str | None = None,
+                group: str | None = None, everything: bool = False) -> TLSContext:
+        ctx = probe_context(version, suite, group, everything=everything)
+        if cert is not None:
+            load_client_certificate(ctx, cert, key)
+        return ctx
+
+    mtls = cert is not None
+    found = _Found()
+    # 1. as a default client would
+    base = attempt(target, context(), timeout, with_certificate=mtls)
+    exc = base.error
+    if base.handshake is None and isinstance(exc, CLIError) and not needs_client_certificate(exc):
+        if exc.code == "connection-reset" and is_ip_address(target.servername):
+            raise CLIError(exc.what, cause=(exc.cause or "") + "; or it requires a server "
+                           "name (SNI), which is not sent to an IP address",
+                           hint="pass --servername NAME with the host name clients use; "
+                           + (exc.hint or ""), code=exc.code) from None
+        raise exc  # nothing listens, or it is silent, or it resets: the first cause
+    if base.handshake is None and isinstance(exc, TLSError) and exc.code.startswith("not-tls"):
+        raise exc  # (the port speaks another protocol: every probe would say only that)
+    if needs_client_certificate(exc):
+        # the first cause: the probes below still learn what the server accepts
+        found.add("client-certificate-required", "the server requires a client certificate "
+                  "(mutual TLS), and none was given: pass --cert FILE --key FILE")
+
+    # 2. versions, each with every suite and group aiotls has
+    def version_probe(v: ssl.TLSVersion) -> Probe:
+        return probe(version_label(v), target, context(v, everything=True), timeout,
+                     "obsolete and insecure (RFC 8996): disable it on the server"
+                     if v < ssl.TLSVersion.TLSv1_2 else None, mtls)
+
+    versions = ProbeSection("versions", tuple(run_all(
+        [functools.partial(version_probe, v) for v in VERSIONS], concurrency)))
+    report(versions)
+    accepted = [v for v in VERSIONS if versions.accepted(version_label(v))]
+    sni = _sni_problem(target, exc, not accepted)
+    if sni is not None:
+        found.add("sni-required", sni)
+    elif not accepted:
+        legacy = refused_suites_offered(target.host, target.port,
+                                        None if is_ip_address(target.servername)
+                                        else target.servername, timeout)
+        if legacy:
+            found.add("no-common-suite", legacy_suites_words(legacy))
+        else:
+            found.add("no-common-version", "no protocol version in common: the server refused "
+                      "TLS 1.3 down to TLS 1.0 with every suite and group aiotls has (it may "
+                      "speak only SSL 3.0)")
+    elif accepted[0] < ssl.TLSVersion.TLSv1_2:
+        found.add("obsolete-versions-only", "the server offers only obsolete versions ("
+                  + ", ".join(version_label(v) for v in accepted) + "; RFC 8996): current "
+                  "clients, aiotls's included, refuse to connect; enable TLS 1.2 and 1.3 on "
+                  "the server")
     else:
-        verify_ctx.load_default_certs()
+        for v in accepted:
+            if v < ssl.TLSVersion.TLSv1_2:
+                found.add("obsolete-version-enabled", f"{version_label(v)} is enabled")
+        if ssl.TLSVersion.TLSv1_3 not in accepted:
+            found.add("no-tls13", "TLS 1.3 is not offered")
+
+    # 3. suites and groups, the certificate, resumption: all at once, within the bound
+    suite_plan = _suite_versions(accepted)
+    group_plan = [g for g in ALL_GROUPS
+                  if accepted and (accepted[0] >= ssl.TLSVersion.TLSv1_2
+                                   or not g.startswith("ffdhe"))]
+    verify_ctx = _verify_context(accepted, cafile, alpn or VERIFY_ALPN)
     if cert is not None:
         load_client_certificate(verify_ctx, cert, key)
-    certificate = _check_certificate(target, verify_ctx, timeout, mtls)
+    def suite_probe(suite: str, v: ssl.TLSVersion, aead: bool) -> Probe:
+        label = next(x.openssl_name for x in ALL_SUITES if x.name == suite)
+        return probe(label, target, context(v, suite), timeout,
+                     None if aead else "CBC: prefer AEAD suites", mtls)
+
+    def group_probe(group: str) -> Probe:
+        # (every suite: a group is refused for itself, not for want of a suite)
+        return probe(group, target, context(accepted[0], group=group, everything=True),
+                     timeout, None, mtls)
+
+    calls: list[Callable[[], object]] = [functools.partial(suite_probe, *p) for p in suite_plan]
+    calls += [functools.partial(group_probe, g) for g in group_plan]
+    calls.append(functools.partial(attempt, target, verify_ctx, timeout, with_certificate=mtls))
+    can_resume = bool(accepted) and not found.has("client-certificate-required", "sni-required")
+    if can_resume:
+        calls.append(functools.partial(_resumption, target, probe_context(
+            accepted[0], everything=True), timeout, mtls, cert, key))
+    results = run_all(calls, concurrency)
+    suites = ProbeSection("suites", tuple(r for r in results[:len(suite_plan)]
+                                          if isinstance(r, Probe)))
+    report(suites)
+    groups = ProbeSection("groups", tuple(
+        r for r in results[len(suite_plan):len(suite_plan) + len(group_plan)]
+        if isinstance(r, Probe)))
+    report(groups)
+    checked = results[len(suite_plan) + len(group_plan)]
+    assert isinstance(checked, Attempt)
+    resumption = results[-1] if can_resume else ResumptionCheck("not-checked", None)
+    assert isinstance(resumption, ResumptionCheck)
+
+    if accepted and not found.has(*_BLOCKING):
+        _defaults_problems(found, suites, groups, exc, base)
+
+    certificate = _check_certificate(target, verify_ctx, checked, timeout, mtls, found,
+                                     alpn or VERIFY_ALPN, alpn is not None)
     report(certificate)
-    if not certificate.ok and accepted:
-        problems.append("the certificate does not verify")
-    return DiagnoseReport(target, versions, suites, groups, certificate,
-                          Findings(tuple(problems)))
+    report(resumption)
+    if resumption.outcome == "not-resumed":
+        found.add("resumption-fails", "session resumption fails: the server issued a session "
+                  "ticket and did not accept it on the next connection, so every connection "
+                  "pays a full handshake; behind a load balancer, share the ticket keys "
+                  "between the servers")
+    elif resumption.outcome == "no-ticket":
+        found.notes.append("the server issues no session tickets: every connection pays a "
+                           "full handshake (fine if intended)")
+    return DiagnoseReport(target, versions, suites, groups, certificate, resumption,
+                          found.findings())
+
+
+def _verify_context(accepted: list[ssl.TLSVersion], cafile: str | None,
+                    alpn: tuple[str, ...]) -> TLSContext:
+    """Verification on, offering every suite and group (the certificate is checked even
+    when the defaults find nothing in common: that is reported on its own)."""
+    ctx = TLSContext(ssl.PROTOCOL_TLS_CLIENT)
+    if accepted and accepted[0] < ctx.minimum_version:
+        ctx.minimum_version = accepted[0]  # (the certificate, at the version it has)
+    ctx.set_ciphers(":".join(s.name for s in ALL_SUITES))
+    ctx.set_groups(list(ALL_GROUPS))
+    if cafile:
+        ctx.load_verify_locations(cafile=cafile)
+    else:
+        ctx.load_default_certs()
+    ctx.set_alpn_protocols(list(alpn))
+    return ctx
+
+
+def _defaults_problems(found: _Found, suites: ProbeSection, groups: ProbeSection,
+                       exc: BaseException | None, base: Attempt) -> None:
+    """Why a default client fails when the server accepts some version: no default suite,
+    no default group, or another reason its error names."""
+    defaults = TLSContext(ssl.PROTOCOL_TLS_CLIENT)
+    default_suites = {c["name"] for c in defaults.get_ciphers()}
+    taken = suites.accepted_labels()
+    if suites.probes and not default_suites.intersection(taken):
+        found.add("no-common-suite", "no cipher suite in common with current clients' "
+                  "defaults: the server accepts only " + ", ".join(taken or ("none",))
+                  + (" (CBC suites, which default configurations no longer offer)"
+                     if taken else "") + "; enable ECDHE with AES-GCM or ChaCha20-Poly1305 "
+                  "on the server")
+        return
+    default_groups = set(defaults.get_groups())
+    taken_groups = groups.accepted_labels()
+    if groups.probes and taken_groups and not default_groups.intersection(taken_groups):
+        found.add("no-common-group", "no key-exchange group in common with current clients' "
+                  f"defaults ({', '.join(sorted(default_groups))}): the server accepts only "
+                  + ", ".join(taken_groups) + "; enable X25519 and P-256 on the server")
+        return
+    if base.handshake is None and exc is not None and not needs_client_certificate(exc):
+        info = error_info(client_words(exc))
+        found.add("handshake-fails", f"a default client's handshake fails: {info.what}"
+                  + (f" ({info.cause})" if info.cause else ""))
+
+
+def _check_certificate(target: DiagnoseTarget, ctx: TLSContext, checked: Attempt,
+                       timeout: float, mtls: bool, found: _Found,
+                       offered: tuple[str, ...], alpn_asked: bool) -> CertificateCheck:
+    err = checked.error
+    if received_alert(err) == AlertDescription.no_application_protocol:
+        found.add("alpn-mismatch", "ALPN mismatch: the server supports none of the protocols "
+                  f"offered ({', '.join(offered)}) and refuses the handshake (alert "
+                  "no_application_protocol); offer one it speaks (--alpn PROTO)")
+        ctx.set_alpn_protocols([])
+        checked = attempt(target, ctx, timeout, with_certificate=mtls)
+        err = checked.error
+    now = utcnow()
+    hs = checked.handshake
+    if err is not None and needs_client_certificate(err):
+        err = None  # (a refused client certificate comes after the server's was verified)
+    if hs is None or err is not None:
+        # the chain, as sent, from a handshake that does not verify
+        chain_source = attempt(target, _unverified(ctx), timeout,
+                               with_certificate=mtls).handshake
+        sent = chain_source.peer_certificates if chain_source is not None else ()
+    else:
+        sent = hs.peer_certificates
+    anchors = [x509.load_der_x509_certificate(d) for d in ctx.get_ca_certs(binary_form=True)]
+    chain = analyse_chain(sent, anchors, min(timeout, 5.0))
+    subjects = tuple(certificate_facts(x509.load_der_x509_certificate(d), now).subject
+                     for d in sent)
+    if err is not None:
+        info = error_info(client_words(err))
+        server_time = None
+        if info.code in ("certificate-expired", "certificate-not-yet-valid"):
+            server_time = _server_clock(target, ctx, timeout, mtls)
+        if isinstance(err, CertificateError) or info.code in ("hostname-mismatch",
+                                                               "ip-address-mismatch"):
+            code, text = _certificate_words(info, chain, now, server_time)
+            found.add(code, text)
+        elif not found.has(*_BLOCKING, "no-common-group", "handshake-fails", "alpn-mismatch"):
+            found.add("handshake-fails", f"the handshake with verification on fails: "
+                      f"{info.what}")
+        return CertificateCheck(target.servername, False, None, offered, None, info,
+                                subjects, server_time)
+    assert hs is not None
+    leaf_cert = x509.load_der_x509_certificate(hs.peer_certificates[0]) \
+        if hs.peer_certificates else None
+    leaf = certificate_facts(leaf_cert, now) if leaf_cert is not None else None
+    if chain.code == "chain-order" and chain.problem is not None:
+        found.add(chain.code, chain.problem)  # (aiotls verified it; strict clients do not)
+    if leaf_cert is not None:
+        left = leaf_cert.not_valid_after_utc - now
+        if left < datetime.timedelta(days=EXPIRY_WARNING_DAYS):
+            found.add("certificate-expires-soon", f"the certificate expires in "
+                      f"{max(0, left.days)} days "
+                      f"({leaf_cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC): renew it now")
+    if alpn_asked and hs.alpn_protocol is None:
+        found.add("alpn-mismatch", "ALPN mismatch: the server selected none of the protocols "
+                  f"offered ({', '.join(offered)}): it ignores ALPN, or speaks none of them")
+    return CertificateCheck(target.servername, True, hs.alpn_protocol, offered, leaf, None,
+                            subjects)
+
+
+def _unverified(ctx: TLSContext) -> TLSContext:
+    """A probe context (every suite and group, no verification) down to ``ctx``'s
+    lowest version."""
+    probe_ctx = probe_context(everything=True)
+    probe_ctx.minimum_version = ctx.minimum_version
+    return probe_ctx
+
+
+def _server_clock(target: DiagnoseTarget, ctx: TLSContext, timeout: float,
+                  mtls: bool) -> datetime.datetime | None:
+    """The server's clock, from an HTTP response's ``Date`` (HTTPS servers only)."""
+    probe_ctx = _unverified(ctx)
+    probe_ctx.set_alpn_protocols(["http/1.1"])
+    got = attempt(target, probe_ctx, timeout, with_certificate=mtls,
+                  send=head_request(target.servername))
+    return http_date(got.reply)
+
+
+def _resumption(target: DiagnoseTarget, ctx: TLSContext, timeout: float, mtls: bool,
+                cert: str | None, key: str | None) -> ResumptionCheck:
+    if cert is not None:
+        load_client_certificate(ctx, cert, key)
+    first = attempt(target, ctx, timeout, with_certificate=mtls, want_session=True)
+    if first.handshake is None or first.error is not None:
+        return ResumptionCheck("not-checked", None)
+    if first.session is None:
+        return ResumptionCheck("no-ticket", first.handshake.version)
+    second = attempt(target, ctx, timeout, with_certificate=mtls, session=first.session)
+    if second.handshake is None:
+        return ResumptionCheck("not-checked", first.handshake.version)
+    return ResumptionCheck("resumed" if second.handshake.session_reused else "not-resumed",
+                           second.handshake.version)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "diagnose", formatter_class=formatter,
-        help="probe which versions, suites and groups a server accepts; verify it",
-        description="Connect to HOST PORT many times: once per protocol version (TLS 1.3 down "
-        "to TLS 1.0), per cipher suite and per key-exchange group, without authenticating, "
-        "to learn what the server accepts; then once more with verification, to check its "
-        "certificate. Obsolete versions, missing TLS 1.3 and certificate problems are listed "
-        "as findings (exit status 1).",
+        help="find out why TLS to a server fails, or what is wrong with it",
+        description="Connect to HOST PORT as a default client would, then many times more "
+        "(at most --concurrency at once): once per protocol version (TLS 1.3 down to TLS "
+        "1.0), per cipher suite and per key-exchange group, without authenticating, to learn "
+        "what the server accepts; once with verification, to check its certificate and the "
+        "chain it sends; and twice to see whether sessions resume. The findings name the "
+        "first cause first and leave out what only follows from it (exit status 1 when "
+        "there are any).",
     )
     add_target_arguments(parser)
     parser.add_argument("--servername", metavar="NAME",
@@ -304,8 +492,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--cafile", metavar="FILE",
                         help="trust the CA certificates in FILE (default: the system's CAs)")
     add_client_certificate_options(parser)
+    parser.add_argument("--alpn", metavar="PROTO", action="append",
+                        help="offer this ALPN protocol when checking the certificate (repeat "
+                        "for several; default: h2 and http/1.1); a server that selects none "
+                        "of those given is a finding")
     parser.add_argument("--timeout", type=positive, default=5.0, metavar="SECONDS",
                         help="per-attempt timeout (default: 5)")
+    parser.add_argument("--concurrency", type=positive_int, default=DEFAULT_CONCURRENCY,
+                        metavar="N", help="run at most N handshakes at once (default: "
+                        f"{DEFAULT_CONCURRENCY})")
     add_json_option(parser)
     parser.set_defaults(run=run)
 
@@ -315,6 +510,8 @@ def run(args: argparse.Namespace, render: Render) -> int:
     target = DiagnoseTarget(host, port, server_name(args.servername or host))
     render(target)
     report = diagnose(target, cafile=args.cafile, timeout=args.timeout, progress=render,
-                      cert=args.cert, key=args.key)
+                      cert=args.cert, key=args.key,
+                      alpn=tuple(args.alpn) if args.alpn else None,
+                      concurrency=args.concurrency)
     render(report.findings)
     return EXIT_OK if report.ok else EXIT_FAILURE
