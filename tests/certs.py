@@ -26,7 +26,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
 __all__ = [
     "CA",
@@ -348,8 +348,12 @@ class CA:
         client: bool = False,
         server: bool = True,
         common_name: str | None = None,
+        ca_issuers_url: str | None = None,
     ) -> Issued:
         """Issue an end-entity certificate for *names*.
+
+        *ca_issuers_url* adds an authorityInformationAccess caIssuers URL (where clients
+        may fetch this CA's certificate).
 
         Names that parse as IP addresses become ``iPAddress`` SANs, names with
         ``@`` become ``rfc822Name`` SANs, everything else is a ``dNSName``.
@@ -371,6 +375,11 @@ class CA:
             .issuer_name(self.cert.subject)
             .add_extension(self._aki(), critical=False)
         )
+        if ca_issuers_url is not None:
+            builder = builder.add_extension(x509.AuthorityInformationAccess([
+                x509.AccessDescription(AuthorityInformationAccessOID.CA_ISSUERS,
+                                       x509.UniformResourceIdentifier(ca_issuers_url))]),
+                critical=False)
         cert = builder.sign(self.key, _signature_hash(self.key))
         cert_pem = _cert_pem(cert)
         return Issued(

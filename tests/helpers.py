@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import email.utils
 import hashlib
 import os
 import random
 import socket
 import ssl
+import struct
 import subprocess
 import sys
 import tempfile
@@ -713,12 +715,19 @@ class HelloParts:
 
 
 @contextlib.contextmanager
-def _thread_server(handle: Callable[[socket.socket], None], name: str) -> Iterator[int]:
-    """A TCP server on 127.0.0.1 that runs ``handle`` on each accepted socket in turn, in
-    a thread; every wait bounded, errors end that connection only.  Yields its port."""
-    listener = socket.create_server(("127.0.0.1", 0))
+def _thread_server(handle: Callable[[socket.socket], None], name: str,
+                   parallel: bool = False) -> Iterator[int]:
+    """A TCP server on 127.0.0.1 that runs ``handle`` on each accepted socket in turn (or,
+    ``parallel``, each in its own thread), in a thread; every wait bounded, errors end that
+    connection only.  Yields its port."""
+    listener = socket.create_server(("127.0.0.1", 0), backlog=64)
     listener.settimeout(0.2)
     stop = threading.Event()
+
+    def one(sock: socket.socket) -> None:
+        sock.settimeout(5.0)
+        with contextlib.suppress(OSError, ValueError), sock:
+            handle(sock)
 
     def serve() -> None:
         while not stop.is_set():
@@ -726,9 +735,10 @@ def _thread_server(handle: Callable[[socket.socket], None], name: str) -> Iterat
                 sock, _ = listener.accept()
             except (TimeoutError, OSError):
                 continue
-            sock.settimeout(5.0)
-            with contextlib.suppress(OSError), sock:
-                handle(sock)
+            if parallel:
+                threading.Thread(target=one, args=(sock,), name=name, daemon=True).start()
+            else:
+                one(sock)
 
     thread = threading.Thread(target=serve, name=name, daemon=True)
     thread.start()
@@ -740,15 +750,94 @@ def _thread_server(handle: Callable[[socket.socket], None], name: str) -> Iterat
         listener.close()
 
 
-def stdlib_tls_server(ctx: ssl.SSLContext) -> contextlib.AbstractContextManager[int]:
+def stdlib_tls_server(ctx: ssl.SSLContext | Callable[[], ssl.SSLContext], *,
+                      parallel: bool = False) -> contextlib.AbstractContextManager[int]:
     """A TLS echo server driven by the stdlib's ``ssl`` (OpenSSL), one connection at a
-    time; a failed handshake (a client without the certificate it requires...) ends that
-    connection only.  A context manager giving its port."""
+    time (``parallel``: each in its own thread); a failed handshake (a client without the
+    certificate it requires...) ends that connection only.  ``ctx`` may be a function
+    making a new context for each connection (new session-ticket keys each time, as
+    servers that do not share them).  A context manager giving its port."""
     def echo(sock: socket.socket) -> None:
-        with ctx.wrap_socket(sock, server_side=True) as tls:
+        with (ctx() if callable(ctx) else ctx).wrap_socket(sock, server_side=True) as tls:
             while data := tls.recv(4096):
                 tls.sendall(data)
-    return _thread_server(echo, "stdlib-tls-server")
+    return _thread_server(echo, "stdlib-tls-server", parallel)
+
+
+def stdlib_https_server(ctx: ssl.SSLContext) -> contextlib.AbstractContextManager[int]:
+    """A TLS server (the stdlib's ``ssl``) answering any HTTP request with an empty
+    ``200 OK`` carrying a ``Date`` header (its clock), then closing.  Gives its port."""
+    def answer(sock: socket.socket) -> None:
+        with ctx.wrap_socket(sock, server_side=True) as tls:
+            request = b""
+            while b"\r\n\r\n" not in request and len(request) < 65536:
+                chunk = tls.recv(4096)
+                if not chunk:
+                    return
+                request += chunk
+            tls.sendall(b"HTTP/1.1 200 OK\r\nDate: "
+                        + email.utils.formatdate(usegmt=True).encode()
+                        + b"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+    return _thread_server(answer, "stdlib-https-server")
+
+
+class ConcurrencyGauge:
+    """Counts connections open at once (``peak``)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.now = 0
+        self.peak = 0
+
+    def __enter__(self) -> None:
+        with self._lock:
+            self.now += 1
+            self.peak = max(self.peak, self.now)
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self.now -= 1
+
+
+def slow_tls_server(ctx: ssl.SSLContext, gauge: ConcurrencyGauge,
+                    delay: float) -> contextlib.AbstractContextManager[int]:
+    """A stdlib TLS server, a thread per connection, that waits ``delay`` seconds before
+    each handshake (a distant server), counting in ``gauge`` the connections waiting at
+    once (a client cannot finish a handshake, and so start its next one, before then)."""
+    def handle(sock: socket.socket) -> None:
+        with gauge:
+            time.sleep(delay)
+        with ctx.wrap_socket(sock, server_side=True) as tls:
+            while tls.recv(4096):
+                pass
+    return _thread_server(handle, "slow-tls-server", parallel=True)
+
+
+def silent_server() -> contextlib.AbstractContextManager[int]:
+    """A server that accepts TCP connections and never says a word (reads until the client
+    goes, at most 5 s each)."""
+    def hold(sock: socket.socket) -> None:
+        while sock.recv(65536):
+            pass
+    return _thread_server(hold, "silent-server", parallel=True)
+
+
+def resetting_server() -> contextlib.AbstractContextManager[int]:
+    """A server that reads the client's first bytes, then resets the connection (a TCP RST:
+    what some firewalls and SNI filters do to a ClientHello)."""
+    def reset(sock: socket.socket) -> None:
+        sock.recv(65536)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    return _thread_server(reset, "resetting-server", parallel=True)
+
+
+def alert_server(alert: int) -> contextlib.AbstractContextManager[int]:
+    """A server that answers every ClientHello with a fatal TLS alert (what a server
+    speaking only SSL 3.0 sends a TLS client: protocol_version)."""
+    def refuse(sock: socket.socket) -> None:
+        sock.recv(65536)
+        sock.sendall(bytes([21, 3, 1, 0, 2, 2, alert]))
+    return _thread_server(refuse, "alert-server", parallel=True)
 
 
 def plaintext_server(greeting: bytes = b"",

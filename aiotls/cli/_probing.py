@@ -105,7 +105,8 @@ def attempt(target: DiagnoseTarget, ctx: TLSContext, timeout: float, *,
                 # (TLS 1.3 tickets follow the handshake: give them a round trip or two)
                 with contextlib.suppress(CLIError):
                     channel.next_event(time.monotonic() + window, "waiting for session tickets")
-                result.session = conn.session
+                session = conn.session
+                result.session = session if session is not None and session.has_ticket else None
             if send:
                 channel.send(send)
                 result.reply += _read_reply(channel, min(deadline, time.monotonic() + 2.0))

@@ -151,9 +151,23 @@ class _Found:
         return any(code in codes for code, _ in self.problems)
 
     def findings(self) -> Findings:
-        return Findings(tuple(t for _, t in self.problems), tuple(c for c, _ in self.problems),
+        """The problems, causes that stop every default client first."""
+        ordered = sorted(self.problems, key=lambda p: _RANK.get(p[0], _CERTIFICATE_RANK))
+        return Findings(tuple(t for _, t in ordered), tuple(c for c, _ in ordered),
                         tuple(self.notes))
 
+
+#: The order of findings: first what stops a default client from connecting at all, in
+#: the order one would fix it; then what is wrong with the certificate; then the rest
+#: (codes not listed here: certificate problems, after these).
+_RANK = {code: rank for rank, codes in enumerate((
+    ("client-certificate-required",), ("sni-required",),
+    ("no-common-version", "obsolete-versions-only", "no-common-suite"),
+    ("no-common-group",), ("handshake-fails",), ("alpn-mismatch",),
+)) for code in codes}
+_CERTIFICATE_RANK = 6
+_RANK.update(dict.fromkeys(("obsolete-version-enabled", "no-tls13", "chain-order",
+                            "certificate-expires-soon", "resumption-fails"), 7))
 
 #: Findings after which handshakes fail for a reason other than the certificate: a
 #: verification that fails too is their consequence, not another cause.
@@ -290,7 +304,8 @@ def diagnose(target: DiagnoseTarget, *, cafile: str | None = None, timeout: floa
         load_client_certificate(verify_ctx, cert, key)
     def suite_probe(suite: str, v: ssl.TLSVersion, aead: bool) -> Probe:
         label = next(x.openssl_name for x in ALL_SUITES if x.name == suite)
-        return probe(label, target, context(v, suite), timeout,
+        # (every group: a suite is refused for itself, not for want of a group)
+        return probe(label, target, context(v, suite, everything=True), timeout,
                      None if aead else "CBC: prefer AEAD suites", mtls)
 
     def group_probe(group: str) -> Probe:
