@@ -751,14 +751,22 @@ def _thread_server(handle: Callable[[socket.socket], None], name: str,
 
 
 def stdlib_tls_server(ctx: ssl.SSLContext | Callable[[], ssl.SSLContext], *,
-                      parallel: bool = False) -> contextlib.AbstractContextManager[int]:
+                      parallel: bool = False,
+                      then: str = "echo") -> contextlib.AbstractContextManager[int]:
     """A TLS echo server driven by the stdlib's ``ssl`` (OpenSSL), one connection at a
     time (``parallel``: each in its own thread); a failed handshake (a client without the
     certificate it requires...) ends that connection only.  ``ctx`` may be a function
     making a new context for each connection (new session-ticket keys each time, as
-    servers that do not share them).  A context manager giving its port."""
+    servers that do not share them).  ``then``: after the handshake, ``echo``, or drop the
+    client at once with ``close_notify`` or with a bare TCP ``close``.  A context manager
+    giving its port."""
     def echo(sock: socket.socket) -> None:
         with (ctx() if callable(ctx) else ctx).wrap_socket(sock, server_side=True) as tls:
+            if then == "close_notify":
+                tls.unwrap()
+                return
+            if then == "close":
+                return
             while data := tls.recv(4096):
                 tls.sendall(data)
     return _thread_server(echo, "stdlib-tls-server", parallel)

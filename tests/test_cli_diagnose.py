@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
+import aiotls
 from tests.certs import CA, Issued
 from tests.helpers import (
     ConcurrencyGauge,
@@ -217,6 +218,20 @@ def test_alpn_mismatch(pki: Dir) -> None:
     _assert_first_cause(d, "alpn-mismatch", "ALPN mismatch: the server selected none of the "
                         "protocols offered (h2)")
     assert default.status == 0, default.out  # (without --alpn, not speaking HTTP is fine)
+
+
+def test_alpn_refused_with_an_alert(pki: Dir) -> None:
+    """aiotls's own server refuses a hello whose protocols it does not speak (RFC 7301)."""
+    cert = pki.leaf(pki.ca.issue("localhost"), "server")
+    ctx = aiotls.TLSContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(*cert)
+    ctx.set_alpn_protocols(["imap"])
+    with stdlib_tls_server(ctx, parallel=True) as port:  # (TLSContext.wrap_socket)
+        d = _diagnose(f"localhost:{port}", "--cafile", pki.ca_file)
+    _assert_first_cause(d, "alpn-mismatch", "ALPN mismatch: the server supports none of the "
+                        "protocols offered (h2, http/1.1) and refuses the handshake (alert "
+                        "no_application_protocol)")
+    assert "OK: the chain is trusted" in d.out  # (checked again, without ALPN)
 
 
 # --- the certificate and its chain ---------------------------------------------------------

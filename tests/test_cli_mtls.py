@@ -100,6 +100,18 @@ def test_connect_refused_client_certificate(mtls: MTLSFiles, tmp_path: object) -
         in result.stderr
 
 
+@pytest.mark.parametrize("then", ["close_notify", "close"])
+def test_connect_does_not_call_a_dropped_client_a_success(mtls: MTLSFiles, then: str) -> None:
+    """A server that completes the handshake and drops the client at once: a refusal."""
+    ctx = _server_context(mtls, ssl.CERT_NONE, ssl.TLSVersion.TLSv1_3)
+    with stdlib_tls_server(ctx, then=then) as port:
+        result = run_cli("connect", f"localhost:{port}", "--cafile", mtls.ca)
+    assert result.returncode == 1, result.stdout
+    assert "error: the server closed the connection right after the handshake" \
+        in result.stderr
+    assert "Handshake OK" not in result.stdout
+
+
 def test_connect_swapped_certificate_and_key(mtls: MTLSFiles) -> None:
     result = run_cli("connect", "localhost:1", "--cafile", mtls.ca,
                      "--cert", mtls.client[1], "--key", mtls.client[0])

@@ -1,10 +1,11 @@
 """``connect``: handshake with a TLS server and show what was negotiated.
 
 :func:`connect` opens a TCP connection, runs the handshake (verifying the server unless
-told not to; with a client certificate when given one), waits for the server's verdict
-when it asked for a client certificate (a TLS 1.3 server refuses one after the handshake
-has completed on the client's side), optionally sends one message and reads the reply,
-closes with close_notify, and returns a :class:`ConnectReport`.  Nothing here prints.
+told not to; with a client certificate when given one), reads briefly for a refusal that
+comes after it (a TLS 1.3 server refuses a client certificate, or its absence, after the
+handshake has completed on the client's side; any server may drop a client then),
+optionally sends one message and reads the reply, closes with close_notify, and returns a
+:class:`ConnectReport`.  Nothing here prints.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from .. import _verify
 from ..connection import TLSConnection
 from ..context import TLSContext
 from ..errors import TLSError
-from ..events import DataReceived
+from ..events import CloseNotifyReceived, ConnectionTerminated, DataReceived
 from ._args import (
     Render,
     add_client_certificate_options,
@@ -161,25 +162,49 @@ def load_client_certificate(ctx: TLSContext, cert: str | None, key: str | None) 
 
 
 def await_verdict(channel: CLIChannel, conn: TLSConnection, deadline: float,
-             with_certificate: bool) -> bytes:
-    """After a handshake in which the server asked for a client certificate: wait (until
-    ``deadline``) for what it makes of ours, or of none (TLS 1.3 servers answer after the
-    handshake has completed on our side); raises the refusal in the command line's words.
-    Returns what the server sent first, if it sent data instead."""
-    doing = "waiting for the server's verdict on the client certificate"
+                  with_certificate: bool) -> bytes:
+    """After a clean handshake: read until ``deadline`` for a refusal that comes after it
+    (TLS 1.3 servers judge a client certificate, or its absence, after the handshake has
+    completed on our side; any server may refuse a client then: an alert, a reset, a
+    close); raises the refusal in the command line's words.  Silence is acceptance.
+    Returns what the server sent first, if it sent data."""
+    asked = conn.requested_client_ca_names is not None
+    doing = ("waiting for the server's verdict on the client certificate" if asked
+             else "reading briefly after the handshake")
+    event: object = None
     try:
         event = channel.next_event(deadline, doing)
     except TLSError as err:
-        raise _in_cli_words(err, conn) from None
+        if err.code != "truncated":  # (a bare TCP close: the same refusal, less polite)
+            raise _in_cli_words(err, conn) from None
     except CLIError as err:
         if err.code == "timeout":
             return b""  # (no word: the server took what it got)
-        if err.code == "connection-reset" and not with_certificate:
+        if err.code == "connection-reset" and asked and not with_certificate:
             raise _certificate_required(
                 f"the server reset the connection right after it asked for a client "
                 f"certificate and this client sent none ({err.what})", conn) from None
+        if err.code == "connection-reset":
+            raise _refused_after_handshake(f"the server reset the connection right after "
+                                           f"the handshake ({err.what})") from None
         raise
+    if event is None or isinstance(event, CloseNotifyReceived | ConnectionTerminated):
+        if asked and not with_certificate:
+            raise _certificate_required("the server closed the connection right after it "
+                                        "asked for a client certificate and this client "
+                                        "sent none", conn)
+        raise _refused_after_handshake("the server closed the connection right after the "
+                                       "handshake, before any request")
     return bytes(event.data) if isinstance(event, DataReceived) else b""
+
+
+def _refused_after_handshake(what: str) -> CLIError:
+    return CLIError(what, cause="the server completed the handshake and then refused this "
+                    "client: an access rule (a client address or certificate it does not "
+                    "accept), a server that closes idle connections at once, or a server "
+                    "overloaded or shutting down",
+                    hint="check the server's logs for why it dropped this client",
+                    code="closed-after-handshake")
 
 
 def _certificate_required(what: str, conn: TLSConnection) -> CLIError:
@@ -235,11 +260,12 @@ def connect(target: ConnectTarget, ctx: TLSContext, *, alpn_offered: tuple[str, 
         except TLSError as err:
             raise _in_cli_words(err, conn) from None
         handshake_seconds = time.perf_counter() - t1
-        requested, first = None, b""
+        # (read briefly: a refusal after the handshake is not a success)
+        first = await_verdict(
+            channel, conn, time.monotonic() + verdict_window(handshake_seconds, timeout),
+            with_certificate)
+        requested = None
         if conn.requested_client_ca_names is not None:
-            first = await_verdict(
-                channel, conn, time.monotonic() + verdict_window(handshake_seconds, timeout),
-                with_certificate)
             requested = ClientCertificateRequest(ca_names(conn), with_certificate)
         now = utcnow()
         chain = tuple(certificate_facts(x509.load_der_x509_certificate(d), now)

@@ -407,6 +407,7 @@ def _check_certificate(target: DiagnoseTarget, ctx: TLSContext, checked: Attempt
         ctx.set_alpn_protocols([])
         checked = attempt(target, ctx, timeout, with_certificate=mtls)
         err = checked.error
+        offered = ()  # (the certificate was checked without ALPN)
     now = utcnow()
     hs = checked.handshake
     if err is not None and needs_client_certificate(err):
