@@ -150,6 +150,24 @@ def test_no_common_version(pki: Dir) -> None:
     assert "Certificate verification" in d.out and len(d.codes) == 1
 
 
+def test_a_refused_client_certificate(pki: Dir) -> None:
+    """A certificate from a CA the server does not trust: named first; the probes still
+    count as accepted (the server completed each handshake before its verdict)."""
+    cert = pki.leaf(pki.ca.issue("localhost"), "server")
+    other = CA(name="another CA").issue("client.test", client=True, server=False)
+    client = pki.leaf(other, "client")
+    ctx = _stdlib_ctx(cert)
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.load_verify_locations(pki.ca_file)
+    with stdlib_tls_server(ctx, parallel=True) as port:
+        d = _diagnose(f"localhost:{port}", "--cafile", pki.ca_file, "--cert", client[0],
+                      "--key", client[1])
+    _assert_first_cause(d, "client-certificate-refused", "the server refused the client "
+                        "certificate given with --cert")
+    assert d.codes == ["client-certificate-refused"]
+    assert "OK: the chain is trusted" in d.out
+
+
 # --- the hello: names, suites, groups ------------------------------------------------------
 
 def test_sni_required(pki: Dir) -> None:

@@ -157,9 +157,11 @@ def probe_context(version: ssl.TLSVersion | None = None, suite: str | None = Non
 
 def probe(label: str, target: DiagnoseTarget, ctx: TLSContext, timeout: float,
           warning: str | None = None, with_certificate: bool = False) -> Probe:
-    err = attempt(target, ctx, timeout, with_certificate=with_certificate).error
-    if err is None or needs_client_certificate(err):
-        # (a server that went as far as asking for a client certificate accepted this)
+    got = attempt(target, ctx, timeout, with_certificate=with_certificate)
+    err = got.error
+    if err is None or got.handshake is not None or needs_client_certificate(err):
+        # (a server that completed the handshake, or went as far as asking for a client
+        # certificate, accepted this; its verdict on the certificate is another matter)
         return Probe(label, "accepted", None, warning)
     outcome: Literal["refused", "failed"] = \
         "refused" if isinstance(err, TLSError | CLIError) else "failed"

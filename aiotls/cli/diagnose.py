@@ -112,7 +112,7 @@ class Findings:
     """What looks wrong, the first cause first; empty when nothing does."""
     codes: tuple[str, ...] = ()
     """A stable code for each problem, in the same order (``client-certificate-required``,
-    ``sni-required``, ``no-common-version``, ``no-common-suite``, ``no-common-group``,
+    ``client-certificate-refused``, ``sni-required``, ``no-common-version``, ``no-common-suite``, ``no-common-group``,
     ``obsolete-versions-only``, ``obsolete-version-enabled``, ``no-tls13``,
     ``alpn-mismatch``, ``certificate-*`` / ``hostname-mismatch`` (the verifier's codes),
     ``chain-incomplete``, ``chain-untrusted-root``, ``chain-order``,
@@ -161,7 +161,7 @@ class _Found:
 #: the order one would fix it; then what is wrong with the certificate; then the rest
 #: (codes not listed here: certificate problems, after these).
 _RANK = {code: rank for rank, codes in enumerate((
-    ("client-certificate-required",), ("sni-required",),
+    ("client-certificate-required", "client-certificate-refused"), ("sni-required",),
     ("no-common-version", "obsolete-versions-only", "no-common-suite"),
     ("no-common-group",), ("handshake-fails",), ("alpn-mismatch",),
 )) for code in codes}
@@ -258,6 +258,10 @@ def diagnose(target: DiagnoseTarget, *, cafile: str | None = None, timeout: floa
         # the first cause: the probes below still learn what the server accepts
         found.add("client-certificate-required", "the server requires a client certificate "
                   "(mutual TLS), and none was given: pass --cert FILE --key FILE")
+    elif base.handshake is not None and exc is not None:
+        info = error_info(exc)
+        found.add("client-certificate-refused", "the server refused the client certificate "
+                  f"given with --cert: {info.what}" + (f" ({info.hint})" if info.hint else ""))
 
     # 2. versions, each with every suite and group aiotls has
     def version_probe(v: ssl.TLSVersion) -> Probe:
@@ -316,7 +320,8 @@ def diagnose(target: DiagnoseTarget, *, cafile: str | None = None, timeout: floa
     calls: list[Callable[[], object]] = [functools.partial(suite_probe, *p) for p in suite_plan]
     calls += [functools.partial(group_probe, g) for g in group_plan]
     calls.append(functools.partial(attempt, target, verify_ctx, timeout, with_certificate=mtls))
-    can_resume = bool(accepted) and not found.has("client-certificate-required", "sni-required")
+    can_resume = bool(accepted) and not found.has(
+        "client-certificate-required", "client-certificate-refused", "sni-required")
     if can_resume:
         calls.append(functools.partial(_resumption, target, probe_context(
             accepted[0], everything=True), timeout, mtls, cert, key))
@@ -410,8 +415,8 @@ def _check_certificate(target: DiagnoseTarget, ctx: TLSContext, checked: Attempt
         offered = ()  # (the certificate was checked without ALPN)
     now = utcnow()
     hs = checked.handshake
-    if err is not None and needs_client_certificate(err):
-        err = None  # (a refused client certificate comes after the server's was verified)
+    if hs is not None:
+        err = None  # (verified in the handshake: a refused client certificate comes after)
     if hs is None or err is not None:
         # the chain, as sent, from a handshake that does not verify
         chain_source = attempt(target, _unverified(ctx), timeout,
