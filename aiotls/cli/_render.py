@@ -95,7 +95,7 @@ class TextRenderer:
             serve.Listening: self._serve_event, serve.ClientConnected: self._serve_event,
             serve.ClientHandshake: self._serve_event, serve.ClientCloseNotify: self._serve_event,
             serve.ClientClosed: self._serve_event, serve.ClientFailed: self._serve_event,
-            serve.ClientRefused: self._serve_event, serve.ClientIdle: self._serve_event,
+            serve.ClientIdle: self._serve_event,
             serve.TraceLine: self._serve_event, serve.ServerError: self._serve_event,
             serve.Stopped: self._serve_event,
             diagnose.DiagnoseTarget: self._diagnose_target,
@@ -346,9 +346,6 @@ class TextRenderer:
             self._listening(event)
         elif isinstance(event, serve.ClientConnected):
             line(f"[{event.client}] connected")
-        elif isinstance(event, serve.ClientRefused):
-            line(f"[{event.client}] refused: {event.max_connections} connections are open "
-                 "already (--max-connections)")
         elif isinstance(event, serve.ClientHandshake):
             sni = event.server_name or "none"
             if event.ignored_server_name is not None:

@@ -15,8 +15,8 @@ side, with ``serve``'s flags in the fix.  Once the handshake succeeded, :class:`
 
 A silent TCP connection costs a few objects and one timer, not a thread, and is closed
 at its handshake timeout, so connections that never speak cannot starve real clients.
-Beyond ``--max-connections`` open at once a new connection is closed at once, and
-logged.
+While ``--max-connections`` are open, new connections wait in the listen backlog until
+one closes.
 
 Nothing here prints: everything is reported as events (:class:`Listening`,
 :class:`ClientConnected`, :class:`ClientHandshake`, ...) handed to ``emit``, from the
@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import signal
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -98,13 +99,6 @@ class Listening:
 class ClientConnected:
     client: str
     """``address:port``."""
-
-
-@dataclass(frozen=True)
-class ClientRefused:
-    client: str
-    max_connections: int
-    """``--max-connections``: that many connections were open already."""
 
 
 @dataclass(frozen=True)
@@ -194,28 +188,34 @@ class _Server:
         self.idle_timeout = idle_timeout
         self.emit = emit
         self.connections: set[_Connection] = set()
+        self.slot_free = asyncio.Event()
 
-    def protocol(self) -> asyncio.BaseProtocol:
-        """A protocol for a connection just accepted (asyncio's protocol factory)."""
-        if len(self.connections) >= self.max_connections:
-            return _Refused(self)
-        return _Connection(self)
+    async def accept(self, listener: socket.socket) -> None:
+        """Accept connections one by one, each into a :class:`_Connection`; while
+        ``max_connections`` are open, wait (new clients queue in the listen backlog)."""
+        loop = self.loop
+        while True:
+            while len(self.connections) >= self.max_connections:
+                self.slot_free.clear()
+                await self.slot_free.wait()
+            try:
+                sock, _ = await loop.sock_accept(listener)
+            except OSError as exc:  # (out of file descriptors, ...: keep serving)
+                self.emit(ServerError(f"accept failed: {exc.strerror or exc}"))
+                await asyncio.sleep(0.1)
+                continue
+            try:
+                await loop.connect_accepted_socket(lambda: _Connection(self), sock)
+            except OSError:
+                sock.close()  # (the client is gone already)
+
+    def closed(self, connection: _Connection) -> None:
+        self.connections.discard(connection)
+        self.slot_free.set()
 
     def abort_all(self) -> None:
         for connection in list(self.connections):
             connection.abort()
-
-
-class _Refused(asyncio.Protocol):
-    """A connection over ``--max-connections``: logged and closed at once."""
-
-    def __init__(self, server: _Server) -> None:
-        self.server = server
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.server.emit(ClientRefused(_address(transport.get_extra_info("peername")),
-                                       self.server.max_connections))
-        transport.abort()  # type: ignore[attr-defined]
 
 
 class _Connection(TLSProtocol):
@@ -227,6 +227,7 @@ class _Connection(TLSProtocol):
         self.received = 0
         """Bytes received from the client (to tell a silent client from a slow one)."""
         self.tcp: asyncio.BaseTransport | None = None
+        server.connections.add(self)
         handshake: asyncio.Future[None] = server.loop.create_future()
         handshake.add_done_callback(self._handshake_done)
         super().__init__(server.loop, _Echo(self), server.ctx, handshake, server_side=True,
@@ -236,7 +237,6 @@ class _Connection(TLSProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.tcp = transport
         self.client = _address(transport.get_extra_info("peername"))
-        self.server.connections.add(self)
         self.server.emit(ClientConnected(self.client))
         super().connection_made(transport)
 
@@ -249,7 +249,7 @@ class _Connection(TLSProtocol):
         super().data_received(data)
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        self.server.connections.discard(self)
+        self.server.closed(self)
         super().connection_lost(exc)
 
     def abort(self) -> None:
@@ -360,6 +360,21 @@ def _subject(der: bytes) -> str:
 # --- the server ---------------------------------------------------------------------------------
 
 
+async def _listen(loop: asyncio.AbstractEventLoop, host: str, port: int) -> socket.socket:
+    """A non-blocking socket listening on ``host``:``port``."""
+    try:
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                       flags=socket.AI_PASSIVE)
+        family, address = infos[0][0], infos[0][4]
+        listener = socket.create_server(address, family=family, backlog=1024)
+    except OSError as exc:
+        raise CLIError(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+                       cause="the port is in use, or the address is not local to this machine",
+                       hint="pick another --port or --host", code="listen-failed") from None
+    listener.setblocking(False)
+    return listener
+
+
 async def _serve(ctx: TLSContext, side: ServerSide, *, host: str, port: int,
                  max_connections: int, idle_timeout: float, emit: Emit,
                  stop: threading.Event | None, describe: Callable[[str, int], Listening]) -> None:
@@ -372,12 +387,7 @@ async def _serve(ctx: TLSContext, side: ServerSide, *, host: str, port: int,
         emit(ServerError(context.get("message", "error") + (f": {exc!r}" if exc else "")))
 
     loop.set_exception_handler(loop_error)
-    try:
-        listener = await loop.create_server(server.protocol, host, port, backlog=1024)
-    except OSError as exc:
-        raise CLIError(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
-                       cause="the port is in use, or the address is not local to this machine",
-                       hint="pick another --port or --host", code="listen-failed") from None
+    listener = await _listen(loop, host, port)
     stopping = asyncio.Event()
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -385,11 +395,13 @@ async def _serve(ctx: TLSContext, side: ServerSide, *, host: str, port: int,
     if stop is not None:
         threading.Thread(target=lambda: (stop.wait(), loop.call_soon_threadsafe(stopping.set)),
                          daemon=True, name="aiotls-serve-stop").start()
+    accepting = loop.create_task(server.accept(listener))
     try:
-        bound = listener.sockets[0].getsockname()
+        bound = listener.getsockname()
         emit(describe(bound[0], bound[1]))
         await stopping.wait()
     finally:
+        accepting.cancel()
         listener.close()
         server.abort_all()
         await asyncio.sleep(0)  # (the aborted connections' connection_lost)

@@ -38,7 +38,6 @@ from ._serve_loop import (
     ClientFailed,
     ClientHandshake,
     ClientIdle,
-    ClientRefused,
     DevCertificates,
     Emit,
     Listening,
@@ -52,7 +51,7 @@ from ._serve_loop import (
 
 __all__ = [
     "ClientCloseNotify", "ClientClosed", "ClientConnected", "ClientFailed", "ClientHandshake",
-    "ClientIdle", "ClientRefused", "DevCertificates", "Listening", "ServeSetup", "ServerError",
+    "ClientIdle", "DevCertificates", "Listening", "ServeSetup", "ServerError",
     "Stopped", "TraceLine", "connect_command", "register", "run", "serve",
 ]
 
@@ -143,7 +142,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         help="close a connection idle for this long after its handshake "
                         "(default: 30)")
     parser.add_argument("--max-connections", type=positive_int, default=1000, metavar="N",
-                        help="close new connections while N are open (default: 1000)")
+                        help="serve at most N connections at once; more wait to be accepted "
+                        "(default: 1000)")
     parser.add_argument("--keylog", metavar="FILE",
                         help="append the connections' secrets to FILE (NSS key log format, "
                         "for Wireshark)")
