@@ -291,6 +291,13 @@ def test_alpn(dev_server: ServeProcess) -> None:
                      "--alpn", "h2", "--timeout", "10")
     assert result.returncode == 0, result.stdout + result.stderr
     dev_server.wait_for("ALPN=h2")
+    refused = run_cli("connect", f"127.0.0.1:{dev_server.port}", "--cafile",
+                      _ca_of(dev_server), "--alpn", "spdy/1", "--timeout", "10")
+    assert refused.returncode == 1
+    line = dev_server.wait_for("none of which this server accepts")
+    assert "sent alert no_application_protocol" in line
+    assert "fix: have the client offer one of them (connect --alpn PROTO), or add its " \
+        "protocol with --alpn" in dev_server.output
 
 
 def test_keylog(tmp_path: pathlib.Path) -> None:
