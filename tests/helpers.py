@@ -13,6 +13,7 @@ import email.utils
 import hashlib
 import os
 import random
+import signal
 import socket
 import ssl
 import struct
@@ -881,3 +882,73 @@ def run_cli(*args: str, timeout: float = SUBPROCESS_TIMEOUT) -> subprocess.Compl
     """``python -m aiotls ARGS`` in a subprocess (bounded), its output as text."""
     return subprocess.run([sys.executable, "-m", "aiotls", *args], cwd=ROOT, env=cli_env(),
                           capture_output=True, text=True, timeout=timeout, check=False)
+
+
+class ServeProcess:
+    """``python -m aiotls serve ARGS`` as a subprocess on 127.0.0.1 (``--port 0`` unless
+    ``port`` is given: the port it bound is read from its "listening on" line).  Its
+    stdout is read as it comes, so a test can wait for a log line; :meth:`stop` ends it
+    (SIGTERM, then kill; this process only, by its PID)."""
+
+    def __init__(self, *args: str, cwd: str = ROOT, port: int = 0,
+                 timeout: float = SUBPROCESS_TIMEOUT) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "aiotls", "serve", "--host", "127.0.0.1",
+             "--port", str(port), *args],
+            cwd=cwd, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        self._lines: list[str] = []
+        self._lock = threading.Lock()
+        self._reader = threading.Thread(target=self._read, daemon=True,
+                                        name="serve-process-stdout")
+        self._reader.start()
+        try:
+            line = self.wait_for("listening on", timeout=timeout)
+        except AssertionError:
+            code, out, err = self.stop()
+            raise AssertionError(
+                f"serve did not start (exit status {code}):\n{out}\n{err}") from None
+        self.port = int(line.split("listening on ", 1)[1].split(" ", 1)[0].rsplit(":", 1)[1])
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            with self._lock:
+                self._lines.append(line.rstrip("\n"))
+
+    @property
+    def output(self) -> str:
+        """Everything it printed on stdout so far."""
+        with self._lock:
+            return "\n".join(self._lines)
+
+    def wait_for(self, fragment: str, *, timeout: float = 10.0, count: int = 1) -> str:
+        """Wait until ``count`` stdout lines contain ``fragment``; the last of them."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                found = [line for line in self._lines if fragment in line]
+            if len(found) >= count:
+                return found[count - 1]
+            if time.monotonic() > deadline or (self.proc.poll() is not None
+                                                and not self._reader.is_alive()):
+                raise AssertionError(f"serve printed {len(found)} of {count} lines with "
+                                     f"{fragment!r} within {timeout} s:\n{self.output}")
+            time.sleep(0.02)
+
+    def stop(self) -> tuple[int, str, str]:
+        """Stop the server (SIGTERM, then kill) and return (exit status, stdout, stderr)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self._reader.join(5)
+        assert self.proc.stderr is not None
+        err = self.proc.stderr.read()
+        self.proc.stderr.close()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        return self.proc.returncode, self.output + "\n", err

@@ -12,11 +12,9 @@ import io
 import os
 import pathlib
 import re
-import signal
 import socket
 import ssl
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -39,7 +37,7 @@ from aiotls.cli._render import TextRenderer
 from aiotls.errors import CertificateError
 from aiotls.events import ConnectionTerminated
 from tests.certs import CA
-from tests.helpers import ROOT, cli_env, pump, run_cli
+from tests.helpers import ServeProcess, pump, run_cli
 from tests.sockloop import require_openssl
 
 
@@ -96,44 +94,6 @@ def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-class ServeProcess:
-    """``python -m aiotls serve`` as a subprocess on a free loopback port."""
-
-    def __init__(self, *args: str) -> None:
-        self.port = _free_port()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "aiotls", "serve", "--host", "127.0.0.1",
-             "--port", str(self.port), *args],
-            cwd=ROOT, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )
-        self._wait_until_accepting(timeout=15.0)
-
-    def _wait_until_accepting(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                out, err = self.proc.communicate(timeout=5)
-                raise AssertionError(f"serve exited with {self.proc.returncode}:\n{out}\n{err}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise AssertionError(f"serve did not accept connections within {timeout} s")
-
-    def stop(self) -> tuple[int, str, str]:
-        """Stop the server (SIGTERM, then kill) and return (exit status, stdout, stderr)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            out, err = self.proc.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            out, err = self.proc.communicate(timeout=10)
-        return self.proc.returncode, out, err
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,10 @@ Commands, one module each::
     diagnose  probe what a server accepts and verify its certificate
 
 Each command computes result objects (frozen dataclasses of plain data) and hands them
-to the one renderer (:mod:`aiotls.cli._render`), which prints them as text.  Everything
-uses blocking sockets with a deadline on every wait, driving the sans-IO
-:class:`aiotls.TLSConnection` through :class:`aiotls.sync.Channel`.
+to the one renderer (:mod:`aiotls.cli._render`), which prints them as text.  The client
+commands use blocking sockets with a deadline on every wait, driving the sans-IO
+:class:`aiotls.TLSConnection` through :class:`aiotls.sync.Channel`; ``serve`` runs on
+aiotls's asyncio adapter (:mod:`aiotls.cli._serve_loop`).
 
 Exit status: 0 on success, 1 when the operation or a requested check fails (the error is
 printed as ``error:`` / ``likely cause:`` / ``fix:`` lines on stderr), 2 for usage errors.
@@ -40,6 +41,7 @@ examples:
   python -m aiotls demo                  server + client over loopback, with a report
   python -m aiotls demo --tls12 --key-type rsa
   python -m aiotls certs server.pem --hostname example.com --cafile ca.pem
+  python -m aiotls serve                 echo server with a development certificate
   python -m aiotls serve --cert server.pem --key server-key.pem --port 8443
   python -m aiotls connect localhost 8443 --cafile ca.pem --send hello
 

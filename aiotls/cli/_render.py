@@ -95,7 +95,9 @@ class TextRenderer:
             serve.Listening: self._serve_event, serve.ClientConnected: self._serve_event,
             serve.ClientHandshake: self._serve_event, serve.ClientCloseNotify: self._serve_event,
             serve.ClientClosed: self._serve_event, serve.ClientFailed: self._serve_event,
-            serve.AcceptFailed: self._serve_event, serve.Stopped: self._serve_event,
+            serve.ClientIdle: self._serve_event,
+            serve.TraceLine: self._serve_event, serve.ServerError: self._serve_event,
+            serve.Stopped: self._serve_event,
             diagnose.DiagnoseTarget: self._diagnose_target,
             diagnose.ProbeSection: self._probes,
             diagnose.CertificateCheck: self._certificate_check,
@@ -342,31 +344,64 @@ class TextRenderer:
     def _serve_event(self, event: object) -> None:
         line = self._line
         if isinstance(event, serve.Listening):
-            line(f"aiotls echo server listening on {event.host}:{event.port} (certificate "
-                 f"{event.subject}, {event.key}; at most {event.max_connections} connections "
-                 "at once; Ctrl-C to stop)")
+            self._listening(event)
         elif isinstance(event, serve.ClientConnected):
             line(f"[{event.client}] connected")
         elif isinstance(event, serve.ClientHandshake):
             sni = event.server_name or "none"
             if event.ignored_server_name is not None:
                 sni += f" (ignored the IP address {event.ignored_server_name} sent as SNI)"
+            cert = f" client-cert={event.client_certificate}" if event.client_certificate else ""
             line(f"[{event.client}] handshake OK: {event.version} {event.cipher} "
-                 f"{event.group or '?'} ALPN={event.alpn or 'none'} SNI={sni}")
+                 f"{event.group or '?'} ALPN={event.alpn or 'none'} SNI={sni}{cert}")
         elif isinstance(event, serve.ClientCloseNotify):
             line(f"[{event.client}] close_notify received and answered; echoed {event.echoed} "
                  "bytes")
         elif isinstance(event, serve.ClientClosed):
             line(f"[{event.client}] closed cleanly"
                  + (" (EOF without close_notify, tolerated)" if event.truncated else ""))
+        elif isinstance(event, serve.ClientIdle):
+            line(f"[{event.client}] idle for {event.seconds:g} s (--timeout): closed; echoed "
+                 f"{event.echoed} bytes")
         elif isinstance(event, serve.ClientFailed):
             first, *rest = error_lines(event.error)
             line("\n".join([f"[{event.client}] {first}",
                             *(f"[{event.client}]   {text}" for text in rest)]))
-        elif isinstance(event, serve.AcceptFailed):
-            line(f"accept failed: {event.detail}")
+        elif isinstance(event, serve.TraceLine):
+            line(f"trace: {event.text}")
+        elif isinstance(event, serve.ServerError):
+            line(f"server error: {event.detail}")
         elif isinstance(event, serve.Stopped):
             line("stopped")
+
+    def _listening(self, event: serve.Listening) -> None:
+        line = self._line
+        setup = event.setup
+        dev = setup.dev if setup is not None else None
+        if dev is not None:
+            line(f"Development certificate for {', '.join(dev.names)} in {dev.directory} "
+                 "(made because no --cert was given; for development only)")
+            line(f"  CA               {dev.ca_file}"
+                 + (" (reused)" if dev.ca_reused else " (new: clients must trust it)"))
+            if dev.client_cert_file is not None:
+                line(f"  client cert      {dev.client_cert_file} + {dev.client_key_file}")
+        line(f"aiotls echo server listening on {event.host}:{event.port} (certificate "
+             f"{event.subject}, {event.key}; at most {event.max_connections} connections "
+             "at once; Ctrl-C to stop)")
+        if setup is not None:
+            client = ("not asked for" if setup.client_ca is None else
+                      f"required, issued by a CA in {setup.client_ca}"
+                      if setup.require_client_cert else
+                      f"asked for (optional), verified against {setup.client_ca}")
+            line(f"  handshake timeout {setup.handshake_timeout:g} s, idle timeout "
+                 f"{setup.idle_timeout:g} s; client certificates: {client}")
+            if setup.keylog:
+                line(f"  key log          {setup.keylog} (secrets: for debugging only)")
+            if setup.trace:
+                line("  trace            on: each handshake message is printed")
+        if event.connect_command is not None:
+            line("Try it:")
+            line(f"  {event.connect_command}")
 
     # --- diagnose ------------------------------------------------------------------------
 

@@ -78,9 +78,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def create(names: tuple[str, ...], *, directory: str = DEFAULT_DIRECTORY,
-           client: str | None = None, key_type: KeyType = "ecdsa",
-           days: int = 90) -> CreateReport:
+def local_ca(directory: str) -> tuple[CA, str, bool]:
+    """The development CA kept in ``directory`` (``ca.pem`` + ``ca-key.pem``), made and
+    written there first if it is not there yet: ``(ca, ca_file, reused)``."""
     os.makedirs(directory, exist_ok=True)
     ca_file = os.path.join(directory, "ca.pem")
     ca_key_file = os.path.join(directory, "ca-key.pem")
@@ -92,6 +92,13 @@ def create(names: tuple[str, ...], *, directory: str = DEFAULT_DIRECTORY,
         ca = CA(name="aiotls development CA", valid_for=datetime.timedelta(days=3650))
         ca.write(directory)
         ca.write_key(directory)
+    return ca, ca_file, reused
+
+
+def create(names: tuple[str, ...], *, directory: str = DEFAULT_DIRECTORY,
+           client: str | None = None, key_type: KeyType = "ecdsa",
+           days: int = 90) -> CreateReport:
+    ca, ca_file, reused = local_ca(directory)
     not_after = utcnow() + datetime.timedelta(days=days)
     server = ca.issue(*names, key_type=key_type, not_after=not_after)
     cert_file, key_file = server.write(directory, "server")

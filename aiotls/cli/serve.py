@@ -1,27 +1,25 @@
-"""``serve``: a TLS echo server, one thread per connection.
+"""``serve``: the command line of the TLS echo server (:mod:`aiotls.cli._serve_loop`).
 
-:func:`serve` accepts connections until interrupted and reports what happens as events
-(:class:`Listening`, :class:`ClientConnected`, :class:`ClientHandshake`, ...) handed to
-``emit`` -- from several threads, so ``emit`` must be thread-safe.  Nothing here prints.
+Turns the options into a server context -- with a development CA and certificate made in
+``--dev-dir`` when no ``--cert`` is given, the client CA for ``--require-client-cert``,
+the key log, the ALPN protocols, the versions -- and runs the server, whose events the
+renderer prints.  ``--trace`` prints the records of logger ``aiotls.trace``.
 """
 
 from __future__ import annotations
 
 import argparse
-import signal
-import socket
+import asyncio
+import ipaddress
+import logging
+import os
 import ssl
-import threading
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from types import FrameType
-from typing import Any
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
-from ..connection import TLSConnection
 from ..context import TLSContext
 from ..errors import TLSError
-from ..events import CloseNotifyReceived, ConnectionTerminated, DataReceived
+from . import certs_create
 from ._args import (
     Render,
     add_version_options,
@@ -32,165 +30,77 @@ from ._args import (
     text,
     version_option,
 )
-from ._common import (
-    EXIT_OK,
-    CLIChannel,
-    CLIError,
-    ErrorInfo,
-    error_info,
-    load_certificates,
-    set_versions,
+from ._common import EXIT_OK, CLIError, UsageError, set_versions
+from ._serve_loop import (
+    ClientClosed,
+    ClientCloseNotify,
+    ClientConnected,
+    ClientFailed,
+    ClientHandshake,
+    ClientIdle,
+    DevCertificates,
+    Emit,
+    Listening,
+    ServerError,
+    ServeSetup,
+    Stopped,
+    TraceLine,
+    connect_command,
+    serve,
 )
-from ._facts import certificate_facts, utcnow
+
+__all__ = [
+    "ClientCloseNotify", "ClientClosed", "ClientConnected", "ClientFailed", "ClientHandshake",
+    "ClientIdle", "DevCertificates", "Listening", "ServeSetup", "ServerError",
+    "Stopped", "TraceLine", "connect_command", "register", "run", "serve",
+]
+
+#: The names of the development certificate (besides a specific --host).
+DEV_NAMES = ("localhost", "127.0.0.1", "::1")
 
 
-@dataclass(frozen=True)
-class Listening:
-    host: str
-    port: int
-    subject: str
-    """The server certificate's subject."""
-    key: str
-    max_connections: int
+# --- the handshake trace ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ClientConnected:
-    client: str
-    """``address:port``."""
-
-
-@dataclass(frozen=True)
-class ClientHandshake:
-    client: str
-    version: str
-    cipher: str
-    group: str | None
-    alpn: str | None
-    server_name: str | None
-    ignored_server_name: str | None
-    """An IP address the client sent as SNI, which the server ignored (RFC 6066)."""
-
-
-@dataclass(frozen=True)
-class ClientCloseNotify:
-    client: str
-    echoed: int
-    """Bytes echoed on the connection."""
-
-
-@dataclass(frozen=True)
-class ClientClosed:
-    client: str
-    truncated: bool
-    """The client closed the TCP connection without close_notify (tolerated)."""
-
-
-@dataclass(frozen=True)
-class ClientFailed:
-    client: str
-    error: ErrorInfo
-
-
-@dataclass(frozen=True)
-class AcceptFailed:
-    detail: str
-
-
-@dataclass(frozen=True)
-class Stopped:
-    pass
-
-
-Emit = Callable[[object], None]
-
-
-def _serve_one(sock: socket.socket, client: str, ctx: TLSContext, timeout: float, emit: Emit,
-               done: Callable[[], None]) -> None:
+@contextmanager
+def _trace_to(emit: Emit) -> Iterator[None]:
+    """Print the handshake trace (records of logger ``aiotls.trace`` at INFO and above) as
+    :class:`TraceLine` events while the server runs."""
+    handler = _TraceHandler(emit)
+    logger = logging.getLogger("aiotls.trace")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
     try:
-        with sock:
-            conn = TLSConnection(ctx, server_side=True)
-            channel = CLIChannel(sock, conn, peer=client, io_timeout=timeout)
-            hs = channel.handshake(time.monotonic() + timeout)
-            emit(ClientHandshake(client, hs.version, hs.cipher, hs.group, hs.alpn_protocol,
-                                 hs.server_name, conn.ignored_server_name))
-            echoed = 0
-            while True:
-                event = channel.next_event(time.monotonic() + timeout, "waiting for data")
-                if isinstance(event, DataReceived):
-                    channel.send(event.data)
-                    echoed += len(event.data)
-                elif isinstance(event, CloseNotifyReceived):
-                    emit(ClientCloseNotify(client, echoed))
-                elif isinstance(event, ConnectionTerminated):
-                    emit(ClientClosed(client, event.truncated))
-                    return
-    except (TLSError, CLIError) as err:
-        emit(ClientFailed(client, error_info(err)))
-    except Exception as exc:  # keep serving other clients
-        emit(ClientFailed(client, ErrorInfo(f"unexpected {type(exc).__name__}: {exc}",
-                                            code="internal-error")))
+        yield
     finally:
-        done()
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
-def _accept_loop(listener: socket.socket, slots: threading.BoundedSemaphore, ctx: TLSContext,
-                 timeout: float, emit: Emit, stop: threading.Event) -> None:
-    """Accept connections until ``stop`` is set, one thread each, never more than ``slots``
-    at once."""
-    while not stop.is_set():
-        if not slots.acquire(timeout=0.5):
-            continue  # all slots busy: wait (new clients queue in the listen backlog)
+class _TraceHandler(logging.Handler):
+    def __init__(self, emit: Emit) -> None:
+        super().__init__(logging.INFO)
+        self.emit_event = emit
+
+    def emit(self, record: logging.LogRecord) -> None:
         try:
-            sock, peer = listener.accept()
-        except TimeoutError:
-            slots.release()
-            continue
-        except OSError as exc:
-            slots.release()
-            emit(AcceptFailed(str(exc)))
-            time.sleep(0.1)
-            continue
-        client = f"{peer[0]}:{peer[1]}"
-        emit(ClientConnected(client))
-        threading.Thread(target=_serve_one, name=f"aiotls-serve-{client}", daemon=True,
-                         args=(sock, client, ctx, timeout, emit, slots.release)).start()
+            self.emit_event(TraceLine(record.getMessage()))
+        except Exception:  # (as logging.Handler does: a broken record must not stop serving)
+            self.handleError(record)
 
 
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
+def _enable_trace(ctx: TLSContext) -> None:
+    """Switch on the handshake trace for the connections of ``ctx`` (``--trace``).
+
+    The per-context switch comes with the trace feature (issue 15, developed alongside):
+    it is set here, once it exists, as ``ctx.trace_handshakes = True``.  Until then the
+    records of logger ``aiotls.trace`` -- whatever emits them -- are printed all the same.
+    """
+    del ctx
 
 
-def serve(ctx: TLSContext, certfile: str, *, host: str, port: int, max_connections: int,
-          timeout: float, emit: Emit, stop: threading.Event | None = None) -> None:
-    """Echo for every client until Ctrl-C, SIGTERM or ``stop`` is set (checked twice a
-    second), then emit :class:`Stopped`.  Connections still open are left to finish on
-    their own (daemon threads, each bounded by ``timeout``)."""
-    try:
-        listener = socket.create_server((host, port))
-    except OSError as exc:
-        raise CLIError(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
-                       cause="the port is in use, or the address is not local to this machine",
-                       hint="pick another --port or --host", code="listen-failed") from None
-    slots = threading.BoundedSemaphore(max_connections)
-    previous: Any = None
-    if threading.current_thread() is threading.main_thread():
-        # SIGTERM stops the server like Ctrl-C does: "stopped", exit status 0.
-        previous = signal.signal(signal.SIGTERM, _on_sigterm)
-    try:
-        with listener:
-            listener.settimeout(0.5)  # wake up regularly so Ctrl-C is handled promptly
-            bound_host, bound_port = listener.getsockname()[:2]
-            leaf = certificate_facts(load_certificates(certfile)[0], utcnow())
-            emit(Listening(bound_host, bound_port, leaf.subject, leaf.public_key,
-                           max_connections))
-            _accept_loop(listener, slots, ctx, timeout, emit, stop or threading.Event())
-    except KeyboardInterrupt:
-        pass
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-    emit(Stopped())
+# --- the command --------------------------------------------------------------------------------
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -198,34 +108,160 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "serve", formatter_class=formatter,
         help="run a TLS echo server",
         description=text("""
-            Serve TLS on HOST:PORT and echo back whatever each client sends, one thread
-            per connection (at most --max-connections at once).  Logs handshakes,
-            closes and errors.  Stop it with Ctrl-C.
+            Serve TLS on HOST:PORT and echo back whatever each client sends, on one event
+            loop (aiotls's asyncio adapter).  Logs handshakes, closes, and every failed
+            handshake with its cause from the server's side.  Without --cert it makes a
+            development CA and certificate (in --dev-dir) and prints the connect command
+            that trusts them.  Stop it with Ctrl-C.
         """),
     )
-    parser.add_argument("--cert", required=True, metavar="FILE",
-                        help="certificate chain, PEM, leaf first")
-    parser.add_argument("--key", required=True, metavar="FILE", help="private key, PEM")
+    parser.add_argument("--cert", metavar="FILE",
+                        help="certificate chain, PEM, leaf first (default: a development "
+                        "certificate for localhost, made in --dev-dir)")
+    parser.add_argument("--key", metavar="FILE", help="the certificate's private key, PEM")
+    parser.add_argument("--dev-dir", default=certs_create.DEFAULT_DIRECTORY, metavar="DIR",
+                        help="where the development CA and certificates go without --cert "
+                        f"(default: ./{certs_create.DEFAULT_DIRECTORY}; an existing CA there "
+                        "is reused)")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default: 127.0.0.1)")
     parser.add_argument("--port", type=port_number, default=8443,
                         help="port to listen on (default: 8443; 0 picks a free one)")
     parser.add_argument("--alpn", metavar="PROTO", action="append",
                         help="accept this ALPN protocol (repeat for several)")
-    parser.add_argument("--max-connections", type=positive_int, default=16, metavar="N",
-                        help="serve at most N connections at once (default: 16)")
+    parser.add_argument("--require-client-cert", action="store_true",
+                        help="require a client certificate issued by the CA in --cafile "
+                        "(mutual TLS; default CA: the development CA)")
+    parser.add_argument("--cafile", metavar="FILE",
+                        help="CA certificates that issue client certificates (asks clients "
+                        "for one; required only with --require-client-cert)")
+    parser.add_argument("--handshake-timeout", type=positive, default=10.0, metavar="SECONDS",
+                        help="close a connection whose handshake is not done by then "
+                        "(default: 10)")
     parser.add_argument("--timeout", type=positive, default=30.0, metavar="SECONDS",
-                        help="drop a connection idle for this long (default: 30)")
+                        help="close a connection idle for this long after its handshake "
+                        "(default: 30)")
+    parser.add_argument("--max-connections", type=positive_int, default=1000, metavar="N",
+                        help="serve at most N connections at once; more wait to be accepted "
+                        "(default: 1000)")
+    parser.add_argument("--keylog", metavar="FILE",
+                        help="append the connections' secrets to FILE (NSS key log format, "
+                        "for Wireshark)")
+    parser.add_argument("--trace", action="store_true",
+                        help="print each handshake message as it is sent and received")
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio",
+                        help="the event loop (default: asyncio)")
     add_version_options(parser)
     parser.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace, render: Render) -> int:
+def _unspecified(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        return False
+
+
+def _dev_certificates(args: argparse.Namespace) -> DevCertificates:
+    names: tuple[str, ...] = DEV_NAMES
+    if args.host not in names and not _unspecified(args.host):
+        names = (*names, args.host)  # (a specific address or host name to listen on)
+    try:
+        ca, ca_file, reused = certs_create.local_ca(args.dev_dir)
+        cert_file, key_file = ca.issue(*names).write(args.dev_dir, "serve")
+        client: tuple[str | None, str | None] = (None, None)
+        if args.require_client_cert:
+            client = ca.issue("aiotls development client", server=False,
+                              client=True).write(args.dev_dir, "serve-client")
+    except (OSError, ValueError) as exc:
+        raise CLIError(f"cannot make development certificates in {args.dev_dir!r}: "
+                       f"{getattr(exc, 'strerror', None) or exc}",
+                       cause="the directory is not writable, or its ca.pem / ca-key.pem are "
+                       "damaged", hint="pick another --dev-dir, or pass --cert and --key",
+                       code="dev-certificates-failed") from None
+    return DevCertificates(os.path.abspath(args.dev_dir), os.path.abspath(ca_file), reused,
+                           cert_file, key_file, names, *client)
+
+
+def _load_server_certificate(ctx: TLSContext, cert: str, key: str | None) -> None:
+    try:
+        ctx.load_cert_chain(cert, key)
+    except (OSError, ValueError, TLSError, ssl.SSLError) as exc:
+        detail = getattr(exc, "what", None) or getattr(exc, "strerror", None) or str(exc)
+        raise CLIError(
+            f"cannot use --cert {cert!r}" + (f" --key {key!r}" if key else "") + f": {detail}",
+            cause="a file is missing or unreadable, the two are swapped, the key does not "
+            "match the certificate, or the key is encrypted",
+            hint="--cert takes the certificate chain (PEM, leaf first) and --key its private "
+            "key (PEM, unencrypted); 'python -m aiotls certs FILE' shows what a file holds",
+            code="server-certificate-unusable") from None
+
+
+def server_context(args: argparse.Namespace) -> tuple[TLSContext, str, ServeSetup]:
+    """The server context for the command line, the certificate file, and the setup."""
+    if args.key is not None and args.cert is None:
+        raise UsageError("--key was given without --cert",
+                         hint="give the certificate with --cert FILE and its key with --key "
+                         "FILE, or neither for a development certificate")
+    dev = _dev_certificates(args) if args.cert is None else None
+    cert, key = (dev.cert_file, dev.key_file) if dev is not None else (args.cert, args.key)
+    client_ca = args.cafile or (dev.ca_file if dev is not None and args.require_client_cert
+                                else None)
+    if args.require_client_cert and client_ca is None:
+        raise UsageError("--require-client-cert needs --cafile FILE",
+                         cause="with --cert the server has no CA of its own to trust client "
+                         "certificates from",
+                         hint="pass --cafile with the CA that issues the client certificates "
+                         "('python -m aiotls certs create NAME --client CLIENT' makes both)")
     ctx = TLSContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(args.cert, args.key)
+    _load_server_certificate(ctx, cert, key)
+    if client_ca is not None:
+        try:
+            ctx.load_verify_locations(cafile=client_ca)
+        except (OSError, ValueError, TLSError, ssl.SSLError) as exc:
+            detail = getattr(exc, "what", None) or getattr(exc, "strerror", None) or str(exc)
+            raise CLIError(f"cannot use --cafile {client_ca!r}: {detail}",
+                           cause="the file is missing, unreadable or holds no PEM certificate",
+                           hint="pass the CA certificate (PEM) that issues the client "
+                           "certificates", code="client-ca-unusable") from None
+        ctx.verify_mode = ssl.CERT_REQUIRED if args.require_client_cert else ssl.CERT_OPTIONAL
+    ctx.suppress_ragged_eofs = True  # (an echo server has no message a truncation could cut)
     if args.alpn:
         ctx.set_alpn_protocols(args.alpn)
+    if args.keylog:
+        ctx.keylog_filename = args.keylog
+    if args.trace:
+        _enable_trace(ctx)
     set_versions(ctx, version_option(args))
-    serve(ctx, args.cert, host=args.host, port=args.port, max_connections=args.max_connections,
-          timeout=args.timeout, emit=render)
+    setup = ServeSetup(handshake_timeout=args.handshake_timeout, idle_timeout=args.timeout,
+                       client_ca=client_ca, require_client_cert=args.require_client_cert,
+                       keylog=args.keylog, trace=args.trace, dev=dev,
+                       version_flag="--tls12" if args.tls12 else "--tls13" if args.tls13 else None)
+    return ctx, cert, setup
+
+
+def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    if name != "uvloop":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        raise CLIError("--loop uvloop: uvloop is not installed",
+                       cause="uvloop is an optional dependency",
+                       hint="install uvloop, or leave out --loop", code="uvloop-missing") from None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
+def run(args: argparse.Namespace, render: Render) -> int:
+    ctx, cert, setup = server_context(args)
+    factory = _loop_factory(args.loop)
+    with _trace_to(render) if args.trace else _no_trace():
+        serve(ctx, cert, host=args.host, port=args.port, max_connections=args.max_connections,
+              timeout=args.timeout, emit=render, setup=setup, loop_factory=factory)
     return EXIT_OK
+
+
+@contextmanager
+def _no_trace() -> Iterator[None]:
+    yield
