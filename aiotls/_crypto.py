@@ -406,6 +406,13 @@ def certificate_ec_key(der: bytes) -> tuple[str, Any] | None:
     return None
 
 
+def load_pkcs7_certificates(data: bytes) -> list[x509.Certificate]:
+    """The certificates of a PKCS#7 bundle, PEM or DER (ValueError if it is neither)."""
+    from cryptography.hazmat.primitives.serialization import pkcs7
+    pem = data.lstrip().startswith(b"-----")
+    return (pkcs7.load_pem_pkcs7_certificates if pem else pkcs7.load_der_pkcs7_certificates)(data)
+
+
 def load_der_certificate(der: bytes) -> x509.Certificate:
     """Parse a DER certificate from a peer, without cryptography's deprecation warnings
     (peers send odd certificates; problems are reported as verification errors).
@@ -634,8 +641,7 @@ TESTING_KEY_TYPES = ("ecdsa", "ecdsa-p384", "rsa", "ed25519")
 
 
 def generate_private_key(kind: str) -> PrivateKey:
-    """A fresh private key: ``ecdsa`` (P-256), ``ecdsa-p384``, ``rsa`` (2048 bits) or
-    ``ed25519``."""
+    """A fresh private key: ``ecdsa`` (P-256), ``ecdsa-p384``, ``rsa`` (2048), ``ed25519``."""
     if kind == "ecdsa":
         return ec.generate_private_key(ec.SECP256R1())
     if kind == "ecdsa-p384":

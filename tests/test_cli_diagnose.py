@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
-from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
 
 import aiotls
 from tests.certs import CA, Issued
@@ -254,10 +254,12 @@ def test_alpn_refused_with_an_alert(pki: Dir) -> None:
 
 # --- the certificate and its chain ---------------------------------------------------------
 
-def test_missing_intermediate_fetched_from_its_ca_issuers_url(pki: Dir,
-                                                              s_server: Callable[..., int]) -> None:
+@pytest.mark.parametrize("form", ["der", "p7c"])
+def test_missing_intermediate_fetched_from_its_ca_issuers_url(
+        pki: Dir, s_server: Callable[..., int], form: str) -> None:
     intermediate = CA(name="diagnose test intermediate", parent=pki.ca)
-    der = intermediate.cert.public_bytes(Encoding.DER)
+    der = intermediate.cert.public_bytes(Encoding.DER) if form == "der" else \
+        pkcs7.serialize_certificates([intermediate.cert], Encoding.DER)  # (what some CAs serve)
     answer = (b"HTTP/1.1 200 OK\r\nContent-Type: application/pkix-cert\r\nContent-Length: "
               + str(len(der)).encode() + b"\r\nConnection: close\r\n\r\n" + der)
     with plaintext_server(answer=answer) as http_port:

@@ -19,7 +19,6 @@ import urllib.request
 from dataclasses import dataclass
 
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.oid import AuthorityInformationAccessOID
 
 from .. import _crypto
@@ -71,7 +70,7 @@ def fetch_issuer(url: str, timeout: float) -> list[x509.Certificate]:
     if len(data) > FETCH_LIMIT:
         return []
     for load in (lambda d: [x509.load_der_x509_certificate(d)], x509.load_pem_x509_certificates,
-                 pkcs7.load_der_pkcs7_certificates, pkcs7.load_pem_pkcs7_certificates):
+                 _crypto.load_pkcs7_certificates):
         with contextlib.suppress(ValueError, TypeError):
             return list(load(data))
     return []
