@@ -250,6 +250,12 @@ def test_alpn_refused_with_an_alert(pki: Dir) -> None:
                         "protocols offered (h2, http/1.1) and refuses the handshake (alert "
                         "no_application_protocol)")
     assert "OK: the chain is trusted" in d.out  # (checked again, without ALPN)
+    with stdlib_tls_server(ctx, parallel=True) as port:
+        connect = run_cli("connect", f"localhost:{port}", "--cafile", pki.ca_file,
+                          "--alpn", "h2")
+    assert connect.returncode == 1
+    assert "fix: offer a protocol the server speaks with --alpn PROTO" in connect.stderr
+    assert "set_alpn_protocols" not in connect.stderr  # (the command line's words)
 
 
 # --- the certificate and its chain ---------------------------------------------------------

@@ -114,6 +114,9 @@ _CLIENT_HINTS = {
     "protocol-version": "upgrade the server to TLS 1.2 or 1.3 ('python -m aiotls diagnose HOST' "
     "shows which versions it offers)",
     "not-tls": "check the host and port: the server does not speak TLS there",
+    "alert-no-application-protocol": "offer a protocol the server speaks with --alpn PROTO ("
+    "'python -m aiotls diagnose HOST --alpn PROTO' checks one), or leave --alpn out",
+    "alert-unrecognized-name": "send a name the server serves with --servername NAME",
 }
 
 
