@@ -532,6 +532,7 @@ class TLSConnection(_RecordReceiver):
     def _terminate(self, err: TLSError | None, truncated: bool = False) -> None:
         if not self._terminated:
             self._terminated = True
+            self._engine.ended(err)
             self._event(ConnectionTerminated(error=err, truncated=truncated))
 
     def _advance(self) -> None:

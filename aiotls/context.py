@@ -266,6 +266,7 @@ class TLSContext(ssl.SSLContext):
         self._sealer: Any = None
         self._refusal_logged = False
         self._keylog: KeyLogFile | None = None
+        self._trace_handshakes = _trace_from_environment()
 
 
     # --- change tracking ------------------------------------------------------------------------
@@ -860,6 +861,21 @@ class TLSContext(ssl.SSLContext):
         self._keylog = log
 
     @property
+    def trace_handshakes(self) -> bool:
+        """Log each connection's handshake, step by step, on the ``aiotls.trace`` logger
+        (INFO): every message sent and received with its key fields, alerts with their
+        direction and meaning, the time of each step, and how the handshake ended.  Off
+        by default; a context made while the ``AIOTLS_TRACE`` environment variable is
+        ``1`` starts with it on.  The lines go wherever logging sends them: add a handler
+        (``logging.basicConfig()``).  No secrets are logged.  See
+        docs/troubleshooting.md, "Tracing a handshake"."""
+        return self._trace_handshakes
+
+    @trace_handshakes.setter
+    def trace_handshakes(self, value: bool) -> None:
+        self._trace_handshakes = _check_bool(value, "trace_handshakes")
+
+    @property
     def sni_callback(self) -> Any:
         """Server name callbacks are not available yet: always ``None``."""
         return None
@@ -1077,6 +1093,13 @@ def _is_ca(cert: x509.Certificate) -> bool:
             return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
     except x509.ExtensionNotFound:
         return False
+
+
+def _trace_from_environment() -> bool:
+    """``AIOTLS_TRACE=1`` (any value but ``0`` or empty; read as each context is made,
+    ignored under ``python -E``)."""
+    return os.environ.get("AIOTLS_TRACE", "0") not in ("", "0") \
+        and not sys.flags.ignore_environment
 
 
 def create_default_context(

@@ -311,7 +311,7 @@ X509_V_ERR_IP_ADDRESS_MISMATCH = 64
 
 
 _A = AlertDescription
-_TRACE = "'python -m aiotls connect HOST PORT'"
+_TRACE = "'python -m aiotls connect --trace HOST PORT'"
 _CERTS = "'python -m aiotls certs FILE'"
 
 # --- alert → error translation -----------------------------------------------------------------

@@ -328,20 +328,25 @@ def test_idle_connections_are_closed(tmp_path: pathlib.Path) -> None:
     assert "idle for 1 s (--timeout): closed; echoed 3 bytes" in line
 
 
-def test_trace_prints_the_trace_logger(tmp_path: pathlib.Path) -> None:
-    """--trace prints, through serve's output, what the ``aiotls.trace`` logger records."""
+def test_trace_prints_each_handshake(tmp_path: pathlib.Path) -> None:
+    """--trace: serve's output carries each connection's handshake, message by message."""
     proc = ServeProcess("--trace", cwd=str(tmp_path))
     try:
         proc.wait_for("trace            on")
+        assert _echo_once(proc.port, _ca(tmp_path)) == b"ping"
+        proc.wait_for("handshake complete", timeout=10)
     finally:
-        proc.stop()
+        code, out, err = proc.stop()
+    assert code == 0, out + err
+    steps = [line for line in out.splitlines() if "trace:" in line]
+    for message in ("client -> server  ClientHello", "server -> client  ServerHello",
+                    "server -> client  Certificate", "client -> server  Finished"):
+        assert any(message in line for line in steps), (message, steps)
     events: list[object] = []
-    logger = logging.getLogger("aiotls.trace")
     with cli_serve._trace_to(events.append):
-        logger.info("server <- ClientHello (%d bytes)", 512)
-        logger.debug("too detailed")
-    logger.info("after the server stopped")
-    assert events == [cli_serve.TraceLine("server <- ClientHello (512 bytes)")]
+        logging.getLogger("aiotls.trace").debug("too detailed")
+    logging.getLogger("aiotls.trace").info("after the server stopped")
+    assert events == []
 
 
 def test_help_names_every_option() -> None:

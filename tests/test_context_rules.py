@@ -532,6 +532,26 @@ def row_keylog_filename(pki: PKI) -> None:
             assert "CLIENT_TRAFFIC_SECRET_0 " in f.read()  # (tests/test_keylog.py: the rest)
 
 
+def row_trace_handshakes(pki: PKI) -> None:
+    import logging
+
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("aiotls.trace")
+    logger.addHandler(handler)
+    try:
+        cctx = pki.client_context()
+        _ok(*handshake(cctx, pki.server_context()))
+        assert records == []  # (off by default: tests/test_trace.py has the rest)
+        cctx.trace_handshakes = True
+        assert cctx.trace_handshakes
+        _ok(*handshake(cctx, pki.server_context()))
+        assert "ClientHello" in records[0].getMessage()
+    finally:
+        logger.removeHandler(handler)
+
+
 def row_sni_callback(pki: PKI) -> None:
     _refused_setting(pki, "sni_callback", lambda *args: None, None)
 
@@ -761,7 +781,7 @@ def test_prepared_settings_are_kept_until_a_change(pki: PKI) -> None:
     ("num_tickets", -1), ("num_tickets", "2"), ("session_ticket_lifetime", 0),
     ("session_ticket_lifetime", 604801), ("max_handshake_size", 10),
     ("suppress_ragged_eofs", "yes"), ("post_handshake_auth", None),
-    ("require_extended_master_secret", "no"),
+    ("require_extended_master_secret", "no"), ("trace_handshakes", "yes"),
 ])
 def test_invalid_values_are_refused_when_set(attr: str, bad: object) -> None:
     ctx = aiotls.TLSContext(ssl.PROTOCOL_TLS_SERVER)

@@ -99,7 +99,7 @@ class _Flight:
     the flight goes to tlslite's method, it installs the same keys anew), each message
     parsed and checked as tlslite would when it arrives, the transcript kept apart."""
 
-    __slots__ = ("certificate", "conn", "encrypted_records", "expected", "extensions",
+    __slots__ = ("ccs", "certificate", "conn", "encrypted_records", "expected", "extensions",
                  "finished", "handshake", "messages", "pos", "prf_name", "prf_size",
                  "server_hs", "settings", "transcript")
 
@@ -112,6 +112,7 @@ class _Flight:
         self.prf_size = prf_size
         self.pos = 0  # bytes of the inbox read (the flight takes them once it is whole)
         self.encrypted_records = 0
+        self.ccs = False  # (a middlebox ChangeCipherSpec came first)
         self.handshake = bytearray()  # handshake bytes opened and not yet a whole message
         self.expected = [HandshakeType.encrypted_extensions, HandshakeType.finished] \
             if resuming else [HandshakeType.encrypted_extensions, HandshakeType.certificate,
@@ -153,6 +154,7 @@ class _Flight:
                 # the middlebox ChangeCipherSpec, before the protected records only
                 if self.encrypted_records or not self.conn._middlebox_compat_mode:
                     return None
+                self.ccs = True
             elif kind == ContentType.handshake:
                 handshake += content
                 self.encrypted_records += 1
@@ -252,6 +254,8 @@ class LeanClient13(_Hooks):  # type: ignore[misc]
         layer = self._recordLayer
         del layer._recordSocket._inbox()[:flight.pos]
         layer.early_data_ok = False
+        if self._aiotls_trace is not None:
+            self._aiotls_trace.received_flight(flight.ccs, flight.messages)
         self._handshake_hash = flight.transcript
         if self._aiotls_first_finished is None:
             self._aiotls_first_finished = bytes(flight.finished.verify_data)

@@ -32,22 +32,15 @@ from tlslite.constants import (
     GroupName,
     HandshakeType,
 )
-from tlslite.messages import (
-    Alert,
-)
+from tlslite.messages import Alert
 
 from .. import _crypto, _verify
 from .. import _record as _record_mod
 from .._record import RecordError, handshake_fragment_pending
 from .._record import RecordLayer as RecordProtection
 from ..context import SUITES_BY_ID, TLSContext
-from ..errors import (
-    AlertDescription,
-    PeerMisbehaved,
-    TLSError,
-    TLSUsageError,
-)
-from . import keylog
+from ..errors import AlertDescription, PeerMisbehaved, TLSError, TLSUsageError
+from . import keylog, trace
 from .accel import _FAST_GROUPS
 from .codec import SwitchedParser
 from .common import _ALERT, _CERT_OPTIONAL, _CERT_REQUIRED, _CLOSE_NOTIFY, _VERSION_NAMES, WANT_READ
@@ -133,7 +126,7 @@ def _oversized_message(buffered: bytes | bytearray) -> tuple[str, int, int] | No
     return None
 
 
-class Engine:
+class Engine(trace.Traced):
     """One TLS connection's protocol engine; used only by :class:`aiotls.TLSConnection`."""
 
     def __init__(
@@ -160,6 +153,8 @@ class Engine:
             tl._aiotls_tickets = ctx._ticket_sealer()
         if ctx._keylog is not None:
             keylog.attach(tl, ctx._keylog)
+        if ctx._trace_handshakes:
+            trace.attach(tl, server_side=server_side, server_hostname=server_hostname, now=now)
         self._tl = tl
         self.handshake_done = False
         self.failed = False
@@ -415,6 +410,8 @@ class Engine:
             return False
         for message, ticket in kept:
             tl._handshake_hash.update(message)
+            if tl._aiotls_trace is not None:
+                tl._aiotls_trace.received(ContentType.handshake, message)
             ticket.time = tl._aiotls_now().timestamp()
             tl.tickets.append(ticket)
         return True

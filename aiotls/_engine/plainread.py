@@ -83,5 +83,7 @@ class PlainHellos(_Hooks):  # type: ignore[misc]
             return None
         del inbox[:5 + length]
         self._handshake_hash.update(data)
+        if self._aiotls_trace is not None:
+            self._aiotls_trace.received(ContentType.handshake, data)
         self._aiotls_plain_reads += 1
         return message

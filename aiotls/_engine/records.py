@@ -199,6 +199,8 @@ class _RecordLayer(RecordLayer):  # type: ignore[misc]
     #: Called with the client's and server's traffic secrets at each TLS 1.3 key change
     #: when the context logs keys (keylog.attach).
     _aiotls_keylog: Any = None
+    #: The connection's handshake trace (trace.attach), shown every record's plaintext.
+    _aiotls_trace: Any = None
 
     def __init__(self, sock: Any, records: RecordProtection) -> None:
         self.records = records
@@ -283,6 +285,8 @@ class _RecordLayer(RecordLayer):  # type: ignore[misc]
         inner plaintext, header as additional data, IV XOR sequence number, RFC 8446
         5.2-5.3; TLS 1.2: RFC 5288/7905); plaintext records and CCS are tlslite's."""
         content_type = msg.contentType
+        if self._aiotls_trace is not None:
+            self._aiotls_trace.sent(content_type, msg.write())
         if self.records._write is None or content_type == ContentType.change_cipher_spec:
             yield from super().sendRecord(msg)
             return
@@ -325,6 +329,8 @@ class _RecordLayer(RecordLayer):  # type: ignore[misc]
                 if result is None:
                     continue  # a declined 0-RTT record was skipped
             header, parser = result
+            if self._aiotls_trace is not None:
+                self._aiotls_trace.received(header.type, parser.bytes[parser.index:])
             if header.type != ContentType.alert:
                 yield result
                 return

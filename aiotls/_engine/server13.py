@@ -395,7 +395,8 @@ class LeanServer13(_Hooks):  # type: ignore[misc]
         if record is _WAIT or record is None:
             return record
         kind, message, end = record
-        if kind == ContentType.change_cipher_spec:
+        ccs = kind == ContentType.change_cipher_spec
+        if ccs:
             if not self._middlebox_compat_mode:
                 return None
             record = layer.read_ahead(end)
@@ -411,6 +412,8 @@ class LeanServer13(_Hooks):  # type: ignore[misc]
         del layer._recordSocket._inbox()[:end]
         layer.early_data_ok = False
         self._handshake_hash.update(message)
+        if self._aiotls_trace is not None:
+            self._aiotls_trace.received_flight(ccs, [message])
         verify_data = message[4:]
         if self._aiotls_first_finished is None:
             self._aiotls_first_finished = verify_data

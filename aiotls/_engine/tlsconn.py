@@ -160,6 +160,8 @@ class _TLSLiteConnection(VerificationHooks, TicketHooks, LeanClientHello, PlainH
     #: connection by (noted only when keys are logged).
     _aiotls_client_random: bytes | None = None
     _aiotls_keylog: Any = None
+    #: The handshake trace (trace.attach), also the record layer's; None when off.
+    _aiotls_trace: Any = None
     #: RFC 7627 required of TLS 1.2 peers (TLSContext.require_extended_master_secret).
     _aiotls_require_ems = True
     #: (id(settings), id(key), version, certificate type, ECDSA curve) -> ((settings, key),
@@ -270,6 +272,8 @@ class _TLSLiteConnection(VerificationHooks, TicketHooks, LeanClientHello, PlainH
         super()._handshakeDone(resumed)
         if self._aiotls_keylog is not None:
             keylog.handshake_done(self)
+        if self._aiotls_trace is not None:
+            self._aiotls_trace.done(self)
 
     #: The peer's hello as far as errors need it (see translate.py, which must not read
     #: tlslite's message texts): the highest version it offered or chose, and whether a

@@ -239,7 +239,7 @@ def translate(engine: Any, exc: BaseException) -> TLSError:
         return InternalError(
             f"internal error in the TLS engine: {type(exc).__name__}: {_safe_str(exc)}",
             cause="a bug in aiotls or tlslite-ng, possibly triggered by unusual peer input",
-            hint="please report it with the handshake trace (python -m aiotls connect HOST PORT)",
+            hint="please report it with the handshake trace (python -m aiotls connect --trace HOST PORT)",
             alert=AlertDescription.internal_error, code="internal-error",
         )
     engine.fail(alert)

@@ -92,6 +92,7 @@ class TextRenderer:
             certs_create.CreateReport: self._created,
             connect.ConnectTarget: self._connect_target,
             connect.ConnectReport: self._connect,
+            connect.HandshakeTrace: self._trace,
             serve.Listening: self._serve_event, serve.ClientConnected: self._serve_event,
             serve.ClientHandshake: self._serve_event, serve.ClientCloseNotify: self._serve_event,
             serve.ClientClosed: self._serve_event, serve.ClientFailed: self._serve_event,
@@ -294,6 +295,12 @@ class TextRenderer:
     def _connect_target(self, t: connect.ConnectTarget) -> None:
         self._line(f"Connecting to {t.host}:{t.port} (server name {t.servername!r}, trusting "
                    f"{t.trust})")
+
+    def _trace(self, t: connect.HandshakeTrace) -> None:
+        self._line("Handshake trace (--trace)")
+        for text in t.lines:
+            self._line(f"  {text}")
+        self._line()
 
     def _connect(self, r: connect.ConnectReport) -> None:
         line, row = self._line, self._row

@@ -11,10 +11,13 @@ optionally sends one message and reads the reply, closes with close_notify, and 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import os
 import socket
 import ssl
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -95,6 +98,43 @@ class ClientCertificateRequest:
     """The CAs it said it accepts (often none)."""
     sent: bool
     """We had one to send (--cert)."""
+
+
+@dataclass(frozen=True)
+class HandshakeTrace:
+    """The handshake as ``--trace`` shows it, printed before the report (or the error)."""
+
+    lines: tuple[str, ...]
+    """One step each: time since the first handshake byte, direction, message and its
+    key fields; alerts with their meaning; the last says how the handshake ended."""
+
+
+class _TraceLines(logging.Handler):
+    """Collects the trace lines (``aiotls.trace``) of the connections made meanwhile."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        step = getattr(record, "aiotls_trace", None)
+        if isinstance(step, str):
+            self.lines.append(step)
+
+
+@contextlib.contextmanager
+def traced(ctx: TLSContext, render: Render) -> Iterator[None]:
+    """Trace the handshakes of ``ctx`` made within, and render them as one
+    :class:`HandshakeTrace` at the end, whether the connection succeeded or failed."""
+    ctx.trace_handshakes = True
+    logger = logging.getLogger("aiotls.trace")
+    handler = _TraceLines()
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        render(HandshakeTrace(tuple(handler.lines)))
 
 
 @dataclass(frozen=True)
@@ -320,6 +360,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--keylog", metavar="FILE",
                         help="append the connection's secrets to FILE (NSS key log format, "
                         "for Wireshark); SSLKEYLOGFILE works too")
+    parser.add_argument("--trace", action="store_true",
+                        help="print the handshake step by step (each message sent and "
+                        "received with its key fields, alerts, timings), also when it fails")
     parser.add_argument("--send", metavar="TEXT", help="send TEXT and print the reply")
     parser.add_argument("--timeout", type=positive, default=10.0, metavar="SECONDS",
                         help="give up after this long (default: 10)")
@@ -338,6 +381,8 @@ def run(args: argparse.Namespace, render: Render) -> int:
         ctx.keylog_filename = keylog
     target = ConnectTarget(host, port, server_name(args.servername or host), trust)
     render(target)
-    render(connect(target, ctx, alpn_offered=alpn, send=args.send, timeout=args.timeout,
-                   with_certificate=args.cert is not None))
+    with traced(ctx, render) if args.trace else contextlib.nullcontext():
+        report = connect(target, ctx, alpn_offered=alpn, send=args.send, timeout=args.timeout,
+                         with_certificate=args.cert is not None)
+    render(report)
     return EXIT_OK

@@ -90,16 +90,6 @@ class _TraceHandler(logging.Handler):
             self.handleError(record)
 
 
-def _enable_trace(ctx: TLSContext) -> None:
-    """Switch on the handshake trace for the connections of ``ctx`` (``--trace``).
-
-    The per-context switch comes with the trace feature (issue 15, developed alongside):
-    it is set here, once it exists, as ``ctx.trace_handshakes = True``.  Until then the
-    records of logger ``aiotls.trace`` -- whatever emits them -- are printed all the same.
-    """
-    del ctx
-
-
 # --- the command --------------------------------------------------------------------------------
 
 
@@ -231,7 +221,7 @@ def server_context(args: argparse.Namespace) -> tuple[TLSContext, str, ServeSetu
     if args.keylog:
         ctx.keylog_filename = args.keylog
     if args.trace:
-        _enable_trace(ctx)
+        ctx.trace_handshakes = True  # (the records are printed by the renderer's handler)
     set_versions(ctx, version_option(args))
     setup = ServeSetup(handshake_timeout=args.handshake_timeout, idle_timeout=args.timeout,
                        client_ca=client_ca, require_client_cert=args.require_client_cert,
