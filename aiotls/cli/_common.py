@@ -244,3 +244,19 @@ def load_certificates(path: str) -> list[x509.Certificate]:
                        cause="the file is neither PEM ('-----BEGIN CERTIFICATE-----') nor DER",
                        hint="pass a PEM or DER X.509 certificate file",
                        code="no-certificate") from None
+
+
+def load_cert_files(ctx: TLSContext, cert: str, key: str | None, code: str) -> None:
+    """``--cert``/``--key`` into ``ctx``; a :class:`CLIError` with ``code`` that names the
+    usual mistakes (missing, swapped, mismatched, encrypted) when they do not load."""
+    try:
+        ctx.load_cert_chain(cert, key)
+    except (OSError, ValueError, TLSError, ssl.SSLError) as exc:
+        detail = getattr(exc, "what", None) or getattr(exc, "strerror", None) or str(exc)
+        raise CLIError(
+            f"cannot use --cert {cert!r}" + (f" --key {key!r}" if key else "") + f": {detail}",
+            cause="a file is missing or unreadable, the two are swapped, the key does not "
+            "match the certificate, or the key is encrypted",
+            hint="--cert takes the certificate chain (PEM, leaf first) and --key its private "
+            "key (PEM, unencrypted); 'python -m aiotls certs FILE' shows what a file holds",
+            code=code) from None

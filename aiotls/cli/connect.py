@@ -45,6 +45,7 @@ from ._common import (
     ErrorInfo,
     UsageError,
     error_info,
+    load_cert_files,
     network_error,
     server_name,
     set_versions,
@@ -188,17 +189,7 @@ def load_client_certificate(ctx: TLSContext, cert: str | None, key: str | None) 
     if cert is None:
         raise UsageError("--key was given without --cert",
                          hint="give the certificate with --cert FILE (and its key with --key)")
-    try:
-        ctx.load_cert_chain(cert, key)
-    except (OSError, ValueError, TLSError, ssl.SSLError) as exc:
-        detail = getattr(exc, "what", None) or getattr(exc, "strerror", None) or str(exc)
-        raise CLIError(
-            f"cannot use --cert {cert!r}" + (f" --key {key!r}" if key else "") + f": {detail}",
-            cause="a file is missing or unreadable, the two are swapped, the key does not "
-            "match the certificate, or the key is encrypted",
-            hint="--cert takes the certificate chain (PEM, leaf first) and --key its private "
-            "key (PEM, unencrypted); 'python -m aiotls certs FILE' shows what a file holds",
-            code="client-certificate-unusable") from None
+    load_cert_files(ctx, cert, key, "client-certificate-unusable")
 
 
 def await_verdict(channel: CLIChannel, conn: TLSConnection, deadline: float,

@@ -30,7 +30,7 @@ from ._args import (
     text,
     version_option,
 )
-from ._common import EXIT_OK, CLIError, UsageError, set_versions
+from ._common import EXIT_OK, CLIError, UsageError, load_cert_files, set_versions
 from ._serve_loop import (
     ClientClosed,
     ClientCloseNotify,
@@ -173,20 +173,6 @@ def _dev_certificates(args: argparse.Namespace) -> DevCertificates:
                            cert_file, key_file, names, *client)
 
 
-def _load_server_certificate(ctx: TLSContext, cert: str, key: str | None) -> None:
-    try:
-        ctx.load_cert_chain(cert, key)
-    except (OSError, ValueError, TLSError, ssl.SSLError) as exc:
-        detail = getattr(exc, "what", None) or getattr(exc, "strerror", None) or str(exc)
-        raise CLIError(
-            f"cannot use --cert {cert!r}" + (f" --key {key!r}" if key else "") + f": {detail}",
-            cause="a file is missing or unreadable, the two are swapped, the key does not "
-            "match the certificate, or the key is encrypted",
-            hint="--cert takes the certificate chain (PEM, leaf first) and --key its private "
-            "key (PEM, unencrypted); 'python -m aiotls certs FILE' shows what a file holds",
-            code="server-certificate-unusable") from None
-
-
 def server_context(args: argparse.Namespace) -> tuple[TLSContext, str, ServeSetup]:
     """The server context for the command line, the certificate file, and the setup."""
     if args.key is not None and args.cert is None:
@@ -204,7 +190,7 @@ def server_context(args: argparse.Namespace) -> tuple[TLSContext, str, ServeSetu
                          hint="pass --cafile with the CA that issues the client certificates "
                          "('python -m aiotls certs create NAME --client CLIENT' makes both)")
     ctx = TLSContext(ssl.PROTOCOL_TLS_SERVER)
-    _load_server_certificate(ctx, cert, key)
+    load_cert_files(ctx, cert, key, "server-certificate-unusable")
     if client_ca is not None:
         try:
             ctx.load_verify_locations(cafile=client_ca)
