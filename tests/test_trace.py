@@ -30,7 +30,6 @@ from aiotls._engine import (
     describe,
     plainread,
     server13,
-    speedups,
     tickets,
 )
 from aiotls._engine.trace import HandshakeTrace
@@ -107,14 +106,13 @@ def trace() -> Iterator[Captured]:
         logger.removeHandler(handler)
 
 
-@pytest.fixture(params=["lean", "tlslite"])
+@pytest.fixture(params=[pytest.param("lean", marks=pytest.mark.speedups), "tlslite"])
 def paths(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """aiotls's lean TLS 1.3 paths on (as they are), or all off: tlslite's own reading."""
+    """aiotls's lean TLS 1.3 paths on (as they are; deselected with AIOTLS_SPEEDUPS=0, where
+    they are off), or all off: tlslite's own reading."""
     if request.param == "tlslite":
         for module in (accept, client13, client_hello, plainread, server13, tickets):
             monkeypatch.setattr(module, "ENABLED", False)
-    elif not speedups.ENABLED:
-        pytest.skip("the lean paths are off with AIOTLS_SPEEDUPS=0")
     return str(request.param)
 
 
