@@ -37,8 +37,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, cast
 
-from . import _verify
 from ._engine import Engine
+from ._introspect import _Introspection
 from ._receive import _MAX_UNUSED, _NOT_SMALL, _give_back, _RecordReceiver
 from ._state import _INITIAL_PHASE, ConnectionState, _Trigger, next_phase
 from .context import TLSContext
@@ -113,7 +113,7 @@ def _plain_bytes(data: bytes | bytearray | memoryview) -> bytes | bytearray | me
     return view.tobytes()
 
 
-class TLSConnection(_RecordReceiver):
+class TLSConnection(_RecordReceiver, _Introspection):
     """One TLS connection, client or server, with no I/O of its own.
 
     :param context: the :class:`~aiotls.TLSContext` to use.
@@ -619,44 +619,7 @@ class TLSConnection(_RecordReceiver):
         self._inbuf.clear()
         self._terminate(err)
 
-    # --- introspection (stdlib names) ------------------------------------------------------------
-
-    def version(self) -> str | None:
-        """``"TLSv1.3"``/``"TLSv1.2"``, or ``None`` before the handshake completed."""
-        return self._handshake_event.version if self._handshake_event else None
-
-    def cipher(self) -> tuple[str, str, int] | None:
-        """``(name, protocol, secret_bits)`` like :meth:`ssl.SSLSocket.cipher`."""
-        if self._handshake_event is None:
-            return None
-        name = self._engine.cipher_openssl_name()
-        if name is None:
-            return None
-        return name[0], self._handshake_event.version, name[1]
-
-    def selected_alpn_protocol(self) -> str | None:
-        """The negotiated ALPN protocol, or ``None``."""
-        return self._handshake_event.alpn_protocol if self._handshake_event else None
-
-    def compression(self) -> None:
-        """Always ``None``: TLS compression is insecure and never used."""
-        return None
-
-    def shared_ciphers(self) -> list[tuple[str, str, int]] | None:
-        """Server side: the suites both the client offered and this context enables, in this
-        context's order, as ``(name, protocol, secret_bits)`` like
-        :meth:`ssl.SSLSocket.shared_ciphers`.  ``None`` on clients and before the
-        handshake, as in the stdlib."""
-        if not self.server_side or self._handshake_event is None:
-            return None
-        offered = set(self._engine.client_suites())
-        return [(s.openssl_name, s.protocol, s.bits)
-                for s in self.context._effective_suites() if s.id in offered]
-
-    @property
-    def session_reused(self) -> bool:
-        """True if the session was resumed."""
-        return bool(self._handshake_event and self._handshake_event.session_reused)
+    # --- introspection: see aiotls/_introspect.py; the session is made here -------------------
 
     @property
     def session(self) -> TLSSession | None:
@@ -667,90 +630,6 @@ class TLSConnection(_RecordReceiver):
         if state is None:
             return None
         return TLSSession(state, self.server_hostname, self._handshake_event.version)
-
-    @property
-    def ignored_server_name(self) -> str | None:
-        """Server side: the IP address the client sent as its SNI server name, if it did.
-
-        RFC 6066 section 3 forbids IP literals in SNI, but some clients and scanners
-        (sslscan) send one.  Like OpenSSL servers, aiotls ignores it -- the connection has
-        no SNI (``HandshakeCompleted.server_name`` is ``None``) -- and keeps the literal
-        here for diagnosis.  ``None`` on clients and when no IP literal was received.
-        Available as soon as the ClientHello has been read.
-        """
-        return self._engine.ignored_sni()
-
-    @property
-    def requested_client_ca_names(self) -> tuple[bytes, ...] | None:
-        """Client: ``None`` unless the server asked for a client certificate
-        (CertificateRequest); then the DER distinguished names of the CAs it said it accepts
-        (often none).  ``connect`` on the command line prints them."""
-        return self._engine.requested_cas()
-
-    @property
-    def group(self) -> str | None:
-        """The key-exchange group, e.g. ``"x25519"``."""
-        return self._handshake_event.group if self._handshake_event else None
-
-    def getpeercert(self, binary_form: bool = False) -> Any:
-        """The peer's certificate, like :meth:`ssl.SSLSocket.getpeercert`.
-
-        ``binary_form=True`` gives DER bytes.  The dict form is empty when the
-        certificate was not verified (``CERT_NONE``).  ``None`` if the peer sent none.
-        Raises ``ValueError`` before the handshake completed.
-        """
-        if self._handshake_event is None:
-            raise ValueError("handshake not done yet")
-        chain = self._peer_chain or self._handshake_event.peer_certificates
-        if not chain:
-            return None
-        if binary_form:
-            return chain[0]
-        if not self._engine.verified:
-            return {}
-        return _verify.peercert_dict(chain[0])
-
-    def get_channel_binding(self, cb_type: str = "tls-unique") -> bytes | None:
-        """Channel binding data, like :meth:`ssl.SSLSocket.get_channel_binding`.
-
-        ``"tls-unique"`` (RFC 5929): the first Finished message's verify_data, for TLS 1.2.
-        ``None`` before the handshake and for TLS 1.3, where RFC 8446 (C.5) leaves
-        tls-unique undefined.  Other types raise ``ValueError``.
-        """
-        if cb_type != "tls-unique":
-            raise ValueError(f"{cb_type!r} channel binding type not implemented")
-        return self._engine.tls_unique()
-
-    def get_verified_chain(self) -> list[bytes]:
-        """The path the peer's certificate was verified along: DER, leaf first, ending with
-        the trust anchor (like :meth:`ssl.SSLSocket.get_verified_chain`).  Empty when
-        nothing was verified: ``CERT_NONE``, no certificate sent, or a resumed session."""
-        return self._engine.verified_chain() if self._handshake_event else []
-
-    def get_unverified_chain(self) -> list[bytes]:
-        """The peer's chain as sent (DER, leaf first)."""
-        return list(self._handshake_event.peer_certificates) if self._handshake_event else []
-
-    @property
-    def peer_closed(self) -> bool:
-        """True once the peer's close_notify arrived (with ``half_close``, while our side
-        may still send)."""
-        return self._peer_closed
-
-    @property
-    def unused_data(self) -> bytes:
-        """Bytes received after the peer's close_notify, which TLS does not cover.
-
-        Protocols that go on in plaintext after TLS ends (STARTTLS-style downgrades,
-        ``SSLObject.unwrap()``) hand them to the next reader; otherwise they are
-        ignored.  Empty unless the peer closed with close_notify.  With ``half_close``,
-        bytes fed after that are added, up to 256 KiB."""
-        return self._unused
-
-    @property
-    def error(self) -> TLSError | None:
-        """The error that ended the connection, if any."""
-        return self._error
 
     def __repr__(self) -> str:
         role = "server" if self.server_side else "client"

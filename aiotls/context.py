@@ -33,133 +33,37 @@ import sys
 import threading
 import warnings
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self
 
 from cryptography import x509
 
 from . import _crypto
+from ._context_surface import SSLContextSurface, _check_bool, _check_int
 from ._keylog import KeyLogFile
 from ._legacy import refused_suite
+from ._suites import (
+    _ALWAYS_VERIFY_FLAGS,
+    _BASE_OPTIONS,
+    _GROUP_ALIASES,
+    _SUITES_BY_NAME,
+    _SUPPORTED_VERSIONS,
+    _VERSION_NAMES,
+    ALL_GROUPS,
+    ALL_SUITES,
+    DEFAULT_GROUPS,
+    DEFAULT_SUITES,
+    FFDHE_GROUPS,
+    SUITES_BY_ID,
+    CipherSuite,
+)
 from ._verify import TrustStore
 from .errors import TLSConfigurationError, TLSUsageError
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer, StrOrBytesPath
 
-__all__ = ["CipherSuite", "TLSContext", "create_default_context"]
-
-
-@dataclass(frozen=True, slots=True)
-class CipherSuite:
-    """A cipher suite aiotls can negotiate."""
-
-    #: IANA name, e.g. ``TLS_AES_128_GCM_SHA256``.
-    name: str
-    #: OpenSSL name (what :meth:`ssl.SSLSocket.cipher` reports).
-    openssl_name: str
-    #: Code point.
-    id: int
-    #: ``"TLSv1.3"`` for TLS 1.3 suites, otherwise the lowest version that can use it.
-    protocol: str
-    #: Key size of the bulk cipher in bits.
-    bits: int
-    #: Bulk cipher, in tlslite's spelling (``aes128gcm``...).
-    cipher: str
-    #: Key exchange and authentication (``ecdhe_ecdsa``...), ``None`` for TLS 1.3 suites.
-    kex: str | None
-    #: Record MAC, ``aead`` for AEAD suites.
-    mac: str
-    #: True for AEAD suites.
-    aead: bool
-
-
-def _s(name: str, ossl: str, sid: int, proto: str, bits: int, cipher: str,
-       kex: str | None, mac: str = "aead") -> CipherSuite:
-    return CipherSuite(name, ossl, sid, proto, bits, cipher, kex, mac, mac == "aead")
-
-
-#: Every suite aiotls knows; the first nine are the defaults.  The order on the wire (and the
-#: server's choice among common suites) is tlslite-ng's: AES-256-GCM, AES-128-GCM, ChaCha20.
-ALL_SUITES: tuple[CipherSuite, ...] = (
-    _s("TLS_AES_128_GCM_SHA256", "TLS_AES_128_GCM_SHA256", 0x1301, "TLSv1.3", 128, "aes128gcm", None),
-    _s("TLS_AES_256_GCM_SHA384", "TLS_AES_256_GCM_SHA384", 0x1302, "TLSv1.3", 256, "aes256gcm", None),
-    _s("TLS_CHACHA20_POLY1305_SHA256", "TLS_CHACHA20_POLY1305_SHA256", 0x1303, "TLSv1.3", 256,
-       "chacha20-poly1305", None),
-    _s("TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", "ECDHE-ECDSA-AES128-GCM-SHA256", 0xC02B,
-       "TLSv1.2", 128, "aes128gcm", "ecdhe_ecdsa"),
-    _s("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "ECDHE-RSA-AES128-GCM-SHA256", 0xC02F,
-       "TLSv1.2", 128, "aes128gcm", "ecdhe_rsa"),
-    _s("TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384", "ECDHE-ECDSA-AES256-GCM-SHA384", 0xC02C,
-       "TLSv1.2", 256, "aes256gcm", "ecdhe_ecdsa"),
-    _s("TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", "ECDHE-RSA-AES256-GCM-SHA384", 0xC030,
-       "TLSv1.2", 256, "aes256gcm", "ecdhe_rsa"),
-    _s("TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256", "ECDHE-ECDSA-CHACHA20-POLY1305", 0xCCA9,
-       "TLSv1.2", 256, "chacha20-poly1305", "ecdhe_ecdsa"),
-    _s("TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256", "ECDHE-RSA-CHACHA20-POLY1305", 0xCCA8,
-       "TLSv1.2", 256, "chacha20-poly1305", "ecdhe_rsa"),
-    # Off by default; only on explicit request through set_ciphers().
-    _s("TLS_AES_128_CCM_SHA256", "TLS_AES_128_CCM_SHA256", 0x1304, "TLSv1.3", 128, "aes128ccm", None),
-    _s("TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA", "ECDHE-ECDSA-AES128-SHA", 0xC009, "TLSv1", 128,
-       "aes128", "ecdhe_ecdsa", "sha"),
-    _s("TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA", "ECDHE-ECDSA-AES256-SHA", 0xC00A, "TLSv1", 256,
-       "aes256", "ecdhe_ecdsa", "sha"),
-    _s("TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA", "ECDHE-RSA-AES128-SHA", 0xC013, "TLSv1", 128,
-       "aes128", "ecdhe_rsa", "sha"),
-    _s("TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA", "ECDHE-RSA-AES256-SHA", 0xC014, "TLSv1", 256,
-       "aes256", "ecdhe_rsa", "sha"),
-    # Finite-field DHE (TLS 1.2, RSA certificates): off by default; they take effect only
-    # with an ffdhe group enabled in set_groups() (RFC 7919 negotiation).
-    _s("TLS_DHE_RSA_WITH_AES_128_GCM_SHA256", "DHE-RSA-AES128-GCM-SHA256", 0x009E, "TLSv1.2",
-       128, "aes128gcm", "dhe_rsa"),
-    _s("TLS_DHE_RSA_WITH_AES_256_GCM_SHA384", "DHE-RSA-AES256-GCM-SHA384", 0x009F, "TLSv1.2",
-       256, "aes256gcm", "dhe_rsa"),
-    _s("TLS_DHE_RSA_WITH_CHACHA20_POLY1305_SHA256", "DHE-RSA-CHACHA20-POLY1305", 0xCCAA,
-       "TLSv1.2", 256, "chacha20-poly1305", "dhe_rsa"),
-)
-DEFAULT_SUITES: tuple[CipherSuite, ...] = ALL_SUITES[:9]
-SUITES_BY_ID: dict[int, CipherSuite] = {s.id: s for s in ALL_SUITES}
-_SUITES_BY_NAME: dict[str, CipherSuite] = {
-    **{s.name.upper(): s for s in ALL_SUITES},
-    **{s.openssl_name.upper(): s for s in ALL_SUITES},
-}
-
-#: Finite-field DH groups of RFC 7919 (off by default: slower and larger than ECDHE).
-FFDHE_GROUPS: tuple[str, ...] = ("ffdhe2048", "ffdhe3072", "ffdhe4096", "ffdhe6144", "ffdhe8192")
-#: Key-exchange groups aiotls can use.
-ALL_GROUPS: tuple[str, ...] = ("x25519", "secp256r1", "secp384r1", "secp521r1", "x448",
-                               *FFDHE_GROUPS)
-DEFAULT_GROUPS: tuple[str, ...] = ("x25519", "secp256r1", "secp384r1")
-_GROUP_ALIASES = {"p-256": "secp256r1", "prime256v1": "secp256r1", "p-384": "secp384r1",
-                  "p-521": "secp521r1", "x25519": "x25519", "x448": "x448"}
-
-_VERSION_NAMES = {
-    ssl.TLSVersion.TLSv1: "TLSv1", ssl.TLSVersion.TLSv1_1: "TLSv1.1",
-    ssl.TLSVersion.TLSv1_2: "TLSv1.2", ssl.TLSVersion.TLSv1_3: "TLSv1.3",
-}
-_SUPPORTED_VERSIONS = (ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1,
-                       ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3)
-
-#: Option bits that describe what aiotls always does (reported by ``options``; clearing them
-#: changes nothing: aiotls never speaks SSL, compresses or renegotiates, and a server picks
-#: the suite by its own preference).
-_BASE_OPTIONS = (ssl.OP_NO_SSLv2 | ssl.OP_NO_SSLv3 | ssl.OP_NO_COMPRESSION
-                 | ssl.OP_NO_RENEGOTIATION | ssl.OP_CIPHER_SERVER_PREFERENCE
-                 | ssl.OP_SINGLE_DH_USE | ssl.OP_SINGLE_ECDH_USE)
-_VERSION_OPTIONS = {
-    ssl.TLSVersion.TLSv1: ssl.OP_NO_TLSv1, ssl.TLSVersion.TLSv1_1: ssl.OP_NO_TLSv1_1,
-    ssl.TLSVersion.TLSv1_2: ssl.OP_NO_TLSv1_2, ssl.TLSVersion.TLSv1_3: ssl.OP_NO_TLSv1_3,
-}
-#: Verification flags that describe what aiotls's verifier always does: RFC 5280 checks
-#: as strict as OpenSSL's X509_STRICT, and every certificate in the trust store is an
-#: anchor (like PARTIAL_CHAIN), the trusted one preferred (TRUSTED_FIRST).
-_ALWAYS_VERIFY_FLAGS = (ssl.VERIFY_X509_STRICT | ssl.VERIFY_X509_PARTIAL_CHAIN
-                        | ssl.VERIFY_X509_TRUSTED_FIRST)
-_UNSUPPORTED_VERIFY_FLAGS = {
-    ssl.VERIFY_CRL_CHECK_LEAF: "CRL checking (VERIFY_CRL_CHECK_LEAF)",
-    ssl.VERIFY_CRL_CHECK_CHAIN: "CRL checking (VERIFY_CRL_CHECK_CHAIN)",
-    ssl.VERIFY_ALLOW_PROXY_CERTS: "proxy certificates (VERIFY_ALLOW_PROXY_CERTS)",
-}
+__all__ = ["ALL_GROUPS", "ALL_SUITES", "DEFAULT_GROUPS", "DEFAULT_SUITES", "FFDHE_GROUPS",
+           "SUITES_BY_ID", "CipherSuite", "TLSContext", "create_default_context"]
 
 
 _SEALER_LOCK = threading.Lock()
@@ -220,7 +124,7 @@ def _check_protocol(protocol: int) -> None:
         )
 
 
-class TLSContext(ssl.SSLContext):
+class TLSContext(SSLContextSurface):
     """Configuration shared by many connections (the aiotls counterpart of ssl.SSLContext).
 
     ``protocol`` is :data:`ssl.PROTOCOL_TLS_CLIENT` (the default: verify the
@@ -722,289 +626,7 @@ class TLSContext(ssl.SSLContext):
         return [*self._groups, *(alias for alias, name in _GROUP_ALIASES.items()
                                  if name in self._groups and alias not in self._groups)]
 
-    # --- the rest of the ssl.SSLContext surface ---------------------------------------------
-    #
-    # Every public name of ssl.SSLContext is defined here (tests/test_facade.py checks it),
-    # so nothing ever reaches the OpenSSL context underneath: what aiotls can honour drives
-    # aiotls, the rest raises at the call.
-
-    @property
-    def options(self) -> ssl.Options:
-        """Option bits, like :attr:`ssl.SSLContext.options`.
-
-        Honoured: ``OP_NO_TLSv1`` ... ``OP_NO_TLSv1_3`` (setting one raises
-        :attr:`minimum_version` or lowers :attr:`maximum_version`; clearing one never widens
-        them -- use the version attributes), ``OP_NO_TICKET`` (servers: send no session
-        tickets, i.e. ``num_tickets = 0``) and ``OP_IGNORE_UNEXPECTED_EOF`` (same as
-        :attr:`suppress_ragged_eofs`).  ``OP_NO_SSLv2``, ``OP_NO_SSLv3``,
-        ``OP_NO_COMPRESSION``, ``OP_NO_RENEGOTIATION``, ``OP_CIPHER_SERVER_PREFERENCE`` and
-        the ``OP_SINGLE_*_USE`` bits are always reported: they describe what aiotls always
-        does.  Other bits are kept and have no effect.
-        """
-        value = self._options | _BASE_OPTIONS
-        for version, bit in _VERSION_OPTIONS.items():
-            if not self._minimum_version <= version <= self._maximum_version:
-                value |= bit
-        if self._suppress_ragged_eofs:
-            value |= ssl.OP_IGNORE_UNEXPECTED_EOF
-        if self._protocol == ssl.PROTOCOL_TLS_SERVER and self._num_tickets == 0:
-            value |= ssl.OP_NO_TICKET
-        return ssl.Options(value)
-
-    @options.setter
-    def options(self, value: int) -> None:
-        value = int(value)
-        current = int(self.options)
-        allowed = [v for v in _SUPPORTED_VERSIONS
-                   if self._minimum_version <= v <= self._maximum_version
-                   and not value & _VERSION_OPTIONS[v]]
-        if not allowed or any(v not in allowed for v in _SUPPORTED_VERSIONS
-                              if allowed[0] < v < allowed[-1]):
-            raise TLSConfigurationError(
-                "the OP_NO_TLSv1* options leave no contiguous range of TLS versions "
-                f"within {_VERSION_NAMES[self._minimum_version]}-"
-                f"{_VERSION_NAMES[self._maximum_version]}",
-                hint="set minimum_version and maximum_version instead of OP_NO_TLS* options",
-            )
-        newly = value & ~current
-        cleared = current & ~value
-        self._minimum_version, self._maximum_version = allowed[0], allowed[-1]
-        if newly & ssl.OP_IGNORE_UNEXPECTED_EOF:
-            self._suppress_ragged_eofs = True
-        elif cleared & ssl.OP_IGNORE_UNEXPECTED_EOF:
-            self._suppress_ragged_eofs = False
-        if self._protocol == ssl.PROTOCOL_TLS_SERVER:
-            if newly & ssl.OP_NO_TICKET:
-                self._num_tickets = 0
-            elif cleared & ssl.OP_NO_TICKET:
-                self._num_tickets = 2
-        derived = _BASE_OPTIONS | ssl.OP_IGNORE_UNEXPECTED_EOF | ssl.OP_NO_TICKET
-        for bit in _VERSION_OPTIONS.values():
-            derived |= bit
-        self._options = value & ~derived
-        if self._protocol == ssl.PROTOCOL_TLS_CLIENT:
-            self._options |= value & ssl.OP_NO_TICKET  # kept: clients resume only when asked
-        self._changed()
-
-    @property
-    def verify_flags(self) -> ssl.VerifyFlags:
-        """Verification flags, like :attr:`ssl.SSLContext.verify_flags`.
-
-        ``VERIFY_X509_STRICT``, ``VERIFY_X509_PARTIAL_CHAIN`` and ``VERIFY_X509_TRUSTED_FIRST``
-        are always reported (aiotls's verifier applies RFC 5280 strictly and treats every
-        certificate in the trust store as an anchor); clearing them changes nothing.  CRL
-        checking and proxy certificates are not supported: asking for them raises.
-        """
-        return ssl.VerifyFlags(self._verify_flags | _ALWAYS_VERIFY_FLAGS)
-
-    @verify_flags.setter
-    def verify_flags(self, value: int) -> None:
-        value = int(value)
-        for bit, what in _UNSUPPORTED_VERIFY_FLAGS.items():
-            if value & bit:
-                raise TLSConfigurationError(
-                    f"{what} is not supported by aiotls",
-                    cause="aiotls's verifier does not fetch or check revocation lists",
-                    hint="leave verify_flags at its default; use short-lived certificates or "
-                    "the stdlib ssl module if CRL checking is required",
-                )
-        self._verify_flags = ssl.VerifyFlags(value)
-        self._changed()
-
-    @property
-    def hostname_checks_common_name(self) -> bool:
-        """Always ``False``: names are matched against subjectAltName only (RFC 6125)."""
-        return False
-
-    @hostname_checks_common_name.setter
-    def hostname_checks_common_name(self, value: bool) -> None:
-        if value:
-            raise TLSConfigurationError(
-                "aiotls never matches the host name against the certificate's common name",
-                cause="RFC 6125 and the CA/Browser Forum deprecate it; the name must be in "
-                "subjectAltName",
-                hint="reissue the certificate with the host name in subjectAltName",
-            )
-
-    @property
-    def security_level(self) -> int:  # type: ignore[override]
-        """OpenSSL-style security level aiotls enforces: 2 (112-bit security: RSA keys of
-        2048 bits or more, no SHA-1 signatures in the handshake)."""
-        return 2
-
-    @property  # type: ignore[override]
-    def keylog_filename(self) -> str | None:
-        """A file every connection of this context appends its secrets to, in the NSS key
-        log format Wireshark reads (``None``: off, the default).  Like
-        :attr:`ssl.SSLContext.keylog_filename`; :func:`create_default_context` sets it from
-        the ``SSLKEYLOGFILE`` environment variable.  Whoever can read the file can
-        decrypt those connections: for debugging only.  The file is created (mode 0600)
-        when set; :class:`TLSConfigurationError` if it cannot be."""
-        return self._keylog.path if self._keylog is not None else None
-
-    @keylog_filename.setter
-    def keylog_filename(self, value: str | os.PathLike[str] | None) -> None:
-        if value is None:
-            self._keylog = None
-            return
-        if not isinstance(value, str | os.PathLike):
-            raise TypeError(f"keylog_filename must be a path or None, not {type(value).__name__}")
-        log = KeyLogFile(os.fspath(value))
-        try:
-            log.open()
-        except OSError as exc:
-            raise TLSConfigurationError(
-                f"cannot open the key log file {log.path!r}: {exc.strerror or exc}",
-                cause="the directory does not exist or is not writable",
-                hint="give a path in a writable directory (or unset SSLKEYLOGFILE)",
-            ) from None
-        self._keylog = log
-
-    @property
-    def trace_handshakes(self) -> bool:
-        """Log each connection's handshake, step by step, on the ``aiotls.trace`` logger
-        (INFO): every message sent and received with its key fields, alerts with their
-        direction and meaning, the time of each step, and how the handshake ended.  Off
-        by default; a context made while the ``AIOTLS_TRACE`` environment variable is
-        ``1`` starts with it on.  The lines go wherever logging sends them: add a handler
-        (``logging.basicConfig()``).  No secrets are logged.  See
-        docs/troubleshooting.md, "Tracing a handshake"."""
-        return self._trace_handshakes
-
-    @trace_handshakes.setter
-    def trace_handshakes(self, value: bool) -> None:
-        self._trace_handshakes = _check_bool(value, "trace_handshakes")
-
-    @property
-    def sni_callback(self) -> Any:
-        """Server name callbacks are not available yet: always ``None``."""
-        return None
-
-    @sni_callback.setter
-    def sni_callback(self, value: Any) -> None:
-        if value is not None:
-            raise TLSConfigurationError(
-                "sni_callback is not supported by aiotls yet",
-                hint="serve one certificate per listening socket for now",
-            )
-
-    def set_servername_callback(self, server_name_callback: Any) -> None:
-        """Not available yet; raises unless ``None`` (see :attr:`sni_callback`)."""
-        self.sni_callback = server_name_callback
-
-    @property
-    def _msg_callback(self) -> Any:
-        return None
-
-    @_msg_callback.setter
-    def _msg_callback(self, value: Any) -> None:
-        if value is not None:
-            raise TLSConfigurationError("message callbacks (_msg_callback) are an OpenSSL "
-                                        "debugging hook that aiotls does not have")
-
-    # Names of newer Pythons, defined here so that they never reach OpenSSL there either.
-
-    def set_psk_client_callback(self, callback: Any) -> None:
-        """Python 3.13's external PSKs: not available yet (raises unless ``None``)."""
-        self._no_psk(callback)
-
-    def set_psk_server_callback(self, callback: Any, identity_hint: str | None = None) -> None:
-        """Python 3.13's external PSKs: not available yet (raises unless ``None``)."""
-        self._no_psk(callback)
-
-    @staticmethod
-    def _no_psk(callback: Any) -> None:
-        if callback is not None:
-            raise TLSConfigurationError(
-                "external pre-shared keys (PSK callbacks) are not supported by aiotls yet",
-                hint="use certificates; aiotls resumes sessions with tickets",
-            )
-
-    def set_ciphersuites(self, ciphersuites: str, /) -> None:
-        """Python 3.15's name: choose the TLS 1.3 suites (``"A:B"``), keeping the TLS 1.2
-        ones (as OpenSSL's ``SSL_CTX_set_ciphersuites``)."""
-        chosen: list[CipherSuite] = []
-        for token in ciphersuites.replace(",", ":").split(":"):
-            token = token.strip()
-            if not token:
-                continue
-            suite = _SUITES_BY_NAME.get(token.upper())
-            if suite is None or suite.protocol != "TLSv1.3":
-                raise TLSConfigurationError(
-                    f"unknown TLS 1.3 cipher suite {token!r}",
-                    hint="use one of: " + ", ".join(
-                        s.name for s in ALL_SUITES if s.protocol == "TLSv1.3"))
-            if suite not in chosen:
-                chosen.append(suite)
-        if not chosen:
-            raise TLSConfigurationError("set_ciphersuites() selected no cipher suite")
-        old, self._suites = self._suites, (
-            *chosen, *(s for s in self._suites if s.protocol != "TLSv1.3"))
-        effective = {s for s in self._effective_suites() if s.protocol == "TLSv1.3"}
-        if effective != set(chosen):
-            self._suites = old
-            raise TLSConfigurationError(
-                "these TLS 1.3 suites cannot be chosen apart from the TLS 1.2 ones: "
-                f"{', '.join(s.name for s in chosen)} would also enable "
-                f"{', '.join(s.name for s in effective - set(chosen))}",
-                cause="aiotls enables suites by bulk cipher, and TLS 1.2 suites with those "
-                "ciphers are enabled",
-                hint="choose every suite at once with set_ciphers(), e.g. "
-                "set_ciphers('TLS_CHACHA20_POLY1305_SHA256:ECDHE-ECDSA-CHACHA20-POLY1305')",
-            )
-        self._changed()
-
-    def set_client_sigalgs(self, sigalgs: str, /) -> None:
-        """Python 3.15's name: choosing signature algorithms is not available yet."""
-        raise TLSConfigurationError("set_client_sigalgs() is not supported by aiotls yet",
-                                    hint="aiotls offers the secure algorithms it implements")
-
-    def set_server_sigalgs(self, sigalgs: str, /) -> None:
-        """Python 3.15's name: choosing signature algorithms is not available yet."""
-        raise TLSConfigurationError("set_server_sigalgs() is not supported by aiotls yet",
-                                    hint="aiotls offers the secure algorithms it implements")
-
-    def load_dh_params(self, path: str, /) -> None:
-        """Not supported: aiotls uses only the RFC 7919 groups (see :meth:`set_groups`)."""
-        raise TLSConfigurationError(
-            "load_dh_params() is not supported: aiotls uses only the RFC 7919 FFDHE groups",
-            cause="custom DH parameters cannot be checked for safety by the client",
-            hint="call set_groups(['x25519', 'secp256r1', 'ffdhe2048']) and name a DHE suite "
-            "in set_ciphers()",
-        )
-
-    def set_ecdh_curve(self, name: str, /) -> None:
-        """Use only this elliptic curve for key exchange (like the stdlib): ``set_groups([name])``."""
-        self.set_groups([name])
-
-    def set_npn_protocols(self, npn_protocols: Iterable[str]) -> None:
-        """Not supported: NPN is obsolete (and deprecated in the ssl module)."""
-        raise TLSConfigurationError("NPN is not supported",
-                                    hint="use set_alpn_protocols() instead")
-
-    def set_default_verify_paths(self) -> None:
-        """Trust the system's CA store (as :meth:`load_default_certs`)."""
-        self.load_default_certs()
-
-    def session_stats(self) -> dict[str, int]:
-        """Not available: aiotls keeps no session cache (resumption uses tickets)."""
-        raise TLSConfigurationError("session_stats() is not available in aiotls",
-                                    cause="aiotls keeps no server-side session cache")
-
-    @property
-    def sslobject_class(self) -> type[ssl.SSLObject]:  # type: ignore[override]
-        """The class :meth:`wrap_bio` returns: :class:`aiotls.compat.TLSObject`."""
-        from .compat import TLSObject
-
-        return TLSObject
-
-    @property
-    def sslsocket_class(self) -> type[ssl.SSLSocket]:  # type: ignore[override]
-        """The class :meth:`wrap_socket` returns: :class:`aiotls.sync.TLSSocket`."""
-        from .sync import TLSSocket
-
-        cls: type[ssl.SSLSocket] = TLSSocket
-        return cls
+    # --- the ssl.SSLContext factories ----------------------------------------------------------
 
     def wrap_bio(
         self,
@@ -1038,14 +660,6 @@ class TLSContext(ssl.SSLContext):
 
             return RefusedTLSObject(self, incoming, outgoing, exc)
 
-    def _wrap_bio(self, *args: Any, **kwargs: Any) -> Any:
-        raise TLSUsageError("an aiotls.TLSContext cannot make OpenSSL objects",
-                            hint="call wrap_bio() or wrap_socket()")
-
-    _wrap_socket = _wrap_bio
-
-    # --- the ssl.SSLContext factories ----------------------------------------------------------
-
     def wrap_socket(
         self,
         sock: socket.socket,
@@ -1071,19 +685,6 @@ class TLSContext(ssl.SSLContext):
                 f"versions={_VERSION_NAMES[self._minimum_version]}-"
                 f"{_VERSION_NAMES[self._maximum_version]} trust={len(self._trust)} "
                 f"cert={'yes' if self._chain_der else 'no'}>")
-
-
-def _check_bool(value: Any, attr: str) -> bool:
-    if not isinstance(value, bool | int):
-        raise TLSConfigurationError(f"{attr} must be True or False, not {value!r}")
-    return bool(value)
-
-
-def _check_int(value: Any, attr: str, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise TLSConfigurationError(f"{attr} must be an integer from {low} to {high}, "
-                                    f"not {value!r}")
-    return int(value)
 
 
 def _is_ca(cert: x509.Certificate) -> bool:

@@ -86,11 +86,14 @@ def test_only_the_engine_imports_tlslite_and_only_crypto_imports_hazmat() -> Non
 
 #: Modules allowed past ~600 lines, and why (each must stay below its bound).
 LARGE_MODULES = {
-    # the one configuration object: every ssl.SSLContext name, each with its docstring
-    "context.py": 1150,
-    # the sans-IO state machine's verbs (with their one-call forms), lending, EOF rules and
-    # the ssl-named introspection (its receive path is aiotls/_receive.py)
-    "connection.py": 760,
+    # the one configuration object, each setting with its docstring (the catalogue of
+    # suites and groups is aiotls/_suites.py, the rest of ssl.SSLContext's names
+    # aiotls/_context_surface.py)
+    "context.py": 900,
+    # the sans-IO state machine's verbs (with their one-call forms), lending and EOF rules
+    # (its receive path is aiotls/_receive.py, its ssl-named introspection
+    # aiotls/_introspect.py)
+    "connection.py": 700,
     # the error catalogue: every class and alert with its what / cause / fix
     "errors.py": 760,
     # CPython sslproto's whole contract (flow control, timeouts) for one transport (its
