@@ -60,8 +60,8 @@ _log = logging.getLogger("aiotls.tickets")
 
 _HEADER = (
     "# aiotls session ticket keys, newest first: the first key seals new tickets,\n"
-    "# every key opens tickets.  Keep this file secret (mode 0600): anyone who reads it\n"
-    "# can decrypt recorded sessions that resumed with these keys.\n"
+    "# every key opens tickets.  Keep this file secret (mode 0600): whoever reads it can\n"
+    "# open the tickets these keys sealed.  Rotate: python -m aiotls.tickets rotate FILE\n"
 )
 
 

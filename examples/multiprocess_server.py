@@ -43,8 +43,8 @@ from typing import Any
 
 import aiotls
 import aiotls.asyncio
-from aiotls.tickets import TicketKeyFile, key_id, read_ticket_key_file, rotate_ticket_key_file
 from aiotls.testing import temporary_pki
+from aiotls.tickets import TicketKeyFile, key_id, read_ticket_key_file, rotate_ticket_key_file
 
 HANDSHAKE_TIMEOUT = 10.0  # seconds a client may take to complete the TLS handshake
 IDLE_TIMEOUT = 30.0  # clients quiet this long are disconnected

@@ -21,8 +21,9 @@ import ssl
 import stat
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 
@@ -44,6 +45,7 @@ from tests.helpers import PKI, VERSION_PARAMS, ExampleProcess, connect
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
                                 reason="SO_REUSEPORT load balancing and file modes: Linux")
 
+T = TypeVar("T")
 A, B, C = (bytes([n]) * 32 for n in (0xA1, 0xB2, 0xC3))
 
 
@@ -195,7 +197,8 @@ def server_with(pki: PKI, path: Path) -> tuple[aiotls.TLSContext, TicketKeyFile]
     return ctx, TicketKeyFile(path, ctx)
 
 
-def resumes(pki: PKI, server: aiotls.TLSContext, session: aiotls.TLSSession) -> bool:
+def resumes(pki: PKI, server: aiotls.TLSContext, session: aiotls.TLSSession | None) -> bool:
+    assert session is not None
     client, _ = connect(pki.client_context(), server, session)
     assert client.handshake_complete  # a ticket that cannot be opened is never an error
     return client.session_reused
@@ -303,14 +306,6 @@ CONNECTIONS = 24
 REPLY = re.compile(r"worker (\d+) pid (\d+) (resumed|full-handshake)")
 
 
-def loop_factory(name: str | None) -> object:
-    if name == "uvloop":
-        import uvloop
-
-        return uvloop.new_event_loop
-    return None
-
-
 async def visit(port: int, ctx: aiotls.TLSContext, session: aiotls.TLSSession | None,
                 ) -> tuple[int, bool, aiotls.TLSSession]:
     """One connection to the example: (the worker that answered, resumed?, its session)."""
@@ -329,9 +324,15 @@ async def visit(port: int, ctx: aiotls.TLSContext, session: aiotls.TLSSession | 
     return int(m.group(1)), reused, new_session
 
 
-def run_client(loop: str | None, main: object) -> object:
-    with asyncio.Runner(loop_factory=loop_factory(loop)) as runner:  # type: ignore[arg-type]
-        return runner.run(main)  # type: ignore[arg-type]
+def run_client(loop: str | None, main: Coroutine[Any, Any, T]) -> T:
+    """Run the client side on a fresh loop of the kind the example's workers use."""
+    factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    if loop == "uvloop":
+        import uvloop
+
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(main)
 
 
 @pytest.fixture
@@ -382,7 +383,7 @@ def test_sessions_resume_on_whichever_worker_answers(
             seen.append((worker, reused))
         return seen
 
-    seen: list[tuple[int, bool]] = run_client(loop, chain())  # type: ignore[assignment]
+    seen = run_client(loop, chain())
     workers = {worker for worker, _ in seen}
     assert len(workers) >= 2, f"every connection went to worker {workers}"
     assert [reused for _, reused in seen] == [False] + [True] * (CONNECTIONS - 1)
@@ -408,13 +409,11 @@ def test_rotation_keeps_old_sessions_until_their_key_ages_out(
         return session
 
     old = run_client(loop, fresh())  # sealed with A
-    assert isinstance(old, aiotls.TLSSession)
 
     rotate_ticket_key_file(keyfile, new_key=B, keep=2)  # [B, A]: new key first
     server.wait_for(f"2 keys, sealing with {key_id(B)}", count=WORKERS, timeout=20)
     assert run_client(loop, sessions_resume(old)) == [True] * tries  # A still opens
     new = run_client(loop, fresh())  # sealed with B
-    assert isinstance(new, aiotls.TLSSession)
 
     rotate_ticket_key_file(keyfile, new_key=C, keep=1)  # [C, B]: A aged out
     server.wait_for(f"2 keys, sealing with {key_id(C)}", count=WORKERS, timeout=20)
