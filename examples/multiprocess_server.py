@@ -158,7 +158,7 @@ class Supervisor:
         self.workers[index] = process
         self.started[index] = time.monotonic()
 
-    def _stop_signal(self, signum: int, frame: object) -> None:
+    def request_stop(self, signum: int, frame: object) -> None:
         self.stopping = True
 
     def wait_ready(self) -> str | None:
@@ -249,7 +249,7 @@ def serve(args: argparse.Namespace, certfile: str, keyfile: str, ticket_keys: st
         return 1
     supervisor = Supervisor(args, certfile, keyfile, ticket_keys,
                             reservation.getsockname()[1])
-    previous = {s: signal.signal(s, supervisor._stop_signal)
+    previous = {s: signal.signal(s, supervisor.request_stop)
                 for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         with reservation:
