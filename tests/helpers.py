@@ -952,3 +952,25 @@ class ServeProcess:
         if self.proc.stdout is not None:
             self.proc.stdout.close()
         return self.proc.returncode, self.output + "\n", err
+
+
+class ExampleProcess(ServeProcess):
+    """``python examples/SCRIPT ARGS`` as a subprocess, read and stopped like
+    :class:`ServeProcess` (it must print "listening on HOST:PORT" once it serves)."""
+
+    def __init__(self, script: str, *args: str, timeout: float = SUBPROCESS_TIMEOUT) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.join(ROOT, "examples", script), *args],
+            cwd=ROOT, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        self._lines = []
+        self._lock = threading.Lock()
+        self._reader = threading.Thread(target=self._read, daemon=True, name=f"{script}-stdout")
+        self._reader.start()
+        try:
+            line = self.wait_for("listening on", timeout=timeout)
+        except AssertionError:
+            code, out, err = self.stop()
+            raise AssertionError(
+                f"{script} did not start (exit status {code}):\n{out}\n{err}") from None
+        self.port = int(line.rsplit(":", 1)[1])

@@ -9,6 +9,7 @@ from __future__ import annotations
 from .api import create_connection, create_server, start_tls
 from .protocol import HandshakeTimeoutError, ShutdownTimeoutError, TLSProtocol
 from .streams import open_connection, start_server, upgrade_stream
+from .tickets import watch_ticket_keys
 
 __all__ = [
     "HandshakeTimeoutError",
@@ -20,4 +21,5 @@ __all__ = [
     "start_server",
     "start_tls",
     "upgrade_stream",
+    "watch_ticket_keys",
 ]
