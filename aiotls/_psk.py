@@ -84,7 +84,7 @@ class PSKSettings(ssl.SSLContext):
 
     _protocol: ssl._SSLMethod
     #: identity -> (key, hash name)
-    _psks: Mapping[bytes, tuple[bytes, str]] = MappingProxyType({})
+    _psk_table: Mapping[bytes, tuple[bytes, str]] = MappingProxyType({})
     _psk_modes: tuple[str, ...] = ("psk_dhe_ke",)
     _psk_client_callback: ClientCallback | None = None
     _psk_server_callback: ServerCallback | None = None
@@ -115,12 +115,12 @@ class PSKSettings(ssl.SSLContext):
             raw = psk_identity(identity)
             key, name = value if isinstance(value, tuple) else (value, default)
             table[raw] = (psk_key(key, identity), _hash_name(name))
-        self._psks = MappingProxyType(table)
+        self._psk_table = MappingProxyType(table)
         self._changed()
 
     def get_external_psk_identities(self) -> list[bytes]:
         """The identities of the PSKs set with :meth:`set_external_psks` (not the keys)."""
-        return list(self._psks)
+        return list(self._psk_table)
 
     @property
     def psk_modes(self) -> tuple[str, ...]:
@@ -192,5 +192,5 @@ class PSKSettings(ssl.SSLContext):
 
     def _has_external_psks(self) -> bool:
         """True if this context can use external PSKs (keys set, or a callback)."""
-        return bool(self._psks) or self._psk_client_callback is not None \
+        return bool(self._psk_table) or self._psk_client_callback is not None \
             or self._psk_server_callback is not None

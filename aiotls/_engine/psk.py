@@ -29,6 +29,7 @@ either direction: the PSK authenticates both ends.
 from __future__ import annotations
 
 import copy
+import ssl
 from collections.abc import Generator
 from typing import Any
 
@@ -68,11 +69,12 @@ def _shown(identity: bytes) -> str:
 
 def configure(s: Any, ctx: Any) -> None:
     """Put the context's PSKs and PSK modes into tlslite settings ``s`` (prepared once)."""
-    s.psk_modes = list(ctx._psk_modes)
-    s.pskConfigs = [(bytearray(i), bytearray(key), name) for i, (key, name) in ctx._psks.items()]
+    s.psk_modes = list(ctx.psk_modes)
+    s.pskConfigs = [(bytearray(i), bytearray(key), name)
+                    for i, (key, name) in ctx._psk_table.items()]
     if not ctx._has_external_psks():
         return
-    hashes = {name for _, name in ctx._psks.values()}
+    hashes = {name for _, name in ctx._psk_table.values()}
     if ctx._psk_client_callback is not None or ctx._psk_server_callback is not None:
         hashes.add("sha256")
     tls13 = {suite.name for suite in ctx._effective_suites() if suite.protocol == "TLSv1.3"}
@@ -84,7 +86,7 @@ def configure(s: Any, ctx: Any) -> None:
                 cause="a TLS 1.3 PSK is bound to the hash of the cipher suite",
                 hint="allow TLS 1.3 (maximum_version) and enable a matching suite with "
                 "set_ciphers(), or give the PSK the other hash")
-    if ctx._protocol == 17 and not ctx._chain_der:  # (ssl.PROTOCOL_TLS_SERVER)
+    if ctx.protocol == ssl.PROTOCOL_TLS_SERVER and not ctx._chain_der:
         # PSK clients only: TLS 1.3 only (a TLS 1.2 client gets protocol_version at once).
         s.minVersion = (3, 4)
         s.versions = [v for v in s.versions if tuple(v) >= (3, 4)]
@@ -141,6 +143,7 @@ class ExternalPSKHooks(_Hooks):  # type: ignore[misc]
 
     _aiotls_settings: Any
     _aiotls_error: Any
+    _aiotls_policy: Any
     #: server: Python 3.13's callback, asked for each identity the ClientHello offers
     _aiotls_psk_callback: Any = None
     #: the identity of the external PSK this handshake used (None: none)
@@ -242,6 +245,14 @@ class ExternalPSKHooks(_Hooks):  # type: ignore[misc]
             hint = "configure the identity and key on both ends (set_external_psks()), or " \
                 "load a certificate for clients without a matching PSK"
             alert, code = _TLAlert.unknown_psk_identity, "psk-unknown-identity"
+        elif _only_modes_refused(hello, settings):
+            what = ("the client offered its PSK only without (EC)DHE (psk_ke), which this "
+                    "server does not allow, and the server has no certificate (sent alert "
+                    "handshake_failure to the peer)")
+            cause = "the client's psk_modes allow psk_ke only; this server's allow psk_dhe_ke"
+            hint = "let the client offer psk_dhe_ke (the default psk_modes), or -- losing " \
+                "forward secrecy -- add 'psk_ke' to psk_modes on this server"
+            alert, code = _TLAlert.handshake_failure, "psk-mode-unsupported"
         else:
             what = ("the client offered no PSK, and this server has no certificate: it "
                     "accepts PSK clients only (sent alert handshake_failure to the peer)")
@@ -252,6 +263,14 @@ class ExternalPSKHooks(_Hooks):  # type: ignore[misc]
         self._aiotls_error = PeerIncompatible(what, cause=cause, hint=hint, alert=alert,
                                               code=code)
         yield from self._sendError(alert, what)
+
+    def _serverSendTickets(self, settings: Any) -> Generator[Any, None, None]:
+        if self._aiotls_psk_used is not None and self._aiotls_policy is not None:
+            # A server that asks for client certificates: the PSK authenticated the client
+            # (TLS 1.3 has no CertificateRequest in a PSK handshake), so there is no chain
+            # to verify; and no ticket, whose resumption would have no certificate either.
+            return
+        yield from super()._serverSendTickets(settings)
 
     def _clientGetServerHello(self, settings: Any, session: Any,
                               clientHello: Any) -> Generator[Any, None, None]:
@@ -305,6 +324,14 @@ class ExternalPSKHooks(_Hooks):  # type: ignore[misc]
                 hint="check the server's TLS implementation and its PSK configuration",
                 alert=_TLAlert.illegal_parameter, code="psk-bad-selection")
             yield from self._sendError(_TLAlert.illegal_parameter, problem)
+
+
+def _only_modes_refused(hello: Any, settings: Any) -> bool:
+    """The ClientHello's PSK was set aside because it allows only modes this server does
+    not (see fixes.UpstreamFixes._aiotls_screen_client_hello)."""
+    modes = hello.getExtension(ExtensionType.psk_key_exchange_modes)
+    return modes is not None and bool(modes.modes) and not any(
+        getattr(PskKeyExchangeMode, m) in modes.modes for m in settings.psk_modes)
 
 
 def _refused_psk(alert: int, identities: list[bytes]) -> AlertReceived | None:

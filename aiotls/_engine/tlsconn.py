@@ -132,8 +132,8 @@ class _SpentTranscript:
 _SPENT_TRANSCRIPT = _SpentTranscript()
 
 
-class _TLSLiteConnection(VerificationHooks, TicketHooks, LeanClientHello, PlainHellos,
-                         ExternalPSKHooks, UpstreamFixes, LeanServer13, LeanClient13, _TolerantServer):
+class _TLSLiteConnection(ExternalPSKHooks, VerificationHooks, TicketHooks, LeanClientHello,
+                         PlainHellos, UpstreamFixes, LeanServer13, LeanClient13, _TolerantServer):
     """tlslite's TLSConnection with aiotls's per-connection seams."""
 
     _aiotls_policy: _Policy | None = None
