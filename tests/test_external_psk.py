@@ -568,3 +568,24 @@ def test_client_refuses_psk_ke_it_did_not_offer(monkeypatch: pytest.MonkeyPatch)
     assert client_err.code == "psk-bad-selection", client_err
     assert client_err.alert == aiotls.AlertDescription.illegal_parameter
     assert "psk_ke" in client_err.what
+
+
+def test_a_server_without_the_key_cannot_complete_a_psk_handshake(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server (or a man in the middle) that ignores the client's binder and "takes" the
+    PSK with another key cannot finish: the key schedule is the PSK's, so the client cannot
+    open its flight. A PSK client is never brought to a certificate-less handshake by a
+    server that does not have the key."""
+    from tlslite.handshakehelpers import HandshakeHelpers
+
+    from aiotls._engine import base
+
+    def ignore(*args: Any, **kwargs: Any) -> None:
+        return None
+
+    monkeypatch.setattr(HandshakeHelpers, "verify_binder", staticmethod(ignore))
+    monkeypatch.setattr(base._FastHandshakeHelpers, "verify_binder", staticmethod(ignore))
+    client, server = handshake(psk_client(), psk_server({"client1": OTHER_KEY}))
+    assert server._engine._tl._aiotls_psk_used == b"client1"  # taken, with its own key
+    assert not client.handshake_complete and client.error is not None
+    assert client.error.alert == aiotls.AlertDescription.bad_record_mac, client.error
