@@ -275,8 +275,11 @@ class ExternalPSKHooks(_Hooks):  # type: ignore[misc]
     def _clientGetServerHello(self, settings: Any, session: Any,
                               clientHello: Any) -> Generator[Any, None, None]:
         offer = clientHello.getExtension(ExtensionType.pre_shared_key)
+        if offer is None:  # (no PSK offered: nothing to check)
+            yield from super()._clientGetServerHello(settings, session, clientHello)
+            return
         external = {bytes(c[0]): c for c in settings.pskConfigs if c[0]}
-        offered = [bytes(i.identity) for i in offer.identities] if offer is not None else []
+        offered = [bytes(i.identity) for i in offer.identities]
         mine = [raw for raw in offered if raw in external]
         result: Any = None
         try:
