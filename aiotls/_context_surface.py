@@ -247,23 +247,8 @@ class SSLContextSurface(ssl.SSLContext):
             raise TLSConfigurationError("message callbacks (_msg_callback) are an OpenSSL "
                                         "debugging hook that aiotls does not have")
 
-    # Names of newer Pythons, defined here so that they never reach OpenSSL there either.
-
-    def set_psk_client_callback(self, callback: Any) -> None:
-        """Python 3.13's external PSKs: not available yet (raises unless ``None``)."""
-        self._no_psk(callback)
-
-    def set_psk_server_callback(self, callback: Any, identity_hint: str | None = None) -> None:
-        """Python 3.13's external PSKs: not available yet (raises unless ``None``)."""
-        self._no_psk(callback)
-
-    @staticmethod
-    def _no_psk(callback: Any) -> None:
-        if callback is not None:
-            raise TLSConfigurationError(
-                "external pre-shared keys (PSK callbacks) are not supported by aiotls yet",
-                hint="use certificates; aiotls resumes sessions with tickets",
-            )
+    # Names of newer Pythons, defined here so that they never reach OpenSSL there either
+    # (Python 3.13's PSK callbacks: in _psk.py).
 
     def set_ciphersuites(self, ciphersuites: str, /) -> None:
         """Python 3.15's name: choose the TLS 1.3 suites (``"A:B"``), keeping the TLS 1.2

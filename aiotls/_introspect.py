@@ -89,6 +89,17 @@ class _Introspection:
         return self._engine.requested_cas()
 
     @property
+    def psk_identity(self) -> bytes | None:
+        """The identity of the external PSK this handshake used (TLS 1.3; see
+        :meth:`~aiotls.TLSContext.set_external_psks`), or ``None``: no external PSK (a
+        certificate handshake, or a resumption with a session ticket).  With a PSK, no
+        certificate was sent: the PSK authenticated both ends."""
+        if self._handshake_event is None:
+            return None
+        used: bytes | None = self._engine._tl._aiotls_psk_used
+        return used
+
+    @property
     def group(self) -> str | None:
         """The key-exchange group, e.g. ``"x25519"``."""
         return self._handshake_event.group if self._handshake_event else None

@@ -250,11 +250,12 @@ class TLSConnection(_RecordReceiver, _Introspection):
                 "create_default_context(ssl.Purpose.CLIENT_AUTH), then load_cert_chain()",
                 code="wrong-side-context",
             )
-        if server_side and not context._chain_der:
+        if server_side and not context._chain_der and not context._has_external_psks():
             raise TLSConfigurationError(
-                "a TLS server needs a certificate",
+                "a TLS server needs a certificate (or external PSKs)",
                 cause="the context has no certificate chain loaded",
-                hint="call load_cert_chain(certfile, keyfile) on the server context",
+                hint="call load_cert_chain(certfile, keyfile) on the server context (or "
+                "set_external_psks() for a server that accepts PSK clients only)",
                 code="server-needs-certificate",
             )
 

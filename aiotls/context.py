@@ -41,6 +41,7 @@ from . import _crypto
 from ._context_surface import SSLContextSurface, _check_bool, _check_int
 from ._keylog import KeyLogFile
 from ._legacy import refused_suite
+from ._psk import PSKSettings
 from ._suites import (
     _ALWAYS_VERIFY_FLAGS,
     _BASE_OPTIONS,
@@ -124,7 +125,7 @@ def _check_protocol(protocol: int) -> None:
         )
 
 
-class TLSContext(SSLContextSurface):
+class TLSContext(PSKSettings, SSLContextSurface):
     """Configuration shared by many connections (the aiotls counterpart of ssl.SSLContext).
 
     ``protocol`` is :data:`ssl.PROTOCOL_TLS_CLIENT` (the default: verify the

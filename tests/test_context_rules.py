@@ -649,19 +649,63 @@ def row_wrap_socket(pki: PKI) -> None:
         wrapped.close()
 
 
+PSK = bytes(range(32))
+
+
 def row_set_psk_client_callback(pki: PKI) -> None:
     cctx = pki.client_context()
-    with pytest.raises(aiotls.TLSConfigurationError, match="pre-shared"):
-        cctx.set_psk_client_callback(lambda hint: (None, b"key"))
+    sctx = pki.server_context()
+    sctx.set_external_psks({"c": PSK})
+    assert handshake(cctx, sctx)[0].psk_identity is None
+    cctx.set_psk_client_callback(lambda hint: ("c", PSK))
+    assert handshake(cctx, sctx)[0].psk_identity == b"c"
     cctx.set_psk_client_callback(None)
-    _ok(*handshake(cctx, pki.server_context()))
+    assert handshake(cctx, sctx)[0].psk_identity is None
 
 
 def row_set_psk_server_callback(pki: PKI) -> None:
+    cctx = pki.client_context()
+    cctx.set_external_psks({"c": PSK})
     sctx = pki.server_context()
-    with pytest.raises(aiotls.TLSConfigurationError, match="pre-shared"):
-        sctx.set_psk_server_callback(lambda identity: b"key")
-    _ok(*handshake(pki.client_context(), sctx))
+    assert handshake(cctx, sctx)[1].psk_identity is None
+    sctx.set_psk_server_callback(lambda identity: PSK)
+    assert handshake(cctx, sctx)[1].psk_identity == b"c"
+    sctx.set_psk_server_callback(None)
+    assert handshake(cctx, sctx)[1].psk_identity is None
+
+
+def row_set_external_psks(pki: PKI) -> None:
+    cctx = pki.client_context()
+    sctx = pki.server_context()
+    sctx.set_external_psks({"c": PSK})
+    assert handshake(cctx, sctx)[0].psk_identity is None
+    cctx.set_external_psks({"c": PSK})
+    assert handshake(cctx, sctx)[0].psk_identity == b"c"
+    sctx.set_external_psks({"c": (PSK, "sha384")})  # both ends' hashes must match
+    assert handshake(cctx, sctx)[1].error is not None
+    cctx.set_external_psks({"c": PSK}, hash="sha384")
+    assert handshake(cctx, sctx)[0].cipher()[0] == "TLS_AES_256_GCM_SHA384"  # type: ignore[index]
+
+
+def row_get_external_psk_identities(pki: PKI) -> None:
+    cctx = pki.client_context()
+    assert cctx.get_external_psk_identities() == []
+    cctx.set_external_psks({"c": PSK, b"d": PSK})
+    assert cctx.get_external_psk_identities() == [b"c", b"d"]
+
+
+def row_psk_modes(pki: PKI) -> None:
+    cctx, sctx = pki.client_context(), pki.server_context()
+    cctx.set_external_psks({"c": PSK})
+    sctx.set_external_psks({"c": PSK})
+    sctx.psk_modes = ("psk_dhe_ke", "psk_ke")
+    assert handshake(cctx, sctx)[0].group == "x25519"
+    cctx.psk_modes = ("psk_ke",)
+    client, _ = handshake(cctx, sctx)
+    assert client.psk_identity == b"c" and client.group is None
+    sctx.psk_modes = ("psk_dhe_ke",)  # the server refuses psk_ke: the certificate instead
+    client, _ = handshake(cctx, sctx)
+    assert client.psk_identity is None and client.group == "x25519"
 
 
 def row_set_ciphersuites(pki: PKI) -> None:

@@ -9,10 +9,9 @@ from tlslite.constants import (
     AlertLevel,
 )
 
-#: TLS 1.3 PSK modes aiotls resumes with: with (EC)DHE only, so resumption keeps forward
-#: secrecy; a client allowing nothing else gets a full handshake (see
-#: _TLSLiteConnection._aiotls_screen_client_hello).
-_PSK_MODES = ("psk_dhe_ke",)
+#: TLS 1.3 PSK modes: TLSContext.psk_modes, by default ("psk_dhe_ke",) -- with (EC)DHE only,
+#: so resumption keeps forward secrecy; a client allowing nothing else gets a full handshake
+#: (see _TLSLiteConnection._aiotls_screen_client_hello).
 _VERSION_TUPLES = {"TLSv1": (3, 1), "TLSv1.1": (3, 2), "TLSv1.2": (3, 3), "TLSv1.3": (3, 4)}
 _VERSION_NAMES = {v: k for k, v in _VERSION_TUPLES.items()}
 _CERT_REQUIRED, _CERT_OPTIONAL = 2, 1

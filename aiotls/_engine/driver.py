@@ -45,7 +45,7 @@ from .accel import _FAST_GROUPS
 from .codec import SwitchedParser
 from .common import _ALERT, _CERT_OPTIONAL, _CERT_REQUIRED, _CLOSE_NOTIFY, _VERSION_NAMES, WANT_READ
 from .quick import _QUICK_MESSAGES
-from .settings import _prepare
+from .settings import _prepare, connection_settings
 from .tickets import _one_ticket
 from .tlsconn import _SPENT_TRANSCRIPT, make_connection
 from .translate import translate
@@ -183,18 +183,18 @@ class Engine(trace.Traced):
         self._peer_input = True
         if server_side:
             # (TLSConnection.check_context has made sure the context has a certificate)
-            self._settings = tl._aiotls_settings = prepared.server_settings
+            self._settings = tl._aiotls_settings = connection_settings(ctx, prepared, tl, True)
             self._gen: Any = tl.handshakeServerAsync(
                 certChain=prepared.cert_chain, privateKey=prepared.private_key,
                 reqCert=verify_mode != 0 and not ctx.post_handshake_auth,
-                settings=prepared.server_settings, alpn=prepared.alpn,
+                settings=self._settings, alpn=prepared.alpn,
             )
         else:
             sni = server_hostname
             if sni is not None and _verify.is_ip_address(sni):
                 sni = None  # RFC 6066: no IP literals in SNI
-            self._settings = prepared.client_settings
-            tl._aiotls_settings = prepared.client_settings
+            self._settings = connection_settings(ctx, prepared, tl, False)
+            tl._aiotls_settings = self._settings
             tl._aiotls_alpn = prepared.alpn
             if prepared.cert_chain is not None:
                 tl._aiotls_credentials = (prepared.private_key, prepared.cert_chain)
@@ -207,7 +207,7 @@ class Engine(trace.Traced):
                 session.sessionID = bytearray(secrets.token_bytes(32))
             self._gen = tl.handshakeClientCert(
                 certChain=prepared.cert_chain, privateKey=prepared.private_key,
-                settings=prepared.client_settings, serverName=sni, alpn=prepared.alpn,
+                settings=self._settings, serverName=sni, alpn=prepared.alpn,
                 session=session, async_=True,
             )
 
@@ -616,8 +616,9 @@ class Engine(trace.Traced):
     def resumed(self) -> bool:
         tl = self._tl
         if self.server_side and self.version == "TLSv1.3":
-            # tlslite never sets `resumed` on TLS 1.3 servers: no Certificate sent means PSK.
-            return self.handshake_done and not tl._aiotls_sent_certificate
+            # tlslite never sets `resumed` on TLS 1.3 servers: no Certificate, no external PSK.
+            return self.handshake_done and not tl._aiotls_sent_certificate \
+                and tl._aiotls_psk_used is None
         return bool(tl.resumed)
 
     def session(self) -> Any:

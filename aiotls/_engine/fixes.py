@@ -37,7 +37,7 @@ from ..errors import (
 )
 from .accept import FastAccept
 from .base import _ReboundTLSConnection
-from .common import _PSK_MODES, _Hooks
+from .common import _Hooks
 
 
 class _TolerantServer(FastAccept):
@@ -176,10 +176,11 @@ class UpstreamFixes(_Hooks):  # type: ignore[misc]
             self._send_record_limit = min(2**14, self._peer_record_size_limit)
 
     def _aiotls_screen_client_hello(self, hello: Any) -> Generator[Any, None, None]:
-        """Server: a PSK the client allows only in modes aiotls never uses is ignored.
+        """Server: a PSK the client allows only in modes this server does not is ignored.
 
         RFC 8446 4.2.9: the server must not select a mode the client did not list, and
-        aiotls resumes only with (EC)DHE (psk_dhe_ke).  A client offering only psk_ke
+        aiotls uses PSKs only with (EC)DHE (psk_dhe_ke) unless the context's psk_modes
+        also allows psk_ke.  A client offering only psk_ke
         therefore gets a full handshake if it sent what one needs (tlslite answered
         handshake_failure); without it (no key_share, supported_groups or
         signature_algorithms) nothing is possible: missing_extension, as OpenSSL sends.
@@ -195,7 +196,8 @@ class UpstreamFixes(_Hooks):  # type: ignore[misc]
             return  # not a TLS 1.3 handshake: the PSK plays no part
         if modes is None or not modes.modes or hello.extensions[-1] is not psk \
                 or not psk.identities or len(psk.identities) != len(psk.binders or ()) \
-                or any(getattr(PskKeyExchangeMode, m) in modes.modes for m in _PSK_MODES):
+                or any(getattr(PskKeyExchangeMode, m) in modes.modes
+                       for m in settings.psk_modes):
             return  # usable, absent or malformed (tlslite answers those)
         missing = [name for name, ext in (("key_share", ExtensionType.key_share),
                                           ("supported_groups", ExtensionType.supported_groups),
@@ -204,14 +206,15 @@ class UpstreamFixes(_Hooks):  # type: ignore[misc]
                    if hello.getExtension(ext) is None]
         if missing:
             # (RFC 8446 9.2 lets a PSK-only ClientHello omit these: incompatible, not broken)
-            what = ("the client offered to resume only without (EC)DHE (psk_ke), which aiotls "
-                    "does not allow (no forward secrecy), and its ClientHello lacks "
+            what = ("the client offered a PSK only without (EC)DHE (psk_ke), which this "
+                    "server does not allow (no forward secrecy), and its ClientHello lacks "
                     f"{', '.join(missing)} for a full handshake instead")
             self._aiotls_error = PeerIncompatible(
                 f"{what} (sent alert missing_extension to the peer)",
-                cause="the client is configured for PSK resumption without key exchange only",
+                cause="the client is configured for PSKs without key exchange only",
                 hint="let the client also offer psk_dhe_ke, or send a key share so that a "
-                "full handshake can take place",
+                "full handshake can take place (or, accepting the loss of forward secrecy, "
+                "add 'psk_ke' to psk_modes on this server)",
                 alert=_TLAlert.missing_extension, code="psk-mode-unsupported")
             yield from self._sendError(_TLAlert.missing_extension, what)
         hello.extensions.remove(psk)

@@ -26,7 +26,9 @@ from ..errors import (
     TLSConfigurationError,
 )
 from .accel import _accelerate
-from .common import _PSK_MODES, _VERSION_NAMES, _VERSION_TUPLES
+from .common import _VERSION_NAMES, _VERSION_TUPLES
+from .psk import configure as configure_psks
+from .psk import connection_settings as connection_settings
 
 
 @dataclass(slots=True)
@@ -105,7 +107,7 @@ def _settings(ctx: TLSContext) -> Any:
     s.ticketKeys = [bytearray(32)] if ctx.num_tickets else []
     s.ticket_count = ctx.num_tickets
     s.ticketLifetime = ctx.session_ticket_lifetime
-    s.psk_modes = list(_PSK_MODES)
+    configure_psks(s, ctx)
     s.cipherImplementations = ["python"]
     try:
         return s.validate()

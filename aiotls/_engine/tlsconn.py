@@ -48,6 +48,7 @@ from .client13 import LeanClient13
 from .client_hello import LeanClientHello
 from .fixes import UpstreamFixes, _TolerantServer
 from .plainread import PlainHellos
+from .psk import ExternalPSKHooks
 from .records import _RecordLayer
 from .server13 import LeanServer13
 from .tickets import TicketHooks, _KeptTickets
@@ -131,8 +132,8 @@ class _SpentTranscript:
 _SPENT_TRANSCRIPT = _SpentTranscript()
 
 
-class _TLSLiteConnection(VerificationHooks, TicketHooks, LeanClientHello, PlainHellos,
-                         UpstreamFixes, LeanServer13, LeanClient13, _TolerantServer):
+class _TLSLiteConnection(ExternalPSKHooks, VerificationHooks, TicketHooks, LeanClientHello,
+                         PlainHellos, UpstreamFixes, LeanServer13, LeanClient13, _TolerantServer):
     """tlslite's TLSConnection with aiotls's per-connection seams."""
 
     _aiotls_policy: _Policy | None = None

@@ -213,6 +213,9 @@ def translate(engine: Any, exc: BaseException) -> TLSError:
     if isinstance(exc, TLSRemoteAlert):
         engine.failed = True
         engine._sock.discard = True
+        explained: TLSError | None = engine._tl._aiotls_remote_error  # (a PSK refused)
+        if explained is not None and explained.alert_number == exc.description:
+            return explained
         description = exc.description
         if description == _TLAlert.close_notify and during \
                 and engine._tl._recordLayer._aiotls_canceled:
