@@ -50,6 +50,7 @@ from .fixes import UpstreamFixes, _TolerantServer
 from .plainread import PlainHellos
 from .records import _RecordLayer
 from .server13 import LeanServer13
+from .sni import ServerNameHooks
 from .tickets import TicketHooks, _KeptTickets
 from .verification import VerificationHooks, _Policy
 
@@ -131,7 +132,7 @@ class _SpentTranscript:
 _SPENT_TRANSCRIPT = _SpentTranscript()
 
 
-class _TLSLiteConnection(VerificationHooks, TicketHooks, LeanClientHello, PlainHellos,
+class _TLSLiteConnection(ServerNameHooks, VerificationHooks, TicketHooks, LeanClientHello, PlainHellos,
                          UpstreamFixes, LeanServer13, LeanClient13, _TolerantServer):
     """tlslite's TLSConnection with aiotls's per-connection seams."""
 
