@@ -38,7 +38,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any, cast
 
-from ._engine import Engine, install_server_choices
+from ._engine import Engine, install_choices
 from ._identity import context_chooser
 from ._introspect import _Introspection
 from ._receive import _MAX_UNUSED, _NOT_SMALL, _give_back, _RecordReceiver
@@ -213,9 +213,8 @@ class TLSConnection(_RecordReceiver, _Introspection):
         self._engine = Engine(context, server_side=server_side, server_hostname=server_hostname,
                               now=now or _utcnow,
                               session=session._state if session is not None else None)
-        if server_side:
-            install_server_choices(self._engine, context, context_chooser(self))
-        else:
+        install_choices(self._engine, context, context_chooser(self) if server_side else None)
+        if not server_side:
             self._guard(self._advance)
 
     #: What a server's sni_callback gets as its ssl object: a weak reference to the object

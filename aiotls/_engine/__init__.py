@@ -37,6 +37,7 @@ which a test checks):
 ``hellos``        a received ClientHello parsed in one pass over its extensions
 ``registry``      every private tlslite-ng name aiotls relies on, and :func:`registry.check`
 ``sni``           the server's choices once the ClientHello is read (SNI, ALPN order)
+``client_cert``   the client's certificate chosen at the server's CertificateRequest
 ``speedups``      the switch that turns every speed-up off (``AIOTLS_SPEEDUPS=0``)
 """
 
@@ -45,6 +46,6 @@ from __future__ import annotations
 from .common import WANT_READ
 from .driver import Engine
 from .records import MAX_WARNING_ALERTS, alert_rule
-from .sni import install as install_server_choices
+from .sni import install as install_choices
 
-__all__ = ["MAX_WARNING_ALERTS", "WANT_READ", "Engine", "alert_rule", "install_server_choices"]
+__all__ = ["MAX_WARNING_ALERTS", "WANT_READ", "Engine", "alert_rule", "install_choices"]

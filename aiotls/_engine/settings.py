@@ -13,10 +13,10 @@ from ssl import TLSVersion
 from typing import Any
 
 from tlslite import HandshakeSettings
-from tlslite.handshakesettings import Keypair, VirtualHost
 from tlslite.constants import (
     ECPointFormat,
 )
+from tlslite.handshakesettings import Keypair, VirtualHost
 from tlslite.utils.keyfactory import parsePEMKey
 from tlslite.x509 import X509
 from tlslite.x509certchain import X509CertChain

@@ -26,8 +26,8 @@ from __future__ import annotations
 from collections.abc import Callable, Generator
 from typing import Any
 
-from tlslite.constants import ContentType, ExtensionType, HandshakeType
 from tlslite.constants import AlertDescription as _TLAlert
+from tlslite.constants import ContentType, ExtensionType, HandshakeType
 
 from ..errors import TLSError
 from .common import _CERT_OPTIONAL, _CERT_REQUIRED, _Hooks
@@ -124,8 +124,14 @@ class ServerNameHooks(_Hooks):  # type: ignore[misc]
 def install(engine: Any, ctx: Any, chooser: Callable[[str | None], Any] | None) -> None:
     """Server: make ``engine``'s handshake run ``chooser`` (the server name -> a
     :class:`~aiotls.TLSContext` to switch to, or None) once the ClientHello is read, and
-    follow ``ctx``'s ALPN rule."""
+    follow ``ctx``'s ALPN rule.  Client: its context's certificate chooser, if any (see
+    :mod:`.client_cert`)."""
     tl = engine._tl
+    if not engine.server_side:
+        if ctx.client_certificate_chooser is not None:
+            tl._aiotls_client_chooser = (ctx.client_certificate_chooser,
+                                         engine.server_hostname, ctx._identities)
+        return
     tl._aiotls_alpn_alert = ctx.alpn_mismatch_alert
     if chooser is None:
         return

@@ -45,6 +45,7 @@ from . import keylog, speedups
 from .accel import _FAST_GROUPS, _FF_GROUPS, _accelerate_kex, _FastADH, _FFKeyExchange, _KeyExchange
 from .base import _ReboundTLSConnection
 from .client13 import LeanClient13
+from .client_cert import ClientCertificateHooks
 from .client_hello import LeanClientHello
 from .fixes import UpstreamFixes, _TolerantServer
 from .plainread import PlainHellos
@@ -132,7 +133,7 @@ class _SpentTranscript:
 _SPENT_TRANSCRIPT = _SpentTranscript()
 
 
-class _TLSLiteConnection(ServerNameHooks, VerificationHooks, TicketHooks, LeanClientHello, PlainHellos,
+class _TLSLiteConnection(ServerNameHooks, ClientCertificateHooks, VerificationHooks, TicketHooks, LeanClientHello, PlainHellos,
                          UpstreamFixes, LeanServer13, LeanClient13, _TolerantServer):
     """tlslite's TLSConnection with aiotls's per-connection seams."""
 
