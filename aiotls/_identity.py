@@ -65,7 +65,7 @@ class Identity:
 
         scratch = TLSContext(ssl.PROTOCOL_TLS_CLIENT)
         scratch.load_cert_chain(certfile, keyfile, password)
-        return scratch._identities[0]
+        return scratch._cert_identities[0]
 
     @property
     def certificate(self) -> x509.Certificate:
@@ -133,7 +133,7 @@ def _normalise_name(name: Any) -> str:
         except UnicodeError as exc:
             raise TLSConfigurationError(f"sni_contexts: {name!r} is not a valid IDNA name: "
                                         f"{exc}") from None
-    return name
+    return str(name)
 
 
 def lookup(mapping: Mapping[str, Any], name: str | None) -> Any:
@@ -171,7 +171,7 @@ class IdentitySettings(ssl.SSLContext):
     _sni_strict = False
     _alpn_mismatch_alert = True
     _client_chooser: ClientCertificateChooser | None = None
-    _identities: tuple[Identity, ...] = ()
+    _cert_identities: tuple[Identity, ...] = ()
 
     if TYPE_CHECKING:
         _protocol: ssl._SSLMethod
@@ -180,8 +180,8 @@ class IdentitySettings(ssl.SSLContext):
 
     # --- servers: virtual hosting ----------------------------------------------------------
 
-    @property
-    def sni_callback(self) -> SNICallback | None:  # type: ignore[override]
+    @property  # type: ignore[override]
+    def sni_callback(self) -> SNICallback | None:
         """Servers: called once the client's hello is read, before the server answers, as
         ``sni_callback(ssl_object, server_name, context)`` -- the stdlib's shape.
 

@@ -463,7 +463,7 @@ class TLSContext(IdentitySettings, SSLContextSurface):
         # One identity per key type, the last loaded first (tried first; see
         # docs/configuration.md, "Several certificates"): the same type again replaces it.
         identity = Identity(tuple(der_bytes(c) for c in certs), key, key_type(key))
-        self._identities = (identity, *(i for i in self._identities
+        self._cert_identities = (identity, *(i for i in self._cert_identities
                                         if i.key_type != identity.key_type))
         self._chain_der = identity.chain
         self._key = key

@@ -19,7 +19,7 @@ from tlslite.constants import SignatureScheme
 from tlslite.x509certchain import X509CertChain
 
 from .._identity import CertificateRequest, Identity
-from ..errors import InternalError
+from ..errors import InternalError, TLSError
 from .common import _Hooks
 from .settings import _tlslite_identity
 from .verification import _ca_names
@@ -71,6 +71,7 @@ class ClientCertificateHooks(_Hooks):  # type: ignore[misc]
     _aiotls_client_chooser: tuple[Any, str | None, tuple[Identity, ...]] | None = None
     _aiotls_chosen: tuple[_ChosenChain, _ChosenKey] | None = None
     _aiotls_credentials: tuple[Any, Any] | None
+    _aiotls_error: TLSError | None
 
     def _handshakeClientAsyncHelper(self, srpParams: Any, certParams: Any, anonParams: Any,
                                     session: Any, settings: Any, serverName: Any,
@@ -79,9 +80,10 @@ class ClientCertificateHooks(_Hooks):  # type: ignore[misc]
         if self._aiotls_client_chooser is not None:
             self._aiotls_chosen = (_ChosenChain(), _ChosenKey())
             certParams = self._aiotls_chosen
-        return super()._handshakeClientAsyncHelper(srpParams, certParams, anonParams, session,
-                                                   settings, serverName, nextProtos, reqTack,
-                                                   alpn)
+        helper: Generator[Any, None, None] = super()._handshakeClientAsyncHelper(
+            srpParams, certParams, anonParams, session, settings, serverName, nextProtos,
+            reqTack, alpn)
+        return helper
 
     def _aiotls_note_certificate_request(self, request: Any) -> Generator[Any, None, None]:
         chosen, chooser = self._aiotls_chosen, self._aiotls_client_chooser
@@ -105,12 +107,12 @@ class ClientCertificateHooks(_Hooks):  # type: ignore[misc]
                     self._aiotls_credentials = (key, chain)
             except Exception as exc:
                 _logger.exception("client_certificate_chooser %r failed", choose)
-                self._aiotls_error = InternalError(
+                error = self._aiotls_error = InternalError(
                     f"the client_certificate_chooser failed: {type(exc).__name__}: {exc} "
                     "(sent alert internal_error)",
                     cause="a bug in the client's certificate chooser",
                     hint="fix the chooser; the traceback is logged on 'aiotls.sni'",
                     alert=80, code="client-certificate-chooser-failed")
-                self._aiotls_error.__cause__ = exc
-                yield from self._sendError(80, self._aiotls_error.what)
+                error.__cause__ = exc
+                yield from self._sendError(80, error.what)
         yield from super()._aiotls_note_certificate_request(request)

@@ -170,7 +170,7 @@ def _prepare(ctx: TLSContext) -> _Prepared:
         # The context's other identities (other key types), tried in order after the first
         # by tlslite's certificate selection (_server_select_certificate).
         others = [Keypair(k, c.x509List) for c, k in (
-            _tlslite_identity(i.chain, i.key) for i in ctx._identities[1:])]
+            _tlslite_identity(i.chain, i.key) for i in ctx._cert_identities[1:])]
         if others:
             host = VirtualHost()
             host.keys = others

@@ -76,6 +76,7 @@ class ServerNameHooks(_Hooks):  # type: ignore[misc]
     _aiotls_choose: Callable[[str | None], _Args | None] | None = None
     _aiotls_alpn_alert = True
     _aiotls_error: TLSError | None
+    _aiotls_replay: tuple[Any, Any] | None
 
     def _handshakeServerAsyncHelper(self, verifierDB: Any, cert_chain: Any, privateKey: Any,
                                     reqCert: Any, sessionCache: Any, settings: Any,
@@ -130,7 +131,7 @@ def install(engine: Any, ctx: Any, chooser: Callable[[str | None], Any] | None) 
     if not engine.server_side:
         if ctx.client_certificate_chooser is not None:
             tl._aiotls_client_chooser = (ctx.client_certificate_chooser,
-                                         engine.server_hostname, ctx._identities)
+                                         engine.server_hostname, ctx._cert_identities)
         return
     tl._aiotls_alpn_alert = ctx.alpn_mismatch_alert
     if chooser is None:
