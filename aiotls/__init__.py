@@ -20,8 +20,8 @@ likely cause and the fix.
 
 from __future__ import annotations
 
-from .connection import ConnectionState, TLSConnection, TLSSession
 from ._identity import CertificateRequest, Identity
+from .connection import ConnectionState, TLSConnection, TLSSession
 from .context import CipherSuite, TLSContext, create_default_context
 from .errors import (
     AlertDescription,
