@@ -247,10 +247,11 @@ class IdentitySettings(ssl.SSLContext):
 
     @property
     def sni_strict(self) -> bool:
-        """Servers: refuse a client whose server name is not in :attr:`sni_contexts` with
-        a fatal ``unrecognized_name`` alert (RFC 6066 3) instead of serving it this
-        context.  Off by default.  A client that sends no name (or an IP address) is
-        still served this context."""
+        """Servers: refuse a client whose server name is not in :attr:`sni_contexts` (and
+        that :attr:`sni_callback`, if any, did not switch to another context) with a fatal
+        ``unrecognized_name`` alert (RFC 6066 3) instead of serving it this context.  Off by
+        default.  A client that sends no name (or an IP address) is still served this
+        context."""
         return self._sni_strict
 
     @sni_strict.setter
@@ -319,13 +320,6 @@ def context_chooser(conn: TLSConnection) -> Callable[[str | None], TLSContext | 
 
     def choose(name: str | None) -> TLSContext | None:
         chosen = lookup(mapping, name)
-        if chosen is None and name is not None and strict:
-            raise PeerIncompatible(
-                f"the client asked for server name {name!r}, which this server does not serve "
-                "(sent alert unrecognized_name)",
-                cause="the name is not in the context's sni_contexts and sni_strict is on",
-                hint="add the name to sni_contexts, or turn sni_strict off to serve the "
-                "default certificate", alert=112, code="unrecognized-name")
         with conn._switching_context():
             if chosen is not None:
                 conn.context = chosen
@@ -357,6 +351,14 @@ def context_chooser(conn: TLSConnection) -> Callable[[str | None], TLSContext | 
                         hint="check the name the client sends (server_hostname)",
                         alert=result, code="sni-refused")
         switched = conn.context
+        if switched is ctx and chosen is None and name is not None and strict:
+            raise PeerIncompatible(
+                f"the client asked for server name {name!r}, which this server does not serve "
+                "(sent alert unrecognized_name)",
+                cause="the name is not in the context's sni_contexts (nor chosen by its "
+                "sni_callback) and sni_strict is on",
+                hint="add the name to sni_contexts, or turn sni_strict off to serve the "
+                "default certificate", alert=112, code="unrecognized-name")
         if switched is ctx:
             return None
         try:

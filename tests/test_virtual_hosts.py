@@ -322,6 +322,22 @@ def test_mapping_rules(hosts: Hosts) -> None:
     assert client.error is not None and "unrecognized_name" in str(client.error)
 
 
+def test_strict_mode_accepts_names_the_callback_places(hosts: Hosts) -> None:
+    ctx = hosts.server()
+    ctx.sni_strict = True
+    other = hosts.context("other.test")
+
+    def place(conn: Any, name: str | None, c: Any) -> None:
+        if name == "other.test":
+            conn.context = other
+
+    ctx.sni_callback = place
+    client, server = handshake(hosts.client(), ctx, "other.test")
+    assert server.handshake_complete and server.context is other
+    client, server = handshake(hosts.client(), ctx, "nobody.test")
+    assert server.error is not None and server.error.code == "unrecognized-name"
+
+
 @pytest.mark.parametrize(("bad", "match"), [
     ({"*.test": None}, "wildcard"), ({"a.*.test": None}, "wildcard"),
     ({"": None}, "not a host name"), ({"x.test": "ctx"}, "not an aiotls.TLSContext"),
@@ -630,3 +646,59 @@ def test_options_for_the_wrong_side_are_refused(pki: PKI) -> None:
     with pytest.raises(aiotls.TLSConfigurationError, match="server contexts"):
         pki.client_context().sni_callback = lambda *a: None
     assert os.path.exists(pki.ca_file)
+
+
+# --- 6. aiotls.anyio: asyncio, uvloop and trio -------------------------------------------------
+
+
+@pytest.fixture(params=[
+    pytest.param(("asyncio", {"use_uvloop": False}), id="asyncio"),
+    pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop"),
+    pytest.param("trio", id="trio"),
+])
+def anyio_backend(request: pytest.FixtureRequest) -> Any:
+    return request.param
+
+
+@pytest.mark.anyio
+async def test_anyio_stream_serves_each_name(hosts: Hosts) -> None:
+    import anyio
+
+    from aiotls.anyio import TLSAttribute, TLSStream
+
+    server_ctx = hosts.server()
+    server_ctx.sni_strict = True
+    names: list[str | None] = []
+    server_ctx.sni_callback = lambda conn, name, ctx: names.append(name)  # type: ignore[func-returns-value]
+    for name in ("two.test", "www.three.test", "nobody.test"):
+        multi = await anyio.create_tcp_listener(local_host="127.0.0.1")
+        async with multi:
+            listener = multi.listeners[0]
+            port = listener.extra(anyio.abc.SocketAttribute.local_port)
+            outcome: dict[str, Any] = {}
+
+            async def serve(listener: Any = listener, outcome: dict[str, Any] = outcome) -> None:
+                transport = await listener.accept()
+                try:
+                    await TLSStream.wrap(transport, server_side=True, ssl_context=server_ctx)
+                except Exception as exc:
+                    outcome["error"] = exc
+                    await transport.aclose()
+
+            with anyio.fail_after(TIMEOUT):
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(serve)
+                    transport = await anyio.connect_tcp("127.0.0.1", port)
+                    if name == "nobody.test":
+                        with pytest.raises(aiotls.AlertReceived, match="unrecognized_name"):
+                            await TLSStream.wrap(transport, hostname=name,
+                                                 ssl_context=hosts.client())
+                        continue
+                    stream = await TLSStream.wrap(transport, hostname=name,
+                                                  ssl_context=hosts.client())
+                    conn = stream.extra(TLSAttribute.ssl_object)
+                    assert subject_cn(conn.getpeercert(True)) == name
+                    await stream.aclose()
+            if name == "nobody.test":
+                assert getattr(outcome["error"], "code", None) == "unrecognized-name"
+    assert names == ["two.test", "www.three.test", "nobody.test"]
