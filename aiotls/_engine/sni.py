@@ -83,12 +83,21 @@ class ServerNameHooks(_Hooks):  # type: ignore[misc]
                                     reqCAs: Any, tacks: Any, activationFlags: Any,
                                     nextProtos: Any, anon: Any, alpn: Any,
                                     sni: Any) -> Generator[Any, None, None]:
-        choose = self._aiotls_choose
-        if choose is None and (not alpn or (len(alpn) < 2 and self._aiotls_alpn_alert)):
-            yield from super()._handshakeServerAsyncHelper(
-                verifierDB, cert_chain, privateKey, reqCert, sessionCache, settings, reqCAs,
+        args = (verifierDB, cert_chain, privateKey, reqCert, sessionCache, settings, reqCAs,
                 tacks, activationFlags, nextProtos, anon, alpn, sni)
-            return
+        if self._aiotls_choose is None \
+                and (not alpn or (len(alpn) < 2 and self._aiotls_alpn_alert)):
+            # (nothing to decide: tlslite-ng's generator itself, no frame in between)
+            helper: Generator[Any, None, None] = super()._handshakeServerAsyncHelper(*args)
+            return helper
+        return self._aiotls_decide_after_hello(*args)
+
+    def _aiotls_decide_after_hello(self, verifierDB: Any, cert_chain: Any, privateKey: Any,
+                                   reqCert: Any, sessionCache: Any, settings: Any,
+                                   reqCAs: Any, tacks: Any, activationFlags: Any,
+                                   nextProtos: Any, anon: Any, alpn: Any,
+                                   sni: Any) -> Generator[Any, None, None]:
+        choose = self._aiotls_choose
         # the ClientHello, read as tlslite-ng's method starts reading it
         self._handshakeStart(client=False)
         self.version = min(settings.maxVersion, (3, 3))  # (the version of an early alert)
