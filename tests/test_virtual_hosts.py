@@ -11,6 +11,7 @@ ctx)``) and over ``aiotls.asyncio``.
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import os
 import socket
@@ -26,7 +27,7 @@ from cryptography import x509
 import aiotls
 import aiotls.asyncio
 from tests.certs import CA
-from tests.helpers import PKI, handshake, stdlib_tls_server
+from tests.helpers import PKI, handshake, pump, stdlib_tls_server
 from tests.sockloop import OpenSSLProcess, SocketTLS, free_port, require_openssl
 
 TIMEOUT = 10.0
@@ -416,6 +417,33 @@ def test_sni_callback_gets_none_without_a_name(hosts: Hosts) -> None:
     handshake(cctx, ctx, None)
     handshake(hosts.client(), ctx, "127.0.0.1")  # (an IP address is never a server name)
     assert names == [None, None]
+
+
+@pytest.mark.parametrize("version", list(TLS_FLAGS))
+def test_tickets_resume_only_in_the_context_that_issued_them(hosts: Hosts, version: str) -> None:
+    """Each virtual host seals tickets with its own keys: a ticket from two.test resumes
+    there, and not when presented for another name (a full handshake instead)."""
+    ctx = hosts.server()
+    cctx = hosts.client()
+    cctx.maximum_version = ssl.TLSVersion[version.replace(".", "_")]
+
+    def connect(name: str, session: aiotls.TLSSession | None) -> tuple[Any, Any]:
+        client, server = handshake(cctx, ctx, name, client_kw={"session": session})
+        server.send_data(b"x")
+        pump(client, server)
+        assert client.handshake_complete and server.handshake_complete
+        return client, server
+
+    first, _ = connect("two.test", None)
+    again, server = connect("two.test", first.session)
+    assert server.session_reused and server.context is ctx.sni_contexts["two.test"]
+    assert again.session is not None
+    # (a client presenting it for another name, as aiotls's own client never does)
+    state = copy.copy(first.session._state)  # type: ignore[union-attr]
+    state.serverName = "one.test"
+    elsewhere = aiotls.TLSSession(state, "one.test", version)
+    _, server = connect("one.test", elsewhere)
+    assert not server.session_reused and server.context is ctx
 
 
 def test_same_key_type_replaces_the_identity(hosts: Hosts) -> None:
