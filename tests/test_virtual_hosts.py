@@ -396,6 +396,23 @@ def test_callback_results(hosts: Hosts, returned: Any, code: str) -> None:
     assert client.error is not None and not client.handshake_complete
 
 
+def test_a_raising_callback_fails_the_handshake_with_internal_error(
+        hosts: Hosts, caplog: pytest.LogCaptureFixture) -> None:
+    ctx = hosts.server()
+
+    def broken(conn: Any, name: str | None, c: Any) -> None:
+        raise KeyError(name)
+
+    ctx.sni_callback = broken
+    with caplog.at_level(logging.ERROR, logger="aiotls.sni"):
+        client, server = handshake(hosts.client(), ctx, "one.test")
+    assert isinstance(server.error, aiotls.InternalError)
+    assert server.error.code == "sni-callback-failed" and "KeyError" in server.error.what
+    assert isinstance(server.error.__cause__, KeyError)
+    assert isinstance(client.error, aiotls.AlertReceived) and "internal_error" in str(client.error)
+    assert any(r.exc_info and r.exc_info[0] is KeyError for r in caplog.records)
+
+
 def test_callback_switching_to_a_client_context_fails_clearly(hosts: Hosts) -> None:
     ctx = hosts.server()
 
