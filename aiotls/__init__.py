@@ -20,6 +20,7 @@ likely cause and the fix.
 
 from __future__ import annotations
 
+from ._identity import CertificateRequest, Identity
 from .connection import ConnectionState, TLSConnection, TLSSession
 from .context import CipherSuite, TLSContext, create_default_context
 from .errors import (
@@ -52,6 +53,7 @@ __all__ = [
     "AlertDescription",
     "AlertReceived",
     "CertificateError",
+    "CertificateRequest",
     "CipherSuite",
     "ClientCertificateReceived",
     "CloseNotifyReceived",
@@ -61,6 +63,7 @@ __all__ = [
     "Event",
     "HandshakeCompleted",
     "HandshakeTimeoutError",
+    "Identity",
     "InternalError",
     "LentDataReceived",
     "PeerIncompatible",

@@ -221,23 +221,6 @@ class SSLContextSurface(ssl.SSLContext):
         self._trace_handshakes = _check_bool(value, "trace_handshakes")
 
     @property
-    def sni_callback(self) -> Any:
-        """Server name callbacks are not available yet: always ``None``."""
-        return None
-
-    @sni_callback.setter
-    def sni_callback(self, value: Any) -> None:
-        if value is not None:
-            raise TLSConfigurationError(
-                "sni_callback is not supported by aiotls yet",
-                hint="serve one certificate per listening socket for now",
-            )
-
-    def set_servername_callback(self, server_name_callback: Any) -> None:
-        """Not available yet; raises unless ``None`` (see :attr:`sni_callback`)."""
-        self.sni_callback = server_name_callback
-
-    @property
     def _msg_callback(self) -> Any:
         return None
 

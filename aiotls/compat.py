@@ -31,6 +31,7 @@ Two details keep the stdlib's semantics:
 from __future__ import annotations
 
 import ssl
+import weakref
 from collections import deque
 from typing import Any, NoReturn
 
@@ -106,6 +107,7 @@ class TLSObject(ssl.SSLObject):
         conn = TLSConnection(context, server_side=self._server_side,
                              server_hostname=self._server_hostname, session=session,
                              half_close=True, lend_plaintext=True)
+        conn._sni_owner = weakref.ref(self)  # (what a server's sni_callback is given)
         # Plaintext is lent (LentDataReceived, valid until release_plaintext()): read()
         # copies it out once -- into the caller's buffer, or into the bytes it returns --
         # and gives the buffers back when all was read.
@@ -121,14 +123,19 @@ class TLSObject(ssl.SSLObject):
     @property  # type: ignore[override]
     def context(self) -> TLSContext:
         """The :class:`aiotls.TLSContext`.  It may be replaced (by another context for the
-        same side) until the connection has started."""
-        return self._context
+        same side) until the connection has started, and by a server's ``sni_callback``."""
+        conn = self._conn
+        return conn.context if conn is not None else self._context
 
     @context.setter
     def context(self, ctx: TLSContext) -> None:
         if not isinstance(ctx, TLSContext):
             raise TypeError(f"context must be an aiotls.TLSContext, not {type(ctx).__name__}")
         if ctx is self._context:
+            return
+        if self._started and self._conn._sni_switching:
+            self._conn.context = ctx  # (a server's sni_callback switches the handshake)
+            self._context = ctx
             return
         if self._started:
             raise TLSUsageError(
@@ -448,6 +455,8 @@ class RefusedTLSObject(TLSObject):
     serve at all (a client context, no certificate): its handshake fails at once with the
     reason, after an internal_error alert, so that the framework closes the connection
     instead of leaving the client waiting."""
+
+    _conn = None  # type: ignore[assignment]
 
     def __init__(self, context: TLSContext, incoming: ssl.MemoryBIO, outgoing: ssl.MemoryBIO,
                  error: Exception) -> None:

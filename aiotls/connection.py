@@ -31,13 +31,15 @@ States: every change goes through ``_set_state``, along the transition table in
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import ssl
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, cast
 
-from ._engine import Engine
+from ._engine import Engine, install_choices
+from ._identity import context_chooser
 from ._introspect import _Introspection
 from ._receive import _MAX_UNUSED, _NOT_SMALL, _give_back, _RecordReceiver
 from ._state import _INITIAL_PHASE, ConnectionState, _Trigger, next_phase
@@ -183,7 +185,7 @@ class TLSConnection(_RecordReceiver, _Introspection):
                     cause="resuming a session with a different server would skip verifying it",
                     hint="only pass a session back to the same host name",
                 )
-        self.context = context
+        self._context = context
         self.server_side = server_side
         self.server_hostname = server_hostname
         # the phase (state, peer_closed): written only by _set_state from here on
@@ -211,8 +213,42 @@ class TLSConnection(_RecordReceiver, _Introspection):
         self._engine = Engine(context, server_side=server_side, server_hostname=server_hostname,
                               now=now or _utcnow,
                               session=session._state if session is not None else None)
+        install_choices(self._engine, context, context_chooser(self) if server_side else None)
         if not server_side:
             self._guard(self._advance)
+
+    #: What a server's sni_callback gets as its ssl object: a weak reference to the object
+    #: this connection is known by (set by aiotls.compat and aiotls.sync), else None (then
+    #: the connection itself).
+    _sni_owner: Callable[[], Any] | None = None
+    _sni_switching = False
+
+    @property
+    def context(self) -> TLSContext:
+        """The :class:`~aiotls.TLSContext` this connection uses.  A server's
+        :attr:`~aiotls.TLSContext.sni_callback` may assign another server context (that is
+        the only time it can change): the handshake then goes on with it."""
+        return self._context
+
+    @context.setter
+    def context(self, ctx: TLSContext) -> None:
+        if not self._sni_switching:
+            raise TLSUsageError(
+                "the context of a TLSConnection cannot be changed",
+                cause="only a server's sni_callback may switch it, while the handshake waits",
+                hint="make a new TLSConnection with the other context, or switch it in the "
+                "server context's sni_callback")
+        if not isinstance(ctx, TLSContext):
+            raise TypeError(f"context must be an aiotls.TLSContext, not {type(ctx).__name__}")
+        self._context = ctx
+
+    @contextlib.contextmanager
+    def _switching_context(self) -> Iterator[None]:
+        self._sni_switching = True
+        try:
+            yield
+        finally:
+            self._sni_switching = False
 
     @staticmethod
     def check_context(context: TLSContext, *, server_side: bool) -> None:

@@ -39,6 +39,7 @@ from cryptography import x509
 
 from . import _crypto
 from ._context_surface import SSLContextSurface, _check_bool, _check_int
+from ._identity import Identity, IdentitySettings, key_type
 from ._keylog import KeyLogFile
 from ._legacy import refused_suite
 from ._psk import PSKSettings
@@ -125,7 +126,7 @@ def _check_protocol(protocol: int) -> None:
         )
 
 
-class TLSContext(PSKSettings, SSLContextSurface):
+class TLSContext(IdentitySettings, PSKSettings, SSLContextSurface):
     """Configuration shared by many connections (the aiotls counterpart of ssl.SSLContext).
 
     ``protocol`` is :data:`ssl.PROTOCOL_TLS_CLIENT` (the default: verify the
@@ -404,6 +405,12 @@ class TLSContext(PSKSettings, SSLContextSurface):
         ``password`` may be a str, bytes, or a callable returning one, for encrypted keys.
         RSA keys must be at least 2048 bits; ECDSA (P-256/P-384/P-521) and Ed25519 keys
         are supported.  The key must match the leaf certificate.
+
+        Called again with a key of another type (RSA, ECDSA P-256, ECDSA P-384, Ed25519...)
+        it adds an identity: a server then answers each client with the first identity
+        whose certificate and signature algorithms the client accepts, trying the one
+        loaded last first.  Called with a key of a type already loaded, it replaces that
+        identity.
         """
         cert_data = _read(certfile, "certificate file")
         key_data = _read(keyfile, "key file") if keyfile is not None else cert_data
@@ -454,7 +461,12 @@ class TLSContext(PSKSettings, SSLContextSurface):
             )
         from ._crypto import der_bytes
 
-        self._chain_der = tuple(der_bytes(c) for c in certs)
+        # One identity per key type, the last loaded first (tried first; see
+        # docs/configuration.md, "Several certificates"): the same type again replaces it.
+        identity = Identity(tuple(der_bytes(c) for c in certs), key, key_type(key))
+        self._cert_identities = (identity, *(i for i in self._cert_identities
+                                        if i.key_type != identity.key_type))
+        self._chain_der = identity.chain
         self._key = key
         self._changed()
 

@@ -50,6 +50,7 @@ import socket
 import ssl
 import threading
 import time
+import weakref
 from collections import deque
 from typing import Any
 
@@ -194,6 +195,8 @@ class TLSSocket(ssl.SSLSocket):
 
     def _reset(self, conn: TLSConnection | None) -> None:
         self._conn = conn
+        if conn is not None:
+            conn._sni_owner = weakref.ref(self)  # (what a server's sni_callback is given)
         self._out: deque[bytes | bytearray | memoryview] = deque()
         self._plain = bytearray()
         self._rbuf = bytearray(_READ_SIZE) if conn is not None else bytearray()
@@ -590,13 +593,20 @@ class TLSSocket(ssl.SSLSocket):
 
     @property  # type: ignore[override]
     def context(self) -> TLSContext:
-        """The :class:`~aiotls.TLSContext`; assignable before any byte was exchanged."""
-        return self._context
+        """The :class:`~aiotls.TLSContext`; assignable before any byte was exchanged, and
+        by a server's ``sni_callback``."""
+        conn = self._conn
+        return conn.context if conn is not None else self._context
 
     @context.setter
     def context(self, ctx: TLSContext) -> None:
         if not isinstance(ctx, TLSContext):
             raise TypeError(f"context must be an aiotls.TLSContext, not {type(ctx).__name__}")
+        conn = self._conn
+        if conn is not None and conn._sni_switching:
+            conn.context = ctx  # (a server's sni_callback switches the handshake)
+            self._context = ctx
+            return
         self._replace(ctx, self._session, "context")
         self._context = ctx
 
@@ -623,6 +633,7 @@ class TLSSocket(ssl.SSLSocket):
                                  server_hostname=self.server_hostname, session=session,
                                  half_close=True)
             self._conn = conn
+            conn._sni_owner = weakref.ref(self)
             self._out.clear()
             self._collect()
 

@@ -553,15 +553,84 @@ def row_trace_handshakes(pki: PKI) -> None:
 
 
 def row_sni_callback(pki: PKI) -> None:
-    _refused_setting(pki, "sni_callback", lambda *args: None, None)
+    sctx, other = pki.server_context("ecdsa-p256"), pki.server_context("rsa2048")
+    client, _ = handshake(pki.client_context(), sctx)
+    assert client.get_unverified_chain()[0] == der(pki.servers["ecdsa-p256"][0].cert)
+    names: list[str | None] = []
+
+    def switch(conn: Any, name: str | None, ctx: Any) -> None:
+        names.append(name)
+        conn.context = other
+
+    sctx.sni_callback = switch
+    assert sctx.sni_callback is switch
+    client, _ = handshake(pki.client_context(), sctx)
+    assert client.get_unverified_chain()[0] == der(pki.servers["rsa2048"][0].cert)
+    assert names == ["localhost"]
+    sctx.sni_callback = None
+    client, _ = handshake(pki.client_context(), sctx)
+    assert client.get_unverified_chain()[0] == der(pki.servers["ecdsa-p256"][0].cert)
 
 
 def row_set_servername_callback(pki: PKI) -> None:
     sctx = pki.server_context()
-    with pytest.raises(aiotls.TLSConfigurationError):
-        sctx.set_servername_callback(lambda *args: None)
-    assert sctx.sni_callback is None
     _ok(*handshake(pki.client_context(), sctx))
+    sctx.set_servername_callback(lambda obj, name, ctx: ssl.ALERT_DESCRIPTION_ACCESS_DENIED)
+    assert sctx.sni_callback is not None
+    client, server = handshake(pki.client_context(), sctx)
+    assert server.error is not None and server.error.code == "sni-refused"
+    sctx.set_servername_callback(None)
+    _ok(*handshake(pki.client_context(), sctx))
+
+
+def row_sni_contexts(pki: PKI) -> None:
+    sctx, other = pki.server_context("ecdsa-p256"), pki.server_context("rsa2048")
+    client, _ = handshake(pki.client_context(), sctx, "example.test")
+    assert client.get_unverified_chain()[0] == der(pki.servers["ecdsa-p256"][0].cert)
+    sctx.sni_contexts = {"example.test": other}
+    client, _ = handshake(pki.client_context(), sctx, "example.test")
+    assert client.get_unverified_chain()[0] == der(pki.servers["rsa2048"][0].cert)
+    sctx.sni_contexts = {}
+    client, _ = handshake(pki.client_context(), sctx, "example.test")
+    assert client.get_unverified_chain()[0] == der(pki.servers["ecdsa-p256"][0].cert)
+
+
+def row_sni_strict(pki: PKI) -> None:
+    sctx = pki.server_context()
+    sctx.sni_contexts = {"example.test": pki.server_context("rsa2048")}
+    _ok(*handshake(pki.client_context(), sctx, "localhost"))
+    sctx.sni_strict = True
+    client, server = handshake(pki.client_context(), sctx, "localhost")
+    assert server.error is not None and server.error.code == "unrecognized-name"
+    _ok(*handshake(pki.client_context(), sctx, "example.test"))
+    sctx.sni_strict = False
+    _ok(*handshake(pki.client_context(), sctx, "localhost"))
+
+
+def row_alpn_mismatch_alert(pki: PKI) -> None:
+    sctx, cctx = pki.server_context(), pki.client_context()
+    sctx.set_alpn_protocols(["h2"])
+    cctx.set_alpn_protocols(["spdy/3"])
+    client, server = handshake(cctx, sctx)
+    assert server.error is not None and server.error.alert_number == 120
+    sctx.alpn_mismatch_alert = False
+    client, server = handshake(cctx, sctx)
+    _ok(client, server)
+    assert client.selected_alpn_protocol() is None
+    sctx.alpn_mismatch_alert = True
+    assert handshake(cctx, sctx)[1].error is not None
+
+
+def row_client_certificate_chooser(pki: PKI) -> None:
+    cctx, sctx = pki.mtls_contexts()
+    _ok(*handshake(cctx, sctx))
+    cctx.client_certificate_chooser = lambda request: None
+    client, server = handshake(cctx, sctx)
+    assert server.error is not None and not server.handshake_complete
+    cctx.client_certificate_chooser = lambda request: request.identities[0]
+    _ok(*handshake(cctx, sctx))
+    cctx.client_certificate_chooser = None
+    _ok(*handshake(cctx, sctx))
 
 
 def row_security_level(pki: PKI) -> None:

@@ -36,6 +36,8 @@ which a test checks):
 ``codec``         tlslite's message Parser with its hot reads in one call each
 ``hellos``        a received ClientHello parsed in one pass over its extensions
 ``registry``      every private tlslite-ng name aiotls relies on, and :func:`registry.check`
+``sni``           the server's choices once the ClientHello is read (SNI, ALPN order)
+``client_cert``   the client's certificate chosen at the server's CertificateRequest
 ``speedups``      the switch that turns every speed-up off (``AIOTLS_SPEEDUPS=0``)
 """
 
@@ -44,5 +46,6 @@ from __future__ import annotations
 from .common import WANT_READ
 from .driver import Engine
 from .records import MAX_WARNING_ALERTS, alert_rule
+from .sni import install as install_choices
 
-__all__ = ["MAX_WARNING_ALERTS", "WANT_READ", "Engine", "alert_rule"]
+__all__ = ["MAX_WARNING_ALERTS", "WANT_READ", "Engine", "alert_rule", "install_choices"]

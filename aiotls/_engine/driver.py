@@ -542,7 +542,7 @@ class Engine(trace.Traced):
         except TLSError:
             raise
         except Exception as exc:
-            raise translate(self, exc) from None
+            raise (err := translate(self, exc)) from err.__cause__
 
     # --- introspection -----------------------------------------------------------------------
 

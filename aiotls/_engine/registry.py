@@ -54,6 +54,15 @@ SIGNATURES: dict[str, str] = {
     "tlslite.tlsconnection.TLSConnection._serverTLS13Handshake":
         "(self, settings, clientHello, cipherSuite, privateKey, serverCertChain, version, "
         "scheme, srv_alpns, reqCert)",
+    # (the server's choices once the ClientHello is read, sni.py; the client's chosen
+    # certificate, client_cert.py)
+    "tlslite.tlsconnection.TLSConnection._handshakeServerAsyncHelper":
+        "(self, verifierDB, cert_chain, privateKey, reqCert, sessionCache, settings, reqCAs, "
+        "tacks, activationFlags, nextProtos, anon, alpn, sni)",
+    "tlslite.tlsconnection.TLSConnection._handshakeClientAsyncHelper":
+        "(self, srpParams, certParams, anonParams, session, settings, serverName, nextProtos, "
+        "reqTack, alpn)",
+    "tlslite.tlsrecordlayer.TLSRecordLayer._handshakeStart": "(self, client)",
     "tlslite.tlsconnection.TLSConnection._server_select_certificate":
         "(self, settings, client_hello, cipher_suites, cert_chain, private_key, version)",
     "tlslite.tlsconnection.TLSConnection._sigHashesToList":

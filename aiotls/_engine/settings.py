@@ -16,6 +16,7 @@ from tlslite import HandshakeSettings
 from tlslite.constants import (
     ECPointFormat,
 )
+from tlslite.handshakesettings import Keypair, VirtualHost
 from tlslite.utils.keyfactory import parsePEMKey
 from tlslite.x509 import X509
 from tlslite.x509certchain import X509CertChain
@@ -150,6 +151,14 @@ def _version_name(v: Any) -> str:
     return {1: "TLSv1", 2: "TLSv1.1", 3: "TLSv1.2", 4: "TLSv1.3"}[int(v) - 0x300]
 
 
+def _tlslite_identity(chain_der: tuple[bytes, ...], private_key: Any) -> tuple[Any, Any]:
+    """tlslite's chain and key objects for one identity."""
+    chain = X509CertChain([_parse_x509(d) for d in chain_der])
+    key = _accelerate(parsePEMKey(_crypto.private_key_pkcs8_pem(private_key), private=True,
+                                  implementations=["python"]), private_key, private=True)
+    return chain, key
+
+
 def _prepare(ctx: TLSContext) -> _Prepared:
     cached: _Prepared | None = getattr(ctx, "_engine_cache", None)
     generation = ctx._generation  # read first: a change made while building is not lost
@@ -159,9 +168,15 @@ def _prepare(ctx: TLSContext) -> _Prepared:
     server_settings = _settings(ctx)
     chain = key = None
     if ctx._chain_der and ctx._key is not None:
-        chain = X509CertChain([_parse_x509(d) for d in ctx._chain_der])
-        key = _accelerate(parsePEMKey(_crypto.private_key_pkcs8_pem(ctx._key), private=True,
-                                      implementations=["python"]), ctx._key, private=True)
+        chain, key = _tlslite_identity(ctx._chain_der, ctx._key)
+        # The context's other identities (other key types), tried in order after the first
+        # by tlslite's certificate selection (_server_select_certificate).
+        others = [Keypair(k, c.x509List) for c, k in (
+            _tlslite_identity(i.chain, i.key) for i in ctx._cert_identities[1:])]
+        if others:
+            host = VirtualHost()
+            host.keys = others
+            server_settings.virtual_hosts = [host]
     alpn = [bytearray(p.encode("ascii")) for p in ctx._alpn] or None
     prepared = _Prepared(generation, _validated_once(client_settings),
                          _validated_once(server_settings), chain, key, alpn)

@@ -45,12 +45,14 @@ from . import keylog, speedups
 from .accel import _FAST_GROUPS, _FF_GROUPS, _accelerate_kex, _FastADH, _FFKeyExchange, _KeyExchange
 from .base import _ReboundTLSConnection
 from .client13 import LeanClient13
+from .client_cert import ClientCertificateHooks
 from .client_hello import LeanClientHello
 from .fixes import UpstreamFixes, _TolerantServer
 from .plainread import PlainHellos
 from .psk import ExternalPSKHooks
 from .records import _RecordLayer
 from .server13 import LeanServer13
+from .sni import ServerNameHooks
 from .tickets import TicketHooks, _KeptTickets
 from .verification import VerificationHooks, _Policy
 
@@ -132,8 +134,9 @@ class _SpentTranscript:
 _SPENT_TRANSCRIPT = _SpentTranscript()
 
 
-class _TLSLiteConnection(ExternalPSKHooks, VerificationHooks, TicketHooks, LeanClientHello,
-                         PlainHellos, UpstreamFixes, LeanServer13, LeanClient13, _TolerantServer):
+class _TLSLiteConnection(ServerNameHooks, ClientCertificateHooks, ExternalPSKHooks,
+                         VerificationHooks, TicketHooks, LeanClientHello, PlainHellos,
+                         UpstreamFixes, LeanServer13, LeanClient13, _TolerantServer):
     """tlslite's TLSConnection with aiotls's per-connection seams."""
 
     _aiotls_policy: _Policy | None = None
