@@ -923,17 +923,32 @@ class ServeProcess:
             return "\n".join(self._lines)
 
     def wait_for(self, fragment: str, *, timeout: float = 10.0, count: int = 1) -> str:
-        """Wait until ``count`` stdout lines contain ``fragment``; the last of them."""
+        """Wait until ``count`` stdout lines contain ``fragment``; the last of them.  Then
+        wait for the output to settle (no new line for 0.2 s, at most 2 s), so that the
+        lines printed with it (an error's cause and fix) are in :attr:`output` too."""
         deadline = time.monotonic() + timeout
         while True:
             with self._lock:
                 found = [line for line in self._lines if fragment in line]
             if len(found) >= count:
+                self._settle()
                 return found[count - 1]
             if time.monotonic() > deadline or (self.proc.poll() is not None
                                                 and not self._reader.is_alive()):
                 raise AssertionError(f"serve printed {len(found)} of {count} lines with "
                                      f"{fragment!r} within {timeout} s:\n{self.output}")
+            time.sleep(0.02)
+
+    def _settle(self, quiet: float = 0.2, limit: float = 2.0) -> None:
+        end = time.monotonic() + limit
+        seen, since = -1, time.monotonic()
+        while time.monotonic() < end:
+            with self._lock:
+                now = len(self._lines)
+            if now != seen:
+                seen, since = now, time.monotonic()
+            elif time.monotonic() - since >= quiet:
+                return
             time.sleep(0.02)
 
     def stop(self) -> tuple[int, str, str]:
