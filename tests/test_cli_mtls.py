@@ -136,7 +136,7 @@ def test_connect_lists_the_cas_openssl_accepts(mtls: MTLSFiles) -> None:
 
 def test_diagnose_finds_a_required_client_certificate_first(mtls: MTLSFiles) -> None:
     ctx = _server_context(mtls, ssl.CERT_REQUIRED, ssl.TLSVersion.TLSv1_3)
-    with stdlib_tls_server(ctx) as port:
+    with stdlib_tls_server(ctx, parallel=True) as port:  # (diagnose probes at once)
         result = run_cli("diagnose", f"localhost:{port}", "--cafile", mtls.ca,
                          "--timeout", "3", timeout=120)
         with_cert = run_cli("diagnose", f"localhost:{port}", "--cafile", mtls.ca,
@@ -300,7 +300,7 @@ def test_connect_json(mtls: MTLSFiles) -> None:
 
 def test_diagnose_json_names_the_first_cause(mtls: MTLSFiles) -> None:
     ctx = _server_context(mtls, ssl.CERT_REQUIRED, ssl.TLSVersion.TLSv1_3)
-    with stdlib_tls_server(ctx) as port:
+    with stdlib_tls_server(ctx, parallel=True) as port:  # (diagnose probes at once)
         document = _json(run_cli("diagnose", f"localhost:{port}", "--cafile", mtls.ca,
                                  "--timeout", "3", "--json", timeout=120))
     assert document["exit_status"] == 1
