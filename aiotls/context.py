@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from cryptography import x509
 
-from . import _crypto
+from . import _crypto, _crypto_pq
 from ._context_surface import SSLContextSurface, _check_bool, _check_int
 from ._keylog import KeyLogFile
 from ._legacy import refused_suite
@@ -53,6 +53,7 @@ from ._suites import (
     DEFAULT_GROUPS,
     DEFAULT_SUITES,
     FFDHE_GROUPS,
+    HYBRID_GROUPS,
     SUITES_BY_ID,
     CipherSuite,
 )
@@ -611,6 +612,12 @@ class TLSContext(SSLContextSurface):
             if name not in ALL_GROUPS:
                 raise TLSConfigurationError(f"unknown key-exchange group {g!r}",
                                             hint="use one of: " + ", ".join(ALL_GROUPS))
+            if name in HYBRID_GROUPS and not _crypto_pq.available():
+                raise TLSConfigurationError(
+                    f"key-exchange group {g!r} is not available here",
+                    cause=str(_crypto_pq.unavailable_reason()),
+                    hint="install cryptography 47 or later with an OpenSSL that has ML-KEM "
+                    "(the PyPI wheels of 48 have one), or leave the group out")
             if name not in chosen:
                 chosen.append(name)
         if not chosen:

@@ -47,6 +47,7 @@ from .base import _ReboundTLSConnection
 from .client13 import LeanClient13
 from .client_hello import LeanClientHello
 from .fixes import UpstreamFixes, _TolerantServer
+from .hybrid import HYBRID_GROUPS, HybridKeyExchange, HybridShares
 from .plainread import PlainHellos
 from .records import _RecordLayer
 from .server13 import LeanServer13
@@ -132,7 +133,7 @@ _SPENT_TRANSCRIPT = _SpentTranscript()
 
 
 class _TLSLiteConnection(VerificationHooks, TicketHooks, LeanClientHello, PlainHellos,
-                         UpstreamFixes, LeanServer13, LeanClient13, _TolerantServer):
+                         HybridShares, UpstreamFixes, LeanServer13, LeanClient13, _TolerantServer):
     """tlslite's TLSConnection with aiotls's per-connection seams."""
 
     _aiotls_policy: _Policy | None = None
@@ -241,6 +242,8 @@ class _TLSLiteConnection(VerificationHooks, TicketHooks, LeanClientHello, PlainH
 
     @staticmethod
     def _getKEX(group: int, version: tuple[int, int]) -> Any:
+        if group in HYBRID_GROUPS:  # (both modes: tlslite's own needs kyber-py)
+            return HybridKeyExchange(group, version)
         if not speedups.ENABLED:
             return _TLSLiteBase._getKEX(group, version)
         if group in _FAST_GROUPS:
