@@ -91,10 +91,14 @@ HYBRID_GROUPS: tuple[str, ...] = (_crypto_pq.NAME,)
 #: Key-exchange groups aiotls can use.
 ALL_GROUPS: tuple[str, ...] = (*HYBRID_GROUPS, "x25519", "secp256r1", "secp384r1", "secp521r1",
                                "x448", *FFDHE_GROUPS)
-#: X25519MLKEM768 first where the installed cryptography has ML-KEM (see
-#: docs/configuration.md, "Post-quantum key exchange", for the cost measured).
-DEFAULT_GROUPS: tuple[str, ...] = (*(HYBRID_GROUPS if _crypto_pq.available() else ()),
-                                   "x25519", "secp256r1", "secp384r1")
+#: A client's groups: X25519MLKEM768 is not among them by default, because a full handshake
+#: with it costs more than 10% over X25519 alone here (about 1.2-1.4x, both ends' CPU; see
+#: docs/configuration.md, "Post-quantum key exchange"): opt in with set_groups().
+DEFAULT_GROUPS: tuple[str, ...] = ("x25519", "secp256r1", "secp384r1")
+#: A server's groups: X25519MLKEM768 first (where the installed cryptography has ML-KEM), so
+#: a client that sends a key share for it gets it; other clients are not asked for one.
+DEFAULT_SERVER_GROUPS: tuple[str, ...] = (
+    *(HYBRID_GROUPS if _crypto_pq.available() else ()), *DEFAULT_GROUPS)
 _GROUP_ALIASES = {"p-256": "secp256r1", "prime256v1": "secp256r1", "p-384": "secp384r1",
                   "p-521": "secp521r1", "x25519": "x25519", "x448": "x448"}
 

@@ -952,3 +952,25 @@ class ServeProcess:
         if self.proc.stdout is not None:
             self.proc.stdout.close()
         return self.proc.returncode, self.output + "\n", err
+
+
+# --- the separate environment of the independent X25519MLKEM768 peers ---------------------------
+
+#: tests/peers/pq_peer.py, run by :func:`pq_peer_python`.
+PQ_PEER_SCRIPT = os.path.join(os.path.dirname(__file__), "peers", "pq_peer.py")
+
+
+def pq_peer_python() -> str:
+    """The Python of the independent X25519MLKEM768 peers' own environment: tlslite-ng
+    0.8.2 with kyber-py (pure-Python ML-KEM) and curl_cffi (BoringSSL), kept apart from the
+    environment under test (kyber-py there would change tlslite-ng's defaults for every
+    test).  ``$AIOTLS_PQ_PEERS`` names it, else ``.pq-peers/bin/python`` in the checkout
+    (.ci/run makes it).  Missing FAILS the test, as a missing openssl does; never a skip."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    python = os.environ.get("AIOTLS_PQ_PEERS") or os.path.join(root, ".pq-peers", "bin", "python")
+    if not os.path.exists(python):
+        pytest.fail(f"the independent X25519MLKEM768 peers need their own environment at {python}: "
+                    "python -m venv .pq-peers && .pq-peers/bin/pip install 'tlslite-ng==0.8.2' "
+                    "'kyber-py==1.2.0' 'curl_cffi>=0.10' (or set AIOTLS_PQ_PEERS to its python)",
+                    pytrace=False)
+    return python

@@ -68,22 +68,22 @@ class HybridKeyExchange:
 
 
 class HybridShares:
-    """The client's X25519 share offered beside X25519MLKEM768 reuses the hybrid's X25519
-    key (as Go's client does; draft-ietf-tls-hybrid-design 3.2 allows a component key to be
-    reused between the shares of one ClientHello): one X25519 key pair fewer per
-    handshake.  Only within the first ClientHello (a HelloRetryRequest gets a fresh key),
-    and with the speed-ups on (tlslite's own X25519 keeps keys in another form)."""
+    """A client's X25519 share made right after its X25519MLKEM768 share (the two shares of
+    one ClientHello) reuses the hybrid's X25519 key, as Go's client does
+    (draft-ietf-tls-hybrid-design 3.2 allows a component key to be reused between the
+    shares of one ClientHello): one X25519 key pair fewer per handshake.  Any other share
+    made in between (or a HelloRetryRequest's) gets a fresh key.  With the speed-ups on only
+    (tlslite's own X25519 keeps its keys in another form)."""
 
-    #: (X25519 public value, private key) of this ClientHello's hybrid share
+    #: (X25519 public value, private key) of the hybrid share just made, until the next share
     _aiotls_hybrid_x25519: Any = None
-    _aiotls_in_hello = False
 
     def _genKeyShareEntry(self, group: int, version: tuple[int, int]) -> Any:
-        reuse = speedups.ENABLED and self._aiotls_in_hello
-        if reuse and group == GroupName.x25519 and self._aiotls_hybrid_x25519 is not None:
-            return KeyShareEntry().create(group, *self._aiotls_hybrid_x25519)
+        pending, self._aiotls_hybrid_x25519 = self._aiotls_hybrid_x25519, None
+        if pending is not None and group == GroupName.x25519:
+            return KeyShareEntry().create(group, *pending)
         entry = super()._genKeyShareEntry(group, version)  # type: ignore[misc]
-        if reuse and group == _CODE_POINT:
+        if group == _CODE_POINT and speedups.ENABLED:
             self._aiotls_hybrid_x25519 = (entry.key_exchange[-_crypto_pq.X25519_SHARE:],
                                           entry.private[1])
         return entry
