@@ -26,10 +26,11 @@ from typing import Any
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import x25519
 
+mlkem: Any
 try:  # (cryptography 47 and later)
     from cryptography.hazmat.primitives.asymmetric import mlkem
 except ImportError:  # pragma: no cover - an older cryptography
-    mlkem = None  # type: ignore[assignment]
+    mlkem = None
 
 #: The group's name in aiotls (as its other names: lowercase) and its code point.
 NAME = "x25519mlkem768"

@@ -176,7 +176,7 @@ def test_bad_shares_raise_value_error() -> None:
         lambda: impl.client_secret(private, bytes(answer[:1088]) + bytes(32)),
     ]
     for call in bad:
-        with pytest.raises(ValueError, match="X25519MLKEM768|x25519mlkem768|ML-KEM"):
+        with pytest.raises(ValueError, match=r"X25519MLKEM768|x25519mlkem768|ML-KEM"):
             call()
 
 

@@ -97,6 +97,9 @@ class HybridSettings(HandshakeSettings):  # type: ignore[misc]
     checks the rest without them (it lists them only with kyber-py installed), and the
     validated copy -- of this class too -- gets them back, in their places."""
 
+    eccCurves: list[str]
+    keyShares: list[str]
+
     def validate(self) -> Any:
         names = _NAMES.intersection(self.eccCurves) | _NAMES.intersection(self.keyShares)
         if not names:

@@ -120,7 +120,7 @@ def _settings(ctx: TLSContext) -> Any:
         raise TLSConfigurationError(f"invalid TLS settings: {exc}") from None
 
 
-class _ValidatedSettings(HandshakeSettings):  # type: ignore[misc]
+class _ValidatedSettings(HandshakeSettings):
     """Settings validated once per context.
 
     tlslite starts every handshake with ``settings.validate()`` (a deep copy and every
