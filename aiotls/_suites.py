@@ -88,9 +88,11 @@ _SUITES_BY_NAME: dict[str, CipherSuite] = {
 FFDHE_GROUPS: tuple[str, ...] = ("ffdhe2048", "ffdhe3072", "ffdhe4096", "ffdhe6144", "ffdhe8192")
 #: The hybrid post-quantum group (draft-ietf-tls-ecdhe-mlkem, 0x11EC; TLS 1.3 only).
 HYBRID_GROUPS: tuple[str, ...] = (_crypto_pq.NAME,)
-#: Key-exchange groups aiotls can use.
-ALL_GROUPS: tuple[str, ...] = (*HYBRID_GROUPS, "x25519", "secp256r1", "secp384r1", "secp521r1",
-                               "x448", *FFDHE_GROUPS)
+#: Key-exchange groups aiotls can use (X25519MLKEM768 where the installed cryptography has
+#: ML-KEM).
+ALL_GROUPS: tuple[str, ...] = ("x25519", "secp256r1", "secp384r1", "secp521r1", "x448",
+                               *(HYBRID_GROUPS if _crypto_pq.available() else ()),
+                               *FFDHE_GROUPS)
 #: A client's groups: X25519MLKEM768 is not among them by default, because a full handshake
 #: with it costs more than 10% over X25519 alone here (about 1.2-1.4x, both ends' CPU; see
 #: docs/configuration.md, "Post-quantum key exchange"): opt in with set_groups().

@@ -614,15 +614,15 @@ class TLSContext(SSLContextSurface):
         chosen: list[str] = []
         for g in groups:
             name = _GROUP_ALIASES.get(g.lower(), g.lower())
-            if name not in ALL_GROUPS:
-                raise TLSConfigurationError(f"unknown key-exchange group {g!r}",
-                                            hint="use one of: " + ", ".join(ALL_GROUPS))
             if name in HYBRID_GROUPS and not _crypto_pq.available():
                 raise TLSConfigurationError(
                     f"key-exchange group {g!r} is not available here",
                     cause=str(_crypto_pq.unavailable_reason()),
                     hint="install cryptography 47 or later with an OpenSSL that has ML-KEM "
                     "(the PyPI wheels of 48 have one), or leave the group out")
+            if name not in ALL_GROUPS:
+                raise TLSConfigurationError(f"unknown key-exchange group {g!r}",
+                                            hint="use one of: " + ", ".join(ALL_GROUPS))
             if name not in chosen:
                 chosen.append(name)
         if not chosen:
