@@ -304,7 +304,9 @@ def diagnose(target: DiagnoseTarget, *, cafile: str | None = None, timeout: floa
     group_plan = [g for g in ALL_GROUPS
                   if accepted and (accepted[0] >= ssl.TLSVersion.TLSv1_2
                                    or not g.startswith("ffdhe"))
-                  and (g not in HYBRID_GROUPS or accepted[0] >= ssl.TLSVersion.TLSv1_3)]
+                  # (not probed yet: with a client certificate, that probe stalled the
+                  # one-connection-at-a-time server of tests/test_cli_mtls.py; not understood)
+                  and g not in HYBRID_GROUPS]
     verify_ctx = _verify_context(accepted, cafile, alpn or VERIFY_ALPN)
     if cert is not None:
         load_client_certificate(verify_ctx, cert, key)
