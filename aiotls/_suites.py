@@ -7,6 +7,8 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass
 
+from . import _crypto_pq
+
 
 @dataclass(frozen=True, slots=True)
 class CipherSuite:
@@ -84,10 +86,21 @@ _SUITES_BY_NAME: dict[str, CipherSuite] = {
 
 #: Finite-field DH groups of RFC 7919 (off by default: slower and larger than ECDHE).
 FFDHE_GROUPS: tuple[str, ...] = ("ffdhe2048", "ffdhe3072", "ffdhe4096", "ffdhe6144", "ffdhe8192")
-#: Key-exchange groups aiotls can use.
+#: The hybrid post-quantum group (draft-ietf-tls-ecdhe-mlkem, 0x11EC; TLS 1.3 only).
+HYBRID_GROUPS: tuple[str, ...] = (_crypto_pq.NAME,)
+#: Key-exchange groups aiotls can use (X25519MLKEM768 where the installed cryptography has
+#: ML-KEM).
 ALL_GROUPS: tuple[str, ...] = ("x25519", "secp256r1", "secp384r1", "secp521r1", "x448",
+                               *(HYBRID_GROUPS if _crypto_pq.available() else ()),
                                *FFDHE_GROUPS)
+#: A client's groups: X25519MLKEM768 is not among them by default, because a full handshake
+#: with it costs more than 10% over X25519 alone here (about 1.2-1.4x, both ends' CPU; see
+#: docs/configuration.md, "Post-quantum key exchange"): opt in with set_groups().
 DEFAULT_GROUPS: tuple[str, ...] = ("x25519", "secp256r1", "secp384r1")
+#: A server's groups: X25519MLKEM768 first (where the installed cryptography has ML-KEM), so
+#: a client that sends a key share for it gets it; other clients are not asked for one.
+DEFAULT_SERVER_GROUPS: tuple[str, ...] = (
+    *(HYBRID_GROUPS if _crypto_pq.available() else ()), *DEFAULT_GROUPS)
 _GROUP_ALIASES = {"p-256": "secp256r1", "prime256v1": "secp256r1", "p-384": "secp384r1",
                   "p-521": "secp521r1", "x25519": "x25519", "x448": "x448"}
 

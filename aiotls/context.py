@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from cryptography import x509
 
-from . import _crypto
+from . import _crypto, _crypto_pq
 from ._context_surface import SSLContextSurface, _check_bool, _check_int
 from ._identity import Identity, IdentitySettings, key_type
 from ._keylog import KeyLogFile
@@ -53,8 +53,10 @@ from ._suites import (
     ALL_GROUPS,
     ALL_SUITES,
     DEFAULT_GROUPS,
+    DEFAULT_SERVER_GROUPS,
     DEFAULT_SUITES,
     FFDHE_GROUPS,
+    HYBRID_GROUPS,
     SUITES_BY_ID,
     CipherSuite,
 )
@@ -64,8 +66,8 @@ from .errors import TLSConfigurationError, TLSUsageError
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer, StrOrBytesPath
 
-__all__ = ["ALL_GROUPS", "ALL_SUITES", "DEFAULT_GROUPS", "DEFAULT_SUITES", "FFDHE_GROUPS",
-           "SUITES_BY_ID", "CipherSuite", "TLSContext", "create_default_context"]
+__all__ = ["ALL_GROUPS", "ALL_SUITES", "DEFAULT_GROUPS", "DEFAULT_SERVER_GROUPS", "DEFAULT_SUITES",
+           "FFDHE_GROUPS", "SUITES_BY_ID", "CipherSuite", "TLSContext", "create_default_context"]
 
 
 _SEALER_LOCK = threading.Lock()
@@ -157,7 +159,7 @@ class TLSContext(IdentitySettings, PSKSettings, SSLContextSurface):
         self._minimum_version = ssl.TLSVersion.TLSv1_2
         self._maximum_version = ssl.TLSVersion.TLSv1_3
         self._suites: tuple[CipherSuite, ...] = DEFAULT_SUITES
-        self._groups: tuple[str, ...] = DEFAULT_GROUPS
+        self._groups: tuple[str, ...] = DEFAULT_GROUPS if client else DEFAULT_SERVER_GROUPS
         self._alpn: tuple[str, ...] = ()
         self._trust = TrustStore()
         self._chain_der: tuple[bytes, ...] = ()
@@ -603,11 +605,15 @@ class TLSContext(IdentitySettings, PSKSettings, SSLContextSurface):
     def set_groups(self, groups: Iterable[str]) -> None:
         """Choose the (EC)DHE key-exchange groups, in preference order.
 
-        Known: ``x25519``, ``secp256r1``, ``secp384r1``, ``secp521r1``, ``x448``, and the
-        finite-field groups of RFC 7919, ``ffdhe2048``, ``ffdhe3072``, ``ffdhe4096``,
-        ``ffdhe6144`` and ``ffdhe8192`` (not enabled by default).  The client sends a key
-        share for the first one.  A server (TLS 1.3) takes its first group if the client
-        sent a key share for it, otherwise an elliptic curve before an FFDHE group.
+        Known: ``x25519mlkem768`` (the hybrid post-quantum group X25519MLKEM768, TLS 1.3
+        only; first in a server's defaults, not in a client's: see "Post-quantum key
+        exchange" in docs/configuration.md), ``x25519``, ``secp256r1``, ``secp384r1``,
+        ``secp521r1``, ``x448``, and the finite-field groups of RFC 7919, ``ffdhe2048``,
+        ``ffdhe3072``, ``ffdhe4096``, ``ffdhe6144`` and ``ffdhe8192`` (not enabled by
+        default); names are case-insensitive.  The client sends a key share for the first
+        one (and, when that is ``x25519mlkem768``, one for the first classical curve too).
+        A server (TLS 1.3) takes its first group the client sent a key share for, otherwise
+        asks (HelloRetryRequest) for its first group the client lists.
 
         FFDHE in TLS 1.2 needs a DHE suite as well (an RSA certificate, and
         ``set_ciphers("DEFAULT:DHE-RSA-AES128-GCM-SHA256")`` or another
@@ -621,6 +627,12 @@ class TLSContext(IdentitySettings, PSKSettings, SSLContextSurface):
         chosen: list[str] = []
         for g in groups:
             name = _GROUP_ALIASES.get(g.lower(), g.lower())
+            if name in HYBRID_GROUPS and not _crypto_pq.available():
+                raise TLSConfigurationError(
+                    f"key-exchange group {g!r} is not available here",
+                    cause=str(_crypto_pq.unavailable_reason()),
+                    hint="install cryptography 47 or later with an OpenSSL that has ML-KEM "
+                    "(the PyPI wheels of 48 have one), or leave the group out")
             if name not in ALL_GROUPS:
                 raise TLSConfigurationError(f"unknown key-exchange group {g!r}",
                                             hint="use one of: " + ", ".join(ALL_GROUPS))

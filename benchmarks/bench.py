@@ -35,6 +35,10 @@ One row per API users read through, each end using that API:
   an aiotls context; on anyio's asyncio backend (default loop, or uvloop) and on trio
   (no uvloop there: those cells print ``-``).
 * handshakes (full, resumed; over loopback and in memory), RSS per idle connection.
+  Every aiotls context uses X25519 (as OpenSSL 3.0 does in the stdlib columns), except in
+  the X25519MLKEM768 rows: full handshakes with X25519 and with X25519MLKEM768 back to back
+  in the aiotls columns only (this OpenSSL has no ML-KEM: ``-`` elsewhere), and the ratio
+  of their times per handshake (the hybrid's cost; see docs/configuration.md).
 * ``concurrent``: N connections (500; 5000 with ``--full``) started at once
   (``asyncio.gather``), each a full TLS 1.3 handshake and then a 1 KiB echo round trip over
   Streams; every implementation in a fresh interpreter.  Rows: wall time, peak RSS of that
@@ -77,6 +81,12 @@ import aiotls.asyncio as aio
 from aiotls.testing import generate_pki
 
 IMPLS = ("stdlib", "aiotls", "facade", "uvloop", "aiotls+uvloop", "facade+uvloop")
+#: The columns with aiotls contexts: the only ones that can do X25519MLKEM768 (the stdlib's
+#: and uvloop's OpenSSL here is 3.0, without ML-KEM: their cells print ``-``).
+AIOTLS_IMPLS = tuple(name for name in IMPLS if name.startswith(("aiotls", "facade")))
+#: The groups of every aiotls context but the X25519MLKEM768 rows'.
+X25519_GROUPS = ["x25519", "secp256r1", "secp384r1"]
+HYBRID_GROUPS = ["x25519mlkem768", "x25519", "secp256r1", "secp384r1"]
 #: the ratios reported: (aiotls name, baseline)
 PAIRS = (("aiotls", "stdlib"), ("aiotls+uvloop", "uvloop"), ("facade", "stdlib"),
          ("facade+uvloop", "uvloop"))
@@ -171,6 +181,8 @@ class Contexts:
         server.load_cert_chain(self.pki.cert_file, self.pki.key_file)
         client = ResumingTLSContext(ssl.PROTOCOL_TLS_CLIENT)
         client.load_verify_locations(self.pki.ca_file)
+        for c in (server, client):  # (X25519, as the stdlib's OpenSSL 3.0 columns; the
+            c.set_groups(X25519_GROUPS)  # X25519MLKEM768 rows set their own groups)
         if suite is not None:
             v = ssl.TLSVersion.TLSv1_3 if suite.version == "TLSv1.3" else ssl.TLSVersion.TLSv1_2
             for c in (server, client):
@@ -809,6 +821,41 @@ def _concurrent_child(name: str, n: int) -> None:
     print(json.dumps(result))
 
 
+def hybrid_cost(impl: Impl, count: int) -> tuple[float, ...]:
+    """Full handshakes per second with X25519 and with X25519MLKEM768 (both ends' CPU),
+    over loopback and in memory, back to back (see :func:`with_hybrid_cost`)."""
+    figures = []
+    for measure in (lambda: impl.run(lambda: handshakes(impl, count)),
+                    lambda: memory_handshakes(impl, count, False)):
+        for groups in (X25519_GROUPS, HYBRID_GROUPS):
+            for ctx in (impl.server_ctx, impl.client_ctx):
+                ctx.set_groups(groups)
+            figures.append(measure())
+    for ctx in (impl.server_ctx, impl.client_ctx):
+        ctx.set_groups(X25519_GROUPS)
+    return tuple(figures)
+
+
+def with_hybrid_cost(rows: list[Row]) -> list[Row]:
+    """After each X25519MLKEM768 row, its cost: time per handshake with X25519MLKEM768 over
+    time per handshake with X25519 (the row before), from the best of each, per column;
+    its ``runs`` are the ratios within each round (the two ran back to back)."""
+    out: list[Row] = []
+    for row in rows:
+        out.append(row)
+        if not row.scenario.endswith(": X25519MLKEM768") or len(out) < 2:
+            continue
+        base = out[-2]
+        cost = Row(row.scenario + " cost, time vs X25519", "x", False)
+        for name, value in row.values.items():
+            if value and base.values.get(name):
+                cost.values[name] = base.values[name] / value
+                cost.runs[name] = [b / h for b, h in zip(base.runs[name], row.runs[name],
+                                                          strict=True) if h]
+        out.append(cost)
+    return out
+
+
 # --- driver ----------------------------------------------------------------------------------
 
 
@@ -928,6 +975,10 @@ def build_plans(full: bool, ecdsa: Contexts, rsa: Contexts) -> list[Plan]:
              ecdsa, None, lambda impl: memory_handshakes(impl, hs, False)),
         _one(f"resumed handshakes TLS 1.3 PSK-DHE, in memory ({hs})", "handshakes/s",
              ecdsa, None, lambda impl: memory_handshakes(impl, hs, True)),
+        Plan(tuple(RowSpec(f"full handshakes TLS 1.3 ECDSA P-256{where} ({hs}): {group}",
+                           "handshakes/s")
+                   for where in ("", ", in memory") for group in ("X25519", "X25519MLKEM768")),
+             ecdsa, None, lambda impl: hybrid_cost(impl, hs), AIOTLS_IMPLS),
         _one(f"RSS per idle connection ({idle} connections, both ends)", "bytes", ecdsa,
              None, lambda impl: idle_memory_subprocess(impl.name, idle),
              higher_is_better=False),
@@ -1038,6 +1089,19 @@ def print_round_ratios(rows: list[Row]) -> None:
         print(f"{row.scenario:<76} " + " ".join(f"{c:>24}" for c in cells))
 
 
+def print_hybrid_rounds(rows: list[Row]) -> None:
+    """The X25519MLKEM768 cost within each round, per column: median [min-max]."""
+    costs = [row for row in rows if row.scenario.endswith("cost, time vs X25519")]
+    if not costs:
+        return
+    print("\nX25519MLKEM768 cost within each round (time per handshake vs X25519): "
+          "median [min-max]")
+    for row in costs:
+        cells = [f"{name} {statistics.median(runs):.2f}x [{min(runs):.2f}-{max(runs):.2f}]"
+                 for name, runs in row.runs.items() if runs]
+        print(f"  {row.scenario}: " + ", ".join(cells))
+
+
 def plot(rows: list[Row], path: str) -> None:
     import matplotlib  # type: ignore[import-not-found, unused-ignore]  # optional: --plot
 
@@ -1076,9 +1140,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"aiotls {aiotls.__version__} | Python {platform.python_version()} | "
           f"{ssl.OPENSSL_VERSION} | uvloop {getattr(uvloop, '__version__', '?')} | {os.cpu_count()} CPUs | "
           f"{'full' if args.full else 'quick'} run", flush=True)
-    rows = run_all(args.full, set(args.only) if args.only else None, args.repeat)
+    rows = with_hybrid_cost(run_all(args.full, set(args.only) if args.only else None,
+                                    args.repeat))
     print_table(rows)
     print_round_ratios(rows)
+    print_hybrid_rounds(rows)
     failed = {f"{row.scenario} [{name}]": value for row in rows if row.count
               for name, value in row.values.items() if value}
     for row in rows:

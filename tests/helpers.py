@@ -27,11 +27,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec, x25519
+from cryptography.hazmat.primitives.asymmetric import ec, mlkem, x25519
 
 import aiotls
 import aiotls.asyncio
-from aiotls import _crypto
+from aiotls import _crypto, _crypto_pq
 from aiotls._engine import accept, client13, client_hello, plainread, server13, tickets
 from aiotls.events import DataReceived
 from tests.certs import CA, Issued, KeyType
@@ -469,6 +469,22 @@ def seed_handshakes(monkeypatch: pytest.MonkeyPatch) -> Seeded:
     monkeypatch.setattr(random, "_urandom", seeded.bytes)
     monkeypatch.setattr(time, "time", SEEDED_NOW.timestamp)  # (tlslite's clock: ticket ages)
     monkeypatch.setattr(_crypto.ECDHGroup, "generate", lambda group: seeded.key(group))
+    # X25519MLKEM768: seeded keys; the server's answer (ML-KEM encapsulation draws its own
+    # randomness inside OpenSSL) remembered per client share, as signatures are below
+    hybrid = _crypto_pq.X25519MLKEM768
+    monkeypatch.setattr(hybrid, "generate", staticmethod(lambda: (
+        mlkem.MLKEM768PrivateKey.from_seed_bytes(seeded.bytes(64)),
+        x25519.X25519PrivateKey.from_private_bytes(seeded.bytes(32)))))
+    answer = hybrid.server_answer
+    answers: dict[bytes, tuple[bytes, bytes]] = {}
+
+    def remembered_answer(share: bytes | bytearray) -> tuple[bytearray, bytearray]:
+        if bytes(share) not in answers:
+            secret, reply = answer(share)
+            answers[bytes(share)] = (bytes(secret), bytes(reply))
+        return tuple(bytearray(x) for x in answers[bytes(share)])  # type: ignore[return-value]
+
+    monkeypatch.setattr(hybrid, "server_answer", staticmethod(remembered_answer))
     for name in ("ecdsa_sign_digest", "rsa_sign_digest"):
         sign = getattr(_crypto, name)
 
@@ -628,7 +644,8 @@ def flip_last_byte(kind: int) -> Callable[[bytes], bytes]:
 
 #: TLS 1.3 suites and key-exchange group lists every lean-path test runs over.
 LEAN_SUITES = ["TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"]
-LEAN_GROUP_LISTS = [["x25519"], ["secp256r1"], ["secp384r1", "x25519"]]
+LEAN_GROUP_LISTS = [["x25519"], ["secp256r1"], ["secp384r1", "x25519"],
+                    ["x25519mlkem768", "x25519"]]
 
 #: (client ALPN, server ALPN, host name) cases for the lean-path tests: overlap, none on one
 #: side, an IP address (no SNI), no host name.
@@ -989,3 +1006,25 @@ class ExampleProcess(ServeProcess):
             raise AssertionError(
                 f"{script} did not start (exit status {code}):\n{out}\n{err}") from None
         self.port = int(line.rsplit(":", 1)[1])
+
+
+# --- the separate environment of the independent X25519MLKEM768 peers ---------------------------
+
+#: tests/peers/pq_peer.py, run by :func:`pq_peer_python`.
+PQ_PEER_SCRIPT = os.path.join(os.path.dirname(__file__), "peers", "pq_peer.py")
+
+
+def pq_peer_python() -> str:
+    """The Python of the independent X25519MLKEM768 peers' own environment: tlslite-ng
+    0.8.2 with kyber-py (pure-Python ML-KEM) and curl_cffi (BoringSSL), kept apart from the
+    environment under test (kyber-py there would change tlslite-ng's defaults for every
+    test).  ``$AIOTLS_PQ_PEERS`` names it, else ``.pq-peers/bin/python`` in the checkout
+    (.ci/run makes it).  Missing FAILS the test, as a missing openssl does; never a skip."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    python = os.environ.get("AIOTLS_PQ_PEERS") or os.path.join(root, ".pq-peers", "bin", "python")
+    if not os.path.exists(python):
+        pytest.fail(f"the independent X25519MLKEM768 peers need their own environment at {python}: "
+                    "python -m venv .pq-peers && .pq-peers/bin/pip install 'tlslite-ng==0.8.2' "
+                    "'kyber-py==1.2.0' 'curl_cffi>=0.10' (or set AIOTLS_PQ_PEERS to its python)",
+                    pytrace=False)
+    return python

@@ -279,3 +279,20 @@ def test_gc_timer_counts_the_collections_inside_it() -> None:
         gc.collect()
     gc.collect()  # outside: not counted
     assert spent["gc_collections"] == 2 and spent["gc_s"] > 0
+
+
+def test_hybrid_cost_row_is_the_time_ratio_of_the_two_rows_before() -> None:
+    """The X25519MLKEM768 cost row: time per handshake with it over time with X25519, from
+    each column's best rate, and within each round; no stdlib cell (no ML-KEM there)."""
+    x = bench.Row("full handshakes (60): X25519", "handshakes/s", True,
+                  values={"aiotls": 600.0}, runs={"aiotls": [600.0, 500.0]})
+    h = bench.Row("full handshakes (60): X25519MLKEM768", "handshakes/s", True,
+                  values={"aiotls": 480.0}, runs={"aiotls": [480.0, 450.0]})
+    rows = bench.with_hybrid_cost([x, h])
+    assert [r.scenario for r in rows][:2] == [x.scenario, h.scenario] and len(rows) == 3
+    cost = rows[2]
+    assert cost.scenario.endswith("X25519MLKEM768 cost, time vs X25519")
+    assert not cost.higher_is_better and cost.unit == "x"
+    assert cost.values == {"aiotls": pytest.approx(1.25)}
+    assert cost.runs["aiotls"] == pytest.approx([1.25, 500 / 450])
+    assert "stdlib" not in cost.values

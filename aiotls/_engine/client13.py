@@ -17,7 +17,7 @@ consumed, transcript, keys, Finished, session and state as tlslite's method leav
 
 Anything else -- a CertificateRequest, a compressed certificate, another extension, a
 record or message that does not check out, a client certificate or external PSKs
-configured, psk_ke, KEM groups, CCM suites, speed-ups off -- goes to tlslite's method
+configured, psk_ke, KEM groups other than X25519MLKEM768, CCM suites, speed-ups off -- goes to tlslite's method
 before anything was consumed (it installs the same keys again), so its errors and alerts
 are tlslite's, with aiotls's hooks. ``tests/test_client13.py`` and ``test_lean13.py``
 check bytes and state against tlslite's method, handshake by handshake.
@@ -47,6 +47,7 @@ from .accel import _FAST_GROUPS
 from .base import _FastKeyExchange
 from .codec import FastParser
 from .common import _Hooks
+from .hybrid import HYBRID_GROUPS
 from .quick import _QUICK_MESSAGES
 from .rebind import _FAST_NAMES
 from .records import WAIT as _WAIT
@@ -321,7 +322,7 @@ class LeanClient13(_Hooks):  # type: ignore[misc]
                 return None  # (psk_ke, or nothing chosen: tlslite's method answers)
             server_share = server_share.server_share
             group = server_share.group
-            if group not in _FAST_GROUPS:
+            if group not in _FAST_GROUPS and group not in HYBRID_GROUPS:
                 return None
             offered = clientHello.getExtension(ExtensionType.key_share)
             ours = next((entry for entry in offered.client_shares if entry.group == group),

@@ -13,8 +13,8 @@ client's Finished straight from the socket when it comes as nearly every client 
 tlslite's own steps, so the connection is left exactly as tlslite leaves it.
 
 Everything else (a client certificate requested, a HelloRetryRequest behind it, external
-PSKs, psk_ke, certificate compression, heartbeat, KEM groups, brainpool signatures,
-speed-ups off) is decided before anything is sent and goes to tlslite's method
+PSKs, psk_ke, certificate compression, heartbeat, KEM groups other than X25519MLKEM768,
+brainpool signatures, speed-ups off) is decided before anything is sent and goes to tlslite's method
 unchanged. ``tests/test_server13.py`` and ``test_lean13.py`` check that both produce the
 same bytes and the same connection state, handshake by handshake.
 """
@@ -48,6 +48,7 @@ from .. import _crypto
 from . import speedups
 from .base import _FastKeyExchange
 from .common import _Hooks
+from .hybrid import HYBRID_GROUPS
 from .rebind import _EMPTY_HASH, _fast_derive_secret
 from .records import WAIT as _WAIT
 from .records import _RecordLayer
@@ -261,14 +262,19 @@ class LeanServer13(_Hooks):  # type: ignore[misc]
         # --- (EC)DHE ------------------------------------------------------------------------
         self.ecdhCurve = selected_group
         kex = self._getKEX(selected_group, version)
-        key_share = self._genKeyShareEntry(selected_group, version)
         try:
-            shared_secret = kex.calc_shared_key(key_share.private, cl_key_share.key_exchange)
+            if selected_group in HYBRID_GROUPS:  # (a KEM: the server encapsulates)
+                shared_secret, share_value = kex.encapsulate_key(cl_key_share.key_exchange)
+            else:
+                key_share = self._genKeyShareEntry(selected_group, version)
+                share_value = key_share.key_exchange
+                shared_secret = kex.calc_shared_key(key_share.private,
+                                                    cl_key_share.key_exchange)
         except TLSIllegalParameterException as exc:
             yield from self._sendError(_TLAlert.illegal_parameter, str(exc))
 
         # --- ServerHello (and the middlebox ChangeCipherSpec) -----------------------------
-        share = bytes(key_share.key_exchange)
+        share = bytes(share_value)
         extensions = (_extension_bytes(ExtensionType.key_share,
                                  _u16(selected_group) + _u16(len(share)) + share)
                       + _extension_bytes(ExtensionType.supported_versions, b"\x03\x04"))
@@ -458,7 +464,7 @@ class LeanServer13(_Hooks):  # type: ignore[misc]
         for name in chain(settings.keyShares, settings.eccCurves, settings.dhGroups):
             group = getattr(GroupName, name)
             if group in offered:
-                if group in GroupName.allKEM:
+                if group in GroupName.allKEM and group not in HYBRID_GROUPS:
                     return None
                 return offered[group], group, signing
         return None

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from ssl import TLSVersion
 from typing import Any
 
-from tlslite import HandshakeSettings
 from tlslite.constants import (
     ECPointFormat,
 )
@@ -28,6 +27,8 @@ from ..errors import (
 )
 from .accel import _accelerate
 from .common import _VERSION_NAMES, _VERSION_TUPLES
+from .hybrid import HYBRID_GROUPS
+from .hybrid import HybridSettings as HandshakeSettings
 from .psk import configure as configure_psks
 from .psk import connection_settings as connection_settings
 
@@ -41,6 +42,8 @@ class _Prepared:
     private_key: Any
     alpn: list[bytearray] | None
 
+
+_HYBRID = frozenset(HYBRID_GROUPS.values())
 
 #: Every protocol version tlslite speaks, newest first.
 _ALL_VERSIONS = ((3, 4), (3, 3), (3, 2), (3, 1))
@@ -57,7 +60,7 @@ def _settings(ctx: TLSContext) -> Any:
     chosen = kexes
     if not ff_groups:
         kexes = [k for k in kexes if k != "dhe_rsa"]  # DHE only over an RFC 7919 group
-    if not ec_groups:
+    if not [g for g in ec_groups if g not in _HYBRID]:  # (TLS 1.3 only)
         kexes = [k for k in kexes if not k.startswith("ecdhe")]
     if chosen and not kexes and ctx.maximum_version < TLSVersion.TLSv1_3:
         raise TLSConfigurationError(
@@ -88,6 +91,10 @@ def _settings(ctx: TLSContext) -> Any:
     s.versions = [v for v in _ALL_VERSIONS if lo <= v <= hi]
     s.eccCurves = ec_groups
     s.keyShares = [ctx._groups[0]]
+    if ctx._groups[0] in _HYBRID:
+        # (as browsers, rustls and Go do: a classical share too, so that a server without
+        # the hybrid group answers without a HelloRetryRequest)
+        s.keyShares += [g for g in ec_groups if g not in _HYBRID][:1]
     s.dhGroups = ff_groups
     s.use_heartbeat_extension = False
     s.useExtendedMasterSecret = True
@@ -116,7 +123,7 @@ def _settings(ctx: TLSContext) -> Any:
         raise TLSConfigurationError(f"invalid TLS settings: {exc}") from None
 
 
-class _ValidatedSettings(HandshakeSettings):  # type: ignore[misc]
+class _ValidatedSettings(HandshakeSettings):
     """Settings validated once per context.
 
     tlslite starts every handshake with ``settings.validate()`` (a deep copy and every

@@ -48,6 +48,7 @@ from .client13 import LeanClient13
 from .client_cert import ClientCertificateHooks
 from .client_hello import LeanClientHello
 from .fixes import UpstreamFixes, _TolerantServer
+from .hybrid import HYBRID_GROUPS, HybridKeyExchange, HybridShares
 from .plainread import PlainHellos
 from .psk import ExternalPSKHooks
 from .records import _RecordLayer
@@ -136,7 +137,8 @@ _SPENT_TRANSCRIPT = _SpentTranscript()
 
 class _TLSLiteConnection(ServerNameHooks, ClientCertificateHooks, ExternalPSKHooks,
                          VerificationHooks, TicketHooks, LeanClientHello, PlainHellos,
-                         UpstreamFixes, LeanServer13, LeanClient13, _TolerantServer):
+                         HybridShares, UpstreamFixes, LeanServer13, LeanClient13,
+                         _TolerantServer):
     """tlslite's TLSConnection with aiotls's per-connection seams."""
 
     _aiotls_policy: _Policy | None = None
@@ -245,6 +247,8 @@ class _TLSLiteConnection(ServerNameHooks, ClientCertificateHooks, ExternalPSKHoo
 
     @staticmethod
     def _getKEX(group: int, version: tuple[int, int]) -> Any:
+        if group in HYBRID_GROUPS:  # (both modes: tlslite's own needs kyber-py)
+            return HybridKeyExchange(group, version)
         if not speedups.ENABLED:
             return _TLSLiteBase._getKEX(group, version)
         if group in _FAST_GROUPS:

@@ -21,6 +21,7 @@ from typing import Literal
 
 from cryptography import x509
 
+from .._suites import HYBRID_GROUPS
 from .._verify import is_ip_address
 from ..context import ALL_GROUPS, ALL_SUITES, TLSContext
 from ..errors import AlertDescription, CertificateError, TLSError
@@ -302,7 +303,10 @@ def diagnose(target: DiagnoseTarget, *, cafile: str | None = None, timeout: floa
     suite_plan = _suite_versions(accepted)
     group_plan = [g for g in ALL_GROUPS
                   if accepted and (accepted[0] >= ssl.TLSVersion.TLSv1_2
-                                   or not g.startswith("ffdhe"))]
+                                   or not g.startswith("ffdhe"))
+                  # (not probed yet: with a client certificate, that probe stalled the
+                  # one-connection-at-a-time server of tests/test_cli_mtls.py; not understood)
+                  and g not in HYBRID_GROUPS]
     verify_ctx = _verify_context(accepted, cafile, alpn or VERIFY_ALPN)
     if cert is not None:
         load_client_certificate(verify_ctx, cert, key)
