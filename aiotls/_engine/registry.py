@@ -140,7 +140,7 @@ INSTANCE_ATTRIBUTES: dict[str, tuple[str, ...]] = {
                    "resumed", "tickets", "ecdhCurve", "serverSigAlg", "closeSocket",
                    "client_cert_required", "extendedMasterSecret", "_client_keypair",
                    "_pre_client_hello_handshake_hash", "_ccs_sent", "_middlebox_compat_mode",
-                   "_buffer_content_type", "_buffer"),
+                   "_buffer_content_type", "_buffer", "_clientRandom", "_serverRandom"),
     "record_layer": ("_version", "_tls13record", "_recordSocket", "_readState", "_writeState",
                      "_pendingReadState", "_pendingWriteState", "_early_data_processed",
                      "early_data_ok", "max_early_data", "recv_record_limit",
