@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Self
 from cryptography import x509
 
 from . import _crypto
+from ._context_records import RecordSettings
 from ._context_surface import SSLContextSurface, _check_bool, _check_int
 from ._keylog import KeyLogFile
 from ._legacy import refused_suite
@@ -124,7 +125,7 @@ def _check_protocol(protocol: int) -> None:
         )
 
 
-class TLSContext(SSLContextSurface):
+class TLSContext(SSLContextSurface, RecordSettings):
     """Configuration shared by many connections (the aiotls counterpart of ssl.SSLContext).
 
     ``protocol`` is :data:`ssl.PROTOCOL_TLS_CLIENT` (the default: verify the

@@ -18,6 +18,8 @@ from typing import Any
 
 #: tlslite callable -> the signature aiotls's overrides and calls expect.
 SIGNATURES: dict[str, str] = {
+    # certcompress.BoundedCompressedCertificate bounds the decompression
+    "tlslite.messages.CompressedCertificate._decompress": "(self, compressed_msg, expected_length)",
     # tlslite.tlsconnection.TLSConnection: the handshake steps aiotls's mixins override
     "tlslite.tlsconnection.TLSConnection._check_certchain_with_settings":
         "(self, cert_chain, settings)",
@@ -120,6 +122,7 @@ PROPERTIES: tuple[str, ...] = (
     "tlslite.tlsrecordlayer.TLSRecordLayer._send_record_limit",
     "tlslite.tlsrecordlayer.TLSRecordLayer.version",
     "tlslite.recordlayer.RecordLayer.version",
+    "tlslite.recordlayer.RecordLayer.recv_record_limit",
 )
 
 #: tlslite class attributes aiotls reads.
@@ -157,6 +160,9 @@ ASSIGNED_ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "tlslite.tlsconnection.TLSConnection._serverTLS13Handshake": ("_first_handshake_hashes",),
     # (tickets._lean_payload fills a SessionTicketPayload as its parse does)
     "tlslite.messages.SessionTicketPayload._parse_cert_chain": ("_cert_chain",),
+    # (certcompress.BoundedCompressedCertificate parses as tlslite's parse does)
+    "tlslite.messages.CompressedCertificate.__init__": ("_compressed_msg",
+                                                        "_uncompressed_msg_len"),
 }
 
 #: Module globals that :mod:`.rebind` replaces in rebound namespaces (each must exist).

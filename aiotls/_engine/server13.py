@@ -30,6 +30,7 @@ from typing import Any
 
 from tlslite.constants import AlertDescription as _TLAlert
 from tlslite.constants import (
+    CertificateCompressionAlgorithm,
     ContentType,
     ExtensionType,
     GroupName,
@@ -42,11 +43,13 @@ from tlslite.constants import (
 from tlslite.errors import TLSIllegalParameterException
 from tlslite.extensions import PreSharedKeyExtension
 from tlslite.session import Session
+from tlslite.utils.compression import choose_compression_send_algo
 from tlslite.utils.cryptomath import getRandomBytes
 
 from .. import _crypto
 from . import speedups
 from .base import _FastKeyExchange
+from .certcompress import compressed_certificate_message
 from .common import _Hooks
 from .rebind import _EMPTY_HASH, _fast_derive_secret
 from .records import WAIT as _WAIT
@@ -63,7 +66,7 @@ _PSK_DHE = PskKeyExchangeMode.psk_dhe_ke
 
 #: Extensions whose presence in the ClientHello changes what tlslite answers in ways this
 #: path does not reproduce (see the module docstring); the ClientHello goes to tlslite.
-_NOT_HERE = (ExtensionType.cookie, ExtensionType.compress_certificate)
+_NOT_HERE = (ExtensionType.cookie,)
 
 
 class _Raw:
@@ -214,6 +217,7 @@ class LeanServer13(_Hooks):  # type: ignore[misc]
     _buffer: Any
     _aiotls_lean: bool
     _aiotls_sent_certificate: bool
+    server_cert_compression_algo: Any
     _aiotls_first_finished: bytes | None
 
     def _serverTLS13Handshake(self, settings: Any, clientHello: Any, cipherSuite: int,
@@ -314,7 +318,17 @@ class LeanServer13(_Hooks):  # type: ignore[misc]
                                     _u16(len(ee_extensions)) + ee_extensions))
         if selected_psk is None:
             self._aiotls_sent_certificate = True
-            self._aiotls_queue(certificate_message(serverCertChain))
+            message = certificate_message(serverCertChain)
+            compress = get(ExtensionType.compress_certificate)
+            if compress is not None:  # RFC 8879, the client's order (as tlslite chooses)
+                algorithm = choose_compression_send_algo(
+                    self.version, compress, settings.certificate_compression_send)
+                if algorithm is not None:
+                    self.server_cert_compression_algo = \
+                        CertificateCompressionAlgorithm.toStr(algorithm)
+                    message = compressed_certificate_message(message, algorithm,
+                                                             serverCertChain)
+            self._aiotls_queue(message)
             code, hash_name, padding, salt_len, intrinsic = signing
             self.serverSigAlg = code
             to_sign = _FastKeyExchange.calcVerifyBytes(
@@ -439,6 +453,10 @@ class LeanServer13(_Hooks):  # type: ignore[misc]
         for kind in _NOT_HERE:
             if get(kind) is not None:
                 return None
+        compress = get(ExtensionType.compress_certificate)
+        if compress is not None and (not compress.algorithms or any(
+                name != "zlib" for name in settings.certificate_compression_send)):
+            return None  # (an empty list is tlslite's decode_error; brotli, zstd: its code)
         if settings.use_heartbeat_extension and get(ExtensionType.heartbeat) is not None:
             return None
         psks = get(ExtensionType.pre_shared_key)
