@@ -67,6 +67,17 @@ def test_a_client_certificate_is_compressed_too(pki: PKI) -> None:
     assert server.handshake_complete and _algorithm(client, "client") is None
 
 
+def test_a_client_compresses_only_when_the_servers_request_asks(pki: PKI) -> None:
+    """RFC 8879 3: the CertificateRequest's extension decides, not the client's own offer
+    (tlslite-ng compressed whenever the client offered compression: OpenSSL, which has none,
+    refused the message -- see the client-certificate cases of test_exporters.py)."""
+    cctx, sctx = pki.mtls_contexts()
+    sctx.certificate_compression = ()
+    client, server = handshake(cctx, sctx)
+    assert server.handshake_complete and server.getpeercert(), server.error
+    assert _algorithm(client, "client") is None
+
+
 def test_the_trace_shows_the_compressed_certificate(pki: PKI, caplog: pytest.LogCaptureFixture
                                                     ) -> None:
     cctx = pki.client_context()

@@ -35,6 +35,11 @@ from tlslite.utils.codec import BadCertificateError, DecodeError, Parser, Writer
 
 from .quick import _QUICK_MESSAGES
 
+#: RFC 8879 code point -> tlslite's name for it (its enum's toStr scans the class)
+ALGORITHM_NAMES = {CertificateCompressionAlgorithm.zlib: "zlib",
+                   CertificateCompressionAlgorithm.brotli: "brotli",
+                   CertificateCompressionAlgorithm.zstd: "zstd"}
+
 #: Largest uncompressed Certificate message accepted: the default max_handshake_size.
 DEFAULT_LIMIT = 256 * 1024
 

@@ -30,7 +30,6 @@ from collections.abc import Generator
 from typing import Any
 
 from tlslite.constants import (
-    CertificateCompressionAlgorithm,
     CertificateType,
     CipherSuite,
     ContentType,
@@ -46,7 +45,7 @@ from ..errors import CertificateError
 from . import speedups
 from .accel import _FAST_GROUPS
 from .base import _FastKeyExchange
-from .certcompress import BoundedCompressedCertificate
+from .certcompress import ALGORITHM_NAMES, BoundedCompressedCertificate
 from .codec import FastParser
 from .common import _Hooks
 from .quick import _QUICK_MESSAGES
@@ -191,8 +190,7 @@ class _Flight:
             if data[0] == HandshakeType.compressed_certificate:
                 self.certificate = BoundedCompressedCertificate(
                     CertificateType.x509, _TLS13).parse(parser)
-                algorithm = CertificateCompressionAlgorithm.toStr(
-                    self.certificate.compression_algo)
+                algorithm = ALGORITHM_NAMES.get(self.certificate.compression_algo)
                 if algorithm not in self.settings.certificate_compression_receive:
                     return False
                 conn.server_cert_compression_algo = algorithm  # (as tlslite, as it reads it)

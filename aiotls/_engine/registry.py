@@ -18,6 +18,10 @@ from typing import Any
 
 #: tlslite callable -> the signature aiotls's overrides and calls expect.
 SIGNATURES: dict[str, str] = {
+    # verification's override: a TLS 1.3 client compresses only as the server asked
+    "tlslite.tlsrecordlayer.TLSRecordLayer._create_cert_msg":
+        "(self, peer, request_msg, valid_compression_algos, cert_chain, cert_type, "
+        "cert_context=b'', version=(3, 2))",
     # certcompress.BoundedCompressedCertificate bounds the decompression
     "tlslite.messages.CompressedCertificate._decompress": "(self, compressed_msg, expected_length)",
     # tlslite.tlsconnection.TLSConnection: the handshake steps aiotls's mixins override

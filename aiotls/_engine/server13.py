@@ -6,14 +6,15 @@ connection.  For the handshake nearly every server makes -- TLS 1.3 chosen, a ke
 the server accepts (no HelloRetryRequest), a certificate, no client certificate asked for,
 and either no PSK or a resumption ticket with (EC)DHE -- :meth:`LeanServer13._serverTLS13Handshake`
 writes the same bytes directly: ServerHello, the optional middlebox ChangeCipherSpec,
-EncryptedExtensions, Certificate (serialised once per certificate chain), CertificateVerify
+EncryptedExtensions, Certificate (serialised once per certificate chain; compressed with
+zlib, RFC 8879, once per chain, when the client offers it), CertificateVerify
 and Finished, with the same key schedule through :mod:`aiotls._crypto`.  It then reads the
 client's Finished straight from the socket when it comes as nearly every client sends it
 (tlslite's ``_getMsg`` otherwise), and makes the session and sends tickets through
 tlslite's own steps, so the connection is left exactly as tlslite leaves it.
 
 Everything else (a client certificate requested, a HelloRetryRequest behind it, external
-PSKs, psk_ke, certificate compression, heartbeat, KEM groups, brainpool signatures,
+PSKs, psk_ke, certificate compression with brotli or zstd, heartbeat, KEM groups, brainpool signatures,
 speed-ups off) is decided before anything is sent and goes to tlslite's method
 unchanged. ``tests/test_server13.py`` and ``test_lean13.py`` check that both produce the
 same bytes and the same connection state, handshake by handshake.
@@ -43,7 +44,6 @@ from tlslite.constants import (
 from tlslite.errors import TLSIllegalParameterException
 from tlslite.extensions import PreSharedKeyExtension
 from tlslite.session import Session
-from tlslite.utils.compression import choose_compression_send_algo
 from tlslite.utils.cryptomath import getRandomBytes
 
 from .. import _crypto
@@ -67,6 +67,7 @@ _PSK_DHE = PskKeyExchangeMode.psk_dhe_ke
 #: Extensions whose presence in the ClientHello changes what tlslite answers in ways this
 #: path does not reproduce (see the module docstring); the ClientHello goes to tlslite.
 _NOT_HERE = (ExtensionType.cookie,)
+_ZLIB = CertificateCompressionAlgorithm.zlib
 
 
 class _Raw:
@@ -320,12 +321,11 @@ class LeanServer13(_Hooks):  # type: ignore[misc]
             self._aiotls_sent_certificate = True
             message = certificate_message(serverCertChain)
             compress = get(ExtensionType.compress_certificate)
-            if compress is not None:  # RFC 8879, the client's order (as tlslite chooses)
-                algorithm = choose_compression_send_algo(
-                    self.version, compress, settings.certificate_compression_send)
+            if compress is not None and settings.certificate_compression_send:
+                # RFC 8879: zlib, the one algorithm this path is given (_aiotls_lean_plan)
+                algorithm = _ZLIB if _ZLIB in compress.algorithms else None
                 if algorithm is not None:
-                    self.server_cert_compression_algo = \
-                        CertificateCompressionAlgorithm.toStr(algorithm)
+                    self.server_cert_compression_algo = "zlib"
                     message = compressed_certificate_message(message, algorithm,
                                                              serverCertChain)
             self._aiotls_queue(message)
