@@ -21,7 +21,11 @@ from tlslite import messages as tl_messages
 import aiotls
 from aiotls._context_records import available_compression
 from aiotls._engine import server13
-from aiotls._engine.certcompress import BoundedCompressedCertificate, bounded_decompress
+from aiotls._engine.certcompress import (
+    BoundedCompressedCertificate,
+    bounded_decompress,
+    compression_choice,
+)
 from aiotls.errors import AlertDescription, TLSConfigurationError
 from tests.helpers import PKI, VERSION_PARAMS, connect, handshake
 
@@ -93,7 +97,7 @@ def test_the_trace_shows_the_compressed_certificate(pki: PKI, caplog: pytest.Log
 def test_the_settings_values() -> None:
     ctx = aiotls.TLSContext()
     for bad in ("zlib", ["gzip"], 5):
-        with pytest.raises(TLSConfigurationError, match="certificate compression|certificate_c"):
+        with pytest.raises(TLSConfigurationError, match=r"certificate compression|certificate_c"):
             ctx.certificate_compression = bad  # type: ignore[assignment]
     ctx.certificate_compression = ["zlib", "zlib"]
     assert ctx.certificate_compression == ("zlib",)
@@ -179,3 +183,12 @@ def test_bounded_decompress() -> None:
     with pytest.raises(SyntaxError):
         bounded_decompress(1, b"not zlib", 10, 100)
     assert BoundedCompressedCertificate.limit == 256 * 1024
+
+
+def test_the_senders_choice_follows_the_peers_order() -> None:
+    """As tlslite-ng chooses (RFC 8879 leaves it to the sender): the first of the peer's
+    algorithms that the sender has."""
+    assert compression_choice([2, 1], ["zlib"]) == 1
+    assert compression_choice([2, 1], ["zlib", "brotli"]) == 2
+    assert compression_choice([3], ["zlib"]) is None
+    assert compression_choice([1], []) is None

@@ -11,6 +11,7 @@ OpenSSL's command line exports without one.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import hmac
@@ -25,6 +26,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 
 import aiotls
+import aiotls.asyncio
 import aiotls.compat
 import aiotls.sync
 from aiotls.errors import TLSUsageError
@@ -391,3 +393,35 @@ def test_sync_socket_exports(pki: PKI) -> None:
             assert tls.get_channel_binding("tls-exporter") is None
         thread.join(20)
     assert results["client"] == results["server"] and results["binding"]
+
+
+@pytest.mark.timeout(30)
+async def test_over_asyncio_both_adapters(pki: PKI) -> None:
+    """``get_extra_info("ssl_object")``: the TLSConnection with aiotls.asyncio, the
+    TLSObject with asyncio's own TLS (the facade); both ends agree."""
+    exported: dict[str, bytes] = {}
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = writer.get_extra_info("ssl_object")
+        assert isinstance(conn, aiotls.TLSConnection)
+        exported["server"] = conn.export_keying_material(LABEL, b"ctx", 32)
+        writer.write(await reader.readline())
+        await writer.drain()
+        writer.close()
+
+    server = await aiotls.asyncio.start_server(handle, "127.0.0.1", 0,
+                                               ssl=pki.server_context())
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        for opener in (aiotls.asyncio.open_connection, asyncio.open_connection):
+            reader, writer = await opener("127.0.0.1", port, ssl=pki.client_context(),
+                                          server_hostname="localhost")
+            obj = writer.get_extra_info("ssl_object")
+            ours = obj.export_keying_material(LABEL, b"ctx", 32)
+            binding = obj.get_channel_binding("tls-exporter")
+            writer.write(b"line\n")
+            assert await reader.readline() == b"line\n"
+            assert ours == exported["server"] and binding and len(binding) == 32
+            writer.close()
+            with contextlib.suppress(ssl.SSLError, ConnectionError):
+                await writer.wait_closed()

@@ -74,6 +74,16 @@ _DECOMPRESS = {
 }
 
 
+_CODES = {name: code for code, name in ALGORITHM_NAMES.items()}
+
+
+def compression_choice(offered: Any, ours: Any) -> int | None:
+    """The algorithm a sender compresses its certificate with: the first of the peer's
+    ``offered`` code points that ``ours`` (names) has, as tlslite-ng chooses; or None."""
+    mine = {_CODES[name] for name in ours if name in _CODES}
+    return next((code for code in offered if code in mine), None)
+
+
 def bounded_decompress(algorithm: int, data: bytes, expected: int, limit: int) -> bytes:
     """``data`` decompressed, exactly ``expected`` bytes (at most ``limit``), or
     ``BadCertificateError``; never more than ``expected + 1`` bytes are produced (zlib)."""

@@ -49,7 +49,7 @@ from tlslite.utils.cryptomath import getRandomBytes
 from .. import _crypto
 from . import speedups
 from .base import _FastKeyExchange
-from .certcompress import compressed_certificate_message
+from .certcompress import compressed_certificate_message, compression_choice
 from .common import _Hooks
 from .rebind import _EMPTY_HASH, _fast_derive_secret
 from .records import WAIT as _WAIT
@@ -321,9 +321,10 @@ class LeanServer13(_Hooks):  # type: ignore[misc]
             self._aiotls_sent_certificate = True
             message = certificate_message(serverCertChain)
             compress = get(ExtensionType.compress_certificate)
-            if compress is not None and settings.certificate_compression_send:
+            if compress is not None:
                 # RFC 8879: zlib, the one algorithm this path is given (_aiotls_lean_plan)
-                algorithm = _ZLIB if _ZLIB in compress.algorithms else None
+                algorithm = compression_choice(compress.algorithms,
+                                               settings.certificate_compression_send)
                 if algorithm is not None:
                     self.server_cert_compression_algo = "zlib"
                     message = compressed_certificate_message(message, algorithm,
@@ -454,8 +455,8 @@ class LeanServer13(_Hooks):  # type: ignore[misc]
             if get(kind) is not None:
                 return None
         compress = get(ExtensionType.compress_certificate)
-        if compress is not None and (not compress.algorithms or any(
-                name != "zlib" for name in settings.certificate_compression_send)):
+        if compress is not None and (not compress.algorithms or compression_choice(
+                compress.algorithms, settings.certificate_compression_send) not in (None, _ZLIB)):
             return None  # (an empty list is tlslite's decode_error; brotli, zstd: its code)
         if settings.use_heartbeat_extension and get(ExtensionType.heartbeat) is not None:
             return None
