@@ -20,6 +20,7 @@ import re
 import socket
 import ssl
 import threading
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import hashes
@@ -107,21 +108,22 @@ def test_equal_to_the_rfc_formulas_over_openssls_secrets(
             peer_ctx.load_verify_locations(cafile=pki.ca_file)
     peer_ctx.maximum_version = VERSIONS[version]
     log = tmp_path / "openssl.keys"
-    session = None
+    session: Any = None
     for attempt in range(2):
         log.write_text("")
         peer_ctx.keylog_filename = str(log)
         conn = aiotls.TLSConnection(ctx, server_side=server_side,
                                     server_hostname=None if server_side else "localhost",
-                                    session=session)
+                                    session=None if server_side else session)
         peer = StdlibPeer(peer_ctx, server_side=not server_side,
-                          server_hostname="localhost" if server_side else None)
+                          server_hostname="localhost" if server_side else None,
+                          session=session if server_side else None)
         run(conn, peer)
         assert conn.handshake_complete and peer.error is None, peer.error
         assert conn.version() == version
         conn.send_data(b"x")
         run(conn, peer)
-        if attempt and not server_side:
+        if attempt:
             assert conn.session_reused
         secrets = _keylog(log)
         tl = conn._engine._tl
@@ -134,7 +136,7 @@ def test_equal_to_the_rfc_formulas_over_openssls_secrets(
                                            length)
         assert conn.get_channel_binding("tls-exporter") == _rfc_export(
             secrets, *randoms, suite, b"EXPORTER-Channel-Binding", None, 32)
-        session = None if server_side else conn.session
+        session = peer.obj.session if server_side else conn.session
 
 
 # --- both ends of aiotls ------------------------------------------------------------------------
