@@ -45,13 +45,12 @@ DEFAULT_LIMIT = 256 * 1024
 
 
 def _decompress_zlib(data: bytes, limit: int) -> bytes:
-    decompressor = zlib.decompressobj()
-    out = decompressor.decompress(data, limit + 1)
-    if len(out) <= limit and not decompressor.eof:
-        out += decompressor.flush()
-    return out
+    # (at most limit + 1 bytes out: more input than that needs stays unconsumed)
+    return zlib.decompressobj().decompress(data, limit + 1)
 
 
+# brotli and zstd: only when their packages are installed (not on the machine these were
+# written on: untested here beyond the refusal when the package is missing)
 def _decompress_brotli(data: bytes, limit: int) -> bytes:  # pragma: no cover - optional
     decompressor = importlib.import_module("brotli").Decompressor()
     try:
