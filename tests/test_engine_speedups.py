@@ -83,7 +83,7 @@ def test_rebound_methods_are_tlslites_code_with_fast_globals() -> None:
             assert namespace is not vars(module)
             for key, fast in _engine.rebind._FAST_NAMES.items():
                 if key in vars(module):
-                    # (derive_secret and secureHMAC run inside the exporter fix, see
+                    # (derive_secret runs inside the exporter fix, see
                     # aiotls/_engine/exporter.py)
                     assert getattr(namespace[key], "__wrapped__", namespace[key]) is fast, \
                         (name, key)

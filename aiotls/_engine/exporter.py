@@ -11,9 +11,10 @@
 
 tlslite-ng derives the TLS 1.3 exporter master secret after the client's Certificate and
 CertificateVerify, where RFC 8446 7.1 says after the server's Finished: with a client
-certificate its value would differ from every other implementation's.  :func:`derive_secret`
-(a fix installed in the namespace of tlslite's rebound handshake methods, see
-:mod:`.rebind`) derives it from the transcript the application traffic secrets use.
+certificate its value would differ from every other implementation's.  The
+``derive_secret`` of :func:`derive_secret_maker` (a fix installed in the namespace of
+tlslite's rebound handshake methods, see :mod:`.rebind`) derives it over the transcript up
+to the server's Finished.
 """
 
 from __future__ import annotations
@@ -122,42 +123,45 @@ def export(engine: Any, label: bytes, context: bytes | None, length: int) -> byt
 # --- the TLS 1.3 exporter master secret over the right transcript -----------------------------
 
 
-class _Secret(bytearray):
-    """A TLS 1.3 master secret, carrying its exporter master secret once it is known."""
+class _Transcript:
+    """A transcript hash known already, in the shape ``derive_secret`` reads."""
 
-    __slots__ = ("exporter",)
-    exporter: Any
+    __slots__ = ("value",)
+
+    def __init__(self, digest: bytes) -> None:
+        self.value = digest
+
+    def digest(self, name: str) -> bytes:
+        return self.value
 
 
-def hmac_maker(base: Any) -> Any:
-    """tlslite's ``secureHMAC`` (``base``) whose TLS 1.3 master secrets (the HMAC of a
-    hash length of zeros, RFC 8446 7.1) are :class:`_Secret` objects."""
-
-    def secure_hmac(k: Any, b: Any, algorithm: str) -> Any:
-        out = base(k, b, algorithm)
-        if len(b) == len(out) and not any(b):
-            out = _Secret(out)
-        return out
-
-    secure_hmac.__wrapped__ = base  # type: ignore[attr-defined]
-    return secure_hmac
+def through_server_finished(handshake_hashes: Any, algorithm: str) -> _Transcript | None:
+    """The transcript hash up to the server's Finished (the first Finished of a TLS 1.3
+    handshake), if ``handshake_hashes`` holds more (the client's certificate messages);
+    None when it ends there."""
+    buffer = handshake_hashes.digest("intrinsic")  # (the transcript's bytes, kept by both)
+    pos, end = 0, len(buffer)
+    while pos + 4 <= end:
+        kind = buffer[pos]
+        pos += 4 + int.from_bytes(buffer[pos + 1:pos + 4], "big")
+        if kind == 20:  # Finished
+            break
+    if pos >= end:
+        return None
+    return _Transcript(hashlib.new(algorithm, bytes(buffer[:pos])).digest())
 
 
 def derive_secret_maker(base: Any) -> Any:
-    """tlslite's ``derive_secret`` (``base``), deriving the exporter master secret with the
-    transcript of the client application traffic secret (ClientHello .. server Finished)."""
+    """tlslite's ``derive_secret`` (``base``), deriving the exporter master secret over the
+    transcript up to the server's Finished (RFC 8446 7.1) where tlslite's transcript has
+    gone on to the client's Certificate and CertificateVerify."""
 
     def derive_secret(secret: Any, label: Any, handshake_hashes: Any, algorithm: str) -> Any:
-        if isinstance(secret, _Secret) and handshake_hashes is not None:
-            if label == b"c ap traffic":
-                secret.exporter = base(secret, bytearray(b"exp master"), handshake_hashes,
-                                       algorithm)
-            elif label == b"exp master":
-                found = getattr(secret, "exporter", None)
-                if found is not None:
-                    return found
+        if label == b"exp master" and handshake_hashes is not None:
+            fixed = through_server_finished(handshake_hashes, algorithm)
+            if fixed is not None:
+                handshake_hashes = fixed
         return base(secret, label, handshake_hashes, algorithm)
 
     derive_secret.__wrapped__ = base  # type: ignore[attr-defined]
     return derive_secret
-

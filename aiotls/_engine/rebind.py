@@ -237,9 +237,8 @@ def _namespace(module: Any, **extra: Any) -> dict[str, Any]:
     namespace.update({k: v for k, v in replacements.items() if k in namespace}, **extra)
     # Not a speed-up: the TLS 1.3 exporter master secret over the transcript RFC 8446 7.1
     # names (see .exporter), around the fast helpers or tlslite's own.
-    if "derive_secret" in namespace and "secureHMAC" in namespace:
+    if "derive_secret" in namespace:
         namespace["derive_secret"] = exporter.derive_secret_maker(namespace["derive_secret"])
-        namespace["secureHMAC"] = exporter.hmac_maker(namespace["secureHMAC"])
     return namespace
 
 
