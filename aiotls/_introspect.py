@@ -8,10 +8,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from . import _verify
+from ._engine import exporter
+from ._state import ConnectionState
+from .errors import TLSUsageError
+
+#: The channel binding types :meth:`_Introspection.get_channel_binding` knows.
+CHANNEL_BINDING_TYPES = ("tls-unique", "tls-exporter")
+_ENDED = (ConnectionState.CLOSED, ConnectionState.FAILED)
 
 if TYPE_CHECKING:
     from ._engine import Engine
-    from ._state import ConnectionState
     from .context import TLSContext
     from .errors import TLSError
     from .events import HandshakeCompleted
@@ -125,13 +131,54 @@ class _Introspection:
     def get_channel_binding(self, cb_type: str = "tls-unique") -> bytes | None:
         """Channel binding data, like :meth:`ssl.SSLSocket.get_channel_binding`.
 
-        ``"tls-unique"`` (RFC 5929): the first Finished message's verify_data, for TLS 1.2.
-        ``None`` before the handshake and for TLS 1.3, where RFC 8446 (C.5) leaves
-        tls-unique undefined.  Other types raise ``ValueError``.
+        ``"tls-unique"`` (RFC 5929): the first Finished message's verify_data, for TLS 1.2;
+        ``None`` for TLS 1.3, where RFC 8446 (C.5) leaves tls-unique undefined.
+        ``"tls-exporter"`` (RFC 9266): 32 bytes exported with the label
+        ``"EXPORTER-Channel-Binding"`` and no context, for TLS 1.3 and for TLS 1.2 with the
+        extended master secret (refused without it, see :meth:`export_keying_material`).
+        ``None`` before the handshake completed and once the connection is closed.  Other
+        types raise ``ValueError``.
         """
-        if cb_type != "tls-unique":
+        if cb_type not in CHANNEL_BINDING_TYPES:
             raise ValueError(f"{cb_type!r} channel binding type not implemented")
-        return self._engine.tls_unique()
+        if self._handshake_event is None or self._state in _ENDED:
+            return None
+        if cb_type == "tls-unique":
+            return self._engine.tls_unique()
+        return exporter.export(self._engine, b"EXPORTER-Channel-Binding", None, 32)
+
+    def export_keying_material(self, label: str | bytes, context: bytes | None,
+                               length: int) -> bytes:
+        """``length`` bytes of keying material exported from the connection's secrets:
+        RFC 8446 7.5 for TLS 1.3, RFC 5705 for TLS 1.2.  Both ends of a connection get
+        the same bytes for the same arguments, as OpenSSL's ``SSL_export_keying_material``.
+
+        :param label: the label a protocol registered for it (ASCII), e.g.
+            ``"EXPORTER-my-protocol"``; TLS's own PRF labels (``"client finished"``,
+            ``"server finished"``, ``"master secret"``, ``"key expansion"``,
+            ``"extended master secret"``) are refused.
+        :param context: a per-use value mixed in, or ``None``.  In TLS 1.2 ``None`` and
+            ``b""`` give different bytes (RFC 5705 4); in TLS 1.3 the same.
+        :param length: how many bytes, at least 1 (TLS 1.3: at most 255 hash lengths,
+            8160 bytes with SHA-256 suites; TLS 1.2: at most 65535).
+
+        Raises :class:`~aiotls.TLSUsageError` before the handshake completed, after the
+        connection closed or failed, for a TLS 1.2 connection without the extended master
+        secret (RFC 7627: its exported values would not be unique to it), and for the
+        arguments above.
+        """
+        label_b, context_b, length = exporter.check_arguments(label, context, length)
+        if self._error is not None:
+            raise self._error
+        if self._handshake_event is None:
+            raise TLSUsageError("keying material can be exported only once the handshake "
+                                "completed",
+                                hint="wait for the HandshakeCompleted event (or do_handshake())")
+        if self._state in _ENDED:
+            raise TLSUsageError("keying material cannot be exported from a closed connection",
+                                hint="export it while the connection is open, e.g. right "
+                                "after the handshake")
+        return exporter.export(self._engine, label_b, context_b, length)
 
     def get_verified_chain(self) -> list[bytes]:
         """The path the peer's certificate was verified along: DER, leaf first, ending with

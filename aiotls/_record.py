@@ -43,8 +43,11 @@ Size limits, the same on every receive path (``open_small`` takes only short rec
   Checking after authentication keeps the blame right: a forged record is bad_record_mac.
 
 Sending keeps to the peer's record_size_limit (RFC 8449), given as ``send_limit`` (content
-bytes per record: the limit minus the content type byte in TLS 1.3).  aiotls advertises
-the protocol maximum (tlslite's default, 2^14 + 1), which the limits above enforce.
+bytes per record: the limit minus the content type byte in TLS 1.3).  Receiving enforces
+this side's own limit (``TLSContext.record_size_limit``, the protocol maximum by default)
+once the peer knows it, given as ``recv_limit`` (:meth:`RecordLayer.set_receive_limit`).
+TLS 1.3 records are padded as ``TLSContext.record_padding`` says (:attr:`RecordLayer.padding`,
+``None`` by default: the unpadded paths above are then the only ones taken).
 
 RFC 8446 5.1 (no other record between the fragments of a handshake message) is enforced
 by the connection, which knows from the engine whether a fragment is pending.
@@ -57,7 +60,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import _crypto
-from .errors import AlertDescription, PeerMisbehaved
+from .errors import AlertDescription, PeerMisbehaved, TLSConfigurationError
 
 #: Largest plaintext fragment (RFC 8446 5.1, RFC 5246 6.2.1).
 MAX_FRAGMENT = 2**14
@@ -119,6 +122,15 @@ class RecordError(Exception):
         self.alert = alert
 
 
+class PaddingError(RecordError):
+    """``record_padding``'s function returned something unusable: ``error`` says so.  (Not
+    an OSError, as aiotls's errors are: tlslite would take it for its socket's.)"""
+
+    def __init__(self, error: TLSConfigurationError) -> None:
+        super().__init__(80, error.what)
+        self.error = error
+
+
 _local = threading.local()
 
 
@@ -173,14 +185,17 @@ class RecordLayer:
     the directions installed here.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, padding: Any = None) -> None:
         self.tls13 = False
         self.explicit_nonce = False
+        if padding is not None:
+            self.padding = padding
         # (typed Any: the hot paths run only once both are installed)
         self._read: Any = None
         self._write: Any = None
         self.key_update_after = KEY_UPDATE_AFTER
         self.set_send_limit(MAX_FRAGMENT)
+        self.set_receive_limit(MAX_FRAGMENT)
 
     def install(self, *, reading: bool, cipher: str, key: bytes, iv: bytes,
                 tls13: bool) -> None:
@@ -211,6 +226,19 @@ class RecordLayer:
         self._small = min(_SMALL, self.send_limit)
         clen = self.send_limit + 1 + _TAG
         self._full_header13 = bytes((APPLICATION_DATA, 3, 3, clen >> 8, clen & 0xFF))
+
+    def set_receive_limit(self, limit: int) -> None:
+        """Most content bytes per record we accept: 2^14, or our record_size_limit once the
+        peer knows it (RFC 8449; less TLS 1.3's content type byte, as tlslite counts it).
+        A protected record over it is ``record_overflow`` once it proved authentic."""
+        self.recv_limit = max(1, min(MAX_FRAGMENT, limit))
+        self._recv_inner13 = self.recv_limit + 1
+        self._recv_sealed13 = self._recv_inner13 + _TAG
+        self._small_open = 5 + min(_SMALL + 1, self._recv_inner13) + _TAG
+
+    #: TLS 1.3 record padding (TLSContext.record_padding): ``(content_type, length) ->``
+    #: zero bytes to add, or None; every protected record is padded when set.
+    padding: Any = None
 
     def keys(self, *, reading: bool) -> DirectionKeys | None:
         d = self._read if reading else self._write
@@ -260,12 +288,13 @@ class RecordLayer:
                 d.aead.decrypt_into(nonce, body, header, memoryview(out)[offset:need])
             except _crypto.InvalidTag:
                 raise RecordError(20, "record failed authentication (bad_record_mac)") from None
-            if n > MAX_INNER_TLS13:
-                # RFC 8446 5.4, checked once the record proved authentic: the inner
-                # plaintext (content, content type and padding) exceeds 2^14 + 1 bytes
+            if n > self._recv_inner13:
+                # RFC 8446 5.4 (RFC 8449), checked once the record proved authentic: the
+                # inner plaintext (content, content type and padding) exceeds 2^14 + 1
+                # bytes, or our record_size_limit
                 raise RecordError(22, f"the peer sent a record whose inner plaintext of {n} "
                                       f"bytes (content, content type and padding) exceeds "
-                                      f"{MAX_INNER_TLS13}")
+                                      f"{self._recv_inner13}{_limit_note(self._recv_inner13)}")
             # strip zero padding, then the real content type
             end = need
             while end > offset and out[end - 1] == 0:
@@ -297,11 +326,12 @@ class RecordLayer:
             d.aead.decrypt_into(nonce, ciphertext, aad, memoryview(out)[offset:need])
         except _crypto.InvalidTag:
             raise RecordError(20, "record failed authentication (bad_record_mac)") from None
-        if n > MAX_FRAGMENT:
+        if n > self.recv_limit:
             # RFC 5246 6.2.3 (checked once the record proved authentic): the plaintext must
-            # not exceed 2^14 bytes; an AEAD suite's ciphertext is thus at most 2^14 + 24
+            # not exceed 2^14 bytes (or our record_size_limit, RFC 8449); an AEAD suite's
+            # ciphertext is thus at most 2^14 + 24
             raise RecordError(22, f"the peer sent a record of {n} bytes of plaintext "
-                                  f"(limit {MAX_FRAGMENT})")
+                                  f"(limit {self.recv_limit}{_limit_note(self.recv_limit + 1)})")
         d.seq = seq + 1
         return ctype, n
 
@@ -328,7 +358,7 @@ class RecordLayer:
         iv = d.iv_int
         seq = d.seq
         outview = memoryview(out)
-        limit = _MAX_SEALED_TLS13  # longer ones go to open(), which rejects them
+        limit = self._recv_sealed13  # longer ones go to open(), which rejects them
         error: RecordError | None = None
         control: tuple[int, int] | None = None
         try:
@@ -377,7 +407,7 @@ class RecordLayer:
         control record; ``None`` (nothing consumed) for anything else, which :meth:`open_run`
         and :meth:`open` handle.  Raises :class:`RecordError` if it fails authentication."""
         n = len(record)
-        if (n > 5 + _SMALL + 1 + _TAG or n < 5 + 1 + _TAG or record[0] != APPLICATION_DATA
+        if (n > self._small_open or n < 5 + 1 + _TAG or record[0] != APPLICATION_DATA
                 or record[1] != 3 or record[2] != 3 or (record[3] << 8) | record[4] != n - 5):
             return None
         d = self._read
@@ -409,6 +439,7 @@ class RecordLayer:
         explicit = self.explicit_nonce
         salt, iv = d.iv, d.iv_int
         skip = 8 if explicit else 0
+        most = self.recv_limit
         outview = memoryview(out)
         error: RecordError | None = None
         try:
@@ -417,7 +448,7 @@ class RecordLayer:
                     break
                 length = (view[pos + 3] << 8) | view[pos + 4]
                 n = length - skip - _TAG
-                if n < 0 or n > MAX_FRAGMENT or end - pos < 5 + length or seq >= SEQ_LIMIT:
+                if n < 0 or n > most or end - pos < 5 + length or seq >= SEQ_LIMIT:
                     break  # short, oversized, incomplete or exhausted: open() decides
                 body = pos + 5
                 if explicit:
@@ -446,6 +477,8 @@ class RecordLayer:
         content each; returns the records."""
         d = self._write
         total = len(data)
+        if self.padding is not None and self.tls13:
+            return self._seal_padded13(APPLICATION_DATA, data)
         if self.tls13 and total <= self._small and d.seq + 1 < SEQ_LIMIT:
             # one short record (interactive traffic): no buffers to set up
             seq = d.seq
@@ -498,7 +531,7 @@ class RecordLayer:
         d = self._write
         seq = d.seq
         if not self.tls13 or len(data) > self._small or seq >= self.key_update_after \
-                or seq + 1 >= SEQ_LIMIT:
+                or seq + 1 >= SEQ_LIMIT or self.padding is not None:
             return None
         clen = len(data) + 1 + _TAG
         header = bytes((APPLICATION_DATA, 3, 3, clen >> 8, clen & 0xFF))
@@ -513,6 +546,12 @@ class RecordLayer:
         if d.seq + 1 >= SEQ_LIMIT:
             raise RecordError(80, "write sequence number exhausted")
         seq = d.seq
+        if self.tls13 and self.padding is not None:
+            try:
+                return bytes(self._seal_padded13(content_type, data))
+            except PaddingError:
+                if content_type != 21:
+                    raise  # (the alert that reports it goes out unpadded, below)
         if self.tls13:
             inner = bytes(data) + bytes((content_type,))
             clen = len(inner) + _TAG
@@ -561,3 +600,42 @@ class RecordLayer:
             opos = end
         d.seq = seq
         return out
+
+    def _seal_padded13(self, content_type: int, data: bytes | bytearray | memoryview
+                       ) -> bytearray:
+        """TLS 1.3 records of ``content_type`` with the zero padding :attr:`padding` asks
+        for (RFC 8446 5.4), cut to keep each inner plaintext within the peer's limit."""
+        d = self._write
+        view = memoryview(data)
+        total = len(view)
+        limit = self.send_limit
+        nrec = max(1, -(-total // limit))
+        if d.seq + nrec >= SEQ_LIMIT:
+            raise RecordError(80, "write sequence number exhausted")
+        pad_of = self.padding
+        out = bytearray()
+        seq = d.seq
+        pos = 0
+        for _ in range(nrec):
+            n = min(limit, total - pos)
+            pad = pad_of(content_type, n)
+            if isinstance(pad, bool) or not isinstance(pad, int) or pad < 0:
+                raise PaddingError(TLSConfigurationError(
+                    f"the record_padding function returned {pad!r} for a record of {n} bytes",
+                    cause="it must return the number of zero bytes to add: an int >= 0",
+                    hint="fix the function given as TLSContext.record_padding",
+                    alert=AlertDescription.internal_error, code="bad-record-padding"))
+            inner = bytes(view[pos:pos + n]) + bytes((content_type,)) + bytes(min(pad, limit - n))
+            clen = len(inner) + _TAG
+            header = bytes((APPLICATION_DATA, 3, 3, clen >> 8, clen & 0xFF))
+            out += header
+            out += d.aead.encrypt((d.iv_int ^ seq).to_bytes(12, "big"), inner, header)
+            seq += 1
+            pos += n
+        d.seq = seq
+        return out
+
+
+def _limit_note(inner: int) -> str:
+    return "" if inner > MAX_FRAGMENT else \
+        ", the record_size_limit this side advertised (RFC 8449)"

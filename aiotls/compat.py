@@ -428,11 +428,15 @@ class TLSObject(ssl.SSLObject):
         return None
 
     def get_channel_binding(self, cb_type: str = "tls-unique") -> bytes | None:
-        """RFC 5929 ``tls-unique`` for TLS 1.2 (``None`` before the handshake and for
-        TLS 1.3, where RFC 8446 C.5 leaves it undefined)."""
-        if cb_type != "tls-unique":
-            raise ValueError(f"{cb_type!r} channel binding type not implemented")
+        """``"tls-unique"`` (RFC 5929, TLS 1.2) or ``"tls-exporter"`` (RFC 9266); ``None``
+        before the handshake (see :meth:`aiotls.TLSConnection.get_channel_binding`)."""
         return self._conn.get_channel_binding(cb_type)
+
+    def export_keying_material(self, label: str | bytes, context: bytes | None,
+                               length: int) -> bytes:
+        """RFC 5705 / RFC 8446 7.5 keying material (see
+        :meth:`aiotls.TLSConnection.export_keying_material`)."""
+        return self._conn.export_keying_material(label, context, length)
 
     def verify_client_post_handshake(self) -> None:
         """TLS 1.3 servers: ask for the client's certificate now (see
@@ -510,6 +514,10 @@ class RefusedTLSObject(TLSObject):
 
     def get_channel_binding(self, cb_type: str = "tls-unique") -> None:
         return None
+
+    def export_keying_material(self, label: str | bytes, context: bytes | None,
+                               length: int) -> bytes:
+        raise self._error
 
     def get_unverified_chain(self) -> list[bytes]:
         return []

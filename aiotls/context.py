@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Self
 from cryptography import x509
 
 from . import _crypto, _crypto_pq
+from ._context_records import RecordSettings
 from ._context_surface import SSLContextSurface, _check_bool, _check_int
 from ._identity import Identity, IdentitySettings, key_type
 from ._keylog import KeyLogFile
@@ -128,7 +129,7 @@ def _check_protocol(protocol: int) -> None:
         )
 
 
-class TLSContext(IdentitySettings, PSKSettings, SSLContextSurface):
+class TLSContext(IdentitySettings, PSKSettings, RecordSettings, SSLContextSurface):
     """Configuration shared by many connections (the aiotls counterpart of ssl.SSLContext).
 
     ``protocol`` is :data:`ssl.PROTOCOL_TLS_CLIENT` (the default: verify the

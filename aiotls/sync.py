@@ -54,6 +54,7 @@ import weakref
 from collections import deque
 from typing import Any
 
+from ._introspect import CHANNEL_BINDING_TYPES
 from .compat import normalise_hostname, want_read
 from .connection import ConnectionState, TLSConnection, TLSSession
 from .context import TLSContext
@@ -681,14 +682,22 @@ class TLSSocket(ssl.SSLSocket):
         return None
 
     def get_channel_binding(self, cb_type: str = "tls-unique") -> bytes | None:
-        """RFC 5929 ``tls-unique`` for TLS 1.2 (``None`` before the handshake and for
-        TLS 1.3, where RFC 8446 C.5 leaves it undefined)."""
-        if cb_type not in ssl.CHANNEL_BINDING_TYPES:
+        """``"tls-unique"`` (RFC 5929, TLS 1.2) or ``"tls-exporter"`` (RFC 9266); ``None``
+        before the handshake (see :meth:`aiotls.TLSConnection.get_channel_binding`)."""
+        if cb_type not in CHANNEL_BINDING_TYPES:
             raise ValueError(f"{cb_type} channel binding type not implemented")
         conn = self._conn
         if conn is None:
             return None
         return conn.get_channel_binding(cb_type)
+
+    def export_keying_material(self, label: str | bytes, context: bytes | None,
+                               length: int) -> bytes:
+        """RFC 5705 / RFC 8446 7.5 keying material (see
+        :meth:`aiotls.TLSConnection.export_keying_material`); ``ValueError`` once the
+        socket is closed, as for the stdlib's other methods."""
+        return self._live("export_keying_material()").export_keying_material(
+            label, context, length)
 
     def verify_client_post_handshake(self) -> None:
         """TLS 1.3 server: request the client's certificate now; ``getpeercert()`` shows

@@ -32,11 +32,12 @@ class StdlibPeer:
     into ``received``; an ``ssl.SSLError`` ends it and is kept in ``error``."""
 
     def __init__(self, ctx: ssl.SSLContext, *, server_side: bool,
-                 server_hostname: str | None = None) -> None:
+                 server_hostname: str | None = None,
+                 session: ssl.SSLSession | None = None) -> None:
         self.incoming = ssl.MemoryBIO()
         self.outgoing = ssl.MemoryBIO()
         self.obj = ctx.wrap_bio(self.incoming, self.outgoing, server_side=server_side,
-                                server_hostname=server_hostname)
+                                server_hostname=server_hostname, session=session)
         self.error: ssl.SSLError | None = None
         self.handshake_done = False
         self.received = bytearray()

@@ -386,6 +386,38 @@ def row_max_handshake_size(pki: PKI) -> None:
     assert client.error is not None and "handshake exceeded 1024 bytes" in str(client.error)
 
 
+def row_record_size_limit(pki: PKI) -> None:
+    cctx = pki.client_context()
+    client, server = handshake(cctx, pki.server_context())
+    _ok(client, server)
+    assert server._engine._records.send_limit == 2**14
+    cctx.record_size_limit = 100
+    client, server = handshake(cctx, pki.server_context())
+    _ok(client, server)
+    assert client._engine._records.recv_limit == server._engine._records.send_limit == 99
+
+
+def row_record_padding(pki: PKI) -> None:
+    sctx = pki.server_context()
+    for padding, size in ((None, 1 + 1), (100, 100), (lambda t, n: 3, 1 + 1 + 3)):
+        sctx.record_padding = padding
+        client, server = handshake(pki.client_context(), sctx)
+        _ok(client, server)
+        server.send_data(b"x")
+        assert len(server.data_to_send()) == 5 + size + 16
+
+
+def row_certificate_compression(pki: PKI) -> None:
+    cctx, sctx = pki.client_context(), pki.server_context()
+    for client_side, server_side, used in ((("zlib",), ("zlib",), "zlib"),
+                                           ((), ("zlib",), None), (("zlib",), (), None)):
+        cctx.certificate_compression = client_side
+        sctx.certificate_compression = server_side
+        client, server = handshake(cctx, sctx)
+        _ok(client, server)
+        assert client._engine._tl.server_cert_compression_algo == used
+
+
 def row_post_handshake_auth(pki: PKI) -> None:
     sctx = pki.server_context()
     sctx.verify_mode = ssl.CERT_REQUIRED

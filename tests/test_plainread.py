@@ -71,7 +71,7 @@ _SHAPES: dict[str, Callable[[bytes], bytes]] = {
     "as application data": lambda m: _record(23, m),
     "truncated extensions": lambda m: _record(22, m[:1] + (len(m) - 10).to_bytes(3, "big")
                                               + m[4:-6]),
-    "SSLv2's format": lambda m: b"\x80" + bytes((len(m) - 1,)) + m[1:],
+    "SSLv2's format": lambda m: bytes((0x80 | (len(m) - 1) >> 8, (len(m) - 1) & 0xFF)) + m[1:],
 }
 
 

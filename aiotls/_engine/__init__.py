@@ -26,6 +26,8 @@ which a test checks):
 ``tlsconn``       the tlslite connection class assembled from the mixins below
 ``verification``  aiotls's certificate verification inside the handshake
 ``tickets``       aiotls's sealed session tickets; tickets carried across resumptions
+``exporter``      keying material exporters (RFC 5705, RFC 8446 7.5), tls-exporter
+``certcompress``  certificate compression (RFC 8879) with bounded decompression
 ``fixes``         corrections of tlslite-ng behaviour (RFC rules, interoperability)
 ``accel``         key exchange and signatures through OpenSSL in tlslite's shapes
 ``rebind``        tlslite's own handshake code run with faster helpers

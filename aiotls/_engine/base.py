@@ -19,6 +19,7 @@ from tlslite.handshakehelpers import HandshakeHelpers
 from tlslite.keyexchange import KeyExchange
 
 from . import speedups
+from .certcompress import BoundedCompressedCertificate
 from .quick import _MESSAGE_PARSING_METHODS, _QUICK_EXTENSIONS, _QUICK_MESSAGES, _QuickTLSExtension
 from .rebind import _namespace, _rebind
 from .verification import _advertise_certificate_signatures
@@ -108,6 +109,8 @@ def _rebound_base() -> type:
             attrs[name] = _rebind(vars(owner)[name], namespaces[module])
     parsing = _namespace(_tl_tlsrecordlayer, **{name: cls for name, cls in _QUICK_MESSAGES.items()
                                                  if name in vars(_tl_tlsrecordlayer)})
+    # not a speed-up: a received compressed certificate is decompressed within limits
+    parsing["CompressedCertificate"] = BoundedCompressedCertificate
     for name in _MESSAGE_PARSING_METHODS:
         attrs[name] = _rebind(vars(_tl_tlsrecordlayer.TLSRecordLayer)[name], parsing)
     return type("_ReboundTLSConnection", (_TLSLiteBase,), attrs)

@@ -15,9 +15,10 @@ record_size_limit, an SNI acknowledgement or the server's groups; a certificate 
 CertificateVerify unless resuming; Finished) is then taken in one step: the same records
 consumed, transcript, keys, Finished, session and state as tlslite's method leaves.
 
-Anything else -- a CertificateRequest, a compressed certificate, another extension, a
-record or message that does not check out, a client certificate or external PSKs
-configured, psk_ke, KEM groups other than X25519MLKEM768, CCM suites, speed-ups off -- goes to tlslite's method
+Anything else -- a CertificateRequest, a compressed certificate (RFC 8879) in an algorithm
+not offered, another extension, a record or message that does not check out, a client
+certificate or external PSKs configured, psk_ke, KEM groups other than X25519MLKEM768, CCM
+suites, speed-ups off -- goes to tlslite's method
 before anything was consumed (it installs the same keys again), so its errors and alerts
 are tlslite's, with aiotls's hooks. ``tests/test_client13.py`` and ``test_lean13.py``
 check bytes and state against tlslite's method, handshake by handshake.
@@ -45,6 +46,7 @@ from ..errors import CertificateError
 from . import speedups
 from .accel import _FAST_GROUPS
 from .base import _FastKeyExchange
+from .certcompress import ALGORITHM_NAMES, BoundedCompressedCertificate
 from .codec import FastParser
 from .common import _Hooks
 from .hybrid import HYBRID_GROUPS
@@ -169,6 +171,8 @@ class _Flight:
     def _take_message(self, data: bytes) -> bool:
         """Parse and check one message of the flight, in order (raises as tlslite's parsers)."""
         kind = data[0]
+        if kind == HandshakeType.compressed_certificate:
+            kind = HandshakeType.certificate  # (RFC 8879: in its place, checked below)
         if kind != self.expected[len(self.messages)]:
             return False
         self.messages.append(data)
@@ -185,7 +189,15 @@ class _Flight:
                 conn._recv_record_limit = min(2**14, self.settings.record_size_limit - 1)
             return True
         if kind == HandshakeType.certificate:
-            self.certificate = _Certificate(CertificateType.x509, _TLS13).parse(parser)
+            if data[0] == HandshakeType.compressed_certificate:
+                self.certificate = BoundedCompressedCertificate(
+                    CertificateType.x509, _TLS13).parse(parser)
+                algorithm = ALGORITHM_NAMES.get(self.certificate.compression_algo)
+                if algorithm not in self.settings.certificate_compression_receive:
+                    return False
+                conn.server_cert_compression_algo = algorithm  # (as tlslite, as it reads it)
+            else:
+                self.certificate = _Certificate(CertificateType.x509, _TLS13).parse(parser)
             chain = self.certificate.cert_chain
             return bool(chain and chain.getNumCerts())
         if kind == HandshakeType.certificate_verify:

@@ -30,6 +30,7 @@ from tlslite.constants import (
 
 from .._verify import certificate_names
 from ..errors import AlertDescription, alert_advice
+from .certcompress import DEFAULT_LIMIT, bounded_decompress
 
 #: RFC 8446 / RFC 5246 names of the handshake messages a trace shows.
 MESSAGE_NAMES: dict[int, str] = {
@@ -313,8 +314,16 @@ class Describer:
         return f"{_plural(len(chain), 'certificate')}, leaf {_leaf(chain[0])}"
 
     def _compressed_certificate(self, r: _Reader) -> str:
-        algorithm = {1: "zlib", 2: "brotli", 3: "zstd"}.get(r.num(2), "unknown algorithm")
-        return f"{algorithm}, {r.num(3)} bytes uncompressed"
+        code = r.num(2)
+        algorithm = {1: "zlib", 2: "brotli", 3: "zstd"}.get(code, "unknown algorithm")
+        size = r.num(3)
+        data = r.vector(3)
+        try:  # (within the same bounds as the handshake's own reading: certcompress)
+            inner = bounded_decompress(code, data, size, DEFAULT_LIMIT)
+        except Exception:
+            return f"{algorithm}, {len(data)} bytes for {size}: does not decompress"
+        return f"{algorithm}, {len(data)} bytes for {size}: " \
+            + self._certificate_message(_Reader(inner))
 
     def _certificate_verify(self, r: _Reader) -> str:
         return f"signature scheme {scheme_name(r.num(2), tls13=self.tls13)}"

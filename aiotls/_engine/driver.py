@@ -143,7 +143,7 @@ class Engine(trace.Traced):
         self.server_hostname = server_hostname
         self._sock = _MemorySocket()
         #: The connection's one record layer: every record under keys goes through it.
-        self._records = RecordProtection()
+        self._records = RecordProtection(ctx._padding_fn)
         tl = make_connection(self._sock, self._records)
         tl.closeSocket = False
         tl._aiotls_now = now
@@ -266,7 +266,7 @@ class Engine(trace.Traced):
                 sealed = records.seal(data)
             except RecordError as exc:
                 # (no blame class fits: a limit of the protocol itself, reached locally)
-                raise TLSError(
+                raise getattr(exc, "error", None) or TLSError(
                     f"cannot send: {exc}",
                     cause="this connection has protected 2^64 - 1 records, the most TLS allows "
                     "under one key (TLS 1.2 cannot change keys)",

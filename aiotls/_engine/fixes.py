@@ -174,6 +174,10 @@ class UpstreamFixes(_Hooks):  # type: ignore[misc]
         # (tlslite's client does, to a TLS 1.2 NewSessionTicket) is satisfied too.
         if self._peer_record_size_limit:
             self._send_record_limit = min(2**14, self._peer_record_size_limit)
+            # and our own limit on the peer's protected records, which tlslite never applies
+            # in TLS 1.2 (unprotected ones are not subject to it, RFC 8449 4)
+            limit = self._aiotls_settings.record_size_limit
+            self._recordLayer.records.set_receive_limit(min(2**14, limit or 2**14))
 
     def _aiotls_screen_client_hello(self, hello: Any) -> Generator[Any, None, None]:
         """Server: a PSK the client allows only in modes this server does not is ignored.

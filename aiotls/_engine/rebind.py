@@ -26,7 +26,7 @@ from tlslite.handshakehashes import HandshakeHashes
 from tlslite.utils.dns_utils import is_valid_hostname as _tl_is_valid_hostname
 
 from .. import _crypto
-from . import speedups
+from . import exporter, speedups
 from .codec import FastParser
 
 #
@@ -235,6 +235,10 @@ def _namespace(module: Any, **extra: Any) -> dict[str, Any]:
     namespace = dict(vars(module))
     replacements = {**_FAST_NAMES, **_FIXED_NAMES} if speedups.ENABLED else _FIXED_NAMES
     namespace.update({k: v for k, v in replacements.items() if k in namespace}, **extra)
+    # Not a speed-up: the TLS 1.3 exporter master secret over the transcript RFC 8446 7.1
+    # names (see .exporter), around the fast helpers or tlslite's own.
+    if "derive_secret" in namespace:
+        namespace["derive_secret"] = exporter.derive_secret_maker(namespace["derive_secret"])
     return namespace
 
 

@@ -253,6 +253,30 @@ class _RecordLayer(RecordLayer):  # type: ignore[misc]
         super().changeWriteState()
         self._aiotls_pending_write = None
 
+    #: (tlslite's send limit, content bytes per record: a plain attribute there)
+    _aiotls_send_limit = 2**14
+
+    @property
+    def send_record_limit(self) -> int:
+        return self._aiotls_send_limit
+
+    @send_record_limit.setter
+    def send_record_limit(self, value: int) -> None:
+        # the peer's record_size_limit, once known: padded records keep to it too
+        self._aiotls_send_limit = value
+        self.records.set_send_limit(int(value))
+
+    @property
+    def recv_record_limit(self) -> int:
+        return int(self._recordSocket.recv_record_limit)
+
+    @recv_record_limit.setter
+    def recv_record_limit(self, value: int) -> None:
+        # tlslite sets it once both hellos carried record_size_limit (RFC 8449): aiotls's
+        # record layer enforces it too, on every protected record from then on
+        self._recordSocket.recv_record_limit = value
+        self.records.set_receive_limit(int(value))
+
     def push_opened(self, content_type: int, content: bytes) -> None:
         """A record the connection already decrypted; :meth:`recvRecord` hands it out next."""
         if not self._opened:
@@ -292,6 +316,8 @@ class _RecordLayer(RecordLayer):  # type: ignore[misc]
             return
         try:
             sealed = self.records.seal_record(content_type, msg.write())
+        except _record_mod.PaddingError:
+            raise  # (translate() reports its error)
         except RecordError as exc:
             raise TLSInternalError(str(exc)) from None
         self._recordSocket.sock.send(sealed)

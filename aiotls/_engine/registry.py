@@ -18,6 +18,12 @@ from typing import Any
 
 #: tlslite callable -> the signature aiotls's overrides and calls expect.
 SIGNATURES: dict[str, str] = {
+    # verification's override: a TLS 1.3 client compresses only as the server asked
+    "tlslite.tlsrecordlayer.TLSRecordLayer._create_cert_msg":
+        "(self, peer, request_msg, valid_compression_algos, cert_chain, cert_type, "
+        "cert_context=b'', version=(3, 2))",
+    # certcompress.BoundedCompressedCertificate bounds the decompression
+    "tlslite.messages.CompressedCertificate._decompress": "(self, compressed_msg, expected_length)",
     # tlslite.tlsconnection.TLSConnection: the handshake steps aiotls's mixins override
     "tlslite.tlsconnection.TLSConnection._check_certchain_with_settings":
         "(self, cert_chain, settings)",
@@ -129,6 +135,7 @@ PROPERTIES: tuple[str, ...] = (
     "tlslite.tlsrecordlayer.TLSRecordLayer._send_record_limit",
     "tlslite.tlsrecordlayer.TLSRecordLayer.version",
     "tlslite.recordlayer.RecordLayer.version",
+    "tlslite.recordlayer.RecordLayer.recv_record_limit",
 )
 
 #: tlslite class attributes aiotls reads.
@@ -149,7 +156,7 @@ INSTANCE_ATTRIBUTES: dict[str, tuple[str, ...]] = {
                    "resumed", "tickets", "ecdhCurve", "serverSigAlg", "closeSocket",
                    "client_cert_required", "extendedMasterSecret", "_client_keypair",
                    "_pre_client_hello_handshake_hash", "_ccs_sent", "_middlebox_compat_mode",
-                   "_buffer_content_type", "_buffer"),
+                   "_buffer_content_type", "_buffer", "_clientRandom", "_serverRandom"),
     "record_layer": ("_version", "_tls13record", "_recordSocket", "_readState", "_writeState",
                      "_pendingReadState", "_pendingWriteState", "_early_data_processed",
                      "early_data_ok", "max_early_data", "recv_record_limit",
@@ -166,6 +173,9 @@ ASSIGNED_ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "tlslite.tlsconnection.TLSConnection._serverTLS13Handshake": ("_first_handshake_hashes",),
     # (tickets._lean_payload fills a SessionTicketPayload as its parse does)
     "tlslite.messages.SessionTicketPayload._parse_cert_chain": ("_cert_chain",),
+    # (certcompress.BoundedCompressedCertificate parses as tlslite's parse does)
+    "tlslite.messages.CompressedCertificate.__init__": ("_compressed_msg",
+                                                        "_uncompressed_msg_len"),
 }
 
 #: Module globals that :mod:`.rebind` replaces in rebound namespaces (each must exist).

@@ -6,15 +6,16 @@ connection.  For the handshake nearly every server makes -- TLS 1.3 chosen, a ke
 the server accepts (no HelloRetryRequest), a certificate, no client certificate asked for,
 and either no PSK or a resumption ticket with (EC)DHE -- :meth:`LeanServer13._serverTLS13Handshake`
 writes the same bytes directly: ServerHello, the optional middlebox ChangeCipherSpec,
-EncryptedExtensions, Certificate (serialised once per certificate chain), CertificateVerify
+EncryptedExtensions, Certificate (serialised once per certificate chain; compressed with
+zlib, RFC 8879, once per chain, when the client offers it), CertificateVerify
 and Finished, with the same key schedule through :mod:`aiotls._crypto`.  It then reads the
 client's Finished straight from the socket when it comes as nearly every client sends it
 (tlslite's ``_getMsg`` otherwise), and makes the session and sends tickets through
 tlslite's own steps, so the connection is left exactly as tlslite leaves it.
 
 Everything else (a client certificate requested, a HelloRetryRequest behind it, external
-PSKs, psk_ke, certificate compression, heartbeat, KEM groups other than X25519MLKEM768,
-brainpool signatures, speed-ups off) is decided before anything is sent and goes to tlslite's method
+PSKs, psk_ke, certificate compression with brotli or zstd, heartbeat, KEM groups other than
+X25519MLKEM768, brainpool signatures, speed-ups off) is decided before anything is sent and goes to tlslite's method
 unchanged. ``tests/test_server13.py`` and ``test_lean13.py`` check that both produce the
 same bytes and the same connection state, handshake by handshake.
 """
@@ -30,6 +31,7 @@ from typing import Any
 
 from tlslite.constants import AlertDescription as _TLAlert
 from tlslite.constants import (
+    CertificateCompressionAlgorithm,
     ContentType,
     ExtensionType,
     GroupName,
@@ -47,6 +49,7 @@ from tlslite.utils.cryptomath import getRandomBytes
 from .. import _crypto
 from . import speedups
 from .base import _FastKeyExchange
+from .certcompress import compressed_certificate_message, compression_choice
 from .common import _Hooks
 from .hybrid import HYBRID_GROUPS
 from .rebind import _EMPTY_HASH, _fast_derive_secret
@@ -64,7 +67,8 @@ _PSK_DHE = PskKeyExchangeMode.psk_dhe_ke
 
 #: Extensions whose presence in the ClientHello changes what tlslite answers in ways this
 #: path does not reproduce (see the module docstring); the ClientHello goes to tlslite.
-_NOT_HERE = (ExtensionType.cookie, ExtensionType.compress_certificate)
+_NOT_HERE = (ExtensionType.cookie,)
+_ZLIB = CertificateCompressionAlgorithm.zlib
 
 
 class _Raw:
@@ -215,6 +219,7 @@ class LeanServer13(_Hooks):  # type: ignore[misc]
     _buffer: Any
     _aiotls_lean: bool
     _aiotls_sent_certificate: bool
+    server_cert_compression_algo: Any
     _aiotls_first_finished: bytes | None
 
     def _serverTLS13Handshake(self, settings: Any, clientHello: Any, cipherSuite: int,
@@ -320,7 +325,17 @@ class LeanServer13(_Hooks):  # type: ignore[misc]
                                     _u16(len(ee_extensions)) + ee_extensions))
         if selected_psk is None:
             self._aiotls_sent_certificate = True
-            self._aiotls_queue(certificate_message(serverCertChain))
+            message = certificate_message(serverCertChain)
+            compress = get(ExtensionType.compress_certificate)
+            if compress is not None:
+                # RFC 8879: zlib, the one algorithm this path is given (_aiotls_lean_plan)
+                algorithm = compression_choice(compress.algorithms,
+                                               settings.certificate_compression_send)
+                if algorithm is not None:
+                    self.server_cert_compression_algo = "zlib"
+                    message = compressed_certificate_message(message, algorithm,
+                                                             serverCertChain)
+            self._aiotls_queue(message)
             code, hash_name, padding, salt_len, intrinsic = signing
             self.serverSigAlg = code
             to_sign = _FastKeyExchange.calcVerifyBytes(
@@ -445,6 +460,10 @@ class LeanServer13(_Hooks):  # type: ignore[misc]
         for kind in _NOT_HERE:
             if get(kind) is not None:
                 return None
+        compress = get(ExtensionType.compress_certificate)
+        if compress is not None and (not compress.algorithms or compression_choice(
+                compress.algorithms, settings.certificate_compression_send) not in (None, _ZLIB)):
+            return None  # (an empty list is tlslite's decode_error; brotli, zstd: its code)
         if settings.use_heartbeat_extension and get(ExtensionType.heartbeat) is not None:
             return None
         psks = get(ExtensionType.pre_shared_key)

@@ -108,8 +108,9 @@ def _settings(ctx: TLSContext) -> Any:
     s.ecdsaSigHashes = ["sha512", "sha384", "sha256"]
     s.dsaSigHashes = []
     s.ec_point_formats = [ECPointFormat.uncompressed]  # RFC 8422 deprecates compressed points
-    s.certificate_compression_send = []
-    s.certificate_compression_receive = []
+    s.certificate_compression_send = list(ctx.certificate_compression)
+    s.certificate_compression_receive = list(ctx.certificate_compression)
+    s.record_size_limit = ctx.record_size_limit
     # Ticket contents are sealed by aiotls (_crypto.TicketSealer); tlslite only needs to see
     # that tickets are enabled.
     s.ticketKeys = [bytearray(32)] if ctx.num_tickets else []

@@ -162,6 +162,8 @@ class _TLSLiteConnection(ServerNameHooks, ClientCertificateHooks, ExternalPSKHoo
     _aiotls_alpn: list[bytearray] | None = None
     _aiotls_credentials: tuple[Any, Any] | None = None  # (private key, chain)
     _aiotls_certificate_requested = False
+    #: Client: the server's CertificateRequest (it decides certificate compression)
+    _aiotls_certificate_request: Any = None
     #: The key log (keylog.attach), and the ClientHello's random its lines name the
     #: connection by (noted only when keys are logged).
     _aiotls_client_random: bytes | None = None

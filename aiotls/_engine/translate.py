@@ -32,6 +32,7 @@ from tlslite.errors import (
     TLSUnknownPSKIdentity,
 )
 
+from .._record import PaddingError
 from ..errors import (
     AlertDescription,
     AlertReceived,
@@ -186,6 +187,9 @@ def _clean_detail(detail: str) -> str:
 def translate(engine: Any, exc: BaseException) -> TLSError:
     """Turn a tlslite exception into an aiotls error, sending an alert if tlslite did not."""
     during = not engine.handshake_done
+    if isinstance(exc, PaddingError):  # (raised through tlslite's sending code)
+        engine.fail(exc.alert)
+        return exc.error
     if isinstance(exc, TLSRemoteAlert) and engine.renegotiation_refused and not during:
         # The peer gave up after we refused its renegotiation: name that (the general
         # advice for its alert, handshake_failure, blames cipher suites).

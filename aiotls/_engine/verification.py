@@ -26,6 +26,7 @@ from tlslite.constants import (
 from tlslite.messages import (
     Certificate,
     CertificateRequest,
+    ClientHello,
     CompressedCertificate,
 )
 
@@ -196,7 +197,24 @@ class VerificationHooks(_Hooks):  # type: ignore[misc]
         elif isinstance(msg, CertificateRequest) and tuple(self.version) > (3, 3):
             # (TLS 1.2's list has rsa_pkcs1 already, and its CertificateRequest no extensions)
             _advertise_certificate_signatures(msg, cert_extension=True)
+            # tlslite attaches compress_certificate even with no algorithm, which RFC 8879
+            # makes malformed (a list of at least one): none means no extension
+            compress = msg.getExtension(ExtensionType.compress_certificate)
+            if compress is not None and not compress.algorithms:
+                msg.extensions.remove(compress)
         super()._queue_message(msg)
+
+    def _create_cert_msg(self, peer: str, request_msg: Any, valid_compression_algos: Any,
+                         *args: Any, **kwargs: Any) -> Any:
+        # tlslite's TLS 1.3 client compressed its certificate (RFC 8879) whenever its own
+        # ClientHello offered compression; the server's CertificateRequest decides (RFC 8879
+        # 3): OpenSSL, which has no compression, refused the compressed certificate.
+        if peer == "client" and isinstance(request_msg, ClientHello):
+            request_msg = self._aiotls_certificate_request
+            if request_msg is None:
+                request_msg, valid_compression_algos = ClientHello(), []
+        return super()._create_cert_msg(peer, request_msg, valid_compression_algos,
+                                        *args, **kwargs)
 
     def _aiotls_note_certificate_request(self, request: Any) -> Generator[Any, None, None]:
         """Client: remember the request (for the error if the server then refuses a client
@@ -204,6 +222,7 @@ class VerificationHooks(_Hooks):  # type: ignore[misc]
         the handshake signatures the server accepts (tlslite failed with a TypeError, seen
         as a malformed message)."""
         self._aiotls_certificate_requested = True
+        self._aiotls_certificate_request = request
         self._aiotls_requested_cas = _ca_names(request, tuple(self.version) > (3, 3))
         requested = request.supported_signature_algs
         credentials = self._aiotls_credentials
