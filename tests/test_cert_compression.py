@@ -192,3 +192,53 @@ def test_the_senders_choice_follows_the_peers_order() -> None:
     assert compression_choice([2, 1], ["zlib", "brotli"]) == 2
     assert compression_choice([3], ["zlib"]) is None
     assert compression_choice([1], []) is None
+
+
+# --- brotli and zstd (the `compression` extra, installed with `test`) ----------------------------
+
+_CODES = {"brotli": 2, "zstd": 3}
+
+
+def _compress(name: str, data: bytes) -> bytes:
+    if name == "brotli":
+        import brotli
+        return bytes(brotli.compress(data, quality=5))
+    import zstandard
+    return bytes(zstandard.ZstdCompressor(level=3).compress(data))
+
+
+@pytest.mark.parametrize("name", ["brotli", "zstd"])
+def test_brotli_and_zstd_at_both_ends(pki: PKI, name: str) -> None:
+    """Offered by default when installed; chosen when it is the only common one, for the
+    server's certificate (lean path and tlslite-ng's) and a client certificate."""
+    assert name in available_compression()
+    cctx, sctx = pki.client_context(), pki.server_context()
+    cctx.certificate_compression = sctx.certificate_compression = (name,)
+    client, server = connect(cctx, sctx)
+    assert _algorithm(client, "server") == _algorithm(server, "server") == name
+    assert client.getpeercert()["subject"]
+    mctx, msctx = pki.mtls_contexts()
+    mctx.certificate_compression = msctx.certificate_compression = (name,)
+    client, server = connect(mctx, msctx)
+    assert _algorithm(server, "client") == name
+    assert server.getpeercert()["subject"]
+
+
+@pytest.mark.parametrize("name", ["brotli", "zstd"])
+def test_brotli_and_zstd_decompress_within_the_limit(name: str) -> None:
+    data = b"certificate" * 100
+    assert bounded_decompress(_CODES[name], _compress(name, data), len(data), 10_000) == data
+    with pytest.raises(SyntaxError):
+        bounded_decompress(_CODES[name], _compress(name, data), len(data) - 1, 10_000)
+    with pytest.raises(SyntaxError):
+        bounded_decompress(_CODES[name], b"not compressed at all", 10, 100)
+    bomb = _compress(name, b"\0" * 64_000_000)
+    assert len(bomb) < 200_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(SyntaxError):  # (bad_certificate: more than announced)
+            bounded_decompress(_CODES[name], bomb, 500, 256 * 1024)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8_000_000, peak

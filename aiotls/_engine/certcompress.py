@@ -49,9 +49,8 @@ def _decompress_zlib(data: bytes, limit: int) -> bytes:
     return zlib.decompressobj().decompress(data, limit + 1)
 
 
-# brotli and zstd: only when their packages are installed (not on the machine these were
-# written on: untested here beyond the refusal when the package is missing)
-def _decompress_brotli(data: bytes, limit: int) -> bytes:  # pragma: no cover - optional
+# brotli and zstd: only when their packages are installed (the `compression` extra)
+def _decompress_brotli(data: bytes, limit: int) -> bytes:
     decompressor = importlib.import_module("brotli").Decompressor()
     try:
         return bytes(decompressor.process(data, output_buffer_limit=limit + 1))
@@ -60,7 +59,7 @@ def _decompress_brotli(data: bytes, limit: int) -> bytes:  # pragma: no cover - 
         raise BadCertificateError("brotli is too old to decompress within a limit") from None
 
 
-def _decompress_zstd(data: bytes, limit: int) -> bytes:  # pragma: no cover - optional
+def _decompress_zstd(data: bytes, limit: int) -> bytes:
     zstandard = importlib.import_module("zstandard")
     with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data)) as reader:
         return bytes(reader.read(limit + 1))
