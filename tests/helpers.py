@@ -909,22 +909,26 @@ class ServeProcess:
 
     def __init__(self, *args: str, cwd: str = ROOT, port: int = 0,
                  timeout: float = SUBPROCESS_TIMEOUT) -> None:
+        self._start([sys.executable, "-m", "aiotls", "serve", "--host", "127.0.0.1",
+                     "--port", str(port), *args], cwd, "serve", timeout)
+
+    def _start(self, argv: list[str], cwd: str, name: str, timeout: float) -> None:
+        """Run ``argv``, read its stdout as it comes, and wait for its "listening on
+        HOST:PORT" line (the port it bound); stopped, with its output, if it never comes."""
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "aiotls", "serve", "--host", "127.0.0.1",
-             "--port", str(port), *args],
-            cwd=cwd, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            argv, cwd=cwd, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True,
         )
         self._lines: list[str] = []
         self._lock = threading.Lock()
-        self._reader = threading.Thread(target=self._read, daemon=True,
-                                        name="serve-process-stdout")
+        self._reader = threading.Thread(target=self._read, daemon=True, name=f"{name}-stdout")
         self._reader.start()
         try:
             line = self.wait_for("listening on", timeout=timeout)
         except AssertionError:
             code, out, err = self.stop()
             raise AssertionError(
-                f"serve did not start (exit status {code}):\n{out}\n{err}") from None
+                f"{name} did not start (exit status {code}):\n{out}\n{err}") from None
         self.port = int(line.split("listening on ", 1)[1].split(" ", 1)[0].rsplit(":", 1)[1])
 
     def _read(self) -> None:
@@ -991,21 +995,8 @@ class ExampleProcess(ServeProcess):
     :class:`ServeProcess` (it must print "listening on HOST:PORT" once it serves)."""
 
     def __init__(self, script: str, *args: str, timeout: float = SUBPROCESS_TIMEOUT) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, os.path.join(ROOT, "examples", script), *args],
-            cwd=ROOT, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )
-        self._lines = []
-        self._lock = threading.Lock()
-        self._reader = threading.Thread(target=self._read, daemon=True, name=f"{script}-stdout")
-        self._reader.start()
-        try:
-            line = self.wait_for("listening on", timeout=timeout)
-        except AssertionError:
-            code, out, err = self.stop()
-            raise AssertionError(
-                f"{script} did not start (exit status {code}):\n{out}\n{err}") from None
-        self.port = int(line.rsplit(":", 1)[1])
+        self._start([sys.executable, os.path.join(ROOT, "examples", script), *args], ROOT,
+                    script, timeout)
 
 
 # --- the separate environment of the independent X25519MLKEM768 peers ---------------------------
